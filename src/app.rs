@@ -1,0 +1,154 @@
+//! Wiring: bind every socket, then serve until told to stop.
+//!
+//! Binding and serving are separate steps so callers (the binary, tests, `demo`) learn the
+//! real addresses (port 0 in tests) before traffic starts, and pass their own shutdown
+//! future: a signal in production, a channel in tests.
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::listener;
+use crate::proxy::Proxy;
+use crate::telemetry::Metrics;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How often histogram samples are folded into buckets between scrapes.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener address could not be bound (in use, no permission).
+    #[error("cannot listen on {address} ({what})")]
+    Bind {
+        /// The address from the config.
+        address: SocketAddr,
+        /// `listeners[0]` or `admin`.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A proxy whose sockets are bound and which is ready to serve.
+pub struct BoundApp {
+    config: Config,
+    listeners: Vec<(TcpListener, SocketAddr)>,
+    admin: Option<(TcpListener, SocketAddr)>,
+    proxy: Arc<Proxy>,
+}
+
+async fn bind(address: SocketAddr, what: String) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            address,
+            what: what.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        address,
+        what,
+        source,
+    })?;
+    Ok((listener, local))
+}
+
+impl BoundApp {
+    /// Binds every listener and the admin port. Fails without serving anything if one cannot be bound.
+    pub async fn bind(config: Config) -> Result<BoundApp, StartError> {
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for (index, listener) in config.listeners.iter().enumerate() {
+            listeners.push(bind(listener.address, format!("listeners[{index}]")).await?);
+        }
+        let admin = match config.admin.address {
+            Some(address) => Some(bind(address, "admin".to_string()).await?),
+            None => None,
+        };
+        let proxy = Arc::new(Proxy::new(&config));
+        Ok(BoundApp {
+            config,
+            listeners,
+            admin,
+            proxy,
+        })
+    }
+
+    /// The bound live-traffic addresses, in config order.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|(_, address)| *address).collect()
+    }
+
+    /// The bound admin address, if the admin port is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, address)| *address)
+    }
+
+    /// The proxy's metrics (for in-process readers such as `demo`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.proxy.metrics().clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness goes false, listeners stop
+    /// accepting, in-flight requests get the grace period, and the admin port closes last.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let grace = self.config.shutdown.grace_period;
+        let state = Arc::new(AdminState {
+            ready: Default::default(),
+            metrics: self.proxy.metrics().clone(),
+        });
+
+        let mut listener_tasks = Vec::new();
+        for ((listener, address), config) in
+            self.listeners.into_iter().zip(self.config.listeners.iter())
+        {
+            tracing::info!(%address, "listening");
+            listener_tasks.push(tokio::spawn(listener::serve(
+                listener,
+                config.clone(),
+                self.proxy.clone(),
+                stop_rx.clone(),
+                grace,
+            )));
+        }
+        let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+        let admin_task = self.admin.map(|(listener, address)| {
+            tracing::info!(%address, "admin listening");
+            tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx))
+        });
+        let upkeep = {
+            let metrics = self.proxy.metrics().clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+                loop {
+                    ticker.tick().await;
+                    metrics.run_upkeep();
+                }
+            })
+        };
+        state.ready.store(true, Ordering::Release);
+
+        shutdown.await;
+        tracing::info!(grace = ?grace, "shutting down");
+        state.ready.store(false, Ordering::Release);
+        let _ = stop_tx.send(true);
+        for task in listener_tasks {
+            if let Err(error) = task.await {
+                tracing::error!(error = %error, "listener task failed");
+            }
+        }
+        let _ = admin_stop_tx.send(true);
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+        upkeep.abort();
+        tracing::info!("stopped");
+    }
+}

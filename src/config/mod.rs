@@ -1,0 +1,220 @@
+//! Configuration: TOML file and CLI flags -> one validated, typed [`Config`].
+//!
+//! The pipeline is `parse` (text -> raw serde types, shape errors) -> [`Overrides`] (CLI
+//! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
+//! from every stage is collected and reported together, each with its key path.
+
+mod error;
+mod parse;
+mod raw;
+mod validate;
+
+pub use error::{ConfigError, Problem};
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The validated configuration the proxy runs with. Every default is filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Where live traffic is accepted.
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin port (health, readiness, metrics).
+    pub admin: AdminConfig,
+    /// Named upstreams that routes refer to.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Routes in match order: the first that matches a request wins.
+    pub routes: Vec<RouteConfig>,
+    /// Tokio runtime settings.
+    pub runtime: RuntimeConfig,
+    /// Graceful shutdown settings.
+    pub shutdown: ShutdownConfig,
+    /// Log output settings.
+    pub logging: LoggingConfig,
+}
+
+/// One listening socket for live traffic (HTTP/1.1 and h2c on the same port).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerConfig {
+    /// `IP:PORT`; port 0 picks a free port (tests).
+    pub address: SocketAddr,
+    /// Connections beyond this wait in the kernel backlog instead of being accepted.
+    pub max_connections: usize,
+    /// A client must send a complete request head within this time (slowloris guard).
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1 read buffer, HTTP/2 header list size).
+    pub max_header_bytes: usize,
+    /// Most header fields accepted in one HTTP/1 request.
+    pub max_headers: usize,
+    /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
+    pub http2: bool,
+    /// Keep incoming `X-Forwarded-Proto`/`-Host` (behind a trusted proxy) instead of overwriting.
+    pub trust_forwarded_headers: bool,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    /// `None` when the admin port is disabled.
+    pub address: Option<SocketAddr>,
+}
+
+/// The wire protocol spoken to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// A named upstream: where requests are forwarded and how patiently.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamConfig {
+    /// `http://host:port` as written (normalised).
+    pub url: String,
+    /// Scheme and authority used to build the forwarded request URI.
+    #[serde(skip)]
+    pub authority: http::uri::Authority,
+    /// Time allowed to establish a TCP connection (exceeded: 502).
+    #[serde(with = "duration_str")]
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request to receiving the response head (exceeded: 504).
+    #[serde(with = "duration_str")]
+    pub response_timeout: Duration,
+    /// Idle keep-alive connections kept per upstream host.
+    pub pool_max_idle: usize,
+    /// An idle pooled connection is closed after this long.
+    #[serde(with = "duration_str")]
+    pub pool_idle_timeout: Duration,
+    /// HTTP/1.1 or h2c.
+    pub protocol: UpstreamProtocol,
+}
+
+/// How a route matches the request's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum HostMatch {
+    /// Exactly this host (lowercase, no port).
+    Exact(String),
+    /// `*.example.com`: any host ending in `.example.com` (stored with the leading dot).
+    Suffix(String),
+}
+
+impl From<HostMatch> for String {
+    fn from(host: HostMatch) -> String {
+        match host {
+            HostMatch::Exact(host) => host,
+            HostMatch::Suffix(suffix) => format!("*{suffix}"),
+        }
+    }
+}
+
+/// A route: which requests it takes, where they go, and how they are labelled.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteConfig {
+    /// Unique name; the metric label when no template applies.
+    pub name: String,
+    /// `None` matches any host.
+    pub host: Option<HostMatch>,
+    /// Path prefix the request path must start with (`/` takes everything).
+    pub path_prefix: String,
+    /// Name of the upstream serving live traffic.
+    pub primary: String,
+    /// Path templates such as `/users/{id}` used as the `route` metric label.
+    pub templates: Vec<String>,
+    /// Replace the `Host` header sent upstream (default: keep the client's).
+    pub host_rewrite: Option<String>,
+}
+
+/// Runtime settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeConfig {
+    /// Worker threads; `None` means one per core.
+    pub worker_threads: Option<usize>,
+}
+
+/// Graceful shutdown settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShutdownConfig {
+    /// After SIGINT/SIGTERM, in-flight requests get this long to finish.
+    #[serde(with = "duration_str")]
+    pub grace_period: Duration,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggingConfig {
+    /// Human or JSON output (the level comes from `RUST_LOG`).
+    pub format: LogFormat,
+}
+
+/// Values given as CLI flags; each replaces its counterpart in the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen ADDR`: replaces the listeners with one on this address.
+    pub listen: Option<String>,
+    /// `--primary URL`: sets `upstreams.primary.url` (and a catch-all route when there is none).
+    pub primary: Option<String>,
+    /// `--admin ADDR`: sets `admin.address`.
+    pub admin: Option<String>,
+    /// `--log-format human|json`: sets `logging.format`.
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// Loads a config file (or none: flags alone) and applies the CLI overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Config::from_toml(&text, overrides)
+    }
+
+    /// Parses and validates config text with overrides; all problems are reported together.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut problems = error::Problems::default();
+        let mut raw = parse::parse_toml(text, &mut problems);
+        validate::apply_overrides(&mut raw, overrides, &mut problems);
+        let config = validate::validate(raw, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems.into_error())
+        }
+    }
+
+    /// The effective config as TOML, for `shadowtap check`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    }
+}
+
+/// Durations are written and printed as humantime strings ("250ms", "10s").
+mod duration_str {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+    }
+}

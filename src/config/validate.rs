@@ -1,0 +1,482 @@
+//! Raw config -> typed [`Config`]: defaults, cross-references and value checks.
+//!
+//! Each check adds a problem with the key path and keeps going, so the user sees every
+//! mistake in one run. Defaults live here and only here.
+
+use super::error::Problems;
+use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream};
+use super::*;
+use std::collections::HashSet;
+
+/// Defaults, named so README and code cannot drift apart silently.
+pub(crate) mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const ADMIN: &str = "127.0.0.1:9901";
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    pub const MAX_HEADERS: usize = 100;
+    pub const CONNECT_TIMEOUT: &str = "2s";
+    pub const RESPONSE_TIMEOUT: &str = "30s";
+    pub const POOL_MAX_IDLE: usize = 256;
+    pub const POOL_IDLE_TIMEOUT: &str = "90s";
+    pub const GRACE_PERIOD: &str = "30s";
+    /// The upstream `--primary` defines, and the catch-all route it gets without a file.
+    pub const PRIMARY_UPSTREAM: &str = "primary";
+    pub const CATCH_ALL_ROUTE: &str = "default";
+}
+
+/// hyper refuses a smaller HTTP/1 read buffer.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: &mut Problems) {
+    if let Some(listen) = &overrides.listen {
+        if listen.parse::<SocketAddr>().is_err() {
+            problems.push("--listen", format!("{listen:?} is not an IP:PORT address"));
+        }
+        let template = raw.listeners.first().cloned().unwrap_or_default();
+        raw.listeners = vec![RawListener {
+            address: Some(listen.clone()),
+            ..template
+        }];
+    }
+    if let Some(admin) = &overrides.admin {
+        let section = raw.admin.get_or_insert_with(Default::default);
+        section.address = Some(admin.clone());
+        section.enabled = Some(true);
+    }
+    if let Some(format) = &overrides.log_format {
+        raw.logging.get_or_insert_with(Default::default).format = Some(format.clone());
+    }
+    if let Some(primary) = &overrides.primary {
+        raw.upstreams
+            .entry(defaults::PRIMARY_UPSTREAM.to_string())
+            .or_default()
+            .url = Some(primary.clone());
+        if raw.routes.is_empty() {
+            raw.routes.push(RawRoute {
+                name: Some(defaults::CATCH_ALL_ROUTE.to_string()),
+                primary: Some(defaults::PRIMARY_UPSTREAM.to_string()),
+                ..RawRoute::default()
+            });
+        }
+    }
+}
+
+pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
+    let listeners = validate_listeners(raw.listeners, problems);
+
+    let admin_raw = raw.admin.unwrap_or_default();
+    let admin = AdminConfig {
+        address: if admin_raw.enabled.unwrap_or(true) {
+            let text = admin_raw.address.as_deref().unwrap_or(defaults::ADMIN);
+            parse_addr("admin.address", text, problems)
+        } else {
+            None
+        },
+    };
+
+    let mut upstreams = BTreeMap::new();
+    for (name, upstream) in raw.upstreams {
+        let path = format!("upstreams.{name}");
+        check_name(&path, &name, problems);
+        if let Some(upstream) = validate_upstream(&path, upstream, problems) {
+            upstreams.insert(name, upstream);
+        }
+    }
+    // Upstreams that failed validation are still "known", so a route naming them does not get
+    // a second, misleading "unknown upstream" problem.
+    let known_upstreams: HashSet<String> = upstreams.keys().cloned().collect();
+
+    if raw.routes.is_empty() {
+        problems.push(
+            "routes",
+            "no routes: add a [[routes]] entry, or pass --primary URL for a catch-all route",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut routes = Vec::new();
+    for (index, route) in raw.routes.into_iter().enumerate() {
+        let path = format!("routes[{index}]");
+        if let Some(route) = validate_route(&path, index, route, &known_upstreams, problems) {
+            if !names.insert(route.name.clone()) {
+                problems.push(
+                    format!("{path}.name"),
+                    format!("duplicate route name {:?}", route.name),
+                );
+            }
+            routes.push(route);
+        }
+    }
+
+    let runtime = RuntimeConfig {
+        worker_threads: raw
+            .runtime
+            .and_then(|runtime| runtime.worker_threads)
+            .and_then(|n| {
+                if n == 0 {
+                    problems.push(
+                        "runtime.worker_threads",
+                        "must be at least 1 (omit it for one per core)",
+                    );
+                    None
+                } else {
+                    Some(n)
+                }
+            }),
+    };
+
+    let grace = raw.shutdown.and_then(|s| s.grace_period);
+    let shutdown = ShutdownConfig {
+        grace_period: duration(
+            "shutdown.grace_period",
+            grace.as_deref(),
+            defaults::GRACE_PERIOD,
+            problems,
+        ),
+    };
+
+    let format = raw.logging.and_then(|l| l.format);
+    let logging = LoggingConfig {
+        format: match format.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                problems.push(
+                    "logging.format",
+                    format!("unknown format {other:?} (expected \"human\" or \"json\")"),
+                );
+                LogFormat::Human
+            }
+        },
+    };
+
+    Config {
+        listeners,
+        admin,
+        upstreams,
+        routes,
+        runtime,
+        shutdown,
+        logging,
+    }
+}
+
+fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<ListenerConfig> {
+    let raw = if raw.is_empty() {
+        vec![RawListener::default()]
+    } else {
+        raw
+    };
+    let mut seen = HashSet::new();
+    let mut listeners = Vec::new();
+    for (index, listener) in raw.into_iter().enumerate() {
+        let path = format!("listeners[{index}]");
+        let address_text = listener.address.as_deref().unwrap_or(defaults::LISTEN);
+        let address = parse_addr(&format!("{path}.address"), address_text, problems);
+        if let Some(address) = address {
+            if address.port() != 0 && !seen.insert(address) {
+                problems.push(
+                    format!("{path}.address"),
+                    format!("{address} is used by two listeners"),
+                );
+            }
+        }
+        let max_connections = listener
+            .max_connections
+            .unwrap_or(defaults::MAX_CONNECTIONS);
+        if max_connections == 0 {
+            problems.push(format!("{path}.max_connections"), "must be at least 1");
+        }
+        let max_header_bytes = listener
+            .max_header_bytes
+            .unwrap_or(defaults::MAX_HEADER_BYTES);
+        if max_header_bytes < MIN_HEADER_BYTES {
+            problems.push(
+                format!("{path}.max_header_bytes"),
+                format!("must be at least {MIN_HEADER_BYTES}"),
+            );
+        }
+        let max_headers = listener.max_headers.unwrap_or(defaults::MAX_HEADERS);
+        if max_headers == 0 {
+            problems.push(format!("{path}.max_headers"), "must be at least 1");
+        }
+        let header_read_timeout = duration(
+            &format!("{path}.header_read_timeout"),
+            listener.header_read_timeout.as_deref(),
+            defaults::HEADER_READ_TIMEOUT,
+            problems,
+        );
+        if let Some(address) = address {
+            listeners.push(ListenerConfig {
+                address,
+                max_connections,
+                header_read_timeout,
+                max_header_bytes,
+                max_headers,
+                http2: listener.http2.unwrap_or(true),
+                trust_forwarded_headers: listener.trust_forwarded_headers.unwrap_or(false),
+            });
+        }
+    }
+    listeners
+}
+
+fn validate_upstream(
+    path: &str,
+    raw: RawUpstream,
+    problems: &mut Problems,
+) -> Option<UpstreamConfig> {
+    let connect_timeout = duration(
+        &format!("{path}.connect_timeout"),
+        raw.connect_timeout.as_deref(),
+        defaults::CONNECT_TIMEOUT,
+        problems,
+    );
+    let response_timeout = duration(
+        &format!("{path}.response_timeout"),
+        raw.response_timeout.as_deref(),
+        defaults::RESPONSE_TIMEOUT,
+        problems,
+    );
+    let pool_idle_timeout = duration(
+        &format!("{path}.pool_idle_timeout"),
+        raw.pool_idle_timeout.as_deref(),
+        defaults::POOL_IDLE_TIMEOUT,
+        problems,
+    );
+    let protocol = match raw.protocol.as_deref() {
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("http2") => UpstreamProtocol::Http2,
+        Some(other) => {
+            problems.push(
+                format!("{path}.protocol"),
+                format!("unknown protocol {other:?} (expected \"http1\" or \"http2\")"),
+            );
+            UpstreamProtocol::Http1
+        }
+    };
+    let url_path = format!("{path}.url");
+    let Some(url) = raw.url else {
+        problems.push(
+            url_path,
+            "missing: every upstream needs a url such as \"http://127.0.0.1:8081\"",
+        );
+        return None;
+    };
+    let authority = parse_upstream_url(&url_path, &url, problems)?;
+    Some(UpstreamConfig {
+        url: format!("http://{authority}"),
+        authority,
+        connect_timeout,
+        response_timeout,
+        pool_max_idle: raw.pool_max_idle.unwrap_or(defaults::POOL_MAX_IDLE),
+        pool_idle_timeout,
+        protocol,
+    })
+}
+
+/// Accepts `http://host[:port][/]`; anything the proxy would silently drop is an error.
+fn parse_upstream_url(
+    path: &str,
+    url: &str,
+    problems: &mut Problems,
+) -> Option<http::uri::Authority> {
+    let uri: http::Uri = match url.parse() {
+        Ok(uri) => uri,
+        Err(err) => {
+            problems.push(path, format!("{url:?} is not a valid URL: {err}"));
+            return None;
+        }
+    };
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            problems.push(
+                path,
+                format!("{url:?}: https upstreams are not supported yet; use http:// (TLS to upstreams is planned)"),
+            );
+            return None;
+        }
+        Some(other) => {
+            problems.push(
+                path,
+                format!("{url:?}: unsupported scheme {other:?} (expected http)"),
+            );
+            return None;
+        }
+        None => {
+            problems.push(
+                path,
+                format!("{url:?}: missing scheme (expected http://host:port)"),
+            );
+            return None;
+        }
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        problems.push(
+            path,
+            format!("{url:?}: an upstream URL takes no path or query (the request's path is forwarded as is)"),
+        );
+        return None;
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        problems.push(path, format!("{url:?}: missing host"));
+        return None;
+    };
+    if authority.as_str().contains('@') {
+        problems.push(
+            path,
+            format!("{url:?}: credentials in upstream URLs are not supported"),
+        );
+        return None;
+    }
+    Some(authority)
+}
+
+fn validate_route(
+    path: &str,
+    index: usize,
+    raw: RawRoute,
+    upstreams: &HashSet<String>,
+    problems: &mut Problems,
+) -> Option<RouteConfig> {
+    let name = raw.name.unwrap_or_else(|| format!("route{index}"));
+    check_name(&format!("{path}.name"), &name, problems);
+
+    let host = raw
+        .host
+        .as_deref()
+        .and_then(|host| parse_host_match(&format!("{path}.host"), host, problems));
+
+    let path_prefix = raw.path_prefix.unwrap_or_else(|| "/".to_string());
+    if !path_prefix.starts_with('/') {
+        problems.push(
+            format!("{path}.path_prefix"),
+            format!("{path_prefix:?} must start with '/'"),
+        );
+    }
+
+    let primary = match raw.primary {
+        Some(primary) => {
+            if !upstreams.contains(&primary) {
+                problems.push(
+                    format!("{path}.primary"),
+                    format!("unknown upstream {primary:?}"),
+                );
+            }
+            primary
+        }
+        None => {
+            problems.push(
+                format!("{path}.primary"),
+                "missing: name the upstream that serves this route",
+            );
+            String::new()
+        }
+    };
+
+    let templates = match raw.template {
+        None => Vec::new(),
+        Some(RawTemplates::One(template)) => vec![template],
+        Some(RawTemplates::Many(templates)) => templates,
+    };
+    for (i, template) in templates.iter().enumerate() {
+        if let Err(reason) = crate::router::check_template(template) {
+            problems.push(
+                format!("{path}.template[{i}]"),
+                format!("{template:?}: {reason}"),
+            );
+        }
+    }
+
+    if let Some(rewrite) = &raw.host_rewrite {
+        if rewrite.is_empty() || http::HeaderValue::from_str(rewrite).is_err() {
+            problems.push(
+                format!("{path}.host_rewrite"),
+                format!("{rewrite:?} is not a valid Host value"),
+            );
+        }
+    }
+
+    Some(RouteConfig {
+        name,
+        host,
+        path_prefix,
+        primary,
+        templates,
+        host_rewrite: raw.host_rewrite,
+    })
+}
+
+fn parse_host_match(path: &str, host: &str, problems: &mut Problems) -> Option<HostMatch> {
+    let host = host.to_ascii_lowercase();
+    let (suffix, bare) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest.to_string()),
+        None => (false, host.clone()),
+    };
+    let valid = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if !valid {
+        problems.push(
+            path,
+            format!("{host:?} is not a host name (use \"example.com\" or \"*.example.com\", without port)"),
+        );
+        return None;
+    }
+    Some(if suffix {
+        HostMatch::Suffix(format!(".{bare}"))
+    } else {
+        HostMatch::Exact(bare)
+    })
+}
+
+/// Names become metric label values and log fields: keep them plain.
+fn check_name(path: &str, name: &str, problems: &mut Problems) {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        problems.push(
+            path,
+            format!("{name:?}: names use 1-64 characters from A-Z a-z 0-9 - _ ."),
+        );
+    }
+}
+
+fn parse_addr(path: &str, text: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.push(
+                path,
+                format!(
+                    "{text:?} is not an IP:PORT address (e.g. \"127.0.0.1:8080\" or \"[::]:8080\")"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn duration(path: &str, value: Option<&str>, default: &str, problems: &mut Problems) -> Duration {
+    let text = value.unwrap_or(default);
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => duration,
+        Ok(_) => {
+            problems.push(path, "must be greater than zero");
+            Duration::from_secs(1)
+        }
+        Err(_) => {
+            problems.push(
+                path,
+                format!("{text:?} is not a duration (e.g. \"250ms\", \"10s\", \"1m\")"),
+            );
+            Duration::from_secs(1)
+        }
+    }
+}

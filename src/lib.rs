@@ -1,0 +1,31 @@
+//! shadowtap: a reverse proxy that serves live traffic from a primary upstream and (in
+//! later stages) mirrors sampled copies to shadow upstreams and compares the answers.
+//!
+//! The modules follow the life of a request:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`config`] | TOML + CLI flags -> validated, typed [`config::Config`]; every problem reported at once |
+//! | [`listener`] | accepts connections (HTTP/1.1 + h2c), limits, graceful drain |
+//! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
+//! | [`proxy`] | the live path: framing checks, header rules, pooled forwarding, streamed bodies |
+//! | [`error`] | live-path errors and their single mapping to 400/404/405/502/504 |
+//! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` on a separate port |
+//! | [`app`] | binds everything, serves until a shutdown future resolves |
+//! | [`shutdown`] | SIGINT/SIGTERM |
+//! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod listener;
+pub mod proxy;
+pub mod router;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use app::BoundApp;
+pub use config::Config;

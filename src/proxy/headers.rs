@@ -1,0 +1,273 @@
+//! Header rules of a forwarding proxy: hop-by-hop removal, `X-Forwarded-*`, request ids,
+//! and the framing checks that stop request smuggling.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// `x-request-id`: propagated when the client sent a sane one, generated otherwise.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Longest client-supplied request id we propagate; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+/// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names,
+/// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding` and `Upgrade`. They describe
+/// one connection and must not be forwarded; hyper re-frames the body on the next hop.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        // Collect first: the names borrow the map we are about to change.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(&name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [&KEEP_ALIVE, &PROXY_CONNECTION] {
+        headers.remove(name);
+    }
+    headers.remove(header::TE);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::UPGRADE);
+}
+
+/// Whether the client's `TE` says it accepts trailers; read before hop-by-hop removal so
+/// the upstream can be told the same (we pass trailers through).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+}
+
+/// Why a request's framing is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    /// Both `Content-Length` and `Transfer-Encoding`: the classic CL.TE/TE.CL smuggling shape.
+    #[error("request has both Content-Length and Transfer-Encoding")]
+    ContentLengthAndTransferEncoding,
+    /// More than one `Content-Length` value.
+    #[error("request has more than one Content-Length")]
+    MultipleContentLength,
+    /// A `Transfer-Encoding` whose last coding is not exactly `chunked`.
+    #[error("request has a Transfer-Encoding other than chunked")]
+    BadTransferEncoding,
+}
+
+/// Refuses ambiguous request framing (RFC 9112 §6.1, §6.3). hyper already rejects most
+/// malformed shapes while parsing; this is the proxy's own line: a request whose length two
+/// parsers could read differently is never forwarded.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), FramingError> {
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    let has_length = lengths.next().is_some();
+    if lengths.next().is_some() {
+        return Err(FramingError::MultipleContentLength);
+    }
+    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    if encodings.peek().is_none() {
+        return Ok(());
+    }
+    if has_length {
+        return Err(FramingError::ContentLengthAndTransferEncoding);
+    }
+    let last = encodings
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .last();
+    match last {
+        Some(token) if token.eq_ignore_ascii_case("chunked") => Ok(()),
+        _ => Err(FramingError::BadTransferEncoding),
+    }
+}
+
+/// Returns the request id to use: the client's when it is a reasonable token, else a new UUID.
+/// The header is (re)written so the upstream always sees the id we log.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(value) = headers.get(&X_REQUEST_ID) {
+        let bytes = value.as_bytes();
+        if !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes.iter().all(|b| b.is_ascii_graphic())
+            && headers.get_all(&X_REQUEST_ID).iter().count() == 1
+        {
+            return value.clone();
+        }
+    }
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    headers.insert(X_REQUEST_ID.clone(), value.clone());
+    value
+}
+
+/// Appends the client address to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`
+/// and Envoy do) and sets `X-Forwarded-Proto`/`-Host`, which are kept as sent only when the
+/// listener trusts the hop in front of it.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+    trust: bool,
+) {
+    let client = client.to_string();
+    let forwarded_for = match combined(headers, &X_FORWARDED_FOR) {
+        Some(previous) => format!("{previous}, {client}"),
+        None => client,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if !(trust && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(trust && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+}
+
+/// All values of a field joined with ", " (a list-valued field may be split over lines).
+fn combined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    Some(values.fold(first.to_string(), |mut joined, next| {
+        joined.push_str(", ");
+        joined.push_str(next);
+        joined
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_the_ones_connection_names_are_removed() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("connection", "close"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-end-to-end", "kept"),
+            ("trailer", "x-checksum"),
+        ]);
+        assert!(accepts_trailers(&headers));
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["trailer", "x-end-to-end"]);
+    }
+
+    #[test]
+    fn framing_shapes() {
+        assert_eq!(check_framing(&map(&[("content-length", "5")])), Ok(()));
+        assert_eq!(
+            check_framing(&map(&[("transfer-encoding", "gzip, chunked")])),
+            Ok(())
+        );
+        assert_eq!(
+            check_framing(&map(&[
+                ("content-length", "5"),
+                ("transfer-encoding", "chunked")
+            ])),
+            Err(FramingError::ContentLengthAndTransferEncoding)
+        );
+        assert_eq!(
+            check_framing(&map(&[("content-length", "5"), ("content-length", "6")])),
+            Err(FramingError::MultipleContentLength)
+        );
+        assert_eq!(
+            check_framing(&map(&[("transfer-encoding", "chunked, identity")])),
+            Err(FramingError::BadTransferEncoding)
+        );
+        assert_eq!(
+            check_framing(&map(&[("transfer-encoding", "xchunked")])),
+            Err(FramingError::BadTransferEncoding)
+        );
+    }
+
+    #[test]
+    fn request_id_is_kept_when_sane_and_generated_otherwise() {
+        let mut headers = map(&[("x-request-id", "abc-123")]);
+        assert_eq!(ensure_request_id(&mut headers), "abc-123");
+        let mut headers = map(&[("x-request-id", "has space")]);
+        let id = ensure_request_id(&mut headers);
+        assert_eq!(id.len(), 36);
+        assert_eq!(headers.get(&X_REQUEST_ID), Some(&id));
+        let mut headers = HeaderMap::new();
+        assert_ne!(
+            ensure_request_id(&mut headers),
+            ensure_request_id(&mut HeaderMap::new())
+        );
+    }
+
+    #[test]
+    fn forwarded_headers_overwrite_unless_trusted() {
+        let host = HeaderValue::from_static("app.test");
+        let mut headers = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            "http",
+            Some(&host),
+            false,
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "app.test");
+
+        let mut headers = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(
+            &mut headers,
+            "127.0.0.1".parse().unwrap(),
+            "http",
+            Some(&host),
+            true,
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+    }
+}

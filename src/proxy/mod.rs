@@ -1,0 +1,253 @@
+//! The live path: one request in, one response out, streamed from the primary upstream.
+//!
+//! The life of a request, in order:
+//! 1. **check** framing (smuggling shapes are refused before anything is forwarded);
+//! 2. **route** by host and path to a route and its metric label;
+//! 3. **rewrite** headers: hop-by-hop removed, `X-Forwarded-*` set, request id ensured,
+//!    Host kept (or rewritten when the route says so);
+//! 4. **forward** over the upstream's pooled client, with the response-head timeout;
+//! 5. **respond** with the upstream's head and its body streamed through, or with exactly
+//!    one error response (400/404/405/502/504) when a step failed.
+//!
+//! The handler never fails outward: every outcome is a response, counted and logged once.
+
+pub mod body;
+pub mod forward;
+pub mod headers;
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::router::Router;
+use crate::telemetry::logging::ErrorChain;
+use crate::telemetry::metrics::method_index;
+use crate::telemetry::Metrics;
+use body::{Completion, ResponseBody};
+use forward::UpstreamClient;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// What the handler knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `http` (TLS listeners will say `https`).
+    pub proto: &'static str,
+    /// Keep incoming `X-Forwarded-Proto`/`-Host`.
+    pub trust_forwarded_headers: bool,
+}
+
+/// Per-route settings the handler needs on every request, resolved once at start.
+struct RouteTarget {
+    upstream: usize,
+    host_rewrite: Option<HeaderValue>,
+}
+
+/// The request handler shared by all connections of all listeners.
+pub struct Proxy {
+    router: Router,
+    routes: Vec<RouteTarget>,
+    upstreams: Vec<UpstreamClient<Incoming>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    /// Builds the handler: the router, one pooled client per upstream, and the metric handles.
+    pub fn new(config: &Config) -> Proxy {
+        let router = Router::new(&config.routes);
+        let metrics = Arc::new(Metrics::new(router.labels()));
+        let names: Vec<&String> = config.upstreams.keys().collect();
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| UpstreamClient::new(name, upstream))
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| RouteTarget {
+                // Validation guarantees the name exists; 0 is never used for a bad config.
+                upstream: names
+                    .iter()
+                    .position(|name| **name == route.primary)
+                    .unwrap_or(0),
+                host_rewrite: route
+                    .host_rewrite
+                    .as_deref()
+                    .and_then(|host| HeaderValue::from_str(host).ok()),
+            })
+            .collect();
+        Proxy {
+            router,
+            routes,
+            upstreams,
+            metrics,
+        }
+    }
+
+    /// The metrics this proxy records into (rendered by the admin port).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Serves one request. Always returns a response; never panics on input.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        connection: ConnectionInfo,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let method = method_index(request.method());
+        let host = request_host(&request);
+        let found = self.router.find(host.as_deref(), request.uri().path());
+        let route_key = found.map(|m| (m.route, m.label));
+        let route_label = found
+            .and_then(|m| self.router.labels().get(m.route)?.get(m.label))
+            .map_or(crate::telemetry::metrics::NO_ROUTE_LABEL, String::as_str);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = route_label,
+            request_id = tracing::field::Empty,
+        );
+        let result = self
+            .forward(request, found.map(|m| m.route), connection, &span)
+            .instrument(span.clone())
+            .await;
+        let route_metrics = self.metrics.route(route_key);
+        let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
+        match result {
+            Ok(response) => {
+                self.metrics
+                    .record_request(route_metrics, method, response.status());
+                response.map(|body| ResponseBody::Upstream { body, completion })
+            }
+            Err(error) => {
+                let status = error.status();
+                self.metrics.record_request(route_metrics, method, status);
+                self.metrics.record_error(route_metrics, error.reason());
+                span.in_scope(|| {
+                    tracing::warn!(status = status.as_u16(), reason = error.reason().as_str(), error = %ErrorChain(&error), "request failed");
+                });
+                let mut response =
+                    Response::new(ResponseBody::full(error.client_message(), completion));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                if status == http::StatusCode::BAD_REQUEST {
+                    // The framing was ambiguous: the rest of the connection cannot be trusted.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                response
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        route: Option<usize>,
+        connection: ConnectionInfo,
+        span: &tracing::Span,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        headers::check_framing(request.headers())?;
+        if request.method() == Method::CONNECT {
+            return Err(ProxyError::Unsupported("CONNECT is not supported\n"));
+        }
+        let route = route.ok_or(ProxyError::NoRoute)?;
+        let target = self.routes.get(route).ok_or(ProxyError::NoRoute)?;
+        let upstream = self
+            .upstreams
+            .get(target.upstream)
+            .ok_or(ProxyError::NoRoute)?;
+
+        let (mut parts, body) = request.into_parts();
+        let request_id = headers::ensure_request_id(&mut parts.headers);
+        if let Ok(id) = request_id.to_str() {
+            span.record("request_id", id);
+        }
+        let trailers = headers::accepts_trailers(&parts.headers);
+        headers::remove_hop_by_hop(&mut parts.headers);
+        if trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        // HTTP/2 clients carry the host in :authority, not a Host field; HTTP/1 absolute-form
+        // requests carry it in the target. Either way the upstream gets a Host field.
+        let original_host = match parts.headers.get(header::HOST) {
+            Some(host) => Some(host.clone()),
+            None => parts
+                .uri
+                .authority()
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()),
+        };
+        headers::set_forwarded(
+            &mut parts.headers,
+            connection.peer.ip(),
+            connection.proto,
+            original_host.as_ref(),
+            connection.trust_forwarded_headers,
+        );
+        match (&target.host_rewrite, original_host) {
+            (Some(rewrite), _) => {
+                parts.headers.insert(header::HOST, rewrite.clone());
+            }
+            (None, Some(host)) => {
+                parts.headers.insert(header::HOST, host);
+            }
+            (None, None) => {}
+        }
+        parts.uri = upstream
+            .uri_for(parts.uri.path_and_query())
+            .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
+
+        let mut response = upstream.send(Request::from_parts(parts, body)).await?;
+        headers::remove_hop_by_hop(response.headers_mut());
+        tracing::debug!(
+            upstream = upstream.name(),
+            status = response.status().as_u16(),
+            "primary answered"
+        );
+        Ok(response)
+    }
+}
+
+/// The request's host, lowercase and without port: from the target's authority (HTTP/2,
+/// absolute-form) or the Host field.
+fn request_host(request: &Request<Incoming>) -> Option<Cow<'_, str>> {
+    let raw = match request.uri().authority() {
+        Some(authority) => authority.host(),
+        None => {
+            let host = request.headers().get(header::HOST)?.to_str().ok()?;
+            strip_port(host)
+        }
+    };
+    let raw = raw.strip_suffix('.').unwrap_or(raw);
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(raw.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(raw))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
