@@ -24,7 +24,9 @@ pub mod error;
 pub mod listener;
 pub mod proxy;
 pub mod router;
+pub mod shadow;
 pub mod shutdown;
+pub mod tee;
 pub mod telemetry;
 
 pub use app::BoundApp;

@@ -39,6 +39,16 @@ enum Command {
         /// Log format: human or json (level from RUST_LOG).
         #[arg(long, value_name = "FORMAT")]
         log_format: Option<String>,
+        /// Shadow upstream URL to mirror to (repeatable); replaces the routes' shadows.
+        #[arg(long = "shadow", value_name = "URL")]
+        shadows: Vec<String>,
+        /// Percentage of requests mirrored to each --shadow (0-100, fractional; default 100).
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<String>,
+        /// Methods mirrored to --shadow: a comma list (GET,HEAD,POST) or "all".
+        /// Default GET,HEAD,OPTIONS: other methods may have side effects.
+        #[arg(long, value_name = "LIST|all")]
+        mirror_methods: Option<String>,
     },
     /// Validate a config file and print the effective config (defaults filled in).
     Check {
@@ -66,12 +76,18 @@ fn main() -> ExitCode {
             primary,
             admin,
             log_format,
+            shadows,
+            sample,
+            mirror_methods,
         } => {
             let overrides = Overrides {
                 listen,
                 primary,
                 admin,
                 log_format,
+                shadows,
+                sample,
+                mirror_methods,
             };
             run(config, overrides)
         }

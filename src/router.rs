@@ -62,7 +62,10 @@ impl Template {
     fn matches(&self, path: &str) -> bool {
         let rest = path.strip_prefix('/').unwrap_or(path);
         // "/" has no segments; split("") would yield one empty one.
-        let mut parts = (!rest.is_empty()).then(|| rest.split('/')).into_iter().flatten();
+        let mut parts = (!rest.is_empty())
+            .then(|| rest.split('/'))
+            .into_iter()
+            .flatten();
         for segment in &self.segments {
             match segment {
                 Segment::Rest => return true,
@@ -188,6 +191,7 @@ mod tests {
             primary: "p".into(),
             templates: templates.iter().map(|t| t.to_string()).collect(),
             host_rewrite: None,
+            mirror: None,
         }
     }
 

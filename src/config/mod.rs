@@ -5,11 +5,16 @@
 //! from every stage is collected and reported together, each with its key path.
 
 mod error;
+mod mirror;
 mod parse;
 mod raw;
 mod validate;
 
 pub use error::{ConfigError, Problem};
+pub use mirror::{
+    AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
+    StickySource,
+};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,6 +39,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Log output settings.
     pub logging: LoggingConfig,
+    /// Global mirroring limits (queues, in-flight caps, deadlines, breaker).
+    pub mirror: MirrorConfig,
 }
 
 /// One listening socket for live traffic (HTTP/1.1 and h2c on the same port).
@@ -130,6 +137,8 @@ pub struct RouteConfig {
     pub templates: Vec<String>,
     /// Replace the `Host` header sent upstream (default: keep the client's).
     pub host_rewrite: Option<String>,
+    /// Mirroring policy; `None` when the route has no shadows.
+    pub mirror: Option<RouteMirror>,
 }
 
 /// Runtime settings.
@@ -175,6 +184,12 @@ pub struct Overrides {
     pub admin: Option<String>,
     /// `--log-format human|json`: sets `logging.format`.
     pub log_format: Option<String>,
+    /// `--shadow URL` (repeatable): shadows for every route, as upstreams `shadow`, `shadow2`, ...
+    pub shadows: Vec<String>,
+    /// `--sample PERCENT`: sampling for the `--shadow` shadows (default 100).
+    pub sample: Option<String>,
+    /// `--mirror-methods LIST|all`: methods mirrored to the `--shadow` shadows.
+    pub mirror_methods: Option<String>,
 }
 
 impl Config {
@@ -210,7 +225,7 @@ impl Config {
 }
 
 /// Durations are written and printed as humantime strings ("250ms", "10s").
-mod duration_str {
+pub(crate) mod duration_str {
     use serde::Serializer;
     use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! `validate` can fill defaults in one place and report every problem with its key path.
 //! `deny_unknown_fields` everywhere: a misspelled key is an error, never silently ignored.
 
+use super::mirror::{RawMirror, RawRouteMirror};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ pub struct RawConfig {
     pub runtime: Option<RawRuntime>,
     pub shutdown: Option<RawShutdown>,
     pub logging: Option<RawLogging>,
+    pub mirror: Option<RawMirror>,
 }
 
 /// One `[[listeners]]` entry.
@@ -74,6 +76,7 @@ pub struct RawRoute {
     pub primary: Option<String>,
     pub template: Option<RawTemplates>,
     pub host_rewrite: Option<String>,
+    pub mirror: Option<RawRouteMirror>,
 }
 
 /// `[runtime]`.

@@ -4,6 +4,7 @@
 //! mistake in one run. Defaults live here and only here.
 
 use super::error::Problems;
+use super::mirror::{RawMethods, RawRouteMirror, RawShadow};
 use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream};
 use super::*;
 use std::collections::HashSet;
@@ -48,6 +49,7 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
     if let Some(format) = &overrides.log_format {
         raw.logging.get_or_insert_with(Default::default).format = Some(format.clone());
     }
+    apply_mirror_overrides(raw, overrides, problems);
     if let Some(primary) = &overrides.primary {
         raw.upstreams
             .entry(defaults::PRIMARY_UPSTREAM.to_string())
@@ -60,6 +62,81 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
                 ..RawRoute::default()
             });
         }
+    }
+}
+
+/// `--shadow URL` (repeatable), `--sample PERCENT`, `--mirror-methods LIST|all`: every
+/// route (with flags alone, the catch-all route) mirrors to these shadows instead of the
+/// file's. The shadows become upstreams `shadow`, `shadow2`, ...
+fn apply_mirror_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: &mut Problems) {
+    if overrides.shadows.is_empty() {
+        if overrides.sample.is_some() {
+            problems.push("--sample", "needs at least one --shadow URL");
+        }
+        if overrides.mirror_methods.is_some() {
+            problems.push("--mirror-methods", "needs at least one --shadow URL");
+        }
+        return;
+    }
+    let percent = overrides.sample.as_deref().and_then(|text| {
+        match text.trim_end_matches('%').parse::<f64>() {
+            Ok(percent) if (0.0..=100.0).contains(&percent) => Some(percent),
+            _ => {
+                problems.push(
+                    "--sample",
+                    format!("{text:?} is not a percentage between 0 and 100"),
+                );
+                None
+            }
+        }
+    });
+    let methods = overrides.mirror_methods.as_deref().map(|text| {
+        if text.eq_ignore_ascii_case("all") {
+            RawMethods::All(text.to_string())
+        } else {
+            RawMethods::List(
+                text.split(',')
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
+            )
+        }
+    });
+    let mut shadows = Vec::new();
+    for (index, url) in overrides.shadows.iter().enumerate() {
+        let name = if index == 0 {
+            "shadow".to_string()
+        } else {
+            format!("shadow{}", index + 1)
+        };
+        raw.upstreams.entry(name.clone()).or_default().url = Some(url.clone());
+        shadows.push(RawShadow {
+            upstream: Some(name),
+            percent,
+            methods: methods.clone(),
+            ..RawShadow::default()
+        });
+    }
+    if raw.routes.is_empty() && overrides.primary.is_none() {
+        problems.push(
+            "--shadow",
+            "needs routes: pass --primary URL or a config file with [[routes]]",
+        );
+    }
+    // Routes that --primary is about to add get the shadows when they are created.
+    for route in &mut raw.routes {
+        route.mirror.get_or_insert_with(Default::default).shadows = shadows.clone();
+    }
+    if raw.routes.is_empty() {
+        raw.routes.push(RawRoute {
+            name: Some(defaults::CATCH_ALL_ROUTE.to_string()),
+            primary: Some(defaults::PRIMARY_UPSTREAM.to_string()),
+            mirror: Some(RawRouteMirror {
+                max_body_bytes: None,
+                shadows,
+            }),
+            ..RawRoute::default()
+        });
     }
 }
 
@@ -108,6 +185,8 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
             routes.push(route);
         }
     }
+
+    let mirror = super::mirror::validate_global(raw.mirror, problems);
 
     let runtime = RuntimeConfig {
         worker_threads: raw
@@ -159,6 +238,7 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         runtime,
         shutdown,
         logging,
+        mirror,
     }
 }
 
@@ -399,7 +479,20 @@ fn validate_route(
         }
     }
 
+    let mirror = raw
+        .mirror
+        .map(|mirror| {
+            super::mirror::validate_route_mirror(
+                &format!("{path}.mirror"),
+                mirror,
+                upstreams,
+                problems,
+            )
+        })
+        .filter(|mirror| !mirror.shadows.is_empty());
+
     Some(RouteConfig {
+        mirror,
         name,
         host,
         path_prefix,
@@ -463,7 +556,12 @@ fn parse_addr(path: &str, text: &str, problems: &mut Problems) -> Option<SocketA
     }
 }
 
-fn duration(path: &str, value: Option<&str>, default: &str, problems: &mut Problems) -> Duration {
+pub(crate) fn duration(
+    path: &str,
+    value: Option<&str>,
+    default: &str,
+    problems: &mut Problems,
+) -> Duration {
     let text = value.unwrap_or(default);
     match humantime::parse_duration(text) {
         Ok(duration) if !duration.is_zero() => duration,

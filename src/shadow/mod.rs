@@ -1,0 +1,4 @@
+//! Mirroring: sampled copies of live requests sent to shadow upstreams, off the live path.
+
+pub mod breaker;
+pub mod sample;
