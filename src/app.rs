@@ -133,6 +133,8 @@ impl BoundApp {
                 }
             })
         };
+        // Completed pairs are counted; the comparison engine will consume them next.
+        self.proxy.mirror().start(None);
         state.ready.store(true, Ordering::Release);
 
         shutdown.await;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::shadow::pair::PrimarySink;
+use crate::tee::Tee;
 use crate::telemetry::Metrics;
 
 /// Records a request's duration exactly once, when its response body is finished or dropped.
@@ -55,6 +57,8 @@ pub enum ResponseBody {
         body: Incoming,
         /// Dropped (and so recorded) at the end of the stream.
         completion: Option<Completion>,
+        /// A capped copy for comparison, when the request was mirrored.
+        capture: Option<Tee<PrimarySink>>,
     },
     /// A complete body (error pages); `None` once sent.
     Full {
@@ -66,6 +70,25 @@ pub enum ResponseBody {
 }
 
 impl ResponseBody {
+    /// The upstream's body, optionally teed into a capped copy for comparison.
+    pub fn upstream(
+        body: Incoming,
+        completion: Option<Completion>,
+        mut capture: Option<Tee<PrimarySink>>,
+    ) -> ResponseBody {
+        if body.is_end_stream() {
+            // No frame will ever be polled (HEAD, 204, 304, empty bodies): the copy is complete now.
+            if let Some(tee) = capture.as_mut() {
+                tee.complete();
+            }
+        }
+        ResponseBody::Upstream {
+            body,
+            completion,
+            capture,
+        }
+    }
+
     /// A complete body written by the proxy.
     pub fn full(data: impl Into<Bytes>, completion: Option<Completion>) -> ResponseBody {
         let data = data.into();
@@ -85,12 +108,18 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream { body, completion } => {
+            ResponseBody::Upstream {
+                body,
+                completion,
+                capture,
+            } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
-                if let Poll::Ready(None) = polled {
-                    completion.take();
-                } else if body.is_end_stream() {
-                    // The last data frame: record now rather than wait for the next poll.
+                let at_end = body.is_end_stream();
+                if let Some(tee) = capture.as_mut() {
+                    tee.observe(&polled, at_end);
+                }
+                if matches!(polled, Poll::Ready(None)) || at_end {
+                    // The last frame: record now rather than wait for the next poll.
                     completion.take();
                 }
                 polled

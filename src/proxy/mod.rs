@@ -18,6 +18,9 @@ pub mod headers;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::router::Router;
+use crate::shadow::pair::{PrimarySink, PrimarySlot};
+use crate::shadow::{Mirror, RequestHead, RequestTee};
+use crate::tee::{Tee, TeeBody};
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::method_index;
 use crate::telemetry::Metrics;
@@ -49,19 +52,28 @@ struct RouteTarget {
     host_rewrite: Option<HeaderValue>,
 }
 
+/// The body sent upstream: the client's, streamed, with a capped copy when mirrored.
+pub type RequestBody = TeeBody<Incoming, RequestTee>;
+
 /// The request handler shared by all connections of all listeners.
 pub struct Proxy {
     router: Router,
     routes: Vec<RouteTarget>,
-    upstreams: Vec<UpstreamClient<Incoming>>,
+    upstreams: Vec<UpstreamClient<RequestBody>>,
     metrics: Arc<Metrics>,
+    mirror: Arc<Mirror>,
+    max_response_body_bytes: usize,
 }
 
 impl Proxy {
     /// Builds the handler: the router, one pooled client per upstream, and the metric handles.
     pub fn new(config: &Config) -> Proxy {
         let router = Router::new(&config.routes);
-        let metrics = Arc::new(Metrics::new(router.labels()));
+        let metrics = Arc::new(Metrics::new(
+            router.labels(),
+            &Mirror::route_shadow_names(config),
+        ));
+        let mirror = Arc::new(Mirror::new(config, metrics.clone()));
         let names: Vec<&String> = config.upstreams.keys().collect();
         let upstreams = config
             .upstreams
@@ -88,7 +100,14 @@ impl Proxy {
             routes,
             upstreams,
             metrics,
+            mirror,
+            max_response_body_bytes: config.mirror.max_response_body_bytes,
         }
+    }
+
+    /// The mirroring engine (its dispatchers are started by the app).
+    pub fn mirror(&self) -> &Arc<Mirror> {
+        &self.mirror
     }
 
     /// The metrics this proxy records into (rendered by the admin port).
@@ -117,16 +136,30 @@ impl Proxy {
             request_id = tracing::field::Empty,
         );
         let result = self
-            .forward(request, found.map(|m| m.route), connection, &span)
+            .forward(
+                request,
+                found.map(|m| (m.route, m.label)),
+                connection,
+                &span,
+            )
             .instrument(span.clone())
             .await;
         let route_metrics = self.metrics.route(route_key);
         let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
         match result {
-            Ok(response) => {
+            Ok((response, slot)) => {
                 self.metrics
                     .record_request(route_metrics, method, response.status());
-                response.map(|body| ResponseBody::Upstream { body, completion })
+                let capture = slot.map(|slot| {
+                    let sink = PrimarySink::new(
+                        slot,
+                        response.status(),
+                        response.headers().clone(),
+                        started,
+                    );
+                    Tee::new(self.max_response_body_bytes, sink)
+                });
+                response.map(|body| ResponseBody::upstream(body, completion, capture))
             }
             Err(error) => {
                 let status = error.status();
@@ -156,15 +189,19 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        route: Option<usize>,
+        route: Option<(usize, usize)>,
         connection: ConnectionInfo,
         span: &tracing::Span,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<(Response<Incoming>, Option<PrimarySlot>), ProxyError> {
+        // The listener marks requests whose raw head had a conflict hyper resolved away.
+        if let Some(hidden) = request.extensions().get::<headers::FramingError>() {
+            return Err((*hidden).into());
+        }
         headers::check_framing(request.headers())?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::Unsupported("CONNECT is not supported\n"));
         }
-        let route = route.ok_or(ProxyError::NoRoute)?;
+        let (route, label) = route.ok_or(ProxyError::NoRoute)?;
         let target = self.routes.get(route).ok_or(ProxyError::NoRoute)?;
         let upstream = self
             .upstreams
@@ -208,6 +245,7 @@ impl Proxy {
             }
             (None, None) => {}
         }
+        let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream
             .uri_for(parts.uri.path_and_query())
             .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
@@ -219,7 +257,44 @@ impl Proxy {
             status = response.status().as_u16(),
             "primary answered"
         );
-        Ok(response)
+        Ok((response, slot))
+    }
+
+    /// Wraps the request body in a tee when the request is mirrored (the plan decides), so
+    /// the shadow copy is taken while the body streams to the primary.
+    fn tee_for_mirror(
+        &self,
+        route: usize,
+        label: usize,
+        parts: &http::request::Parts,
+        body: Incoming,
+        request_id: &HeaderValue,
+    ) -> (RequestBody, Option<PrimarySlot>) {
+        if !self.mirror.route_mirrors(route) {
+            return (TeeBody::new(body, None), None);
+        }
+        let plan = self.mirror.plan(
+            route,
+            (route, label),
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &parts.headers,
+        );
+        let Some((plan, slot)) = plan else {
+            return (TeeBody::new(body, None), None);
+        };
+        let head = RequestHead {
+            method: parts.method.clone(),
+            path_and_query: parts.uri.path_and_query().cloned(),
+            headers: parts.headers.clone(),
+            request_id: request_id.to_str().unwrap_or_default().to_string(),
+        };
+        let tee = Tee::new(
+            self.mirror.max_body_bytes(route),
+            RequestTee::new(self.mirror.clone(), plan, head),
+        );
+        (TeeBody::new(body, Some(tee)), Some(slot))
     }
 }
 

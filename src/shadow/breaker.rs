@@ -114,6 +114,16 @@ impl Breaker {
         }
     }
 
+    /// A cheap look, without admitting anything: is the breaker open and still cooling down?
+    /// Used when sampling so an open shadow costs no body copy or queue slot.
+    pub fn is_open(&self, now: Instant) -> bool {
+        match self.inner.lock().as_deref() {
+            Ok(Inner::Open { until }) => now < *until,
+            Ok(_) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Records the outcome of an admitted request.
     pub fn record(&self, success: bool, now: Instant) {
         let Ok(mut inner) = self.inner.lock() else {

@@ -1,4 +1,431 @@
 //! Mirroring: sampled copies of live requests sent to shadow upstreams, off the live path.
+//!
+//! Per request, the live path asks [`Mirror::plan`] once. The plan applies each shadow's
+//! filters (path prefix, required headers), sampling, the side-effect policy (methods) and a
+//! look at the circuit breaker; every request *sampled* for a shadow is then accounted for
+//! with exactly one outcome (see [`crate::telemetry::MirrorOutcome`]). When the request body
+//! copy completes (at once for bodiless requests), [`RequestTee`] builds one job per shadow
+//! and queues it without waiting; the dispatcher (see [`dispatch`]) does the rest.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`sample`] | percentage and sticky sampling |
+//! | [`breaker`] | per-shadow circuit breaker |
+//! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
+//! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 
 pub mod breaker;
+pub mod dispatch;
+pub mod pair;
 pub mod sample;
+
+use crate::config::{Config, MethodSet, PathRewrite, ShadowPolicy, StickySource};
+use crate::tee::{TeeResult, TeeSink};
+use crate::telemetry::{Metrics, MirrorOutcome};
+use bytes::Bytes;
+use dispatch::{ShadowJob, ShadowTarget};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Uri};
+use http_body_util::Full;
+use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
+use sample::{Sampler, StickyKey};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One shadow of one route, compiled for the request path.
+struct CompiledShadow {
+    target: usize,
+    sampler: Sampler,
+    methods: Option<Vec<Method>>,
+    path_prefix: Option<String>,
+    require_headers: Vec<HeaderName>,
+    add_headers: Vec<(HeaderName, HeaderValue)>,
+    remove_headers: Vec<HeaderName>,
+    host_rewrite: Option<HeaderValue>,
+    path_rewrite: Option<PathRewrite>,
+}
+
+/// A route's mirroring policy, compiled.
+struct CompiledRoute {
+    max_body_bytes: usize,
+    shadows: Vec<CompiledShadow>,
+}
+
+/// The mirroring engine shared by all connections.
+pub struct Mirror {
+    routes: Vec<Option<CompiledRoute>>,
+    targets: Vec<Arc<ShadowTarget>>,
+    marker_name: HeaderName,
+    marker_value: HeaderValue,
+    metrics: Arc<Metrics>,
+}
+
+/// The shadows one request was sampled for; turned into jobs once its body is complete.
+pub struct MirrorPlan {
+    route_index: usize,
+    route: (usize, usize),
+    shadows: Vec<usize>,
+    primary: PrimaryCell,
+}
+
+impl Mirror {
+    /// The shadow names of each route, in policy order (for registering metrics).
+    pub fn route_shadow_names(config: &Config) -> Vec<Vec<String>> {
+        config
+            .routes
+            .iter()
+            .map(|route| {
+                route
+                    .mirror
+                    .as_ref()
+                    .map(|mirror| mirror.shadows.iter().map(|s| s.upstream.clone()).collect())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Compiles every route's policy and builds one target per shadow upstream in use.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Mirror {
+        let mut names: Vec<String> = Vec::new();
+        let mut targets = Vec::new();
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for route in &config.routes {
+            let Some(mirror) = &route.mirror else {
+                routes.push(None);
+                continue;
+            };
+            let mut shadows = Vec::new();
+            for policy in &mirror.shadows {
+                let Some(upstream) = config.upstreams.get(&policy.upstream) else {
+                    continue;
+                };
+                let target = match names.iter().position(|name| *name == policy.upstream) {
+                    Some(index) => index,
+                    None => {
+                        names.push(policy.upstream.clone());
+                        targets.push(Arc::new(ShadowTarget::new(
+                            &policy.upstream,
+                            upstream,
+                            &config.mirror,
+                            &metrics,
+                        )));
+                        targets.len() - 1
+                    }
+                };
+                shadows.push(compile_shadow(policy, target, &route.name));
+            }
+            routes.push(Some(CompiledRoute {
+                max_body_bytes: mirror.max_body_bytes,
+                shadows,
+            }));
+        }
+        Mirror {
+            routes,
+            targets,
+            marker_name: HeaderName::from_bytes(config.mirror.marker_header.as_bytes())
+                .unwrap_or(HeaderName::from_static("x-shadowtap-shadow")),
+            marker_value: HeaderValue::from_str(&config.mirror.marker_value)
+                .unwrap_or(HeaderValue::from_static("1")),
+            metrics,
+        }
+    }
+
+    /// Starts every shadow's dispatcher. `sink` receives completed pairs.
+    pub fn start(&self, sink: Option<Arc<dyn PairSink>>) {
+        for target in &self.targets {
+            target.start(self.metrics.clone(), sink.clone());
+        }
+    }
+
+    /// Whether a route mirrors at all (the common no-mirror case costs this one check).
+    pub fn route_mirrors(&self, route: usize) -> bool {
+        matches!(self.routes.get(route), Some(Some(_)))
+    }
+
+    /// Decides which shadows get a copy of this request, counting the sampled ones that are
+    /// skipped. `None` when nothing is to be mirrored.
+    pub fn plan(
+        &self,
+        route_index: usize,
+        route: (usize, usize),
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Option<(MirrorPlan, PrimarySlot)> {
+        let compiled = self.routes.get(route_index)?.as_ref()?;
+        let route_metrics = self.metrics.route(Some(route));
+        if headers.contains_key(&self.marker_name) {
+            // Loop guard: this request is itself a shadow copy.
+            self.metrics.record_loop_guard(route_metrics);
+            return None;
+        }
+        let mut shadows = Vec::new();
+        for (position, shadow) in compiled.shadows.iter().enumerate() {
+            if let Some(prefix) = &shadow.path_prefix {
+                if !path.starts_with(prefix.as_str()) {
+                    continue;
+                }
+            }
+            if !shadow
+                .require_headers
+                .iter()
+                .all(|name| headers.contains_key(name))
+            {
+                continue;
+            }
+            if !shadow.sampler.sample(headers, query) {
+                continue;
+            }
+            // Sampled: from here on every path ends in exactly one outcome.
+            if let Some(methods) = &shadow.methods {
+                if !methods.contains(method) {
+                    self.metrics.record_mirror(
+                        route_metrics,
+                        position,
+                        MirrorOutcome::SkippedMethod,
+                    );
+                    continue;
+                }
+            }
+            if self
+                .targets
+                .get(shadow.target)
+                .is_none_or(|target| target.circuit_open())
+            {
+                self.metrics.record_mirror(
+                    route_metrics,
+                    position,
+                    MirrorOutcome::SkippedCircuitOpen,
+                );
+                continue;
+            }
+            shadows.push(position);
+        }
+        if shadows.is_empty() {
+            return None;
+        }
+        let (slot, primary) = PrimarySlot::new();
+        Some((
+            MirrorPlan {
+                route_index,
+                route,
+                shadows,
+                primary,
+            },
+            slot,
+        ))
+    }
+
+    /// The cap on the request body copy for a route.
+    pub fn max_body_bytes(&self, route_index: usize) -> usize {
+        self.routes
+            .get(route_index)
+            .and_then(Option::as_ref)
+            .map_or(0, |route| route.max_body_bytes)
+    }
+
+    fn finish(&self, plan: MirrorPlan, request: RequestHead, result: TeeResult) {
+        let route_metrics = self.metrics.route(Some(plan.route));
+        let body = match result {
+            TeeResult::Complete(body) => body,
+            TeeResult::TooLarge | TeeResult::Incomplete => {
+                let outcome = if result == TeeResult::TooLarge {
+                    MirrorOutcome::DroppedBodyTooLarge
+                } else {
+                    MirrorOutcome::DroppedClientAborted
+                };
+                for position in plan.shadows {
+                    self.metrics.record_mirror(route_metrics, position, outcome);
+                }
+                return;
+            }
+        };
+        let Some(Some(compiled)) = self.routes.get(plan.route_index) else {
+            return;
+        };
+        let captured = Arc::new(CapturedRequest {
+            method: request.method,
+            path_and_query: request
+                .path_and_query
+                .as_ref()
+                .map_or("/", PathAndQuery::as_str)
+                .to_string(),
+            headers: request.headers,
+            body: body.clone(),
+            request_id: request.request_id,
+        });
+        let enqueued = Instant::now();
+        for position in plan.shadows {
+            let (Some(shadow), Some(target)) = (
+                compiled.shadows.get(position),
+                compiled
+                    .shadows
+                    .get(position)
+                    .and_then(|s| self.targets.get(s.target)),
+            ) else {
+                continue;
+            };
+            let Some(request) = self.shadow_request(
+                shadow,
+                target,
+                &captured,
+                request.path_and_query.as_ref(),
+                &body,
+            ) else {
+                self.metrics
+                    .record_mirror(route_metrics, position, MirrorOutcome::Error);
+                continue;
+            };
+            let job = ShadowJob {
+                route: plan.route,
+                shadow: position,
+                request,
+                captured: captured.clone(),
+                primary: plan.primary.clone(),
+                enqueued,
+            };
+            if !target.try_enqueue(job) {
+                self.metrics.record_mirror(
+                    route_metrics,
+                    position,
+                    MirrorOutcome::DroppedQueueFull,
+                );
+            }
+        }
+    }
+
+    /// Builds the shadow's copy: same method, path, query, body and end-to-end headers,
+    /// minus the policy's removals, plus its additions and the marker.
+    fn shadow_request(
+        &self,
+        shadow: &CompiledShadow,
+        target: &ShadowTarget,
+        captured: &CapturedRequest,
+        path_and_query: Option<&PathAndQuery>,
+        body: &Bytes,
+    ) -> Option<http::Request<Full<Bytes>>> {
+        let original = path_and_query.map_or("/", PathAndQuery::as_str);
+        let rewritten;
+        let path_and_query = match &shadow.path_rewrite {
+            Some(rewrite) if original.starts_with(rewrite.prefix.as_str()) => {
+                rewritten = format!(
+                    "{}{}",
+                    rewrite.replacement,
+                    &original[rewrite.prefix.len()..]
+                );
+                rewritten.as_str()
+            }
+            _ => original,
+        };
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(target.authority().clone())
+            .path_and_query(path_and_query)
+            .build()
+            .ok()?;
+        let mut headers = captured.headers.clone();
+        // Framing is the shadow client's business: the body is complete and its length known.
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::EXPECT);
+        for name in &shadow.remove_headers {
+            headers.remove(name);
+        }
+        for (name, value) in &shadow.add_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(host) = &shadow.host_rewrite {
+            headers.insert(header::HOST, host.clone());
+        }
+        headers.insert(self.marker_name.clone(), self.marker_value.clone());
+        let mut request = http::Request::new(Full::new(body.clone()));
+        *request.method_mut() = captured.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = target.version();
+        *request.headers_mut() = headers;
+        Some(request)
+    }
+}
+
+fn compile_shadow(policy: &ShadowPolicy, target: usize, route: &str) -> CompiledShadow {
+    let sticky = policy.sticky.as_ref().and_then(|sticky| match sticky {
+        StickySource::Header(name) => HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .map(StickyKey::Header),
+        StickySource::Cookie(name) => Some(StickyKey::Cookie(name.clone())),
+        StickySource::Query(name) => Some(StickyKey::Query(name.clone())),
+    });
+    let header_names = |names: &[String]| -> Vec<HeaderName> {
+        names
+            .iter()
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect()
+    };
+    CompiledShadow {
+        target,
+        sampler: Sampler::new(
+            policy.percent,
+            sticky,
+            &format!("{route}/{}", policy.upstream),
+        ),
+        methods: match &policy.methods {
+            MethodSet::All(_) => None,
+            MethodSet::List(list) => Some(
+                list.iter()
+                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                    .collect(),
+            ),
+        },
+        path_prefix: policy.path_prefix.clone(),
+        require_headers: header_names(&policy.require_headers),
+        add_headers: policy
+            .add_headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(value).ok()?,
+                ))
+            })
+            .collect(),
+        remove_headers: header_names(&policy.remove_headers),
+        host_rewrite: policy
+            .host_rewrite
+            .as_deref()
+            .and_then(|host| HeaderValue::from_str(host).ok()),
+        path_rewrite: policy.path_rewrite.clone(),
+    }
+}
+
+/// The parts of the forwarded request a shadow copy needs, taken before the body streams.
+pub struct RequestHead {
+    /// Method.
+    pub method: Method,
+    /// Path and query as received.
+    pub path_and_query: Option<PathAndQuery>,
+    /// Headers as sent to the primary.
+    pub headers: HeaderMap,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// The request-body tee's sink: when the copy is complete, queue the shadow jobs.
+pub struct RequestTee {
+    mirror: Arc<Mirror>,
+    plan: MirrorPlan,
+    head: RequestHead,
+}
+
+impl RequestTee {
+    /// Ties a plan to the request head it will copy.
+    pub fn new(mirror: Arc<Mirror>, plan: MirrorPlan, head: RequestHead) -> RequestTee {
+        RequestTee { mirror, plan, head }
+    }
+}
+
+impl TeeSink for RequestTee {
+    fn finish(self, result: TeeResult) {
+        self.mirror.finish(self.plan, self.head, result);
+    }
+}

@@ -25,6 +25,23 @@ pub const CONNECTIONS_ACTIVE: &str = "shadowtap_connections_active";
 /// `shadowtap_connections_total`: client connections accepted.
 pub const CONNECTIONS_TOTAL: &str = "shadowtap_connections_total";
 
+/// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
+/// sampled for a shadow; every sampled request ends in exactly one outcome.
+pub const MIRROR_REQUESTS_TOTAL: &str = "shadowtap_mirror_requests_total";
+/// `shadowtap_mirror_queue_depth{shadow}`: jobs waiting for a shadow.
+pub const MIRROR_QUEUE_DEPTH: &str = "shadowtap_mirror_queue_depth";
+/// `shadowtap_mirror_in_flight{shadow}`: shadow requests under way.
+pub const MIRROR_IN_FLIGHT: &str = "shadowtap_mirror_in_flight";
+/// `shadowtap_mirror_circuit_state{shadow}`: 0 closed, 1 open, 2 half-open.
+pub const MIRROR_CIRCUIT_STATE: &str = "shadowtap_mirror_circuit_state";
+/// `shadowtap_mirror_loop_guard_total{route}`: requests that arrived carrying the shadow
+/// marker and so were served but not mirrored again.
+pub const MIRROR_LOOP_GUARD_TOTAL: &str = "shadowtap_mirror_loop_guard_total";
+/// `shadowtap_mirror_pairs_total{route,shadow,result}`: completed shadow requests handed on
+/// for comparison (`complete`) or not, because the primary's answer could not be kept
+/// (`primary_unavailable`: primary failed, aborted, or its body passed the cap).
+pub const MIRROR_PAIRS_TOTAL: &str = "shadowtap_mirror_pairs_total";
+
 /// Label value of `route` for requests no route matched.
 pub const NO_ROUTE_LABEL: &str = "none";
 
@@ -93,6 +110,98 @@ impl ErrorReason {
     }
 }
 
+/// What became of a request sampled for a shadow (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorOutcome {
+    /// The shadow answered (any status) within the deadline.
+    Completed,
+    /// The shadow request failed: refused, reset, protocol error.
+    Error,
+    /// The shadow did not finish within `mirror.timeout` (queue wait included).
+    Timeout,
+    /// The shadow's queue was full; the copy was dropped without waiting.
+    DroppedQueueFull,
+    /// The request body passed the route's `max_body_bytes`.
+    DroppedBodyTooLarge,
+    /// The request body did not arrive in full (client aborted, or the primary stopped reading it).
+    DroppedClientAborted,
+    /// The method is not mirrored by this shadow (the side-effect policy).
+    SkippedMethod,
+    /// The shadow's circuit breaker is open.
+    SkippedCircuitOpen,
+}
+
+impl MirrorOutcome {
+    /// Every outcome, in label-index order.
+    pub const ALL: [MirrorOutcome; 8] = [
+        MirrorOutcome::Completed,
+        MirrorOutcome::Error,
+        MirrorOutcome::Timeout,
+        MirrorOutcome::DroppedQueueFull,
+        MirrorOutcome::DroppedBodyTooLarge,
+        MirrorOutcome::DroppedClientAborted,
+        MirrorOutcome::SkippedMethod,
+        MirrorOutcome::SkippedCircuitOpen,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorOutcome::Completed => "completed",
+            MirrorOutcome::Error => "error",
+            MirrorOutcome::Timeout => "timeout",
+            MirrorOutcome::DroppedQueueFull => "dropped_queue_full",
+            MirrorOutcome::DroppedBodyTooLarge => "dropped_body_too_large",
+            MirrorOutcome::DroppedClientAborted => "dropped_client_aborted",
+            MirrorOutcome::SkippedMethod => "skipped_method",
+            MirrorOutcome::SkippedCircuitOpen => "skipped_circuit_open",
+        }
+    }
+
+    fn index(self) -> usize {
+        MirrorOutcome::ALL
+            .iter()
+            .position(|o| *o == self)
+            .unwrap_or(0)
+    }
+}
+
+/// Whether a completed shadow request could be paired with the primary's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairResult {
+    /// Both answers were kept and handed on.
+    Complete,
+    /// The primary's answer was not available (failed, aborted, or too large to keep).
+    PrimaryUnavailable,
+}
+
+impl PairResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            PairResult::Complete => "complete",
+            PairResult::PrimaryUnavailable => "primary_unavailable",
+        }
+    }
+}
+
+/// Gauges of one shadow upstream.
+pub struct ShadowGauges {
+    /// Jobs queued.
+    pub queue_depth: Gauge,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+    /// Breaker state (0/1/2).
+    pub circuit_state: Gauge,
+}
+
+/// Handles for one (route label, shadow) pair.
+struct ShadowRouteMetrics {
+    shadow: String,
+    outcomes: [OnceLock<Counter>; MirrorOutcome::ALL.len()],
+    duration: OnceLock<Histogram>,
+    pairs: [OnceLock<Counter>; 2],
+}
+
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
@@ -103,6 +212,8 @@ pub struct RouteMetrics {
     requests: [[OnceLock<Counter>; STATUS_CLASSES.len()]; METHODS.len()],
     errors: [OnceLock<Counter>; ErrorReason::ALL.len()],
     primary_duration: OnceLock<Histogram>,
+    shadows: Vec<ShadowRouteMetrics>,
+    loop_guard: OnceLock<Counter>,
 }
 
 /// A proxy instance's metrics: its recorder, the handle that renders `/metrics`, and the
@@ -119,7 +230,8 @@ pub struct Metrics {
 impl Metrics {
     /// Builds a recorder with this crate's buckets and describes every metric.
     /// `route_labels[route][label]` are the label values the router can produce.
-    pub fn new(route_labels: &[Vec<String>]) -> Metrics {
+    /// `route_shadows[route]` names the shadows of each route, in policy order.
+    pub fn new(route_labels: &[Vec<String>], route_shadows: &[Vec<String>]) -> Metrics {
         let builder = PrometheusBuilder::new();
         let recorder = match builder.set_buckets_for_metric(
             Matcher::Full(REQUEST_DURATION_SECONDS.into()),
@@ -133,10 +245,15 @@ impl Metrics {
         let handle = recorder.handle();
         let routes = route_labels
             .iter()
-            .map(|labels| {
+            .enumerate()
+            .map(|(route, labels)| {
+                let shadows = route_shadows
+                    .get(route)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 labels
                     .iter()
-                    .map(|label| RouteMetrics::new(label))
+                    .map(|label| RouteMetrics::new(label, shadows))
                     .collect()
             })
             .collect();
@@ -148,7 +265,7 @@ impl Metrics {
             recorder,
             handle,
             routes,
-            no_route: RouteMetrics::new(NO_ROUTE_LABEL),
+            no_route: RouteMetrics::new(NO_ROUTE_LABEL, &[]),
             connections_active,
             connections_total,
         }
@@ -221,6 +338,104 @@ impl Metrics {
             .increment(1);
     }
 
+    /// Counts the outcome of one request sampled for the route's `shadow`-th shadow.
+    pub fn record_mirror(&self, route: &RouteMetrics, shadow: usize, outcome: MirrorOutcome) {
+        let Some(entry) = route.shadows.get(shadow) else {
+            return;
+        };
+        entry.outcomes[outcome.index()]
+            .get_or_init(|| {
+                self.recorder.register_counter(
+                    &Key::from_parts(
+                        MIRROR_REQUESTS_TOTAL,
+                        vec![
+                            Label::new("route", route.route.clone()),
+                            Label::new("shadow", entry.shadow.clone()),
+                            Label::new("outcome", outcome.as_str()),
+                        ],
+                    ),
+                    &METADATA,
+                )
+            })
+            .increment(1);
+    }
+
+    /// Records a shadow request's duration (dispatch to last body byte).
+    pub fn record_shadow_duration(&self, route: &RouteMetrics, shadow: usize, seconds: f64) {
+        let Some(entry) = route.shadows.get(shadow) else {
+            return;
+        };
+        entry
+            .duration
+            .get_or_init(|| {
+                self.recorder.register_histogram(
+                    &Key::from_parts(
+                        REQUEST_DURATION_SECONDS,
+                        vec![
+                            Label::new("route", route.route.clone()),
+                            Label::new("target", "shadow"),
+                        ],
+                    ),
+                    &METADATA,
+                )
+            })
+            .record(seconds);
+    }
+
+    /// Counts a completed shadow request by whether it could be paired with the primary.
+    pub fn record_pair(&self, route: &RouteMetrics, shadow: usize, result: PairResult) {
+        let Some(entry) = route.shadows.get(shadow) else {
+            return;
+        };
+        let index = usize::from(result == PairResult::PrimaryUnavailable);
+        entry.pairs[index]
+            .get_or_init(|| {
+                self.recorder.register_counter(
+                    &Key::from_parts(
+                        MIRROR_PAIRS_TOTAL,
+                        vec![
+                            Label::new("route", route.route.clone()),
+                            Label::new("shadow", entry.shadow.clone()),
+                            Label::new("result", result.as_str()),
+                        ],
+                    ),
+                    &METADATA,
+                )
+            })
+            .increment(1);
+    }
+
+    /// Counts a request not mirrored because it already carried the shadow marker.
+    pub fn record_loop_guard(&self, route: &RouteMetrics) {
+        route
+            .loop_guard
+            .get_or_init(|| {
+                self.recorder.register_counter(
+                    &Key::from_parts(
+                        MIRROR_LOOP_GUARD_TOTAL,
+                        vec![Label::new("route", route.route.clone())],
+                    ),
+                    &METADATA,
+                )
+            })
+            .increment(1);
+    }
+
+    /// Registers the gauges of one shadow upstream.
+    pub fn shadow_gauges(&self, shadow: &str) -> ShadowGauges {
+        let gauge = |name: &'static str| {
+            self.recorder.register_gauge(
+                &Key::from_parts(name, vec![Label::new("shadow", shadow.to_string())]),
+                &METADATA,
+            )
+        };
+        ShadowGauges {
+            queue_depth: gauge(MIRROR_QUEUE_DEPTH),
+            in_flight: gauge(MIRROR_IN_FLIGHT),
+            circuit_state: gauge(MIRROR_CIRCUIT_STATE),
+        }
+    }
+
     /// A client connection opened.
     pub fn connection_opened(&self) {
         self.connections_total.increment(1);
@@ -244,12 +459,27 @@ impl Metrics {
 }
 
 impl RouteMetrics {
-    fn new(route: &str) -> RouteMetrics {
+    /// The `route` label value.
+    pub fn label(&self) -> &str {
+        &self.route
+    }
+
+    fn new(route: &str, shadows: &[String]) -> RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
             requests: Default::default(),
             errors: Default::default(),
             primary_duration: OnceLock::new(),
+            shadows: shadows
+                .iter()
+                .map(|shadow| ShadowRouteMetrics {
+                    shadow: shadow.clone(),
+                    outcomes: Default::default(),
+                    duration: OnceLock::new(),
+                    pairs: Default::default(),
+                })
+                .collect(),
+            loop_guard: OnceLock::new(),
         }
     }
 }
@@ -283,6 +513,38 @@ fn describe(recorder: &PrometheusRecorder) {
         None,
         "Client connections accepted.",
     );
+    help(
+        recorder,
+        MIRROR_REQUESTS_TOTAL,
+        None,
+        "Requests sampled for a shadow, by the one outcome each ended in.",
+    );
+    help(
+        recorder,
+        MIRROR_LOOP_GUARD_TOTAL,
+        None,
+        "Requests that already carried the shadow marker: served, not mirrored again.",
+    );
+    help(
+        recorder,
+        MIRROR_PAIRS_TOTAL,
+        None,
+        "Completed shadow requests, by whether the primary's answer was there to pair with.",
+    );
+    for (name, text) in [
+        (MIRROR_QUEUE_DEPTH, "Mirror jobs waiting for a shadow."),
+        (MIRROR_IN_FLIGHT, "Shadow requests under way."),
+        (
+            MIRROR_CIRCUIT_STATE,
+            "Shadow circuit breaker: 0 closed, 1 open, 2 half-open.",
+        ),
+    ] {
+        recorder.describe_gauge(
+            KeyName::from_const_str(name),
+            None,
+            SharedString::const_str(text),
+        );
+    }
     recorder.describe_gauge(
         KeyName::from_const_str(CONNECTIONS_ACTIVE),
         None,

@@ -3,4 +3,6 @@
 pub mod logging;
 pub mod metrics;
 
-pub use self::metrics::{ErrorReason, Metrics, RouteMetrics};
+pub use self::metrics::{
+    ErrorReason, Metrics, MirrorOutcome, PairResult, RouteMetrics, ShadowGauges,
+};

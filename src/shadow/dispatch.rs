@@ -1,0 +1,306 @@
+//! Sending mirrored requests: one bounded queue, one connection pool, one in-flight cap and
+//! one circuit breaker per shadow upstream.
+//!
+//! The live path only ever calls [`ShadowTarget::try_enqueue`], which never waits: a full
+//! queue drops the job and counts it. A dispatcher task per shadow takes jobs in order,
+//! waits for an in-flight slot, and runs each request under the mirror deadline (queue time
+//! included), reading at most `max_response_body_bytes` of the answer. Each shadow has its
+//! own queue and pool, so one slow shadow never delays another.
+
+use super::breaker::Breaker;
+use super::pair::{CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell};
+use crate::config::{MirrorConfig, UpstreamConfig, UpstreamProtocol};
+use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
+use bytes::{Bytes, BytesMut};
+use http::uri::Authority;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument;
+
+/// One mirrored request waiting for its shadow.
+pub struct ShadowJob {
+    /// Route and label index (metrics).
+    pub route: (usize, usize),
+    /// Position of the shadow in the route's policy (metrics).
+    pub shadow: usize,
+    /// The request to send, already rewritten for the shadow.
+    pub request: http::Request<Full<Bytes>>,
+    /// The request as the primary received it (for the pair).
+    pub captured: Arc<CapturedRequest>,
+    /// Where the primary's answer will appear.
+    pub primary: PrimaryCell,
+    /// When the job was queued; the deadline counts from here.
+    pub enqueued: Instant,
+}
+
+/// Why a shadow request failed (logged at debug; counted as `error`).
+#[derive(Debug, thiserror::Error)]
+enum ShadowError {
+    #[error("shadow request failed")]
+    Request(#[source] hyper_util::client::legacy::Error),
+    #[error("shadow response body failed")]
+    Body(#[source] hyper::Error),
+}
+
+/// Settings a dispatcher needs, copied from the config.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    timeout: Duration,
+    max_response_body_bytes: usize,
+}
+
+/// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
+pub struct ShadowTarget {
+    name: String,
+    authority: Authority,
+    version: http::Version,
+    sender: mpsc::Sender<ShadowJob>,
+    receiver: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
+    breaker: Arc<Breaker>,
+    gauges: Arc<ShadowGauges>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    limits: Limits,
+    max_in_flight: usize,
+}
+
+impl ShadowTarget {
+    /// Builds the target with its own pool; nothing runs until [`ShadowTarget::start`].
+    pub fn new(
+        name: &str,
+        upstream: &UpstreamConfig,
+        mirror: &MirrorConfig,
+        metrics: &Metrics,
+    ) -> ShadowTarget {
+        let (sender, receiver) = mpsc::channel(mirror.queue_capacity);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(upstream.connect_timeout));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(upstream.pool_max_idle.min(mirror.max_in_flight))
+            .pool_idle_timeout(upstream.pool_idle_timeout);
+        let version = match upstream.protocol {
+            UpstreamProtocol::Http1 => http::Version::HTTP_11,
+            UpstreamProtocol::Http2 => {
+                builder.http2_only(true);
+                http::Version::HTTP_2
+            }
+        };
+        let breaker_settings = &mirror.circuit_breaker;
+        let breaker = Breaker::new(
+            super::breaker::BreakerConfig {
+                window: breaker_settings.window,
+                min_requests: breaker_settings.min_requests,
+                error_ratio: breaker_settings.error_ratio,
+                cooldown: breaker_settings.cooldown,
+                probes: breaker_settings.probes,
+            },
+            Instant::now(),
+        );
+        let gauges = metrics.shadow_gauges(name);
+        gauges.circuit_state.set(breaker.state().gauge());
+        ShadowTarget {
+            name: name.to_string(),
+            authority: upstream.authority.clone(),
+            version,
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            breaker: Arc::new(breaker),
+            gauges: Arc::new(gauges),
+            client: builder.build(connector),
+            limits: Limits {
+                timeout: mirror.timeout,
+                max_response_body_bytes: mirror.max_response_body_bytes,
+            },
+            max_in_flight: mirror.max_in_flight,
+        }
+    }
+
+    /// The shadow upstream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Scheme-less authority requests are sent to.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// HTTP version spoken to the shadow.
+    pub fn version(&self) -> http::Version {
+        self.version
+    }
+
+    /// Whether the breaker is open (a cheap look for sampling).
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open(Instant::now())
+    }
+
+        /// Queues a job without waiting. `false` when the queue is full (or the dispatcher is
+    /// gone): the job is dropped and the caller counts it.
+    pub fn try_enqueue(&self, job: ShadowJob) -> bool {
+        let queued = self.sender.try_send(job).is_ok();
+        if queued {
+            self.gauges.queue_depth.increment(1.0);
+        }
+        queued
+    }
+
+    /// Starts the dispatcher task (once; later calls do nothing). Needs a Tokio runtime.
+    pub fn start(self: &Arc<Self>, metrics: Arc<Metrics>, sink: Option<Arc<dyn PairSink>>) {
+        let receiver = self.receiver.lock().ok().and_then(|mut slot| slot.take());
+        let Some(receiver) = receiver else { return };
+        let target = self.clone();
+        let span = tracing::info_span!("shadow", shadow = %self.name);
+        tokio::spawn(target.dispatch(receiver, metrics, sink).instrument(span));
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        mut receiver: mpsc::Receiver<ShadowJob>,
+        metrics: Arc<Metrics>,
+        sink: Option<Arc<dyn PairSink>>,
+    ) {
+        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        while let Some(job) = receiver.recv().await {
+            self.gauges.queue_depth.decrement(1.0);
+            // Waiting here is fine: it is the shadow's own queue, and it is bounded.
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let target = self.clone();
+            let metrics = metrics.clone();
+            let sink = sink.clone();
+            tokio::spawn(
+                async move {
+                    target.run(job, permit, metrics, sink).await;
+                }
+                .in_current_span(),
+            );
+        }
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        job: ShadowJob,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        metrics: Arc<Metrics>,
+        sink: Option<Arc<dyn PairSink>>,
+    ) {
+        let route_metrics = metrics.route(Some(job.route));
+        let queued = job.enqueued.elapsed();
+        let Some(remaining) = self.limits.timeout.checked_sub(queued) else {
+            metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
+            return;
+        };
+        if !self.breaker.admit(Instant::now()) {
+            metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::SkippedCircuitOpen);
+            self.gauges.circuit_state.set(self.breaker.state().gauge());
+            return;
+        }
+        self.gauges.in_flight.increment(1.0);
+        let started = Instant::now();
+        let result = tokio::time::timeout(remaining, self.send(job.request)).await;
+        let latency = started.elapsed();
+        self.gauges.in_flight.decrement(1.0);
+        drop(permit);
+
+        let response = match result {
+            Ok(Ok(response)) => {
+                self.breaker.record(true, Instant::now());
+                metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Completed);
+                metrics.record_shadow_duration(route_metrics, job.shadow, latency.as_secs_f64());
+                Some(CapturedResponse {
+                    latency,
+                    ..response
+                })
+            }
+            Ok(Err(error)) => {
+                self.breaker.record(false, Instant::now());
+                metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Error);
+                tracing::debug!(error = %crate::telemetry::logging::ErrorChain(&error), "shadow request failed");
+                None
+            }
+            Err(_) => {
+                self.breaker.record(false, Instant::now());
+                metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
+                None
+            }
+        };
+        self.gauges.circuit_state.set(self.breaker.state().gauge());
+        let Some(shadow_response) = response else {
+            return;
+        };
+
+        // The shadow is done; wait (bounded) for the primary's answer to pair with it.
+        let primary = tokio::time::timeout(self.limits.timeout, job.primary.wait())
+            .await
+            .ok()
+            .and_then(|primary| primary.clone());
+        match primary {
+            Some(primary) => {
+                metrics.record_pair(route_metrics, job.shadow, PairResult::Complete);
+                if let Some(sink) = sink {
+                    sink.accept(CompletedPair {
+                        route: route_label(&metrics, job.route),
+                        shadow: self.name.clone(),
+                        request: job.captured,
+                        primary,
+                        shadow_response,
+                        completed_at: SystemTime::now(),
+                    });
+                }
+            }
+            None => metrics.record_pair(route_metrics, job.shadow, PairResult::PrimaryUnavailable),
+        }
+    }
+
+    /// Sends one request and reads at most `max_response_body_bytes` of the answer; past the
+    /// cap the rest is not read (the connection is dropped rather than drained).
+    async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<CapturedResponse, ShadowError> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(ShadowError::Request)?;
+        let (parts, mut body) = response.into_parts();
+        let cap = self.limits.max_response_body_bytes;
+        let mut kept = BytesMut::new();
+        let mut truncated = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(ShadowError::Body)?;
+            if let Some(data) = frame.data_ref() {
+                let room = cap.saturating_sub(kept.len());
+                if data.len() > room {
+                    kept.extend_from_slice(&data[..room]);
+                    truncated = true;
+                    break;
+                }
+                kept.extend_from_slice(data);
+            }
+        }
+        let mut headers = parts.headers;
+        crate::proxy::headers::remove_hop_by_hop(&mut headers);
+        Ok(CapturedResponse {
+            status: parts.status,
+            headers,
+            body: kept.freeze(),
+            truncated,
+            latency: Duration::ZERO,
+        })
+    }
+}
+
+fn route_label(metrics: &Metrics, route: (usize, usize)) -> String {
+    metrics.route(Some(route)).label().to_string()
+}

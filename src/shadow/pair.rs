@@ -1,0 +1,148 @@
+//! The hand-off between mirroring and comparison: what a completed (primary, shadow) pair
+//! holds, and the one interface that consumes it.
+//!
+//! The primary's answer is captured by the response tee on the live path and published once
+//! into a [`PrimaryCell`]; each shadow task, once its own answer is in, waits (bounded) for
+//! that cell and hands the pair to the [`PairSink`]. Neither side ever waits for the other
+//! on the live path.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::SetOnce;
+
+/// The request as it was forwarded to the primary (after hop-by-hop removal and
+/// `X-Forwarded-*`), with its body.
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// Method.
+    pub method: Method,
+    /// Path and query as received.
+    pub path_and_query: String,
+    /// Headers sent to the primary.
+    pub headers: HeaderMap,
+    /// The whole body (within the route's `max_body_bytes`).
+    pub body: Bytes,
+    /// The `x-request-id` both upstreams saw.
+    pub request_id: String,
+}
+
+/// One upstream's answer, kept up to `mirror.max_response_body_bytes`.
+#[derive(Debug, Clone)]
+pub struct CapturedResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Response headers (hop-by-hop removed).
+    pub headers: HeaderMap,
+    /// The body, or its first `max_response_body_bytes` when `truncated`.
+    pub body: Bytes,
+    /// The body was longer than the cap; `body` is a prefix.
+    pub truncated: bool,
+    /// From sending the request to the last body byte.
+    pub latency: Duration,
+}
+
+/// A completed pair, ready to compare.
+#[derive(Debug, Clone)]
+pub struct CompletedPair {
+    /// The route label (template) of the request.
+    pub route: String,
+    /// The shadow upstream's name.
+    pub shadow: String,
+    /// The request both received.
+    pub request: Arc<CapturedRequest>,
+    /// The primary's answer.
+    pub primary: Arc<CapturedResponse>,
+    /// The shadow's answer.
+    pub shadow_response: CapturedResponse,
+    /// When the pair was completed.
+    pub completed_at: SystemTime,
+}
+
+/// Consumes completed pairs (the comparison engine). Called from shadow tasks, never from
+/// the live path; implementations must not block for long.
+pub trait PairSink: Send + Sync + 'static {
+    /// Takes one pair.
+    fn accept(&self, pair: CompletedPair);
+}
+
+/// Where the primary's captured answer is published once: `Some` when it was kept in full,
+/// `None` when it could not be (failed, aborted, too large).
+pub type PrimaryCell = Arc<SetOnce<Option<Arc<CapturedResponse>>>>;
+
+/// The live path's end of a [`PrimaryCell`]. Publishing is guaranteed: if the slot is dropped
+/// without an answer (the primary failed, the client vanished), it publishes `None`, so no
+/// shadow task waits for an answer that will never come.
+pub struct PrimarySlot {
+    cell: PrimaryCell,
+}
+
+impl PrimarySlot {
+    /// A new slot and the cell shadow tasks wait on.
+    pub fn new() -> (PrimarySlot, PrimaryCell) {
+        let cell: PrimaryCell = Arc::new(SetOnce::new());
+        (PrimarySlot { cell: cell.clone() }, cell)
+    }
+
+    /// Publishes the primary's answer.
+    pub fn publish(self, response: Option<CapturedResponse>) {
+        let _ = self.cell.set(response.map(Arc::new));
+    }
+}
+
+impl Drop for PrimarySlot {
+    fn drop(&mut self) {
+        // No-op when `publish` already set it.
+        let _ = self.cell.set(None);
+    }
+}
+
+/// The response tee's sink on the live path: publishes the primary's answer when its body
+/// has been sent to the client in full.
+pub struct PrimarySink {
+    slot: PrimarySlot,
+    status: StatusCode,
+    headers: HeaderMap,
+    started: std::time::Instant,
+}
+
+impl PrimarySink {
+    /// Captures the head now; the body arrives through the tee.
+    pub fn new(
+        slot: PrimarySlot,
+        status: StatusCode,
+        headers: HeaderMap,
+        started: std::time::Instant,
+    ) -> PrimarySink {
+        PrimarySink {
+            slot,
+            status,
+            headers,
+            started,
+        }
+    }
+}
+
+impl crate::tee::TeeSink for PrimarySink {
+    fn finish(self, result: crate::tee::TeeResult) {
+        let PrimarySink {
+            slot,
+            status,
+            headers,
+            started,
+        } = self;
+        match result {
+            crate::tee::TeeResult::Complete(body) => slot.publish(Some(CapturedResponse {
+                status,
+                headers,
+                body,
+                truncated: false,
+                latency: started.elapsed(),
+            })),
+            crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
+                slot.publish(None)
+            }
+        }
+    }
+}
