@@ -3,6 +3,7 @@
 //! timeout), and graceful draining on shutdown.
 
 use crate::config::ListenerConfig;
+use crate::proxy::headers::{FramingError, HeadScanner};
 use crate::proxy::{ConnectionInfo, Proxy};
 use crate::telemetry::logging::ErrorChain;
 use hyper::service::service_fn;
@@ -10,9 +11,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::Instrument;
 
@@ -85,12 +91,24 @@ pub async fn serve(
             trust_forwarded_headers: config.trust_forwarded_headers,
         };
         let handler = proxy.clone();
-        let service = service_fn(move |request| {
+        let state = Arc::new(ConnectionState::default());
+        let seen = state.clone();
+        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let handler = handler.clone();
+            if seen.ambiguous_framing.load(Ordering::Acquire) {
+                request
+                    .extensions_mut()
+                    .insert(FramingError::ContentLengthAndTransferEncoding);
+            }
             async move { Ok::<_, Infallible>(handler.handle(request, info).await) }
         });
+        let io = Watched {
+            stream,
+            scanner: HeadScanner::default(),
+            state,
+        };
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
         let metrics = proxy.metrics().clone();
@@ -122,5 +140,69 @@ pub async fn serve(
     {
         tracing::warn!(listener = ?local, grace = ?grace, "grace period over; closing remaining connections");
         let _ = force_close.send(true);
+    }
+}
+
+/// What a connection's reads have shown, shared between its IO and its request service.
+#[derive(Default)]
+struct ConnectionState {
+    /// A request head with both Content-Length and Transfer-Encoding was read; see
+    /// [`HeadScanner`]. Every request on the connection from then on is refused (hyper closes
+    /// the connection after such a request anyway).
+    ambiguous_framing: AtomicBool,
+}
+
+/// The client socket, with every byte read passed through a [`HeadScanner`].
+struct Watched {
+    stream: TcpStream,
+    scanner: HeadScanner,
+    state: Arc<ConnectionState>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            if this.scanner.feed(&buf.filled()[before..]) {
+                this.state.ambiguous_framing.store(true, Ordering::Release);
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

@@ -94,6 +94,101 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), FramingError> {
     }
 }
 
+/// Watches the raw bytes of an HTTP/1 connection for a request head that carries both
+/// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1).
+///
+/// hyper resolves that shape while parsing: it drops `Content-Length`, reads the body as
+/// chunked and closes the connection after the response. The header map the handler gets
+/// then looks like an ordinary chunked request, so [`check_framing`] cannot see the
+/// conflict. The listener feeds every byte it reads here, and a request on a connection
+/// where the shape was seen is refused instead of forwarded.
+///
+/// Bodies are not tracked: a head is the run of lines after one ending in ` HTTP/1.0` or
+/// ` HTTP/1.1`, up to the next empty line. Whatever a body holds can only add text in front
+/// of a real head's request line, never split its header lines, so a real head is never
+/// missed; a body that itself contains such a head can cause a false alarm (400 on that
+/// connection), never a miss. An h2c connection (its first line is the HTTP/2 preface) is
+/// not scanned: HTTP/2 frames its messages in binary.
+#[derive(Debug, Default)]
+pub struct HeadScanner {
+    /// The first bytes of the current line: enough for a field name and its colon.
+    start: Vec<u8>,
+    /// The last bytes of the current line: enough for ` HTTP/1.1\r`.
+    end: Vec<u8>,
+    /// Length of the current line so far.
+    len: usize,
+    /// Lines seen so far (to recognise the h2c preface as the first one).
+    lines: usize,
+    in_head: bool,
+    saw_length: bool,
+    saw_encoding: bool,
+    off: bool,
+    found: bool,
+}
+
+impl HeadScanner {
+    const START: usize = 32;
+    const END: usize = 10;
+
+    /// Scans the next bytes read from the connection; true once a head with both fields was seen.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while !self.off && !self.found && !bytes.is_empty() {
+            match bytes.iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    self.extend(&bytes[..at]);
+                    self.end_line();
+                    bytes = &bytes[at + 1..];
+                }
+                None => {
+                    self.extend(bytes);
+                    bytes = &[];
+                }
+            }
+        }
+        self.found
+    }
+
+    fn extend(&mut self, part: &[u8]) {
+        let room = Self::START.saturating_sub(self.start.len());
+        self.start.extend_from_slice(&part[..part.len().min(room)]);
+        if part.len() >= Self::END {
+            self.end.clear();
+            self.end.extend_from_slice(&part[part.len() - Self::END..]);
+        } else {
+            self.end.extend_from_slice(part);
+            let excess = self.end.len().saturating_sub(Self::END);
+            self.end.drain(..excess);
+        }
+        self.len += part.len();
+    }
+
+    fn end_line(&mut self) {
+        let end = self.end.strip_suffix(b"\r").unwrap_or(&self.end);
+        let empty = self.len == 0 || (self.len == 1 && self.end == b"\r");
+        if self.lines == 0 && self.start.starts_with(b"PRI * HTTP/2.0") {
+            self.off = true;
+        } else if empty {
+            self.in_head = false;
+        } else if end.ends_with(b" HTTP/1.1") || end.ends_with(b" HTTP/1.0") {
+            self.in_head = true;
+            self.saw_length = false;
+            self.saw_encoding = false;
+        } else if self.in_head {
+            if let Some(colon) = self.start.iter().position(|&b| b == b':') {
+                // hyper refuses whitespace before the colon; matching it anyway costs nothing.
+                let name = self.start[..colon].trim_ascii_end();
+                self.saw_length |= name.eq_ignore_ascii_case(b"content-length");
+                self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+                self.found = self.saw_length && self.saw_encoding;
+            }
+        }
+        self.lines += 1;
+        self.len = 0;
+        self.start.clear();
+        self.end.clear();
+    }
+}
+
 /// Returns the request id to use: the client's when it is a reasonable token, else a new UUID.
 /// The header is (re)written so the upstream always sees the id we log.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
@@ -220,6 +315,42 @@ mod tests {
             check_framing(&map(&[("transfer-encoding", "xchunked")])),
             Err(FramingError::BadTransferEncoding)
         );
+    }
+
+    #[test]
+    fn head_scanner_finds_length_with_encoding_in_any_order_and_split_anywhere() {
+        let heads: [&[u8]; 3] = [
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+            // After a body that does not end in a line break: the request line is merged with it.
+            b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPOST / HTTP/1.1\nTransfer-Encoding:\tchunked\nContent-Length: 1\n\n",
+        ];
+        for head in heads {
+            for split in 0..head.len() {
+                let mut scanner = HeadScanner::default();
+                scanner.feed(&head[..split]);
+                assert!(
+                    scanner.feed(&head[split..]),
+                    "missed at split {split}: {:?}",
+                    String::from_utf8_lossy(head)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn head_scanner_passes_ordinary_heads_bodies_and_h2c() {
+        let ordinary: [&[u8]; 4] = [
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            // Both names, but in a body line block that follows no request line.
+            b"POST / HTTP/1.1\r\nContent-Length: 58\r\n\r\nnotes\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n",
+            b"GET / HTTP/1.1\r\nX-Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for bytes in ordinary {
+            let mut scanner = HeadScanner::default();
+            assert!(!scanner.feed(bytes), "{:?}", String::from_utf8_lossy(bytes));
+        }
     }
 
     #[test]

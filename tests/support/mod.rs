@@ -1,0 +1,608 @@
+//! Integration-test harness: real servers on loopback, nothing mocked.
+//!
+//! - **Upstreams** are real hyper servers (HTTP/1.1 and h2c) on `127.0.0.1:0`, built from
+//!   closures with [`upstream`]: `route`, `fallback`, `with_latency`, `hang`. Every upstream
+//!   records what it received (method, URI, version, headers in order, body, trailers), so
+//!   tests can check what the proxy forwarded — or that it forwarded nothing.
+//! - [`reset_mid_body`] is a raw TCP upstream that answers with a head and part of the
+//!   promised body, then drops the socket.
+//! - [`Shadowtap`] runs the real app in-process (`BoundApp::bind` + `serve`) on port 0 and
+//!   stops it through a channel.
+//! - Clients: hyper-util's legacy client (HTTP/1.1, or h2c with prior knowledge) and raw TCP
+//!   for requests no well-behaved client would send.
+//!
+//! Every await that talks to a server goes through [`within`], so a bug fails a test
+//! instead of hanging it.
+
+// Each test binary uses its own subset of the harness.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use shadowtap::config::{Config, Overrides};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single step of a test; generous, only there to turn hangs into failures.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Errors carried by test bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type used on both sides: requests from test clients, responses from upstreams.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// Awaits `future` for at most [`STEP`]; panics naming `what` when it takes longer.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(STEP, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+/// A complete body.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A body whose frames are sent through a channel: no size is known in advance (so HTTP/1
+/// frames it as chunked), data can be held back, and trailers can end it.
+pub fn channel_body(capacity: usize) -> (mpsc::Sender<Frame<Bytes>>, Body) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (tx, ChannelBody { rx }.boxed())
+}
+
+struct ChannelBody {
+    rx: mpsc::Receiver<Frame<Bytes>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.rx.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+/// What an upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: http::Method,
+    pub uri: Uri,
+    pub version: Version,
+    /// Header fields in the order the map yields them (values of one name in wire order).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+}
+
+impl Received {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler = Arc<dyn Fn(Received) -> BoxFuture<Response<Body>> + Send + Sync>;
+
+/// Builds an upstream server; see [`upstream`].
+pub struct UpstreamBuilder {
+    routes: Vec<(String, Handler)>,
+    fallback: Option<Handler>,
+    latency: Duration,
+}
+
+/// Starts describing an upstream. Paths match exactly; unmatched paths get 404 (or the fallback).
+pub fn upstream() -> UpstreamBuilder {
+    UpstreamBuilder {
+        routes: Vec::new(),
+        fallback: None,
+        latency: Duration::ZERO,
+    }
+}
+
+fn handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(Received) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    Arc::new(move |received| Box::pin(f(received)))
+}
+
+impl UpstreamBuilder {
+    /// Answers requests for exactly `path` with `f`.
+    pub fn route<F, Fut>(mut self, path: &str, f: F) -> Self
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        self.routes.push((path.to_string(), handler(f)));
+        self
+    }
+
+    /// Answers every path no route matched.
+    pub fn fallback<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        self.fallback = Some(handler(f));
+        self
+    }
+
+    /// Waits this long (after reading the request) before answering.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Never answers any request (the request is still recorded).
+    pub fn hang(self) -> Self {
+        self.fallback(|_| std::future::pending())
+    }
+
+    /// Binds 127.0.0.1:0 and serves HTTP/1.1 and h2c until the [`Upstream`] is dropped.
+    pub async fn start(self) -> Upstream {
+        let listener = within("upstream bind", TcpListener::bind("127.0.0.1:0"))
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let routes = Arc::new(self.routes);
+        let fallback = self.fallback;
+        let latency = self.latency;
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let routes = routes.clone();
+                let fallback = fallback.clone();
+                let log = log.clone();
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let routes = routes.clone();
+                    let fallback = fallback.clone();
+                    let log = log.clone();
+                    async move {
+                        let received = record(request).await;
+                        log.lock().expect("log lock").push(received.clone());
+                        if !latency.is_zero() {
+                            tokio::time::sleep(latency).await;
+                        }
+                        let found = routes
+                            .iter()
+                            .find(|(path, _)| path == received.uri.path())
+                            .map(|(_, h)| h.clone())
+                            .or(fallback);
+                        let response = match found {
+                            Some(handler) => handler(received).await,
+                            None => status(StatusCode::NOT_FOUND, "upstream: no such path\n"),
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                tokio::spawn(connection);
+            }
+        });
+        Upstream {
+            addr,
+            received,
+            task,
+        }
+    }
+}
+
+async fn record(request: Request<Incoming>) -> Received {
+    let (parts, body) = request.into_parts();
+    let collected = body.collect().await;
+    let (body, trailers) = match collected {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            (collected.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::from_static(b"<body error>"), None),
+    };
+    Received {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: header_pairs(&parts.headers),
+        body,
+        trailers,
+    }
+}
+
+/// Header fields as (name, value) pairs in map order; non-UTF-8 values lossily.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A response with a status and a small text body.
+pub fn status(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+}
+
+/// A running upstream. Stops accepting when dropped.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Upstream {
+    /// `http://127.0.0.1:PORT` plus `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("log lock").clone()
+    }
+
+    /// The last request received; panics when there was none.
+    pub fn last(&self) -> Received {
+        self.received().pop().expect("upstream received no request")
+    }
+
+    /// Number of requests received so far.
+    pub fn count(&self) -> usize {
+        self.received.lock().expect("log lock").len()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A raw TCP upstream that reads a request head, answers `200` with `Content-Length:
+/// declared` and only `sent` bytes of body, then drops the connection. Counts requests.
+pub async fn reset_mid_body(declared: usize, sent: &'static [u8]) -> RawUpstream {
+    let listener = within("raw upstream bind", TcpListener::bind("127.0.0.1:0"))
+        .await
+        .expect("bind raw upstream");
+    let addr = listener.local_addr().expect("raw upstream address");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_none() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {declared}\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(sent).await;
+                let _ = stream.flush().await;
+                // Give the bytes a moment to leave, then drop the socket mid-body.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            });
+        }
+    });
+    RawUpstream {
+        addr,
+        requests,
+        task,
+    }
+}
+
+/// Reads up to the end of a request head (`\r\n\r\n`); `None` on EOF or error.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// A raw TCP upstream (see [`reset_mid_body`]).
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl RawUpstream {
+    /// Request heads read so far.
+    pub fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An address nothing listens on: bound once to learn a free port, then released.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe");
+    let addr = listener.local_addr().expect("probe address");
+    drop(listener);
+    addr
+}
+
+/// Parses config text; panics with every problem when it is invalid.
+pub fn config(text: &str) -> Config {
+    match Config::from_toml(text, &Overrides::default()) {
+        Ok(config) => config,
+        Err(error) => panic!("test config is invalid: {error}\n---\n{text}"),
+    }
+}
+
+/// A config with listener and admin on port 0, one upstream `app` at `upstream` and one
+/// catch-all route `default` to it. `listener_extra` lines go into `[[listeners]]`,
+/// `upstream_extra` into `[upstreams.app]`.
+pub fn simple_toml(upstream: SocketAddr, listener_extra: &str, upstream_extra: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+{listener_extra}
+
+[admin]
+address = "127.0.0.1:0"
+
+[upstreams.app]
+url = "http://{upstream}"
+{upstream_extra}
+
+[[routes]]
+name = "default"
+primary = "app"
+
+[shutdown]
+grace_period = "5s"
+"#
+    )
+}
+
+/// shadowtap running in-process.
+pub struct Shadowtap {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<()>>,
+}
+
+impl Shadowtap {
+    /// Binds and starts serving `config`.
+    pub async fn start(config: Config) -> Shadowtap {
+        let app = within("bind shadowtap", shadowtap::BoundApp::bind(config))
+            .await
+            .expect("shadowtap binds");
+        let addr = app.listen_addrs()[0];
+        let admin = app.admin_addr().expect("admin enabled in test configs");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(async move {
+            let _ = stopped.await;
+        }));
+        Shadowtap {
+            addr,
+            admin,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    /// Starts with [`simple_toml`] in front of `upstream`.
+    pub async fn in_front_of(upstream: SocketAddr) -> Shadowtap {
+        Shadowtap::start(config(&simple_toml(upstream, "", ""))).await
+    }
+
+    /// `http://ADDR` plus `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Resolves the shutdown future; the server starts draining.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits for `serve` to return (after [`Self::begin_shutdown`]).
+    pub async fn stopped(&mut self) {
+        if let Some(served) = self.served.take() {
+            within("shadowtap serve() to return", served)
+                .await
+                .expect("serve task");
+        }
+    }
+
+    /// The admin `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let reply = send(
+            &http1_client(),
+            get_request(&format!("http://{}/metrics", self.admin)),
+        )
+        .await
+        .expect("admin /metrics answers");
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.text()
+    }
+}
+
+/// A plain HTTP/1.1 client with its own pool.
+pub fn http1_client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2_client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// `GET url` with an empty body.
+pub fn get_request(url: &str) -> Request<Body> {
+    Request::get(url).body(empty()).expect("valid request")
+}
+
+/// A whole response as the client saw it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends a request and reads the whole response. `Err` when the exchange failed (including
+/// a body cut short).
+pub async fn send(
+    client: &Client<HttpConnector, Body>,
+    request: Request<Body>,
+) -> Result<Reply, BoxError> {
+    within("request", async {
+        let response = client.request(request).await?;
+        let (parts, body) = response.into_parts();
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned();
+        Ok(Reply {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: collected.to_bytes(),
+            trailers,
+        })
+    })
+    .await
+}
+
+/// `GET url` over a fresh HTTP/1.1 client; panics if the exchange fails.
+pub async fn get(url: &str) -> Reply {
+    send(&http1_client(), get_request(url))
+        .await
+        .unwrap_or_else(|error| panic!("GET {url} failed: {error}"))
+}
+
+/// Writes `bytes` on a new connection and reads until the server closes it (or 10 s pass);
+/// returns everything read, lossily as text.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = within("raw connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    within("raw write", stream.write_all(bytes))
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = within(
+        "server to close the connection",
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of the first response in a raw HTTP/1 answer (`None` when there was none).
+pub fn raw_status(answer: &str) -> Option<u16> {
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+/// The value of a sample line in Prometheus text, matched by metric name and every label
+/// given (`name{a="b",...} value`); `None` when no such series exists.
+pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
+            all.then(|| value.parse().ok())?
+        })
+        .next()
+}
