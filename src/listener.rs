@@ -95,6 +95,7 @@ pub async fn serve(
         let seen = state.clone();
         let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let handler = handler.clone();
+            seen.first_request.store(true, Ordering::Release);
             if seen.ambiguous_framing.load(Ordering::Acquire) {
                 request
                     .extensions_mut()
@@ -105,11 +106,20 @@ pub async fn serve(
         let io = Watched {
             stream,
             scanner: HeadScanner::default(),
-            state,
+            state: state.clone(),
         };
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
+        let first_request_deadline = {
+            let timeout = config.header_read_timeout;
+            async move {
+                tokio::time::sleep(timeout).await;
+                if state.first_request.load(Ordering::Acquire) {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
         let connection = graceful.watch(connection);
         let metrics = proxy.metrics().clone();
         metrics.connection_opened();
@@ -124,6 +134,9 @@ pub async fn serve(
                     },
                     _ = crate::shutdown::flagged(&mut force_closed) => {
                         tracing::debug!("connection closed at the end of the grace period");
+                    }
+                    _ = first_request_deadline => {
+                        tracing::debug!("no request within the header read timeout; closing");
                     }
                 }
                 metrics.connection_closed();
@@ -146,6 +159,11 @@ pub async fn serve(
 /// What a connection's reads have shown, shared between its IO and its request service.
 #[derive(Default)]
 struct ConnectionState {
+    /// A request has been dispatched. Until then hyper's own header-read timeout may not be
+    /// running: with HTTP/2 enabled, hyper-util first reads until it can tell the h2c preface
+    /// from HTTP/1 and waits without a deadline, so a client that connects and sends nothing
+    /// (or part of the preface) would hold a connection slot for ever.
+    first_request: AtomicBool,
     /// A request head with both Content-Length and Transfer-Encoding was read; see
     /// [`HeadScanner`]. Every request on the connection from then on is refused (hyper closes
     /// the connection after such a request anyway).
