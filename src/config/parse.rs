@@ -82,22 +82,36 @@ fn parse_list<T: DeserializeOwned>(
     }
 }
 
+/// Deserialises one section. serde stops at the first bad key and drops the whole section,
+/// which would hide every other problem in it (a misspelled key next to a bad address would
+/// only report the key). So each bad key is reported, removed, and the rest tried again.
 fn parse_value<T: DeserializeOwned>(
     path: &str,
-    value: toml::Value,
+    mut value: toml::Value,
     problems: &mut Problems,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(parsed) => Some(parsed),
-        Err(err) => {
-            let inner = err.path().to_string();
-            let full = if inner == "." || inner.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{inner}")
-            };
-            problems.push(full, clean_serde_message(&err.into_inner().to_string()));
-            None
+    loop {
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return Some(parsed),
+            Err(err) => err,
+        };
+        let inner = err.path().to_string();
+        let full = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{inner}")
+        };
+        let culprit = match err.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        problems.push(full, clean_serde_message(&err.into_inner().to_string()));
+        let removed = match (&mut value, culprit) {
+            (toml::Value::Table(table), Some(key)) => table.remove(&key).is_some(),
+            _ => false,
+        };
+        if !removed {
+            return None;
         }
     }
 }
