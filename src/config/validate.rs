@@ -153,6 +153,9 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         },
     };
 
+    // Upstreams that fail validation are still "known", so a route naming them does not get
+    // a second, misleading "unknown upstream" problem. Collected before validation drops them.
+    let known_upstreams: HashSet<String> = raw.upstreams.keys().cloned().collect();
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in raw.upstreams {
         let path = format!("upstreams.{name}");
@@ -161,9 +164,6 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
             upstreams.insert(name, upstream);
         }
     }
-    // Upstreams that failed validation are still "known", so a route naming them does not get
-    // a second, misleading "unknown upstream" problem.
-    let known_upstreams: HashSet<String> = upstreams.keys().cloned().collect();
 
     if raw.routes.is_empty() {
         problems.push(
