@@ -93,11 +93,8 @@ async fn too_many_headers_are_refused() {
     }
     request.push_str("\r\n");
     let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
-    let status = raw_status(&answer);
-    assert!(
-        matches!(status, Some(431) | Some(400)),
-        "expected 431 or 400, got {answer:?}"
-    );
+    // hyper's parser answers this itself, before the proxy sees a request.
+    assert_eq!(raw_status(&answer), Some(431), "{answer:?}");
     assert_eq!(upstream.count(), 0);
 
     // Under the limit is fine.
@@ -117,11 +114,8 @@ async fn oversized_head_is_refused() {
         "a".repeat(20_000)
     );
     let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
-    let status = raw_status(&answer);
-    assert!(
-        matches!(status, Some(431) | Some(400)),
-        "expected 431 or 400, got {answer:?}"
-    );
+    // hyper's parser answers this itself, before the proxy sees a request.
+    assert_eq!(raw_status(&answer), Some(431), "{answer:?}");
     assert_eq!(upstream.count(), 0);
 }
 
