@@ -7,6 +7,7 @@
 //! | `/readyz` | 200 once every listener is bound, 503 before and while draining |
 //! | `/metrics` | Prometheus text format |
 
+use crate::report::Reporter;
 use crate::telemetry::Metrics;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -27,6 +28,8 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// The proxy's metrics.
     pub metrics: Arc<Metrics>,
+    /// The comparison engine's results (for `/api/v1/...`).
+    pub report: Arc<Reporter>,
 }
 
 /// Serves the admin endpoints until `shutdown` flips to true.
@@ -89,11 +92,66 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             );
             response
         }
+                "/api/v1/routes" => json(&state.report.routes()),
+        "/api/v1/noise" => json(&state.report.noise()),
+        "/api/v1/samples" => {
+            let query = request.uri().query().unwrap_or("");
+            let route = query_param(query, "route").filter(|route| !route.is_empty());
+            let limit = query_param(query, "limit")
+                .and_then(|limit| limit.parse::<usize>().ok())
+                .unwrap_or(DEFAULT_SAMPLE_LIMIT);
+            json(&state.report.samples(route.as_deref(), limit))
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz or /metrics\n",
+            "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/samples, /api/v1/noise\n",
         ),
     }
+}
+
+/// Samples returned when `limit` is not given.
+const DEFAULT_SAMPLE_LIMIT: usize = 20;
+
+fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render JSON\n"),
+    }
+}
+
+/// The first value of a query parameter, percent-decoded (`+` is a space, as in forms).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'+' => Some((b' ', 1)),
+            b'%' => text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .map(|byte| (byte, 3)),
+            _ => None,
+        };
+        let (byte, width) = decoded.unwrap_or((bytes[i], 1));
+        out.push(byte);
+        i += width;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -104,4 +162,23 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let query = "limit=5&route=%2Fapi%2Fusers%2F%7Bid%7D&x=a+b";
+        assert_eq!(
+            query_param(query, "route").as_deref(),
+            Some("/api/users/{id}")
+        );
+        assert_eq!(query_param(query, "limit").as_deref(), Some("5"));
+        assert_eq!(query_param(query, "x").as_deref(), Some("a b"));
+        assert_eq!(query_param(query, "missing"), None);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
 }

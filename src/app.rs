@@ -8,6 +8,8 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::listener;
 use crate::proxy::Proxy;
+use crate::report::{ReportError, Reporter};
+use crate::shadow::pair::PairSink;
 use crate::telemetry::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +36,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The comparison engine could not start (diff log, worker threads).
+    #[error("cannot start the comparison engine")]
+    Report(#[from] ReportError),
 }
 
 /// A proxy whose sockets are bound and which is ready to serve.
@@ -42,6 +47,7 @@ pub struct BoundApp {
     listeners: Vec<(TcpListener, SocketAddr)>,
     admin: Option<(TcpListener, SocketAddr)>,
     proxy: Arc<Proxy>,
+    report: Arc<Reporter>,
 }
 
 async fn bind(address: SocketAddr, what: String) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -72,11 +78,13 @@ impl BoundApp {
             None => None,
         };
         let proxy = Arc::new(Proxy::new(&config));
+        let report = Reporter::start(&config, proxy.metrics().clone())?;
         Ok(BoundApp {
             config,
             listeners,
             admin,
             proxy,
+            report,
         })
     }
 
@@ -88,6 +96,11 @@ impl BoundApp {
     /// The bound admin address, if the admin port is enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(_, address)| *address)
+    }
+
+    /// The comparison engine's results (for in-process readers such as `demo`).
+    pub fn report(&self) -> Arc<Reporter> {
+        self.report.clone()
     }
 
     /// The proxy's metrics (for in-process readers such as `demo`).
@@ -103,6 +116,7 @@ impl BoundApp {
         let state = Arc::new(AdminState {
             ready: Default::default(),
             metrics: self.proxy.metrics().clone(),
+            report: self.report.clone(),
         });
 
         let mut listener_tasks = Vec::new();
@@ -133,8 +147,8 @@ impl BoundApp {
                 }
             })
         };
-        // Completed pairs are counted; the comparison engine will consume them next.
-        self.proxy.mirror().start(None);
+        let sink: Arc<dyn PairSink> = self.report.clone();
+        self.proxy.mirror().start(Some(sink));
         state.ready.store(true, Ordering::Release);
 
         shutdown.await;
@@ -151,6 +165,7 @@ impl BoundApp {
             let _ = task.await;
         }
         upkeep.abort();
+        self.report.stop();
         tracing::info!("stopped");
     }
 }

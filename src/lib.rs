@@ -18,11 +18,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod listener;
 pub mod proxy;
+pub mod report;
 pub mod router;
 pub mod shadow;
 pub mod shutdown;

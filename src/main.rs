@@ -49,6 +49,9 @@ enum Command {
         /// Default GET,HEAD,OPTIONS: other methods may have side effects.
         #[arg(long, value_name = "LIST|all")]
         mirror_methods: Option<String>,
+        /// Append one JSON object per divergent pair to FILE (rotated by size).
+        #[arg(long, value_name = "FILE")]
+        diff_log: Option<String>,
     },
     /// Validate a config file and print the effective config (defaults filled in).
     Check {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             shadows,
             sample,
             mirror_methods,
+            diff_log,
         } => {
             let overrides = Overrides {
                 listen,
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
                 shadows,
                 sample,
                 mirror_methods,
+                diff_log,
             };
             run(config, overrides)
         }

@@ -192,6 +192,7 @@ mod tests {
             templates: templates.iter().map(|t| t.to_string()).collect(),
             host_rewrite: None,
             mirror: None,
+            compare: Default::default(),
         }
     }
 

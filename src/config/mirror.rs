@@ -58,6 +58,7 @@ pub struct RawBreaker {
 #[serde(deny_unknown_fields)]
 pub struct RawRouteMirror {
     pub max_body_bytes: Option<usize>,
+    pub secondary: Option<String>,
     #[serde(default)]
     pub shadows: Vec<RawShadow>,
 }
@@ -153,6 +154,9 @@ pub struct RouteMirror {
     pub max_body_bytes: usize,
     /// The shadows, each with its own sampling and filters.
     pub shadows: Vec<ShadowPolicy>,
+    /// An upstream running the primary's build that receives every mirrored request too;
+    /// differences it shares with the primary are noise (Diffy's method).
+    pub secondary: Option<String>,
 }
 
 /// Which methods a shadow receives.
@@ -323,9 +327,25 @@ pub(crate) fn validate_route_mirror(
             Some(policy)
         })
         .collect();
+    let secondary = raw.secondary.filter(|secondary| {
+        let known = upstreams.contains(secondary);
+        if !known {
+            problems.push(
+                format!("{path}.secondary"),
+                format!("unknown upstream {secondary:?}"),
+            );
+        } else if seen.contains(secondary) {
+            problems.push(
+                format!("{path}.secondary"),
+                format!("{secondary:?} is already a shadow of this route"),
+            );
+        }
+        known
+    });
     RouteMirror {
         max_body_bytes: raw.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES),
         shadows,
+        secondary,
     }
 }
 

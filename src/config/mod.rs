@@ -4,12 +4,14 @@
 //! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
 //! from every stage is collected and reported together, each with its key path.
 
+mod compare;
 mod error;
 mod mirror;
 mod parse;
 mod raw;
 mod validate;
 
+pub use compare::{CompareConfig, RouteCompare};
 pub use error::{ConfigError, Problem};
 pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
@@ -41,6 +43,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Global mirroring limits (queues, in-flight caps, deadlines, breaker).
     pub mirror: MirrorConfig,
+    /// Comparison budget and reporting limits.
+    pub compare: CompareConfig,
 }
 
 /// One listening socket for live traffic (HTTP/1.1 and h2c on the same port).
@@ -139,6 +143,8 @@ pub struct RouteConfig {
     pub host_rewrite: Option<String>,
     /// Mirroring policy; `None` when the route has no shadows.
     pub mirror: Option<RouteMirror>,
+    /// How this route's pairs are compared.
+    pub compare: RouteCompare,
 }
 
 /// Runtime settings.
@@ -190,6 +196,8 @@ pub struct Overrides {
     pub sample: Option<String>,
     /// `--mirror-methods LIST|all`: methods mirrored to the `--shadow` shadows.
     pub mirror_methods: Option<String>,
+    /// `--diff-log FILE`: sets `compare.diff_log`.
+    pub diff_log: Option<String>,
 }
 
 impl Config {
@@ -210,7 +218,7 @@ impl Config {
         let mut problems = error::Problems::default();
         let mut raw = parse::parse_toml(text, &mut problems);
         validate::apply_overrides(&mut raw, overrides, &mut problems);
-        let config = validate::validate(raw, &mut problems);
+        let config = validate::validate(raw, overrides.diff_log.as_deref(), &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {

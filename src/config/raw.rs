@@ -4,6 +4,7 @@
 //! `validate` can fill defaults in one place and report every problem with its key path.
 //! `deny_unknown_fields` everywhere: a misspelled key is an error, never silently ignored.
 
+use super::compare::{RawCompare, RawRouteCompare};
 use super::mirror::{RawMirror, RawRouteMirror};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub struct RawConfig {
     pub shutdown: Option<RawShutdown>,
     pub logging: Option<RawLogging>,
     pub mirror: Option<RawMirror>,
+    pub compare: Option<RawCompare>,
 }
 
 /// One `[[listeners]]` entry.
@@ -77,6 +79,7 @@ pub struct RawRoute {
     pub template: Option<RawTemplates>,
     pub host_rewrite: Option<String>,
     pub mirror: Option<RawRouteMirror>,
+    pub compare: Option<RawRouteCompare>,
 }
 
 /// `[runtime]`.

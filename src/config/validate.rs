@@ -133,6 +133,7 @@ fn apply_mirror_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: 
             primary: Some(defaults::PRIMARY_UPSTREAM.to_string()),
             mirror: Some(RawRouteMirror {
                 max_body_bytes: None,
+                secondary: None,
                 shadows,
             }),
             ..RawRoute::default()
@@ -140,7 +141,7 @@ fn apply_mirror_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: 
     }
 }
 
-pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
+pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Problems) -> Config {
     let listeners = validate_listeners(raw.listeners, problems);
 
     let admin_raw = raw.admin.unwrap_or_default();
@@ -187,6 +188,7 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
     }
 
     let mirror = super::mirror::validate_global(raw.mirror, problems);
+    let compare = super::compare::validate_global(raw.compare, diff_log, problems);
 
     let runtime = RuntimeConfig {
         worker_threads: raw
@@ -239,6 +241,7 @@ pub(crate) fn validate(raw: RawConfig, problems: &mut Problems) -> Config {
         shutdown,
         logging,
         mirror,
+        compare,
     }
 }
 
@@ -491,7 +494,10 @@ fn validate_route(
         })
         .filter(|mirror| !mirror.shadows.is_empty());
 
+    let compare = super::compare::validate_route(&format!("{path}.compare"), raw.compare, problems);
+
     Some(RouteConfig {
+        compare,
         mirror,
         name,
         host,

@@ -1,10 +1,13 @@
 //! `shadowtap demo`: the whole product on one machine with no setup.
 //!
-//! It starts a built-in demo service on loopback, the real proxy in front of it (same code
-//! path as `shadowtap run`), and a steady traffic generator; every few seconds it prints a
-//! per-route summary of what went through the proxy, with the admin URL to scrape.
+//! It starts built-in demo services on loopback — the stable build as primary and as
+//! secondary, the canary build (with deliberate regressions) as shadow — the real proxy in
+//! front of them (same code path as `shadowtap run`), and a steady traffic generator; every
+//! few seconds it prints, per route, the requests, the divergence rate, the top diverging
+//! fields and primary vs shadow latency, with the admin URLs to explore.
 
 pub mod backends;
+mod summary;
 mod traffic;
 
 use crate::config::{Config, Overrides};
@@ -33,8 +36,14 @@ pub enum DemoError {
     Start(#[source] crate::app::StartError),
 }
 
-/// The proxy config the demo runs: one route over the demo service with its templates.
-pub fn demo_config(primary: std::net::SocketAddr) -> Result<Config, crate::config::ConfigError> {
+/// The proxy config the demo runs: one route over the demo service with its templates,
+/// mirrored in full to the canary, with a second stable instance as the secondary so noise
+/// is recognised from the first pair (and learned noise kicks in after 20 pairs).
+pub fn demo_config(
+    primary: std::net::SocketAddr,
+    secondary: std::net::SocketAddr,
+    shadow: std::net::SocketAddr,
+) -> Result<Config, crate::config::ConfigError> {
     let templates: Vec<String> = backends::TEMPLATES
         .iter()
         .map(|t| format!("{t:?}"))
@@ -51,11 +60,30 @@ address = "127.0.0.1:0"
 url = "http://{primary}"
 response_timeout = "5s"
 
+[upstreams.primary-b]
+url = "http://{secondary}"
+
+[upstreams.canary]
+url = "http://{shadow}"
+
+[compare]
+learn_after = 20
+
 [[routes]]
 name = "api"
 path_prefix = "/api/"
 primary = "primary"
 template = [{templates}]
+
+[routes.mirror]
+secondary = "primary-b"
+
+[[routes.mirror.shadows]]
+upstream = "canary"
+percent = 100
+
+[routes.compare]
+unordered_paths = ["/results"]
 "#,
         templates = templates.join(", ")
     );
@@ -65,15 +93,17 @@ template = [{templates}]
 /// Runs the demo until `stop` resolves, printing a live report to stdout.
 pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result<(), DemoError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let primary = backends::start(
-        backends::Behaviour {
-            report_delay: Duration::from_millis(20),
-        },
-        stop_rx.clone(),
-    )
-    .await
-    .map_err(DemoError::Backend)?;
-    let config = demo_config(primary).map_err(DemoError::Config)?;
+    let start = |build| backends::start(build, stop_rx.clone());
+    let primary = start(backends::Build::Stable)
+        .await
+        .map_err(DemoError::Backend)?;
+    let secondary = start(backends::Build::Stable)
+        .await
+        .map_err(DemoError::Backend)?;
+    let shadow = start(backends::Build::Canary)
+        .await
+        .map_err(DemoError::Backend)?;
+    let config = demo_config(primary, secondary, shadow).map_err(DemoError::Config)?;
     let app = crate::BoundApp::bind(config)
         .await
         .map_err(DemoError::Start)?;
@@ -81,11 +111,14 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
         app.listen_addrs().first().copied().ok_or_else(|| {
             DemoError::Backend(std::io::Error::other("the proxy has no listener"))
         })?;
+    let report = app.report();
     println!("shadowtap demo");
-    println!("  demo service (primary): http://{primary}");
-    println!("  proxy:                  http://{proxy}");
+    println!("  primary (stable build):   http://{primary}");
+    println!("  secondary (stable build): http://{secondary}");
+    println!("  shadow (canary build):    http://{shadow}");
+    println!("  proxy:                    http://{proxy}");
     if let Some(admin) = app.admin_addr() {
-        println!("  admin:                  http://{admin}/metrics");
+        println!("  admin:                    http://{admin}/metrics  /api/v1/routes  /api/v1/samples  /api/v1/noise");
     }
     println!("  traffic: {} req/s; Ctrl-C to stop", options.rate);
     println!();
@@ -102,13 +135,14 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     ));
     let reporter = {
         let stats = stats.clone();
+        let report = report.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_secs(2));
             ticker.tick().await;
             loop {
                 tokio::select! {
-                    _ = ticker.tick() => print!("{}", stats.report()),
+                    _ = ticker.tick() => print!("{}", summary::render(&stats, &report.routes())),
                     _ = crate::shutdown::flagged(&mut stop) => break,
                 }
             }
@@ -119,8 +153,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     let _ = stop_tx.send(true);
     let _ = generator.await;
     let _ = reporter.await;
-    let _ = server.await;
+    // Let in-flight shadow requests and comparisons settle before the final table.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     println!("final:");
-    print!("{}", stats.report());
+    print!("{}", summary::render(&stats, &report.routes()));
+    let _ = server.await;
     Ok(())
 }

@@ -150,13 +150,9 @@ impl Proxy {
             Ok((response, slot)) => {
                 self.metrics
                     .record_request(route_metrics, method, response.status());
-                let capture = slot.map(|slot| {
-                    let sink = PrimarySink::new(
-                        slot,
-                        response.status(),
-                        response.headers().clone(),
-                        started,
-                    );
+                let capture = slot.map(|(slot, sent)| {
+                    let sink =
+                        PrimarySink::new(slot, response.status(), response.headers().clone(), sent);
                     Tee::new(self.max_response_body_bytes, sink)
                 });
                 response.map(|body| ResponseBody::upstream(body, completion, capture))
@@ -192,7 +188,7 @@ impl Proxy {
         route: Option<(usize, usize)>,
         connection: ConnectionInfo,
         span: &tracing::Span,
-    ) -> Result<(Response<Incoming>, Option<PrimarySlot>), ProxyError> {
+    ) -> Result<(Response<Incoming>, Option<(PrimarySlot, Instant)>), ProxyError> {
         // The listener marks requests whose raw head had a conflict hyper resolved away.
         if let Some(hidden) = request.extensions().get::<headers::FramingError>() {
             return Err((*hidden).into());
@@ -250,6 +246,8 @@ impl Proxy {
             .uri_for(parts.uri.path_and_query())
             .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
 
+        // The primary's latency for comparison is measured like the shadow's: from sending.
+        let sent = Instant::now();
         let mut response = upstream.send(Request::from_parts(parts, body)).await?;
         headers::remove_hop_by_hop(response.headers_mut());
         tracing::debug!(
@@ -257,7 +255,7 @@ impl Proxy {
             status = response.status().as_u16(),
             "primary answered"
         );
-        Ok((response, slot))
+        Ok((response, slot.map(|slot| (slot, sent))))
     }
 
     /// Wraps the request body in a tee when the request is mirrored (the plan decides), so

@@ -8,7 +8,9 @@
 //! own queue and pool, so one slow shadow never delays another.
 
 use super::breaker::Breaker;
-use super::pair::{CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell};
+use super::pair::{
+    CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
+};
 use crate::config::{MirrorConfig, UpstreamConfig, UpstreamProtocol};
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::{Bytes, BytesMut};
@@ -32,10 +34,26 @@ pub struct ShadowJob {
     pub request: http::Request<Full<Bytes>>,
     /// The request as the primary received it (for the pair).
     pub captured: Arc<CapturedRequest>,
-    /// Where the primary's answer will appear.
-    pub primary: PrimaryCell,
+    /// What to do with the answer.
+    pub role: JobRole,
     /// When the job was queued; the deadline counts from here.
     pub enqueued: Instant,
+}
+
+/// What a job's answer is for.
+pub enum JobRole {
+    /// A shadow: pair its answer with the primary's (and the secondary's, if any).
+    Shadow {
+        /// Where the primary's answer appears.
+        primary: PrimaryCell,
+        /// Where the secondary's answer appears, when the route has one.
+        secondary: Option<PrimaryCell>,
+    },
+    /// The route's secondary: publish the answer for the shadows' noise check.
+    Secondary {
+        /// Filled with the answer (or `None` when it failed).
+        slot: PrimarySlot,
+    },
 }
 
 /// Why a shadow request failed (logged at debug; counted as `error`).
@@ -143,7 +161,7 @@ impl ShadowTarget {
         self.breaker.is_open(Instant::now())
     }
 
-        /// Queues a job without waiting. `false` when the queue is full (or the dispatcher is
+    /// Queues a job without waiting. `false` when the queue is full (or the dispatcher is
     /// gone): the job is dropped and the caller counts it.
     pub fn try_enqueue(&self, job: ShadowJob) -> bool {
         let queued = self.sender.try_send(job).is_ok();
@@ -235,25 +253,36 @@ impl ShadowTarget {
             }
         };
         self.gauges.circuit_state.set(self.breaker.state().gauge());
+        let (primary_cell, secondary_cell) = match job.role {
+            JobRole::Secondary { slot } => {
+                slot.publish(response);
+                return;
+            }
+            JobRole::Shadow { primary, secondary } => (primary, secondary),
+        };
         let Some(shadow_response) = response else {
             return;
         };
 
-        // The shadow is done; wait (bounded) for the primary's answer to pair with it.
-        let primary = tokio::time::timeout(self.limits.timeout, job.primary.wait())
-            .await
-            .ok()
-            .and_then(|primary| primary.clone());
+        // The shadow is done; wait (bounded) for the primary's answer to pair with it, and
+        // for the secondary's when the route has one.
+        let primary = wait_for(&primary_cell, self.limits.timeout).await;
+        let secondary = match &secondary_cell {
+            Some(cell) => wait_for(cell, self.limits.timeout).await,
+            None => None,
+        };
         match primary {
             Some(primary) => {
                 metrics.record_pair(route_metrics, job.shadow, PairResult::Complete);
                 if let Some(sink) = sink {
                     sink.accept(CompletedPair {
                         route: route_label(&metrics, job.route),
+                        route_index: job.route.0,
                         shadow: self.name.clone(),
                         request: job.captured,
                         primary,
                         shadow_response,
+                        secondary,
                         completed_at: SystemTime::now(),
                     });
                 }
@@ -299,6 +328,14 @@ impl ShadowTarget {
             latency: Duration::ZERO,
         })
     }
+}
+
+/// The published answer in `cell`, waiting at most `limit`; `None` if it never came or failed.
+async fn wait_for(cell: &PrimaryCell, limit: Duration) -> Option<Arc<CapturedResponse>> {
+    tokio::time::timeout(limit, cell.wait())
+        .await
+        .ok()
+        .and_then(|answer| answer.clone())
 }
 
 fn route_label(metrics: &Metrics, route: (usize, usize)) -> String {

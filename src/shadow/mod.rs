@@ -23,7 +23,7 @@ use crate::config::{Config, MethodSet, PathRewrite, ShadowPolicy, StickySource};
 use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
 use bytes::Bytes;
-use dispatch::{ShadowJob, ShadowTarget};
+use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Uri};
@@ -50,6 +50,7 @@ struct CompiledShadow {
 struct CompiledRoute {
     max_body_bytes: usize,
     shadows: Vec<CompiledShadow>,
+    secondary: Option<CompiledShadow>,
 }
 
 /// The mirroring engine shared by all connections.
@@ -79,7 +80,15 @@ impl Mirror {
                 route
                     .mirror
                     .as_ref()
-                    .map(|mirror| mirror.shadows.iter().map(|s| s.upstream.clone()).collect())
+                    .map(|mirror| {
+                        // Metric positions: the shadows in order, then the secondary.
+                        mirror
+                            .shadows
+                            .iter()
+                            .map(|s| s.upstream.clone())
+                            .chain(mirror.secondary.clone())
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .collect()
@@ -88,36 +97,58 @@ impl Mirror {
     /// Compiles every route's policy and builds one target per shadow upstream in use.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Mirror {
         let mut names: Vec<String> = Vec::new();
-        let mut targets = Vec::new();
+        let mut targets: Vec<Arc<ShadowTarget>> = Vec::new();
+        let mut target_for = |name: &str| -> Option<usize> {
+            if let Some(index) = names.iter().position(|known| known == name) {
+                return Some(index);
+            }
+            let upstream = config.upstreams.get(name)?;
+            names.push(name.to_string());
+            targets.push(Arc::new(ShadowTarget::new(
+                name,
+                upstream,
+                &config.mirror,
+                &metrics,
+            )));
+            Some(targets.len() - 1)
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let Some(mirror) = &route.mirror else {
                 routes.push(None);
                 continue;
             };
-            let mut shadows = Vec::new();
-            for policy in &mirror.shadows {
-                let Some(upstream) = config.upstreams.get(&policy.upstream) else {
-                    continue;
+            let shadows = mirror
+                .shadows
+                .iter()
+                .filter_map(|policy| {
+                    Some(compile_shadow(
+                        policy,
+                        target_for(&policy.upstream)?,
+                        &route.name,
+                    ))
+                })
+                .collect();
+            // The secondary gets a plain copy: no sampling of its own, no header rewrites.
+            let secondary = mirror.secondary.as_ref().and_then(|name| {
+                let policy = ShadowPolicy {
+                    upstream: name.clone(),
+                    percent: 100.0,
+                    sticky: None,
+                    methods: MethodSet::All(crate::config::AllMethods::All),
+                    path_prefix: None,
+                    require_headers: Vec::new(),
+                    add_headers: Default::default(),
+                    remove_headers: Vec::new(),
+                    host_rewrite: None,
+                    path_rewrite: None,
                 };
-                let target = match names.iter().position(|name| *name == policy.upstream) {
-                    Some(index) => index,
-                    None => {
-                        names.push(policy.upstream.clone());
-                        targets.push(Arc::new(ShadowTarget::new(
-                            &policy.upstream,
-                            upstream,
-                            &config.mirror,
-                            &metrics,
-                        )));
-                        targets.len() - 1
-                    }
-                };
-                shadows.push(compile_shadow(policy, target, &route.name));
-            }
+                Some(compile_shadow(&policy, target_for(name)?, &route.name))
+            });
             routes.push(Some(CompiledRoute {
                 max_body_bytes: mirror.max_body_bytes,
                 shadows,
+                secondary,
             }));
         }
         Mirror {
@@ -228,6 +259,15 @@ impl Mirror {
 
     fn finish(&self, plan: MirrorPlan, request: RequestHead, result: TeeResult) {
         let route_metrics = self.metrics.route(Some(plan.route));
+        let Some(Some(compiled)) = self.routes.get(plan.route_index) else {
+            return;
+        };
+        // The secondary (if any) goes along with every mirrored request, at the position
+        // after the shadows, so its outcomes are accounted for like theirs.
+        let secondary = compiled
+            .secondary
+            .as_ref()
+            .map(|secondary| (compiled.shadows.len(), secondary));
         let body = match result {
             TeeResult::Complete(body) => body,
             TeeResult::TooLarge | TeeResult::Incomplete => {
@@ -236,14 +276,16 @@ impl Mirror {
                 } else {
                     MirrorOutcome::DroppedClientAborted
                 };
-                for position in plan.shadows {
+                for position in plan
+                    .shadows
+                    .iter()
+                    .copied()
+                    .chain(secondary.map(|(position, _)| position))
+                {
                     self.metrics.record_mirror(route_metrics, position, outcome);
                 }
                 return;
             }
-        };
-        let Some(Some(compiled)) = self.routes.get(plan.route_index) else {
-            return;
         };
         let captured = Arc::new(CapturedRequest {
             method: request.method,
@@ -257,42 +299,76 @@ impl Mirror {
             request_id: request.request_id,
         });
         let enqueued = Instant::now();
-        for position in plan.shadows {
-            let (Some(shadow), Some(target)) = (
-                compiled.shadows.get(position),
-                compiled
-                    .shadows
-                    .get(position)
-                    .and_then(|s| self.targets.get(s.target)),
-            ) else {
-                continue;
-            };
-            let Some(request) = self.shadow_request(
-                shadow,
-                target,
+        let secondary_cell = secondary.map(|(position, policy)| {
+            let (slot, cell) = PrimarySlot::new();
+            let role = JobRole::Secondary { slot };
+            self.enqueue(
+                plan.route,
+                position,
+                policy,
                 &captured,
                 request.path_and_query.as_ref(),
                 &body,
-            ) else {
-                self.metrics
-                    .record_mirror(route_metrics, position, MirrorOutcome::Error);
+                role,
+                enqueued,
+            );
+            cell
+        });
+        for position in plan.shadows {
+            let Some(shadow) = compiled.shadows.get(position) else {
                 continue;
             };
-            let job = ShadowJob {
-                route: plan.route,
-                shadow: position,
-                request,
-                captured: captured.clone(),
+            let role = JobRole::Shadow {
                 primary: plan.primary.clone(),
-                enqueued,
+                secondary: secondary_cell.clone(),
             };
-            if !target.try_enqueue(job) {
-                self.metrics.record_mirror(
-                    route_metrics,
-                    position,
-                    MirrorOutcome::DroppedQueueFull,
-                );
-            }
+            self.enqueue(
+                plan.route,
+                position,
+                shadow,
+                &captured,
+                request.path_and_query.as_ref(),
+                &body,
+                role,
+                enqueued,
+            );
+        }
+    }
+
+    /// Builds one job and queues it without waiting; a full queue is counted.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &self,
+        route: (usize, usize),
+        position: usize,
+        shadow: &CompiledShadow,
+        captured: &Arc<CapturedRequest>,
+        path_and_query: Option<&PathAndQuery>,
+        body: &Bytes,
+        role: JobRole,
+        enqueued: Instant,
+    ) {
+        let route_metrics = self.metrics.route(Some(route));
+        let Some(target) = self.targets.get(shadow.target) else {
+            return;
+        };
+        let Some(request) = self.shadow_request(shadow, target, captured, path_and_query, body)
+        else {
+            self.metrics
+                .record_mirror(route_metrics, position, MirrorOutcome::Error);
+            return;
+        };
+        let job = ShadowJob {
+            route,
+            shadow: position,
+            request,
+            captured: captured.clone(),
+            role,
+            enqueued,
+        };
+        if !target.try_enqueue(job) {
+            self.metrics
+                .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
         }
     }
 

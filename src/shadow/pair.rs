@@ -48,6 +48,8 @@ pub struct CapturedResponse {
 pub struct CompletedPair {
     /// The route label (template) of the request.
     pub route: String,
+    /// Index of the route in the config (selects its comparison rules).
+    pub route_index: usize,
     /// The shadow upstream's name.
     pub shadow: String,
     /// The request both received.
@@ -56,6 +58,8 @@ pub struct CompletedPair {
     pub primary: Arc<CapturedResponse>,
     /// The shadow's answer.
     pub shadow_response: CapturedResponse,
+    /// The secondary's answer, when the route has a secondary and it answered.
+    pub secondary: Option<Arc<CapturedResponse>>,
     /// When the pair was completed.
     pub completed_at: SystemTime,
 }

@@ -42,6 +42,27 @@ pub const MIRROR_LOOP_GUARD_TOTAL: &str = "shadowtap_mirror_loop_guard_total";
 /// (`primary_unavailable`: primary failed, aborted, or its body passed the cap).
 pub const MIRROR_PAIRS_TOTAL: &str = "shadowtap_mirror_pairs_total";
 
+/// `shadowtap_comparisons_total{route,shadow,result}`: compared pairs by `match`,
+/// `diverged` or `noise_only`.
+pub const COMPARISONS_TOTAL: &str = "shadowtap_comparisons_total";
+/// `shadowtap_divergences_total{route,shadow,kind}`: diverged pairs by what differed
+/// (`status`, `header`, `body`; a pair counts once per kind).
+pub const DIVERGENCES_TOTAL: &str = "shadowtap_divergences_total";
+/// `shadowtap_latency_delta_seconds{route,shadow}`: shadow latency minus primary latency.
+pub const LATENCY_DELTA_SECONDS: &str = "shadowtap_latency_delta_seconds";
+/// `shadowtap_compare_dropped_total{reason}`: pairs not compared (`queue_full`: the
+/// comparison workers fell behind).
+pub const COMPARE_DROPPED_TOTAL: &str = "shadowtap_compare_dropped_total";
+/// `shadowtap_compare_body_skipped_total{route,shadow,reason}`: pairs whose bodies were not
+/// compared (`body_truncated`, `decompression_bomb`, `corrupt_encoding`).
+pub const COMPARE_BODY_SKIPPED_TOTAL: &str = "shadowtap_compare_body_skipped_total";
+
+/// Latency-delta buckets in seconds, symmetric around zero (shadow faster is negative).
+pub const DELTA_BUCKETS: &[f64] = &[
+    -5.0, -1.0, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, -0.001, 0.0, 0.001, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
 /// Label value of `route` for requests no route matched.
 pub const NO_ROUTE_LABEL: &str = "none";
 
@@ -232,15 +253,22 @@ impl Metrics {
     /// `route_labels[route][label]` are the label values the router can produce.
     /// `route_shadows[route]` names the shadows of each route, in policy order.
     pub fn new(route_labels: &[Vec<String>], route_shadows: &[Vec<String>]) -> Metrics {
-        let builder = PrometheusBuilder::new();
-        let recorder = match builder.set_buckets_for_metric(
-            Matcher::Full(REQUEST_DURATION_SECONDS.into()),
-            DURATION_BUCKETS,
-        ) {
-            Ok(builder) => builder.build_recorder(),
-            // Only fails on an empty bucket list, which DURATION_BUCKETS is not.
-            Err(_) => PrometheusBuilder::new().build_recorder(),
-        };
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(REQUEST_DURATION_SECONDS.into()),
+                DURATION_BUCKETS,
+            )
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(LATENCY_DELTA_SECONDS.into()),
+                    DELTA_BUCKETS,
+                )
+            })
+            // Only fails on an empty bucket list, which neither list is.
+            .map_or_else(
+                |_| PrometheusBuilder::new().build_recorder(),
+                PrometheusBuilder::build_recorder,
+            );
         describe(&recorder);
         let handle = recorder.handle();
         let routes = route_labels
@@ -436,6 +464,19 @@ impl Metrics {
         }
     }
 
+    /// Registers (or finds) a counter by name and labels. For off-path reporters that cache
+    /// their own handles; the live path uses the pre-resolved handles above.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+    }
+
+    /// Registers (or finds) a histogram by name and labels (see [`Metrics::counter`]).
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        self.recorder
+            .register_histogram(&key(name, labels), &METADATA)
+    }
+
     /// A client connection opened.
     pub fn connection_opened(&self) {
         self.connections_total.increment(1);
@@ -484,6 +525,16 @@ impl RouteMetrics {
     }
 }
 
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(label, value)| Label::new(*label, value.to_string()))
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn describe(recorder: &PrometheusRecorder) {
     let help = |recorder: &PrometheusRecorder,
                 name: &'static str,
@@ -530,6 +581,35 @@ fn describe(recorder: &PrometheusRecorder) {
         MIRROR_PAIRS_TOTAL,
         None,
         "Completed shadow requests, by whether the primary's answer was there to pair with.",
+    );
+    help(
+        recorder,
+        COMPARISONS_TOTAL,
+        None,
+        "Compared (primary, shadow) pairs by result: match, diverged, noise_only.",
+    );
+    help(
+        recorder,
+        DIVERGENCES_TOTAL,
+        None,
+        "Diverged pairs by what differed: status, header, body (once per kind per pair).",
+    );
+    help(
+        recorder,
+        COMPARE_DROPPED_TOTAL,
+        None,
+        "Pairs dropped before comparison, by reason.",
+    );
+    help(
+        recorder,
+        COMPARE_BODY_SKIPPED_TOTAL,
+        None,
+        "Pairs whose bodies were not compared, by reason.",
+    );
+    recorder.describe_histogram(
+        KeyName::from_const_str(LATENCY_DELTA_SECONDS),
+        Some(Unit::Seconds),
+        SharedString::const_str("Shadow latency minus primary latency for each compared pair."),
     );
     for (name, text) in [
         (MIRROR_QUEUE_DEPTH, "Mirror jobs waiting for a shadow."),

@@ -1,0 +1,244 @@
+//! Comparison and reporting config: the global `[compare]` budget and each route's
+//! `[routes.compare]` rules.
+
+use super::error::Problems;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Defaults, named once.
+pub(crate) mod defaults {
+    pub const WORKERS: usize = 1;
+    pub const QUEUE_CAPACITY: usize = 1024;
+    pub const MAX_DECODED_BYTES: usize = 8 * 1024 * 1024;
+    pub const MAX_DIFFERENCES: usize = 100;
+    pub const LEARN_AFTER: u64 = 50;
+    pub const LEARN_RATIO: f64 = 0.5;
+    pub const SAMPLES_PER_ROUTE: usize = 20;
+    pub const SAMPLES_TOTAL: usize = 200;
+    pub const TOP_FIELDS: usize = 10;
+    pub const BODY_EXCERPT_BYTES: usize = 2048;
+    pub const DIFF_LOG_MAX_BYTES: u64 = 100 * 1024 * 1024;
+    pub const DIFF_LOG_MAX_FILES: usize = 5;
+}
+
+/// `[compare]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompare {
+    pub workers: Option<usize>,
+    pub queue_capacity: Option<usize>,
+    pub max_decoded_bytes: Option<usize>,
+    pub max_differences: Option<usize>,
+    pub learn_after: Option<u64>,
+    pub learn_ratio: Option<f64>,
+    pub samples_per_route: Option<usize>,
+    pub samples_total: Option<usize>,
+    pub top_fields: Option<usize>,
+    pub body_excerpt_bytes: Option<usize>,
+    #[serde(default)]
+    pub redact_headers: Vec<String>,
+    pub diff_log: Option<String>,
+    pub diff_log_max_bytes: Option<u64>,
+    pub diff_log_max_files: Option<usize>,
+}
+
+/// `[routes.compare]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCompare {
+    #[serde(default)]
+    pub ignore_headers: Vec<String>,
+    pub default_ignored_headers: Option<bool>,
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    pub unordered_arrays: Option<bool>,
+    #[serde(default)]
+    pub unordered_paths: Vec<String>,
+    pub numeric_tolerance: Option<f64>,
+    #[serde(default)]
+    pub redact_pointers: Vec<String>,
+    #[serde(default)]
+    pub noise: BTreeMap<String, String>,
+}
+
+/// The comparison budget and reporting limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareConfig {
+    /// Threads comparing pairs (off the async runtime, so diffs never delay live traffic).
+    pub workers: usize,
+    /// Pairs waiting for a worker; beyond it pairs are dropped and counted.
+    pub queue_capacity: usize,
+    /// Decoded bodies larger than this are not compared (decompression bombs).
+    pub max_decoded_bytes: usize,
+    /// Differences kept per pair.
+    pub max_differences: usize,
+    /// Pairs per route before noise is learned (0: never learn).
+    pub learn_after: u64,
+    /// Share of pairs a field must differ in to be learned as noise.
+    pub learn_ratio: f64,
+    /// Divergent samples kept per route.
+    pub samples_per_route: usize,
+    /// Divergent samples kept in all.
+    pub samples_total: usize,
+    /// Diverging fields listed per route by the API.
+    pub top_fields: usize,
+    /// Bytes of each body kept in a sample.
+    pub body_excerpt_bytes: usize,
+    /// Headers redacted in samples, logs and the API (besides the four always redacted).
+    pub redact_headers: Vec<String>,
+    /// JSONL file of divergent pairs, if any.
+    pub diff_log: Option<String>,
+    /// Rotate the diff log past this size.
+    pub diff_log_max_bytes: u64,
+    /// Rotated files kept (`FILE.1` … `FILE.N`).
+    pub diff_log_max_files: usize,
+}
+
+/// A route's comparison rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteCompare {
+    /// Extra headers not compared.
+    pub ignore_headers: Vec<String>,
+    /// Keep the built-in list of volatile headers (`false` replaces it with `ignore_headers`).
+    pub default_ignored_headers: bool,
+    /// JSON Pointer patterns not compared (`*` matches one segment).
+    pub ignore: Vec<String>,
+    /// Compare all arrays as unordered.
+    pub unordered_arrays: bool,
+    /// Arrays at these patterns are compared unordered.
+    pub unordered_paths: Vec<String>,
+    /// Numbers this close are equal.
+    pub numeric_tolerance: f64,
+    /// JSON Pointer patterns whose values are redacted before storing or logging.
+    pub redact_pointers: Vec<String>,
+    /// Pins: field -> `noise` or `signal`.
+    pub noise: BTreeMap<String, String>,
+}
+
+pub(crate) fn validate_global(
+    raw: Option<RawCompare>,
+    diff_log_flag: Option<&str>,
+    problems: &mut Problems,
+) -> CompareConfig {
+    let raw = raw.unwrap_or_default();
+    let at_least_one =
+        |path: &str, value: Option<usize>, default: usize, problems: &mut Problems| match value {
+            Some(0) => {
+                problems.push(path, "must be at least 1");
+                default
+            }
+            Some(value) => value,
+            None => default,
+        };
+    let learn_ratio = raw.learn_ratio.unwrap_or(defaults::LEARN_RATIO);
+    if !(learn_ratio > 0.0 && learn_ratio <= 1.0) {
+        problems.push(
+            "compare.learn_ratio",
+            format!("{learn_ratio} must be in (0, 1]"),
+        );
+    }
+    for (i, name) in raw.redact_headers.iter().enumerate() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(
+                format!("compare.redact_headers[{i}]"),
+                format!("{name:?} is not a valid header name"),
+            );
+        }
+    }
+    let diff_log = diff_log_flag.map(str::to_string).or(raw.diff_log);
+    if diff_log.as_deref() == Some("") {
+        problems.push("compare.diff_log", "must be a file path");
+    }
+    CompareConfig {
+        workers: at_least_one("compare.workers", raw.workers, defaults::WORKERS, problems),
+        queue_capacity: at_least_one(
+            "compare.queue_capacity",
+            raw.queue_capacity,
+            defaults::QUEUE_CAPACITY,
+            problems,
+        ),
+        max_decoded_bytes: raw.max_decoded_bytes.unwrap_or(defaults::MAX_DECODED_BYTES),
+        max_differences: at_least_one(
+            "compare.max_differences",
+            raw.max_differences,
+            defaults::MAX_DIFFERENCES,
+            problems,
+        ),
+        learn_after: raw.learn_after.unwrap_or(defaults::LEARN_AFTER),
+        learn_ratio,
+        samples_per_route: raw.samples_per_route.unwrap_or(defaults::SAMPLES_PER_ROUTE),
+        samples_total: raw.samples_total.unwrap_or(defaults::SAMPLES_TOTAL),
+        top_fields: raw.top_fields.unwrap_or(defaults::TOP_FIELDS),
+        body_excerpt_bytes: raw
+            .body_excerpt_bytes
+            .unwrap_or(defaults::BODY_EXCERPT_BYTES),
+        redact_headers: raw
+            .redact_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        diff_log,
+        diff_log_max_bytes: raw
+            .diff_log_max_bytes
+            .unwrap_or(defaults::DIFF_LOG_MAX_BYTES)
+            .max(1024),
+        diff_log_max_files: raw
+            .diff_log_max_files
+            .unwrap_or(defaults::DIFF_LOG_MAX_FILES),
+    }
+}
+
+pub(crate) fn validate_route(
+    path: &str,
+    raw: Option<RawRouteCompare>,
+    problems: &mut Problems,
+) -> RouteCompare {
+    let raw = raw.unwrap_or_default();
+    let pointers = |key: &str, list: &[String], problems: &mut Problems| {
+        for (i, pointer) in list.iter().enumerate() {
+            if let Err(reason) = crate::compare::json::PointerPattern::parse(pointer) {
+                problems.push(
+                    format!("{path}.{key}[{i}]"),
+                    format!("{pointer:?}: {reason}"),
+                );
+            }
+        }
+    };
+    pointers("ignore", &raw.ignore, problems);
+    pointers("unordered_paths", &raw.unordered_paths, problems);
+    pointers("redact_pointers", &raw.redact_pointers, problems);
+    for (i, name) in raw.ignore_headers.iter().enumerate() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(
+                format!("{path}.ignore_headers[{i}]"),
+                format!("{name:?} is not a valid header name"),
+            );
+        }
+    }
+    for (field, pin) in &raw.noise {
+        if pin != "noise" && pin != "signal" {
+            problems.push(
+                format!("{path}.noise.{field}"),
+                format!("{pin:?}: expected \"noise\" or \"signal\""),
+            );
+        }
+    }
+    let numeric_tolerance = raw.numeric_tolerance.unwrap_or(0.0);
+    if !(numeric_tolerance >= 0.0 && numeric_tolerance.is_finite()) {
+        problems.push(format!("{path}.numeric_tolerance"), "must be a number >= 0");
+    }
+    RouteCompare {
+        ignore_headers: raw
+            .ignore_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        default_ignored_headers: raw.default_ignored_headers.unwrap_or(true),
+        ignore: raw.ignore,
+        unordered_arrays: raw.unordered_arrays.unwrap_or(false),
+        unordered_paths: raw.unordered_paths,
+        numeric_tolerance,
+        redact_pointers: raw.redact_pointers,
+        noise: raw.noise,
+    }
+}

@@ -1,0 +1,514 @@
+//! Reporting: compares completed pairs on worker threads and turns the results into
+//! metrics, per-route statistics, redacted samples and the JSONL diff log.
+//!
+//! The [`Reporter`] is the mirror's [`PairSink`]. `accept` only tries to queue the pair
+//! (bounded; when the workers fall behind, pairs are dropped and counted); the comparison
+//! itself runs on dedicated OS threads, so a 1 MB JSON diff never occupies a thread that
+//! serves live traffic.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`stats`] | per (route, shadow) counts, top fields, latency percentiles |
+//! | [`samples`] | redacted divergent samples, bounded store |
+//! | [`difflog`] | JSONL file with size rotation |
+
+pub mod difflog;
+pub mod samples;
+pub mod stats;
+
+use crate::compare::json::{JsonRules, PointerPattern};
+use crate::compare::noise::{LearnSettings, NoiseField, NoiseModel, Pin};
+use crate::compare::{self, headers, CompareRules, DiffKind};
+use crate::config::{CompareConfig, Config};
+use crate::shadow::pair::{CompletedPair, PairSink};
+use crate::telemetry::metrics::{
+    COMPARE_BODY_SKIPPED_TOTAL, COMPARE_DROPPED_TOTAL, COMPARISONS_TOTAL, DIVERGENCES_TOTAL,
+    LATENCY_DELTA_SECONDS,
+};
+use crate::telemetry::Metrics;
+use samples::{DivergentPair, LatencyPair, MessageExcerpt, Redactor, SampleStore};
+use serde::Serialize;
+use stats::{FieldCount, PairStats, Percentiles};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+/// Fields tracked per (route, shadow) by the top-field sketch, per field shown.
+const TOP_FIELD_SKETCH_FACTOR: usize = 10;
+/// Noise fields tracked per route label.
+const MAX_NOISE_FIELDS: usize = 1000;
+
+/// A compared pair's result (the `result` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairVerdict {
+    /// No differences.
+    Match,
+    /// At least one difference that is not noise.
+    Diverged,
+    /// Differences, all of them noise.
+    NoiseOnly,
+}
+
+impl PairVerdict {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairVerdict::Match => "match",
+            PairVerdict::Diverged => "diverged",
+            PairVerdict::NoiseOnly => "noise_only",
+        }
+    }
+}
+
+/// A route's comparison setup, resolved from config once.
+struct RouteSetup {
+    rules: CompareRules,
+    redactor: Redactor,
+    pins: BTreeMap<String, Pin>,
+}
+
+/// Everything the workers and the admin API share.
+struct State {
+    config: CompareConfig,
+    routes: Vec<RouteSetup>,
+    metrics: Arc<Metrics>,
+    stats: Mutex<HashMap<(String, String), PairStats>>,
+    noise: Mutex<HashMap<String, Arc<NoiseModel>>>,
+    samples: Mutex<SampleStore>,
+    diff_log: Mutex<Option<difflog::DiffLog>>,
+}
+
+/// The comparison engine: a bounded queue in front of worker threads.
+pub struct Reporter {
+    sender: Mutex<Option<SyncSender<CompletedPair>>>,
+    state: Arc<State>,
+    dropped: metrics::Counter,
+}
+
+/// Why the reporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The diff log could not be opened.
+    #[error("cannot open the diff log {path}")]
+    DiffLog {
+        /// The configured path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start a comparison worker")]
+    Spawn(#[source] std::io::Error),
+}
+
+impl Reporter {
+    /// Builds the per-route rules, opens the diff log and starts the workers.
+    pub fn start(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Reporter>, ReportError> {
+        let compare = config.compare.clone();
+        let diff_log = match &compare.diff_log {
+            Some(path) => Some(
+                difflog::DiffLog::open(
+                    path.as_ref(),
+                    compare.diff_log_max_bytes,
+                    compare.diff_log_max_files,
+                )
+                .map_err(|source| ReportError::DiffLog {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| route_setup(route, &compare))
+            .collect();
+        let state = Arc::new(State {
+            samples: Mutex::new(SampleStore::new(
+                compare.samples_per_route,
+                compare.samples_total,
+            )),
+            config: compare,
+            routes,
+            metrics: metrics.clone(),
+            stats: Mutex::new(HashMap::new()),
+            noise: Mutex::new(HashMap::new()),
+            diff_log: Mutex::new(diff_log),
+        });
+        let (sender, receiver) = mpsc::sync_channel(state.config.queue_capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..state.config.workers {
+            let state = state.clone();
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("shadowtap-compare-{index}"))
+                .spawn(move || work(&state, &receiver))
+                .map_err(ReportError::Spawn)?;
+        }
+        Ok(Arc::new(Reporter {
+            sender: Mutex::new(Some(sender)),
+            state,
+            dropped: metrics.counter(COMPARE_DROPPED_TOTAL, &[("reason", "queue_full")]),
+        }))
+    }
+
+    /// Stops accepting pairs; the workers finish what is queued and exit.
+    pub fn stop(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+    }
+
+    /// Per (route, shadow) summary for `GET /api/v1/routes`.
+    pub fn routes(&self) -> Vec<RouteSummary> {
+        let Ok(stats) = self.state.stats.lock() else {
+            return Vec::new();
+        };
+        let top = self.state.config.top_fields;
+        let mut out: Vec<RouteSummary> = stats
+            .iter()
+            .map(|((route, shadow), stats)| {
+                let compared = stats.matched + stats.diverged + stats.noise_only;
+                RouteSummary {
+                    route: route.clone(),
+                    shadow: shadow.clone(),
+                    comparisons: ResultCounts {
+                        r#match: stats.matched,
+                        diverged: stats.diverged,
+                        noise_only: stats.noise_only,
+                    },
+                    divergence_rate: if compared == 0 {
+                        0.0
+                    } else {
+                        stats.diverged as f64 / compared as f64
+                    },
+                    divergences_by_kind: DiffKind::ALL
+                        .iter()
+                        .zip(stats.kinds)
+                        .map(|(kind, count)| (kind.as_str(), count))
+                        .collect(),
+                    body_skipped: stats.body_skipped,
+                    top_fields: stats.fields.top(top),
+                    latency_ms: LatencySummary {
+                        primary: stats.primary.percentiles(),
+                        shadow: stats.shadow.percentiles(),
+                        delta: stats.delta.percentiles(),
+                    },
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.route, &a.shadow).cmp(&(&b.route, &b.shadow)));
+        out
+    }
+
+    /// Recent divergent samples for `GET /api/v1/samples`, newest first.
+    pub fn samples(&self, route: Option<&str>, limit: usize) -> Vec<DivergentPair> {
+        self.state
+            .samples
+            .lock()
+            .map(|store| store.recent(route, limit))
+            .unwrap_or_default()
+    }
+
+    /// Noise per route label for `GET /api/v1/noise`.
+    pub fn noise(&self) -> BTreeMap<String, Vec<NoiseField>> {
+        let Ok(models) = self.state.noise.lock() else {
+            return BTreeMap::new();
+        };
+        let shown = self.state.config.top_fields;
+        models
+            .iter()
+            .map(|(route, model)| (route.clone(), model.report(shown)))
+            .collect()
+    }
+}
+
+impl PairSink for Reporter {
+    fn accept(&self, pair: CompletedPair) {
+        let Ok(sender) = self.sender.lock() else {
+            return;
+        };
+        let Some(sender) = sender.as_ref() else {
+            return;
+        };
+        match sender.try_send(pair) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.increment(1)
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/routes` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSummary {
+    /// Route label.
+    pub route: String,
+    /// Shadow upstream.
+    pub shadow: String,
+    /// Counts by result.
+    pub comparisons: ResultCounts,
+    /// diverged / compared.
+    pub divergence_rate: f64,
+    /// Diverged pairs by kind.
+    pub divergences_by_kind: BTreeMap<&'static str, u64>,
+    /// Pairs whose bodies were not compared.
+    pub body_skipped: u64,
+    /// Most frequent diverging fields.
+    pub top_fields: Vec<FieldCount>,
+    /// Latency percentiles.
+    pub latency_ms: LatencySummary,
+}
+
+/// Counts by result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultCounts {
+    /// Matched pairs.
+    pub r#match: u64,
+    /// Diverged pairs.
+    pub diverged: u64,
+    /// Noise-only pairs.
+    pub noise_only: u64,
+}
+
+/// Primary, shadow and delta percentiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    /// Primary.
+    pub primary: Percentiles,
+    /// Shadow.
+    pub shadow: Percentiles,
+    /// Shadow minus primary.
+    pub delta: Percentiles,
+}
+
+fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> RouteSetup {
+    let rules = &route.compare;
+    let patterns = |list: &[String]| -> Vec<PointerPattern> {
+        list.iter()
+            .filter_map(|p| PointerPattern::parse(p).ok())
+            .collect()
+    };
+    let mut ignored: BTreeSet<String> = if rules.default_ignored_headers {
+        headers::DEFAULT_IGNORED
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    // Bodies are always compared after decoding, so framing never counts.
+    ignored.extend(headers::FRAMING.iter().map(|h| h.to_string()));
+    ignored.extend(rules.ignore_headers.iter().cloned());
+    let mut redacted: BTreeSet<String> = samples::ALWAYS_REDACTED_HEADERS
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    redacted.extend(compare.redact_headers.iter().cloned());
+    RouteSetup {
+        rules: CompareRules {
+            ignored_headers: ignored,
+            json: JsonRules {
+                ignore: patterns(&rules.ignore),
+                unordered_arrays: rules.unordered_arrays,
+                unordered_paths: patterns(&rules.unordered_paths),
+                numeric_tolerance: rules.numeric_tolerance,
+                max_changes: compare.max_differences,
+            },
+            max_decoded_bytes: compare.max_decoded_bytes,
+        },
+        redactor: Redactor {
+            headers: redacted,
+            pointers: patterns(&rules.redact_pointers),
+        },
+        pins: rules
+            .noise
+            .iter()
+            .map(|(field, pin)| {
+                (
+                    field.clone(),
+                    if pin == "signal" {
+                        Pin::Signal
+                    } else {
+                        Pin::Noise
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn work(state: &State, receiver: &Mutex<Receiver<CompletedPair>>) {
+    loop {
+        let next = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match next {
+            Ok(pair) => process(state, pair),
+            Err(_) => return,
+        }
+    }
+}
+
+fn process(state: &State, pair: CompletedPair) {
+    let Some(setup) = state.routes.get(pair.route_index) else {
+        return;
+    };
+    let mut comparison = compare::compare(&pair.primary, &pair.shadow_response, &setup.rules);
+    comparison
+        .differences
+        .truncate(state.config.max_differences);
+    let secondary = pair
+        .secondary
+        .as_ref()
+        .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
+    let model = noise_model(state, &pair.route, setup);
+    model.classify(&mut comparison.differences, secondary.as_deref());
+
+    let verdict = if comparison.differences.is_empty() {
+        PairVerdict::Match
+    } else if comparison.differences.iter().all(|d| d.noise.is_some()) {
+        PairVerdict::NoiseOnly
+    } else {
+        PairVerdict::Diverged
+    };
+    let labels = [
+        ("route", pair.route.as_str()),
+        ("shadow", pair.shadow.as_str()),
+    ];
+    let metrics = &state.metrics;
+    metrics
+        .counter(
+            COMPARISONS_TOTAL,
+            &[labels[0], labels[1], ("result", verdict.as_str())],
+        )
+        .increment(1);
+    let delta = pair.shadow_response.latency.as_secs_f64() - pair.primary.latency.as_secs_f64();
+    metrics
+        .histogram(LATENCY_DELTA_SECONDS, &labels)
+        .record(delta);
+    if let Some(skip) = comparison.body_skipped {
+        metrics
+            .counter(
+                COMPARE_BODY_SKIPPED_TOTAL,
+                &[labels[0], labels[1], ("reason", skip.as_str())],
+            )
+            .increment(1);
+    }
+    let kinds: BTreeSet<DiffKind> = comparison
+        .differences
+        .iter()
+        .filter(|d| d.noise.is_none())
+        .map(|d| d.kind)
+        .collect();
+    for kind in &kinds {
+        metrics
+            .counter(
+                DIVERGENCES_TOTAL,
+                &[labels[0], labels[1], ("kind", kind.as_str())],
+            )
+            .increment(1);
+    }
+
+    if let Ok(mut stats) = state.stats.lock() {
+        let capacity = state.config.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
+        let entry = stats
+            .entry((pair.route.clone(), pair.shadow.clone()))
+            .or_insert_with(|| PairStats::new(capacity));
+        entry.record_latency(pair.primary.latency, pair.shadow_response.latency);
+        entry.body_skipped += u64::from(comparison.body_skipped.is_some());
+        match verdict {
+            PairVerdict::Match => entry.matched += 1,
+            PairVerdict::NoiseOnly => entry.noise_only += 1,
+            PairVerdict::Diverged => {
+                entry.diverged += 1;
+                entry.record_kinds(&kinds.iter().copied().collect::<Vec<_>>());
+                let fields: BTreeSet<String> = comparison
+                    .differences
+                    .iter()
+                    .filter(|d| d.noise.is_none())
+                    .map(compare::noise::field_key)
+                    .collect();
+                for field in fields {
+                    entry.fields.add(&field);
+                }
+            }
+        }
+    }
+
+    if verdict != PairVerdict::Diverged {
+        return;
+    }
+    let sample = divergent_pair(state, setup, &pair, &comparison.differences);
+    tracing::debug!(
+        route = %sample.route,
+        shadow = %sample.shadow,
+        request_id = %sample.request_id,
+        differences = sample.differences.len(),
+        "divergent pair"
+    );
+    if let Ok(mut log) = state.diff_log.lock() {
+        if let Some(log) = log.as_mut() {
+            if let Err(error) = log.write(&sample) {
+                tracing::warn!(error = %error, "cannot write the diff log");
+            }
+        }
+    }
+    if let Ok(mut store) = state.samples.lock() {
+        store.push(sample);
+    }
+}
+
+fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel> {
+    let settings = LearnSettings {
+        learn_after: state.config.learn_after,
+        learn_ratio: state.config.learn_ratio,
+        max_fields: MAX_NOISE_FIELDS,
+    };
+    match state.noise.lock() {
+        Ok(mut models) => models
+            .entry(route.to_string())
+            .or_insert_with(|| Arc::new(NoiseModel::new(setup.pins.clone(), settings)))
+            .clone(),
+        // A poisoned lock means a worker panicked; fall back to an unshared model.
+        Err(_) => Arc::new(NoiseModel::new(setup.pins.clone(), settings)),
+    }
+}
+
+fn divergent_pair(
+    state: &State,
+    setup: &RouteSetup,
+    pair: &CompletedPair,
+    differences: &[compare::Difference],
+) -> DivergentPair {
+    let max = state.config.body_excerpt_bytes;
+    let redactor = &setup.redactor;
+    let (request_body, request_cut) = redactor.body(&pair.request.body, max);
+    DivergentPair {
+        time: humantime::format_rfc3339_millis(pair.completed_at).to_string(),
+        route: pair.route.clone(),
+        shadow: pair.shadow.clone(),
+        method: pair.request.method.to_string(),
+        path: pair.request.path_and_query.clone(),
+        request_id: pair.request.request_id.clone(),
+        result: PairVerdict::Diverged.as_str(),
+        differences: redactor.differences(differences),
+        latency_ms: LatencyPair {
+            primary: pair.primary.latency.as_secs_f64() * 1000.0,
+            shadow: pair.shadow_response.latency.as_secs_f64() * 1000.0,
+        },
+        request: MessageExcerpt {
+            status: None,
+            headers: redactor.headers(&pair.request.headers),
+            body: request_body,
+            body_truncated: request_cut,
+        },
+        primary: redactor.response(&pair.primary, max),
+        shadow_response: redactor.response(&pair.shadow_response, max),
+    }
+}

@@ -1,0 +1,357 @@
+//! Divergent samples a person can browse: the record (shared with the JSONL diff log), its
+//! redaction, and a store bounded per route and in total.
+//!
+//! Redaction happens when the record is built — before it is stored, logged or served — so
+//! no later path can leak a secret: the always-redacted headers (`Authorization`,
+//! `Proxy-Authorization`, `Cookie`, `Set-Cookie`), configured headers, and configured JSON
+//! Pointers in bodies and in the differences themselves.
+
+use crate::compare::json::PointerPattern;
+use crate::compare::{DiffKind, Difference};
+use crate::shadow::pair::CapturedResponse;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Headers redacted whatever the config says.
+pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// One divergent pair as stored, served by the API and written to the diff log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DivergentPair {
+    /// RFC 3339 time the pair was compared.
+    pub time: String,
+    /// Route label (template).
+    pub route: String,
+    /// Shadow upstream.
+    pub shadow: String,
+    /// Request method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `x-request-id` both upstreams saw.
+    pub request_id: String,
+    /// `diverged` (samples hold divergent pairs only).
+    pub result: &'static str,
+    /// Every difference, noise ones marked.
+    pub differences: Vec<Difference>,
+    /// Latencies in milliseconds.
+    pub latency_ms: LatencyPair,
+    /// The request (redacted).
+    pub request: MessageExcerpt,
+    /// The primary's answer (redacted).
+    pub primary: MessageExcerpt,
+    /// The shadow's answer (redacted).
+    pub shadow_response: MessageExcerpt,
+}
+
+/// Primary and shadow latency.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyPair {
+    /// Primary, ms.
+    pub primary: f64,
+    /// Shadow, ms.
+    pub shadow: f64,
+}
+
+/// A message's head and the start of its body.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageExcerpt {
+    /// Status, for responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Headers (multi-values joined with ", "), redacted.
+    pub headers: BTreeMap<String, String>,
+    /// The body's first bytes as text (lossy UTF-8), redacted.
+    pub body: String,
+    /// The body is longer than the excerpt.
+    pub body_truncated: bool,
+}
+
+/// What to hide.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Lowercase header names.
+    pub headers: BTreeSet<String>,
+    /// JSON Pointer patterns.
+    pub pointers: Vec<PointerPattern>,
+}
+
+impl Redactor {
+    /// Headers as a name -> value map with secrets replaced.
+    pub fn headers(&self, headers: &HeaderMap) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in headers {
+            let text = if self.headers.contains(name.as_str()) {
+                REDACTED.to_string()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            out.entry(name.as_str().to_string())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(&text);
+                })
+                .or_insert(text);
+        }
+        out
+    }
+
+    /// A body excerpt: JSON bodies have redacted pointers replaced first; at most `max` bytes.
+    pub fn body(&self, body: &Bytes, max: usize) -> (String, bool) {
+        let text = match (
+            self.pointers.is_empty(),
+            serde_json::from_slice::<serde_json::Value>(body),
+        ) {
+            (false, Ok(mut value)) => {
+                redact_value(&mut value, &self.pointers, &mut Vec::new());
+                value.to_string()
+            }
+            _ => String::from_utf8_lossy(body).into_owned(),
+        };
+        if text.len() <= max {
+            return (text, false);
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (text[..end].to_string(), true)
+    }
+
+    /// Differences with secret values replaced (redacted headers, redacted pointers).
+    pub fn differences(&self, differences: &[Difference]) -> Vec<Difference> {
+        differences
+            .iter()
+            .map(|difference| {
+                let secret = match difference.kind {
+                    DiffKind::Header => self.headers.contains(&difference.path),
+                    DiffKind::Body => self.pointers.iter().any(|p| p.covers(&difference.path)),
+                    DiffKind::Status => false,
+                };
+                let mut difference = difference.clone();
+                if secret {
+                    difference.primary = difference.primary.map(|_| REDACTED.to_string());
+                    difference.shadow = difference.shadow.map(|_| REDACTED.to_string());
+                    difference.excerpt = None;
+                }
+                difference
+            })
+            .collect()
+    }
+
+    /// A response excerpt.
+    pub fn response(&self, response: &CapturedResponse, max: usize) -> MessageExcerpt {
+        let (body, cut) = self.body(&response.body, max);
+        MessageExcerpt {
+            status: Some(response.status.as_u16()),
+            headers: self.headers(&response.headers),
+            body,
+            body_truncated: cut || response.truncated,
+        }
+    }
+}
+
+fn redact_value(
+    value: &mut serde_json::Value,
+    patterns: &[PointerPattern],
+    path: &mut Vec<String>,
+) {
+    let pointer: String = path.iter().map(|segment| format!("/{segment}")).collect();
+    if patterns.iter().any(|pattern| pattern.covers(&pointer)) {
+        *value = serde_json::Value::String(REDACTED.to_string());
+        return;
+    }
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                path.push(key.replace('~', "~0").replace('/', "~1"));
+                redact_value(item, patterns, path);
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                path.push(index.to_string());
+                redact_value(item, patterns, path);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Recent divergent pairs, newest last, bounded per route and in total.
+#[derive(Debug)]
+pub struct SampleStore {
+    per_route: usize,
+    total: usize,
+    routes: BTreeMap<String, VecDeque<(u64, DivergentPair)>>,
+    stored: usize,
+    sequence: u64,
+}
+
+impl SampleStore {
+    /// A store keeping `per_route` per route label and `total` in all.
+    pub fn new(per_route: usize, total: usize) -> SampleStore {
+        SampleStore {
+            per_route,
+            total,
+            routes: BTreeMap::new(),
+            stored: 0,
+            sequence: 0,
+        }
+    }
+
+    /// Adds a sample, evicting the route's oldest past `per_route` and the globally oldest
+    /// past `total`.
+    pub fn push(&mut self, sample: DivergentPair) {
+        if self.per_route == 0 || self.total == 0 {
+            return;
+        }
+        self.sequence += 1;
+        let ring = self.routes.entry(sample.route.clone()).or_default();
+        ring.push_back((self.sequence, sample));
+        self.stored += 1;
+        if ring.len() > self.per_route {
+            ring.pop_front();
+            self.stored -= 1;
+        }
+        while self.stored > self.total {
+            let oldest = self
+                .routes
+                .iter()
+                .filter_map(|(route, ring)| ring.front().map(|(seq, _)| (*seq, route.clone())))
+                .min();
+            let Some((_, route)) = oldest else { break };
+            if let Some(ring) = self.routes.get_mut(&route) {
+                ring.pop_front();
+                self.stored -= 1;
+            }
+        }
+    }
+
+    /// Newest first, optionally for one route, at most `limit`.
+    pub fn recent(&self, route: Option<&str>, limit: usize) -> Vec<DivergentPair> {
+        let mut all: Vec<&(u64, DivergentPair)> = self
+            .routes
+            .iter()
+            .filter(|(label, _)| route.is_none_or(|want| want == label.as_str()))
+            .flat_map(|(_, ring)| ring.iter())
+            .collect();
+        all.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+        all.into_iter()
+            .take(limit)
+            .map(|(_, sample)| sample.clone())
+            .collect()
+    }
+
+    /// Samples held now.
+    pub fn len(&self) -> usize {
+        self.stored
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.stored == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn sample(route: &str, id: &str) -> DivergentPair {
+        let excerpt = MessageExcerpt {
+            status: None,
+            headers: BTreeMap::new(),
+            body: String::new(),
+            body_truncated: false,
+        };
+        DivergentPair {
+            time: String::new(),
+            route: route.into(),
+            shadow: "s".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            request_id: id.into(),
+            result: "diverged",
+            differences: Vec::new(),
+            latency_ms: LatencyPair {
+                primary: 1.0,
+                shadow: 1.0,
+            },
+            request: excerpt.clone(),
+            primary: excerpt.clone(),
+            shadow_response: excerpt,
+        }
+    }
+
+    #[test]
+    fn store_is_bounded_per_route_and_in_total() {
+        let mut store = SampleStore::new(2, 3);
+        for (route, id) in [("a", "1"), ("a", "2"), ("a", "3"), ("b", "4"), ("b", "5")] {
+            store.push(sample(route, id));
+        }
+        assert_eq!(store.len(), 3);
+        let ids: Vec<String> = store
+            .recent(None, 10)
+            .into_iter()
+            .map(|s| s.request_id)
+            .collect();
+        assert_eq!(ids, vec!["5", "4", "3"]);
+        let only_a: Vec<String> = store
+            .recent(Some("a"), 10)
+            .into_iter()
+            .map(|s| s.request_id)
+            .collect();
+        assert_eq!(only_a, vec!["3"]);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_headers_bodies_and_differences() {
+        let redactor = Redactor {
+            headers: ["authorization", "cookie"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            pointers: vec![
+                PointerPattern::parse("/user/email").unwrap(),
+                PointerPattern::parse("/tokens/*").unwrap(),
+            ],
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        headers.insert("x-ok", HeaderValue::from_static("visible"));
+        let shown = redactor.headers(&headers);
+        assert_eq!(shown["authorization"], REDACTED);
+        assert_eq!(shown["x-ok"], "visible");
+        let body =
+            Bytes::from_static(br#"{"user":{"email":"a@b.c","name":"ann"},"tokens":["t1","t2"]}"#);
+        let (text, _) = redactor.body(&body, 1000);
+        assert!(!text.contains("a@b.c") && !text.contains("t1"), "{text}");
+        assert!(text.contains("ann"));
+        let difference = Difference {
+            kind: DiffKind::Body,
+            path: "/user/email".into(),
+            field: "/user/email".into(),
+            change: "changed",
+            primary: Some("\"a@b.c\"".into()),
+            shadow: Some("\"x@y.z\"".into()),
+            excerpt: None,
+            noise: None,
+        };
+        let shown = redactor.differences(&[difference]);
+        assert_eq!(shown[0].primary.as_deref(), Some(REDACTED));
+    }
+}
