@@ -127,11 +127,13 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     let server =
         tokio::spawn(app.serve(async move { crate::shutdown::flagged(&mut proxy_stop).await }));
     let stats = traffic::Stats::new(backends::TEMPLATES);
+    // The generator stops first, so requests in flight finish before the proxy drains.
+    let (traffic_stop_tx, traffic_stop_rx) = watch::channel(false);
     let generator = tokio::spawn(traffic::generate(
         proxy,
         options.rate,
         stats.clone(),
-        stop_rx.clone(),
+        traffic_stop_rx,
     ));
     let reporter = {
         let stats = stats.clone();
@@ -150,11 +152,12 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     };
 
     stop.await;
-    let _ = stop_tx.send(true);
+    let _ = traffic_stop_tx.send(true);
     let _ = generator.await;
-    let _ = reporter.await;
-    // Let in-flight shadow requests and comparisons settle before the final table.
+    // Let in-flight requests, shadow requests and comparisons settle before the final table.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_tx.send(true);
+    let _ = reporter.await;
     println!("final:");
     print!("{}", summary::render(&stats, &report.routes()));
     let _ = server.await;
