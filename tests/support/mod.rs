@@ -17,6 +17,9 @@
 // Each test binary uses its own subset of the harness.
 #![allow(dead_code)]
 
+pub mod compare;
+pub mod shadow;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
