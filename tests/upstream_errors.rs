@@ -227,4 +227,14 @@ async fn truncated_body_shows_its_partial_bytes_then_an_error() {
     );
     assert!(received.len() < 1000);
     assert!(b"partial".starts_with(&received), "{received:?}");
+    // The status already went out as 200, so the failure shows in the error counter.
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        count(
+            &metrics,
+            "shadowtap_proxy_errors_total",
+            &[("reason", "upstream_body_error")]
+        ),
+        1.0
+    );
 }

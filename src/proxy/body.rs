@@ -39,6 +39,21 @@ impl Completion {
     }
 }
 
+impl Completion {
+    /// Counts and logs an upstream body that broke mid-stream: the status already went out,
+    /// so this counter is the only place the failure shows.
+    fn body_failed(&self, error: &hyper::Error) {
+        let route = self.metrics.route(self.route);
+        self.metrics
+            .record_error(route, crate::telemetry::ErrorReason::UpstreamBodyError);
+        tracing::warn!(
+            route = route.label(),
+            error = %crate::telemetry::logging::ErrorChain(error),
+            "upstream body failed mid-stream"
+        );
+    }
+}
+
 impl Drop for Completion {
     fn drop(&mut self) {
         if self.route.is_some() {
@@ -114,6 +129,11 @@ impl Body for ResponseBody {
                 capture,
             } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
+                if let (Poll::Ready(Some(Err(error))), Some(completion)) =
+                    (&polled, completion.as_ref())
+                {
+                    completion.body_failed(error);
+                }
                 let at_end = body.is_end_stream();
                 if let Some(tee) = capture.as_mut() {
                     tee.observe(&polled, at_end);

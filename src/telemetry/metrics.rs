@@ -107,16 +107,19 @@ pub enum ErrorReason {
     UpstreamTimeout,
     /// The upstream failed in some other way, e.g. closed the connection (502).
     UpstreamError,
+    /// The upstream's body broke after the status was sent (the client sees a cut stream).
+    UpstreamBodyError,
 }
 
 impl ErrorReason {
     /// Every reason, in label-index order.
-    pub const ALL: [ErrorReason; 5] = [
+    pub const ALL: [ErrorReason; 6] = [
         ErrorReason::BadRequest,
         ErrorReason::NoRoute,
         ErrorReason::UpstreamUnreachable,
         ErrorReason::UpstreamTimeout,
         ErrorReason::UpstreamError,
+        ErrorReason::UpstreamBodyError,
     ];
 
     /// The label value.
@@ -127,6 +130,7 @@ impl ErrorReason {
             ErrorReason::UpstreamUnreachable => "upstream_unreachable",
             ErrorReason::UpstreamTimeout => "upstream_timeout",
             ErrorReason::UpstreamError => "upstream_error",
+            ErrorReason::UpstreamBodyError => "upstream_body_error",
         }
     }
 }
