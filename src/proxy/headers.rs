@@ -133,7 +133,7 @@ impl HeadScanner {
     /// Scans the next bytes read from the connection; true once a head with both fields was seen.
     pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
         while !self.off && !self.found && !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
                     self.extend(&bytes[..at]);
                     self.end_line();
