@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod shadow;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
