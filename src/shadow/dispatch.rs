@@ -187,12 +187,17 @@ impl ShadowTarget {
         sink: Option<Arc<dyn PairSink>>,
     ) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
-        while let Some(job) = receiver.recv().await {
-            self.gauges.queue_depth.decrement(1.0);
+        loop {
+            // A slot first, then a job: a job leaves the queue only when it can be sent, so
+            // waiting jobs are all in the queue (and its gauge), never more than its capacity.
             // Waiting here is fine: it is the shadow's own queue, and it is bounded.
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
+            let Some(job) = receiver.recv().await else {
+                break;
+            };
+            self.gauges.queue_depth.decrement(1.0);
             let target = self.clone();
             let metrics = metrics.clone();
             let sink = sink.clone();
