@@ -85,6 +85,20 @@ impl PointerPattern {
                 .zip(&concrete.segments)
                 .all(|(want, have)| want == "*" || want == have)
     }
+
+    /// Whether this pattern reaches strictly below `pointer`: a value at `pointer` (an
+    /// object removed whole, an array element added) may contain what the pattern covers.
+    pub fn is_below(&self, pointer: &str) -> bool {
+        let Ok(concrete) = PointerPattern::parse(pointer) else {
+            return false;
+        };
+        concrete.segments.len() < self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&concrete.segments)
+                .all(|(want, have)| want == "*" || want == have)
+    }
 }
 
 /// How two documents are compared.

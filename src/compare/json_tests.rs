@@ -154,6 +154,13 @@ fn pointer_escapes_and_patterns() {
     let pattern = PointerPattern::parse("/items/*").unwrap();
     assert!(pattern.covers("/items/3/name"));
     assert!(!pattern.covers("/other/3"));
+    assert!(!pattern.is_below("/items/3"));
+    let deep = PointerPattern::parse("/accounts/*/iban").unwrap();
+    assert!(deep.is_below("/accounts/1"));
+    assert!(deep.is_below("/accounts"));
+    assert!(deep.is_below(""));
+    assert!(!deep.is_below("/accounts/1/iban"));
+    assert!(!deep.is_below("/users/1"));
 }
 
 #[test]

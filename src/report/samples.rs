@@ -17,6 +17,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// What replaces a body (or text diff) that redaction pointers cannot be applied to.
+pub const WITHHELD: &str =
+    "[WITHHELD: not parseable as JSON, so redact_pointers cannot be applied]";
+
+/// The `change` values of body differences whose `primary`/`shadow` are JSON values (the
+/// others carry counts or descriptions).
+const VALUE_CHANGES: [&str; 4] = ["added", "removed", "changed", "type_changed"];
+
 /// Headers redacted whatever the config says.
 pub const ALWAYS_REDACTED_HEADERS: [&str; 4] = [
     "authorization",
@@ -107,16 +115,22 @@ impl Redactor {
     }
 
     /// A body excerpt: JSON bodies have redacted pointers replaced first; at most `max` bytes.
+    /// When pointers are configured but the body does not parse as JSON (cut at the capture
+    /// cap, still encoded, or not JSON at all), they cannot be applied, so the body is
+    /// withheld rather than shown raw.
     pub fn body(&self, body: &Bytes, max: usize) -> (String, bool) {
-        let text = match (
-            self.pointers.is_empty(),
-            serde_json::from_slice::<serde_json::Value>(body),
-        ) {
-            (false, Ok(mut value)) => {
-                redact_value(&mut value, &self.pointers, &mut Vec::new());
-                value.to_string()
+        let text = if self.pointers.is_empty() {
+            String::from_utf8_lossy(body).into_owned()
+        } else if body.is_empty() {
+            String::new()
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(mut value) => {
+                    redact_value(&mut value, &self.pointers, &mut Vec::new());
+                    value.to_string()
+                }
+                Err(_) => return (WITHHELD.to_string(), false),
             }
-            _ => String::from_utf8_lossy(body).into_owned(),
         };
         if text.len() <= max {
             return (text, false);
@@ -143,10 +157,36 @@ impl Redactor {
                     difference.primary = difference.primary.map(|_| REDACTED.to_string());
                     difference.shadow = difference.shadow.map(|_| REDACTED.to_string());
                     difference.excerpt = None;
+                } else if difference.kind == DiffKind::Body && !self.pointers.is_empty() {
+                    // A value reported *above* a redacted pointer (an object removed whole,
+                    // an array element added) holds the secret inside it.
+                    if self.pointers.iter().any(|p| p.is_below(&difference.path))
+                        && VALUE_CHANGES.contains(&difference.change)
+                    {
+                        let path = &difference.path;
+                        difference.primary = difference.primary.map(|v| self.inside(path, &v));
+                        difference.shadow = difference.shadow.map(|v| self.inside(path, &v));
+                    }
+                    // A text diff of the bodies cannot have pointers applied to it.
+                    if difference.excerpt.is_some() {
+                        difference.excerpt = Some(WITHHELD.to_string());
+                    }
                 }
                 difference
             })
             .collect()
+    }
+
+    /// A reported JSON value at `pointer` with the redacted pointers below it replaced; the
+    /// whole value when it does not parse (reported values are cut at 200 characters).
+    fn inside(&self, pointer: &str, value: &str) -> String {
+        let Ok(mut parsed) = serde_json::from_str::<serde_json::Value>(value) else {
+            return REDACTED.to_string();
+        };
+        // `pointer` is already escaped, segment by segment, as `redact_value` builds them.
+        let mut path: Vec<String> = pointer.split('/').skip(1).map(str::to_string).collect();
+        redact_value(&mut parsed, &self.pointers, &mut path);
+        parsed.to_string()
     }
 
     /// A response excerpt.
@@ -267,91 +307,5 @@ impl SampleStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn sample(route: &str, id: &str) -> DivergentPair {
-        let excerpt = MessageExcerpt {
-            status: None,
-            headers: BTreeMap::new(),
-            body: String::new(),
-            body_truncated: false,
-        };
-        DivergentPair {
-            time: String::new(),
-            route: route.into(),
-            shadow: "s".into(),
-            method: "GET".into(),
-            path: "/".into(),
-            request_id: id.into(),
-            result: "diverged",
-            differences: Vec::new(),
-            latency_ms: LatencyPair {
-                primary: 1.0,
-                shadow: 1.0,
-            },
-            request: excerpt.clone(),
-            primary: excerpt.clone(),
-            shadow_response: excerpt,
-        }
-    }
-
-    #[test]
-    fn store_is_bounded_per_route_and_in_total() {
-        let mut store = SampleStore::new(2, 3);
-        for (route, id) in [("a", "1"), ("a", "2"), ("a", "3"), ("b", "4"), ("b", "5")] {
-            store.push(sample(route, id));
-        }
-        assert_eq!(store.len(), 3);
-        let ids: Vec<String> = store
-            .recent(None, 10)
-            .into_iter()
-            .map(|s| s.request_id)
-            .collect();
-        assert_eq!(ids, vec!["5", "4", "3"]);
-        let only_a: Vec<String> = store
-            .recent(Some("a"), 10)
-            .into_iter()
-            .map(|s| s.request_id)
-            .collect();
-        assert_eq!(only_a, vec!["3"]);
-    }
-
-    #[test]
-    fn secrets_are_redacted_in_headers_bodies_and_differences() {
-        let redactor = Redactor {
-            headers: ["authorization", "cookie"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            pointers: vec![
-                PointerPattern::parse("/user/email").unwrap(),
-                PointerPattern::parse("/tokens/*").unwrap(),
-            ],
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
-        headers.insert("x-ok", HeaderValue::from_static("visible"));
-        let shown = redactor.headers(&headers);
-        assert_eq!(shown["authorization"], REDACTED);
-        assert_eq!(shown["x-ok"], "visible");
-        let body =
-            Bytes::from_static(br#"{"user":{"email":"a@b.c","name":"ann"},"tokens":["t1","t2"]}"#);
-        let (text, _) = redactor.body(&body, 1000);
-        assert!(!text.contains("a@b.c") && !text.contains("t1"), "{text}");
-        assert!(text.contains("ann"));
-        let difference = Difference {
-            kind: DiffKind::Body,
-            path: "/user/email".into(),
-            field: "/user/email".into(),
-            change: "changed",
-            primary: Some("\"a@b.c\"".into()),
-            shadow: Some("\"x@y.z\"".into()),
-            excerpt: None,
-            noise: None,
-        };
-        let shown = redactor.differences(&[difference]);
-        assert_eq!(shown[0].primary.as_deref(), Some(REDACTED));
-    }
-}
+#[path = "samples_tests.rs"]
+mod tests;
