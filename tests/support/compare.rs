@@ -239,3 +239,124 @@ pub fn difference_triples(sample: &Value) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The real binary, for tests that need its logging or its command line.
+pub const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
+
+/// A `shadowtap` child process this test started, its stdout and stderr collected by reader
+/// threads. Ended by its own PID (SIGTERM via `kill`, or its handle when dropped early).
+pub struct Process {
+    child: std::process::Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn collect(
+    stream: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        while matches!(std::io::BufRead::read_line(&mut reader, &mut line), Ok(n) if n > 0) {
+            into.lock().expect("output lock").push_str(&line);
+            line.clear();
+        }
+    })
+}
+
+impl Process {
+    /// Starts `shadowtap args...` with extra environment variables.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn shadowtap");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("stderr"), stderr.clone()),
+        ];
+        Process {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("output lock").clone()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("output lock").clone()
+    }
+
+    /// Polls stderr until `found` returns something; panics after `limit`.
+    pub async fn wait_stderr<T>(&self, limit: Duration, found: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let text = self.stderr();
+            if let Some(value) = found(&text) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not found in stderr after {limit:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the process to exit on its own, at most `limit`; then its output is complete.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "shadowtap still running after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM to this process (by its PID) and waits for it to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.wait_exit(STEP).await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
