@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Where shadowtap's CPU goes on the live path: run it under valgrind's callgrind (instruction
+# counts are exact and repeatable on a VM where perf's hardware counters are not available),
+# send a bounded number of requests through it, and print the top functions.
+#
+#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--out DIR]
+#
+# Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
+# (64-byte body). Writes DIR/callgrind.out (open it with kcachegrind or callgrind_annotate)
+# and DIR/top-inclusive.txt, DIR/top-self.txt. DIR defaults to a new directory under /tmp.
+# Same layout as run.sh: upstream nginx + load generator on cpu 0, shadowtap on cpu 1 with one
+# worker. Uses SHADOWTAP_BIN if set, else builds like run.sh. Needs valgrind (apt, installed if
+# missing), nginx, oha (see run.sh). Loopback only; everything started here is stopped on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""
+LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
+UPSTREAM_PORT=18081; SHADOWTAP_PORT=18090; SHADOWTAP_ADMIN_PORT=19901
+while (($#)); do
+  case "$1" in
+    --requests) REQUESTS="$2"; shift 2;;
+    --connections) CONNS="$2"; shift 2;;
+    --path) URLPATH="$2"; shift 2;;
+    --out) OUT="$2"; shift 2;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+[[ "$REQUESTS" =~ ^[0-9]+$ && "$REQUESTS" -le 1000000 ]] || { echo "--requests: 1..1000000" >&2; exit 2; }
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+SUDO=(); [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
+if ! command -v valgrind >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq valgrind >/dev/null
+fi
+for tool in nginx oha callgrind_annotate; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: run loadtests/run.sh --smoke once to install the tools" >&2; exit 1; }
+done
+if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
+  (cd "$ROOT" && cargo build --release --locked -q)
+  SHADOWTAP_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/shadowtap"
+fi
+taskset -p -c "$LOADGEN_CPU" $$ >/dev/null
+
+RUN_DIR="$(mktemp -d /tmp/shadowtap-profile.XXXXXX)"; chmod 755 "$RUN_DIR"
+mkdir -p "$RUN_DIR"/{www,tmp}
+[[ -n "$OUT" ]] || OUT="$RUN_DIR"
+mkdir -p "$OUT"
+PIDS=()
+cleanup() {
+  local rc=$? pid i
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || continue
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_port() {
+  local i; for i in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing on port $1" >&2; return 1
+}
+
+head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
+head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
+sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" "$HERE/conf/upstream.conf.in" >"$RUN_DIR/upstream.conf"
+taskset -c "$LOADGEN_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/upstream.conf" >"$RUN_DIR/upstream.out" 2>&1 &
+PIDS+=($!); wait_port "$UPSTREAM_PORT"
+
+sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
+  -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" "$HERE/conf/shadowtap.toml.in" >"$RUN_DIR/shadowtap.toml"
+# Collection starts off and is switched on after the warm-up, so start-up and the first
+# connections do not count.
+taskset -c "$PROXY_CPU" env RUST_LOG=warn valgrind --tool=callgrind --collect-atstart=no \
+  --callgrind-out-file="$OUT/callgrind.out" "$SHADOWTAP_BIN" run --config "$RUN_DIR/shadowtap.toml" \
+  >"$RUN_DIR/shadowtap.out" 2>&1 &
+ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$SHADOWTAP_PORT"
+
+load() { timeout 600 taskset -c "$LOADGEN_CPU" oha --no-tui -n "$1" -c "$CONNS" -t 30s \
+  --output-format json "http://127.0.0.1:$SHADOWTAP_PORT$URLPATH" | python3 -c '
+import json, sys; d = json.load(sys.stdin); c = d.get("statusCodeDistribution", {})
+print(f"  {sum(c.values())} responses {c}, errors {d.get(\"errorDistribution\", {})}, {d[\"summary\"][\"requestsPerSec\"]:.0f} req/s under valgrind")'; }
+echo "== warm-up (not collected)"; load 2000
+callgrind_control -i on "$ST_PID" >/dev/null
+echo "== $REQUESTS requests, $CONNS connections, path $URLPATH (collected)"; load "$REQUESTS"
+callgrind_control -i off "$ST_PID" >/dev/null
+# SIGTERM: shadowtap shuts down gracefully and callgrind writes its file at exit.
+kill -TERM "$ST_PID"; for _ in $(seq 1 300); do kill -0 "$ST_PID" 2>/dev/null || break; sleep 0.1; done
+[[ -s "$OUT/callgrind.out" ]] || { echo "no callgrind output; see $RUN_DIR/shadowtap.out" >&2; exit 1; }
+callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | head -80 >"$OUT/top-inclusive.txt"
+callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | head -60 >"$OUT/top-self.txt"
+total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/top-self.txt")"
+echo "== $total instructions for $REQUESTS requests: $((total / REQUESTS)) per request"
+echo "== top functions by self cost ($OUT/top-self.txt):"
+sed -n '/^-* *$/,$p' "$OUT/top-self.txt" | grep -E '^ *[0-9,]+ \(' | head -25
+echo "== inclusive costs: $OUT/top-inclusive.txt; full profile: $OUT/callgrind.out"
