@@ -202,12 +202,7 @@ impl<'v> Walk<'_, 'v> {
                 }
             }
             (Value::Number(a), Value::Number(b)) => {
-                let equal = a == b
-                    || match (a.as_f64(), b.as_f64()) {
-                        (Some(x), Some(y)) => (x - y).abs() <= self.rules.numeric_tolerance,
-                        _ => false,
-                    };
-                if !equal {
+                if !numbers_equal(a, b, self.rules.numeric_tolerance) {
                     self.report(ChangeKind::Changed, Some(primary), Some(shadow));
                 }
             }
@@ -383,6 +378,27 @@ impl<'v> Walk<'_, 'v> {
             }
         }
         (pointer, field)
+    }
+}
+
+/// Whether two numbers are equal within `tolerance`. Integers are compared exactly: as
+/// `f64` (53-bit mantissa) two 64-bit ids or nanosecond timestamps that differ in their low
+/// digits round to the same value and would look equal.
+fn numbers_equal(a: &serde_json::Number, b: &serde_json::Number, tolerance: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let integer = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    if let (Some(x), Some(y)) = (integer(a), integer(b)) {
+        return tolerance > 0.0 && (x - y).unsigned_abs() as f64 <= tolerance;
+    }
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= tolerance,
+        _ => false,
     }
 }
 

@@ -120,6 +120,28 @@ fn unordered_matching_respects_ignores_inside_elements() {
 }
 
 #[test]
+fn large_integers_are_compared_exactly() {
+    // 2^53 + 1 and 2^53 are the same f64; as ids or nanosecond timestamps they differ.
+    let (a, b) = (9_007_199_254_740_993_u64, 9_007_199_254_740_992_u64);
+    assert_eq!(
+        diff(&json!({"id": a}), &json!({"id": b}), &rules()).len(),
+        1
+    );
+    let nanos = 1_795_000_000_000_000_123_u64;
+    assert_eq!(
+        diff(&json!([nanos]), &json!([nanos + 100]), &rules()).len(),
+        1
+    );
+    assert_eq!(diff(&json!(-5), &json!(u64::MAX), &rules()).len(), 1);
+    let tolerant = JsonRules {
+        numeric_tolerance: 2.0,
+        ..rules()
+    };
+    assert!(diff(&json!(a), &json!(b), &tolerant).is_empty());
+    assert_eq!(diff(&json!(a), &json!(b + 4), &tolerant).len(), 1);
+}
+
+#[test]
 fn numeric_tolerance_is_absolute() {
     let rules = JsonRules {
         numeric_tolerance: 0.01,
