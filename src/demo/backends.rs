@@ -79,8 +79,11 @@ async fn answer(build: Build, request: Request<Incoming>) -> Response<Full<Bytes
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    // Microseconds: two instances answering the same request never print the same value.
-    let micros = now.as_micros();
+    // Nanoseconds: the primary and the secondary answer the same request at nearly the same
+    // moment (for /api/report both wake on the same timer tick), and in microseconds they
+    // printed the same value in about 1 pair in 100 — on a route's first pair that made the
+    // secondary miss the field and a clean route show a divergence.
+    let nanos = now.as_nanos();
     let trace = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let canary = build == Build::Canary;
     let path = request.uri().path().to_string();
@@ -91,7 +94,7 @@ async fn answer(build: Build, request: Request<Incoming>) -> Response<Full<Bytes
             cache_control = Some(if canary { "no-cache" } else { "max-age=60" });
             let plan = if canary { "basic" } else { "pro" };
             format!(
-                r#"{{"id":"{id}","name":"user {id}","plan":"{plan}","served_at":{micros},"trace":"{trace}"}}"#
+                r#"{{"id":"{id}","name":"user {id}","plan":"{plan}","served_at":{nanos},"trace":"{trace}"}}"#
             )
         }
         ["api", "orders", id] => {
@@ -100,7 +103,7 @@ async fn answer(build: Build, request: Request<Incoming>) -> Response<Full<Bytes
             } else {
                 r#""items":3,"#.to_string()
             };
-            format!(r#"{{"order":"{id}",{items}"total":"42.00","served_at":{micros}}}"#)
+            format!(r#"{{"order":"{id}",{items}"total":"42.00","served_at":{nanos}}}"#)
         }
         ["api", "search"] => {
             if canary && fastrand::u8(..20) == 0 {
@@ -120,12 +123,12 @@ async fn answer(build: Build, request: Request<Incoming>) -> Response<Full<Bytes
         }
         ["api", "report"] => {
             tokio::time::sleep(Duration::from_millis(if canary { 60 } else { 20 })).await;
-            let generated = humantime::format_rfc3339_micros(SystemTime::now());
+            let generated = humantime::format_rfc3339_nanos(SystemTime::now());
             format!(r#"{{"report":"daily","rows":128,"generated_at":"{generated}"}}"#)
         }
         ["api", "catalog"] => {
             format!(
-                r#"{{"items":[{{"sku":"a1","price":10}},{{"sku":"b2","price":20}}],"as_of":{micros}}}"#
+                r#"{{"items":[{{"sku":"a1","price":10}},{{"sku":"b2","price":20}}],"as_of":{nanos}}}"#
             )
         }
         _ => {
