@@ -1,0 +1,101 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `shadowtap demo --duration 5s`, the README's first command, run as a person would: the
+//! real binary exits 0 on its own, and its final table shows the canary's regressions on
+//! the regressed routes and none on the clean ones (their noise — timestamps, random ids,
+//! shuffled lists, a slower but equal answer — is all recognised as noise).
+
+mod support;
+
+use std::time::Duration;
+use support::compare::Process;
+
+/// One row of the demo's table.
+#[derive(Debug)]
+struct Row {
+    requests: u64,
+    compared: u64,
+    diverged: String,
+    line: String,
+}
+
+/// The rows after `final:`, by route template.
+fn final_table(stdout: &str) -> Vec<(String, Row)> {
+    let (_, table) = stdout
+        .split_once("final:\n")
+        .unwrap_or_else(|| panic!("no final table in:\n{stdout}"));
+    table
+        .lines()
+        .skip(1) // the header
+        .take_while(|line| !line.trim().is_empty())
+        .map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            assert!(columns.len() >= 6, "short row: {line}");
+            let number = |i: usize| {
+                columns[i]
+                    .parse::<u64>()
+                    .unwrap_or_else(|e| panic!("column {i} of {line}: {e}"))
+            };
+            let row = Row {
+                requests: number(1),
+                compared: number(3),
+                diverged: columns[4].to_string(),
+                line: line.to_string(),
+            };
+            (columns[0].to_string(), row)
+        })
+        .collect()
+}
+
+fn percent(text: &str) -> f64 {
+    text.strip_suffix('%')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a percentage: {text:?}"))
+}
+
+#[tokio::test]
+async fn demo_runs_five_seconds_and_reports_the_regressions() {
+    let mut demo = Process::start(&["demo", "--duration", "5s"], &[("RUST_LOG", "warn")]);
+    let status = demo.wait_exit(Duration::from_secs(30)).await;
+    let stdout = demo.stdout();
+    assert!(status.success(), "{status}\n{stdout}\n{}", demo.stderr());
+
+    let rows = final_table(&stdout);
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "/api/users/{id}",
+            "/api/orders/{id}",
+            "/api/search",
+            "/api/report",
+            "/api/catalog"
+        ],
+        "{stdout}"
+    );
+    for (name, row) in &rows {
+        // 200 req/s spread over five routes for 5 s: far more than this on any machine.
+        assert!(row.requests >= 50, "{name}: {}", row.line);
+        assert!(
+            row.compared * 10 >= row.requests * 9,
+            "{name}: most requests were compared: {}",
+            row.line
+        );
+    }
+    let row = |name: &str| &rows.iter().find(|(n, _)| n == name).unwrap().1;
+
+    // Every answer of the regressed users and orders builds differs; search fails 1 in 20.
+    for name in ["/api/users/{id}", "/api/orders/{id}"] {
+        assert_eq!(row(name).diverged, "100.0%", "{}", row(name).line);
+    }
+    assert!(row("/api/users/{id}").line.contains("/plan"));
+    assert!(row("/api/users/{id}").line.contains("header:cache-control"));
+    assert!(row("/api/orders/{id}").line.contains("/items"));
+    let search = row("/api/search");
+    assert!(percent(&search.diverged) > 0.0, "{}", search.line);
+    assert!(search.line.contains("status"), "{}", search.line);
+
+    // The clean routes: noise only.
+    for name in ["/api/catalog", "/api/report"] {
+        assert_eq!(row(name).diverged, "0.0%", "{}\n{stdout}", row(name).line);
+    }
+}
