@@ -2,10 +2,11 @@
 //! one circuit breaker per shadow upstream.
 //!
 //! The live path only ever calls [`ShadowTarget::try_enqueue`], which never waits: a full
-//! queue drops the job and counts it. A dispatcher task per shadow takes jobs in order,
-//! waits for an in-flight slot, and runs each request under the mirror deadline (queue time
-//! included), reading at most `max_response_body_bytes` of the answer. Each shadow has its
-//! own queue and pool, so one slow shadow never delays another.
+//! queue drops the job and counts it. A dispatcher task per shadow waits for an in-flight
+//! slot, then takes the next job in order (so every waiting job is in the queue), and runs
+//! each request under the mirror deadline (queue time included), reading at most
+//! `max_response_body_bytes` of the answer. Each shadow has its own queue and pool, so one
+//! slow shadow never delays another.
 
 use super::breaker::Breaker;
 use super::pair::{
