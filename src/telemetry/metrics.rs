@@ -312,21 +312,18 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn record_request(&self, route: &RouteMetrics, method: usize, status: http::StatusCode) {
-        let slot = &route.requests[method.min(METHODS.len() - 1)][status_class_index(status)];
-        slot.get_or_init(|| {
-            self.recorder.register_counter(
-                &Key::from_parts(
-                    REQUESTS_TOTAL,
-                    vec![
-                        Label::new("route", route.route.clone()),
-                        Label::new("method", METHODS[method.min(METHODS.len() - 1)]),
-                        Label::new("status_class", STATUS_CLASSES[status_class_index(status)]),
-                    ],
-                ),
-                &METADATA,
-            )
-        })
-        .increment(1);
+        let method = method.min(METHODS.len() - 1);
+        let class = status_class_index(status);
+        route.requests[method][class]
+            .get_or_init(|| {
+                let labels = [
+                    ("route", route.route.as_str()),
+                    ("method", METHODS[method]),
+                    ("status_class", STATUS_CLASSES[class]),
+                ];
+                self.counter(REQUESTS_TOTAL, &labels)
+            })
+            .increment(1);
     }
 
     /// Records how long a primary request took, first byte in to last byte out.
@@ -334,16 +331,8 @@ impl Metrics {
         route
             .primary_duration
             .get_or_init(|| {
-                self.recorder.register_histogram(
-                    &Key::from_parts(
-                        REQUEST_DURATION_SECONDS,
-                        vec![
-                            Label::new("route", route.route.clone()),
-                            Label::new("target", "primary"),
-                        ],
-                    ),
-                    &METADATA,
-                )
+                let labels = [("route", route.route.as_str()), ("target", "primary")];
+                self.histogram(REQUEST_DURATION_SECONDS, &labels)
             })
             .record(seconds);
     }
@@ -356,16 +345,8 @@ impl Metrics {
             .unwrap_or(0);
         route.errors[index]
             .get_or_init(|| {
-                self.recorder.register_counter(
-                    &Key::from_parts(
-                        PROXY_ERRORS_TOTAL,
-                        vec![
-                            Label::new("route", route.route.clone()),
-                            Label::new("reason", reason.as_str()),
-                        ],
-                    ),
-                    &METADATA,
-                )
+                let labels = [("route", route.route.as_str()), ("reason", reason.as_str())];
+                self.counter(PROXY_ERRORS_TOTAL, &labels)
             })
             .increment(1);
     }
@@ -377,17 +358,12 @@ impl Metrics {
         };
         entry.outcomes[outcome.index()]
             .get_or_init(|| {
-                self.recorder.register_counter(
-                    &Key::from_parts(
-                        MIRROR_REQUESTS_TOTAL,
-                        vec![
-                            Label::new("route", route.route.clone()),
-                            Label::new("shadow", entry.shadow.clone()),
-                            Label::new("outcome", outcome.as_str()),
-                        ],
-                    ),
-                    &METADATA,
-                )
+                let labels = [
+                    ("route", route.route.as_str()),
+                    ("shadow", entry.shadow.as_str()),
+                    ("outcome", outcome.as_str()),
+                ];
+                self.counter(MIRROR_REQUESTS_TOTAL, &labels)
             })
             .increment(1);
     }
@@ -400,16 +376,8 @@ impl Metrics {
         entry
             .duration
             .get_or_init(|| {
-                self.recorder.register_histogram(
-                    &Key::from_parts(
-                        REQUEST_DURATION_SECONDS,
-                        vec![
-                            Label::new("route", route.route.clone()),
-                            Label::new("target", "shadow"),
-                        ],
-                    ),
-                    &METADATA,
-                )
+                let labels = [("route", route.route.as_str()), ("target", "shadow")];
+                self.histogram(REQUEST_DURATION_SECONDS, &labels)
             })
             .record(seconds);
     }
@@ -422,17 +390,12 @@ impl Metrics {
         let index = usize::from(result == PairResult::PrimaryUnavailable);
         entry.pairs[index]
             .get_or_init(|| {
-                self.recorder.register_counter(
-                    &Key::from_parts(
-                        MIRROR_PAIRS_TOTAL,
-                        vec![
-                            Label::new("route", route.route.clone()),
-                            Label::new("shadow", entry.shadow.clone()),
-                            Label::new("result", result.as_str()),
-                        ],
-                    ),
-                    &METADATA,
-                )
+                let labels = [
+                    ("route", route.route.as_str()),
+                    ("shadow", entry.shadow.as_str()),
+                    ("result", result.as_str()),
+                ];
+                self.counter(MIRROR_PAIRS_TOTAL, &labels)
             })
             .increment(1);
     }
@@ -442,13 +405,7 @@ impl Metrics {
         route
             .loop_guard
             .get_or_init(|| {
-                self.recorder.register_counter(
-                    &Key::from_parts(
-                        MIRROR_LOOP_GUARD_TOTAL,
-                        vec![Label::new("route", route.route.clone())],
-                    ),
-                    &METADATA,
-                )
+                self.counter(MIRROR_LOOP_GUARD_TOTAL, &[("route", route.route.as_str())])
             })
             .increment(1);
     }
