@@ -224,11 +224,11 @@ impl ShadowTarget {
             metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
             return;
         };
-        if !self.breaker.admit(Instant::now()) {
+        let Some(admission) = self.breaker.admit(Instant::now()) else {
             metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::SkippedCircuitOpen);
             self.gauges.circuit_state.set(self.breaker.state().gauge());
             return;
-        }
+        };
         self.gauges.in_flight.increment(1.0);
         let started = Instant::now();
         let result = tokio::time::timeout(remaining, self.send(job.request)).await;
@@ -238,7 +238,7 @@ impl ShadowTarget {
 
         let response = match result {
             Ok(Ok(response)) => {
-                self.breaker.record(true, Instant::now());
+                self.breaker.record(admission, true, Instant::now());
                 metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Completed);
                 metrics.record_shadow_duration(route_metrics, job.shadow, latency.as_secs_f64());
                 Some(CapturedResponse {
@@ -247,13 +247,13 @@ impl ShadowTarget {
                 })
             }
             Ok(Err(error)) => {
-                self.breaker.record(false, Instant::now());
+                self.breaker.record(admission, false, Instant::now());
                 metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Error);
                 tracing::debug!(error = %crate::telemetry::logging::ErrorChain(&error), "shadow request failed");
                 None
             }
             Err(_) => {
-                self.breaker.record(false, Instant::now());
+                self.breaker.record(admission, false, Instant::now());
                 metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
                 None
             }
