@@ -27,31 +27,8 @@ enum Command {
         /// TOML config file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Live-traffic listen address (replaces the file's listeners).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// Primary upstream URL (sets upstreams.primary.url; adds a catch-all route if none).
-        #[arg(long, value_name = "URL")]
-        primary: Option<String>,
-        /// Admin listen address for /healthz, /readyz, /metrics.
-        #[arg(long, value_name = "ADDR")]
-        admin: Option<String>,
-        /// Log format: human or json (level from RUST_LOG).
-        #[arg(long, value_name = "FORMAT")]
-        log_format: Option<String>,
-        /// Shadow upstream URL to mirror to (repeatable); replaces the routes' shadows.
-        #[arg(long = "shadow", value_name = "URL")]
-        shadows: Vec<String>,
-        /// Percentage of requests mirrored to each --shadow (0-100, fractional; default 100).
-        #[arg(long, value_name = "PERCENT")]
-        sample: Option<String>,
-        /// Methods mirrored to --shadow: a comma list (GET,HEAD,POST) or "all".
-        /// Default GET,HEAD,OPTIONS: other methods may have side effects.
-        #[arg(long, value_name = "LIST|all")]
-        mirror_methods: Option<String>,
-        /// Append one JSON object per divergent pair to FILE (rotated by size).
-        #[arg(long, value_name = "FILE")]
-        diff_log: Option<String>,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Validate a config file and print the effective config (defaults filled in).
     Check {
@@ -73,29 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            config,
-            listen,
-            primary,
-            admin,
-            log_format,
-            shadows,
-            sample,
-            mirror_methods,
-            diff_log,
-        } => {
-            let overrides = Overrides {
-                listen,
-                primary,
-                admin,
-                log_format,
-                shadows,
-                sample,
-                mirror_methods,
-                diff_log,
-            };
-            run(config, overrides)
-        }
+        Command::Run { config, overrides } => run(config, overrides),
         Command::Check { config } => check(config),
         Command::Demo { duration, rate } => demo(duration, rate),
     };

@@ -179,24 +179,35 @@ pub struct LoggingConfig {
     pub format: LogFormat,
 }
 
-/// Values given as CLI flags; each replaces its counterpart in the file.
-#[derive(Debug, Default, Clone)]
+/// Values given as CLI flags (`shadowtap run`); each replaces its counterpart in the file.
+/// The doc comments below are the flags' `--help` text.
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
-    /// `--listen ADDR`: replaces the listeners with one on this address.
+    /// Live-traffic listen address (replaces the file's listeners).
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `--primary URL`: sets `upstreams.primary.url` (and a catch-all route when there is none).
+    /// Primary upstream URL (sets upstreams.primary.url; adds a catch-all route if none).
+    #[arg(long, value_name = "URL")]
     pub primary: Option<String>,
-    /// `--admin ADDR`: sets `admin.address`.
+    /// Admin listen address for /healthz, /readyz, /metrics and /api/v1.
+    #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
-    /// `--log-format human|json`: sets `logging.format`.
+    /// Log format: human or json (level from RUST_LOG).
+    #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// `--shadow URL` (repeatable): shadows for every route, as upstreams `shadow`, `shadow2`, ...
+    /// Shadow upstream URL to mirror to (repeatable: upstreams shadow, shadow2, ...);
+    /// replaces the routes' shadows.
+    #[arg(long = "shadow", value_name = "URL")]
     pub shadows: Vec<String>,
-    /// `--sample PERCENT`: sampling for the `--shadow` shadows (default 100).
+    /// Percentage of requests mirrored to each --shadow (0-100, fractional; default 100).
+    #[arg(long, value_name = "PERCENT")]
     pub sample: Option<String>,
-    /// `--mirror-methods LIST|all`: methods mirrored to the `--shadow` shadows.
+    /// Methods mirrored to --shadow: a comma list (GET,HEAD,POST) or "all".
+    /// Default GET,HEAD,OPTIONS: other methods may have side effects.
+    #[arg(long, value_name = "LIST|all")]
     pub mirror_methods: Option<String>,
-    /// `--diff-log FILE`: sets `compare.diff_log`.
+    /// Append one JSON object per divergent pair to FILE (rotated by size).
+    #[arg(long, value_name = "FILE")]
     pub diff_log: Option<String>,
 }
 
