@@ -165,6 +165,7 @@ impl BoundApp {
             let _ = task.await;
         }
         upkeep.abort();
+        self.proxy.mirror().stop();
         self.report.stop();
         tracing::info!("stopped");
     }

@@ -12,7 +12,7 @@ pub struct TextChange {
     pub removed_lines: usize,
     /// Lines only in the shadow.
     pub added_lines: usize,
-    /// `--- primary` / `+++ shadow` unified diff, cut at [`MAX_EXCERPT`] bytes.
+    /// `--- primary` / `+++ shadow` unified diff, cut at 4 KiB.
     pub excerpt: String,
 }
 

@@ -85,6 +85,8 @@ pub struct ShadowTarget {
     client: Client<HttpConnector, Full<Bytes>>,
     limits: Limits,
     max_in_flight: usize,
+    /// Flipped by [`ShadowTarget::stop`] at shutdown.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl ShadowTarget {
@@ -139,6 +141,7 @@ impl ShadowTarget {
                 max_response_body_bytes: mirror.max_response_body_bytes,
             },
             max_in_flight: mirror.max_in_flight,
+            stop: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -165,11 +168,19 @@ impl ShadowTarget {
     /// Queues a job without waiting. `false` when the queue is full (or the dispatcher is
     /// gone): the job is dropped and the caller counts it.
     pub fn try_enqueue(&self, job: ShadowJob) -> bool {
+        // Count before sending, so the dispatcher's decrement can never land first.
+        self.gauges.queue_depth.increment(1.0);
         let queued = self.sender.try_send(job).is_ok();
-        if queued {
-            self.gauges.queue_depth.increment(1.0);
+        if !queued {
+            self.gauges.queue_depth.decrement(1.0);
         }
         queued
+    }
+
+    /// Stops the dispatcher: queued jobs are dropped, requests under way finish (each is
+    /// bounded by the mirror timeout).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// Starts the dispatcher task (once; later calls do nothing). Needs a Tokio runtime.
@@ -188,14 +199,23 @@ impl ShadowTarget {
         sink: Option<Arc<dyn PairSink>>,
     ) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut stop = self.stop.subscribe();
         loop {
             // A slot first, then a job: a job leaves the queue only when it can be sent, so
             // waiting jobs are all in the queue (and its gauge), never more than its capacity.
             // Waiting here is fine: it is the shadow's own queue, and it is bounded.
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit,
+                _ = crate::shutdown::flagged(&mut stop) => break,
+            };
+            let Ok(permit) = permit else {
                 break;
             };
-            let Some(job) = receiver.recv().await else {
+            let job = tokio::select! {
+                job = receiver.recv() => job,
+                _ = crate::shutdown::flagged(&mut stop) => break,
+            };
+            let Some(job) = job else {
                 break;
             };
             self.gauges.queue_depth.decrement(1.0);

@@ -169,6 +169,13 @@ impl Mirror {
         }
     }
 
+    /// Stops every shadow's dispatcher (at shutdown, once live traffic has drained).
+    pub fn stop(&self) {
+        for target in &self.targets {
+            target.stop();
+        }
+    }
+
     /// Whether a route mirrors at all (the common no-mirror case costs this one check).
     pub fn route_mirrors(&self, route: usize) -> bool {
         matches!(self.routes.get(route), Some(Some(_)))
