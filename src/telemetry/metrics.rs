@@ -376,7 +376,12 @@ impl Metrics {
         entry
             .duration
             .get_or_init(|| {
-                let labels = [("route", route.route.as_str()), ("target", "shadow")];
+                // `shadow` too: two shadows of one route must not share a histogram.
+                let labels = [
+                    ("route", route.route.as_str()),
+                    ("target", "shadow"),
+                    ("shadow", entry.shadow.as_str()),
+                ];
                 self.histogram(REQUEST_DURATION_SECONDS, &labels)
             })
             .record(seconds);
