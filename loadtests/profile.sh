@@ -72,9 +72,9 @@ PIDS+=($!); wait_port "$UPSTREAM_PORT"
 
 sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
   -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" "$HERE/conf/shadowtap.toml.in" >"$RUN_DIR/shadowtap.toml"
-# Collection starts off and is switched on after the warm-up, so start-up and the first
+# Instrumentation starts off and is switched on after the warm-up, so start-up and the first
 # connections do not count.
-taskset -c "$PROXY_CPU" env RUST_LOG=warn valgrind --tool=callgrind --collect-atstart=no \
+taskset -c "$PROXY_CPU" env RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out" "$SHADOWTAP_BIN" run --config "$RUN_DIR/shadowtap.toml" \
   >"$RUN_DIR/shadowtap.out" 2>&1 &
 ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$SHADOWTAP_PORT"
@@ -82,7 +82,8 @@ ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$SHADOWTAP_PORT"
 load() { timeout 600 taskset -c "$LOADGEN_CPU" oha --no-tui -n "$1" -c "$CONNS" -t 30s \
   --output-format json "http://127.0.0.1:$SHADOWTAP_PORT$URLPATH" | python3 -c '
 import json, sys; d = json.load(sys.stdin); c = d.get("statusCodeDistribution", {})
-print(f"  {sum(c.values())} responses {c}, errors {d.get(\"errorDistribution\", {})}, {d[\"summary\"][\"requestsPerSec\"]:.0f} req/s under valgrind")'; }
+e = d.get("errorDistribution", {}); rps = d["summary"]["requestsPerSec"]
+print("  %d responses %s, errors %s, %.0f req/s under valgrind" % (sum(c.values()), c, e, rps))'; }
 echo "== warm-up (not collected)"; load 2000
 callgrind_control -i on "$ST_PID" >/dev/null
 echo "== $REQUESTS requests, $CONNS connections, path $URLPATH (collected)"; load "$REQUESTS"
@@ -92,7 +93,7 @@ kill -TERM "$ST_PID"; for _ in $(seq 1 300); do kill -0 "$ST_PID" 2>/dev/null ||
 [[ -s "$OUT/callgrind.out" ]] || { echo "no callgrind output; see $RUN_DIR/shadowtap.out" >&2; exit 1; }
 callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | head -80 >"$OUT/top-inclusive.txt"
 callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | head -60 >"$OUT/top-self.txt"
-total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/top-self.txt")"
+total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/top-self.txt")"; [[ "$total" =~ ^[0-9]+$ ]] || total=0
 echo "== $total instructions for $REQUESTS requests: $((total / REQUESTS)) per request"
 echo "== top functions by self cost ($OUT/top-self.txt):"
 sed -n '/^-* *$/,$p' "$OUT/top-self.txt" | grep -E '^ *[0-9,]+ \(' | head -25
