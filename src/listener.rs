@@ -85,23 +85,25 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(error = %error, "set_nodelay failed");
         }
-        let info = ConnectionInfo {
+        let info = Arc::new(ConnectionInfo {
             peer,
+            client_address: crate::proxy::headers::client_address_value(peer.ip()),
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
-        };
+        });
         let handler = proxy.clone();
         let state = Arc::new(ConnectionState::default());
         let seen = state.clone();
         let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let handler = handler.clone();
+            let info = info.clone();
             seen.first_request.store(true, Ordering::Release);
             if seen.ambiguous_framing.load(Ordering::Acquire) {
                 request
                     .extensions_mut()
                     .insert(FramingError::ContentLengthAndTransferEncoding);
             }
-            async move { Ok::<_, Infallible>(handler.handle(request, info).await) }
+            async move { Ok::<_, Infallible>(handler.handle(request, &info).await) }
         });
         let io = Watched {
             stream,

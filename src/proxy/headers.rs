@@ -19,27 +19,53 @@ const MAX_REQUEST_ID_LEN: usize = 200;
 /// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding` and `Upgrade`. They describe
 /// one connection and must not be forwarded; hyper re-frames the body on the next hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        // Collect first: the names borrow the map we are about to change.
+    // Most messages carry one or none of them (upstreams often send `Connection:
+    // keep-alive`): one pass over the names finds which, so only those are removed.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[index] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    if present[0] {
+        // Fields the `Connection` header names are hop-by-hop too. `keep-alive` and `close`
+        // (the usual tokens) name no other field, so they allocate nothing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(&name);
         }
-        headers.remove(header::CONNECTION);
     }
-    for name in [&KEEP_ALIVE, &PROXY_CONNECTION] {
-        headers.remove(name);
+    for (index, hop) in HOP_BY_HOP.iter().enumerate() {
+        if present[index] {
+            headers.remove(*hop);
+        }
     }
-    headers.remove(header::TE);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::UPGRADE);
 }
+
+/// Fields that are hop-by-hop by definition; `Connection` first.
+static HOP_BY_HOP: [&HeaderName; 6] = [
+    &header::CONNECTION,
+    &header::TE,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+];
 
 /// Whether the client's `TE` says it accepts trailers; read before hop-by-hop removal so
 /// the upstream can be told the same (we pass trailers through).
@@ -214,18 +240,29 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 /// listener trusts the hop in front of it.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     proto: &'static str,
     host: Option<&HeaderValue>,
     trust: bool,
 ) {
-    let client = client.to_string();
-    let forwarded_for = match combined(headers, &X_FORWARDED_FOR) {
-        Some(previous) => format!("{previous}, {client}"),
-        None => client,
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+    match headers.entry(&X_FORWARDED_FOR) {
+        // The common case: no proxy in front, the client's address as it is (computed once
+        // per connection), no formatting.
+        http::header::Entry::Vacant(entry) => {
+            entry.insert(client.clone());
+        }
+        http::header::Entry::Occupied(mut entry) => {
+            let mut joined = entry
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
+            joined.push_str(", ");
+            joined.push_str(client.to_str().unwrap_or_default());
+            if let Ok(value) = HeaderValue::from_str(&joined) {
+                entry.insert(value);
+            }
+        }
     }
     if !(trust && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -242,15 +279,10 @@ pub fn set_forwarded(
     }
 }
 
-/// All values of a field joined with ", " (a list-valued field may be split over lines).
-fn combined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
-    let first = values.next()?;
-    Some(values.fold(first.to_string(), |mut joined, next| {
-        joined.push_str(", ");
-        joined.push_str(next);
-        joined
-    }))
+/// The `X-Forwarded-For` element for a client address, made once per connection.
+pub fn client_address_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -377,7 +409,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut headers,
-            "127.0.0.1".parse().unwrap(),
+            &client_address_value("127.0.0.1".parse().unwrap()),
             "http",
             Some(&host),
             false,
@@ -393,7 +425,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut headers,
-            "127.0.0.1".parse().unwrap(),
+            &client_address_value("127.0.0.1".parse().unwrap()),
             "http",
             Some(&host),
             true,

@@ -36,10 +36,12 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// What the handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP as an `X-Forwarded-For` element, formatted once per connection.
+    pub client_address: HeaderValue,
     /// `http` (TLS listeners will say `https`).
     pub proto: &'static str,
     /// Keep incoming `X-Forwarded-Proto`/`-Host`.
@@ -119,7 +121,7 @@ impl Proxy {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        connection: ConnectionInfo,
+        connection: &ConnectionInfo,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let method = method_index(request.method());
@@ -186,7 +188,7 @@ impl Proxy {
         &self,
         request: Request<Incoming>,
         route: Option<(usize, usize)>,
-        connection: ConnectionInfo,
+        connection: &ConnectionInfo,
         span: &tracing::Span,
     ) -> Result<(Response<Incoming>, Option<(PrimarySlot, Instant)>), ProxyError> {
         // The listener marks requests whose raw head had a conflict hyper resolved away.
@@ -218,16 +220,19 @@ impl Proxy {
         }
         // HTTP/2 clients carry the host in :authority, not a Host field; HTTP/1 absolute-form
         // requests carry it in the target. Either way the upstream gets a Host field.
-        let original_host = match parts.headers.get(header::HOST) {
-            Some(host) => Some(host.clone()),
-            None => parts
-                .uri
-                .authority()
-                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()),
+        let (original_host, host_field_present) = match parts.headers.get(header::HOST) {
+            Some(host) => (Some(host.clone()), true),
+            None => (
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()),
+                false,
+            ),
         };
         headers::set_forwarded(
             &mut parts.headers,
-            connection.peer.ip(),
+            &connection.client_address,
             connection.proto,
             original_host.as_ref(),
             connection.trust_forwarded_headers,
@@ -236,10 +241,12 @@ impl Proxy {
             (Some(rewrite), _) => {
                 parts.headers.insert(header::HOST, rewrite.clone());
             }
-            (None, Some(host)) => {
+            // The client's Host field is already in place; only a host taken from the target
+            // needs inserting.
+            (None, Some(host)) if !host_field_present => {
                 parts.headers.insert(header::HOST, host);
             }
-            (None, None) => {}
+            (None, _) => {}
         }
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream
