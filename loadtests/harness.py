@@ -5,9 +5,14 @@
                                              the wall time to RUSAGE_FILE; exit with its status
   harness.py record  --out RAW.jsonl ...     parse one wrk/oha run + CPU counters -> one JSON line
   harness.py last    RAW.jsonl               one-line progress report of the last run
+  harness.py scrape [--metrics URL] [--shadow-status URL]
+                                             one JSON line: shadowtap's request and mirror-outcome
+                                             counters and queue gauges, the shadow nginx's request count
+  harness.py drain --metrics URL --max S     wait (bounded) until shadowtap's mirror queue and
+                                             in-flight gauges are 0; prints the seconds waited
   harness.py summarize --raw RAW.jsonl --meta META.json --out RESULT.json [--check]
-                                             medians, ranges, ratios, issue-2 targets; prints
-                                             Markdown tables; --check exits 1 on failed runs
+                                             medians, ranges, ratios, issue-2 and issue-3 targets;
+                                             prints Markdown tables; --check exits 1 on failed runs
 """
 import argparse
 import json
@@ -16,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+import re
+import urllib.request
 
 BASELINES = ("direct", "nginx-proxy")  # ratios are given against these, when present
 PUT = "shadowtap"  # the proxy under test: its failures fail a --check run first
@@ -37,6 +44,68 @@ def cmd_exec(argv):
     with open(out, "w") as f:
         f.write(f"{cpu:.4f} {wall:.4f}\n")
     return rc
+
+
+# ------------------------------------------------------------------ scrape / drain
+
+OUTCOMES = ("completed", "error", "timeout", "dropped_queue_full", "dropped_body_too_large",
+            "dropped_client_aborted", "skipped_method", "skipped_circuit_open")
+PROM_LINE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+PROM_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def fetch(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return answer.read().decode(errors="replace")
+
+
+def scrape(metrics_url=None, status_url=None):
+    """shadowtap's counters from /metrics; the shadow nginx's request count from stub_status."""
+    out = {}
+    if metrics_url:
+        ok = bad = queue = in_flight = 0.0
+        outcomes = dict.fromkeys(OUTCOMES, 0.0)
+        for line in fetch(metrics_url).splitlines():
+            m = PROM_LINE.match(line)
+            if not m or line.startswith("#"):
+                continue
+            name, labels, value = m.group(1), dict(PROM_LABEL.findall(m.group(2) or "")), float(m.group(3))
+            if name == "shadowtap_requests_total":
+                if labels.get("status_class") == "2xx":
+                    ok += value
+                else:
+                    bad += value
+            elif name == "shadowtap_mirror_requests_total":
+                outcomes[labels.get("outcome", "?")] = outcomes.get(labels.get("outcome", "?"), 0.0) + value
+            elif name == "shadowtap_mirror_queue_depth":
+                queue += value
+            elif name == "shadowtap_mirror_in_flight":
+                in_flight += value
+        out.update({"ok": int(ok), "other": int(bad), "outcomes": {k: int(v) for k, v in outcomes.items()},
+                    "queue_depth": queue, "in_flight": in_flight})
+    if status_url:
+        # stub_status: "Active connections: N / server accepts handled requests / A H R / ..."
+        lines = fetch(status_url).splitlines()
+        out["shadow_requests"] = int(lines[2].split()[2])
+    return out
+
+
+def cmd_scrape(a):
+    print(json.dumps(scrape(a.metrics, a.shadow_status)))
+
+
+def cmd_drain(a):
+    """Wait until shadowtap has no mirror job queued or under way (bounded by --max)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < a.max:
+        try:
+            got = scrape(a.metrics)
+            if got["queue_depth"] <= 0 and got["in_flight"] <= 0:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    print(f"{time.monotonic() - t0:.1f}")
 
 
 # ------------------------------------------------------------------ record
@@ -92,7 +161,10 @@ def cmd_record(a):
     text = open(a.tool_output, errors="replace").read()
     parsed = parse_wrk(text) if a.mode == "closed" else parse_oha(text)
     rec = {"round": a.round, "scenario": a.scenario, "mode": a.mode, "contender": a.contender,
-           "attempt": a.attempt, "body_bytes": a.body_bytes, "tool_rc": a.tool_rc}
+           "attempt": a.attempt, "body_bytes": a.body_bytes, "tool_rc": a.tool_rc,
+           "suite": a.suite, "connections": a.connections, "offered_rate": a.rate if a.mode != "closed" else None}
+    if a.shadow:
+        rec["shadow"] = a.shadow
     problems = []
     if parsed is None:
         problems.append("load generator produced no result")
@@ -104,6 +176,9 @@ def cmd_record(a):
     rec["cpu_s"] = ticks / a.hz
     rec["cpu_us_per_req"] = round(ticks / a.hz * 1e6 / n, 2) if n else None
     rec["upstream_cpu_us_per_req"] = round(up_ticks / a.hz * 1e6 / n, 2) if n else None
+    sh_ticks = (a.shadow_ticks[1] - a.shadow_ticks[0]) if a.shadow_ticks else 0
+    if a.shadow_ticks:
+        rec["shadow_cpu_s"] = sh_ticks / a.hz
     rec["loadgen_cpu_busy_pct"], rec["loadgen_cpu_steal_pct"] = busy_percent(*a.loadgen_cpu_stat)
     rec["proxy_cpu_busy_pct"], rec["proxy_cpu_steal_pct"] = busy_percent(*a.proxy_cpu_stat)
     # Who else used our two cpus during the window? Everything we started is accounted for:
@@ -114,7 +189,7 @@ def cmd_record(a):
         lg_cpu, wall = (float(x) for x in open(a.loadgen_rusage).read().split())
         wall = wall or 1.0
         rec["loadgen_cpu_pct"] = round(100 * lg_cpu / wall, 1)
-        up_pct = 100 * up_ticks / a.hz / wall
+        up_pct = 100 * (up_ticks + sh_ticks) / a.hz / wall  # the shadow nginx shares cpu 0
         own_pct = 0.0 if a.contender == "direct" else 100 * ticks / a.hz / wall
         rec["interference_cpu0_pct"] = round(max(0.0, rec["loadgen_cpu_busy_pct"] - rec["loadgen_cpu_pct"] - up_pct), 1)
         rec["interference_cpu1_pct"] = round(max(0.0, rec["proxy_cpu_busy_pct"] - own_pct), 1)
@@ -125,6 +200,20 @@ def cmd_record(a):
         rec["proxy_counted_2xx"], rec["proxy_counted_other"] = ok1 - ok0, bad1 - bad0
         if bad1 - bad0:
             problems.append(f"proxy counted {bad1 - bad0} non-2xx answers")
+    if a.scrape:
+        before, after = (json.loads(open(f).read() or "{}") for f in a.scrape)
+        if "ok" in before and "ok" in after:
+            rec["proxy_counted_2xx"] = after["ok"] - before["ok"]
+            rec["proxy_counted_other"] = after["other"] - before["other"]
+            if rec["proxy_counted_other"]:
+                problems.append(f"proxy counted {rec['proxy_counted_other']} non-2xx answers")
+            rec["mirror_outcomes"] = {k: after["outcomes"].get(k, 0) - before["outcomes"].get(k, 0)
+                                      for k in OUTCOMES}
+        if "shadow_requests" in before and "shadow_requests" in after:
+            # the second stub_status request counts itself
+            rec["shadow_hits"] = max(0, after["shadow_requests"] - before["shadow_requests"] - 1)
+    if a.drained is not None:
+        rec["drain_wait_s"] = a.drained
     if a.tool_rc:
         problems.append(f"load generator exited {a.tool_rc}")
     if n == 0 or not rec.get("rps"):
@@ -134,7 +223,7 @@ def cmd_record(a):
     if rec.get("socket_errors"):
         problems.append(f"{rec['socket_errors']} socket errors/timeouts")
     warnings = []
-    if a.mode == "rate" and rec.get("rps", 0) < 0.95 * a.rate:
+    if a.mode != "closed" and rec.get("rps", 0) < 0.95 * a.rate:
         warnings.append(f"offered {a.rate}/s, achieved {rec['rps']:.0f}/s")
     if rec.get("interference_pct", 0) > a.max_interference:
         warnings.append(f"{rec['interference_pct']}% of a cpu used by other processes "
@@ -165,11 +254,18 @@ def cmd_last(a):
     lines = open(a.raw).read().splitlines()
     r = json.loads(lines[-1])
     cpu = r.get("cpu_us_per_req")
-    print(f"round {r['round']} {r['scenario']:<6}{r['mode']:<7}{r['contender']:<16}"
+    where = f"shadow {r['shadow']:<8}" if r.get("shadow") else f"{r['scenario']:<6}"
+    extra = ""
+    if r.get("shadow_hits") is not None:
+        extra += f"  shadow hits {r['shadow_hits']}"
+    if r.get("mirror_outcomes"):
+        extra += "  outcomes " + ",".join(f"{k}={v}" for k, v in r["mirror_outcomes"].items() if v)
+    print(f"round {r['round']} {where}{r['mode']:<7}{r['contender']:<14}"
           f"{r.get('rps', 0):>9.0f} req/s  p50 {r.get('p50_us', 0):>7.0f}  p99 {r.get('p99_us', 0):>7.0f} us"
           f"  cpu {cpu if cpu is not None else '-':>6} us/req"
           f"  cpu0 {r['loadgen_cpu_busy_pct']:>5}%  cpu1 {r['proxy_cpu_busy_pct']:>5}%"
           f"  other {r.get('interference_pct', '?')}%"
+          + extra
           + (f" (attempt {r['attempt']} of {r['attempts']})" if r.get("attempts", 1) > 1 else "")
           + ("" if r["ok"] else "  FAILED: " + "; ".join(r["problems"]))
           + (f"  ({r['warning']})" if r.get("warning") else ""))
@@ -209,8 +305,149 @@ def ratio(a, b):
     return a["median"] / b["median"]
 
 
+SHADOWS = ("off", "healthy", "slow", "dead")
+MIRROR_MODES = ("closed", "rate", "few")
+MIRROR_PUT_PEER = "nginx-mirror"  # the mirroring baseline
+
+
+def fmt_time(us):
+    """Latency for the mirror tables: µs when small, ms or s when a shadow stalls the client."""
+    if us is None:
+        return "–"
+    if us < 10_000:
+        return f"{us:,.0f} µs"
+    if us < 1_000_000:
+        return f"{us / 1000:,.1f} ms"
+    return f"{us / 1e6:,.2f} s"
+
+
+def fmt_time_range(st):
+    """min–max of a latency, the unit written once when both ends share it."""
+    if not st:
+        return "–"
+    lo, hi = fmt_time(st["min"]), fmt_time(st["max"])
+    if lo.split()[-1] == hi.split()[-1]:
+        return f"{lo.rsplit(' ', 1)[0]}–{hi}"
+    return f"{lo}–{hi}"
+
+
+def paired(groups, key, who, cond, base_cond, metric):
+    """Per-round ratios metric(cond) / metric(base_cond) of one contender (same round)."""
+    a = {r["round"]: r.get(metric) for r in groups.get((key, cond, who), [])}
+    b = {r["round"]: r.get(metric) for r in groups.get((key, base_cond, who), [])}
+    return [round(a[k] / b[k], 3) for k in sorted(a) if k in b and a[k] and b[k]]
+
+
+def summarize_mirror(raw_all, meta, out):
+    """Issue 3: the mirror suite's tables (per mode: shadow condition x contender) and targets."""
+    mraw = [r for r in raw_all if r.get("suite") == "mirror"]
+    if not mraw:
+        return {}, []
+    s = meta["settings"]
+    ms = meta.get("mirror", {})
+    groups = {}
+    for r in mraw:
+        groups.setdefault((r["mode"], r["shadow"], r["contender"]), []).append(r)
+    medians = {}
+    for (mode, cond, who), rs in groups.items():
+        m = {k: stats([r.get(k) for r in rs]) for k in METRICS}
+        m["requests"] = stats([r.get("requests") for r in rs])
+        m["shadow_hits"] = stats([r.get("shadow_hits") for r in rs])
+        m["hit_share"] = stats([r["shadow_hits"] / r["requests"] for r in rs
+                                if r.get("shadow_hits") is not None and r.get("requests")])
+        if any(r.get("mirror_outcomes") for r in rs):
+            m["outcomes"] = {o: stats([(r.get("mirror_outcomes") or {}).get(o, 0) for r in rs]) for o in OUTCOMES}
+        m["errors"] = sum(r.get("non_2xx", 0) + r.get("socket_errors", 0) for r in rs)
+        m["failed_runs"] = sum(1 for r in rs if not r["ok"])
+        medians.setdefault(mode, {}).setdefault(cond, {})[who] = m
+
+    titles = {
+        "closed": f"closed loop: wrk -t1 -c{s['connections']}",
+        "rate": f"fixed rate: oha -q {s['rate']} -c{s['connections']} --latency-correction",
+        "few": f"fixed rate, few connections: oha -q {ms.get('few_rate', '?')} -c{ms.get('few_connections', '?')} "
+               f"--latency-correction",
+    }
+    out += ["", f"## Mirroring (issue 3): 64 B body, shadow answering healthy / after "
+                f"{ms.get('slow_delay_s', '?')} s / dead (connection refused)", "",
+            f"{s['rounds']} round(s) of {ms.get('duration_s', '?')} s (+{s['warmup_s']} s warm-up). "
+            "shadow hits: requests that reached the shadow during the measured window (its nginx "
+            "stub_status), with the share of the requests served. shadowtap outcomes: "
+            "`shadowtap_mirror_requests_total` by outcome over the same window, counted after "
+            "shadowtap's mirror queue had drained (medians per run)."]
+    for mode in MIRROR_MODES:
+        if mode not in medians:
+            continue
+        out += ["", f"### mirroring, {titles[mode]}", ""]
+        out.append("| shadow | contender | req/s (min–max) | p50 | p99 (min–max) | CPU µs/req (min–max) "
+                   "| requests | shadow hits (share) | shadowtap outcomes | cpu0 / cpu1 busy % | other % | errors |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for cond in SHADOWS:
+            for who, m in medians[mode].get(cond, {}).items():
+                label = who + (" (upstream's CPU)" if who == "direct" else "")
+                p99 = m["p99_us"]
+                hits = "–"
+                if m["shadow_hits"]:
+                    hits = f"{med(m['shadow_hits'])} ({100 * m['hit_share']['median']:.0f} %)" if m["hit_share"] \
+                        else med(m["shadow_hits"])
+                oc = "–"
+                if m.get("outcomes") and cond != "off":
+                    oc = ", ".join(f"{o} {v['median']:,.0f}" for o, v in m["outcomes"].items()
+                                   if v and v["max"]) or "none"
+                out.append(
+                    f"| {cond} | {label} | {med(m['rps'])} ({rng(m['rps'])}) "
+                    f"| {fmt_time(m['p50_us']['median'] if m['p50_us'] else None)} "
+                    f"| {fmt_time(p99['median'] if p99 else None)} ({fmt_time_range(p99)}) "
+                    f"| {med(m['cpu_us_per_req'], 1)} ({rng(m['cpu_us_per_req'], 1)}) "
+                    f"| {med(m['requests'])} | {hits} | {oc} "
+                    f"| {med(m['loadgen_cpu_busy_pct'])} / {med(m['proxy_cpu_busy_pct'])} "
+                    f"| {med(m['interference_pct'], 1)} | {m['errors']} |")
+
+    # The issue-3 targets: with the slow or the dead shadow, shadowtap keeps >= 95 % of its
+    # healthy-shadow throughput and its p99 within +10 %. nginx-mirror's ratios alongside.
+    checks = [("throughput (req/s) ≥ 95 % of healthy", "closed", "rps", lambda x: x >= 0.95, True),
+              ("p99 ≤ healthy + 10 %", "rate", "p99_us", lambda x: x <= 1.10, True),
+              ("p99 ≤ healthy + 10 %", "few", "p99_us", lambda x: x <= 1.10, True),
+              ("p99 ≤ healthy + 10 % (closed loop: informational)", "closed", "p99_us", lambda x: x <= 1.10, False)]
+    targets = []
+    for name, mode, metric, ok, binding in checks:
+        conds = medians.get(mode, {})
+        for cond in ("slow", "dead"):
+            row = {"target": name, "mode": mode, "metric": metric, "condition": cond, "binding": binding}
+            for who in (PUT, MIRROR_PUT_PEER):
+                h, c = conds.get("healthy", {}).get(who), conds.get(cond, {}).get(who)
+                if not h or not c or not h[metric] or not c[metric] or not h[metric]["median"]:
+                    continue
+                r = c[metric]["median"] / h[metric]["median"]
+                row[who] = {"healthy": h[metric]["median"], cond: c[metric]["median"], "ratio": r,
+                            "per_round": paired(groups, mode, who, cond, "healthy", metric)}
+            if PUT in row:
+                row["met"] = ok(row[PUT]["ratio"])
+                targets.append(row)
+    if targets:
+        out += ["", "### issue-3 targets (shadowtap, slow or dead shadow vs healthy shadow, medians of this run)", ""]
+        out.append("| target | mode | shadow | shadowtap healthy → this shadow | ratio (per round) | verdict "
+                   "| nginx-mirror healthy → this shadow | nginx-mirror ratio |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for t in targets:
+            f = (lambda v: f"{v:,.0f}") if t["metric"] == "rps" else fmt_time
+            p = t[PUT]
+            pr = ", ".join(f"{x:.2f}" for x in p["per_round"])
+            n = t.get(MIRROR_PUT_PEER)
+            verdict = ("met" if t["met"] else "NOT met") if t["binding"] else ("(ok)" if t["met"] else "(over)")
+            n_span = f"{f(n['healthy'])} → {f(n[t['condition']])}" if n else "–"
+            n_ratio = f"{n['ratio']:.2f}" if n else "–"
+            out.append(f"| {t['target']} | {t['mode']} | {t['condition']} | {f(p['healthy'])} → {f(p[t['condition']])} "
+                       f"| {p['ratio']:.3f} ({pr}) | {verdict} "
+                       f"| {n_span} | {n_ratio} |")
+        binding = [t for t in targets if t["binding"]]
+        out += ["", "issue-3 targets: " + ("all met" if all(t["met"] for t in binding)
+                                           else f"{sum(not t['met'] for t in binding)} of {len(binding)} NOT met")]
+    return medians, targets
+
+
 def cmd_summarize(a):
-    raw = [json.loads(l) for l in open(a.raw) if l.strip()]
+    raw_all = [json.loads(l) for l in open(a.raw) if l.strip()]
+    raw = [r for r in raw_all if r.get("suite", "live") == "live"]
     meta = json.load(open(a.meta))
     groups = {}
     for r in raw:
@@ -321,6 +558,9 @@ def cmd_summarize(a):
             out.append(f"| {t['target']} | {t['scenario']} | {t['mode']} | {t['shadowtap']:.1f} "
                        f"| {t['nginx-proxy']:.1f} | {'met' if t['met'] else 'NOT met'}{note} |")
 
+    mirror_medians, mirror_targets = summarize_mirror(raw_all, meta, out)
+
+    raw = raw_all
     rerun = [r for r in raw if r.get("attempts", 1) > 1]
     out += ["", f"busy %: how busy each cpu was (cpu0: load generator + upstream, cpu1: the contender); "
                 f"other %: cpu time used by processes outside this test (median). "
@@ -336,7 +576,8 @@ def cmd_summarize(a):
                                        + "; ".join(r["problems"]) for r in failed]
     text = "\n".join(out)
     print(text)
-    json.dump({"meta": meta, "medians": medians, "targets": targets, "runs": raw, "table_markdown": text},
+    json.dump({"meta": meta, "medians": medians, "targets": targets, "mirror_medians": mirror_medians,
+               "mirror_targets": mirror_targets, "runs": raw, "table_markdown": text},
               open(a.out, "w"), indent=1)
     print(f"\nresults: {a.out}")
     if a.check:
@@ -348,7 +589,14 @@ def cmd_summarize(a):
         if failed:
             print("SMOKE FAILED: a baseline contender failed (the harness is broken)", file=sys.stderr)
             return 1
-        print("smoke ok: every contender served every request with a 2xx")
+        healthy = [r for r in raw if r.get("suite") == "mirror" and r["contender"] == PUT
+                   and r.get("shadow") == "healthy"]
+        if healthy and not any(r.get("shadow_hits") and (r.get("mirror_outcomes") or {}).get("completed")
+                               for r in healthy):
+            print(f"SMOKE FAILED: {PUT} mirrored nothing to the healthy shadow", file=sys.stderr)
+            return 1
+        print("smoke ok: every contender served every request with a 2xx"
+              + ("; shadowtap mirrored to the healthy shadow" if healthy else ""))
     return 0
 
 
@@ -361,7 +609,7 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--round", type=int, required=True)
     r.add_argument("--scenario", required=True)
-    r.add_argument("--mode", choices=("closed", "rate"), required=True)
+    r.add_argument("--mode", choices=("closed", "rate", "few"), required=True)
     r.add_argument("--contender", required=True)
     r.add_argument("--tool-output", required=True)
     r.add_argument("--tool-rc", type=int, default=0)
@@ -376,6 +624,18 @@ def main():
     r.add_argument("--loadgen-rusage")
     r.add_argument("--attempt", type=int, default=1)
     r.add_argument("--max-interference", type=float, default=10.0)
+    r.add_argument("--suite", default="live")
+    r.add_argument("--shadow")
+    r.add_argument("--connections", type=int)
+    r.add_argument("--shadow-ticks", type=int, nargs=2)
+    r.add_argument("--scrape", nargs=2)
+    r.add_argument("--drained", type=float)
+    sc = sub.add_parser("scrape")
+    sc.add_argument("--metrics")
+    sc.add_argument("--shadow-status")
+    dr = sub.add_parser("drain")
+    dr.add_argument("--metrics", required=True)
+    dr.add_argument("--max", type=float, default=7.0)
     i = sub.add_parser("interference")
     i.add_argument("tries")
     t = sub.add_parser("settle")
@@ -390,6 +650,7 @@ def main():
     s.add_argument("--check", action="store_true")
     a = ap.parse_args()
     return {"record": cmd_record, "interference": cmd_interference, "settle": cmd_settle,
+            "scrape": cmd_scrape, "drain": cmd_drain,
             "last": cmd_last, "summarize": cmd_summarize}[a.cmd](a) or 0
 
 
