@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::pool::Release;
+use super::RequestBody;
 use crate::shadow::pair::PrimarySink;
 use crate::tee::Tee;
 use crate::telemetry::Metrics;
@@ -65,6 +67,9 @@ impl Drop for Completion {
 }
 
 /// A response body: streamed from the upstream, or a small one the proxy wrote itself.
+// The large variant is the common one (every proxied response); boxing it would cost an
+// allocation per request to save bytes on the rare error page.
+#[allow(clippy::large_enum_variant)]
 pub enum ResponseBody {
     /// The upstream's body, passed through as it arrives.
     Upstream {
@@ -74,6 +79,8 @@ pub enum ResponseBody {
         completion: Option<Completion>,
         /// A capped copy for comparison, when the request was mirrored.
         capture: Option<Tee<PrimarySink>>,
+        /// Gives the upstream connection back to its pool at the end of the body.
+        release: Option<Release<RequestBody>>,
     },
     /// A complete body (error pages); `None` once sent.
     Full {
@@ -90,17 +97,23 @@ impl ResponseBody {
         body: Incoming,
         completion: Option<Completion>,
         mut capture: Option<Tee<PrimarySink>>,
+        mut release: Option<Release<RequestBody>>,
     ) -> ResponseBody {
         if body.is_end_stream() {
-            // No frame will ever be polled (HEAD, 204, 304, empty bodies): the copy is complete now.
+            // No frame will ever be polled (HEAD, 204, 304, empty bodies): the copy is
+            // complete and the connection free now.
             if let Some(tee) = capture.as_mut() {
                 tee.complete();
+            }
+            if let Some(release) = release.take() {
+                release.release();
             }
         }
         ResponseBody::Upstream {
             body,
             completion,
             capture,
+            release,
         }
     }
 
@@ -127,6 +140,7 @@ impl Body for ResponseBody {
                 body,
                 completion,
                 capture,
+                release,
             } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 if let (Poll::Ready(Some(Err(error))), Some(completion)) =
@@ -139,8 +153,12 @@ impl Body for ResponseBody {
                     tee.observe(&polled, at_end);
                 }
                 if matches!(polled, Poll::Ready(None)) || at_end {
-                    // The last frame: record now rather than wait for the next poll.
+                    // The last frame: record now rather than wait for the next poll, and
+                    // give the connection back for the next request.
                     completion.take();
+                    if let Some(release) = release.take() {
+                        release.release();
+                    }
                 }
                 polled
             }

@@ -1,13 +1,17 @@
 //! Pooled upstream clients: one keep-alive pool per named upstream, with connect and
 //! response timeouts, and errors classified into what a client should be told.
 
+use super::pool::{BoxError, Http1Pool, PoolError, Release};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a forward failed, classified once here so the edge can map it to 502 or 504.
@@ -20,7 +24,7 @@ pub enum ForwardError {
         upstream: String,
         /// The connector's error.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
     /// The response head did not arrive within the upstream's `response_timeout`: 504.
     #[error("upstream {upstream} sent no response within {after:?}")]
@@ -37,50 +41,60 @@ pub enum ForwardError {
         upstream: String,
         /// The client's error.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
+}
+
+/// How requests reach an upstream.
+enum Transport<B> {
+    /// HTTP/1.1: this crate's single-upstream keep-alive pool (the hot path).
+    Http1(Arc<Http1Pool<B>>),
+    /// h2c: hyper-util's client, which multiplexes streams over its pooled connection.
+    Http2(Box<Client<HttpConnector, B>>),
 }
 
 /// A client for one named upstream.
 pub struct UpstreamClient<B> {
     name: String,
     authority: Authority,
-    version: http::Version,
     response_timeout: Duration,
-    client: Client<HttpConnector, B>,
+    transport: Transport<B>,
 }
 
 impl<B> UpstreamClient<B>
 where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
 {
     /// Builds the pool for one upstream. Connections are reused (keep-alive), never one per request.
     pub fn new(name: &str, config: &UpstreamConfig) -> UpstreamClient<B> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .pool_idle_timeout(config.pool_idle_timeout);
-        let version = match config.protocol {
-            UpstreamProtocol::Http1 => http::Version::HTTP_11,
+        let transport = match config.protocol {
+            UpstreamProtocol::Http1 => Transport::Http1(Http1Pool::new(
+                socket_address(&config.authority),
+                config.connect_timeout,
+                config.pool_max_idle,
+                config.pool_idle_timeout,
+            )),
             UpstreamProtocol::Http2 => {
-                builder.http2_only(true);
-                http::Version::HTTP_2
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(config.connect_timeout));
+                connector.enforce_http(true);
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_max_idle_per_host(config.pool_max_idle)
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .http2_only(true);
+                Transport::Http2(Box::new(builder.build(connector)))
             }
         };
         UpstreamClient {
             name: name.to_string(),
             authority: config.authority.clone(),
-            version,
             response_timeout: config.response_timeout,
-            client: builder.build(connector),
+            transport,
         }
     }
 
@@ -89,38 +103,82 @@ where
         &self.name
     }
 
-    /// The URI for a request path on this upstream.
+    /// The request target for a path on this upstream: origin-form (`/path?query`) on an
+    /// HTTP/1 connection of our own, absolute for the h2 client, which routes by it.
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
-            .path_and_query(
-                path_and_query
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            )
-            .build()
+        let path_and_query = path_and_query
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        match self.transport {
+            Transport::Http1(_) => Uri::builder().path_and_query(path_and_query).build(),
+            Transport::Http2(_) => Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(self.authority.clone())
+                .path_and_query(path_and_query)
+                .build(),
+        }
     }
 
     /// Sends a request whose URI was built by [`Self::uri_for`]; waits at most
     /// `response_timeout` for the response head. The body then streams without a deadline
-    /// (a long download is not an error).
-    pub async fn send(&self, mut request: Request<B>) -> Result<Response<Incoming>, ForwardError> {
-        *request.version_mut() = self.version;
-        match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
-                upstream: self.name.clone(),
-                source,
-            }),
-            Ok(Err(source)) => Err(ForwardError::Failed {
-                upstream: self.name.clone(),
-                source,
-            }),
+    /// (a long download is not an error). For HTTP/1 the [`Release`] must travel with the
+    /// response body and be called at its end, to give the connection back.
+    pub async fn send(
+        &self,
+        mut request: Request<B>,
+    ) -> Result<(Response<Incoming>, Option<Release<B>>), ForwardError> {
+        if !request.headers().contains_key(header::HOST) {
+            // HTTP/1.0 clients may send none; HTTP/1.1 requires one.
+            if let Ok(host) = HeaderValue::from_str(self.authority.as_str()) {
+                request.headers_mut().insert(header::HOST, host);
+            }
+        }
+        let exchange = async {
+            match &self.transport {
+                Transport::Http1(pool) => {
+                    *request.version_mut() = http::Version::HTTP_11;
+                    match pool.send(request).await {
+                        Ok((response, release)) => Ok((response, Some(release))),
+                        Err(PoolError::Connect { source, .. }) => Err(ForwardError::Unreachable {
+                            upstream: self.name.clone(),
+                            source,
+                        }),
+                        Err(PoolError::Request(source)) => Err(ForwardError::Failed {
+                            upstream: self.name.clone(),
+                            source: Box::new(source),
+                        }),
+                    }
+                }
+                Transport::Http2(client) => {
+                    *request.version_mut() = http::Version::HTTP_2;
+                    match client.request(request).await {
+                        Ok(response) => Ok((response, None)),
+                        Err(source) if source.is_connect() => Err(ForwardError::Unreachable {
+                            upstream: self.name.clone(),
+                            source: Box::new(source),
+                        }),
+                        Err(source) => Err(ForwardError::Failed {
+                            upstream: self.name.clone(),
+                            source: Box::new(source),
+                        }),
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.response_timeout, exchange).await {
+            Ok(result) => result,
             Err(_) => Err(ForwardError::Timeout {
                 upstream: self.name.clone(),
                 after: self.response_timeout,
             }),
         }
+    }
+}
+
+/// `host:port` to dial, with the scheme's default port when the URL gave none.
+fn socket_address(authority: &Authority) -> String {
+    match authority.port_u16() {
+        Some(_) => authority.as_str().to_string(),
+        None => format!("{}:80", authority.host()),
     }
 }

@@ -14,6 +14,7 @@
 pub mod body;
 pub mod forward;
 pub mod headers;
+pub mod pool;
 
 use crate::config::Config;
 use crate::error::ProxyError;
@@ -56,6 +57,15 @@ struct RouteTarget {
 
 /// The body sent upstream: the client's, streamed, with a capped copy when mirrored.
 pub type RequestBody = TeeBody<Incoming, RequestTee>;
+
+/// What the primary returned, with what must travel with its body.
+struct Forwarded {
+    response: Response<Incoming>,
+    /// Gives the upstream connection back when the body is done (HTTP/1).
+    release: Option<pool::Release<RequestBody>>,
+    /// Where the primary's answer is published for comparison, and when it was sent.
+    primary: Option<(PrimarySlot, Instant)>,
+}
 
 /// The request handler shared by all connections of all listeners.
 pub struct Proxy {
@@ -149,7 +159,11 @@ impl Proxy {
         let route_metrics = self.metrics.route(route_key);
         let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
         match result {
-            Ok((response, slot)) => {
+            Ok(Forwarded {
+                response,
+                release,
+                primary: slot,
+            }) => {
                 self.metrics
                     .record_request(route_metrics, method, response.status());
                 let capture = slot.map(|(slot, sent)| {
@@ -157,7 +171,7 @@ impl Proxy {
                         PrimarySink::new(slot, response.status(), response.headers().clone(), sent);
                     Tee::new(self.max_response_body_bytes, sink)
                 });
-                response.map(|body| ResponseBody::upstream(body, completion, capture))
+                response.map(|body| ResponseBody::upstream(body, completion, capture, release))
             }
             Err(error) => {
                 let status = error.status();
@@ -190,7 +204,7 @@ impl Proxy {
         route: Option<(usize, usize)>,
         connection: &ConnectionInfo,
         span: &tracing::Span,
-    ) -> Result<(Response<Incoming>, Option<(PrimarySlot, Instant)>), ProxyError> {
+    ) -> Result<Forwarded, ProxyError> {
         // The listener marks requests whose raw head had a conflict hyper resolved away.
         if let Some(hidden) = request.extensions().get::<headers::FramingError>() {
             return Err((*hidden).into());
@@ -255,14 +269,18 @@ impl Proxy {
 
         // The primary's latency for comparison is measured like the shadow's: from sending.
         let sent = Instant::now();
-        let mut response = upstream.send(Request::from_parts(parts, body)).await?;
+        let (mut response, release) = upstream.send(Request::from_parts(parts, body)).await?;
         headers::remove_hop_by_hop(response.headers_mut());
         tracing::debug!(
             upstream = upstream.name(),
             status = response.status().as_u16(),
             "primary answered"
         );
-        Ok((response, slot.map(|slot| (slot, sent))))
+        Ok(Forwarded {
+            response,
+            release,
+            primary: slot.map(|slot| (slot, sent)),
+        })
     }
 
     /// Wraps the request body in a tee when the request is mirrored (the plan decides), so
