@@ -161,8 +161,23 @@ impl HeadScanner {
         while !self.off && !self.found && !bytes.is_empty() {
             match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
-                    self.extend(&bytes[..at]);
-                    self.end_line();
+                    let line = &bytes[..at];
+                    if self.len == 0 {
+                        // The common case: the whole line is in this read; look at it in place.
+                        let start = &line[..line.len().min(Self::START)];
+                        let end = &line[line.len().saturating_sub(Self::END)..];
+                        self.classify(start, end, line.len());
+                    } else {
+                        self.extend(line);
+                        let start = std::mem::take(&mut self.start);
+                        let end = std::mem::take(&mut self.end);
+                        self.classify(&start, &end, self.len);
+                        // Keep the buffers' capacity for the next split line.
+                        (self.start, self.end) = (start, end);
+                        self.start.clear();
+                        self.end.clear();
+                    }
+                    self.len = 0;
                     bytes = &bytes[at + 1..];
                 }
                 None => {
@@ -174,6 +189,7 @@ impl HeadScanner {
         self.found
     }
 
+    /// Buffers the start and end of a line split across reads.
     fn extend(&mut self, part: &[u8]) {
         let room = Self::START.saturating_sub(self.start.len());
         self.start.extend_from_slice(&part[..part.len().min(room)]);
@@ -188,30 +204,28 @@ impl HeadScanner {
         self.len += part.len();
     }
 
-    fn end_line(&mut self) {
-        let end = self.end.strip_suffix(b"\r").unwrap_or(&self.end);
-        let empty = self.len == 0 || (self.len == 1 && self.end == b"\r");
-        if self.lines == 0 && self.start.starts_with(b"PRI * HTTP/2.0") {
+    /// Classifies one complete line from its first bytes, last bytes and length.
+    fn classify(&mut self, start: &[u8], end: &[u8], len: usize) {
+        let trimmed_end = end.strip_suffix(b"\r").unwrap_or(end);
+        let empty = len == 0 || (len == 1 && end == b"\r");
+        if self.lines == 0 && start.starts_with(b"PRI * HTTP/2.0") {
             self.off = true;
         } else if empty {
             self.in_head = false;
-        } else if end.ends_with(b" HTTP/1.1") || end.ends_with(b" HTTP/1.0") {
+        } else if trimmed_end.ends_with(b" HTTP/1.1") || trimmed_end.ends_with(b" HTTP/1.0") {
             self.in_head = true;
             self.saw_length = false;
             self.saw_encoding = false;
         } else if self.in_head {
-            if let Some(colon) = self.start.iter().position(|&b| b == b':') {
+            if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
-                let name = self.start[..colon].trim_ascii_end();
+                let name = start[..colon].trim_ascii_end();
                 self.saw_length |= name.eq_ignore_ascii_case(b"content-length");
                 self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
                 self.found = self.saw_length && self.saw_encoding;
             }
         }
         self.lines += 1;
-        self.len = 0;
-        self.start.clear();
-        self.end.clear();
     }
 }
 
