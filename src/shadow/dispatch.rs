@@ -12,14 +12,11 @@ use super::breaker::Breaker;
 use super::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
-use crate::config::{MirrorConfig, UpstreamConfig, UpstreamProtocol};
+use crate::config::{MirrorConfig, UpstreamConfig};
+use crate::proxy::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::{Bytes, BytesMut};
-use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
@@ -61,7 +58,7 @@ pub enum JobRole {
 #[derive(Debug, thiserror::Error)]
 enum ShadowError {
     #[error("shadow request failed")]
-    Request(#[source] hyper_util::client::legacy::Error),
+    Request(#[source] ForwardError),
     #[error("shadow response body failed")]
     Body(#[source] hyper::Error),
 }
@@ -76,13 +73,11 @@ struct Limits {
 /// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
 pub struct ShadowTarget {
     name: String,
-    authority: Authority,
-    version: http::Version,
     sender: mpsc::Sender<ShadowJob>,
     receiver: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     breaker: Arc<Breaker>,
     gauges: Arc<ShadowGauges>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: UpstreamClient<Full<Bytes>>,
     limits: Limits,
     max_in_flight: usize,
     /// Flipped by [`ShadowTarget::stop`] at shutdown.
@@ -98,22 +93,13 @@ impl ShadowTarget {
         metrics: &Metrics,
     ) -> ShadowTarget {
         let (sender, receiver) = mpsc::channel(mirror.queue_capacity);
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(upstream.connect_timeout));
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(upstream.pool_max_idle.min(mirror.max_in_flight))
-            .pool_idle_timeout(upstream.pool_idle_timeout);
-        let version = match upstream.protocol {
-            UpstreamProtocol::Http1 => http::Version::HTTP_11,
-            UpstreamProtocol::Http2 => {
-                builder.http2_only(true);
-                http::Version::HTTP_2
-            }
+        // The shadow's own pool (never shared with live traffic), kept no larger than the
+        // in-flight cap allows it to be used.
+        let pooled = UpstreamConfig {
+            pool_max_idle: upstream.pool_max_idle.min(mirror.max_in_flight),
+            ..upstream.clone()
         };
+        let client = UpstreamClient::new(name, &pooled);
         let breaker_settings = &mirror.circuit_breaker;
         let breaker = Breaker::new(
             super::breaker::BreakerConfig {
@@ -129,13 +115,11 @@ impl ShadowTarget {
         gauges.circuit_state.set(breaker.state().gauge());
         ShadowTarget {
             name: name.to_string(),
-            authority: upstream.authority.clone(),
-            version,
             sender,
             receiver: Mutex::new(Some(receiver)),
             breaker: Arc::new(breaker),
             gauges: Arc::new(gauges),
-            client: builder.build(connector),
+            client,
             limits: Limits {
                 timeout: mirror.timeout,
                 max_response_body_bytes: mirror.max_response_body_bytes,
@@ -150,14 +134,13 @@ impl ShadowTarget {
         &self.name
     }
 
-    /// Scheme-less authority requests are sent to.
-    pub fn authority(&self) -> &Authority {
-        &self.authority
-    }
-
-    /// HTTP version spoken to the shadow.
-    pub fn version(&self) -> http::Version {
-        self.version
+    /// The request target for a path on this shadow (the form its connection needs).
+    pub fn uri_for(&self, path_and_query: &str) -> Option<http::Uri> {
+        let path_and_query = http::uri::PathAndQuery::from_maybe_shared(
+            bytes::Bytes::copy_from_slice(path_and_query.as_bytes()),
+        )
+        .ok()?;
+        self.client.uri_for(Some(&path_and_query)).ok()
     }
 
     /// Whether the breaker is open (a cheap look for sampling).
@@ -323,9 +306,9 @@ impl ShadowTarget {
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> Result<CapturedResponse, ShadowError> {
-        let response = self
+        let (response, release) = self
             .client
-            .request(request)
+            .send(request)
             .await
             .map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
@@ -342,6 +325,13 @@ impl ShadowTarget {
                     break;
                 }
                 kept.extend_from_slice(data);
+            }
+        }
+        if !truncated {
+            // Read to the end: the connection can serve the next shadow request. A truncated
+            // body drops its connection instead of draining the rest.
+            if let Some(release) = release {
+                release.release();
             }
         }
         let mut headers = parts.headers;

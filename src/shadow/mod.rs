@@ -25,8 +25,8 @@ use crate::telemetry::{Metrics, MirrorOutcome};
 use bytes::Bytes;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Uri};
+use http::uri::PathAndQuery;
+use http::Method;
 use http_body_util::Full;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use sample::{Sampler, StickyKey};
@@ -402,12 +402,7 @@ impl Mirror {
             }
             _ => original,
         };
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(target.authority().clone())
-            .path_and_query(path_and_query)
-            .build()
-            .ok()?;
+        let uri = target.uri_for(path_and_query)?;
         let mut headers = captured.headers.clone();
         // Framing is the shadow client's business: the body is complete and its length known.
         headers.remove(header::CONTENT_LENGTH);
@@ -425,7 +420,6 @@ impl Mirror {
         let mut request = http::Request::new(Full::new(body.clone()));
         *request.method_mut() = captured.method.clone();
         *request.uri_mut() = uri;
-        *request.version_mut() = target.version();
         *request.headers_mut() = headers;
         Some(request)
     }
