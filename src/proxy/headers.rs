@@ -243,7 +243,11 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         }
     }
     let mut buffer = uuid::Uuid::encode_buffer();
-    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    // A version-4 UUID from the thread-local fast generator: ids must be unique, not
+    // unpredictable, and this skips the CSPRNG the uuid crate would use.
+    let random = fastrand::u128(..).to_le_bytes();
+    let id = uuid::Builder::from_random_bytes(random).into_uuid();
+    let text = id.hyphenated().encode_lower(&mut buffer);
     let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     headers.insert(X_REQUEST_ID.clone(), value.clone());
     value
@@ -406,6 +410,9 @@ mod tests {
         let mut headers = map(&[("x-request-id", "has space")]);
         let id = ensure_request_id(&mut headers);
         assert_eq!(id.len(), 36);
+        let parsed = uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert_eq!(headers.get(&X_REQUEST_ID), Some(&id));
         let mut headers = HeaderMap::new();
         assert_ne!(
