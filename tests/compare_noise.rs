@@ -22,7 +22,7 @@ async fn build(plan: &'static str) -> Upstream {
         .fallback(move |received| async move {
             let id = received.uri.path().rsplit('/').next().unwrap_or("0").to_string();
             let now = humantime::format_rfc3339_nanos(SystemTime::now());
-            let trace = uuid::Uuid::new_v4();
+            let trace = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
             json_ok(format!(
                 r#"{{"id":"{id}","plan":"{plan}","served_at":"{now}","trace_id":"{trace}","total":42}}"#
             ))
