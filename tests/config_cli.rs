@@ -7,23 +7,11 @@ mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
-
-/// A child process we started; killed (by its own handle) if the test fails first.
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 impl Spawned {
     fn start(args: &[&str]) -> Spawned {

@@ -5,24 +5,12 @@
 mod support;
 
 use http::{Method, Request};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::shadow::*;
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
-
-/// The child we started; killed by its own handle if the test fails before SIGTERM.
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_shadow_flags_mirrors_the_catch_all_route() {

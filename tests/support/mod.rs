@@ -609,3 +609,16 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Optio
         })
         .next()
 }
+
+/// A child process a test started (the real binary); killed by its own handle if the test
+/// fails before stopping it, so no process outlives its test.
+pub struct Spawned(pub std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
