@@ -53,13 +53,22 @@ async fn a_thousand_concurrent_requests_are_all_answered_and_accounted_for() {
             .contains(&received),
         "shadow received {received}; {counts:?}"
     );
-    // Each completed shadow request is handed on for pairing, once.
-    let pairs = metric_sum(
-        &metrics,
-        "shadowtap_mirror_pairs_total",
-        &[("route", "default"), ("shadow", "shadow")],
-    );
-    assert_eq!(pairs as u64, counts["completed"], "{counts:?}");
+    // Each completed shadow request is handed on for pairing, once. A pair is counted after
+    // its shadow request has left the in-flight gauge (it first waits for the primary's
+    // answer), so wait for the count rather than read it at the instant the gauges settled.
+    let pairs = |metrics: &str| {
+        metric_sum(
+            metrics,
+            "shadowtap_mirror_pairs_total",
+            &[("route", "default"), ("shadow", "shadow")],
+        ) as u64
+    };
+    let completed = counts["completed"];
+    let metrics = eventually(&proxy, "every completed copy to be paired", |metrics| {
+        pairs(metrics) >= completed
+    })
+    .await;
+    assert_eq!(pairs(&metrics), completed, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
