@@ -7,24 +7,11 @@ mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 use support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
-
 impl Spawned {
-    fn start(args: &[&str]) -> Spawned {
-        let child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shadowtap");
-        Spawned(child)
-    }
-
     /// Waits for exit at most `limit`; panics if the process is still running.
     fn wait(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
@@ -229,21 +216,7 @@ async fn run_with_flags_alone_serves_and_exits_zero_on_sigterm() {
     ]);
     let pid = child.0.id().to_string();
 
-    let readyz = format!("http://{admin}/readyz");
-    within("the binary to become ready", async {
-        loop {
-            if let Ok(reply) = send(&http1_client(), get_request(&readyz)).await {
-                if reply.status == 200 {
-                    break;
-                }
-            }
-            if let Ok(Some(status)) = child.0.try_wait() {
-                panic!("shadowtap exited early: {status}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    child.ready(&admin).await;
     let reply = get(&format!("http://{listen}/anything")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "from the primary\n");

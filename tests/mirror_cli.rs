@@ -5,12 +5,10 @@
 mod support;
 
 use http::{Method, Request};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::shadow::*;
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_shadow_flags_mirrors_the_catch_all_route() {
@@ -35,30 +33,8 @@ async fn run_with_shadow_flags_mirrors_the_catch_all_route() {
         "--admin",
         &admin,
     ];
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shadowtap"),
-    );
-    let readyz = format!("http://{admin}/readyz");
-    within("the binary to become ready", async {
-        loop {
-            if let Ok(reply) = send(&http1_client(), get_request(&readyz)).await {
-                if reply.status == 200 {
-                    break;
-                }
-            }
-            if let Ok(Some(status)) = child.0.try_wait() {
-                panic!("shadowtap exited early: {status}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    let mut child = Spawned::start(&args);
+    child.ready(&admin).await;
 
     let base = format!("http://{listen}");
     for method in [Method::GET, Method::POST, Method::DELETE] {

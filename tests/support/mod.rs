@@ -622,3 +622,37 @@ impl Drop for Spawned {
         }
     }
 }
+
+impl Spawned {
+    /// Starts the real binary with `args` (`RUST_LOG=warn`, stdout and stderr piped).
+    pub fn start(args: &[&str]) -> Spawned {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn shadowtap");
+        Spawned(child)
+    }
+
+    /// Waits until the admin port at `admin` answers `/readyz` with 200; panics if the
+    /// process exits first.
+    pub async fn ready(&mut self, admin: &str) {
+        let readyz = format!("http://{admin}/readyz");
+        within("the binary to become ready", async {
+            loop {
+                if let Ok(reply) = send(&http1_client(), get_request(&readyz)).await {
+                    if reply.status == 200 {
+                        break;
+                    }
+                }
+                if let Ok(Some(status)) = self.0.try_wait() {
+                    panic!("shadowtap exited early: {status}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
+}
