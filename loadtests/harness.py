@@ -1,28 +1,40 @@
 #!/usr/bin/env python3
 """Helper of loadtests/run.sh (stdlib only).
 
-  harness.py exec RUSAGE_FILE -- CMD...      run the load generator; write its CPU seconds and
-                                             the wall time to RUSAGE_FILE; exit with its status
+  harness.py exec RUSAGE_FILE [--rss-pid PID --rss-out FILE] -- CMD...
+                                             run the load generator; write its CPU seconds and
+                                             the wall time to RUSAGE_FILE; exit with its status;
+                                             meanwhile sample PID's RSS (children included)
+                                             every 200 ms into FILE (JSON: peak, first, last)
+  harness.py rss PID                         PID's RSS now, children included (KiB)
+  harness.py make-json FILE BYTES            a deterministic JSON document of exactly BYTES
   harness.py record  --out RAW.jsonl ...     parse one wrk/oha run + CPU counters -> one JSON line
   harness.py last    RAW.jsonl               one-line progress report of the last run
   harness.py scrape [--metrics URL] [--shadow-status URL]
                                              one JSON line: shadowtap's request and mirror-outcome
-                                             counters and queue gauges, the shadow nginx's request count
+                                             counters and queue gauges, comparisons, the shadow
+                                             nginx's request count
   harness.py drain --metrics URL --max S     wait (bounded) until shadowtap's mirror queue and
-                                             in-flight gauges are 0; prints the seconds waited
+                                             in-flight gauges are 0 and its comparisons caught up;
+                                             prints the seconds waited
   harness.py summarize --raw RAW.jsonl --meta META.json --out RESULT.json [--check]
-                                             medians, ranges, ratios, issue-2 and issue-3 targets;
+                                             medians, ranges, ratios, issue-2, -3 and -5 targets
+                                             (the perf suite's tables are in perf_report.py);
                                              prints Markdown tables; --check exits 1 on failed runs
 """
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import re
 import urllib.request
+
+import perf_report
 
 BASELINES = ("direct", "nginx-proxy")  # ratios are given against these, when present
 PUT = "shadowtap"  # the proxy under test: its failures fail a --check run first
@@ -31,10 +43,18 @@ PUT = "shadowtap"  # the proxy under test: its failures fail a --check run first
 # ------------------------------------------------------------------ exec
 
 def cmd_exec(argv):
-    """Run the load generator and account its CPU (children and grandchildren it reaped)."""
-    out, cmd = argv[0], argv[1:]
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
+    """Run the load generator and account its CPU (children and grandchildren it reaped);
+    optionally sample a contender's memory while it runs."""
+    out, rest = argv[0], argv[1:]
+    opts = {}
+    while rest and rest[0] in ("--rss-pid", "--rss-out"):
+        opts[rest[0]] = rest[1]
+        rest = rest[2:]
+    cmd = rest[1:] if rest and rest[0] == "--" else rest
+    sampler = None
+    if "--rss-pid" in opts:
+        sampler = RssSampler(int(opts["--rss-pid"]))
+        sampler.start()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     rc = subprocess.run(cmd).returncode
@@ -43,7 +63,104 @@ def cmd_exec(argv):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with open(out, "w") as f:
         f.write(f"{cpu:.4f} {wall:.4f}\n")
+    if sampler:
+        sampler.stop()
+        with open(opts["--rss-out"], "w") as f:
+            json.dump(sampler.result(), f)
     return rc
+
+
+# ------------------------------------------------------------------ memory
+
+def process_tree(pid):
+    """pid and its descendants (nginx: the master and its worker), from /proc/PID/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def rss_kib(pid):
+    """VmRSS of pid and its descendants, summed (KiB). Pages the processes share (nginx's master
+    and worker) are counted once per process: an upper bound, the way `ps` shows it."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class RssSampler:
+    """Samples rss_kib(pid) every 200 ms on a thread of the (cpu-0) harness process: /proc reads
+    cost microseconds, so the contender on cpu 1 is not disturbed."""
+
+    INTERVAL = 0.2
+
+    def __init__(self, pid):
+        self.pid, self.samples = pid, []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            self.samples.append(rss_kib(self.pid))
+            if self._done.wait(self.INTERVAL):
+                break
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
+        self.samples.append(rss_kib(self.pid))
+
+    def result(self):
+        s = [x for x in self.samples if x] or [0]
+        return {"peak_kib": max(s), "first_kib": s[0], "last_kib": s[-1], "samples": len(self.samples)}
+
+
+def cmd_rss(a):
+    print(rss_kib(a.pid))
+
+
+# ------------------------------------------------------------------ JSON bodies
+
+def json_document(size):
+    """A catalogue page as compact JSON of exactly `size` bytes (deterministic: the primary and
+    the shadow serve the same file, so their comparison is a match)."""
+    def render(items, pad=""):
+        return json.dumps({"page": 1, "total": len(items), "items": items, "pad": pad}, separators=(",", ":"))
+    items = []
+    while True:
+        i = len(items)
+        item = {"id": i, "sku": f"SKU-{i:06d}", "name": f"item number {i}", "price": round(i * 1.37 % 100, 2),
+                "in_stock": i % 3 != 0, "tags": ["new", "sale"][: i % 3], "dims": {"w": i % 17, "h": i % 11}}
+        if len(render(items + [item])) > size:
+            break
+        items.append(item)
+    text = render(items)
+    text = render(items, "p" * (size - len(text)))
+    assert len(text) == size, (len(text), size)
+    return text
+
+
+def cmd_make_json(a):
+    with open(a.file, "w") as f:
+        f.write(json_document(a.bytes))
 
 
 # ------------------------------------------------------------------ scrape / drain
@@ -59,12 +176,16 @@ def fetch(url, timeout=2.0):
         return answer.read().decode(errors="replace")
 
 
+COMPARISONS = ("match", "noise_only", "diverged")
+
+
 def scrape(metrics_url=None, status_url=None):
     """shadowtap's counters from /metrics; the shadow nginx's request count from stub_status."""
     out = {}
     if metrics_url:
-        ok = bad = queue = in_flight = 0.0
+        ok = bad = queue = in_flight = pairs = dropped = 0.0
         outcomes = dict.fromkeys(OUTCOMES, 0.0)
+        compared = dict.fromkeys(COMPARISONS, 0.0)
         for line in fetch(metrics_url).splitlines():
             m = PROM_LINE.match(line)
             if not m or line.startswith("#"):
@@ -81,8 +202,15 @@ def scrape(metrics_url=None, status_url=None):
                 queue += value
             elif name == "shadowtap_mirror_in_flight":
                 in_flight += value
+            elif name == "shadowtap_mirror_pairs_total" and labels.get("result") == "complete":
+                pairs += value
+            elif name == "shadowtap_comparisons_total":
+                compared[labels.get("result", "?")] = compared.get(labels.get("result", "?"), 0.0) + value
+            elif name == "shadowtap_compare_dropped_total":
+                dropped += value
         out.update({"ok": int(ok), "other": int(bad), "outcomes": {k: int(v) for k, v in outcomes.items()},
-                    "queue_depth": queue, "in_flight": in_flight})
+                    "queue_depth": queue, "in_flight": in_flight, "pairs_complete": int(pairs),
+                    "comparisons": {k: int(v) for k, v in compared.items()}, "compare_dropped": int(dropped)})
     if status_url:
         # stub_status: "Active connections: N / server accepts handled requests / A H R / ..."
         lines = fetch(status_url).splitlines()
@@ -95,12 +223,19 @@ def cmd_scrape(a):
 
 
 def cmd_drain(a):
-    """Wait until shadowtap has no mirror job queued or under way (bounded by --max)."""
+    """Wait until shadowtap has no mirror job queued or under way and its comparison worker has
+    caught up with the completed pairs, so that neither runs on into the next measurement
+    (bounded by --max). Caught up: every complete pair compared or dropped, or - should the
+    counters not add up that way - the comparison count unchanged for 0.3 s."""
     t0 = time.monotonic()
+    last, still = None, 0
     while time.monotonic() - t0 < a.max:
         try:
             got = scrape(a.metrics)
-            if got["queue_depth"] <= 0 and got["in_flight"] <= 0:
+            handled = sum(got["comparisons"].values()) + got["compare_dropped"]
+            still = still + 1 if handled == last else 0
+            last = handled
+            if got["queue_depth"] <= 0 and got["in_flight"] <= 0 and (handled >= got["pairs_complete"] or still >= 3):
                 break
         except OSError:
             pass
@@ -137,13 +272,18 @@ def parse_oha(text):
     ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
     bad = sum(v for k, v in codes.items() if not str(k).startswith("2"))
     us = lambda x: round((x or 0.0) * 1e6, 1)
+    errors = dict(d.get("errorDistribution") or {})
+    # With --http2, oha 1.16 still cuts a request or so at the deadline despite -w (one per
+    # connection in closed loop): the load generator stopping, not the contender failing.
+    deadline = errors.pop("aborted due to deadline", 0)
     return {
         "requests": ok + bad,
         "rps": s.get("requestsPerSec") or 0.0,
         "p50_us": us(p.get("p50")), "p90_us": us(p.get("p90")), "p99_us": us(p.get("p99")),
         "p999_us": us(p.get("p99.9")), "max_us": us(s.get("slowest")),
         "non_2xx": bad,
-        "socket_errors": sum((d.get("errorDistribution") or {}).values()),
+        "socket_errors": sum(errors.values()),
+        "aborted_at_deadline": deadline,
     }
 
 
@@ -159,12 +299,17 @@ def busy_percent(before, after):
 
 def cmd_record(a):
     text = open(a.tool_output, errors="replace").read()
-    parsed = parse_wrk(text) if a.mode == "closed" else parse_oha(text)
+    # wrk for closed-loop HTTP/1.1, oha (JSON) otherwise.
+    parsed = parse_wrk(text) if "WRK_RESULT " in text else parse_oha(text)
     rec = {"round": a.round, "scenario": a.scenario, "mode": a.mode, "contender": a.contender,
            "attempt": a.attempt, "body_bytes": a.body_bytes, "tool_rc": a.tool_rc,
            "suite": a.suite, "connections": a.connections, "offered_rate": a.rate if a.mode != "closed" else None}
+    if a.mode != "closed" and a.seconds:
+        rec["offered_requests"] = a.rate * a.seconds
     if a.shadow:
         rec["shadow"] = a.shadow
+    if a.cell:
+        rec["cell"], rec["protocol"] = a.cell, a.proto
     problems = []
     if parsed is None:
         problems.append("load generator produced no result")
@@ -209,11 +354,18 @@ def cmd_record(a):
                 problems.append(f"proxy counted {rec['proxy_counted_other']} non-2xx answers")
             rec["mirror_outcomes"] = {k: after["outcomes"].get(k, 0) - before["outcomes"].get(k, 0)
                                       for k in OUTCOMES}
+            if "comparisons" in after and "comparisons" in before:
+                rec["comparisons"] = {k: after["comparisons"].get(k, 0) - before["comparisons"].get(k, 0)
+                                      for k in COMPARISONS}
+                rec["compare_dropped"] = after["compare_dropped"] - before["compare_dropped"]
         if "shadow_requests" in before and "shadow_requests" in after:
             # the second stub_status request counts itself
             rec["shadow_hits"] = max(0, after["shadow_requests"] - before["shadow_requests"] - 1)
     if a.drained is not None:
         rec["drain_wait_s"] = a.drained
+    if a.rss and os.path.exists(a.rss):
+        rss = json.load(open(a.rss))
+        rec["rss_peak_kib"], rec["rss_first_kib"], rec["rss_last_kib"] = rss["peak_kib"], rss["first_kib"], rss["last_kib"]
     if a.tool_rc:
         problems.append(f"load generator exited {a.tool_rc}")
     if n == 0 or not rec.get("rps"):
@@ -254,12 +406,19 @@ def cmd_last(a):
     lines = open(a.raw).read().splitlines()
     r = json.loads(lines[-1])
     cpu = r.get("cpu_us_per_req")
-    where = f"shadow {r['shadow']:<8}" if r.get("shadow") else f"{r['scenario']:<6}"
+    if r.get("cell"):
+        where = f"{r['cell']:<17} {r['shadow']:<9}"
+    else:
+        where = f"shadow {r['shadow']:<8}" if r.get("shadow") else f"{r['scenario']:<6}"
     extra = ""
     if r.get("shadow_hits") is not None:
         extra += f"  shadow hits {r['shadow_hits']}"
-    if r.get("mirror_outcomes"):
+    if r.get("mirror_outcomes") and any(r["mirror_outcomes"].values()):
         extra += "  outcomes " + ",".join(f"{k}={v}" for k, v in r["mirror_outcomes"].items() if v)
+    if r.get("comparisons") and any(r["comparisons"].values()):
+        extra += "  compared " + ",".join(f"{k}={v}" for k, v in r["comparisons"].items() if v)
+    if r.get("rss_peak_kib"):
+        extra += f"  rss {r['rss_peak_kib'] / 1024:.0f} MiB"
     print(f"round {r['round']} {where}{r['mode']:<7}{r['contender']:<14}"
           f"{r.get('rps', 0):>9.0f} req/s  p50 {r.get('p50_us', 0):>7.0f}  p99 {r.get('p99_us', 0):>7.0f} us"
           f"  cpu {cpu if cpu is not None else '-':>6} us/req"
@@ -445,6 +604,14 @@ def summarize_mirror(raw_all, meta, out):
     return medians, targets
 
 
+def run_label(r):
+    """Which run a warning or failure is about."""
+    if r.get("cell"):
+        return f"round {r['round']} perf {r['cell']} {r['shadow']} {r['contender']}"
+    where = f"mirror {r['shadow']}" if r.get("shadow") else r["scenario"]
+    return f"round {r['round']} {where} {r['mode']} {r['contender']}"
+
+
 def cmd_summarize(a):
     raw_all = [json.loads(l) for l in open(a.raw) if l.strip()]
     raw = [r for r in raw_all if r.get("suite", "live") == "live"]
@@ -559,6 +726,7 @@ def cmd_summarize(a):
                        f"| {t['nginx-proxy']:.1f} | {'met' if t['met'] else 'NOT met'}{note} |")
 
     mirror_medians, mirror_targets = summarize_mirror(raw_all, meta, out)
+    perf_medians, perf_targets, perf_memory = perf_report.summarize_perf(raw_all, meta, out)
 
     raw = raw_all
     rerun = [r for r in raw if r.get("attempts", 1) > 1]
@@ -569,15 +737,14 @@ def cmd_summarize(a):
     failed = [r for r in raw if not r["ok"]]
     warnings = [r for r in raw if r.get("warning")]
     if warnings:
-        out += ["", "Warnings:"] + [f"- round {r['round']} {r['scenario']} {r['mode']} {r['contender']}: "
-                                    f"{r['warning']}" for r in warnings]
+        out += ["", "Warnings:"] + [f"- {run_label(r)}: {r['warning']}" for r in warnings]
     if failed:
-        out += ["", "FAILED runs:"] + [f"- round {r['round']} {r['scenario']} {r['mode']} {r['contender']}: "
-                                       + "; ".join(r["problems"]) for r in failed]
+        out += ["", "FAILED runs:"] + [f"- {run_label(r)}: " + "; ".join(r["problems"]) for r in failed]
     text = "\n".join(out)
     print(text)
     json.dump({"meta": meta, "medians": medians, "targets": targets, "mirror_medians": mirror_medians,
-               "mirror_targets": mirror_targets, "runs": raw, "table_markdown": text},
+               "mirror_targets": mirror_targets, "perf_medians": perf_medians, "perf_targets": perf_targets,
+               "perf_memory": perf_memory, "runs": raw, "table_markdown": text},
               open(a.out, "w"), indent=1)
     print(f"\nresults: {a.out}")
     if a.check:
@@ -595,8 +762,14 @@ def cmd_summarize(a):
                                for r in healthy):
             print(f"SMOKE FAILED: {PUT} mirrored nothing to the healthy shadow", file=sys.stderr)
             return 1
+        perf_broken = perf_report.smoke_problems(raw, meta)
+        if perf_broken:
+            print("SMOKE FAILED: " + "; ".join(perf_broken), file=sys.stderr)
+            return 1
+        perf = any(r.get("suite") == "perf" for r in raw)
         print("smoke ok: every contender served every request with a 2xx"
-              + ("; shadowtap mirrored to the healthy shadow" if healthy else ""))
+              + ("; shadowtap mirrored to the healthy shadow" if healthy else "")
+              + ("; perf suite: every mirroring contender reached the shadow, shadowtap compared pairs" if perf else ""))
     return 0
 
 
@@ -630,6 +803,15 @@ def main():
     r.add_argument("--shadow-ticks", type=int, nargs=2)
     r.add_argument("--scrape", nargs=2)
     r.add_argument("--drained", type=float)
+    r.add_argument("--seconds", type=int)
+    r.add_argument("--cell")
+    r.add_argument("--proto", default="h1")
+    r.add_argument("--rss")
+    rs = sub.add_parser("rss")
+    rs.add_argument("pid", type=int)
+    mj = sub.add_parser("make-json")
+    mj.add_argument("file")
+    mj.add_argument("bytes", type=int)
     sc = sub.add_parser("scrape")
     sc.add_argument("--metrics")
     sc.add_argument("--shadow-status")
@@ -650,7 +832,7 @@ def main():
     s.add_argument("--check", action="store_true")
     a = ap.parse_args()
     return {"record": cmd_record, "interference": cmd_interference, "settle": cmd_settle,
-            "scrape": cmd_scrape, "drain": cmd_drain,
+            "scrape": cmd_scrape, "drain": cmd_drain, "rss": cmd_rss, "make-json": cmd_make_json,
             "last": cmd_last, "summarize": cmd_summarize}[a.cmd](a) or 0
 
 

@@ -66,7 +66,11 @@ wait_port() {
 
 head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
 head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
-sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" "$HERE/conf/upstream.conf.in" >"$RUN_DIR/upstream.conf"
+# The upstream of run.sh (its h2c server listens too, on run.sh's port, unused here).
+for f in upstream upstream-locations; do
+  sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@UPSTREAM_H2_PORT@#18100#g" \
+    -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$RUN_DIR/$f.conf"
+done
 taskset -c "$LOADGEN_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/upstream.conf" >"$RUN_DIR/upstream.out" 2>&1 &
 PIDS+=($!); wait_port "$UPSTREAM_PORT"
 
