@@ -11,8 +11,10 @@
 //! | [`stats`] | per (route, shadow) counts, top fields, latency percentiles |
 //! | [`samples`] | redacted divergent samples, bounded store |
 //! | [`difflog`] | JSONL file with size rotation |
+//! | [`queue`] | the bounded, batched hand-off to the workers |
 
 pub mod difflog;
+pub mod queue;
 pub mod samples;
 pub mod stats;
 
@@ -26,17 +28,23 @@ use crate::telemetry::metrics::{
     LATENCY_DELTA_SECONDS,
 };
 use crate::telemetry::Metrics;
+use queue::{PairQueue, Refused};
 use samples::{DivergentPair, LatencyPair, MessageExcerpt, Redactor, SampleStore};
 use serde::Serialize;
 use stats::{FieldCount, PairStats, Percentiles};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Fields tracked per (route, shadow) by the top-field sketch, per field shown.
 const TOP_FIELD_SKETCH_FACTOR: usize = 10;
 /// Noise fields tracked per route label.
 const MAX_NOISE_FIELDS: usize = 1000;
+/// How often idle workers look at the queue (see [`queue`]): the most a comparison result
+/// waits before a worker picks its pair up.
+const WORKER_TICK: Duration = Duration::from_millis(10);
+/// Pairs a worker takes off the queue at once.
+const WORKER_BATCH: usize = 64;
 
 /// A compared pair's result (the `result` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,12 +76,15 @@ struct RouteSetup {
     pins: BTreeMap<String, Pin>,
 }
 
+/// (route label, shadow name): shared strings, so finding a pair's entry allocates nothing.
+type PairKey = (Arc<str>, Arc<str>);
+
 /// Everything the workers and the admin API share.
 struct State {
     config: CompareConfig,
     routes: Vec<RouteSetup>,
     metrics: Arc<Metrics>,
-    stats: Mutex<HashMap<(String, String), PairStats>>,
+    stats: Mutex<HashMap<PairKey, PairStats>>,
     noise: Mutex<HashMap<String, Arc<NoiseModel>>>,
     samples: Mutex<SampleStore>,
     diff_log: Mutex<Option<difflog::DiffLog>>,
@@ -81,7 +92,7 @@ struct State {
 
 /// The comparison engine: a bounded queue in front of worker threads.
 pub struct Reporter {
-    sender: Mutex<Option<SyncSender<CompletedPair>>>,
+    queue: Arc<PairQueue<CompletedPair>>,
     state: Arc<State>,
     dropped: metrics::Counter,
 }
@@ -138,18 +149,17 @@ impl Reporter {
             noise: Mutex::new(HashMap::new()),
             diff_log: Mutex::new(diff_log),
         });
-        let (sender, receiver) = mpsc::sync_channel(state.config.queue_capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let queue = Arc::new(PairQueue::new(state.config.queue_capacity, WORKER_TICK));
         for index in 0..state.config.workers {
             let state = state.clone();
-            let receiver = receiver.clone();
+            let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("shadowtap-compare-{index}"))
-                .spawn(move || work(&state, &receiver))
+                .spawn(move || work(&state, &queue))
                 .map_err(ReportError::Spawn)?;
         }
         Ok(Arc::new(Reporter {
-            sender: Mutex::new(Some(sender)),
+            queue,
             state,
             dropped: metrics.counter(COMPARE_DROPPED_TOTAL, &[("reason", "queue_full")]),
         }))
@@ -157,9 +167,7 @@ impl Reporter {
 
     /// Stops accepting pairs; the workers finish what is queued and exit.
     pub fn stop(&self) {
-        if let Ok(mut sender) = self.sender.lock() {
-            sender.take();
-        }
+        self.queue.close();
     }
 
     /// Per (route, shadow) summary for `GET /api/v1/routes`.
@@ -173,8 +181,8 @@ impl Reporter {
             .map(|((route, shadow), stats)| {
                 let compared = stats.matched + stats.diverged + stats.noise_only;
                 RouteSummary {
-                    route: route.clone(),
-                    shadow: shadow.clone(),
+                    route: route.to_string(),
+                    shadow: shadow.to_string(),
                     comparisons: ResultCounts {
                         r#match: stats.matched,
                         diverged: stats.diverged,
@@ -228,17 +236,9 @@ impl Reporter {
 
 impl PairSink for Reporter {
     fn accept(&self, pair: CompletedPair) {
-        let Ok(sender) = self.sender.lock() else {
-            return;
-        };
-        let Some(sender) = sender.as_ref() else {
-            return;
-        };
-        match sender.try_send(pair) {
+        match self.queue.push(pair) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.increment(1)
-            }
+            Err(Refused::Full(_)) | Err(Refused::Closed(_)) => self.dropped.increment(1),
         }
     }
 }
@@ -342,15 +342,11 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
     }
 }
 
-fn work(state: &State, receiver: &Mutex<Receiver<CompletedPair>>) {
-    loop {
-        let next = match receiver.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        match next {
-            Ok(pair) => process(state, pair),
-            Err(_) => return,
+fn work(state: &State, queue: &PairQueue<CompletedPair>) {
+    let mut batch = Vec::with_capacity(WORKER_BATCH);
+    while queue.pop_batch(&mut batch, WORKER_BATCH) {
+        for pair in batch.drain(..) {
+            process(state, pair);
         }
     }
 }
@@ -377,28 +373,30 @@ fn process(state: &State, pair: CompletedPair) {
     } else {
         PairVerdict::Diverged
     };
-    let labels = [
-        ("route", pair.route.as_str()),
-        ("shadow", pair.shadow.as_str()),
-    ];
     let metrics = &state.metrics;
-    metrics
-        .counter(
-            COMPARISONS_TOTAL,
-            &[labels[0], labels[1], ("result", verdict.as_str())],
-        )
-        .increment(1);
+    let route_metrics = metrics.route(Some(pair.route_key));
+    let shadow = pair.shadow_position;
+    if let Some(counter) = metrics.pair_counter(
+        route_metrics,
+        shadow,
+        COMPARISONS_TOTAL,
+        ("result", verdict.as_str()),
+    ) {
+        counter.increment(1);
+    }
     let delta = pair.shadow_response.latency.as_secs_f64() - pair.primary.latency.as_secs_f64();
-    metrics
-        .histogram(LATENCY_DELTA_SECONDS, &labels)
-        .record(delta);
+    if let Some(histogram) = metrics.pair_histogram(route_metrics, shadow, LATENCY_DELTA_SECONDS) {
+        histogram.record(delta);
+    }
     if let Some(skip) = comparison.body_skipped {
-        metrics
-            .counter(
-                COMPARE_BODY_SKIPPED_TOTAL,
-                &[labels[0], labels[1], ("reason", skip.as_str())],
-            )
-            .increment(1);
+        if let Some(counter) = metrics.pair_counter(
+            route_metrics,
+            shadow,
+            COMPARE_BODY_SKIPPED_TOTAL,
+            ("reason", skip.as_str()),
+        ) {
+            counter.increment(1);
+        }
     }
     let kinds: BTreeSet<DiffKind> = comparison
         .differences
@@ -407,12 +405,14 @@ fn process(state: &State, pair: CompletedPair) {
         .map(|d| d.kind)
         .collect();
     for kind in &kinds {
-        metrics
-            .counter(
-                DIVERGENCES_TOTAL,
-                &[labels[0], labels[1], ("kind", kind.as_str())],
-            )
-            .increment(1);
+        if let Some(counter) = metrics.pair_counter(
+            route_metrics,
+            shadow,
+            DIVERGENCES_TOTAL,
+            ("kind", kind.as_str()),
+        ) {
+            counter.increment(1);
+        }
     }
 
     if let Ok(mut stats) = state.stats.lock() {
@@ -471,10 +471,14 @@ fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel
         max_fields: MAX_NOISE_FIELDS,
     };
     match state.noise.lock() {
-        Ok(mut models) => models
-            .entry(route.to_string())
-            .or_insert_with(|| Arc::new(NoiseModel::new(setup.pins.clone(), settings)))
-            .clone(),
+        // Looked up by `&str` first: the key is allocated once per route label, not per pair.
+        Ok(mut models) => match models.get(route) {
+            Some(model) => model.clone(),
+            None => models
+                .entry(route.to_string())
+                .or_insert_with(|| Arc::new(NoiseModel::new(setup.pins.clone(), settings)))
+                .clone(),
+        },
         // A poisoned lock means a worker panicked; fall back to an unshared model.
         Err(_) => Arc::new(NoiseModel::new(setup.pins.clone(), settings)),
     }
@@ -491,8 +495,8 @@ fn divergent_pair(
     let (request_body, request_cut) = redactor.body(&pair.request.body, max);
     DivergentPair {
         time: humantime::format_rfc3339_millis(pair.completed_at).to_string(),
-        route: pair.route.clone(),
-        shadow: pair.shadow.clone(),
+        route: pair.route.to_string(),
+        shadow: pair.shadow.to_string(),
         method: pair.request.method.to_string(),
         path: pair.request.path_and_query.clone(),
         request_id: pair.request.request_id.clone(),

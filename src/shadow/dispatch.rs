@@ -72,7 +72,7 @@ struct Limits {
 
 /// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
 pub struct ShadowTarget {
-    name: String,
+    name: Arc<str>,
     sender: mpsc::Sender<ShadowJob>,
     receiver: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     breaker: Arc<Breaker>,
@@ -114,7 +114,7 @@ impl ShadowTarget {
         let gauges = metrics.shadow_gauges(name);
         gauges.circuit_state.set(breaker.state().gauge());
         ShadowTarget {
-            name: name.to_string(),
+            name: Arc::from(name),
             sender,
             receiver: Mutex::new(Some(receiver)),
             breaker: Arc::new(breaker),
@@ -285,9 +285,11 @@ impl ShadowTarget {
                 metrics.record_pair(route_metrics, job.shadow, PairResult::Complete);
                 if let Some(sink) = sink {
                     sink.accept(CompletedPair {
-                        route: route_label(&metrics, job.route),
+                        route: metrics.route(Some(job.route)).label_shared(),
                         route_index: job.route.0,
+                        route_key: job.route,
                         shadow: self.name.clone(),
+                        shadow_position: job.shadow,
                         request: job.captured,
                         primary,
                         shadow_response,
@@ -352,8 +354,4 @@ async fn wait_for(cell: &PrimaryCell, limit: Duration) -> Option<Arc<CapturedRes
         .await
         .ok()
         .and_then(|answer| answer.clone())
-}
-
-fn route_label(metrics: &Metrics, route: (usize, usize)) -> String {
-    metrics.route(Some(route)).label().to_string()
 }

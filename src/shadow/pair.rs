@@ -47,11 +47,15 @@ pub struct CapturedResponse {
 #[derive(Debug, Clone)]
 pub struct CompletedPair {
     /// The route label (template) of the request.
-    pub route: String,
+    pub route: Arc<str>,
     /// Index of the route in the config (selects its comparison rules).
     pub route_index: usize,
+    /// The route and label indices (selects the pair's metric handles).
+    pub route_key: (usize, usize),
     /// The shadow upstream's name.
-    pub shadow: String,
+    pub shadow: Arc<str>,
+    /// The shadow's position in the route's policy (selects its metric handles).
+    pub shadow_position: usize,
     /// The request both received.
     pub request: Arc<CapturedRequest>,
     /// The primary's answer.

@@ -12,7 +12,8 @@ use metrics::{
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// `shadowtap_requests_total{route,method,status_class}`: live requests answered.
 pub const REQUESTS_TOTAL: &str = "shadowtap_requests_total";
@@ -222,6 +223,11 @@ pub struct ShadowGauges {
 /// Handles for one (route label, shadow) pair.
 struct ShadowRouteMetrics {
     shadow: String,
+    /// Comparison counters by (metric, label value), registered on first use: the values
+    /// come from fixed enums, so the map stays small.
+    compared: Mutex<HashMap<(&'static str, &'static str), Counter>>,
+    /// Comparison histograms by metric name.
+    compared_histograms: Mutex<HashMap<&'static str, Histogram>>,
     outcomes: [OnceLock<Counter>; MirrorOutcome::ALL.len()],
     duration: OnceLock<Histogram>,
     pairs: [OnceLock<Counter>; 2],
@@ -233,7 +239,7 @@ static METADATA: Metadata<'static> =
 /// Handles for one `route` label value, registered lazily so unused combinations are not
 /// exported as zeros.
 pub struct RouteMetrics {
-    route: String,
+    route: Arc<str>,
     requests: [[OnceLock<Counter>; STATUS_CLASSES.len()]; METHODS.len()],
     errors: [OnceLock<Counter>; ErrorReason::ALL.len()],
     primary_duration: OnceLock<Histogram>,
@@ -317,7 +323,7 @@ impl Metrics {
         route.requests[method][class]
             .get_or_init(|| {
                 let labels = [
-                    ("route", route.route.as_str()),
+                    ("route", &*route.route),
                     ("method", METHODS[method]),
                     ("status_class", STATUS_CLASSES[class]),
                 ];
@@ -331,7 +337,7 @@ impl Metrics {
         route
             .primary_duration
             .get_or_init(|| {
-                let labels = [("route", route.route.as_str()), ("target", "primary")];
+                let labels = [("route", &*route.route), ("target", "primary")];
                 self.histogram(REQUEST_DURATION_SECONDS, &labels)
             })
             .record(seconds);
@@ -345,7 +351,7 @@ impl Metrics {
             .unwrap_or(0);
         route.errors[index]
             .get_or_init(|| {
-                let labels = [("route", route.route.as_str()), ("reason", reason.as_str())];
+                let labels = [("route", &*route.route), ("reason", reason.as_str())];
                 self.counter(PROXY_ERRORS_TOTAL, &labels)
             })
             .increment(1);
@@ -359,7 +365,7 @@ impl Metrics {
         entry.outcomes[outcome.index()]
             .get_or_init(|| {
                 let labels = [
-                    ("route", route.route.as_str()),
+                    ("route", &*route.route),
                     ("shadow", entry.shadow.as_str()),
                     ("outcome", outcome.as_str()),
                 ];
@@ -378,7 +384,7 @@ impl Metrics {
             .get_or_init(|| {
                 // `shadow` too: two shadows of one route must not share a histogram.
                 let labels = [
-                    ("route", route.route.as_str()),
+                    ("route", &*route.route),
                     ("target", "shadow"),
                     ("shadow", entry.shadow.as_str()),
                 ];
@@ -388,6 +394,51 @@ impl Metrics {
     }
 
     /// Counts a completed shadow request by whether it could be paired with the primary.
+    /// The counter `name{route, shadow, <label>=<value>}` of a (route label, shadow) pair,
+    /// registered once and then served from a cache: the comparison workers record a few of
+    /// these per pair, and registering by key costs allocations and hashing each time.
+    /// `None` for an unknown shadow position.
+    pub fn pair_counter(
+        &self,
+        route: &RouteMetrics,
+        shadow: usize,
+        name: &'static str,
+        label: (&'static str, &'static str),
+    ) -> Option<Counter> {
+        let entry = route.shadows.get(shadow)?;
+        let mut cache = entry.compared.lock().ok()?;
+        let counter = cache.entry((name, label.1)).or_insert_with(|| {
+            self.counter(
+                name,
+                &[
+                    ("route", &*route.route),
+                    ("shadow", entry.shadow.as_str()),
+                    label,
+                ],
+            )
+        });
+        Some(counter.clone())
+    }
+
+    /// The histogram `name{route, shadow}` of a (route label, shadow) pair, cached like
+    /// [`Metrics::pair_counter`].
+    pub fn pair_histogram(
+        &self,
+        route: &RouteMetrics,
+        shadow: usize,
+        name: &'static str,
+    ) -> Option<Histogram> {
+        let entry = route.shadows.get(shadow)?;
+        let mut cache = entry.compared_histograms.lock().ok()?;
+        let histogram = cache.entry(name).or_insert_with(|| {
+            self.histogram(
+                name,
+                &[("route", &*route.route), ("shadow", entry.shadow.as_str())],
+            )
+        });
+        Some(histogram.clone())
+    }
+
     pub fn record_pair(&self, route: &RouteMetrics, shadow: usize, result: PairResult) {
         let Some(entry) = route.shadows.get(shadow) else {
             return;
@@ -396,7 +447,7 @@ impl Metrics {
         entry.pairs[index]
             .get_or_init(|| {
                 let labels = [
-                    ("route", route.route.as_str()),
+                    ("route", &*route.route),
                     ("shadow", entry.shadow.as_str()),
                     ("result", result.as_str()),
                 ];
@@ -409,9 +460,7 @@ impl Metrics {
     pub fn record_loop_guard(&self, route: &RouteMetrics) {
         route
             .loop_guard
-            .get_or_init(|| {
-                self.counter(MIRROR_LOOP_GUARD_TOTAL, &[("route", route.route.as_str())])
-            })
+            .get_or_init(|| self.counter(MIRROR_LOOP_GUARD_TOTAL, &[("route", &*route.route)]))
             .increment(1);
     }
 
@@ -471,9 +520,14 @@ impl RouteMetrics {
         &self.route
     }
 
+    /// The `route` label value as a shared string (cheap to hand to other threads).
+    pub fn label_shared(&self) -> Arc<str> {
+        self.route.clone()
+    }
+
     fn new(route: &str, shadows: &[String]) -> RouteMetrics {
         RouteMetrics {
-            route: route.to_string(),
+            route: Arc::from(route),
             requests: Default::default(),
             errors: Default::default(),
             primary_duration: OnceLock::new(),
@@ -481,6 +535,8 @@ impl RouteMetrics {
                 .iter()
                 .map(|shadow| ShadowRouteMetrics {
                     shadow: shadow.clone(),
+                    compared: Mutex::default(),
+                    compared_histograms: Mutex::default(),
                     outcomes: Default::default(),
                     duration: OnceLock::new(),
                     pairs: Default::default(),
