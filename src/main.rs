@@ -8,6 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// mimalloc instead of the system allocator: the mirror path allocates on the runtime thread
+/// and frees on the comparison workers, the pattern glibc's per-thread caches handle worst
+/// (measured: see docs/PERFORMANCE.md, "What the optimisations bought").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "shadowtap",
