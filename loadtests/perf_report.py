@@ -162,8 +162,8 @@ def cell_table(cell, medians, envoy, out):
             m = whos.get(who)
             if m is None:
                 if who == ENVOY_MIRROR and envoy.get("status") != "present":
-                    out.append(f"| {CONDITION_LABELS[cond]} | envoy-mirror | absent: {envoy.get('note', '?')} "
-                               + "| –" * 14 + " |")
+                    out.append(f"| {CONDITION_LABELS[cond]} | envoy-mirror | absent: {envoy.get('note', '?')}"
+                               + " | –" * 14 + " |")
                 continue
             label = who + (" (upstream's CPU)" if who == "direct" else "")
             added = "–"

@@ -17,7 +17,8 @@
 #   --rate R            offered req/s in fixed-rate mode                           [5000]
 #   --connections C     client connections (both modes)                            [64]
 #   --contenders LIST   comma list: direct,nginx-proxy,shadowtap[,nginx-proxy-fwd] [direct,nginx-proxy,shadowtap]
-#   --scenarios LIST    comma list: small (64 B body), large (16 KiB body)         [small,large]
+#   --scenarios LIST    comma list: small (64 B body), large (16 KiB body), json (16 KiB
+#                       JSON; the perf suite also has post, fixed rate only)       [small,large]
 #   --modes LIST        comma list: closed (wrk), rate (oha -q, latency-corrected) [closed,rate]
 #   --max-interference P  re-run a measurement when other processes used more than P % of
 #                       either cpu during it (a shared box: builds, test suites)   [10]
@@ -25,7 +26,7 @@
 #   --quiet-wait S      before each measurement, wait up to S s for other processes to
 #                       drop below --max-interference (at most 600 s per script run) [90]
 #   --smoke             CI mode: 1 round, 2 s runs (mirror and perf suites: 1 s, fewer
-#                       conditions), 1 s warm-up, no re-runs; fails (exit 1) if any contender
+#                       conditions), 1 s warm-up (perf: none), no re-runs; exit 1 if any contender
 #                       answered non-2xx, had socket errors or served nothing, or if a mirroring
 #                       contender mirrored nothing to the healthy shadow (never on timings)
 # Mirror suite (--suite mirror|all):
@@ -37,7 +38,7 @@
 #   --shadow-delay S    how late the mirror suite's slow shadow answers, seconds   [1]
 # Perf suite (--suite perf|all; the cells are listed in loadtests/README.md and perf.sh):
 #   --perf-cells LIST   comma list of cells to run                                 [all; --smoke: a subset]
-#   --perf-duration S   measured seconds per perf-suite run                        [4]
+#   --perf-duration S   measured seconds per perf-suite run                        [3]
 #   --perf-warmup S     unmeasured seconds before each perf-suite run              [1]
 #   --post-rate R       offered req/s of the 64 KiB POST cell                      [2000]
 #   --envoy MODE        auto: use Envoy, installing it into a venv when missing; if that
@@ -77,7 +78,7 @@ MODES="closed,rate"
 SMOKE=0; INSTALL=1; KEEP=0; OUT=""; MAX_INTERFERENCE=10; RETRIES=2; QUIET_WAIT=90
 SUITE=all; SHADOWS="off,healthy,slow,dead"; MIRROR_MODES="closed,rate,few"; MIRROR_DURATION=5
 FEW_RATE=1000; FEW_CONNS=8; SHADOW_DELAY=1
-PERF_CELLS=""; PERF_DURATION=4; PERF_WARMUP=1; POST_RATE=2000; ENVOY_MODE=auto
+PERF_CELLS=""; PERF_DURATION=3; PERF_WARMUP=1; POST_RATE=2000; ENVOY_MODE=auto
 MIRROR_TIMEOUT_S=5   # shadowtap [mirror] timeout in conf/shadowtap-mirror.toml.in
 QUIET_BUDGET=600   # seconds of waiting for a quiet box, over the whole run
 LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
