@@ -3,10 +3,15 @@
 # counts are exact and repeatable on a VM where perf's hardware counters are not available),
 # send a bounded number of requests through it, and print the top functions.
 #
-#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--out DIR]
+#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror]
+#                        [--log LEVEL] [--ports BASE] [--out DIR]
 #
 # Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
-# (64-byte body). Writes DIR/callgrind.out (open it with kcachegrind or callgrind_annotate)
+# (64-byte body), the live path only. --mirror: every request also mirrored to a healthy
+# shadow (a second nginx serving the same bodies) and compared (conf/shadowtap-mirror.toml.in,
+# the comparison workers' instructions included). --log: RUST_LOG for shadowtap [warn].
+# --ports BASE: listen on BASE+81.. instead of 18081.., to profile beside a run.sh run.
+# Writes DIR/callgrind.out (open it with kcachegrind or callgrind_annotate)
 # and DIR/top-inclusive.txt, DIR/top-self.txt. DIR defaults to a new directory under /tmp.
 # Same layout as run.sh: upstream nginx + load generator on cpu 0, shadowtap on cpu 1 with one
 # worker. Uses SHADOWTAP_BIN if set, else builds like run.sh. Needs valgrind (apt, installed if
@@ -14,20 +19,25 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""
+REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""; MIRROR=0; LOG=warn; PORTS=18000
 LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
-UPSTREAM_PORT=18081; SHADOWTAP_PORT=18090; SHADOWTAP_ADMIN_PORT=19901
 while (($#)); do
   case "$1" in
     --requests) REQUESTS="$2"; shift 2;;
     --connections) CONNS="$2"; shift 2;;
     --path) URLPATH="$2"; shift 2;;
+    --mirror) MIRROR=1; shift;;
+    --log) LOG="$2"; shift 2;;
+    --ports) PORTS="$2"; shift 2;;
     --out) OUT="$2"; shift 2;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 [[ "$REQUESTS" =~ ^[0-9]+$ && "$REQUESTS" -le 1000000 ]] || { echo "--requests: 1..1000000" >&2; exit 2; }
+[[ "$PORTS" =~ ^[0-9]+$ && "$PORTS" -ge 1024 && "$PORTS" -le 60000 ]] || { echo "--ports: 1024..60000" >&2; exit 2; }
+UPSTREAM_PORT=$((PORTS + 81)); SHADOW_PORT=$((PORTS + 82)); H2_PORT=$((PORTS + 100))
+SHADOW_H2_PORT=$((PORTS + 101)); SHADOWTAP_PORT=$((PORTS + 90)); SHADOWTAP_ADMIN_PORT=$((PORTS + 1901))
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 SUDO=(); [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
 if ! command -v valgrind >/dev/null; then
@@ -66,19 +76,31 @@ wait_port() {
 
 head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
 head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
-# The upstream of run.sh (its h2c server listens too, on run.sh's port, unused here).
-for f in upstream upstream-locations; do
-  sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@UPSTREAM_H2_PORT@#18100#g" \
-    -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$RUN_DIR/$f.conf"
-done
-taskset -c "$LOADGEN_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/upstream.conf" >"$RUN_DIR/upstream.out" 2>&1 &
-PIDS+=($!); wait_port "$UPSTREAM_PORT"
-
-sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
-  -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" "$HERE/conf/shadowtap.toml.in" >"$RUN_DIR/shadowtap.toml"
+# The upstream of run.sh (its h2c server listens too, unused here); with --mirror a second
+# one, in a directory of its own, is the healthy shadow.
+start_upstream() { # DIR PORT H2_PORT
+  local f
+  if [[ "$1" != "$RUN_DIR" ]]; then mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; fi
+  for f in upstream upstream-locations; do
+    sed -e "s#@RUN@#$1#g" -e "s#@UPSTREAM_PORT@#$2#g" -e "s#@UPSTREAM_H2_PORT@#$3#g" \
+      -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$1/$f.conf"
+  done
+  taskset -c "$LOADGEN_CPU" nginx -p "$1" -c "$1/upstream.conf" >"$1/upstream.out" 2>&1 &
+  PIDS+=($!); wait_port "$2"
+}
+start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
+if ((MIRROR)); then
+  start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"; chmod -R 755 "$RUN_DIR/shadow"
+  sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
+    -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" \
+    -e "s#@MIRROR_TIMEOUT@#5s#g" "$HERE/conf/shadowtap-mirror.toml.in" >"$RUN_DIR/shadowtap.toml"
+else
+  sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
+    -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" "$HERE/conf/shadowtap.toml.in" >"$RUN_DIR/shadowtap.toml"
+fi
 # Instrumentation starts off and is switched on after the warm-up, so start-up and the first
 # connections do not count.
-taskset -c "$PROXY_CPU" env RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
+taskset -c "$PROXY_CPU" env RUST_LOG="$LOG" valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out" "$SHADOWTAP_BIN" run --config "$RUN_DIR/shadowtap.toml" \
   >"$RUN_DIR/shadowtap.out" 2>&1 &
 ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$SHADOWTAP_PORT"
@@ -95,8 +117,11 @@ callgrind_control -i off "$ST_PID" >/dev/null
 # SIGTERM: shadowtap shuts down gracefully and callgrind writes its file at exit.
 kill -TERM "$ST_PID"; for _ in $(seq 1 300); do kill -0 "$ST_PID" 2>/dev/null || break; sleep 0.1; done
 [[ -s "$OUT/callgrind.out" ]] || { echo "no callgrind output; see $RUN_DIR/shadowtap.out" >&2; exit 1; }
-callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | head -80 >"$OUT/top-inclusive.txt"
-callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | head -60 >"$OUT/top-self.txt"
+# Whole files, then cut: `| head` would end callgrind_annotate early (SIGPIPE under pipefail).
+callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive-full.txt" 2>/dev/null || true
+callgrind_annotate "$OUT/callgrind.out" >"$OUT/self-full.txt" 2>/dev/null || true
+head -80 "$OUT/inclusive-full.txt" >"$OUT/top-inclusive.txt"
+head -60 "$OUT/self-full.txt" >"$OUT/top-self.txt"
 total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/top-self.txt")"; [[ "$total" =~ ^[0-9]+$ ]] || total=0
 echo "== $total instructions for $REQUESTS requests: $((total / REQUESTS)) per request"
 echo "== top functions by self cost ($OUT/top-self.txt):"

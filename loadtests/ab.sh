@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A/B of shadowtap builds (and nginx as a plain proxy) in one pinned run: CPU per request split
+# into user and system time, context switches per request, and peak RSS. For "what did this
+# change buy": run the old and the new binary side by side, interleaved, several rounds.
+#
+#   loadtests/ab.sh [--mirror] [--mode closed|rate] [--rate R] [--rounds N] [--duration S]
+#                   [--path /] [--ports BASE] LABEL=BINARY|nginx ...
+#
+#   loadtests/ab.sh old=/tmp/shadowtap-old new=target/release/shadowtap nginx=nginx
+#   loadtests/ab.sh --mirror old=/tmp/shadowtap-old new=target/release/shadowtap
+#
+# Each contender runs alone on cpu 1 (one worker) against the upstream nginx on cpu 0, with the
+# load generator on cpu 0 (wrk -t1 -c64 in closed mode, oha -q RATE -c64 in rate mode), 2 s
+# warm-up then DURATION measured, rounds interleaved (A B, A B, ...). --mirror: shadowtap
+# mirrors every request to a second nginx (a healthy shadow) and compares
+# (conf/shadowtap-mirror.toml.in); "nginx" stays a plain proxy. Counters are read from
+# /proc (utime, stime of the process and its children; context switches of all threads;
+# VmHWM). Defaults: closed, 3 rounds of 5 s, path /, ports 18000+ (as profile.sh: don't run
+# beside run.sh unless --ports differs). Needs nginx, wrk, oha (run.sh --smoke installs them).
+# Loopback only; everything started here is stopped by its PID on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MODE=closed; RATE=5000; ROUNDS=3; DURATION=5; URLPATH=/; PORTS=18000; MIRROR=0
+LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
+CONTENDERS=()
+while (($#)); do
+  case "$1" in
+    --mirror) MIRROR=1; shift;;
+    --mode) MODE="$2"; shift 2;;
+    --rate) RATE="$2"; shift 2;;
+    --rounds) ROUNDS="$2"; shift 2;;
+    --duration) DURATION="$2"; shift 2;;
+    --path) URLPATH="$2"; shift 2;;
+    --ports) PORTS="$2"; shift 2;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    *=*) CONTENDERS+=("$1"); shift;;
+    *) echo "unknown argument $1 (contenders are LABEL=BINARY or LABEL=nginx)" >&2; exit 2;;
+  esac
+done
+((${#CONTENDERS[@]})) || { echo "no contenders: give LABEL=BINARY (or LABEL=nginx) at least once" >&2; exit 2; }
+[[ "$MODE" == closed || "$MODE" == rate ]] || { echo "--mode: closed or rate" >&2; exit 2; }
+for n in "$RATE" "$ROUNDS" "$DURATION" "$PORTS"; do
+  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "numbers must be positive integers: $n" >&2; exit 2; }
+done
+for tool in nginx wrk oha python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: run loadtests/run.sh --smoke once to install the tools" >&2; exit 1; }
+done
+UPSTREAM_PORT=$((PORTS + 81)); SHADOW_PORT=$((PORTS + 82)); H2_PORT=$((PORTS + 100))
+SHADOW_H2_PORT=$((PORTS + 101)); LISTEN_PORT=$((PORTS + 90)); ADMIN_PORT=$((PORTS + 1901))
+
+RUN_DIR="$(mktemp -d /tmp/shadowtap-ab.XXXXXX)"; chmod 755 "$RUN_DIR"
+mkdir -p "$RUN_DIR"/{www,tmp}
+PIDS=(); CURRENT=""
+cleanup() {
+  local rc=$? pid
+  for pid in $CURRENT "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_port() {
+  local _; for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing on port $1" >&2; return 1
+}
+taskset -p -c "$LOADGEN_CPU" $$ >/dev/null
+
+head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
+head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
+start_upstream() { # DIR PORT H2_PORT
+  local f
+  if [[ "$1" != "$RUN_DIR" ]]; then mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; chmod -R 755 "$1"; fi
+  for f in upstream upstream-locations; do
+    sed -e "s#@RUN@#$1#g" -e "s#@UPSTREAM_PORT@#$2#g" -e "s#@UPSTREAM_H2_PORT@#$3#g" -e "s#@NAME@#ab#g" \
+      -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$1/$f.conf"
+  done
+  taskset -c "$LOADGEN_CPU" nginx -p "$1" -c "$1/upstream.conf" >"$1/upstream.out" 2>&1 &
+  PIDS+=($!); wait_port "$2"
+}
+start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
+((MIRROR)) && start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"
+
+# utime stime cutime cstime of a process and its direct children (nginx's worker), summed.
+cpu_ticks() {
+  local pid total=(0 0 0 0) a b c d
+  for pid in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+    read -r a b c d < <(awk '{print $14, $15, $16, $17}' "/proc/$pid/stat")
+    total=($((total[0] + a)) $((total[1] + b)) $((total[2] + c)) $((total[3] + d)))
+  done
+  echo "${total[@]}"
+}
+switches() { # voluntary + involuntary, all threads of the process and its children
+  local pid
+  for pid in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do cat "/proc/$pid/task/"*/status 2>/dev/null; done |
+    awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
+start_contender() { # LABEL BINARY -> PID on stdout
+  local label="$1" bin="$2"
+  if [[ "$bin" == nginx ]]; then
+    sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$LISTEN_PORT#g" \
+      -e "s#@EXTRA_PROXY_HEADERS@##" -e "s#@H2_LISTEN@##" "$HERE/conf/nginx-proxy.conf.in" >"$RUN_DIR/$label.conf"
+    taskset -c "$PROXY_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/$label.conf" >"$RUN_DIR/$label.out" 2>&1 &
+  else
+    local template="$HERE/conf/shadowtap.toml.in"
+    ((MIRROR)) && template="$HERE/conf/shadowtap-mirror.toml.in"
+    sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$LISTEN_PORT#g" \
+      -e "s#@ADMIN_PORT@#$ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" -e "s#@MIRROR_TIMEOUT@#5s#g" \
+      -e "s#@NAME@#$label#g" "$template" >"$RUN_DIR/$label.toml"
+    taskset -c "$PROXY_CPU" env RUST_LOG=warn "$bin" run --config "$RUN_DIR/$label.toml" >"$RUN_DIR/$label.out" 2>&1 &
+  fi
+  echo $!
+}
+
+load() { # SECONDS -> requests completed on stdout
+  local url="http://127.0.0.1:$LISTEN_PORT$URLPATH"
+  if [[ "$MODE" == closed ]]; then
+    taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d"$1"s "$url" | awk '/requests in/ { print $1 }'
+  else
+    taskset -c "$LOADGEN_CPU" oha --no-tui -q "$RATE" -c 64 -z "$1"s -w --latency-correction \
+      --output-format json "$url" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(d["statusCodeDistribution"].values()))'
+  fi
+}
+
+hz="$(getconf CLK_TCK)"
+echo "== $MODE, path $URLPATH, mirror $MIRROR, $ROUNDS round(s) of ${DURATION} s; CPU in µs per request"
+printf '%-7s %-14s %10s %8s %8s %8s %10s %9s\n' round contender requests user sys total ctxsw/req "peak MiB"
+for round in $(seq 1 "$ROUNDS"); do
+  for spec in "${CONTENDERS[@]}"; do
+    label="${spec%%=*}"; bin="${spec#*=}"
+    pid="$(start_contender "$label" "$bin")"; CURRENT="$pid"
+    wait_port "$LISTEN_PORT"
+    load 2 >/dev/null
+    read -r u1 s1 cu1 cs1 < <(cpu_ticks "$pid"); x1="$(switches "$pid")"
+    n="$(load "$DURATION")"
+    read -r u2 s2 cu2 cs2 < <(cpu_ticks "$pid"); x2="$(switches "$pid")"
+    hwm="$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")"
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; CURRENT=""
+    python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" <<'EOF'
+import sys
+rnd, label, n, hz, user, system, switches, hwm = sys.argv[1:]
+n = max(int(n or 0), 1); hz = int(hz)
+u = int(user) / hz * 1e6 / n; s = int(system) / hz * 1e6 / n
+print("%-7s %-14s %10d %8.1f %8.1f %8.1f %10.2f %9.1f" % (rnd, label, n, u, s, u + s, int(switches) / n, int(hwm) / 1024))
+EOF
+  done
+done
