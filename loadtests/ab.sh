@@ -39,14 +39,15 @@ while (($#)); do
 done
 ((${#CONTENDERS[@]})) || { echo "no contenders: give LABEL=BINARY (or LABEL=nginx) at least once" >&2; exit 2; }
 [[ "$MODE" == closed || "$MODE" == rate ]] || { echo "--mode: closed or rate" >&2; exit 2; }
-for n in "$RATE" "$ROUNDS" "$DURATION" "$PORTS"; do
+for n in "$RATE" "$ROUNDS" "$DURATION"; do
   [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "numbers must be positive integers: $n" >&2; exit 2; }
 done
 for tool in nginx wrk oha python3 taskset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run loadtests/run.sh --smoke once to install the tools" >&2; exit 1; }
 done
-UPSTREAM_PORT=$((PORTS + 81)); SHADOW_PORT=$((PORTS + 82)); H2_PORT=$((PORTS + 100))
-SHADOW_H2_PORT=$((PORTS + 101)); LISTEN_PORT=$((PORTS + 90)); ADMIN_PORT=$((PORTS + 1901))
+# shellcheck source=loadtests/lib.sh
+source "$HERE/lib.sh"
+set_ports "$PORTS"
 
 RUN_DIR="$(mktemp -d /tmp/shadowtap-ab.XXXXXX)"; chmod 755 "$RUN_DIR"
 mkdir -p "$RUN_DIR"/{www,tmp}
@@ -59,24 +60,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  local _; for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing on port $1" >&2; return 1
-}
 taskset -p -c "$LOADGEN_CPU" $$ >/dev/null
 
-head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
-head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
-start_upstream() { # DIR PORT H2_PORT
-  local f
-  if [[ "$1" != "$RUN_DIR" ]]; then mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; chmod -R 755 "$1"; fi
-  for f in upstream upstream-locations; do
-    sed -e "s#@RUN@#$1#g" -e "s#@UPSTREAM_PORT@#$2#g" -e "s#@UPSTREAM_H2_PORT@#$3#g" -e "s#@NAME@#ab#g" \
-      -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$1/$f.conf"
-  done
-  taskset -c "$LOADGEN_CPU" nginx -p "$1" -c "$1/upstream.conf" >"$1/upstream.out" 2>&1 &
-  PIDS+=($!); wait_port "$2"
-}
 start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
 ((MIRROR)) && start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"
 
@@ -102,11 +87,7 @@ start_contender() { # LABEL BINARY -> PID on stdout
       -e "s#@EXTRA_PROXY_HEADERS@##" -e "s#@H2_LISTEN@##" "$HERE/conf/nginx-proxy.conf.in" >"$RUN_DIR/$label.conf"
     taskset -c "$PROXY_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/$label.conf" >"$RUN_DIR/$label.out" 2>&1 &
   else
-    local template="$HERE/conf/shadowtap.toml.in"
-    ((MIRROR)) && template="$HERE/conf/shadowtap-mirror.toml.in"
-    sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$LISTEN_PORT#g" \
-      -e "s#@ADMIN_PORT@#$ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" -e "s#@MIRROR_TIMEOUT@#5s#g" \
-      -e "s#@NAME@#$label#g" "$template" >"$RUN_DIR/$label.toml"
+    write_shadowtap_config "$RUN_DIR/$label.toml" "$MIRROR"
     taskset -c "$PROXY_CPU" env RUST_LOG=warn "$bin" run --config "$RUN_DIR/$label.toml" >"$RUN_DIR/$label.out" 2>&1 &
   fi
   echo $!
@@ -135,7 +116,11 @@ for round in $(seq 1 "$ROUNDS"); do
     n="$(load "$DURATION")"
     read -r u2 s2 cu2 cs2 < <(cpu_ticks "$pid"); x2="$(switches "$pid")"
     hwm="$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")"
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; CURRENT=""
+    # Started inside $(...), so not this shell's child: poll until it is gone, or the next
+    # contender could find the port still taken.
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true; CURRENT=""
     python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" <<'EOF'
 import sys
 rnd, label, n, hz, user, system, switches, hwm = sys.argv[1:]

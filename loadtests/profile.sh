@@ -35,9 +35,9 @@ while (($#)); do
   esac
 done
 [[ "$REQUESTS" =~ ^[0-9]+$ && "$REQUESTS" -le 1000000 ]] || { echo "--requests: 1..1000000" >&2; exit 2; }
-[[ "$PORTS" =~ ^[0-9]+$ && "$PORTS" -ge 1024 && "$PORTS" -le 60000 ]] || { echo "--ports: 1024..60000" >&2; exit 2; }
-UPSTREAM_PORT=$((PORTS + 81)); SHADOW_PORT=$((PORTS + 82)); H2_PORT=$((PORTS + 100))
-SHADOW_H2_PORT=$((PORTS + 101)); SHADOWTAP_PORT=$((PORTS + 90)); SHADOWTAP_ADMIN_PORT=$((PORTS + 1901))
+# shellcheck source=loadtests/lib.sh
+source "$HERE/lib.sh"
+set_ports "$PORTS"
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 SUDO=(); [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
 if ! command -v valgrind >/dev/null; then
@@ -59,54 +59,30 @@ mkdir -p "$RUN_DIR"/{www,tmp}
 mkdir -p "$OUT"
 PIDS=()
 cleanup() {
-  local rc=$? pid i
+  local rc=$? pid
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || continue
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  local i; for i in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing on port $1" >&2; return 1
-}
-
-head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
-head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
 # The upstream of run.sh (its h2c server listens too, unused here); with --mirror a second
 # one, in a directory of its own, is the healthy shadow.
-start_upstream() { # DIR PORT H2_PORT
-  local f
-  if [[ "$1" != "$RUN_DIR" ]]; then mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; fi
-  for f in upstream upstream-locations; do
-    sed -e "s#@RUN@#$1#g" -e "s#@UPSTREAM_PORT@#$2#g" -e "s#@UPSTREAM_H2_PORT@#$3#g" \
-      -e 's#@POST_ANSWER@#{"stored":true}#g' "$HERE/conf/$f.conf.in" >"$1/$f.conf"
-  done
-  taskset -c "$LOADGEN_CPU" nginx -p "$1" -c "$1/upstream.conf" >"$1/upstream.out" 2>&1 &
-  PIDS+=($!); wait_port "$2"
-}
 start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
-if ((MIRROR)); then
-  start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"; chmod -R 755 "$RUN_DIR/shadow"
-  sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
-    -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" \
-    -e "s#@MIRROR_TIMEOUT@#5s#g" "$HERE/conf/shadowtap-mirror.toml.in" >"$RUN_DIR/shadowtap.toml"
-else
-  sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$SHADOWTAP_PORT#g" \
-    -e "s#@ADMIN_PORT@#$SHADOWTAP_ADMIN_PORT#g" "$HERE/conf/shadowtap.toml.in" >"$RUN_DIR/shadowtap.toml"
-fi
+((MIRROR)) && start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"
+write_shadowtap_config "$RUN_DIR/shadowtap.toml" "$MIRROR"
 # Instrumentation starts off and is switched on after the warm-up, so start-up and the first
 # connections do not count.
 taskset -c "$PROXY_CPU" env RUST_LOG="$LOG" valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out" "$SHADOWTAP_BIN" run --config "$RUN_DIR/shadowtap.toml" \
   >"$RUN_DIR/shadowtap.out" 2>&1 &
-ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$SHADOWTAP_PORT"
+ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$LISTEN_PORT"
 
 load() { timeout 600 taskset -c "$LOADGEN_CPU" oha --no-tui -n "$1" -c "$CONNS" -t 30s \
-  --output-format json "http://127.0.0.1:$SHADOWTAP_PORT$URLPATH" | python3 -c '
+  --output-format json "http://127.0.0.1:$LISTEN_PORT$URLPATH" | python3 -c '
 import json, sys; d = json.load(sys.stdin); c = d.get("statusCodeDistribution", {})
 e = d.get("errorDistribution", {}); rps = d["summary"]["requestsPerSec"]
 print("  %d responses %s, errors %s, %.0f req/s under valgrind" % (sum(c.values()), c, e, rps))'; }
