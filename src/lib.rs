@@ -8,7 +8,8 @@
 //! | [`config`] | TOML + CLI flags -> validated, typed [`config::Config`]; every problem reported at once |
 //! | [`listener`] | accepts connections (HTTP/1.1 + h2c), limits, graceful drain |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
-//! | [`proxy`] | the live path: framing checks, header rules, pooled forwarding, streamed bodies |
+//! | [`h1`] | the native HTTP/1.1 engine: plain requests of non-mirrored routes, without hyper |
+//! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/502/504 |
 //! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` on a separate port |
@@ -22,6 +23,7 @@ pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod h1;
 pub mod listener;
 pub mod proxy;
 pub mod report;

@@ -2,14 +2,15 @@
 //! proxy standing under hostile clients (connection cap, header size/count, header-read
 //! timeout), and graceful draining on shutdown.
 
-use crate::config::ListenerConfig;
+use crate::config::{Http1Engine, ListenerConfig};
+use crate::h1::Ended;
 use crate::proxy::headers::{FramingError, HeadScanner};
 use crate::proxy::{ConnectionInfo, Proxy};
 use crate::telemetry::logging::ErrorChain;
+use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument;
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again, so the
@@ -56,9 +57,11 @@ pub async fn serve(
     grace: Duration,
 ) {
     let builder = Arc::new(connection_builder(&config));
-    let graceful = GracefulShutdown::new();
+    let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
+    // Every connection task holds a clone of `open`; when the last is gone, `drained` ends.
+    let (open, mut drained) = mpsc::channel::<()>(1);
     // Flipped when the grace period is over: connections still open are then dropped.
     let (force_close, force_closed) = watch::channel(false);
     loop {
@@ -91,11 +94,88 @@ pub async fn serve(
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
         });
-        let handler = proxy.clone();
+        let metrics = proxy.metrics().clone();
+        metrics.connection_opened();
+        let span = tracing::debug_span!("connection", %peer);
+        let mut force_closed = force_closed.clone();
+        let connection = Connection {
+            proxy: proxy.clone(),
+            info,
+            config: config.clone(),
+            builder: builder.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let open = open.clone();
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    () = connection.serve(stream) => {}
+                    _ = crate::shutdown::flagged(&mut force_closed) => {
+                        tracing::debug!("connection closed at the end of the grace period");
+                    }
+                }
+                metrics.connection_closed();
+                drop(permit);
+                drop(open);
+            }
+            .instrument(span),
+        );
+    }
+    drop(listener);
+    drop(open);
+    tracing::info!(listener = ?local, "stopped accepting; draining connections");
+    if tokio::time::timeout(grace, drained.recv()).await.is_err() {
+        tracing::warn!(listener = ?local, grace = ?grace, "grace period over; closing remaining connections");
+        let _ = force_close.send(true);
+    }
+}
+
+/// One accepted client connection and what serving it needs.
+struct Connection {
+    proxy: Arc<Proxy>,
+    info: Arc<ConnectionInfo>,
+    config: Arc<ListenerConfig>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves the connection: with the native engine while its requests allow, then (or
+    /// from the start, with `http1_engine = "hyper"`) with hyper.
+    async fn serve(self, stream: TcpStream) {
+        let (stream, read) = match self.config.http1_engine {
+            Http1Engine::Native => {
+                match crate::h1::serve(
+                    stream,
+                    &self.proxy,
+                    &self.info,
+                    &self.config,
+                    &self.shutdown,
+                )
+                .await
+                {
+                    Ended::Closed => return,
+                    Ended::Fallback(stream, read) => (stream, read.freeze()),
+                }
+            }
+            Http1Engine::Hyper => (stream, Bytes::new()),
+        };
+        self.serve_hyper(stream, read).await;
+    }
+
+    /// Serves the rest of the connection with hyper; `read` are bytes already read from it.
+    async fn serve_hyper(self, stream: TcpStream, read: Bytes) {
+        let Connection {
+            proxy,
+            info,
+            config,
+            builder,
+            mut shutdown,
+        } = self;
         let state = Arc::new(ConnectionState::default());
         let seen = state.clone();
         let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-            let handler = handler.clone();
+            let handler = proxy.clone();
             let info = info.clone();
             seen.first_request.store(true, Ordering::Release);
             if seen.ambiguous_framing.load(Ordering::Acquire) {
@@ -106,7 +186,7 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(handler.handle(request, &info).await) }
         });
         let io = Watched {
-            stream,
+            stream: Rewind { read, stream },
             scanner: HeadScanner::default(),
             state: state.clone(),
         };
@@ -122,39 +202,32 @@ pub async fn serve(
                 }
             }
         };
-        let connection = graceful.watch(connection);
-        let metrics = proxy.metrics().clone();
-        metrics.connection_opened();
-        let span = tracing::debug_span!("connection", %peer);
-        let mut force_closed = force_closed.clone();
-        tokio::spawn(
-            async move {
-                tokio::select! {
-                    result = connection => if let Err(error) = result {
+        tokio::pin!(connection);
+        tokio::pin!(first_request_deadline);
+        let mut draining = *shutdown.borrow();
+        if draining {
+            connection.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
                         // Client-side resets and timeouts land here; they are routine for a proxy.
                         tracing::debug!(error = %error, "connection ended with an error");
-                    },
-                    _ = crate::shutdown::flagged(&mut force_closed) => {
-                        tracing::debug!("connection closed at the end of the grace period");
                     }
-                    _ = first_request_deadline => {
-                        tracing::debug!("no request within the header read timeout; closing");
-                    }
+                    return;
                 }
-                metrics.connection_closed();
-                drop(permit);
+                _ = crate::shutdown::flagged(&mut shutdown), if !draining => {
+                    // Finish the in-flight request, then close.
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = first_request_deadline.as_mut() => {
+                    tracing::debug!("no request within the header read timeout; closing");
+                    return;
+                }
             }
-            .instrument(span),
-        );
-    }
-    drop(listener);
-    tracing::info!(listener = ?local, "stopped accepting; draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(listener = ?local, grace = ?grace, "grace period over; closing remaining connections");
-        let _ = force_close.send(true);
+        }
     }
 }
 
@@ -174,7 +247,7 @@ struct ConnectionState {
 
 /// The client socket, with every byte read passed through a [`HeadScanner`].
 struct Watched {
-    stream: TcpStream,
+    stream: Rewind,
     scanner: HeadScanner,
     state: Arc<ConnectionState>,
 }
@@ -203,7 +276,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().stream.stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -211,18 +284,41 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().stream.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.stream.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        Pin::new(&mut self.get_mut().stream.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().stream.stream).poll_shutdown(cx)
+    }
+}
+
+/// A client socket with bytes already read from it (by the native engine) to be read first.
+struct Rewind {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let take = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read[..take]);
+            this.read.advance(take);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }

@@ -65,6 +65,19 @@ pub struct ListenerConfig {
     pub http2: bool,
     /// Keep incoming `X-Forwarded-Proto`/`-Host` (behind a trusted proxy) instead of overwriting.
     pub trust_forwarded_headers: bool,
+    /// Which implementation serves plain HTTP/1.1 requests.
+    pub http1_engine: Http1Engine,
+}
+
+/// The implementation that serves plain HTTP/1.1 requests on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Http1Engine {
+    /// shadowtap's own HTTP/1.1 engine (`src/h1`): the cheapest live path. Requests it does not
+    /// serve (mirrored routes, chunked uploads, HTTP/1.0, ...) go to hyper on the same port.
+    Native,
+    /// hyper for every request (the reference behaviour; for comparison and as a fallback).
+    Hyper,
 }
 
 /// The admin listener.

@@ -38,6 +38,7 @@ pub struct RawListener {
     pub max_headers: Option<usize>,
     pub http2: Option<bool>,
     pub trust_forwarded_headers: Option<bool>,
+    pub http1_engine: Option<String>,
 }
 
 /// `[admin]`.

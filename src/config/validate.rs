@@ -290,6 +290,17 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
             defaults::HEADER_READ_TIMEOUT,
             problems,
         );
+        let http1_engine = match listener.http1_engine.as_deref() {
+            None | Some("native") => Http1Engine::Native,
+            Some("hyper") => Http1Engine::Hyper,
+            Some(other) => {
+                problems.push(
+                    format!("{path}.http1_engine"),
+                    format!("unknown engine {other:?} (expected \"native\" or \"hyper\")"),
+                );
+                Http1Engine::Native
+            }
+        };
         if let Some(address) = address {
             listeners.push(ListenerConfig {
                 address,
@@ -299,6 +310,7 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 max_headers,
                 http2: listener.http2.unwrap_or(true),
                 trust_forwarded_headers: listener.trust_forwarded_headers.unwrap_or(false),
+                http1_engine,
             });
         }
     }

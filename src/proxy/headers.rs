@@ -233,24 +233,32 @@ impl HeadScanner {
 /// The header is (re)written so the upstream always sees the id we log.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(value) = headers.get(&X_REQUEST_ID) {
-        let bytes = value.as_bytes();
-        if !bytes.is_empty()
-            && bytes.len() <= MAX_REQUEST_ID_LEN
-            && bytes.iter().all(|b| b.is_ascii_graphic())
+        if request_id_is_sane(value.as_bytes())
             && headers.get_all(&X_REQUEST_ID).iter().count() == 1
         {
             return value.clone();
         }
     }
     let mut buffer = uuid::Uuid::encode_buffer();
-    // A version-4 UUID from the thread-local fast generator: ids must be unique, not
-    // unpredictable, and this skips the CSPRNG the uuid crate would use.
-    let random = fastrand::u128(..).to_le_bytes();
-    let id = uuid::Builder::from_random_bytes(random).into_uuid();
-    let text = id.hyphenated().encode_lower(&mut buffer);
-    let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let value = HeaderValue::from_str(new_request_id(&mut buffer))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     headers.insert(X_REQUEST_ID.clone(), value.clone());
     value
+}
+
+/// Whether a client's request id (when it sent exactly one) is propagated as it is: a
+/// non-empty run of visible ASCII, at most 200 bytes.
+pub fn request_id_is_sane(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// A new request id, written into `buffer`: a version-4 UUID from the thread-local fast
+/// generator. Ids must be unique, not unpredictable, and this skips the CSPRNG the uuid crate
+/// would use.
+pub fn new_request_id(buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
+    let random = fastrand::u128(..).to_le_bytes();
+    let id = uuid::Builder::from_random_bytes(random).into_uuid();
+    id.hyphenated().encode_lower(buffer)
 }
 
 /// Appends the client address to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`

@@ -49,6 +49,16 @@ pub struct ConnectionInfo {
     pub trust_forwarded_headers: bool,
 }
 
+/// An HTTP/1 upstream as the native engine ([`crate::h1`]) reaches it.
+pub struct NativeUpstream {
+    /// The upstream's name, for logs and errors.
+    pub name: String,
+    /// Time allowed from sending a request to its response head (exceeded: 504).
+    pub response_timeout: std::time::Duration,
+    /// Its idle keep-alive sockets.
+    pub pool: crate::h1::pool::RawPool,
+}
+
 /// Per-route settings the handler needs on every request, resolved once at start.
 struct RouteTarget {
     upstream: usize,
@@ -72,6 +82,8 @@ pub struct Proxy {
     router: Router,
     routes: Vec<RouteTarget>,
     upstreams: Vec<UpstreamClient<RequestBody>>,
+    /// The same upstreams for the native engine; `None` for h2c upstreams (hyper's).
+    native_upstreams: Vec<Option<NativeUpstream>>,
     metrics: Arc<Metrics>,
     mirror: Arc<Mirror>,
     max_response_body_bytes: usize,
@@ -92,6 +104,14 @@ impl Proxy {
             .iter()
             .map(|(name, upstream)| UpstreamClient::new(name, upstream))
             .collect();
+        let native_upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| {
+                (upstream.protocol == crate::config::UpstreamProtocol::Http1)
+                    .then(|| NativeUpstream::new(name, upstream))
+            })
+            .collect();
         let routes = config
             .routes
             .iter()
@@ -111,6 +131,7 @@ impl Proxy {
             router,
             routes,
             upstreams,
+            native_upstreams,
             metrics,
             mirror,
             max_response_body_bytes: config.mirror.max_response_body_bytes,
@@ -120,6 +141,30 @@ impl Proxy {
     /// The mirroring engine (its dispatchers are started by the app).
     pub fn mirror(&self) -> &Arc<Mirror> {
         &self.mirror
+    }
+
+    /// The router (the native engine routes with it too).
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// For the native engine: the upstream index and Host rewrite of a route it may serve
+    /// itself — one that does not mirror, towards an HTTP/1 upstream.
+    pub(crate) fn native_target(&self, route: usize) -> Option<(usize, Option<&[u8]>)> {
+        if self.mirror.route_mirrors(route) {
+            return None;
+        }
+        let target = self.routes.get(route)?;
+        self.native_upstreams.get(target.upstream)?.as_ref()?;
+        Some((
+            target.upstream,
+            target.host_rewrite.as_ref().map(HeaderValue::as_bytes),
+        ))
+    }
+
+    /// The native engine's view of an upstream.
+    pub(crate) fn native_upstream(&self, upstream: usize) -> Option<&NativeUpstream> {
+        self.native_upstreams.get(upstream)?.as_ref()
     }
 
     /// The metrics this proxy records into (rendered by the admin port).
@@ -345,22 +390,27 @@ impl Proxy {
 /// The request's host, lowercase and without port: from the target's authority (HTTP/2,
 /// absolute-form) or the Host field.
 fn request_host(request: &Request<Incoming>) -> Option<Cow<'_, str>> {
-    let raw = match request.uri().authority() {
-        Some(authority) => authority.host(),
+    match request.uri().authority() {
+        Some(authority) => Some(routing_host(authority.host())),
         None => {
             let host = request.headers().get(header::HOST)?.to_str().ok()?;
-            strip_port(host)
+            Some(routing_host(strip_port(host)))
         }
-    };
-    let raw = raw.strip_suffix('.').unwrap_or(raw);
-    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-        Some(Cow::Owned(raw.to_ascii_lowercase()))
-    } else {
-        Some(Cow::Borrowed(raw))
     }
 }
 
-fn strip_port(host: &str) -> &str {
+/// A host as routes match it: without a trailing dot, lowercase (borrowed when it already is).
+pub(crate) fn routing_host(raw: &str) -> Cow<'_, str> {
+    let raw = raw.strip_suffix('.').unwrap_or(raw);
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(raw.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+/// A Host field's value without its port (`[v6]:port` keeps the brackets).
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [v6]:port
         return host

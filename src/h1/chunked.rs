@@ -1,0 +1,228 @@
+//! The chunked transfer coding (RFC 9112 §7.1) of response bodies on the native path.
+//!
+//! An upstream's chunked body is decoded strictly and encoded again for the client, so what
+//! the client parses is exactly what the proxy parsed: chunk extensions are dropped, sizes
+//! are re-written, and trailers are passed on only to a client that sent `TE: trailers`.
+//! A body delimited by the upstream closing the connection is re-framed the same way, so
+//! the client connection survives it.
+
+/// Longest chunk-size line (with extensions) accepted.
+const MAX_SIZE_LINE: usize = 4096;
+/// Largest trailer section accepted.
+const MAX_TRAILERS: usize = 16 * 1024;
+/// Trailer fields accepted.
+const MAX_TRAILER_FIELDS: usize = 64;
+
+/// Why a chunked body is refused (the client connection is then aborted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// A chunk-size line that is not hex, too long, or overflows.
+    #[error("invalid chunk size line")]
+    Size,
+    /// Chunk data not followed by CRLF.
+    #[error("chunk data not terminated by CRLF")]
+    DataEnd,
+    /// A malformed or oversized trailer section.
+    #[error("invalid trailer section")]
+    Trailers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// Decodes one chunked body incrementally, appending the client's encoding to an output.
+#[derive(Debug)]
+pub struct Decoder {
+    state: State,
+    pass_trailers: bool,
+}
+
+impl Decoder {
+    /// A decoder at the start of a body; `pass_trailers` when the client accepts trailers.
+    pub fn new(pass_trailers: bool) -> Decoder {
+        Decoder {
+            state: State::Size,
+            pass_trailers,
+        }
+    }
+
+    /// The last chunk and the trailer section have been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes what it can of `input`, appending the re-encoded body to `out`; returns the
+    /// bytes consumed. Bytes left over are an incomplete line: call again with more after them.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        let mut at = 0;
+        loop {
+            let rest = &input[at..];
+            match self.state {
+                State::Done => return Ok(at),
+                State::Size => match httparse::parse_chunk_size(rest) {
+                    Ok(httparse::Status::Complete((len, size))) => {
+                        at += len;
+                        self.state = if size == 0 {
+                            State::Trailers
+                        } else {
+                            State::Data(size)
+                        };
+                    }
+                    Ok(httparse::Status::Partial) if rest.len() <= MAX_SIZE_LINE => return Ok(at),
+                    _ => return Err(ChunkError::Size),
+                },
+                State::Data(left) => {
+                    if rest.is_empty() {
+                        return Ok(at);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
+                    push_chunk(out, &rest[..take]);
+                    at += take;
+                    let left = left - take as u64;
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
+                }
+                State::DataEnd => {
+                    if rest.len() < 2 {
+                        return if rest.is_empty() || rest == b"\r" {
+                            Ok(at)
+                        } else {
+                            Err(ChunkError::DataEnd)
+                        };
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(ChunkError::DataEnd);
+                    }
+                    at += 2;
+                    self.state = State::Size;
+                }
+                State::Trailers => {
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
+                    match httparse::parse_headers(rest, &mut fields) {
+                        Ok(httparse::Status::Complete((len, _))) => {
+                            out.extend_from_slice(b"0\r\n");
+                            if self.pass_trailers {
+                                out.extend_from_slice(&rest[..len]);
+                            } else {
+                                out.extend_from_slice(b"\r\n");
+                            }
+                            at += len;
+                            self.state = State::Done;
+                        }
+                        Ok(httparse::Status::Partial) if rest.len() <= MAX_TRAILERS => {
+                            return Ok(at)
+                        }
+                        _ => return Err(ChunkError::Trailers),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Appends `data` as one chunk (nothing for empty data: an empty chunk would end the body).
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut size = [0u8; 16];
+    let mut n = data.len();
+    let mut start = size.len();
+    while n > 0 || start == size.len() {
+        start -= 1;
+        size[start] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+    }
+    out.extend_from_slice(&size[start..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk with no trailers.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(body: &[u8], piece: usize, trailers: bool) -> Result<Vec<u8>, ChunkError> {
+        let mut decoder = Decoder::new(trailers);
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        for part in body.chunks(piece) {
+            pending.extend_from_slice(part);
+            let used = decoder.decode(&pending, &mut out)?;
+            pending.drain(..used);
+        }
+        assert!(decoder.is_done(), "body incomplete");
+        assert!(pending.is_empty(), "bytes after the body");
+        Ok(out)
+    }
+
+    #[test]
+    fn re_encodes_whatever_the_read_boundaries() {
+        let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n";
+        for piece in 1..body.len() {
+            let out = decode_in_pieces(body, piece, true).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            // Chunk boundaries may differ; the data and trailers may not.
+            let data: String = text
+                .split("\r\n")
+                .collect::<Vec<_>>()
+                .chunks(2)
+                .filter(|pair| pair.len() == 2 && !pair[0].starts_with('0'))
+                .map(|pair| pair[1])
+                .collect();
+            assert_eq!(data, "hello world", "piece {piece}: {text:?}");
+            assert!(
+                text.ends_with("0\r\nx-sum: 1\r\n\r\n"),
+                "piece {piece}: {text:?}"
+            );
+            assert!(!text.contains("ext"));
+        }
+    }
+
+    #[test]
+    fn trailers_dropped_unless_accepted() {
+        let body = b"2\r\nhi\r\n0\r\nx-sum: 1\r\n\r\n";
+        let out = decode_in_pieces(body, body.len(), false).unwrap();
+        assert_eq!(out, b"2\r\nhi\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        let mut out = Vec::new();
+        assert_eq!(
+            Decoder::new(false).decode(b"zz\r\n", &mut out),
+            Err(ChunkError::Size)
+        );
+        assert_eq!(
+            Decoder::new(false).decode(b"2\r\nhiX\r\n", &mut out),
+            Err(ChunkError::DataEnd)
+        );
+        assert_eq!(
+            Decoder::new(false).decode(b"fffffffffffffffff\r\n", &mut out),
+            Err(ChunkError::Size)
+        );
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, &[b'a'; 255]);
+        assert!(out.starts_with(b"ff\r\n"));
+        out.clear();
+        push_chunk(&mut out, b"");
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,619 @@
+//! The native HTTP/1.1 engine: the live path for plain HTTP/1.1 requests, without hyper.
+//!
+//! Why: on the live path a proxy's cost is mostly framing — parsing and writing two heads
+//! each way — and the machinery around it. Measured with callgrind, hyper's server and client
+//! (HeaderMap building, encoding, a connection task and a channel per upstream connection)
+//! were most of shadowtap's instructions per request, and even a minimal hyper proxy costs
+//! more CPU per request than nginx. This engine does what nginx does: one task per client
+//! connection parses the head in place, writes the upstream's head straight from the parsed
+//! slices, reads the response head the same way and streams both bodies through fixed
+//! buffers, on a pooled upstream socket it owns for the exchange.
+//!
+//! It serves only the plain shape (see [`request::prepare`]); from the first request it does
+//! not serve, the connection is handed to the hyper path with the bytes read so far
+//! ([`Ended::Fallback`]), so every other shape — smuggling attempts, chunked uploads,
+//! `Expect`, HTTP/1.0, h2c, mirrored routes — keeps exactly the behaviour it had.
+//!
+//! Guarantees kept from the hyper path: exactly one response per request (a 502/504 written
+//! by the proxy when the upstream fails before its head), bodies streamed in bounded memory,
+//! the header-read timeout (also while a keep-alive connection idles between requests), the
+//! upstream's response timeout, graceful shutdown after the in-flight exchange, and the same
+//! metrics and `request failed` log event.
+
+pub mod chunked;
+pub mod pool;
+pub mod request;
+pub mod response;
+
+use crate::config::ListenerConfig;
+use crate::error::ProxyError;
+use crate::proxy::forward::ForwardError;
+use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy};
+use crate::telemetry::logging::ErrorChain;
+use crate::telemetry::metrics::METHODS;
+use crate::telemetry::ErrorReason;
+use bytes::{Buf, BytesMut};
+use chunked::Decoder;
+use pool::UpstreamConn;
+use request::{Prepared, Request};
+use response::{Framing, Head, Parsed};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+/// Client read buffer: a request head, or a slice of a request body.
+const READ_BUFFER: usize = 16 * 1024;
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Times a bodiless idempotent request is sent again when a pooled connection turns out closed.
+const MAX_STALE_RETRIES: usize = 3;
+
+/// How a connection left the native engine.
+pub enum Ended {
+    /// Closed (by either side, a timeout, shutdown, or an aborted exchange).
+    Closed,
+    /// A request the native engine does not serve: the socket and every byte read from it
+    /// and not consumed, for the hyper path.
+    Fallback(TcpStream, BytesMut),
+}
+
+/// Whether the client connection carries on after an exchange.
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Serves one client connection until it closes or needs the hyper path.
+pub async fn serve(
+    mut client: TcpStream,
+    proxy: &Proxy,
+    info: &ConnectionInfo,
+    config: &ListenerConfig,
+    shutdown: &watch::Receiver<bool>,
+) -> Ended {
+    let mut connection = Connection {
+        proxy,
+        buf: BytesMut::with_capacity(READ_BUFFER),
+        request_head: Vec::with_capacity(1024),
+        response_head: Vec::with_capacity(1024),
+        pending: 0,
+    };
+    // One timer for the connection's life, moved forward per phase: extending a tokio
+    // deadline is an atomic update, not a timer-wheel operation.
+    let mut deadline = Box::pin(tokio::time::sleep(config.header_read_timeout));
+    let mut stop_flag = shutdown.clone();
+    let mut stop = Box::pin(async move { crate::shutdown::flagged(&mut stop_flag).await });
+    let mut stopping = *shutdown.borrow();
+    loop {
+        deadline
+            .as_mut()
+            .reset((Instant::now() + config.header_read_timeout).into());
+        let request = loop {
+            if !connection.buf.is_empty() {
+                match request::prepare(
+                    &connection.buf,
+                    proxy,
+                    info,
+                    config.max_headers,
+                    &mut connection.request_head,
+                ) {
+                    Prepared::Native(request) => break request,
+                    Prepared::Fallback => return Ended::Fallback(client, connection.buf),
+                    // The hyper path answers an oversized head (431).
+                    Prepared::Partial if connection.buf.len() >= config.max_header_bytes => {
+                        return Ended::Fallback(client, connection.buf)
+                    }
+                    Prepared::Partial => {}
+                }
+            } else if stopping {
+                return close(client).await;
+            }
+            connection.buf.reserve(READ_BUFFER / 2);
+            tokio::select! {
+                biased;
+                read = client.read_buf(&mut connection.buf) => match read {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+                () = deadline.as_mut() => {
+                    tracing::debug!("no complete request head within the header read timeout; closing");
+                    return close(client).await;
+                }
+                () = stop.as_mut(), if !stopping => stopping = true,
+            }
+        };
+        let close_after = request.close || stopping || *shutdown.borrow();
+        match connection
+            .exchange(&mut client, request, close_after, deadline.as_mut())
+            .await
+        {
+            Next::KeepAlive if !close_after => {}
+            _ => return close(client).await,
+        }
+    }
+}
+
+/// Ends a client connection with a FIN once everything written is sent.
+async fn close(mut client: TcpStream) -> Ended {
+    let _ = client.shutdown().await;
+    Ended::Closed
+}
+
+/// A client connection's state on the native path.
+struct Connection<'a> {
+    proxy: &'a Proxy,
+    /// Bytes read from the client and not yet consumed.
+    buf: BytesMut,
+    /// The head sent upstream (kept until the response head arrives, for a retry).
+    request_head: Vec<u8>,
+    /// The head (and small re-framed bodies) written to the client.
+    response_head: Vec<u8>,
+    /// Bytes at the start of `buf` that belong to the current request and are still to be
+    /// consumed.
+    pending: usize,
+}
+
+/// Why no response head came from the upstream.
+enum HeadFailure {
+    /// The connection closed or reset before a byte of the response: a pooled connection the
+    /// upstream had closed, when the connection was reused.
+    ClosedBeforeResponse(io::Error),
+    /// The response timeout ran out.
+    TimedOut,
+    /// Anything else: a broken or malformed response.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Connection<'_> {
+    /// One request and its response. The request head is in `self.request_head`; its bytes
+    /// are at the start of `self.buf`.
+    async fn exchange(
+        &mut self,
+        client: &mut TcpStream,
+        request: Request,
+        close_after: bool,
+        mut deadline: Pin<&mut Sleep>,
+    ) -> Next {
+        let started = Instant::now();
+        let Some(upstream) = self.proxy.native_upstream(request.upstream) else {
+            // prepare() only accepts routes whose upstream has a native pool.
+            return Next::Close;
+        };
+        let in_buffer = usize::try_from(request.body_len)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len() - request.head_len);
+        // The head and the body bytes already read are consumed once sent (or when the
+        // exchange fails before that).
+        self.pending = request.head_len + in_buffer;
+        let mut body_consumed = request.body_len == in_buffer as u64;
+        let mut tries = 0;
+        let (mut conn, head) = loop {
+            let mut conn = match upstream.pool.check_out() {
+                Some(conn) => conn,
+                None => match upstream.pool.connect().await {
+                    Ok(conn) => conn,
+                    Err(source) => {
+                        let error = ForwardError::Unreachable {
+                            upstream: upstream.name.clone(),
+                            source: Box::new(source),
+                        };
+                        return self
+                            .fail(client, &request, error, started, body_consumed, close_after)
+                            .await;
+                    }
+                },
+            };
+            let body_start = request.head_len;
+            let sent = write_all_vectored(
+                &mut conn.stream,
+                &mut [
+                    IoSlice::new(&self.request_head),
+                    IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
+                ],
+            )
+            .await;
+            if let Err(source) = sent {
+                if conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
+                    tries += 1;
+                    continue;
+                }
+                let error = ForwardError::Failed {
+                    upstream: upstream.name.clone(),
+                    source: Box::new(source),
+                };
+                return self
+                    .fail(client, &request, error, started, body_consumed, close_after)
+                    .await;
+            }
+            self.buf.advance(std::mem::take(&mut self.pending));
+            let sent_at = Instant::now();
+            if request.body_len > in_buffer as u64 {
+                let left = request.body_len - in_buffer as u64;
+                match self
+                    .stream_request_body(client, &mut conn.stream, left)
+                    .await
+                {
+                    Ok(()) => body_consumed = true,
+                    // The client left mid-body: nobody to answer.
+                    Err(BodyFailure::Client(_)) => return Next::Close,
+                    Err(BodyFailure::Upstream(source)) => {
+                        let error = ForwardError::Failed {
+                            upstream: upstream.name.clone(),
+                            source: Box::new(source),
+                        };
+                        return self
+                            .fail(client, &request, error, started, false, close_after)
+                            .await;
+                    }
+                }
+            } else {
+                body_consumed = true;
+            }
+            deadline
+                .as_mut()
+                .reset((sent_at + upstream.response_timeout).into());
+            match self
+                .read_response_head(&mut conn, &request, close_after, deadline.as_mut())
+                .await
+            {
+                Ok(head) => break (conn, head),
+                Err(HeadFailure::ClosedBeforeResponse(_))
+                    if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
+                {
+                    tries += 1;
+                }
+                Err(HeadFailure::TimedOut) => {
+                    let error = ForwardError::Timeout {
+                        upstream: upstream.name.clone(),
+                        after: upstream.response_timeout,
+                    };
+                    return self
+                        .fail(client, &request, error, started, body_consumed, close_after)
+                        .await;
+                }
+                Err(HeadFailure::ClosedBeforeResponse(source)) => {
+                    let error = ForwardError::Failed {
+                        upstream: upstream.name.clone(),
+                        source: Box::new(source),
+                    };
+                    return self
+                        .fail(client, &request, error, started, body_consumed, close_after)
+                        .await;
+                }
+                Err(HeadFailure::Failed(source)) => {
+                    let error = ForwardError::Failed {
+                        upstream: upstream.name.clone(),
+                        source,
+                    };
+                    return self
+                        .fail(client, &request, error, started, body_consumed, close_after)
+                        .await;
+                }
+            }
+        };
+
+        let metrics = self.proxy.metrics();
+        let route = metrics.route(Some(request.route));
+        let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
+        metrics.record_request(route, request.method, status);
+        let outcome = self
+            .stream_response_body(client, &mut conn, &head, &request)
+            .await;
+        metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(reusable) => {
+                if reusable && head.keep_alive {
+                    upstream.pool.check_in(conn);
+                }
+                tracing::debug!(
+                    upstream = %upstream.name,
+                    status = head.status,
+                    "primary answered"
+                );
+                Next::KeepAlive
+            }
+            Err(BodyFailure::Client(error)) => {
+                tracing::debug!(error = %error, "client went away during the response");
+                Next::Close
+            }
+            Err(BodyFailure::Upstream(error)) => {
+                metrics.record_error(route, ErrorReason::UpstreamBodyError);
+                tracing::warn!(
+                    route = route.label(),
+                    error = %ErrorChain(&error),
+                    "upstream body failed mid-stream"
+                );
+                Next::Close
+            }
+        }
+    }
+
+    /// Copies the rest of a `Content-Length` request body from the client to the upstream.
+    async fn stream_request_body(
+        &mut self,
+        client: &mut TcpStream,
+        upstream: &mut TcpStream,
+        mut left: u64,
+    ) -> Result<(), BodyFailure> {
+        while left > 0 {
+            if self.buf.is_empty() {
+                self.buf.reserve(READ_BUFFER);
+                match client.read_buf(&mut self.buf).await {
+                    Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {}
+                    Err(error) => return Err(BodyFailure::Client(error)),
+                }
+            }
+            let take = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            upstream
+                .write_all(&self.buf[..take])
+                .await
+                .map_err(BodyFailure::Upstream)?;
+            self.buf.advance(take);
+            left -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the upstream's final response head (skipping 1xx), writing the client's head
+    /// into `self.response_head`.
+    async fn read_response_head(
+        &mut self,
+        conn: &mut UpstreamConn,
+        request: &Request,
+        close_after: bool,
+        mut deadline: Pin<&mut Sleep>,
+    ) -> Result<Head, HeadFailure> {
+        let mut received_any = false;
+        loop {
+            if !conn.buf.is_empty() {
+                received_any = true;
+                match response::parse(
+                    &conn.buf,
+                    request.is_head,
+                    close_after,
+                    &mut self.response_head,
+                ) {
+                    Ok(Parsed::Final(head)) => return Ok(head),
+                    Ok(Parsed::Interim(len)) => {
+                        conn.buf.advance(len);
+                        continue;
+                    }
+                    Ok(Parsed::Partial) if conn.buf.len() >= MAX_RESPONSE_HEAD => {
+                        return Err(HeadFailure::Failed("response head too large".into()))
+                    }
+                    Ok(Parsed::Partial) => {}
+                    Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
+                }
+            }
+            conn.buf.reserve(READ_BUFFER);
+            tokio::select! {
+                biased;
+                read = conn.stream.read_buf(&mut conn.buf) => match read {
+                    Ok(0) if !received_any => {
+                        return Err(HeadFailure::ClosedBeforeResponse(
+                            io::ErrorKind::UnexpectedEof.into(),
+                        ))
+                    }
+                    Ok(0) => {
+                        return Err(HeadFailure::Failed(
+                            "connection closed inside the response head".into(),
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(error) if !received_any => {
+                        return Err(HeadFailure::ClosedBeforeResponse(error))
+                    }
+                    Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
+                },
+                () = deadline.as_mut() => return Err(HeadFailure::TimedOut),
+            }
+        }
+    }
+
+    /// Writes the client head and streams the body by its framing. `Ok(true)` when the
+    /// upstream connection ended exactly at the end of the body (reusable).
+    async fn stream_response_body(
+        &mut self,
+        client: &mut TcpStream,
+        conn: &mut UpstreamConn,
+        head: &Head,
+        request: &Request,
+    ) -> Result<bool, BodyFailure> {
+        conn.buf.advance(head.len);
+        match head.framing {
+            Framing::Empty => {
+                write_client(client, &self.response_head).await?;
+                Ok(conn.buf.is_empty())
+            }
+            Framing::Length(length) => {
+                let now = usize::try_from(length)
+                    .unwrap_or(usize::MAX)
+                    .min(conn.buf.len());
+                write_all_vectored(
+                    client,
+                    &mut [
+                        IoSlice::new(&self.response_head),
+                        IoSlice::new(&conn.buf[..now]),
+                    ],
+                )
+                .await
+                .map_err(BodyFailure::Client)?;
+                conn.buf.advance(now);
+                let mut left = length - now as u64;
+                while left > 0 {
+                    conn.buf.clear();
+                    read_upstream(conn).await?;
+                    let take = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(conn.buf.len());
+                    write_client(client, &conn.buf[..take]).await?;
+                    conn.buf.advance(take);
+                    left -= take as u64;
+                }
+                Ok(conn.buf.is_empty())
+            }
+            Framing::Chunked => {
+                let mut decoder = Decoder::new(request.trailers);
+                loop {
+                    let used = decoder
+                        .decode(&conn.buf, &mut self.response_head)
+                        .map_err(|error| BodyFailure::Upstream(io::Error::other(error)))?;
+                    conn.buf.advance(used);
+                    if !self.response_head.is_empty() {
+                        write_client(client, &self.response_head).await?;
+                        self.response_head.clear();
+                    }
+                    if decoder.is_done() {
+                        return Ok(conn.buf.is_empty());
+                    }
+                    read_upstream(conn).await?;
+                }
+            }
+            Framing::UntilClose => {
+                loop {
+                    chunked::push_chunk(&mut self.response_head, &conn.buf);
+                    conn.buf.clear();
+                    if !self.response_head.is_empty() {
+                        write_client(client, &self.response_head).await?;
+                        self.response_head.clear();
+                    }
+                    conn.buf.reserve(READ_BUFFER);
+                    match conn.stream.read_buf(&mut conn.buf).await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(error) => return Err(BodyFailure::Upstream(error)),
+                    }
+                }
+                write_client(client, chunked::LAST_CHUNK).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Answers a request the upstream failed with 502/504, counted and logged once like the
+    /// hyper path does. The connection stays open only when the request body was consumed.
+    async fn fail(
+        &mut self,
+        client: &mut TcpStream,
+        request: &Request,
+        error: ForwardError,
+        started: Instant,
+        body_consumed: bool,
+        close_after: bool,
+    ) -> Next {
+        self.buf.advance(std::mem::take(&mut self.pending));
+        let error = ProxyError::Forward(error);
+        let status = error.status();
+        let metrics = self.proxy.metrics();
+        let route = metrics.route(Some(request.route));
+        metrics.record_request(route, request.method, status);
+        metrics.record_error(route, error.reason());
+        let method = std::str::from_utf8(&self.request_head[request.method_text.clone()])
+            .unwrap_or(METHODS[METHODS.len() - 1]);
+        let request_id =
+            std::str::from_utf8(&self.request_head[request.request_id.clone()]).unwrap_or("-");
+        tracing::warn!(
+            method,
+            route = route.label(),
+            request_id,
+            status = status.as_u16(),
+            reason = error.reason().as_str(),
+            error = %ErrorChain(&error),
+            "request failed"
+        );
+        let close = close_after || !body_consumed;
+        let message = error.client_message();
+        let out = &mut self.response_head;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(message.len()).as_bytes());
+        out.extend_from_slice(b"\r\ndate: ");
+        response::push_date(out);
+        if close {
+            out.extend_from_slice(b"\r\nconnection: close");
+        }
+        out.extend_from_slice(b"\r\n\r\n");
+        if !request.is_head {
+            out.extend_from_slice(message.as_bytes());
+        }
+        let written = client.write_all(out).await;
+        metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
+        match written {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+}
+
+/// A body copy that failed, by side.
+enum BodyFailure {
+    /// Writing to (or reading from) the client failed: it went away.
+    Client(io::Error),
+    /// Reading from (or writing to) the upstream failed, or its framing was broken.
+    Upstream(io::Error),
+}
+
+/// Reads more of the response body; the upstream closing here is a truncated body.
+async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
+    conn.buf.reserve(READ_BUFFER);
+    match conn.stream.read_buf(&mut conn.buf).await {
+        Ok(0) => Err(BodyFailure::Upstream(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "upstream closed the connection before the end of the body",
+        ))),
+        Ok(_) => Ok(()),
+        Err(error) => Err(BodyFailure::Upstream(error)),
+    }
+}
+
+async fn write_client(client: &mut TcpStream, bytes: &[u8]) -> Result<(), BodyFailure> {
+    client.write_all(bytes).await.map_err(BodyFailure::Client)
+}
+
+/// Writes every slice, in as few system calls as the socket allows.
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let written = stream.write_vectored(slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
+}
+
+/// For the upstream config that the engine reads per request.
+impl NativeUpstream {
+    /// A native pool for an HTTP/1 upstream.
+    pub fn new(name: &str, config: &crate::config::UpstreamConfig) -> NativeUpstream {
+        let address = match config.authority.port_u16() {
+            Some(_) => config.authority.as_str().to_string(),
+            None => format!("{}:80", config.authority.host()),
+        };
+        NativeUpstream {
+            name: name.to_string(),
+            response_timeout: config.response_timeout,
+            pool: pool::RawPool::new(
+                address,
+                config.connect_timeout,
+                config.pool_max_idle,
+                config.pool_idle_timeout,
+            ),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Idle keep-alive connections to one HTTP/1.1 upstream, as raw sockets for the native engine.
+//!
+//! The native engine speaks HTTP/1.1 to the upstream itself, so a pooled connection is just a
+//! socket and its read buffer: no connection task, no channel between a request and the task
+//! that owns the socket. A connection is checked out for one exchange and checked in by the
+//! engine only when the response was read exactly to its end with keep-alive allowed.
+//!
+//! A connection the upstream closed while it sat idle is noticed for free: tokio clears a
+//! socket's read readiness when a read comes back short, so an idle socket that shows
+//! readable again has received something — a FIN, a reset or stray bytes — and is dropped
+//! (one `read` confirms it). What slips through (a close racing the next request) is retried
+//! by the engine for requests without a body.
+
+use bytes::BytesMut;
+use std::io;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Read buffer of an upstream connection: one read takes a 16 KiB response whole.
+const READ_BUFFER: usize = 32 * 1024;
+
+/// One connection to the upstream, with the bytes read from it and not yet consumed.
+pub struct UpstreamConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read from the upstream that belong to the current response.
+    pub buf: BytesMut,
+    /// Came from the pool (so it may have been closed by the upstream meanwhile).
+    pub reused: bool,
+}
+
+/// Why no connection could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The connect call failed (refused, unreachable).
+    #[error("cannot connect to {address}")]
+    Failed {
+        /// `host:port`.
+        address: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The connect did not finish within the upstream's `connect_timeout`.
+    #[error("connect to {address} timed out after {after:?}")]
+    TimedOut {
+        /// `host:port`.
+        address: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+}
+
+struct Idle {
+    conn: UpstreamConn,
+    since: Instant,
+}
+
+/// The idle connections of one upstream (LIFO: the warmest first).
+pub struct RawPool {
+    address: String,
+    connect_timeout: Duration,
+    max_idle: usize,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl RawPool {
+    /// A pool for `address` (`host:port`).
+    pub fn new(
+        address: String,
+        connect_timeout: Duration,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> RawPool {
+        RawPool {
+            address,
+            connect_timeout,
+            max_idle,
+            idle_timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently used idle connection that is still usable, if any.
+    pub fn check_out(&self) -> Option<UpstreamConn> {
+        loop {
+            let entry = self.idle.lock().ok()?.pop()?;
+            if entry.since.elapsed() < self.idle_timeout && still_open(&entry.conn.stream) {
+                let mut conn = entry.conn;
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+    }
+
+    /// Gives back a connection whose last response was read exactly to its end.
+    pub fn check_in(&self, mut conn: UpstreamConn) {
+        conn.buf.clear();
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() >= self.max_idle {
+                // The oldest is the least likely to be needed again soon.
+                idle.remove(0);
+            }
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Dials a new connection (bounded by `connect_timeout`).
+    pub async fn connect(&self) -> Result<UpstreamConn, ConnectError> {
+        let connecting = TcpStream::connect(self.address.as_str());
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                return Err(ConnectError::Failed {
+                    address: self.address.clone(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ConnectError::TimedOut {
+                    address: self.address.clone(),
+                    after: self.connect_timeout,
+                })
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(error = %error, "set_nodelay failed on an upstream connection");
+        }
+        Ok(UpstreamConn {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER),
+            reused: false,
+        })
+    }
+}
+
+/// Whether an idle socket is still usable: not readable (nothing arrived since its last short
+/// read), or readable but a read finds nothing after all.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}

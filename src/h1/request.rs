@@ -1,0 +1,349 @@
+//! Reading a client's request head and writing the head the upstream receives.
+//!
+//! [`prepare`] parses the head in place (httparse, no allocation) and decides whether the
+//! native engine may serve it. It serves only the plain shape: HTTP/1.1, an origin-form
+//! target, one `Host`, a body framed by at most one plain `Content-Length`, no `Expect`, no
+//! `Upgrade`, `Connection` naming only `keep-alive`/`close`, a route that does not mirror and
+//! an HTTP/1 upstream. Anything else returns [`Prepared::Fallback`] before a byte is consumed,
+//! and the connection goes to the hyper path, which has the answer for every other shape
+//! (400 for smuggling shapes, 431 for huge heads, chunked uploads, HTTP/1.0, h2c, mirroring).
+//!
+//! The upstream head is written straight from the parsed slices: the request line and the
+//! end-to-end fields as the client sent them (names keep their case), then the fields the
+//! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host` and `te: trailers` — by the
+//! same rules as [`crate::proxy::headers`].
+
+use crate::proxy::headers;
+use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
+use crate::telemetry::metrics::METHODS;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+/// Header fields one request may have on the native path; a request with more goes to the
+/// hyper path, which applies the listener's own `max_headers`.
+const MAX_FIELDS: usize = 128;
+
+/// A request head the native engine will serve, reduced to what the exchange needs.
+pub struct Request {
+    /// Length of the head in the client buffer (the body, if any, follows).
+    pub head_len: usize,
+    /// `Content-Length` (0 without one).
+    pub body_len: u64,
+    /// Index into [`METHODS`].
+    pub method: usize,
+    /// `HEAD`: the response has no body whatever its framing says.
+    pub is_head: bool,
+    /// Safe to send again on another connection when a pooled one turns out closed.
+    pub retryable: bool,
+    /// The client asked to close the connection after this exchange.
+    pub close: bool,
+    /// The client sent `TE: trailers`: response trailers are passed on.
+    pub trailers: bool,
+    /// `(route, label)` for metrics.
+    pub route: (usize, usize),
+    /// The route's upstream.
+    pub upstream: usize,
+    /// Where the method is in the upstream head (for logs).
+    pub method_text: Range<usize>,
+    /// Where the request id is in the upstream head (for logs).
+    pub request_id: Range<usize>,
+}
+
+/// What [`prepare`] found in the buffer.
+pub enum Prepared {
+    /// A complete head the native engine serves; the upstream head was written out.
+    Native(Request),
+    /// The head is not complete yet.
+    Partial,
+    /// A head (or bytes) the hyper path must handle.
+    Fallback,
+}
+
+/// Fields the proxy looks at or owns, found in one pass over the head.
+#[derive(Default)]
+struct Seen<'b> {
+    host: Option<&'b [u8]>,
+    hosts: usize,
+    content_length: Option<&'b [u8]>,
+    content_lengths: usize,
+    request_id: Option<&'b [u8]>,
+    request_ids: usize,
+    forwarded_proto: bool,
+    forwarded_host: bool,
+    close: bool,
+    trailers: bool,
+    /// A field that only the hyper path handles (Transfer-Encoding, Expect, Upgrade, a
+    /// `Connection` naming other fields).
+    unusual: bool,
+}
+
+/// How the upstream head treats a client field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Copied as sent.
+    Keep,
+    /// Hop-by-hop or owned by the proxy: not copied (the proxy may write its own).
+    Drop,
+    Host,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+}
+
+fn classify(name: &[u8]) -> (Field, Option<Special>) {
+    // Most fields are none of these: their length alone tells.
+    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
+    match name.len() {
+        2 if eq(b"te") => (Field::Drop, Some(Special::Te)),
+        4 if eq(b"host") => (Field::Host, Some(Special::Host)),
+        6 if eq(b"expect") => (Field::Drop, Some(Special::Unusual)),
+        7 if eq(b"upgrade") => (Field::Drop, Some(Special::Unusual)),
+        10 if eq(b"connection") => (Field::Drop, Some(Special::Connection)),
+        10 if eq(b"keep-alive") => (Field::Drop, None),
+        12 if eq(b"x-request-id") => (Field::Drop, Some(Special::RequestId)),
+        14 if eq(b"content-length") => (Field::Keep, Some(Special::ContentLength)),
+        15 if eq(b"x-forwarded-for") => (Field::XForwardedFor, None),
+        16 if eq(b"proxy-connection") => (Field::Drop, None),
+        16 if eq(b"x-forwarded-host") => (Field::XForwardedHost, Some(Special::ForwardedHost)),
+        17 if eq(b"x-forwarded-proto") => (Field::XForwardedProto, Some(Special::ForwardedProto)),
+        17 if eq(b"transfer-encoding") => (Field::Drop, Some(Special::Unusual)),
+        _ => (Field::Keep, None),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Special {
+    Te,
+    Host,
+    Connection,
+    RequestId,
+    ContentLength,
+    ForwardedHost,
+    ForwardedProto,
+    Unusual,
+}
+
+impl<'b> Seen<'b> {
+    fn note(&mut self, special: Special, value: &'b [u8]) {
+        match special {
+            Special::Te => self.trailers |= has_token(value, b"trailers"),
+            Special::Host => {
+                self.host = Some(value);
+                self.hosts += 1;
+            }
+            Special::Connection => {
+                for token in tokens(value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.unusual = true;
+                    }
+                }
+            }
+            Special::RequestId => {
+                self.request_id = Some(value);
+                self.request_ids += 1;
+            }
+            Special::ContentLength => {
+                self.content_length = Some(value);
+                self.content_lengths += 1;
+            }
+            Special::ForwardedHost => self.forwarded_host = true,
+            Special::ForwardedProto => self.forwarded_proto = true,
+            Special::Unusual => self.unusual = true,
+        }
+    }
+}
+
+/// The comma-separated tokens of a field value, trimmed, empty ones skipped.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
+}
+
+fn has_token(value: &[u8], want: &[u8]) -> bool {
+    tokens(value).any(|token| token.eq_ignore_ascii_case(want))
+}
+
+/// A `Content-Length` value: digits only (no sign, no spaces, no list), no overflow.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Parses the head at the start of `buf` and, when the native engine serves it, writes the
+/// upstream's request head into `out` (cleared first).
+pub fn prepare(
+    buf: &[u8],
+    proxy: &Proxy,
+    connection: &ConnectionInfo,
+    max_headers: usize,
+    out: &mut Vec<u8>,
+) -> Prepared {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let head_len = match parsed.parse_with_uninit_headers(buf, &mut fields) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Prepared::Partial,
+        Err(_) => return Prepared::Fallback,
+    };
+    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        return Prepared::Fallback;
+    };
+    if parsed.headers.len() > max_headers {
+        // The hyper path answers 431 with the listener's limit.
+        return Prepared::Fallback;
+    }
+    // Origin-form with plain visible ASCII only; anything stranger is the hyper path's call.
+    if !target.starts_with('/')
+        || !target.bytes().all(|b| b.is_ascii_graphic())
+        || method == "CONNECT"
+    {
+        return Prepared::Fallback;
+    }
+    let mut seen = Seen::default();
+    for field in parsed.headers.iter() {
+        if let (_, Some(special)) = classify(field.name.as_bytes()) {
+            seen.note(special, field.value);
+        }
+    }
+    let body_len = match (seen.content_lengths, seen.content_length) {
+        (0, _) => 0,
+        (1, Some(value)) => match parse_length(value) {
+            Some(len) => len,
+            None => return Prepared::Fallback,
+        },
+        _ => return Prepared::Fallback,
+    };
+    let host = match (seen.hosts, seen.host.map(std::str::from_utf8)) {
+        (1, Some(Ok(host))) if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) => {
+            host
+        }
+        _ => return Prepared::Fallback,
+    };
+    if seen.unusual {
+        return Prepared::Fallback;
+    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let Some(found) = proxy
+        .router()
+        .find(Some(&routing_host(strip_port(host))), path)
+    else {
+        return Prepared::Fallback;
+    };
+    let Some((upstream, host_rewrite)) = proxy.native_target(found.route) else {
+        return Prepared::Fallback;
+    };
+
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    let method_text = 0..method.len();
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let trust = connection.trust_forwarded_headers;
+    let mut forwarded_for = false;
+    for field in parsed.headers.iter() {
+        let name = field.name.as_bytes();
+        let value = field.value;
+        match classify(name).0 {
+            Field::Keep => put(out, name, value),
+            Field::Drop => {}
+            Field::Host => put(out, name, host_rewrite.unwrap_or(value)),
+            Field::XForwardedProto | Field::XForwardedHost if trust => put(out, name, value),
+            Field::XForwardedProto | Field::XForwardedHost => {}
+            Field::XForwardedFor => forwarded_for = true,
+        }
+    }
+    // Every `X-Forwarded-For` line joined into one, the client's address appended.
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if forwarded_for {
+        for field in parsed.headers.iter() {
+            if classify(field.name.as_bytes()).0 == Field::XForwardedFor {
+                out.extend_from_slice(field.value);
+                out.extend_from_slice(b", ");
+            }
+        }
+    }
+    out.extend_from_slice(connection.client_address.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !(trust && seen.forwarded_proto) {
+        put(out, b"x-forwarded-proto", connection.proto.as_bytes());
+    }
+    if !(trust && seen.forwarded_host) {
+        put(out, b"x-forwarded-host", host.as_bytes());
+    }
+    if seen.trailers {
+        put(out, b"te", b"trailers");
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    let id_start = out.len();
+    match seen.request_id {
+        Some(id) if seen.request_ids == 1 && headers::request_id_is_sane(id) => {
+            out.extend_from_slice(id);
+        }
+        _ => {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            out.extend_from_slice(headers::new_request_id(&mut buffer).as_bytes());
+        }
+    }
+    let request_id = id_start..out.len();
+    out.extend_from_slice(b"\r\n\r\n");
+
+    let method_index = METHODS[..METHODS.len() - 1]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1);
+    Prepared::Native(Request {
+        head_len,
+        body_len,
+        method: method_index,
+        is_head: method == "HEAD",
+        retryable: body_len == 0 && matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE"),
+        close: seen.close,
+        trailers: seen.trailers,
+        route: (found.route, found.label),
+        upstream,
+        method_text,
+        request_id,
+    })
+}
+
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_must_be_plain_digits() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"65536"), Some(65536));
+        assert_eq!(parse_length(b"+5"), None);
+        assert_eq!(parse_length(b"5, 5"), None);
+        assert_eq!(parse_length(b" 5"), None);
+        assert_eq!(parse_length(b""), None);
+        assert_eq!(parse_length(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn connection_tokens() {
+        let mut seen = Seen::default();
+        seen.note(Special::Connection, b"keep-alive, Close");
+        assert!(seen.close && !seen.unusual);
+        let mut seen = Seen::default();
+        seen.note(Special::Connection, b"keep-alive, x-secret");
+        assert!(seen.unusual);
+    }
+}

@@ -1,0 +1,329 @@
+//! Reading the upstream's response head and writing the head the client receives.
+//!
+//! The client gets the upstream's status line and end-to-end fields as sent, without the
+//! hop-by-hop ones (RFC 9110 §7.6.1, including the fields `Connection` names), with a `Date`
+//! when the upstream sent none (as hyper's server adds one), `transfer-encoding: chunked`
+//! when the proxy re-frames the body, and `connection: close` when the client connection
+//! ends after this exchange.
+
+use std::mem::MaybeUninit;
+use std::time::SystemTime;
+
+/// Header fields one response may have; more is a 502 (an upstream of ours never sends that).
+const MAX_FIELDS: usize = 128;
+
+/// How the response body is delimited on the upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 1xx, 204, 304, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed upstream response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Its length in the upstream buffer.
+    pub len: usize,
+    /// The status code.
+    pub status: u16,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// The upstream connection may be reused after the body.
+    pub keep_alive: bool,
+}
+
+/// What parsing the upstream buffer gave.
+pub enum Parsed {
+    /// A final response head; the client head was written.
+    Final(Head),
+    /// An interim (1xx) response of this length, to skip.
+    Interim(usize),
+    /// More bytes are needed.
+    Partial,
+}
+
+/// Why a response head is refused (the client gets 502).
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    /// Not HTTP/1.x, or malformed.
+    #[error("malformed response head: {0}")]
+    Malformed(&'static str),
+}
+
+/// Parses the response head at the start of `buf`; for a final one, writes the client's
+/// head into `out` (cleared first). `is_head`: the request was HEAD; `close`: the client
+/// connection closes after this response.
+pub fn parse(
+    buf: &[u8],
+    is_head: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> Result<Parsed, HeadError> {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(error) => {
+            return Err(HeadError::Malformed(match error {
+                httparse::Error::TooManyHeaders => "too many header fields",
+                httparse::Error::Version => "not HTTP/1.x",
+                httparse::Error::Status => "bad status code",
+                _ => "unparsable",
+            }))
+        }
+    };
+    let (Some(version), Some(status)) = (parsed.version, parsed.code) else {
+        return Err(HeadError::Malformed("incomplete status line"));
+    };
+    if (100..200).contains(&status) {
+        if status == 101 {
+            // Nothing asked for a protocol switch.
+            return Err(HeadError::Malformed("unexpected 101 Switching Protocols"));
+        }
+        return Ok(Parsed::Interim(len));
+    }
+
+    // Framing (RFC 9112 §6.3) and connection options, in one pass.
+    let mut lengths: Option<u64> = None;
+    let mut length_conflict = false;
+    let mut chunked = false;
+    let mut other_coding = false;
+    let mut connection_close = version == 0;
+    let mut connection_keep_alive = false;
+    let mut has_date = false;
+    let mut named_by_connection = false;
+    for field in parsed.headers.iter() {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (parse_length(field.value), lengths) {
+                (Some(n), None) => lengths = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => length_conflict = true,
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = field
+                .value
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|token| !token.is_empty());
+            chunked = matches!(last, Some(token) if token.eq_ignore_ascii_case(b"chunked"));
+            other_coding |= !chunked;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    connection_close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    connection_keep_alive = true;
+                } else if !token.is_empty() {
+                    named_by_connection = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"date") {
+            has_date = true;
+        }
+    }
+    let transfer_encoding = chunked || other_coding;
+    let framing = if is_head || status == 204 || status == 304 {
+        Framing::Empty
+    } else if transfer_encoding {
+        if chunked && !other_coding {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if length_conflict {
+        return Err(HeadError::Malformed("conflicting Content-Length"));
+    } else {
+        match lengths {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    // HTTP/1.0 upstreams keep a connection only when they say so; a response that carried
+    // both framings, or ends at close, leaves the connection unusable.
+    let keep_alive = !connection_close
+        && (version == 1 || connection_keep_alive)
+        && framing != Framing::UntilClose
+        && !(transfer_encoding && lengths.is_some());
+    let rechunk = matches!(framing, Framing::Chunked | Framing::UntilClose);
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    let mut code = itoa::Buffer::new();
+    out.extend_from_slice(code.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for field in parsed.headers.iter() {
+        let name = field.name.as_bytes();
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        if named_by_connection && named_in_connection(parsed.headers, name) {
+            continue;
+        }
+        // A body re-framed as chunked must not also announce a length.
+        if rechunk && name.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(field.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        push_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if rechunk {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Parsed::Final(Head {
+        len,
+        status,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// The hop-by-hop fields of RFC 9110 §7.6.1 (plus `Proxy-Connection`).
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
+    match name.len() {
+        2 => eq(b"te"),
+        7 => eq(b"upgrade"),
+        10 => eq(b"connection") || eq(b"keep-alive"),
+        16 => eq(b"proxy-connection"),
+        17 => eq(b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
+    fields
+        .iter()
+        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|field| field.value.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|token| token.eq_ignore_ascii_case(name))
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Appends the current time as an IMF-fixdate, formatted at most once a second per thread.
+pub fn push_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != second {
+            *cache = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(cache.1.as_bytes());
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &[u8], is_head: bool) -> (Head, String) {
+        let mut out = Vec::new();
+        match parse(raw, is_head, false, &mut out) {
+            Ok(Parsed::Final(head)) => (head, String::from_utf8(out).unwrap()),
+            _ => panic!("not a final head"),
+        }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let (h, _) = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false);
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
+        let (h, _) = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true);
+        assert_eq!(h.framing, Framing::Empty);
+        let (h, out) = head(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(out.contains("transfer-encoding: chunked\r\n"));
+        let (h, out) = head(b"HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        assert!(out.contains("transfer-encoding: chunked\r\n"));
+        let (h, _) = head(
+            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.framing, Framing::Empty);
+        let (h, _) = head(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false);
+        assert!(!h.keep_alive);
+        let (h, out) = head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        assert!(!out.contains("content-length"));
+        let mut out = Vec::new();
+        assert!(parse(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
+            false,
+            false,
+            &mut out
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_dropped_and_date_added() {
+        let (_, out) = head(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-End: 2\r\ncontent-length: 0\r\n\r\n",
+            false,
+        );
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(out.contains("X-End: 2\r\n"));
+        assert!(!out.to_ascii_lowercase().contains("x-hop"));
+        assert!(!out.to_ascii_lowercase().contains("keep-alive"));
+        assert!(out.contains("date: "));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_101_refused() {
+        let mut out = Vec::new();
+        let raw = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n";
+        assert!(matches!(
+            parse(raw, false, false, &mut out),
+            Ok(Parsed::Interim(n)) if n == raw.len() - b"HTTP/1.1 200 OK\r\n".len()
+        ));
+        assert!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false, false, &mut out).is_err());
+    }
+}
