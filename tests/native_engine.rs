@@ -1872,3 +1872,79 @@ host_rewrite = "api.internal"
         );
     }
 }
+
+/// Sum of `shadowtap_http1_handovers_total` over every reason, and the count for `reason`.
+fn handovers(metrics: &str, reason: &str) -> (f64, f64) {
+    let total = metrics
+        .lines()
+        .filter(|line| line.starts_with("shadowtap_http1_handovers_total{"))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    let one = metric_value(
+        metrics,
+        "shadowtap_http1_handovers_total",
+        &[("reason", reason)],
+    )
+    .unwrap_or(-1.0);
+    (total, one)
+}
+
+#[tokio::test]
+async fn plain_requests_stay_native_and_handovers_are_counted_by_reason() {
+    let upstream = upstream()
+        .fallback(|_| async { status(StatusCode::OK, "ok") })
+        .start()
+        .await;
+    let proxy = proxy_for(upstream.addr, "native", "").await;
+
+    // Plain GET and POST (Content-Length), and Connection: close: the native engine's shape.
+    let answer = raw_exchange(
+        proxy.addr,
+        b"GET /a?x=1 HTTP/1.1\r\nHost: app\r\n\r\n\
+          POST /b HTTP/1.1\r\nHost: app\r\ncontent-length: 3\r\n\r\nabc\
+          GET /c HTTP/1.1\r\nHost: app\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 3, "{answer}");
+    let metrics = proxy.metrics().await;
+    assert_eq!(handovers(&metrics, "other"), (0.0, 0.0), "{metrics}");
+
+    // Each shape the engine leaves to hyper is counted once, under its reason, and served.
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"POST /d HTTP/1.1\r\nHost: app\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "transfer_encoding",
+        ),
+        (b"GET /e HTTP/1.0\r\nHost: app\r\n\r\n", "http10"),
+        (
+            b"GET /f HTTP/1.1\r\nHost: app\r\nconnection: close, x-hop\r\n\r\n",
+            "connection_options",
+        ),
+        (
+            b"POST /g HTTP/1.1\r\nHost: app\r\ncontent-length: 0\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+            "expect",
+        ),
+    ];
+    for (index, (request, reason)) in cases.iter().enumerate() {
+        let answer = raw_exchange(proxy.addr, request).await;
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(
+            status_line.starts_with("HTTP/1.") && status_line.contains(" 200 "),
+            "{reason}: {answer}"
+        );
+        let metrics = proxy.metrics().await;
+        assert_eq!(
+            handovers(&metrics, reason),
+            ((index + 1) as f64, 1.0),
+            "{reason}: {metrics}"
+        );
+    }
+
+    // An h2c client is handed over too.
+    let reply = send(&h2_client(), get_request(&proxy.url("/h")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let metrics = proxy.metrics().await;
+    assert_eq!(handovers(&metrics, "h2c"), (5.0, 1.0), "{metrics}");
+}

@@ -30,7 +30,7 @@ use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
 use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy};
 use crate::telemetry::logging::ErrorChain;
-use crate::telemetry::metrics::METHODS;
+use crate::telemetry::metrics::{Handover, METHODS};
 use crate::telemetry::ErrorReason;
 use bytes::{Buf, BytesMut};
 use chunked::Decoder;
@@ -102,10 +102,14 @@ pub async fn serve(
                     &mut connection.request_head,
                 ) {
                     Prepared::Native(request) => break request,
-                    Prepared::Fallback => return Ended::Fallback(client, connection.buf),
+                    Prepared::Fallback(reason) => {
+                        proxy.metrics().record_handover(reason);
+                        return Ended::Fallback(client, connection.buf);
+                    }
                     // The hyper path answers an oversized head (431).
                     Prepared::Partial if connection.buf.len() >= config.max_header_bytes => {
-                        return Ended::Fallback(client, connection.buf)
+                        proxy.metrics().record_handover(Handover::HeadTooLarge);
+                        return Ended::Fallback(client, connection.buf);
                     }
                     Prepared::Partial => {}
                 }

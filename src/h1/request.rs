@@ -15,13 +15,16 @@
 
 use crate::proxy::headers;
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
-use crate::telemetry::metrics::METHODS;
+use crate::telemetry::metrics::{Handover, METHODS};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// Header fields one request may have on the native path; a request with more goes to the
 /// hyper path, which applies the listener's own `max_headers`.
 const MAX_FIELDS: usize = 128;
+
+/// The start of the HTTP/2 connection preface (`PRI * HTTP/2.0`).
+const H2C_PREFACE_START: &[u8] = b"PRI * HTTP/2";
 
 /// A request head the native engine will serve, reduced to what the exchange needs.
 pub struct Request {
@@ -55,8 +58,8 @@ pub enum Prepared {
     Native(Request),
     /// The head is not complete yet.
     Partial,
-    /// A head (or bytes) the hyper path must handle.
-    Fallback,
+    /// A head (or bytes) the hyper path must handle, and why.
+    Fallback(Handover),
 }
 
 /// Fields the proxy looks at or owns, found in one pass over the head.
@@ -73,8 +76,8 @@ struct Seen<'b> {
     close: bool,
     trailers: bool,
     /// A field that only the hyper path handles (Transfer-Encoding, Expect, Upgrade, a
-    /// `Connection` naming other fields).
-    unusual: bool,
+    /// `Connection` naming other fields), as the reason for the handover.
+    unusual: Option<Handover>,
 }
 
 /// How the upstream head treats a client field.
@@ -96,8 +99,11 @@ fn classify(name: &[u8]) -> (Field, Option<Special>) {
     match name.len() {
         2 if eq(b"te") => (Field::Drop, Some(Special::Te)),
         4 if eq(b"host") => (Field::Host, Some(Special::Host)),
-        6 if eq(b"expect") => (Field::Drop, Some(Special::Unusual)),
-        7 if eq(b"upgrade") => (Field::Drop, Some(Special::Unusual)),
+        6 if eq(b"expect") => (Field::Drop, Some(Special::Unusual(Handover::Expect))),
+        7 if eq(b"upgrade") => (
+            Field::Drop,
+            Some(Special::Unusual(Handover::ConnectionOptions)),
+        ),
         10 if eq(b"connection") => (Field::Drop, Some(Special::Connection)),
         10 if eq(b"keep-alive") => (Field::Drop, None),
         12 if eq(b"x-request-id") => (Field::Drop, Some(Special::RequestId)),
@@ -106,7 +112,10 @@ fn classify(name: &[u8]) -> (Field, Option<Special>) {
         16 if eq(b"proxy-connection") => (Field::Drop, None),
         16 if eq(b"x-forwarded-host") => (Field::XForwardedHost, Some(Special::ForwardedHost)),
         17 if eq(b"x-forwarded-proto") => (Field::XForwardedProto, Some(Special::ForwardedProto)),
-        17 if eq(b"transfer-encoding") => (Field::Drop, Some(Special::Unusual)),
+        17 if eq(b"transfer-encoding") => (
+            Field::Drop,
+            Some(Special::Unusual(Handover::TransferEncoding)),
+        ),
         _ => (Field::Keep, None),
     }
 }
@@ -120,7 +129,7 @@ enum Special {
     ContentLength,
     ForwardedHost,
     ForwardedProto,
-    Unusual,
+    Unusual(Handover),
 }
 
 impl<'b> Seen<'b> {
@@ -136,7 +145,7 @@ impl<'b> Seen<'b> {
                     if token.eq_ignore_ascii_case(b"close") {
                         self.close = true;
                     } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                        self.unusual = true;
+                        self.unusual.get_or_insert(Handover::ConnectionOptions);
                     }
                 }
             }
@@ -150,7 +159,9 @@ impl<'b> Seen<'b> {
             }
             Special::ForwardedHost => self.forwarded_host = true,
             Special::ForwardedProto => self.forwarded_proto = true,
-            Special::Unusual => self.unusual = true,
+            Special::Unusual(reason) => {
+                self.unusual.get_or_insert(reason);
+            }
         }
     }
 }
@@ -190,22 +201,30 @@ pub fn prepare(
     let mut parsed = httparse::Request::new(&mut []);
     let head_len = match parsed.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.starts_with(H2C_PREFACE_START) => {
+            return Prepared::Fallback(Handover::H2c)
+        }
         Ok(httparse::Status::Partial) => return Prepared::Partial,
-        Err(_) => return Prepared::Fallback,
+        Err(_) if buf.starts_with(H2C_PREFACE_START) => return Prepared::Fallback(Handover::H2c),
+        Err(_) => return Prepared::Fallback(Handover::Unparsable),
     };
-    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
-        return Prepared::Fallback;
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Prepared::Fallback(Handover::Unparsable);
     };
+    if version != 1 {
+        return Prepared::Fallback(Handover::Http10);
+    }
     if parsed.headers.len() > max_headers {
         // The hyper path answers 431 with the listener's limit.
-        return Prepared::Fallback;
+        return Prepared::Fallback(Handover::Unparsable);
     }
     // Origin-form with plain visible ASCII only; anything stranger is the hyper path's call.
     if !target.starts_with('/')
         || !target.bytes().all(|b| b.is_ascii_graphic())
         || method == "CONNECT"
     {
-        return Prepared::Fallback;
+        return Prepared::Fallback(Handover::Other);
     }
     let mut seen = Seen::default();
     for field in parsed.headers.iter() {
@@ -217,28 +236,33 @@ pub fn prepare(
         (0, _) => 0,
         (1, Some(value)) => match parse_length(value) {
             Some(len) => len,
-            None => return Prepared::Fallback,
+            None => return Prepared::Fallback(Handover::Other),
         },
-        _ => return Prepared::Fallback,
+        _ => return Prepared::Fallback(Handover::Other),
     };
     let host = match (seen.hosts, seen.host.map(std::str::from_utf8)) {
         (1, Some(Ok(host))) if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) => {
             host
         }
-        _ => return Prepared::Fallback,
+        _ => return Prepared::Fallback(Handover::Other),
     };
-    if seen.unusual {
-        return Prepared::Fallback;
+    if let Some(reason) = seen.unusual {
+        return Prepared::Fallback(reason);
     }
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     let Some(found) = proxy
         .router()
         .find(Some(&routing_host(strip_port(host))), path)
     else {
-        return Prepared::Fallback;
+        return Prepared::Fallback(Handover::NoRoute);
     };
     let Some((upstream, host_rewrite)) = proxy.native_target(found.route) else {
-        return Prepared::Fallback;
+        let reason = if proxy.mirror().route_mirrors(found.route) {
+            Handover::Mirrored
+        } else {
+            Handover::Other
+        };
+        return Prepared::Fallback(reason);
     };
 
     out.clear();
@@ -341,9 +365,9 @@ mod tests {
     fn connection_tokens() {
         let mut seen = Seen::default();
         seen.note(Special::Connection, b"keep-alive, Close");
-        assert!(seen.close && !seen.unusual);
+        assert!(seen.close && seen.unusual.is_none());
         let mut seen = Seen::default();
         seen.note(Special::Connection, b"keep-alive, x-secret");
-        assert!(seen.unusual);
+        assert_eq!(seen.unusual, Some(Handover::ConnectionOptions));
     }
 }

@@ -25,6 +25,9 @@ pub const PROXY_ERRORS_TOTAL: &str = "shadowtap_proxy_errors_total";
 pub const CONNECTIONS_ACTIVE: &str = "shadowtap_connections_active";
 /// `shadowtap_connections_total`: client connections accepted.
 pub const CONNECTIONS_TOTAL: &str = "shadowtap_connections_total";
+/// `shadowtap_http1_handovers_total{reason}`: client connections the native HTTP/1.1 engine
+/// handed to hyper, by what the first request it did not serve needed.
+pub const HTTP1_HANDOVERS_TOTAL: &str = "shadowtap_http1_handovers_total";
 
 /// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
 /// sampled for a shadow; every sampled request ends in exactly one outcome.
@@ -256,6 +259,67 @@ pub struct Metrics {
     no_route: RouteMetrics,
     connections_active: Gauge,
     connections_total: Counter,
+    handovers: [Counter; Handover::ALL.len()],
+}
+
+/// Why the native HTTP/1.1 engine handed a connection to hyper (the `reason` label of
+/// `shadowtap_http1_handovers_total`). A bounded set: one per shape the engine leaves to hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The route mirrors: mirroring and comparison run on the hyper path.
+    Mirrored,
+    /// No route matched (hyper's path answers the 404).
+    NoRoute,
+    /// The HTTP/2 connection preface (h2c).
+    H2c,
+    /// An HTTP/1.0 request.
+    Http10,
+    /// A body framed by `Transfer-Encoding` (chunked uploads, and every smuggling shape
+    /// that carries one).
+    TransferEncoding,
+    /// `Expect: 100-continue`.
+    Expect,
+    /// `Upgrade`, or `Connection` naming fields other than keep-alive/close.
+    ConnectionOptions,
+    /// A head the parser refused, or with more fields than the engine takes.
+    Unparsable,
+    /// A head larger than `max_header_bytes` (hyper answers 431).
+    HeadTooLarge,
+    /// Any other shape: absolute-form or non-ASCII targets, a missing or repeated `Host`, an
+    /// odd `Content-Length`, CONNECT, an h2c upstream.
+    Other,
+}
+
+impl Handover {
+    /// Every reason, in label order.
+    pub const ALL: [Handover; 10] = [
+        Handover::Mirrored,
+        Handover::NoRoute,
+        Handover::H2c,
+        Handover::Http10,
+        Handover::TransferEncoding,
+        Handover::Expect,
+        Handover::ConnectionOptions,
+        Handover::Unparsable,
+        Handover::HeadTooLarge,
+        Handover::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handover::Mirrored => "mirrored",
+            Handover::NoRoute => "no_route",
+            Handover::H2c => "h2c",
+            Handover::Http10 => "http10",
+            Handover::TransferEncoding => "transfer_encoding",
+            Handover::Expect => "expect",
+            Handover::ConnectionOptions => "connection_options",
+            Handover::Unparsable => "unparsable",
+            Handover::HeadTooLarge => "head_too_large",
+            Handover::Other => "other",
+        }
+    }
 }
 
 impl Metrics {
@@ -299,6 +363,12 @@ impl Metrics {
             recorder.register_gauge(&Key::from_name(CONNECTIONS_ACTIVE), &METADATA);
         let connections_total =
             recorder.register_counter(&Key::from_name(CONNECTIONS_TOTAL), &METADATA);
+        let handovers = Handover::ALL.map(|reason| {
+            recorder.register_counter(
+                &key(HTTP1_HANDOVERS_TOTAL, &[("reason", reason.as_str())]),
+                &METADATA,
+            )
+        });
         Metrics {
             recorder,
             handle,
@@ -306,6 +376,7 @@ impl Metrics {
             no_route: RouteMetrics::new(NO_ROUTE_LABEL, &[]),
             connections_active,
             connections_total,
+            handovers,
         }
     }
 
@@ -498,6 +569,15 @@ impl Metrics {
         self.connections_active.increment(1.0);
     }
 
+    /// The native engine handed a connection to hyper.
+    pub fn record_handover(&self, reason: Handover) {
+        let index = Handover::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(Handover::ALL.len() - 1);
+        self.handovers[index].increment(1);
+    }
+
     /// A client connection closed.
     pub fn connection_closed(&self) {
         self.connections_active.decrement(1.0);
@@ -585,6 +665,12 @@ fn describe(recorder: &PrometheusRecorder) {
         CONNECTIONS_TOTAL,
         None,
         "Client connections accepted.",
+    );
+    help(
+        recorder,
+        HTTP1_HANDOVERS_TOTAL,
+        None,
+        "Client connections the native HTTP/1.1 engine handed to hyper, by reason.",
     );
     help(
         recorder,
