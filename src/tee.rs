@@ -104,6 +104,22 @@ impl<S: TeeSink> Tee<S> {
         }
     }
 
+    /// Copies a slice of the body (for bodies read into a reused buffer, not as `Bytes`).
+    /// Past the cap the copy is dropped without copying what overflowed.
+    pub fn push_slice(&mut self, data: &[u8]) {
+        let Some(copy) = self.copy.as_mut() else {
+            return;
+        };
+        if copy.len + data.len() > copy.cap {
+            self.copy = None;
+            self.finish(TeeResult::TooLarge);
+            return;
+        }
+        if !data.is_empty() {
+            copy.push(&Bytes::copy_from_slice(data));
+        }
+    }
+
     /// The body turned out to be empty before any poll (e.g. GET): completes at once.
     pub fn complete(&mut self) {
         match self.copy.take() {

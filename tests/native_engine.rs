@@ -1948,3 +1948,68 @@ async fn plain_requests_stay_native_and_handovers_are_counted_by_reason() {
     let metrics = proxy.metrics().await;
     assert_eq!(handovers(&metrics, "h2c"), (5.0, 1.0), "{metrics}");
 }
+
+#[tokio::test]
+async fn mirrored_requests_stay_native_and_pair_like_on_hyper() {
+    use support::shadow::{echo_primary, healthy_shadow, mirror_toml, outcomes, settled, Policy};
+    let policy = Policy {
+        global: "",
+        route: "",
+        shadow: "methods = \"all\"",
+    };
+    let mut seen = Vec::new();
+    for engine in ENGINES {
+        let primary = echo_primary().await;
+        let shadow = healthy_shadow(Duration::ZERO).await;
+        let text = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
+            "address = \"127.0.0.1:0\"\n",
+            &format!("address = \"127.0.0.1:0\"\n{}\n", engine_line(engine)),
+            1,
+        );
+        let proxy = Shadowtap::start(config(&text)).await;
+        // A GET, a POST with a body in the first read, and one larger than a read buffer.
+        let big = vec![b'x'; 100_000];
+        let head = format!(
+            "GET /a?q=1 HTTP/1.1\r\nHost: app\r\n\r\n\
+             POST /b HTTP/1.1\r\nHost: app\r\ncontent-length: 5\r\n\r\nhello\
+             POST /c HTTP/1.1\r\nHost: app\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            big.len()
+        );
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&big);
+        let answer = raw_exchange(proxy.addr, &bytes).await;
+        assert_eq!(
+            answer.matches(" 200 OK\r\n").count(),
+            3,
+            "{engine}: {answer}"
+        );
+
+        let metrics = settled(&proxy).await;
+        let copies = shadow.received();
+        let mut bodies: Vec<(String, usize)> = copies
+            .iter()
+            .map(|r| (r.uri.to_string(), r.body.len()))
+            .collect();
+        bodies.sort();
+        assert_eq!(
+            bodies,
+            [
+                ("/a?q=1".to_string(), 0),
+                ("/b".to_string(), 5),
+                ("/c".to_string(), big.len())
+            ],
+            "{engine}: what the shadow received"
+        );
+        let compared: f64 = metrics
+            .lines()
+            .filter(|line| line.starts_with("shadowtap_comparisons_total{"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert_eq!(compared, 3.0, "{engine}: {metrics}");
+        if engine == "native" {
+            assert_eq!(handovers(&metrics, "other").0, 0.0, "{metrics}");
+        }
+        seen.push(format!("{:?}", outcomes(&metrics)));
+    }
+    assert_eq!(seen[0], seen[1], "outcomes: native vs hyper");
+}

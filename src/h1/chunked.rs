@@ -60,6 +60,17 @@ impl Decoder {
     /// Consumes what it can of `input`, appending the re-encoded body to `out`; returns the
     /// bytes consumed. Bytes left over are an incomplete line: call again with more after them.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        self.decode_with(input, out, |_| {})
+    }
+
+    /// As [`Decoder::decode`], also handing each piece of decoded data to `on_data` (the
+    /// capture of a mirrored request's primary response).
+    pub fn decode_with(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
         let mut at = 0;
         loop {
             let rest = &input[at..];
@@ -83,6 +94,7 @@ impl Decoder {
                     }
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
                     push_chunk(out, &rest[..take]);
+                    on_data(&rest[..take]);
                     at += take;
                     let left = left - take as u64;
                     self.state = if left == 0 {

@@ -21,6 +21,7 @@
 //! metrics and `request failed` log event.
 
 pub mod chunked;
+mod mirror;
 pub mod pool;
 pub mod request;
 pub mod response;
@@ -29,6 +30,9 @@ use crate::config::ListenerConfig;
 use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
 use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy};
+use crate::shadow::pair::PrimarySink;
+use crate::shadow::RequestTee;
+use crate::tee::Tee;
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::{Handover, METHODS};
 use crate::telemetry::ErrorReason;
@@ -194,8 +198,15 @@ impl Connection<'_> {
         // exchange fails before that).
         self.pending = request.head_len + in_buffer;
         let mut body_consumed = request.body_len == in_buffer as u64;
+        let (mut request_copy, primary_slot) = match request.mirrors {
+            true => match mirror::plan(self.proxy, &request, &self.request_head) {
+                Some((copy, slot)) => (Some(copy), Some(slot)),
+                None => (None, None),
+            },
+            false => (None, None),
+        };
         let mut tries = 0;
-        let (mut conn, head) = loop {
+        let (mut conn, head, sent_at) = loop {
             let mut conn = match upstream.pool.check_out() {
                 Some(conn) => conn,
                 None => match upstream.pool.connect().await {
@@ -233,12 +244,15 @@ impl Connection<'_> {
                     .fail(client, &request, error, started, body_consumed, close_after)
                     .await;
             }
+            if let Some(copy) = request_copy.as_mut() {
+                copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
+            }
             self.buf.advance(std::mem::take(&mut self.pending));
             let sent_at = Instant::now();
             if request.body_len > in_buffer as u64 {
                 let left = request.body_len - in_buffer as u64;
                 match self
-                    .stream_request_body(client, &mut conn.stream, left)
+                    .stream_request_body(client, &mut conn.stream, left, request_copy.as_mut())
                     .await
                 {
                     Ok(()) => body_consumed = true,
@@ -257,6 +271,10 @@ impl Connection<'_> {
             } else {
                 body_consumed = true;
             }
+            // The whole body went to the primary: the shadows' copy is complete.
+            if let Some(mut copy) = request_copy.take() {
+                copy.complete();
+            }
             deadline
                 .as_mut()
                 .reset((sent_at + upstream.response_timeout).into());
@@ -264,7 +282,7 @@ impl Connection<'_> {
                 .read_response_head(&mut conn, &request, close_after, deadline.as_mut())
                 .await
             {
-                Ok(head) => break (conn, head),
+                Ok(head) => break (conn, head, sent_at),
                 Err(HeadFailure::ClosedBeforeResponse(_))
                     if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
                 {
@@ -304,9 +322,14 @@ impl Connection<'_> {
         let route = metrics.route(Some(request.route));
         let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
         metrics.record_request(route, request.method, status);
+        let mut capture = primary_slot
+            .map(|slot| mirror::capture(self.proxy, slot, status, &conn.buf[..head.len], sent_at));
         let outcome = self
-            .stream_response_body(client, &mut conn, &head, &request)
+            .stream_response_body(client, &mut conn, &head, &request, capture.as_mut())
             .await;
+        if let (Ok(_), Some(capture)) = (&outcome, capture.as_mut()) {
+            capture.complete();
+        }
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match outcome {
             Ok(reusable) => {
@@ -342,6 +365,7 @@ impl Connection<'_> {
         client: &mut TcpStream,
         upstream: &mut TcpStream,
         mut left: u64,
+        mut copy: Option<&mut Tee<RequestTee>>,
     ) -> Result<(), BodyFailure> {
         while left > 0 {
             if self.buf.is_empty() {
@@ -359,6 +383,9 @@ impl Connection<'_> {
                 .write_all(&self.buf[..take])
                 .await
                 .map_err(BodyFailure::Upstream)?;
+            if let Some(copy) = copy.as_deref_mut() {
+                copy.push_slice(&self.buf[..take]);
+            }
             self.buf.advance(take);
             left -= take as u64;
         }
@@ -429,8 +456,14 @@ impl Connection<'_> {
         conn: &mut UpstreamConn,
         head: &Head,
         request: &Request,
+        mut capture: Option<&mut Tee<PrimarySink>>,
     ) -> Result<bool, BodyFailure> {
         conn.buf.advance(head.len);
+        let mut keep = |data: &[u8]| {
+            if let Some(capture) = capture.as_deref_mut() {
+                capture.push_slice(data);
+            }
+        };
         match head.framing {
             Framing::Empty => {
                 write_client(client, &self.response_head).await?;
@@ -449,6 +482,7 @@ impl Connection<'_> {
                 )
                 .await
                 .map_err(BodyFailure::Client)?;
+                keep(&conn.buf[..now]);
                 conn.buf.advance(now);
                 let mut left = length - now as u64;
                 while left > 0 {
@@ -458,6 +492,7 @@ impl Connection<'_> {
                         .unwrap_or(usize::MAX)
                         .min(conn.buf.len());
                     write_client(client, &conn.buf[..take]).await?;
+                    keep(&conn.buf[..take]);
                     conn.buf.advance(take);
                     left -= take as u64;
                 }
@@ -467,7 +502,7 @@ impl Connection<'_> {
                 let mut decoder = Decoder::new(request.trailers);
                 loop {
                     let used = decoder
-                        .decode(&conn.buf, &mut self.response_head)
+                        .decode_with(&conn.buf, &mut self.response_head, &mut keep)
                         .map_err(|error| BodyFailure::Upstream(io::Error::other(error)))?;
                     conn.buf.advance(used);
                     if !self.response_head.is_empty() {
@@ -483,6 +518,7 @@ impl Connection<'_> {
             Framing::UntilClose => {
                 loop {
                     chunked::push_chunk(&mut self.response_head, &conn.buf);
+                    keep(&conn.buf);
                     conn.buf.clear();
                     if !self.response_head.is_empty() {
                         write_client(client, &self.response_head).await?;

@@ -3,10 +3,10 @@
 //! [`prepare`] parses the head in place (httparse, no allocation) and decides whether the
 //! native engine may serve it. It serves only the plain shape: HTTP/1.1, an origin-form
 //! target, one `Host`, a body framed by at most one plain `Content-Length`, no `Expect`, no
-//! `Upgrade`, `Connection` naming only `keep-alive`/`close`, a route that does not mirror and
-//! an HTTP/1 upstream. Anything else returns [`Prepared::Fallback`] before a byte is consumed,
-//! and the connection goes to the hyper path, which has the answer for every other shape
-//! (400 for smuggling shapes, 431 for huge heads, chunked uploads, HTTP/1.0, h2c, mirroring).
+//! `Upgrade`, `Connection` naming only `keep-alive`/`close`, a matched route and an HTTP/1
+//! upstream. Anything else returns [`Prepared::Fallback`] before a byte is consumed, and the
+//! connection goes to the hyper path, which has the answer for every other shape (400 for
+//! smuggling shapes, 431 for huge heads, chunked uploads, HTTP/1.0, h2c).
 //!
 //! The upstream head is written straight from the parsed slices: the request line and the
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
@@ -46,6 +46,8 @@ pub struct Request {
     pub route: (usize, usize),
     /// The route's upstream.
     pub upstream: usize,
+    /// The route mirrors (the mirror's plan decides whether this request is sampled).
+    pub mirrors: bool,
     /// Where the method is in the upstream head (for logs).
     pub method_text: Range<usize>,
     /// Where the request id is in the upstream head (for logs).
@@ -257,12 +259,7 @@ pub fn prepare(
         return Prepared::Fallback(Handover::NoRoute);
     };
     let Some((upstream, host_rewrite)) = proxy.native_target(found.route) else {
-        let reason = if proxy.mirror().route_mirrors(found.route) {
-            Handover::Mirrored
-        } else {
-            Handover::Other
-        };
-        return Prepared::Fallback(reason);
+        return Prepared::Fallback(Handover::Other);
     };
 
     out.clear();
@@ -334,6 +331,7 @@ pub fn prepare(
         trailers: seen.trailers,
         route: (found.route, found.label),
         upstream,
+        mirrors: proxy.mirror().route_mirrors(found.route),
         method_text,
         request_id,
     })

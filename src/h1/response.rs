@@ -204,7 +204,7 @@ pub fn parse(
 }
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1 (plus `Proxy-Connection`).
-fn is_hop_by_hop(name: &[u8]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
     match name.len() {
         2 => eq(b"te"),
@@ -216,7 +216,7 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     }
 }
 
-fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
+pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
     fields
         .iter()
         .filter(|field| field.name.eq_ignore_ascii_case("connection"))

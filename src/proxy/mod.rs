@@ -149,17 +149,19 @@ impl Proxy {
     }
 
     /// For the native engine: the upstream index and Host rewrite of a route it may serve
-    /// itself — one that does not mirror, towards an HTTP/1 upstream.
+    /// itself — one towards an HTTP/1 upstream.
     pub(crate) fn native_target(&self, route: usize) -> Option<(usize, Option<&[u8]>)> {
-        if self.mirror.route_mirrors(route) {
-            return None;
-        }
         let target = self.routes.get(route)?;
         self.native_upstreams.get(target.upstream)?.as_ref()?;
         Some((
             target.upstream,
             target.host_rewrite.as_ref().map(HeaderValue::as_bytes),
         ))
+    }
+
+    /// Cap on the primary response body kept for comparison.
+    pub(crate) fn max_response_body_bytes(&self) -> usize {
+        self.max_response_body_bytes
     }
 
     /// The native engine's view of an upstream.

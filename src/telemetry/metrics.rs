@@ -266,8 +266,6 @@ pub struct Metrics {
 /// `shadowtap_http1_handovers_total`). A bounded set: one per shape the engine leaves to hyper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handover {
-    /// The route mirrors: mirroring and comparison run on the hyper path.
-    Mirrored,
     /// No route matched (hyper's path answers the 404).
     NoRoute,
     /// The HTTP/2 connection preface (h2c).
@@ -292,8 +290,7 @@ pub enum Handover {
 
 impl Handover {
     /// Every reason, in label order.
-    pub const ALL: [Handover; 10] = [
-        Handover::Mirrored,
+    pub const ALL: [Handover; 9] = [
         Handover::NoRoute,
         Handover::H2c,
         Handover::Http10,
@@ -308,7 +305,6 @@ impl Handover {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Handover::Mirrored => "mirrored",
             Handover::NoRoute => "no_route",
             Handover::H2c => "h2c",
             Handover::Http10 => "http10",

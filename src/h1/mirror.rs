@@ -1,0 +1,114 @@
+//! Mirroring on the native path: the same plan, copies and pairing as the hyper path, fed
+//! from the engine's buffers.
+//!
+//! Only a request the route's plan samples pays for this: its head (as sent to the primary)
+//! and the primary's response head are turned into `http` types once, and the bodies are
+//! copied, capped, as they stream. Everything after — shadow dispatch, pairing, comparison —
+//! is the shared machinery of [`crate::shadow`].
+
+use super::request::Request;
+use super::response::{is_hop_by_hop, named_in_connection};
+use crate::proxy::Proxy;
+use crate::shadow::pair::{PrimarySink, PrimarySlot};
+use crate::shadow::{RequestHead, RequestTee};
+use crate::tee::Tee;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, StatusCode};
+use std::time::Instant;
+
+/// Header fields read back from a head this engine wrote: the client's (at most 128) plus
+/// the handful the proxy adds.
+const MAX_FIELDS: usize = 160;
+
+/// Asks the route's mirror plan about a request; when it is sampled, the capped copy of its
+/// body (fed by the engine, complete when the body is) and the slot the primary's answer is
+/// published in.
+pub(super) fn plan(
+    proxy: &Proxy,
+    request: &Request,
+    upstream_head: &[u8],
+) -> Option<(Tee<RequestTee>, PrimarySlot)> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    if !matches!(
+        parsed.parse(upstream_head),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return None;
+    }
+    let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
+    let path_and_query = PathAndQuery::try_from(parsed.path?).ok()?;
+    let headers = header_map(parsed.headers.iter().map(|field| (field.name, field.value)));
+    let (route, _) = request.route;
+    let mirror = proxy.mirror();
+    let (plan, slot) = mirror.plan(
+        route,
+        request.route,
+        &method,
+        path_and_query.path(),
+        path_and_query.query(),
+        &headers,
+    )?;
+    let request_id = std::str::from_utf8(&upstream_head[request.request_id.clone()])
+        .unwrap_or_default()
+        .to_string();
+    let head = RequestHead {
+        method,
+        path_and_query: Some(path_and_query),
+        headers,
+        request_id,
+    };
+    let copy = Tee::new(
+        mirror.max_body_bytes(route),
+        RequestTee::new(mirror.clone(), plan, head),
+    );
+    Some((copy, slot))
+}
+
+/// The capped copy of the primary's response for comparison: its status, its end-to-end
+/// fields as the upstream sent them, and (fed by the engine) its decoded body.
+pub(super) fn capture(
+    proxy: &Proxy,
+    slot: PrimarySlot,
+    status: StatusCode,
+    response_head: &[u8],
+    sent: Instant,
+) -> Tee<PrimarySink> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let headers = match parsed.parse(response_head) {
+        Ok(httparse::Status::Complete(_)) => {
+            let all = &*parsed.headers;
+            let named = all
+                .iter()
+                .any(|field| field.name.eq_ignore_ascii_case("connection"));
+            header_map(
+                all.iter()
+                    .filter(|field| {
+                        let name = field.name.as_bytes();
+                        !(is_hop_by_hop(name) || (named && named_in_connection(all, name)))
+                    })
+                    .map(|field| (field.name, field.value)),
+            )
+        }
+        _ => HeaderMap::new(),
+    };
+    Tee::new(
+        proxy.max_response_body_bytes(),
+        PrimarySink::new(slot, status, headers, sent),
+    )
+}
+
+fn header_map<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in fields {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
