@@ -12,9 +12,11 @@ use crate::proxy::Proxy;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{RequestHead, RequestTee};
 use crate::tee::Tee;
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
 /// Header fields read back from a head this engine wrote: the client's (at most 128) plus
@@ -29,17 +31,23 @@ pub(super) fn plan(
     request: &Request,
     upstream_head: &[u8],
 ) -> Option<(Tee<RequestTee>, PrimarySlot)> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut parsed = httparse::Request::new(&mut fields);
+    // One copy of the head; every value is a view into it, not an allocation of its own.
+    let head = Bytes::copy_from_slice(upstream_head);
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut []);
     if !matches!(
-        parsed.parse(upstream_head),
+        parsed.parse_with_uninit_headers(&head, &mut fields),
         Ok(httparse::Status::Complete(_))
     ) {
         return None;
     }
     let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
     let path_and_query = PathAndQuery::try_from(parsed.path?).ok()?;
-    let headers = header_map(parsed.headers.iter().map(|field| (field.name, field.value)));
+    let headers = header_map(
+        &head,
+        parsed.headers.len(),
+        parsed.headers.iter().map(|field| (field.name, field.value)),
+    );
     let (route, _) = request.route;
     let mirror = proxy.mirror();
     let (plan, slot) = mirror.plan(
@@ -53,7 +61,7 @@ pub(super) fn plan(
     let request_id = std::str::from_utf8(&upstream_head[request.request_id.clone()])
         .unwrap_or_default()
         .to_string();
-    let head = RequestHead {
+    let request_head = RequestHead {
         method,
         path_and_query: Some(path_and_query),
         headers,
@@ -61,7 +69,7 @@ pub(super) fn plan(
     };
     let copy = Tee::new(
         mirror.max_body_bytes(route),
-        RequestTee::new(mirror.clone(), plan, head),
+        RequestTee::new(mirror.clone(), plan, request_head),
     );
     Some((copy, slot))
 }
@@ -75,15 +83,22 @@ pub(super) fn capture(
     response_head: &[u8],
     sent: Instant,
 ) -> Tee<PrimarySink> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let headers = match parsed.parse(response_head) {
+    let head = Bytes::copy_from_slice(response_head);
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let headers = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        &head,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(_)) => {
             let all = &*parsed.headers;
             let named = all
                 .iter()
                 .any(|field| field.name.eq_ignore_ascii_case("connection"));
             header_map(
+                &head,
+                all.len(),
                 all.iter()
                     .filter(|field| {
                         let name = field.name.as_bytes();
@@ -100,12 +115,17 @@ pub(super) fn capture(
     )
 }
 
-fn header_map<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> HeaderMap {
-    let mut map = HeaderMap::new();
+/// A header map from fields parsed out of `head`: sized once, values sharing `head`'s memory.
+fn header_map<'a>(
+    head: &Bytes,
+    count: usize,
+    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(count);
     for (name, value) in fields {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
+            HeaderValue::from_maybe_shared(head.slice_ref(value)),
         ) {
             map.append(name, value);
         }
