@@ -83,10 +83,20 @@ pub(super) fn capture(
     response_head: &[u8],
     sent: Instant,
 ) -> Tee<PrimarySink> {
+    let headers = response_headers(response_head);
+    Tee::new(
+        proxy.max_response_body_bytes(),
+        PrimarySink::new(slot, status, headers, sent),
+    )
+}
+
+/// The end-to-end fields of a response head (hop-by-hop ones, and those `Connection`
+/// names, removed), as the hyper path's capture and shadow client keep them.
+pub(super) fn response_headers(response_head: &[u8]) -> HeaderMap {
     let head = Bytes::copy_from_slice(response_head);
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
-    let headers = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut parsed,
         &head,
         &mut fields,
@@ -108,11 +118,7 @@ pub(super) fn capture(
             )
         }
         _ => HeaderMap::new(),
-    };
-    Tee::new(
-        proxy.max_response_body_bytes(),
-        PrimarySink::new(slot, status, headers, sent),
-    )
+    }
 }
 
 /// A header map from fields parsed out of `head`: sized once, values sharing `head`'s memory.

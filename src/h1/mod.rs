@@ -21,6 +21,7 @@
 //! metrics and `request failed` log event.
 
 pub mod chunked;
+pub mod client;
 mod mirror;
 pub mod pool;
 pub mod request;

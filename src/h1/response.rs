@@ -65,6 +65,21 @@ pub fn parse(
     close: bool,
     out: &mut Vec<u8>,
 ) -> Result<Parsed, HeadError> {
+    parse_head(buf, is_head, close, Some(out))
+}
+
+/// Parses the response head at the start of `buf` for its status and framing only (a
+/// client that keeps the answer itself, such as the shadow client).
+pub fn inspect(buf: &[u8], is_head: bool) -> Result<Parsed, HeadError> {
+    parse_head(buf, is_head, false, None)
+}
+
+fn parse_head(
+    buf: &[u8],
+    is_head: bool,
+    close: bool,
+    out: Option<&mut Vec<u8>>,
+) -> Result<Parsed, HeadError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -158,6 +173,15 @@ pub fn parse(
         && framing != Framing::UntilClose
         && !(transfer_encoding && lengths.is_some());
     let rechunk = matches!(framing, Framing::Chunked | Framing::UntilClose);
+    let head = Head {
+        len,
+        status,
+        framing,
+        keep_alive,
+    };
+    let Some(out) = out else {
+        return Ok(Parsed::Final(head));
+    };
 
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -195,12 +219,7 @@ pub fn parse(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Parsed::Final(Head {
-        len,
-        status,
-        framing,
-        keep_alive,
-    }))
+    Ok(Parsed::Final(head))
 }
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1 (plus `Proxy-Connection`).

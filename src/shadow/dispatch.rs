@@ -28,8 +28,8 @@ pub struct ShadowJob {
     pub route: (usize, usize),
     /// Position of the shadow in the route's policy (metrics).
     pub shadow: usize,
-    /// The request to send, already rewritten for the shadow.
-    pub request: http::Request<Full<Bytes>>,
+    /// The request to send, already rewritten for the shadow, with its complete body.
+    pub request: http::Request<Bytes>,
     /// The request as the primary received it (for the pair).
     pub captured: Arc<CapturedRequest>,
     /// What to do with the answer.
@@ -61,6 +61,8 @@ enum ShadowError {
     Request(#[source] ForwardError),
     #[error("shadow response body failed")]
     Body(#[source] hyper::Error),
+    #[error("shadow request failed")]
+    Native(#[source] crate::h1::client::ClientError),
 }
 
 /// Settings a dispatcher needs, copied from the config.
@@ -78,6 +80,8 @@ pub struct ShadowTarget {
     breaker: Arc<Breaker>,
     gauges: Arc<ShadowGauges>,
     client: UpstreamClient<Full<Bytes>>,
+    /// The native HTTP/1.1 client for an HTTP/1 shadow (`None`: h2c, through `client`).
+    native: Option<crate::h1::client::Client>,
     limits: Limits,
     max_in_flight: usize,
     /// Flipped by [`ShadowTarget::stop`] at shutdown.
@@ -100,6 +104,8 @@ impl ShadowTarget {
             ..upstream.clone()
         };
         let client = UpstreamClient::new(name, &pooled);
+        let native = (upstream.protocol == crate::config::UpstreamProtocol::Http1)
+            .then(|| crate::h1::client::Client::new(&pooled, pooled.pool_max_idle));
         let breaker_settings = &mirror.circuit_breaker;
         let breaker = Breaker::new(
             super::breaker::BreakerConfig {
@@ -120,6 +126,7 @@ impl ShadowTarget {
             breaker: Arc::new(breaker),
             gauges: Arc::new(gauges),
             client,
+            native,
             limits: Limits {
                 timeout: mirror.timeout,
                 max_response_body_bytes: mirror.max_response_body_bytes,
@@ -304,17 +311,37 @@ impl ShadowTarget {
 
     /// Sends one request and reads at most `max_response_body_bytes` of the answer; past the
     /// cap the rest is not read (the connection is dropped rather than drained).
-    async fn send(
-        &self,
-        request: http::Request<Full<Bytes>>,
-    ) -> Result<CapturedResponse, ShadowError> {
+    async fn send(&self, request: http::Request<Bytes>) -> Result<CapturedResponse, ShadowError> {
+        let cap = self.limits.max_response_body_bytes;
+        if let Some(native) = &self.native {
+            let path_and_query = request
+                .uri()
+                .path_and_query()
+                .map_or("/", http::uri::PathAndQuery::as_str);
+            let answer = native
+                .send(
+                    request.method(),
+                    path_and_query,
+                    request.headers(),
+                    request.body(),
+                    cap,
+                )
+                .await
+                .map_err(ShadowError::Native)?;
+            return Ok(CapturedResponse {
+                status: answer.status,
+                headers: answer.headers,
+                body: answer.body,
+                truncated: answer.truncated,
+                latency: Duration::ZERO,
+            });
+        }
         let (response, release) = self
             .client
-            .send(request)
+            .send(request.map(Full::new))
             .await
             .map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
-        let cap = self.limits.max_response_body_bytes;
         let mut kept = BytesMut::new();
         let mut truncated = false;
         while let Some(frame) = body.frame().await {

@@ -27,7 +27,6 @@ use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
-use http_body_util::Full;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use sample::{Sampler, StickyKey};
 use std::sync::Arc;
@@ -388,7 +387,7 @@ impl Mirror {
         captured: &CapturedRequest,
         path_and_query: Option<&PathAndQuery>,
         body: &Bytes,
-    ) -> Option<http::Request<Full<Bytes>>> {
+    ) -> Option<http::Request<Bytes>> {
         let original = path_and_query.map_or("/", PathAndQuery::as_str);
         let rewritten;
         let path_and_query = match &shadow.path_rewrite {
@@ -417,7 +416,7 @@ impl Mirror {
             headers.insert(header::HOST, host.clone());
         }
         headers.insert(self.marker_name.clone(), self.marker_value.clone());
-        let mut request = http::Request::new(Full::new(body.clone()));
+        let mut request = http::Request::new(body.clone());
         *request.method_mut() = captured.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;

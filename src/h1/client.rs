@@ -1,0 +1,365 @@
+//! A small HTTP/1.1 client on the native engine's parts, for shadow requests.
+//!
+//! Why: a mirrored request's shadow copy is complete before it is sent (its body is the
+//! capped copy the tee kept) and its answer is kept, capped, not streamed anywhere. hyper's
+//! client runs a connection task per upstream connection and a channel between it and the
+//! request; for a one-shot request with a known body that machinery was most of the shadow
+//! side's cost (callgrind). This client writes the head and body in one call on a pooled
+//! socket ([`RawPool`]), parses the response head in place and reads at most the cap of the
+//! body, decoding chunked bodies strictly ([`Decoder`]). The caller bounds the whole exchange
+//! with the mirror timeout.
+
+use super::chunked::{ChunkError, Decoder};
+use super::pool::{ConnectError, RawPool, UpstreamConn};
+use super::response::{self, Framing, HeadError, Parsed};
+use crate::config::UpstreamConfig;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use std::io::{self, IoSlice};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Times a bodiless idempotent request is sent again when a pooled connection turns out closed.
+const MAX_STALE_RETRIES: usize = 3;
+
+/// Why a request through [`Client`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection could be made.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection failed while sending or receiving.
+    #[error("connection failed")]
+    Io(#[source] io::Error),
+    /// The upstream closed the connection before a complete response.
+    #[error("connection closed before the response was complete")]
+    Closed,
+    /// The response head was malformed.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// The chunked body was malformed.
+    #[error(transparent)]
+    Chunked(#[from] ChunkError),
+}
+
+impl ClientError {
+    /// The upstream could not be reached at all (as opposed to failing once reached).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, ClientError::Connect(_))
+    }
+}
+
+/// A response, its body kept up to a cap.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The end-to-end fields.
+    pub headers: HeaderMap,
+    /// The body, at most the cap.
+    pub body: Bytes,
+    /// The body was longer than the cap (the rest was not read).
+    pub truncated: bool,
+}
+
+/// A client for one HTTP/1.1 upstream.
+pub struct Client {
+    authority: HeaderValue,
+    pool: RawPool,
+}
+
+impl Client {
+    /// A client with its own pool of at most `max_idle` idle connections.
+    pub fn new(config: &UpstreamConfig, max_idle: usize) -> Client {
+        let address = match config.authority.port_u16() {
+            Some(_) => config.authority.as_str().to_string(),
+            None => format!("{}:80", config.authority.host()),
+        };
+        Client {
+            authority: HeaderValue::from_str(config.authority.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+            pool: RawPool::new(
+                address,
+                config.connect_timeout,
+                max_idle,
+                config.pool_idle_timeout,
+            ),
+        }
+    }
+
+    /// Sends one request and reads its answer, keeping at most `cap` bytes of the body. A
+    /// truncated body's connection is dropped rather than drained.
+    pub async fn send(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+        cap: usize,
+    ) -> Result<Answer, ClientError> {
+        let head = self.request_head(method, path_and_query, headers, body.len());
+        let retryable = body.is_empty() && matches!(*method, Method::GET | Method::HEAD);
+        let is_head = *method == Method::HEAD;
+        let mut tries = 0;
+        loop {
+            let mut conn = match self.pool.check_out() {
+                Some(conn) => conn,
+                None => self.pool.connect().await?,
+            };
+            let stale_retry = conn.reused && retryable && tries < MAX_STALE_RETRIES;
+            if let Err(error) = write_request(&mut conn, &head, body).await {
+                if stale_retry {
+                    tries += 1;
+                    continue;
+                }
+                return Err(ClientError::Io(error));
+            }
+            match read_answer(&mut conn, is_head, cap).await {
+                Ok((answer, reusable)) => {
+                    if reusable {
+                        self.pool.check_in(conn);
+                    }
+                    return Ok(answer);
+                }
+                Err(ReadFailure::BeforeResponse(_)) if stale_retry => tries += 1,
+                Err(ReadFailure::BeforeResponse(error)) => return Err(ClientError::Io(error)),
+                Err(ReadFailure::After(error)) => return Err(error),
+            }
+        }
+    }
+
+    fn request_head(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body_len: usize,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(path_and_query.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in headers {
+            // Framing is this hop's business: the body is complete and its length known.
+            if name == header::CONTENT_LENGTH
+                || name == header::TRANSFER_ENCODING
+                || name == header::CONNECTION
+            {
+                continue;
+            }
+            put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        if !headers.contains_key(header::HOST) {
+            put(&mut out, b"host", self.authority.as_bytes());
+        }
+        let bodiless_method = matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+        );
+        if body_len > 0 || !bodiless_method {
+            put(
+                &mut out,
+                b"content-length",
+                itoa::Buffer::new().format(body_len).as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+async fn write_request(conn: &mut UpstreamConn, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let mut slices = [IoSlice::new(head), IoSlice::new(body)];
+    let mut slices = &mut slices[..];
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let written = conn.stream.write_vectored(slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
+}
+
+/// Why reading an answer failed: before a byte of it (a stale pooled connection, when the
+/// connection was reused) or after.
+enum ReadFailure {
+    BeforeResponse(io::Error),
+    After(ClientError),
+}
+
+/// Reads more from the upstream; `Ok(false)` at its end.
+async fn fill(conn: &mut UpstreamConn) -> io::Result<bool> {
+    conn.buf.reserve(16 * 1024);
+    Ok(conn.stream.read_buf(&mut conn.buf).await? > 0)
+}
+
+/// Reads one answer; the flag says whether the connection ended exactly at its end.
+async fn read_answer(
+    conn: &mut UpstreamConn,
+    is_head: bool,
+    cap: usize,
+) -> Result<(Answer, bool), ReadFailure> {
+    let mut received_any = false;
+    let head = loop {
+        if !conn.buf.is_empty() {
+            received_any = true;
+            match response::inspect(&conn.buf, is_head) {
+                Ok(Parsed::Final(head)) => break head,
+                Ok(Parsed::Interim(len)) => {
+                    conn.buf.advance(len);
+                    continue;
+                }
+                Ok(Parsed::Partial) if conn.buf.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Parsed::Partial) => {
+                    return Err(ReadFailure::After(ClientError::Head(HeadError::Malformed(
+                        "response head too large",
+                    ))))
+                }
+                Err(error) => return Err(ReadFailure::After(ClientError::Head(error))),
+            }
+        }
+        match fill(conn).await {
+            Ok(true) => {}
+            Ok(false) if !received_any => {
+                return Err(ReadFailure::BeforeResponse(
+                    io::ErrorKind::UnexpectedEof.into(),
+                ))
+            }
+            Ok(false) => return Err(ReadFailure::After(ClientError::Closed)),
+            Err(error) if !received_any => return Err(ReadFailure::BeforeResponse(error)),
+            Err(error) => return Err(ReadFailure::After(ClientError::Io(error))),
+        }
+    };
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = super::mirror::response_headers(&conn.buf[..head.len]);
+    conn.buf.advance(head.len);
+    let mut kept = BytesMut::new();
+    let mut truncated = false;
+    let after = ReadFailure::After;
+    let complete = match head.framing {
+        Framing::Empty => true,
+        Framing::Length(length) => {
+            let mut left = length;
+            loop {
+                let take = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(conn.buf.len());
+                truncated |= keep(&mut kept, &conn.buf[..take], cap);
+                conn.buf.advance(take);
+                left -= take as u64;
+                if left == 0 || truncated {
+                    break left == 0;
+                }
+                match fill(conn).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(after(ClientError::Closed)),
+                    Err(error) => return Err(after(ClientError::Io(error))),
+                }
+            }
+        }
+        Framing::Chunked => {
+            let mut decoder = Decoder::new(false);
+            let mut scratch = Vec::new();
+            loop {
+                let used = decoder
+                    .decode_with(&conn.buf, &mut scratch, |data| {
+                        truncated |= keep(&mut kept, data, cap);
+                    })
+                    .map_err(|error| after(ClientError::Chunked(error)))?;
+                scratch.clear();
+                conn.buf.advance(used);
+                if decoder.is_done() || truncated {
+                    break decoder.is_done();
+                }
+                match fill(conn).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(after(ClientError::Closed)),
+                    Err(error) => return Err(after(ClientError::Io(error))),
+                }
+            }
+        }
+        Framing::UntilClose => loop {
+            let data = conn.buf.split();
+            truncated |= keep(&mut kept, &data, cap);
+            if truncated {
+                break false;
+            }
+            match fill(conn).await {
+                Ok(true) => {}
+                // The end of the body; the connection is gone with it.
+                Ok(false) => break false,
+                Err(error) => return Err(after(ClientError::Io(error))),
+            }
+        },
+    };
+    let reusable = complete && head.keep_alive && !truncated && conn.buf.is_empty();
+    let answer = Answer {
+        status,
+        headers,
+        body: kept.freeze(),
+        truncated,
+    };
+    Ok((answer, reusable))
+}
+
+/// Appends what fits under `cap`; true when something did not fit.
+fn keep(kept: &mut BytesMut, data: &[u8], cap: usize) -> bool {
+    let room = cap.saturating_sub(kept.len());
+    if data.len() > room {
+        kept.extend_from_slice(&data[..room]);
+        return true;
+    }
+    kept.extend_from_slice(data);
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        let config = crate::config::Config::from_toml(
+            "[upstreams.shadow]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"shadow\"\n",
+            &crate::config::Overrides::default(),
+        )
+        .unwrap();
+        Client::new(&config.upstreams["shadow"], 4)
+    }
+
+    #[test]
+    fn the_head_carries_host_and_this_hops_framing_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        headers.append("x-one", HeaderValue::from_static("2"));
+        headers.insert("content-length", HeaderValue::from_static("999"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        let head = client().request_head(&Method::POST, "/a?b=c", &headers, 5);
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.starts_with("POST /a?b=c HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains("x-one: 1\r\nx-one: 2\r\n"), "{text}");
+        assert!(text.contains("host: 127.0.0.1:9\r\n"), "{text}");
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert!(!text.contains("999") && !text.contains("chunked"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"));
+
+        headers.insert("host", HeaderValue::from_static("shadow.internal"));
+        let head = client().request_head(&Method::GET, "/", &headers, 0);
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.contains("host: shadow.internal\r\n"), "{text}");
+        assert!(!text.contains("127.0.0.1"), "{text}");
+        assert!(!text.contains("content-length"), "a bodiless GET: {text}");
+    }
+}
