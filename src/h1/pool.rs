@@ -99,6 +99,9 @@ impl RawPool {
     /// Gives back a connection whose last response was read exactly to its end.
     pub fn check_in(&self, mut conn: UpstreamConn) {
         conn.buf.clear();
+        if self.max_idle == 0 {
+            return;
+        }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() >= self.max_idle {
                 // The oldest is the least likely to be needed again soon.
@@ -151,5 +154,55 @@ fn still_open(stream: &TcpStream) -> bool {
             let mut probe = [0u8; 1];
             matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn pool_and_server(max_idle: usize) -> (RawPool, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let pool = RawPool::new(
+            address,
+            Duration::from_secs(1),
+            max_idle,
+            Duration::from_secs(60),
+        );
+        (pool, listener)
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_max_idle_and_none_when_zero() {
+        let (pool, listener) = pool_and_server(0).await;
+        let conn = pool.connect().await.unwrap();
+        let _server_side = listener.accept().await.unwrap();
+        pool.check_in(conn);
+        assert!(pool.check_out().is_none(), "max_idle = 0 keeps nothing");
+
+        let (pool, listener) = pool_and_server(1).await;
+        let first = pool.connect().await.unwrap();
+        let _a = listener.accept().await.unwrap();
+        let second = pool.connect().await.unwrap();
+        let _b = listener.accept().await.unwrap();
+        pool.check_in(first);
+        pool.check_in(second);
+        let reused = pool.check_out().unwrap();
+        assert!(reused.reused);
+        assert!(pool.check_out().is_none(), "only one kept");
+    }
+
+    #[tokio::test]
+    async fn a_socket_the_upstream_closed_while_idle_is_not_handed_out() {
+        let (pool, listener) = pool_and_server(4).await;
+        let conn = pool.connect().await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        pool.check_in(conn);
+        drop(server_side);
+        // Give the FIN time to arrive and the reactor time to see it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.check_out().is_none());
     }
 }
