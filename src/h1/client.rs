@@ -11,18 +11,18 @@
 
 use super::chunked::{ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn};
+use super::request::put;
 use super::response::{self, Framing, HeadError, Parsed};
+use super::{write_all_vectored, MAX_STALE_RETRIES};
 use crate::config::UpstreamConfig;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use std::io::{self, IoSlice};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Largest response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Times a bodiless idempotent request is sent again when a pooled connection turns out closed.
-const MAX_STALE_RETRIES: usize = 3;
 
 /// Why a request through [`Client`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +73,7 @@ pub struct Client {
 impl Client {
     /// A client with its own pool of at most `max_idle` idle connections.
     pub fn new(config: &UpstreamConfig, max_idle: usize) -> Client {
-        let address = match config.authority.port_u16() {
-            Some(_) => config.authority.as_str().to_string(),
-            None => format!("{}:80", config.authority.host()),
-        };
+        let address = crate::proxy::forward::socket_address(&config.authority);
         Client {
             authority: HeaderValue::from_str(config.authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
@@ -109,7 +106,12 @@ impl Client {
                 None => self.pool.connect().await?,
             };
             let stale_retry = conn.reused && retryable && tries < MAX_STALE_RETRIES;
-            if let Err(error) = write_request(&mut conn, &head, body).await {
+            if let Err(error) = write_all_vectored(
+                &mut conn.stream,
+                &mut [IoSlice::new(&head), IoSlice::new(body)],
+            )
+            .await
+            {
                 if stale_retry {
                     tries += 1;
                     continue;
@@ -169,27 +171,6 @@ impl Client {
         out.extend_from_slice(b"\r\n");
         out
     }
-}
-
-fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-async fn write_request(conn: &mut UpstreamConn, head: &[u8], body: &[u8]) -> io::Result<()> {
-    let mut slices = [IoSlice::new(head), IoSlice::new(body)];
-    let mut slices = &mut slices[..];
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let written = conn.stream.write_vectored(slices).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, written);
-    }
-    Ok(())
 }
 
 /// Why reading an answer failed: before a byte of it (a stale pooled connection, when the

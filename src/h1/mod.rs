@@ -55,7 +55,7 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Times a bodiless idempotent request is sent again when a pooled connection turns out closed.
-const MAX_STALE_RETRIES: usize = 3;
+pub(super) const MAX_STALE_RETRIES: usize = 3;
 
 /// How a connection left the native engine.
 pub enum Ended {
@@ -623,7 +623,7 @@ async fn write_client(client: &mut TcpStream, bytes: &[u8]) -> Result<(), BodyFa
 }
 
 /// Writes every slice, in as few system calls as the socket allows.
-async fn write_all_vectored(
+pub(super) async fn write_all_vectored(
     stream: &mut TcpStream,
     mut slices: &mut [IoSlice<'_>],
 ) -> io::Result<()> {
@@ -642,10 +642,7 @@ async fn write_all_vectored(
 impl NativeUpstream {
     /// A native pool for an HTTP/1 upstream.
     pub fn new(name: &str, config: &crate::config::UpstreamConfig) -> NativeUpstream {
-        let address = match config.authority.port_u16() {
-            Some(_) => config.authority.as_str().to_string(),
-            None => format!("{}:80", config.authority.host()),
-        };
+        let address = crate::proxy::forward::socket_address(&config.authority);
         NativeUpstream {
             name: name.to_string(),
             response_timeout: config.response_timeout,

@@ -181,7 +181,7 @@ fn has_token(value: &[u8], want: &[u8]) -> bool {
 }
 
 /// A `Content-Length` value: digits only (no sign, no spaces, no list), no overflow.
-fn parse_length(value: &[u8]) -> Option<u64> {
+pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -337,7 +337,8 @@ pub fn prepare(
     })
 }
 
-fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one `name: value` field line.
+pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -6,6 +6,7 @@
 //! when the proxy re-frames the body, and `connection: close` when the client connection
 //! ends after this exchange.
 
+use super::request::parse_length;
 use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
@@ -242,15 +243,6 @@ pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) 
         .flat_map(|field| field.value.split(|b| *b == b','))
         .map(<[u8]>::trim_ascii)
         .any(|token| token.eq_ignore_ascii_case(name))
-}
-
-fn parse_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    value.iter().try_fold(0u64, |n, d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// Appends the current time as an IMF-fixdate, formatted at most once a second per thread.

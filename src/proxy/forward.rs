@@ -176,7 +176,7 @@ where
 }
 
 /// `host:port` to dial, with the scheme's default port when the URL gave none.
-fn socket_address(authority: &Authority) -> String {
+pub(crate) fn socket_address(authority: &Authority) -> String {
     match authority.port_u16() {
         Some(_) => authority.as_str().to_string(),
         None => format!("{}:80", authority.host()),
