@@ -2,7 +2,6 @@
 //! (however they are split over lines), volatile headers ignored.
 
 use http::header::{HeaderMap, HeaderName};
-use std::collections::BTreeSet;
 
 /// Headers that differ between any two healthy servers and say nothing about behaviour.
 /// Routes can extend this list or replace it.
@@ -34,18 +33,45 @@ pub struct HeaderChange {
     pub shadow: Option<String>,
 }
 
-/// Compares two header maps, skipping `ignored` names (lowercase). Changes come sorted by
-/// name. Equal headers, the common case, cost no allocation: values are compared in place
-/// and only a differing header is rendered into strings.
-pub fn diff(
-    primary: &HeaderMap,
-    shadow: &HeaderMap,
-    ignored: &BTreeSet<String>,
-) -> Vec<HeaderChange> {
+/// A set of header names, looked up without hashing strings: the names compared on every
+/// pair are mostly standard ones, which a `HeaderMap` finds by their index.
+#[derive(Debug, Clone, Default)]
+pub struct NameSet {
+    names: HeaderMap<()>,
+}
+
+impl NameSet {
+    /// The set of `names` (any case); a string that is not a valid header name is left
+    /// out, since no header can carry it.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> NameSet {
+        let mut set = HeaderMap::<()>::with_capacity(0);
+        for name in names {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                set.insert(name, ());
+            }
+        }
+        NameSet { names: set }
+    }
+
+    /// Whether `name` is in the set.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.names.contains_key(name)
+    }
+}
+
+/// Compares two header maps, skipping `ignored` names. Changes come sorted by name. Equal
+/// headers, the common case, cost no allocation: when both sides list the compared fields
+/// in the same order with the same values (two builds of one server do), one walk over
+/// both proves it; otherwise each name is looked up and only a differing header is rendered
+/// into strings.
+pub fn diff(primary: &HeaderMap, shadow: &HeaderMap, ignored: &NameSet) -> Vec<HeaderChange> {
+    if same_fields_in_order(primary, shadow, ignored) {
+        return Vec::new();
+    }
     let mut changes = Vec::new();
     // `keys()` yields each distinct name once, whatever its number of values.
     for name in primary.keys() {
-        if ignored.contains(name.as_str()) {
+        if ignored.contains(name) {
             continue;
         }
         if primary.get_all(name).iter().eq(shadow.get_all(name).iter()) {
@@ -58,12 +84,26 @@ pub fn diff(
         }
     }
     for name in shadow.keys() {
-        if !primary.contains_key(name) && !ignored.contains(name.as_str()) {
+        if !primary.contains_key(name) && !ignored.contains(name) {
             changes.push(change(primary, shadow, name));
         }
     }
     changes.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     changes
+}
+
+/// Whether the compared fields of both maps are the same names and values in the same
+/// order (no allocation, no lookups but the ignored set's).
+fn same_fields_in_order(primary: &HeaderMap, shadow: &HeaderMap, ignored: &NameSet) -> bool {
+    let mut left = primary.iter().filter(|(name, _)| !ignored.contains(name));
+    let mut right = shadow.iter().filter(|(name, _)| !ignored.contains(name));
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
 }
 
 fn change(primary: &HeaderMap, shadow: &HeaderMap, name: &HeaderName) -> HeaderChange {
@@ -100,7 +140,7 @@ mod tests {
 
     #[test]
     fn names_are_case_insensitive_and_ignored_ones_skipped() {
-        let ignored: BTreeSet<String> = DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect();
+        let ignored = NameSet::new(DEFAULT_IGNORED.iter().copied());
         let a = map(&[
             ("Content-Type", "application/json"),
             ("date", "x"),
@@ -130,8 +170,27 @@ mod tests {
     }
 
     #[test]
+    fn field_order_and_ignored_values_do_not_count() {
+        let ignored = NameSet::new(["date", "X-Custom-Noise"]);
+        let a = map(&[
+            ("date", "x"),
+            ("content-type", "text/plain"),
+            ("x-custom-noise", "1"),
+            ("x-a", "1"),
+        ]);
+        let same_order = map(&[("date", "y"), ("content-type", "text/plain"), ("x-a", "1")]);
+        assert!(diff(&a, &same_order, &ignored).is_empty());
+        let other_order = map(&[("x-a", "1"), ("content-type", "text/plain")]);
+        assert!(diff(&a, &other_order, &ignored).is_empty());
+        let changed = map(&[("x-a", "2"), ("content-type", "text/plain")]);
+        assert_eq!(diff(&a, &changed, &ignored).len(), 1);
+        let extra = map(&[("content-type", "text/plain"), ("x-a", "1"), ("x-b", "1")]);
+        assert_eq!(diff(&a, &extra, &ignored)[0].name, "x-b");
+    }
+
+    #[test]
     fn multi_values_compare_as_ordered_lists() {
-        let none = BTreeSet::new();
+        let none = NameSet::default();
         let a = map(&[("vary", "accept"), ("vary", "origin")]);
         let b = map(&[("vary", "origin"), ("vary", "accept")]);
         assert_eq!(diff(&a, &b, &none).len(), 1);
@@ -140,7 +199,7 @@ mod tests {
 
     #[test]
     fn one_line_and_two_lines_are_the_same_list() {
-        let none = BTreeSet::new();
+        let none = NameSet::default();
         let a = map(&[("vary", "accept, origin")]);
         let b = map(&[("vary", "accept"), ("vary", "origin")]);
         assert!(diff(&a, &b, &none).is_empty());

@@ -23,7 +23,6 @@ use crate::shadow::pair::CapturedResponse;
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 /// Which part of the response differs (the `kind` label of `shadowtap_divergences_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -78,8 +77,8 @@ pub struct Difference {
 /// How a route's pairs are compared.
 #[derive(Debug, Clone, Default)]
 pub struct CompareRules {
-    /// Header names (lowercase) not compared.
-    pub ignored_headers: BTreeSet<String>,
+    /// Header names not compared.
+    pub ignored_headers: headers::NameSet,
     /// JSON rules.
     pub json: json::JsonRules,
     /// Decoded bodies larger than this are not compared (a decompression bomb).

@@ -16,11 +16,12 @@ fn response(status: u16, content_type: &'static str, body: &'static str) -> Capt
 
 fn rules() -> CompareRules {
     CompareRules {
-        ignored_headers: headers::DEFAULT_IGNORED
-            .iter()
-            .chain(headers::FRAMING)
-            .map(|s| s.to_string())
-            .collect(),
+        ignored_headers: headers::NameSet::new(
+            headers::DEFAULT_IGNORED
+                .iter()
+                .chain(headers::FRAMING)
+                .copied(),
+        ),
         json: json::JsonRules::default(),
         max_decoded_bytes: 1 << 20,
     }

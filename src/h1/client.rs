@@ -193,10 +193,11 @@ async fn read_answer(
     cap: usize,
 ) -> Result<(Answer, bool), ReadFailure> {
     let mut received_any = false;
+    let mut headers = HeaderMap::new();
     let head = loop {
         if !conn.buf.is_empty() {
             received_any = true;
-            match response::inspect(&conn.buf, is_head) {
+            match response::inspect(&conn.buf, is_head, &mut headers) {
                 Ok(Parsed::Final(head)) => break head,
                 Ok(Parsed::Interim(len)) => {
                     conn.buf.advance(len);
@@ -224,7 +225,6 @@ async fn read_answer(
         }
     };
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = super::mirror::response_headers(&conn.buf[..head.len]);
     conn.buf.advance(head.len);
     let mut kept = BytesMut::new();
     let mut truncated = false;

@@ -7,13 +7,12 @@
 //! is the shared machinery of [`crate::shadow`].
 
 use super::request::Request;
-use super::response::{is_hop_by_hop, named_in_connection};
 use crate::proxy::Proxy;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{RequestHead, RequestTee};
 use crate::tee::Tee;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
 use std::mem::MaybeUninit;
@@ -43,7 +42,8 @@ pub(super) fn plan(
     }
     let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
     let path_and_query = PathAndQuery::try_from(parsed.path?).ok()?;
-    let headers = header_map(
+    let headers = super::fields::header_map(
+        &head,
         &head,
         parsed.headers.len(),
         parsed.headers.iter().map(|field| (field.name, field.value)),
@@ -75,66 +75,17 @@ pub(super) fn plan(
 }
 
 /// The capped copy of the primary's response for comparison: its status, its end-to-end
-/// fields as the upstream sent them, and (fed by the engine) its decoded body.
+/// fields as the upstream sent them (kept while its head was parsed), and (fed by the
+/// engine) its decoded body.
 pub(super) fn capture(
     proxy: &Proxy,
     slot: PrimarySlot,
     status: StatusCode,
-    response_head: &[u8],
+    headers: HeaderMap,
     sent: Instant,
 ) -> Tee<PrimarySink> {
-    let headers = response_headers(response_head);
     Tee::new(
         proxy.max_response_body_bytes(),
         PrimarySink::new(slot, status, headers, sent),
     )
-}
-
-/// The end-to-end fields of a response head (hop-by-hop ones, and those `Connection`
-/// names, removed), as the hyper path's capture and shadow client keep them.
-pub(super) fn response_headers(response_head: &[u8]) -> HeaderMap {
-    let head = Bytes::copy_from_slice(response_head);
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut parsed = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut parsed,
-        &head,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(_)) => {
-            let all = &*parsed.headers;
-            let named = all
-                .iter()
-                .any(|field| field.name.eq_ignore_ascii_case("connection"));
-            header_map(
-                &head,
-                all.len(),
-                all.iter()
-                    .filter(|field| {
-                        let name = field.name.as_bytes();
-                        !(is_hop_by_hop(name) || (named && named_in_connection(all, name)))
-                    })
-                    .map(|field| (field.name, field.value)),
-            )
-        }
-        _ => HeaderMap::new(),
-    }
-}
-
-/// A header map from fields parsed out of `head`: sized once, values sharing `head`'s memory.
-fn header_map<'a>(
-    head: &Bytes,
-    count: usize,
-    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(count);
-    for (name, value) in fields {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_maybe_shared(head.slice_ref(value)),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
 }

@@ -22,6 +22,7 @@
 
 pub mod chunked;
 pub mod client;
+mod fields;
 mod mirror;
 pub mod pool;
 pub mod request;
@@ -206,6 +207,8 @@ impl Connection<'_> {
             },
             false => (None, None),
         };
+        // The primary's end-to-end fields, kept while its head is parsed when mirrored.
+        let mut primary_fields = http::HeaderMap::new();
         let mut tries = 0;
         let (mut conn, head, sent_at) = loop {
             let mut conn = match upstream.pool.check_out() {
@@ -279,8 +282,9 @@ impl Connection<'_> {
             deadline
                 .as_mut()
                 .reset((sent_at + upstream.response_timeout).into());
+            let keep = primary_slot.is_some().then_some(&mut primary_fields);
             match self
-                .read_response_head(&mut conn, &request, close_after, deadline.as_mut())
+                .read_response_head(&mut conn, &request, close_after, deadline.as_mut(), keep)
                 .await
             {
                 Ok(head) => break (conn, head, sent_at),
@@ -324,7 +328,7 @@ impl Connection<'_> {
         let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
         metrics.record_request(route, request.method, status);
         let mut capture = primary_slot
-            .map(|slot| mirror::capture(self.proxy, slot, status, &conn.buf[..head.len], sent_at));
+            .map(|slot| mirror::capture(self.proxy, slot, status, primary_fields, sent_at));
         let outcome = self
             .stream_response_body(client, &mut conn, &head, &request, capture.as_mut())
             .await;
@@ -394,13 +398,14 @@ impl Connection<'_> {
     }
 
     /// Reads the upstream's final response head (skipping 1xx), writing the client's head
-    /// into `self.response_head`.
+    /// into `self.response_head` (and its end-to-end fields into `keep`, when given).
     async fn read_response_head(
         &mut self,
         conn: &mut UpstreamConn,
         request: &Request,
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
+        mut keep: Option<&mut http::HeaderMap>,
     ) -> Result<Head, HeadFailure> {
         let mut received_any = false;
         loop {
@@ -411,6 +416,7 @@ impl Connection<'_> {
                     request.is_head,
                     close_after,
                     &mut self.response_head,
+                    keep.as_deref_mut(),
                 ) {
                     Ok(Parsed::Final(head)) => return Ok(head),
                     Ok(Parsed::Interim(len)) => {

@@ -7,6 +7,8 @@
 //! ends after this exchange.
 
 use super::request::parse_length;
+use bytes::Bytes;
+use http::header::HeaderMap;
 use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
@@ -58,21 +60,25 @@ pub enum HeadError {
 }
 
 /// Parses the response head at the start of `buf`; for a final one, writes the client's
-/// head into `out` (cleared first). `is_head`: the request was HEAD; `close`: the client
-/// connection closes after this response.
+/// head into `out` (cleared first), and when `keep` is given, stores the end-to-end fields
+/// there too (a mirrored request keeps them for comparison: one parse serves both).
+/// `is_head`: the request was HEAD; `close`: the client connection closes after this
+/// response.
 pub fn parse(
     buf: &[u8],
     is_head: bool,
     close: bool,
     out: &mut Vec<u8>,
+    keep: Option<&mut HeaderMap>,
 ) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, close, Some(out))
+    parse_head(buf, is_head, close, Some(out), keep)
 }
 
-/// Parses the response head at the start of `buf` for its status and framing only (a
-/// client that keeps the answer itself, such as the shadow client).
-pub fn inspect(buf: &[u8], is_head: bool) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None)
+/// Parses the response head at the start of `buf` for its status and framing, storing its
+/// end-to-end fields in `keep` (a client that keeps the answer itself, such as the shadow
+/// client).
+pub fn inspect(buf: &[u8], is_head: bool, keep: &mut HeaderMap) -> Result<Parsed, HeadError> {
+    parse_head(buf, is_head, false, None, Some(keep))
 }
 
 fn parse_head(
@@ -80,6 +86,7 @@ fn parse_head(
     is_head: bool,
     close: bool,
     out: Option<&mut Vec<u8>>,
+    keep: Option<&mut HeaderMap>,
 ) -> Result<Parsed, HeadError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -180,6 +187,9 @@ fn parse_head(
         framing,
         keep_alive,
     };
+    if let Some(keep) = keep {
+        *keep = end_to_end_fields(&buf[..len], parsed.headers, named_by_connection);
+    }
     let Some(out) = out else {
         return Ok(Parsed::Final(head));
     };
@@ -221,6 +231,27 @@ fn parse_head(
     }
     out.extend_from_slice(b"\r\n");
     Ok(Parsed::Final(head))
+}
+
+/// The end-to-end fields of a parsed head (hop-by-hop ones, and those `Connection` names,
+/// removed), as the hyper path's capture and shadow client keep them.
+fn end_to_end_fields(
+    head: &[u8],
+    fields: &[httparse::Header<'_>],
+    named_by_connection: bool,
+) -> HeaderMap {
+    super::fields::header_map(
+        head,
+        &Bytes::copy_from_slice(head),
+        fields.len(),
+        fields
+            .iter()
+            .filter(|field| {
+                let name = field.name.as_bytes();
+                !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
+            })
+            .map(|field| (field.name, field.value)),
+    )
 }
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1 (plus `Proxy-Connection`).
@@ -270,10 +301,37 @@ mod tests {
 
     fn head(raw: &[u8], is_head: bool) -> (Head, String) {
         let mut out = Vec::new();
-        match parse(raw, is_head, false, &mut out) {
+        match parse(raw, is_head, false, &mut out, None) {
             Ok(Parsed::Final(head)) => (head, String::from_utf8(out).unwrap()),
             _ => panic!("not a final head"),
         }
+    }
+
+    #[test]
+    fn kept_fields_are_the_end_to_end_ones_as_sent() {
+        let raw = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\
+            Content-Type: text/plain\r\nVary: a\r\nVary: b\r\nX-Empty:\r\n\
+            Content-Length: 2\r\n\r\nhi";
+        let mut kept = HeaderMap::new();
+        assert!(matches!(
+            inspect(raw, false, &mut kept),
+            Ok(Parsed::Final(Head { len, .. })) if len == raw.len() - 2
+        ));
+        let names: Vec<&str> = kept.keys().map(http::HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type", "vary", "x-empty", "content-length"]);
+        let vary: Vec<&[u8]> = kept.get_all("vary").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(vary, [b"a", b"b"]);
+        assert_eq!(kept["x-empty"], "");
+        assert_eq!(kept["content-length"], "2");
+
+        // The client's head and the kept fields come from one parse.
+        let mut out = Vec::new();
+        let mut kept = HeaderMap::new();
+        assert!(parse(raw, false, false, &mut out, Some(&mut kept)).is_ok());
+        assert_eq!(kept.len(), 5);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("Content-Type: text/plain\r\n"));
     }
 
     #[test]
@@ -309,7 +367,8 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
             false,
             false,
-            &mut out
+            &mut out,
+            None
         )
         .is_err());
     }
@@ -332,9 +391,16 @@ mod tests {
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n";
         assert!(matches!(
-            parse(raw, false, false, &mut out),
+            parse(raw, false, false, &mut out, None),
             Ok(Parsed::Interim(n)) if n == raw.len() - b"HTTP/1.1 200 OK\r\n".len()
         ));
-        assert!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false, false, &mut out).is_err());
+        assert!(parse(
+            b"HTTP/1.1 101 Switching\r\n\r\n",
+            false,
+            false,
+            &mut out,
+            None
+        )
+        .is_err());
     }
 }

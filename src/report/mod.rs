@@ -293,17 +293,18 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
             .filter_map(|p| PointerPattern::parse(p).ok())
             .collect()
     };
-    let mut ignored: BTreeSet<String> = if rules.default_ignored_headers {
-        headers::DEFAULT_IGNORED
-            .iter()
-            .map(|h| h.to_string())
-            .collect()
-    } else {
-        BTreeSet::new()
+    let defaults = match rules.default_ignored_headers {
+        true => headers::DEFAULT_IGNORED,
+        false => &[],
     };
     // Bodies are always compared after decoding, so framing never counts.
-    ignored.extend(headers::FRAMING.iter().map(|h| h.to_string()));
-    ignored.extend(rules.ignore_headers.iter().cloned());
+    let ignored = headers::NameSet::new(
+        defaults
+            .iter()
+            .chain(headers::FRAMING)
+            .copied()
+            .chain(rules.ignore_headers.iter().map(String::as_str)),
+    );
     let mut redacted: BTreeSet<String> = samples::ALWAYS_REDACTED_HEADERS
         .iter()
         .map(|h| h.to_string())

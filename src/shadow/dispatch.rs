@@ -212,12 +212,9 @@ impl ShadowTarget {
             let target = self.clone();
             let metrics = metrics.clone();
             let sink = sink.clone();
-            tokio::spawn(
-                async move {
-                    target.run(job, permit, metrics, sink).await;
-                }
-                .in_current_span(),
-            );
+            // Boxed: the spawn path moves its future by value several times, and this one
+            // (the job, the exchange, the pairing) is kilobytes; a box moves as a pointer.
+            tokio::spawn(Box::pin(target.run(job, permit, metrics, sink)).in_current_span());
         }
     }
 

@@ -12,7 +12,6 @@ use metrics::{
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// `shadowtap_requests_total{route,method,status_class}`: live requests answered.
@@ -227,13 +226,42 @@ pub struct ShadowGauges {
 struct ShadowRouteMetrics {
     shadow: String,
     /// Comparison counters by (metric, label value), registered on first use: the values
-    /// come from fixed enums, so the map stays small.
-    compared: Mutex<HashMap<(&'static str, &'static str), Counter>>,
+    /// come from fixed enums, so the list stays a few dozen entries long.
+    compared: Mutex<HandleCache<(&'static str, &'static str), Counter>>,
     /// Comparison histograms by metric name.
-    compared_histograms: Mutex<HashMap<&'static str, Histogram>>,
+    compared_histograms: Mutex<HandleCache<&'static str, Histogram>>,
     outcomes: [OnceLock<Counter>; MirrorOutcome::ALL.len()],
     duration: OnceLock<Histogram>,
     pairs: [OnceLock<Counter>; 2],
+}
+
+/// Metric handles by a small key, found by a linear scan. Why not a `HashMap`: the keys are
+/// a handful of static strings, and hashing them (SipHash) cost more per comparison than
+/// the scan does (callgrind, `loadtests/profile.sh --mirror`).
+struct HandleCache<K, V> {
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for HandleCache<K, V> {
+    fn default() -> Self {
+        HandleCache {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq, V> HandleCache<K, V> {
+    /// The handle for `key`, made by `make` the first time.
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &V {
+        let index = match self.entries.iter().position(|(known, _)| *known == key) {
+            Some(index) => index,
+            None => {
+                self.entries.push((key, make()));
+                self.entries.len() - 1
+            }
+        };
+        &self.entries[index].1
+    }
 }
 
 static METADATA: Metadata<'static> =
@@ -474,7 +502,7 @@ impl Metrics {
     ) -> Option<Counter> {
         let entry = route.shadows.get(shadow)?;
         let mut cache = entry.compared.lock().ok()?;
-        let counter = cache.entry((name, label.1)).or_insert_with(|| {
+        let counter = cache.get_or_insert_with((name, label.1), || {
             self.counter(
                 name,
                 &[
@@ -497,7 +525,7 @@ impl Metrics {
     ) -> Option<Histogram> {
         let entry = route.shadows.get(shadow)?;
         let mut cache = entry.compared_histograms.lock().ok()?;
-        let histogram = cache.entry(name).or_insert_with(|| {
+        let histogram = cache.get_or_insert_with(name, || {
             self.histogram(
                 name,
                 &[("route", &*route.route), ("shadow", entry.shadow.as_str())],
