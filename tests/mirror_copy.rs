@@ -2,7 +2,8 @@
 //! What a shadow receives: the request the primary got — method, query, body bytes and
 //! end-to-end headers — with the policy's edits (removals, additions, Host and path
 //! rewrites) and the marker header, whether the client sent a fixed-length body, a chunked
-//! one, or spoke HTTP/2.
+//! one, or spoke HTTP/2, and whether the shadow speaks HTTP/1.1 (the native client) or h2c
+//! (hyper's).
 
 mod support;
 
@@ -61,9 +62,28 @@ fn request(url: &str, body: Body) -> Request<Body> {
 
 /// Sends `request`, then checks the shadow's copy against what the primary received.
 async fn check_copy(client: &TestClient, request: Request<Body>, sent: &[u8]) {
+    check_copy_to(client, request, sent, http::Version::HTTP_11).await;
+}
+
+/// [`check_copy`] to a shadow spoken to in `version` (HTTP/2: an h2c shadow, sent through
+/// hyper's client, where HTTP/1 shadows get the native one).
+async fn check_copy_to(
+    client: &TestClient,
+    request: Request<Body>,
+    sent: &[u8],
+    version: http::Version,
+) {
     let primary = echo_primary().await;
     let shadow = healthy_shadow(std::time::Duration::ZERO).await;
-    let proxy = mirrored(primary.addr, shadow.addr, &POLICY).await;
+    let mut toml = mirror_toml(primary.addr, shadow.addr, &POLICY);
+    if version == http::Version::HTTP_2 {
+        toml = toml.replacen(
+            "[upstreams.shadow]\n",
+            "[upstreams.shadow]\nprotocol = \"http2\"\n",
+            1,
+        );
+    }
+    let proxy = Shadowtap::start(config(&toml)).await;
     let request = {
         let (mut parts, body) = request.into_parts();
         parts.uri = proxy
@@ -89,11 +109,7 @@ async fn check_copy(client: &TestClient, request: Request<Body>, sent: &[u8]) {
     assert_eq!(copy.uri.query(), original.uri.query());
     assert_eq!(copy.uri.query(), Some("q=a%20b&x=1"));
     assert_eq!(copy.body, original.body, "body bytes");
-    assert_eq!(
-        copy.version,
-        http::Version::HTTP_11,
-        "the shadow speaks HTTP/1.1"
-    );
+    assert_eq!(copy.version, version, "the shadow's protocol");
     assert_eq!(
         copy.header("content-length"),
         Some(sent.len().to_string().as_str()),
@@ -152,6 +168,18 @@ async fn chunked_body_is_copied_whole() {
 async fn http2_request_is_copied_to_an_http1_shadow() {
     let body = vec![7u8; 100_000];
     check_copy(&h2_client(), request(PATH, full(body.clone())), &body).await;
+}
+
+#[tokio::test]
+async fn the_copy_to_an_h2c_shadow_has_the_same_fields() {
+    let body = br#"{"name":"widget","count":3}"#;
+    check_copy_to(
+        &http1_client(),
+        request(PATH, full(&body[..])),
+        body,
+        http::Version::HTTP_2,
+    )
+    .await;
 }
 
 #[tokio::test]

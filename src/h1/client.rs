@@ -15,6 +15,7 @@ use super::request::put;
 use super::response::{self, Framing, HeadError, Parsed};
 use super::{write_all_vectored, MAX_STALE_RETRIES};
 use crate::config::UpstreamConfig;
+use crate::shadow::copy::HeaderEdits;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -86,17 +87,19 @@ impl Client {
         }
     }
 
-    /// Sends one request and reads its answer, keeping at most `cap` bytes of the body. A
-    /// truncated body's connection is dropped rather than drained.
+    /// Sends one request — `headers` as `edits` change them — and reads its answer, keeping
+    /// at most `cap` bytes of the body. A truncated body's connection is dropped rather than
+    /// drained.
     pub async fn send(
         &self,
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
+        edits: &HeaderEdits,
         body: &Bytes,
         cap: usize,
     ) -> Result<Answer, ClientError> {
-        let head = self.request_head(method, path_and_query, headers, body.len());
+        let head = self.request_head(method, path_and_query, headers, edits, body.len());
         let retryable = body.is_empty() && matches!(*method, Method::GET | Method::HEAD);
         let is_head = *method == Method::HEAD;
         let mut tries = 0;
@@ -137,6 +140,7 @@ impl Client {
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
+        edits: &HeaderEdits,
         body_len: usize,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
@@ -144,17 +148,15 @@ impl Client {
         out.push(b' ');
         out.extend_from_slice(path_and_query.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in headers {
-            // Framing is this hop's business: the body is complete and its length known.
-            if name == header::CONTENT_LENGTH
-                || name == header::TRANSFER_ENCODING
-                || name == header::CONNECTION
-            {
-                continue;
-            }
+        // Framing is this hop's business (`keeps` leaves it out): the body is complete and
+        // its length known.
+        let mut has_host = false;
+        let kept = headers.iter().filter(|(name, _)| edits.keeps(name));
+        for (name, value) in kept.chain(edits.additions()) {
+            has_host |= name == header::HOST;
             put(&mut out, name.as_str().as_bytes(), value.as_bytes());
         }
-        if !headers.contains_key(header::HOST) {
+        if !has_host {
             put(&mut out, b"host", self.authority.as_bytes());
         }
         let bodiless_method = matches!(
@@ -327,17 +329,27 @@ mod tests {
         headers.append("x-one", HeaderValue::from_static("2"));
         headers.insert("content-length", HeaderValue::from_static("999"));
         headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-        let head = client().request_head(&Method::POST, "/a?b=c", &headers, 5);
+        let edits = HeaderEdits::new(
+            Vec::new(),
+            Vec::new(),
+            None,
+            (
+                http::HeaderName::from_static("x-shadowtap-shadow"),
+                HeaderValue::from_static("1"),
+            ),
+        );
+        let head = client().request_head(&Method::POST, "/a?b=c", &headers, &edits, 5);
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("POST /a?b=c HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("x-one: 1\r\nx-one: 2\r\n"), "{text}");
         assert!(text.contains("host: 127.0.0.1:9\r\n"), "{text}");
         assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert!(text.contains("x-shadowtap-shadow: 1\r\n"), "{text}");
         assert!(!text.contains("999") && !text.contains("chunked"), "{text}");
         assert!(text.ends_with("\r\n\r\n"));
 
         headers.insert("host", HeaderValue::from_static("shadow.internal"));
-        let head = client().request_head(&Method::GET, "/", &headers, 0);
+        let head = client().request_head(&Method::GET, "/", &headers, &edits, 0);
         let text = String::from_utf8(head).unwrap();
         assert!(text.contains("host: shadow.internal\r\n"), "{text}");
         assert!(!text.contains("127.0.0.1"), "{text}");

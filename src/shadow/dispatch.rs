@@ -9,6 +9,7 @@
 //! slow shadow never delays another.
 
 use super::breaker::Breaker;
+use super::copy::HeaderEdits;
 use super::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
@@ -28,9 +29,12 @@ pub struct ShadowJob {
     pub route: (usize, usize),
     /// Position of the shadow in the route's policy (metrics).
     pub shadow: usize,
-    /// The request to send, already rewritten for the shadow, with its complete body.
-    pub request: http::Request<Bytes>,
-    /// The request as the primary received it (for the pair).
+    /// The path and query to send (the policy's rewrite applied).
+    pub path_and_query: http::uri::PathAndQuery,
+    /// How the copy's fields differ from the primary's.
+    pub edits: Arc<HeaderEdits>,
+    /// The request as the primary received it, complete body included: the copy is this
+    /// with `path_and_query` and `edits`.
     pub captured: Arc<CapturedRequest>,
     /// What to do with the answer.
     pub role: JobRole,
@@ -63,6 +67,8 @@ enum ShadowError {
     Body(#[source] hyper::Error),
     #[error("shadow request failed")]
     Native(#[source] crate::h1::client::ClientError),
+    #[error("no valid request target for the shadow")]
+    Uri(#[source] http::Error),
 }
 
 /// Settings a dispatcher needs, copied from the config.
@@ -139,15 +145,6 @@ impl ShadowTarget {
     /// The shadow upstream's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The request target for a path on this shadow (the form its connection needs).
-    pub fn uri_for(&self, path_and_query: &str) -> Option<http::Uri> {
-        let path_and_query = http::uri::PathAndQuery::from_maybe_shared(
-            bytes::Bytes::copy_from_slice(path_and_query.as_bytes()),
-        )
-        .ok()?;
-        self.client.uri_for(Some(&path_and_query)).ok()
     }
 
     /// Whether the breaker is open (a cheap look for sampling).
@@ -238,7 +235,11 @@ impl ShadowTarget {
         };
         self.gauges.in_flight.increment(1.0);
         let started = Instant::now();
-        let result = tokio::time::timeout(remaining, self.send(job.request)).await;
+        let result = tokio::time::timeout(
+            remaining,
+            self.send(&job.captured, &job.path_and_query, &job.edits),
+        )
+        .await;
         let latency = started.elapsed();
         self.gauges.in_flight.decrement(1.0);
         drop(permit);
@@ -308,19 +309,21 @@ impl ShadowTarget {
 
     /// Sends one request and reads at most `max_response_body_bytes` of the answer; past the
     /// cap the rest is not read (the connection is dropped rather than drained).
-    async fn send(&self, request: http::Request<Bytes>) -> Result<CapturedResponse, ShadowError> {
+    async fn send(
+        &self,
+        request: &CapturedRequest,
+        path_and_query: &http::uri::PathAndQuery,
+        edits: &HeaderEdits,
+    ) -> Result<CapturedResponse, ShadowError> {
         let cap = self.limits.max_response_body_bytes;
         if let Some(native) = &self.native {
-            let path_and_query = request
-                .uri()
-                .path_and_query()
-                .map_or("/", http::uri::PathAndQuery::as_str);
             let answer = native
                 .send(
-                    request.method(),
-                    path_and_query,
-                    request.headers(),
-                    request.body(),
+                    &request.method,
+                    path_and_query.as_str(),
+                    &request.headers,
+                    edits,
+                    &request.body,
                     cap,
                 )
                 .await
@@ -333,11 +336,15 @@ impl ShadowTarget {
                 latency: Duration::ZERO,
             });
         }
-        let (response, release) = self
+        let uri = self
             .client
-            .send(request.map(Full::new))
-            .await
-            .map_err(ShadowError::Request)?;
+            .uri_for(Some(path_and_query))
+            .map_err(ShadowError::Uri)?;
+        let mut copy = http::Request::new(Full::new(request.body.clone()));
+        *copy.method_mut() = request.method.clone();
+        *copy.uri_mut() = uri;
+        *copy.headers_mut() = edits.apply(&request.headers);
+        let (response, release) = self.client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
         let mut kept = BytesMut::new();
         let mut truncated = false;

@@ -11,10 +11,12 @@
 //! |---|---|
 //! | [`sample`] | percentage and sticky sampling |
 //! | [`breaker`] | per-shadow circuit breaker |
+//! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 
 pub mod breaker;
+pub mod copy;
 pub mod dispatch;
 pub mod pair;
 pub mod sample;
@@ -22,9 +24,9 @@ pub mod sample;
 use crate::config::{Config, MethodSet, PathRewrite, ShadowPolicy, StickySource};
 use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
-use bytes::Bytes;
+use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
@@ -39,9 +41,7 @@ struct CompiledShadow {
     methods: Option<Vec<Method>>,
     path_prefix: Option<String>,
     require_headers: Vec<HeaderName>,
-    add_headers: Vec<(HeaderName, HeaderValue)>,
-    remove_headers: Vec<HeaderName>,
-    host_rewrite: Option<HeaderValue>,
+    edits: Arc<HeaderEdits>,
     path_rewrite: Option<PathRewrite>,
 }
 
@@ -57,7 +57,6 @@ pub struct Mirror {
     routes: Vec<Option<CompiledRoute>>,
     targets: Vec<Arc<ShadowTarget>>,
     marker_name: HeaderName,
-    marker_value: HeaderValue,
     metrics: Arc<Metrics>,
 }
 
@@ -95,6 +94,12 @@ impl Mirror {
 
     /// Compiles every route's policy and builds one target per shadow upstream in use.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Mirror {
+        let marker = (
+            HeaderName::from_bytes(config.mirror.marker_header.as_bytes())
+                .unwrap_or(HeaderName::from_static("x-shadowtap-shadow")),
+            HeaderValue::from_str(&config.mirror.marker_value)
+                .unwrap_or(HeaderValue::from_static("1")),
+        );
         let mut names: Vec<String> = Vec::new();
         let mut targets: Vec<Arc<ShadowTarget>> = Vec::new();
         let mut target_for = |name: &str| -> Option<usize> {
@@ -125,6 +130,7 @@ impl Mirror {
                         policy,
                         target_for(&policy.upstream)?,
                         &route.name,
+                        &marker,
                     ))
                 })
                 .collect();
@@ -142,7 +148,12 @@ impl Mirror {
                     host_rewrite: None,
                     path_rewrite: None,
                 };
-                Some(compile_shadow(&policy, target_for(name)?, &route.name))
+                Some(compile_shadow(
+                    &policy,
+                    target_for(name)?,
+                    &route.name,
+                    &marker,
+                ))
             });
             routes.push(Some(CompiledRoute {
                 max_body_bytes: mirror.max_body_bytes,
@@ -153,10 +164,7 @@ impl Mirror {
         Mirror {
             routes,
             targets,
-            marker_name: HeaderName::from_bytes(config.mirror.marker_header.as_bytes())
-                .unwrap_or(HeaderName::from_static("x-shadowtap-shadow")),
-            marker_value: HeaderValue::from_str(&config.mirror.marker_value)
-                .unwrap_or(HeaderValue::from_static("1")),
+            marker_name: marker.0,
             metrics,
         }
     }
@@ -314,7 +322,6 @@ impl Mirror {
                 policy,
                 &captured,
                 request.path_and_query.as_ref(),
-                &body,
                 role,
                 enqueued,
             );
@@ -334,7 +341,6 @@ impl Mirror {
                 shadow,
                 &captured,
                 request.path_and_query.as_ref(),
-                &body,
                 role,
                 enqueued,
             );
@@ -350,7 +356,6 @@ impl Mirror {
         shadow: &CompiledShadow,
         captured: &Arc<CapturedRequest>,
         path_and_query: Option<&PathAndQuery>,
-        body: &Bytes,
         role: JobRole,
         enqueued: Instant,
     ) {
@@ -358,8 +363,7 @@ impl Mirror {
         let Some(target) = self.targets.get(shadow.target) else {
             return;
         };
-        let Some(request) = self.shadow_request(shadow, target, captured, path_and_query, body)
-        else {
+        let Some(path_and_query) = shadow_path(shadow, path_and_query) else {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::Error);
             return;
@@ -367,7 +371,8 @@ impl Mirror {
         let job = ShadowJob {
             route,
             shadow: position,
-            request,
+            path_and_query,
+            edits: shadow.edits.clone(),
             captured: captured.clone(),
             role,
             enqueued,
@@ -377,54 +382,34 @@ impl Mirror {
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
         }
     }
+}
 
-    /// Builds the shadow's copy: same method, path, query, body and end-to-end headers,
-    /// minus the policy's removals, plus its additions and the marker.
-    fn shadow_request(
-        &self,
-        shadow: &CompiledShadow,
-        target: &ShadowTarget,
-        captured: &CapturedRequest,
-        path_and_query: Option<&PathAndQuery>,
-        body: &Bytes,
-    ) -> Option<http::Request<Bytes>> {
-        let original = path_and_query.map_or("/", PathAndQuery::as_str);
-        let rewritten;
-        let path_and_query = match &shadow.path_rewrite {
-            Some(rewrite) if original.starts_with(rewrite.prefix.as_str()) => {
-                rewritten = format!(
-                    "{}{}",
-                    rewrite.replacement,
-                    &original[rewrite.prefix.len()..]
-                );
-                rewritten.as_str()
-            }
-            _ => original,
-        };
-        let uri = target.uri_for(path_and_query)?;
-        let mut headers = captured.headers.clone();
-        // Framing is the shadow client's business: the body is complete and its length known.
-        headers.remove(header::CONTENT_LENGTH);
-        headers.remove(header::EXPECT);
-        for name in &shadow.remove_headers {
-            headers.remove(name);
+/// The path and query the shadow gets: the primary's, with the policy's prefix rewrite.
+/// `None` when the rewrite makes an invalid one.
+fn shadow_path(shadow: &CompiledShadow, original: Option<&PathAndQuery>) -> Option<PathAndQuery> {
+    let original = match original {
+        Some(original) => original,
+        None => return Some(PathAndQuery::from_static("/")),
+    };
+    match &shadow.path_rewrite {
+        Some(rewrite) if original.as_str().starts_with(rewrite.prefix.as_str()) => {
+            let rewritten = format!(
+                "{}{}",
+                rewrite.replacement,
+                &original.as_str()[rewrite.prefix.len()..]
+            );
+            PathAndQuery::try_from(rewritten).ok()
         }
-        for (name, value) in &shadow.add_headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        if let Some(host) = &shadow.host_rewrite {
-            headers.insert(header::HOST, host.clone());
-        }
-        headers.insert(self.marker_name.clone(), self.marker_value.clone());
-        let mut request = http::Request::new(body.clone());
-        *request.method_mut() = captured.method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
-        Some(request)
+        _ => Some(original.clone()),
     }
 }
 
-fn compile_shadow(policy: &ShadowPolicy, target: usize, route: &str) -> CompiledShadow {
+fn compile_shadow(
+    policy: &ShadowPolicy,
+    target: usize,
+    route: &str,
+    marker: &(HeaderName, HeaderValue),
+) -> CompiledShadow {
     let sticky = policy.sticky.as_ref().and_then(|sticky| match sticky {
         StickySource::Header(name) => HeaderName::from_bytes(name.as_bytes())
             .ok()
@@ -455,21 +440,24 @@ fn compile_shadow(policy: &ShadowPolicy, target: usize, route: &str) -> Compiled
         },
         path_prefix: policy.path_prefix.clone(),
         require_headers: header_names(&policy.require_headers),
-        add_headers: policy
-            .add_headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((
-                    HeaderName::from_bytes(name.as_bytes()).ok()?,
-                    HeaderValue::from_str(value).ok()?,
-                ))
-            })
-            .collect(),
-        remove_headers: header_names(&policy.remove_headers),
-        host_rewrite: policy
-            .host_rewrite
-            .as_deref()
-            .and_then(|host| HeaderValue::from_str(host).ok()),
+        edits: Arc::new(HeaderEdits::new(
+            header_names(&policy.remove_headers),
+            policy
+                .add_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect(),
+            policy
+                .host_rewrite
+                .as_deref()
+                .and_then(|host| HeaderValue::from_str(host).ok()),
+            marker.clone(),
+        )),
         path_rewrite: policy.path_rewrite.clone(),
     }
 }

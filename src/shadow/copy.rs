@@ -1,0 +1,142 @@
+//! How a shadow's copy of a request differs from what the primary received.
+//!
+//! Why its own type: the copy used to be built as a second header map per job (a clone of
+//! the primary's, then removals and insertions), which an HTTP/1 shadow only writes out
+//! again. [`HeaderEdits`] states the differences once per shadow policy; the native client
+//! writes the copy straight from the primary's fields ([`HeaderEdits::keeps`], then
+//! [`HeaderEdits::additions`]), and only the hyper client (h2c shadows) builds a map
+//! ([`HeaderEdits::apply`]) — from the same two rules, so both send the same fields.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// A shadow policy's header changes, plus the marker every shadow copy carries.
+#[derive(Debug, Clone)]
+pub struct HeaderEdits {
+    remove: Vec<HeaderName>,
+    add: Vec<(HeaderName, HeaderValue)>,
+    host: Option<HeaderValue>,
+    marker: (HeaderName, HeaderValue),
+}
+
+impl HeaderEdits {
+    /// The edits of one policy: `remove` these fields, set each of `add` (replacing the
+    /// primary's values), set `Host` to `host` when given, and add the `marker`.
+    pub fn new(
+        remove: Vec<HeaderName>,
+        add: Vec<(HeaderName, HeaderValue)>,
+        host: Option<HeaderValue>,
+        marker: (HeaderName, HeaderValue),
+    ) -> HeaderEdits {
+        HeaderEdits {
+            remove,
+            add,
+            host,
+            marker,
+        }
+    }
+
+    /// Whether the copy keeps the primary's field `name`. Framing (`Content-Length`,
+    /// `Transfer-Encoding`, `Expect`, `Connection`) is the shadow client's business, since
+    /// the copy's body is complete; removed fields go; fields the edits set are replaced.
+    pub fn keeps(&self, name: &HeaderName) -> bool {
+        !(name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::CONNECTION
+            || (name == header::HOST && self.host.is_some())
+            || *name == self.marker.0
+            || self.remove.contains(name)
+            || self.add.iter().any(|(added, _)| added == name))
+    }
+
+    /// The fields the copy carries after the kept ones.
+    pub fn additions(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.add
+            .iter()
+            .map(|(name, value)| (name, value))
+            .chain(self.host.iter().map(|host| (&header::HOST, host)))
+            .chain(std::iter::once((&self.marker.0, &self.marker.1)))
+    }
+
+    /// The copy's fields as a map (for the hyper client).
+    pub fn apply(&self, primary: &HeaderMap) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(primary.len() + self.add.len() + 2);
+        for (name, value) in primary {
+            if self.keeps(name) {
+                map.append(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in self.additions() {
+            map.append(name.clone(), value.clone());
+        }
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edits() -> HeaderEdits {
+        HeaderEdits::new(
+            vec![HeaderName::from_static("authorization")],
+            vec![(
+                HeaderName::from_static("x-env"),
+                HeaderValue::from_static("shadow"),
+            )],
+            Some(HeaderValue::from_static("shadow.internal")),
+            (
+                HeaderName::from_static("x-shadowtap-shadow"),
+                HeaderValue::from_static("1"),
+            ),
+        )
+    }
+
+    #[test]
+    fn the_copy_drops_framing_and_removals_and_replaces_what_it_sets() {
+        let mut primary = HeaderMap::new();
+        for (name, value) in [
+            ("host", "app.test"),
+            ("authorization", "secret"),
+            ("x-env", "prod"),
+            ("x-env", "prod2"),
+            ("content-length", "5"),
+            ("expect", "100-continue"),
+            ("x-shadowtap-shadow", "0"),
+            ("accept", "a"),
+            ("accept", "b"),
+        ] {
+            primary.append(name, HeaderValue::from_static(value));
+        }
+        let copy = edits().apply(&primary);
+        let fields: Vec<(&str, &str)> = copy
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("accept", "a"),
+                ("accept", "b"),
+                ("x-env", "shadow"),
+                ("host", "shadow.internal"),
+                ("x-shadowtap-shadow", "1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_host_rewrite_the_primarys_host_is_kept() {
+        let edits = HeaderEdits::new(
+            Vec::new(),
+            Vec::new(),
+            None,
+            (
+                HeaderName::from_static("x-shadowtap-shadow"),
+                HeaderValue::from_static("1"),
+            ),
+        );
+        assert!(edits.keeps(&header::HOST));
+        assert_eq!(edits.additions().count(), 1);
+    }
+}
