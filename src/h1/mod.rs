@@ -59,8 +59,7 @@ const READ_BUFFER: usize = 16 * 1024;
 const MAX_BODY_READ: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Times a bodiless idempotent request is sent again when a pooled connection turns out closed.
-pub(super) const MAX_STALE_RETRIES: usize = 3;
+pub(super) use crate::proxy::pool::MAX_STALE_RETRIES;
 
 /// How a connection left the native engine.
 pub enum Ended {
@@ -214,117 +213,107 @@ impl Connection<'_> {
         // The primary's end-to-end fields, kept while its head is parsed when mirrored.
         let mut primary_fields = http::HeaderMap::new();
         let mut tries = 0;
-        let (mut conn, head, sent_at) = loop {
-            let mut conn = match upstream.pool.check_out() {
-                Some(conn) => conn,
-                None => match upstream.pool.connect().await {
-                    Ok(conn) => conn,
-                    Err(source) => {
-                        let error = ForwardError::Unreachable {
-                            upstream: upstream.name.clone(),
-                            source: Box::new(source),
-                        };
-                        return self
-                            .fail(client, &request, error, started, body_consumed, close_after)
-                            .await;
-                    }
-                },
-            };
-            let body_start = request.head_len;
-            let sent = write_all_vectored(
-                &mut conn.stream,
-                &mut [
-                    IoSlice::new(&self.request_head),
-                    IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
-                ],
-            )
-            .await;
-            if let Err(source) = sent {
-                if conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
-                    tries += 1;
-                    continue;
-                }
-                let error = ForwardError::Failed {
-                    upstream: upstream.name.clone(),
-                    source: Box::new(source),
+        // Each failure breaks out of the loop with its error; success leaves the block.
+        let (mut conn, head, sent_at) = 'sent: {
+            let error = loop {
+                let mut conn = match upstream.pool.check_out() {
+                    Some(conn) => conn,
+                    None => match upstream.pool.connect().await {
+                        Ok(conn) => conn,
+                        Err(source) => {
+                            break ForwardError::Unreachable {
+                                upstream: upstream.name.clone(),
+                                source: Box::new(source),
+                            };
+                        }
+                    },
                 };
-                return self
-                    .fail(client, &request, error, started, body_consumed, close_after)
-                    .await;
-            }
-            if let Some(copy) = request_copy.as_mut() {
-                copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
-            }
-            self.buf.advance(std::mem::take(&mut self.pending));
-            let sent_at = Instant::now();
-            if request.body_len > in_buffer as u64 {
-                let left = request.body_len - in_buffer as u64;
-                match self
-                    .stream_request_body(client, &mut conn.stream, left, request_copy.as_mut())
-                    .await
-                {
-                    Ok(()) => body_consumed = true,
-                    // The client left mid-body: nobody to answer.
-                    Err(BodyFailure::Client(_)) => return Next::Close,
-                    Err(BodyFailure::Upstream(source)) => {
-                        let error = ForwardError::Failed {
-                            upstream: upstream.name.clone(),
-                            source: Box::new(source),
-                        };
-                        return self
-                            .fail(client, &request, error, started, false, close_after)
-                            .await;
+                let body_start = request.head_len;
+                let sent = write_all_vectored(
+                    &mut conn.stream,
+                    &mut [
+                        IoSlice::new(&self.request_head),
+                        IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
+                    ],
+                )
+                .await;
+                if let Err(source) = sent {
+                    if conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
+                        tries += 1;
+                        continue;
                     }
-                }
-            } else {
-                body_consumed = true;
-            }
-            // The whole body went to the primary: the shadows' copy is complete.
-            if let Some(mut copy) = request_copy.take() {
-                copy.complete();
-            }
-            deadline
-                .as_mut()
-                .reset((sent_at + upstream.response_timeout).into());
-            let keep = primary_slot.is_some().then_some(&mut primary_fields);
-            match self
-                .read_response_head(&mut conn, &request, close_after, deadline.as_mut(), keep)
-                .await
-            {
-                Ok(head) => break (conn, head, sent_at),
-                Err(HeadFailure::ClosedBeforeResponse(_))
-                    if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
-                {
-                    tries += 1;
-                }
-                Err(HeadFailure::TimedOut) => {
-                    let error = ForwardError::Timeout {
-                        upstream: upstream.name.clone(),
-                        after: upstream.response_timeout,
-                    };
-                    return self
-                        .fail(client, &request, error, started, body_consumed, close_after)
-                        .await;
-                }
-                Err(HeadFailure::ClosedBeforeResponse(source)) => {
-                    let error = ForwardError::Failed {
+                    break ForwardError::Failed {
                         upstream: upstream.name.clone(),
                         source: Box::new(source),
                     };
-                    return self
-                        .fail(client, &request, error, started, body_consumed, close_after)
-                        .await;
                 }
-                Err(HeadFailure::Failed(source)) => {
-                    let error = ForwardError::Failed {
-                        upstream: upstream.name.clone(),
-                        source,
-                    };
-                    return self
-                        .fail(client, &request, error, started, body_consumed, close_after)
-                        .await;
+                if let Some(copy) = request_copy.as_mut() {
+                    copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
                 }
-            }
+                self.buf.advance(std::mem::take(&mut self.pending));
+                let sent_at = Instant::now();
+                if request.body_len > in_buffer as u64 {
+                    let left = request.body_len - in_buffer as u64;
+                    match self
+                        .stream_request_body(client, &mut conn.stream, left, request_copy.as_mut())
+                        .await
+                    {
+                        Ok(()) => body_consumed = true,
+                        // The client left mid-body: nobody to answer.
+                        Err(BodyFailure::Client(_)) => return Next::Close,
+                        Err(BodyFailure::Upstream(source)) => {
+                            break ForwardError::Failed {
+                                upstream: upstream.name.clone(),
+                                source: Box::new(source),
+                            };
+                        }
+                    }
+                } else {
+                    body_consumed = true;
+                }
+                // The whole body went to the primary: the shadows' copy is complete.
+                if let Some(mut copy) = request_copy.take() {
+                    copy.complete();
+                }
+                deadline
+                    .as_mut()
+                    .reset((sent_at + upstream.response_timeout).into());
+                let keep = primary_slot.is_some().then_some(&mut primary_fields);
+                match self
+                    .read_response_head(&mut conn, &request, close_after, deadline.as_mut(), keep)
+                    .await
+                {
+                    Ok(head) => break 'sent (conn, head, sent_at),
+                    Err(HeadFailure::ClosedBeforeResponse(_))
+                        if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
+                    {
+                        tries += 1;
+                    }
+                    Err(HeadFailure::TimedOut) => {
+                        break ForwardError::Timeout {
+                            upstream: upstream.name.clone(),
+                            after: upstream.response_timeout,
+                        };
+                    }
+                    Err(HeadFailure::ClosedBeforeResponse(source)) => {
+                        break ForwardError::Failed {
+                            upstream: upstream.name.clone(),
+                            source: Box::new(source),
+                        };
+                    }
+                    Err(HeadFailure::Failed(source)) => {
+                        break ForwardError::Failed {
+                            upstream: upstream.name.clone(),
+                            source,
+                        };
+                    }
+                }
+            };
+            // A body that failed on its way up was not consumed (`body_consumed` is still
+            // false then): the client connection cannot be reused.
+            return self
+                .fail(client, &request, error, started, body_consumed, close_after)
+                .await;
         };
 
         let metrics = self.proxy.metrics();

@@ -7,6 +7,7 @@
 //! ends after this exchange.
 
 use super::request::parse_length;
+use crate::proxy::headers::is_hop_by_hop;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use std::mem::MaybeUninit;
@@ -252,19 +253,6 @@ fn end_to_end_fields(
             })
             .map(|field| (field.name, field.value)),
     )
-}
-
-/// The hop-by-hop fields of RFC 9110 §7.6.1 (plus `Proxy-Connection`).
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
-    match name.len() {
-        2 => eq(b"te"),
-        7 => eq(b"upgrade"),
-        10 => eq(b"connection") || eq(b"keep-alive"),
-        16 => eq(b"proxy-connection"),
-        17 => eq(b"transfer-encoding"),
-        _ => false,
-    }
 }
 
 pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {

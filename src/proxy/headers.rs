@@ -9,30 +9,53 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Longest client-supplied request id we propagate; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 200;
 
-/// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names,
-/// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding` and `Upgrade`. They describe
-/// one connection and must not be forwarded; hyper re-frames the body on the next hop.
+/// Whether `name` (any case) is hop-by-hop by definition (RFC 9110 §7.6.1, plus the
+/// non-standard `Proxy-Connection`): `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
+/// `Transfer-Encoding`, `Upgrade`. The one list both engines use; over bytes, so the native
+/// engine asks it of parsed field names without building a `HeaderName`.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
+    match name.len() {
+        2 => eq(b"te"),
+        7 => eq(b"upgrade"),
+        10 => eq(b"connection") || eq(b"keep-alive"),
+        16 => eq(b"proxy-connection"),
+        17 => eq(b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Hop-by-hop names one header map can hold (each distinct name is found once).
+const HOP_BY_HOP_COUNT: usize = 6;
+
+/// Removes hop-by-hop fields ([`is_hop_by_hop`]) and every field `Connection` names. They
+/// describe one connection and must not be forwarded; hyper re-frames the body on the next
+/// hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry one or none of them (upstreams often send `Connection:
     // keep-alive`): one pass over the names finds which, so only those are removed.
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
+    let mut found: [Option<HeaderName>; HOP_BY_HOP_COUNT] = Default::default();
+    let mut count = 0;
     for name in headers.keys() {
-        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
-            present[index] = true;
-            any = true;
+        if is_hop_by_hop(name.as_str().as_bytes()) {
+            if let Some(slot) = found.get_mut(count) {
+                *slot = Some(name.clone());
+                count += 1;
+            }
         }
     }
-    if !any {
+    if count == 0 {
         return;
     }
-    if present[0] {
+    if found
+        .iter()
+        .flatten()
+        .any(|name| name == header::CONNECTION)
+    {
         // Fields the `Connection` header names are hop-by-hop too. `keep-alive` and `close`
         // (the usual tokens) name no other field, so they allocate nothing.
         let named: Vec<HeaderName> = headers
@@ -50,22 +73,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(&name);
         }
     }
-    for (index, hop) in HOP_BY_HOP.iter().enumerate() {
-        if present[index] {
-            headers.remove(*hop);
-        }
+    for name in found.iter().flatten() {
+        headers.remove(name);
     }
 }
-
-/// Fields that are hop-by-hop by definition; `Connection` first.
-static HOP_BY_HOP: [&HeaderName; 6] = [
-    &header::CONNECTION,
-    &header::TE,
-    &header::TRANSFER_ENCODING,
-    &header::UPGRADE,
-    &KEEP_ALIVE,
-    &PROXY_CONNECTION,
-];
 
 /// Whether the client's `TE` says it accepts trailers; read before hop-by-hop removal so
 /// the upstream can be told the same (we pass trailers through).

@@ -43,9 +43,9 @@ pub enum PoolError {
     Request(#[source] hyper::Error),
 }
 
-/// How often a request whose connection turned out closed before anything was written is
-/// tried again on another connection.
-const MAX_STALE_RETRIES: usize = 3;
+/// How often a request whose pooled connection turned out closed (before any of its answer
+/// arrived) is tried again on another connection; both engines' pools use this bound.
+pub(crate) const MAX_STALE_RETRIES: usize = 3;
 
 struct Idle<B> {
     sender: SendRequest<B>,
