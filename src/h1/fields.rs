@@ -6,16 +6,17 @@
 //! per value), and the names the proxy itself adds taken from constants instead of
 //! allocated.
 
+use crate::proxy::headers;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Non-standard names on every forwarded request (the proxy adds them): found here, they
 /// cost no allocation.
-static KNOWN: [HeaderName; 4] = [
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-request-id"),
+static KNOWN: [&HeaderName; 4] = [
+    &headers::X_FORWARDED_FOR,
+    &headers::X_FORWARDED_PROTO,
+    &headers::X_FORWARDED_HOST,
+    &headers::X_REQUEST_ID,
 ];
 
 /// A map of `fields`, which httparse parsed out of `head`; `shared` is a copy of `head`
@@ -55,7 +56,7 @@ fn header_name(bytes: &[u8]) -> Option<HeaderName> {
             .iter()
             .find(|known| known.as_str().as_bytes().eq_ignore_ascii_case(bytes))
         {
-            return Some(known.clone());
+            return Some((*known).clone());
         }
     }
     HeaderName::from_bytes(bytes).ok()

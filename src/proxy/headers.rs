@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 /// `x-request-id`: propagated when the client sent a sane one, generated otherwise.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `x-forwarded-for`, `-proto`, `-host`: set on every forwarded request.
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Longest client-supplied request id we propagate; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 200;
