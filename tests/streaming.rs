@@ -39,6 +39,12 @@ async fn big_upstream(gate: Arc<Gate>) -> Upstream {
                     let mut offset = 0;
                     while offset < TOTAL {
                         let chunk = Bytes::from(vec![pattern(offset); CHUNK]);
+                        if offset + CHUNK >= TOTAL {
+                            // Flagged before the last chunk is handed over, so no reader can
+                            // see the whole body while the flag still says unfinished (after
+                            // the send, this thread could be preempted before the store).
+                            gate.finished.store(true, Ordering::SeqCst);
+                        }
                         if tx.send(Frame::data(chunk)).await.is_err() {
                             return;
                         }
@@ -47,7 +53,6 @@ async fn big_upstream(gate: Arc<Gate>) -> Upstream {
                         }
                         offset += CHUNK;
                     }
-                    gate.finished.store(true, Ordering::SeqCst);
                 });
                 let mut response = Response::new(body);
                 response
