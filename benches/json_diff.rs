@@ -21,9 +21,10 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::StatusCode;
 use shadowtap::compare::json::{self, JsonRules, PointerPattern};
 use shadowtap::compare::{self, CompareRules};
+use shadowtap::shadow::fields::Fields;
 use shadowtap::shadow::pair::CapturedResponse;
 use std::fmt::Write;
 use std::hint::black_box;
@@ -100,8 +101,7 @@ fn pair(target: usize) -> (Bytes, Bytes) {
 }
 
 fn response(body: &Bytes) -> CapturedResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let headers = Fields::from_pairs([("content-type", "application/json")]);
     CapturedResponse {
         status: StatusCode::OK,
         headers,

@@ -1,6 +1,7 @@
 //! Header comparison: case-insensitive names, multi-valued fields compared as ordered lists
 //! (however they are split over lines), volatile headers ignored.
 
+use crate::shadow::fields::Fields;
 use http::header::{HeaderMap, HeaderName};
 
 /// Headers that differ between any two healthy servers and say nothing about behaviour.
@@ -33,29 +34,70 @@ pub struct HeaderChange {
     pub shadow: Option<String>,
 }
 
-/// A set of header names, looked up without hashing strings: the names compared on every
-/// pair are mostly standard ones, which a `HeaderMap` finds by their index.
+/// A set of header names, looked up without hashing strings: by `HeaderName` (a map finds
+/// standard names by their index), or by a field's raw name bytes in any case (bucketed by
+/// length, so a lookup compares against at most a couple of names).
 #[derive(Debug, Clone, Default)]
 pub struct NameSet {
     names: HeaderMap<()>,
+    by_len: Vec<Vec<Box<[u8]>>>,
 }
 
 impl NameSet {
     /// The set of `names` (any case); a string that is not a valid header name is left
     /// out, since no header can carry it.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> NameSet {
-        let mut set = HeaderMap::<()>::with_capacity(0);
+        let mut set = NameSet {
+            names: HeaderMap::with_capacity(0),
+            by_len: Vec::new(),
+        };
         for name in names {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                set.insert(name, ());
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            let bytes = name.as_str().as_bytes();
+            if set.by_len.len() <= bytes.len() {
+                set.by_len.resize_with(bytes.len() + 1, Vec::new);
             }
+            if !set.names.contains_key(&name) {
+                set.by_len[bytes.len()].push(bytes.into());
+            }
+            set.names.insert(name, ());
         }
-        NameSet { names: set }
+        set
     }
 
     /// Whether `name` is in the set.
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.names.contains_key(name)
+    }
+
+    /// Whether a field named `name` (any case) is in the set.
+    pub fn contains_raw(&self, name: &[u8]) -> bool {
+        self.by_len
+            .get(name.len())
+            .is_some_and(|names| names.iter().any(|known| known.eq_ignore_ascii_case(name)))
+    }
+}
+
+/// Compares two answers' fields, skipping `ignored` names. Changes come sorted by name.
+/// Equal headers, the common case, cost one walk and no allocation: two builds of one
+/// server list the compared fields in the same order with the same values. Otherwise both
+/// sides become maps and each name is looked up (see [`diff`]).
+pub fn diff_fields(primary: &Fields, shadow: &Fields, ignored: &NameSet) -> Vec<HeaderChange> {
+    let mut left = primary
+        .iter()
+        .filter(|(name, _)| !ignored.contains_raw(name));
+    let mut right = shadow
+        .iter()
+        .filter(|(name, _)| !ignored.contains_raw(name));
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return Vec::new(),
+            (Some((a_name, a_value)), Some((b_name, b_value)))
+                if a_name.eq_ignore_ascii_case(b_name) && a_value == b_value => {}
+            _ => return diff(&primary.to_map(), &shadow.to_map(), ignored),
+        }
     }
 }
 
@@ -130,7 +172,9 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    type Pairs = [(&'static str, &'static str)];
+
+    fn map(pairs: &Pairs) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(*name, HeaderValue::from_static(value));
@@ -138,22 +182,34 @@ mod tests {
         map
     }
 
+    /// The changes between `a` and `b`, found both from fields (as captured answers are
+    /// compared) and from maps: the two must always agree.
+    fn check(a: &Pairs, b: &Pairs, ignored: &NameSet) -> Vec<HeaderChange> {
+        let from_maps = diff(&map(a), &map(b), ignored);
+        let from_fields = diff_fields(
+            &Fields::from_pairs(a.iter().copied()),
+            &Fields::from_pairs(b.iter().copied()),
+            ignored,
+        );
+        assert_eq!(from_fields, from_maps, "{a:?} vs {b:?}");
+        from_fields
+    }
+
     #[test]
     fn names_are_case_insensitive_and_ignored_ones_skipped() {
         let ignored = NameSet::new(DEFAULT_IGNORED.iter().copied());
-        let a = map(&[
+        let a = [
             ("Content-Type", "application/json"),
             ("date", "x"),
             ("x-a", "1"),
-        ]);
-        let b = map(&[
+        ];
+        let b = [
             ("content-type", "application/json"),
-            ("date", "y"),
+            ("Date", "y"),
             ("x-b", "2"),
-        ]);
-        let changes = diff(&a, &b, &ignored);
+        ];
         assert_eq!(
-            changes,
+            check(&a, &b, &ignored),
             vec![
                 HeaderChange {
                     name: "x-a".into(),
@@ -167,43 +223,64 @@ mod tests {
                 },
             ]
         );
+        // Same fields in another case, the ignored ones differing: equal.
+        let c = [
+            ("CONTENT-TYPE", "application/json"),
+            ("x-a", "1"),
+            ("DATE", "z"),
+        ];
+        assert!(check(&a, &c, &ignored).is_empty());
     }
 
     #[test]
     fn field_order_and_ignored_values_do_not_count() {
         let ignored = NameSet::new(["date", "X-Custom-Noise"]);
-        let a = map(&[
+        let a = [
             ("date", "x"),
             ("content-type", "text/plain"),
             ("x-custom-noise", "1"),
             ("x-a", "1"),
-        ]);
-        let same_order = map(&[("date", "y"), ("content-type", "text/plain"), ("x-a", "1")]);
-        assert!(diff(&a, &same_order, &ignored).is_empty());
-        let other_order = map(&[("x-a", "1"), ("content-type", "text/plain")]);
-        assert!(diff(&a, &other_order, &ignored).is_empty());
-        let changed = map(&[("x-a", "2"), ("content-type", "text/plain")]);
-        assert_eq!(diff(&a, &changed, &ignored).len(), 1);
-        let extra = map(&[("content-type", "text/plain"), ("x-a", "1"), ("x-b", "1")]);
-        assert_eq!(diff(&a, &extra, &ignored)[0].name, "x-b");
+        ];
+        let same_order = [("date", "y"), ("content-type", "text/plain"), ("x-a", "1")];
+        assert!(check(&a, &same_order, &ignored).is_empty());
+        let other_order = [("x-a", "1"), ("content-type", "text/plain")];
+        assert!(check(&a, &other_order, &ignored).is_empty());
+        let changed = [("x-a", "2"), ("content-type", "text/plain")];
+        assert_eq!(check(&a, &changed, &ignored).len(), 1);
+        let extra = [("content-type", "text/plain"), ("x-a", "1"), ("x-b", "1")];
+        assert_eq!(check(&a, &extra, &ignored)[0].name, "x-b");
     }
 
     #[test]
     fn multi_values_compare_as_ordered_lists() {
         let none = NameSet::default();
-        let a = map(&[("vary", "accept"), ("vary", "origin")]);
-        let b = map(&[("vary", "origin"), ("vary", "accept")]);
-        assert_eq!(diff(&a, &b, &none).len(), 1);
-        assert!(diff(&a, &a.clone(), &none).is_empty());
+        let a = [("vary", "accept"), ("vary", "origin")];
+        let b = [("vary", "origin"), ("vary", "accept")];
+        assert_eq!(check(&a, &b, &none).len(), 1);
+        assert!(check(&a, &a, &none).is_empty());
+        // Other fields between the values of one name do not split the list.
+        let c = [("vary", "accept"), ("x-a", "1"), ("vary", "origin")];
+        let d = [("x-a", "1"), ("vary", "accept"), ("vary", "origin")];
+        assert!(check(&c, &d, &none).is_empty());
     }
 
     #[test]
     fn one_line_and_two_lines_are_the_same_list() {
         let none = NameSet::default();
-        let a = map(&[("vary", "accept, origin")]);
-        let b = map(&[("vary", "accept"), ("vary", "origin")]);
-        assert!(diff(&a, &b, &none).is_empty());
-        let c = map(&[("vary", "accept")]);
-        assert_eq!(diff(&a, &c, &none).len(), 1);
+        let a = [("vary", "accept, origin")];
+        let b = [("vary", "accept"), ("vary", "origin")];
+        assert!(check(&a, &b, &none).is_empty());
+        let c = [("vary", "accept")];
+        assert_eq!(check(&a, &c, &none).len(), 1);
+    }
+
+    #[test]
+    fn name_sets_match_raw_names_in_any_case_and_skip_invalid_ones() {
+        let set = NameSet::new(["Date", "x-trace-id", "date", "bad name"]);
+        assert!(set.contains_raw(b"DATE") && set.contains_raw(b"X-Trace-Id"));
+        assert!(!set.contains_raw(b"dat") && !set.contains_raw(b"x-trace-ids"));
+        assert!(!set.contains_raw(b"bad name") && !set.contains_raw(b""));
+        assert!(set.contains(&HeaderName::from_static("date")));
+        assert!(!NameSet::default().contains_raw(b"date"));
     }
 }

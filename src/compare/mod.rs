@@ -19,9 +19,9 @@ pub mod json;
 pub mod noise;
 pub mod text;
 
+use crate::shadow::fields::Fields;
 use crate::shadow::pair::CapturedResponse;
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
 use serde::Serialize;
 
 /// Which part of the response differs (the `kind` label of `shadowtap_divergences_total`).
@@ -125,10 +125,10 @@ enum Media {
     Binary,
 }
 
-fn media(headers: &HeaderMap) -> Media {
+fn media(headers: &Fields) -> Media {
     let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .get("content-type")
+        .and_then(|v| std::str::from_utf8(v).ok())
     else {
         return Media::Binary;
     };
@@ -172,7 +172,7 @@ pub fn compare(
             noise: None,
         });
     }
-    for change in headers::diff(&primary.headers, &shadow.headers, &rules.ignored_headers) {
+    for change in headers::diff_fields(&primary.headers, &shadow.headers, &rules.ignored_headers) {
         differences.push(Difference {
             kind: DiffKind::Header,
             field: change.name.clone(),

@@ -16,6 +16,7 @@ use super::response::{self, Framing, HeadError, Parsed};
 use super::{write_all_vectored, MAX_STALE_RETRIES};
 use crate::config::UpstreamConfig;
 use crate::shadow::copy::HeaderEdits;
+use crate::shadow::fields::Fields;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -58,7 +59,7 @@ pub struct Answer {
     /// The status.
     pub status: StatusCode,
     /// The end-to-end fields.
-    pub headers: HeaderMap,
+    pub headers: Fields,
     /// The body, at most the cap.
     pub body: Bytes,
     /// The body was longer than the cap (the rest was not read).
@@ -195,7 +196,7 @@ async fn read_answer(
     cap: usize,
 ) -> Result<(Answer, bool), ReadFailure> {
     let mut received_any = false;
-    let mut headers = HeaderMap::new();
+    let mut headers = Fields::default();
     let head = loop {
         if !conn.buf.is_empty() {
             received_any = true;

@@ -8,11 +8,11 @@
 
 use super::request::Request;
 use crate::proxy::Proxy;
+use crate::shadow::fields::Fields;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{RequestHead, RequestTee};
 use crate::tee::Tee;
 use bytes::Bytes;
-use http::header::HeaderMap;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
 use std::mem::MaybeUninit;
@@ -81,7 +81,7 @@ pub(super) fn capture(
     proxy: &Proxy,
     slot: PrimarySlot,
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Fields,
     sent: Instant,
 ) -> Tee<PrimarySink> {
     Tee::new(

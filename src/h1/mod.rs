@@ -211,7 +211,7 @@ impl Connection<'_> {
             false => (None, None),
         };
         // The primary's end-to-end fields, kept while its head is parsed when mirrored.
-        let mut primary_fields = http::HeaderMap::new();
+        let mut primary_fields = crate::shadow::fields::Fields::default();
         let mut tries = 0;
         // Each failure breaks out of the loop with its error; success leaves the block.
         let (mut conn, head, sent_at) = 'sent: {
@@ -405,7 +405,7 @@ impl Connection<'_> {
         request: &Request,
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
-        mut keep: Option<&mut http::HeaderMap>,
+        mut keep: Option<&mut crate::shadow::fields::Fields>,
     ) -> Result<Head, HeadFailure> {
         let mut received_any = false;
         loop {

@@ -8,8 +8,8 @@
 
 use super::request::parse_length;
 use crate::proxy::headers::is_hop_by_hop;
+use crate::shadow::fields::Fields;
 use bytes::Bytes;
-use http::header::HeaderMap;
 use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
@@ -70,7 +70,7 @@ pub fn parse(
     is_head: bool,
     close: bool,
     out: &mut Vec<u8>,
-    keep: Option<&mut HeaderMap>,
+    keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
     parse_head(buf, is_head, close, Some(out), keep)
 }
@@ -78,7 +78,7 @@ pub fn parse(
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `keep` (a client that keeps the answer itself, such as the shadow
 /// client).
-pub fn inspect(buf: &[u8], is_head: bool, keep: &mut HeaderMap) -> Result<Parsed, HeadError> {
+pub fn inspect(buf: &[u8], is_head: bool, keep: &mut Fields) -> Result<Parsed, HeadError> {
     parse_head(buf, is_head, false, None, Some(keep))
 }
 
@@ -87,7 +87,7 @@ fn parse_head(
     is_head: bool,
     close: bool,
     out: Option<&mut Vec<u8>>,
-    keep: Option<&mut HeaderMap>,
+    keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -240,10 +240,10 @@ fn end_to_end_fields(
     head: &[u8],
     fields: &[httparse::Header<'_>],
     named_by_connection: bool,
-) -> HeaderMap {
-    super::fields::header_map(
+) -> Fields {
+    Fields::from_parsed(
         head,
-        &Bytes::copy_from_slice(head),
+        Bytes::copy_from_slice(head),
         fields.len(),
         fields
             .iter()
@@ -251,7 +251,7 @@ fn end_to_end_fields(
                 let name = field.name.as_bytes();
                 !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
             })
-            .map(|field| (field.name, field.value)),
+            .map(|field| (field.name.as_bytes(), field.value)),
     )
 }
 
@@ -300,21 +300,30 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\
             Content-Type: text/plain\r\nVary: a\r\nVary: b\r\nX-Empty:\r\n\
             Content-Length: 2\r\n\r\nhi";
-        let mut kept = HeaderMap::new();
+        let mut kept = Fields::default();
         assert!(matches!(
             inspect(raw, false, &mut kept),
             Ok(Parsed::Final(Head { len, .. })) if len == raw.len() - 2
         ));
-        let names: Vec<&str> = kept.keys().map(http::HeaderName::as_str).collect();
-        assert_eq!(names, ["content-type", "vary", "x-empty", "content-length"]);
-        let vary: Vec<&[u8]> = kept.get_all("vary").iter().map(|v| v.as_bytes()).collect();
+        let names: Vec<&[u8]> = kept.iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            [
+                &b"Content-Type"[..],
+                b"Vary",
+                b"Vary",
+                b"X-Empty",
+                b"Content-Length"
+            ]
+        );
+        let vary: Vec<&[u8]> = kept.get_all("vary").collect();
         assert_eq!(vary, [b"a", b"b"]);
-        assert_eq!(kept["x-empty"], "");
-        assert_eq!(kept["content-length"], "2");
+        assert_eq!(kept.get("x-empty"), Some(&b""[..]));
+        assert_eq!(kept.get("content-length"), Some(&b"2"[..]));
 
         // The client's head and the kept fields come from one parse.
         let mut out = Vec::new();
-        let mut kept = HeaderMap::new();
+        let mut kept = Fields::default();
         assert!(parse(raw, false, false, &mut out, Some(&mut kept)).is_ok());
         assert_eq!(kept.len(), 5);
         assert!(String::from_utf8(out)

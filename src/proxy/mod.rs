@@ -19,6 +19,7 @@ pub mod pool;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::router::Router;
+use crate::shadow::fields::Fields;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{Mirror, RequestHead, RequestTee};
 use crate::tee::{Tee, TeeBody};
@@ -221,8 +222,12 @@ impl Proxy {
                 self.metrics
                     .record_request(route_metrics, method, response.status());
                 let capture = slot.map(|(slot, sent)| {
-                    let sink =
-                        PrimarySink::new(slot, response.status(), response.headers().clone(), sent);
+                    let sink = PrimarySink::new(
+                        slot,
+                        response.status(),
+                        Fields::from_map(response.headers()),
+                        sent,
+                    );
                     Tee::new(self.max_response_body_bytes, sink)
                 });
                 response.map(|body| ResponseBody::upstream(body, completion, capture, release))

@@ -97,14 +97,28 @@ pub struct Redactor {
 impl Redactor {
     /// Headers as a name -> value map with secrets replaced.
     pub fn headers(&self, headers: &HeaderMap) -> BTreeMap<String, String> {
+        self.fields(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+        )
+    }
+
+    /// `(name, value)` fields (names in any case) as a lowercase name -> value map with
+    /// secrets replaced; repeated fields joined with ", ".
+    pub fn fields<'a>(
+        &self,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in headers {
-            let text = if self.headers.contains(name.as_str()) {
+        for (name, value) in fields {
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let text = if self.headers.contains(&name) {
                 REDACTED.to_string()
             } else {
-                String::from_utf8_lossy(value.as_bytes()).into_owned()
+                String::from_utf8_lossy(value).into_owned()
             };
-            out.entry(name.as_str().to_string())
+            out.entry(name)
                 .and_modify(|joined| {
                     joined.push_str(", ");
                     joined.push_str(&text);
@@ -194,7 +208,7 @@ impl Redactor {
         let (body, cut) = self.body(&response.body, max);
         MessageExcerpt {
             status: Some(response.status.as_u16()),
-            headers: self.headers(&response.headers),
+            headers: self.fields(response.headers.iter()),
             body,
             body_truncated: cut || response.truncated,
         }

@@ -10,6 +10,7 @@
 
 use super::breaker::Breaker;
 use super::copy::HeaderEdits;
+use super::fields::Fields;
 use super::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
@@ -371,7 +372,7 @@ impl ShadowTarget {
         crate::proxy::headers::remove_hop_by_hop(&mut headers);
         Ok(CapturedResponse {
             status: parts.status,
-            headers,
+            headers: Fields::from_map(&headers),
             body: kept.freeze(),
             truncated,
             latency: Duration::ZERO,

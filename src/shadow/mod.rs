@@ -13,11 +13,13 @@
 //! | [`breaker`] | per-shadow circuit breaker |
 //! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
+//! | [`fields`] | captured header fields: views into one copy of a head |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 
 pub mod breaker;
 pub mod copy;
 pub mod dispatch;
+pub mod fields;
 pub mod pair;
 pub mod sample;
 

@@ -6,6 +6,7 @@
 //! that cell and hands the pair to the [`PairSink`]. Neither side ever waits for the other
 //! on the live path.
 
+use super::fields::Fields;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use std::sync::Arc;
@@ -33,8 +34,8 @@ pub struct CapturedRequest {
 pub struct CapturedResponse {
     /// Status.
     pub status: StatusCode,
-    /// Response headers (hop-by-hop removed).
-    pub headers: HeaderMap,
+    /// Response header fields as received (hop-by-hop removed).
+    pub headers: Fields,
     /// The body, or its first `max_response_body_bytes` when `truncated`.
     pub body: Bytes,
     /// The body was longer than the cap; `body` is a prefix.
@@ -111,7 +112,7 @@ impl Drop for PrimarySlot {
 pub struct PrimarySink {
     slot: PrimarySlot,
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Fields,
     started: std::time::Instant,
 }
 
@@ -120,7 +121,7 @@ impl PrimarySink {
     pub fn new(
         slot: PrimarySlot,
         status: StatusCode,
-        headers: HeaderMap,
+        headers: Fields,
         started: std::time::Instant,
     ) -> PrimarySink {
         PrimarySink {
