@@ -18,7 +18,7 @@ use crate::config::UpstreamConfig;
 use crate::shadow::copy::HeaderEdits;
 use crate::shadow::fields::Fields;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, StatusCode};
 use std::io::{self, IoSlice};
 use tokio::io::AsyncReadExt;
@@ -95,7 +95,7 @@ impl Client {
         &self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &Fields,
         edits: &HeaderEdits,
         body: &Bytes,
         cap: usize,
@@ -140,7 +140,7 @@ impl Client {
         &self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &Fields,
         edits: &HeaderEdits,
         body_len: usize,
     ) -> Vec<u8> {
@@ -153,9 +153,12 @@ impl Client {
         // its length known.
         let mut has_host = false;
         let kept = headers.iter().filter(|(name, _)| edits.keeps(name));
-        for (name, value) in kept.chain(edits.additions()) {
-            has_host |= name == header::HOST;
-            put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        let added = edits
+            .additions()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+        for (name, value) in kept.chain(added) {
+            has_host |= name.eq_ignore_ascii_case(b"host");
+            put(&mut out, name, value);
         }
         if !has_host {
             put(&mut out, b"host", self.authority.as_bytes());
@@ -325,11 +328,13 @@ mod tests {
 
     #[test]
     fn the_head_carries_host_and_this_hops_framing_only() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-one", HeaderValue::from_static("1"));
-        headers.append("x-one", HeaderValue::from_static("2"));
-        headers.insert("content-length", HeaderValue::from_static("999"));
-        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        let fields = [
+            ("x-one", "1"),
+            ("X-One", "2"),
+            ("Content-Length", "999"),
+            ("transfer-encoding", "chunked"),
+        ];
+        let headers = Fields::from_pairs(fields);
         let edits = HeaderEdits::new(
             Vec::new(),
             Vec::new(),
@@ -342,17 +347,18 @@ mod tests {
         let head = client().request_head(&Method::POST, "/a?b=c", &headers, &edits, 5);
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("POST /a?b=c HTTP/1.1\r\n"), "{text}");
-        assert!(text.contains("x-one: 1\r\nx-one: 2\r\n"), "{text}");
+        // The fields go as the primary got them, names in their case.
+        assert!(text.contains("x-one: 1\r\nX-One: 2\r\n"), "{text}");
         assert!(text.contains("host: 127.0.0.1:9\r\n"), "{text}");
         assert!(text.contains("content-length: 5\r\n"), "{text}");
         assert!(text.contains("x-shadowtap-shadow: 1\r\n"), "{text}");
         assert!(!text.contains("999") && !text.contains("chunked"), "{text}");
         assert!(text.ends_with("\r\n\r\n"));
 
-        headers.insert("host", HeaderValue::from_static("shadow.internal"));
+        let headers = Fields::from_pairs(fields.into_iter().chain([("Host", "shadow.internal")]));
         let head = client().request_head(&Method::GET, "/", &headers, &edits, 0);
         let text = String::from_utf8(head).unwrap();
-        assert!(text.contains("host: shadow.internal\r\n"), "{text}");
+        assert!(text.contains("Host: shadow.internal\r\n"), "{text}");
         assert!(!text.contains("127.0.0.1"), "{text}");
         assert!(!text.contains("content-length"), "a bodiless GET: {text}");
     }

@@ -42,11 +42,14 @@ pub(super) fn plan(
     }
     let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
     let path_and_query = PathAndQuery::try_from(parsed.path?).ok()?;
-    let headers = super::fields::header_map(
+    let headers = Fields::from_parsed(
         &head,
-        &head,
+        head.clone(),
         parsed.headers.len(),
-        parsed.headers.iter().map(|field| (field.name, field.value)),
+        parsed
+            .headers
+            .iter()
+            .map(|field| (field.name.as_bytes(), field.value)),
     );
     let (route, _) = request.route;
     let mirror = proxy.mirror();

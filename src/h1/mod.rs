@@ -22,7 +22,6 @@
 
 pub mod chunked;
 pub mod client;
-mod fields;
 mod mirror;
 pub mod pool;
 pub mod request;

@@ -369,13 +369,14 @@ impl Proxy {
         if !self.mirror.route_mirrors(route) {
             return (TeeBody::new(body, None), None);
         }
+        let headers = Fields::from_map(&parts.headers);
         let plan = self.mirror.plan(
             route,
             (route, label),
             &parts.method,
             parts.uri.path(),
             parts.uri.query(),
-            &parts.headers,
+            &headers,
         );
         let Some((plan, slot)) = plan else {
             return (TeeBody::new(body, None), None);
@@ -383,7 +384,7 @@ impl Proxy {
         let head = RequestHead {
             method: parts.method.clone(),
             path_and_query: parts.uri.path_and_query().cloned(),
-            headers: parts.headers.clone(),
+            headers,
             request_id: request_id.to_str().unwrap_or_default().to_string(),
         };
         let tee = Tee::new(

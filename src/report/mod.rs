@@ -509,7 +509,7 @@ fn divergent_pair(
         },
         request: MessageExcerpt {
             status: None,
-            headers: redactor.headers(&pair.request.headers),
+            headers: redactor.fields(pair.request.headers.iter()),
             body: request_body,
             body_truncated: request_cut,
         },

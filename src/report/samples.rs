@@ -10,7 +10,6 @@ use crate::compare::json::PointerPattern;
 use crate::compare::{DiffKind, Difference};
 use crate::shadow::pair::CapturedResponse;
 use bytes::Bytes;
-use http::HeaderMap;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -95,15 +94,6 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Headers as a name -> value map with secrets replaced.
-    pub fn headers(&self, headers: &HeaderMap) -> BTreeMap<String, String> {
-        self.fields(
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-        )
-    }
-
     /// `(name, value)` fields (names in any case) as a lowercase name -> value map with
     /// secrets replaced; repeated fields joined with ", ".
     pub fn fields<'a>(

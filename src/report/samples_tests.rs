@@ -1,5 +1,5 @@
 use super::*;
-use http::HeaderValue;
+use crate::shadow::fields::Fields;
 
 fn sample(route: &str, id: &str) -> DivergentPair {
     let excerpt = MessageExcerpt {
@@ -60,12 +60,14 @@ fn secrets_are_redacted_in_headers_bodies_and_differences() {
             PointerPattern::parse("/tokens/*").unwrap(),
         ],
     };
-    let mut headers = HeaderMap::new();
-    headers.insert("authorization", HeaderValue::from_static("Bearer secret"));
-    headers.insert("x-ok", HeaderValue::from_static("visible"));
-    let shown = redactor.headers(&headers);
+    let headers = Fields::from_pairs([
+        ("Authorization", "Bearer secret"),
+        ("x-ok", "visible"),
+        ("X-Ok", "twice"),
+    ]);
+    let shown = redactor.fields(headers.iter());
     assert_eq!(shown["authorization"], REDACTED);
-    assert_eq!(shown["x-ok"], "visible");
+    assert_eq!(shown["x-ok"], "visible, twice");
     let body =
         Bytes::from_static(br#"{"user":{"email":"a@b.c","name":"ann"},"tokens":["t1","t2"]}"#);
     let (text, _) = redactor.body(&body, 1000);

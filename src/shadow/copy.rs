@@ -7,6 +7,7 @@
 //! [`HeaderEdits::additions`]), and only the hyper client (h2c shadows) builds a map
 //! ([`HeaderEdits::apply`]) — from the same two rules, so both send the same fields.
 
+use super::fields::Fields;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// A shadow policy's header changes, plus the marker every shadow copy carries.
@@ -35,18 +36,20 @@ impl HeaderEdits {
         }
     }
 
-    /// Whether the copy keeps the primary's field `name`. Framing (`Content-Length`,
-    /// `Transfer-Encoding`, `Expect`, `Connection`) is the shadow client's business, since
-    /// the copy's body is complete; removed fields go; fields the edits set are replaced.
-    pub fn keeps(&self, name: &HeaderName) -> bool {
-        !(name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::EXPECT
-            || name == header::CONNECTION
-            || (name == header::HOST && self.host.is_some())
-            || *name == self.marker.0
-            || self.remove.contains(name)
-            || self.add.iter().any(|(added, _)| added == name))
+    /// Whether the copy keeps the primary's field `name` (any case). Framing
+    /// (`Content-Length`, `Transfer-Encoding`, `Expect`, `Connection`) is the shadow
+    /// client's business, since the copy's body is complete; removed fields go; fields the
+    /// edits set are replaced.
+    pub fn keeps(&self, name: &[u8]) -> bool {
+        let is = |other: &HeaderName| other.as_str().as_bytes().eq_ignore_ascii_case(name);
+        !(is(&header::CONTENT_LENGTH)
+            || is(&header::TRANSFER_ENCODING)
+            || is(&header::EXPECT)
+            || is(&header::CONNECTION)
+            || (self.host.is_some() && is(&header::HOST))
+            || is(&self.marker.0)
+            || self.remove.iter().any(is)
+            || self.add.iter().any(|(added, _)| is(added)))
     }
 
     /// The fields the copy carries after the kept ones.
@@ -59,11 +62,17 @@ impl HeaderEdits {
     }
 
     /// The copy's fields as a map (for the hyper client).
-    pub fn apply(&self, primary: &HeaderMap) -> HeaderMap {
+    pub fn apply(&self, primary: &Fields) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(primary.len() + self.add.len() + 2);
-        for (name, value) in primary {
-            if self.keeps(name) {
-                map.append(name.clone(), value.clone());
+        for (name, value) in primary.iter() {
+            if !self.keeps(name) {
+                continue;
+            }
+            // The fields came from a parsed head or a map, so both always convert.
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            {
+                map.append(name, value);
             }
         }
         for (name, value) in self.additions() {
@@ -94,8 +103,7 @@ mod tests {
 
     #[test]
     fn the_copy_drops_framing_and_removals_and_replaces_what_it_sets() {
-        let mut primary = HeaderMap::new();
-        for (name, value) in [
+        let primary = Fields::from_pairs([
             ("host", "app.test"),
             ("authorization", "secret"),
             ("x-env", "prod"),
@@ -104,10 +112,8 @@ mod tests {
             ("expect", "100-continue"),
             ("x-shadowtap-shadow", "0"),
             ("accept", "a"),
-            ("accept", "b"),
-        ] {
-            primary.append(name, HeaderValue::from_static(value));
-        }
+            ("Accept", "b"),
+        ]);
         let copy = edits().apply(&primary);
         let fields: Vec<(&str, &str)> = copy
             .iter()
@@ -136,7 +142,7 @@ mod tests {
                 HeaderValue::from_static("1"),
             ),
         );
-        assert!(edits.keeps(&header::HOST));
+        assert!(edits.keeps(b"Host"));
         assert_eq!(edits.additions().count(), 1);
     }
 }

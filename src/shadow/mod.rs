@@ -28,7 +28,8 @@ use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
 use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use fields::Fields;
+use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
@@ -199,11 +200,11 @@ impl Mirror {
         method: &Method,
         path: &str,
         query: Option<&str>,
-        headers: &HeaderMap,
+        headers: &Fields,
     ) -> Option<(MirrorPlan, PrimarySlot)> {
         let compiled = self.routes.get(route_index)?.as_ref()?;
         let route_metrics = self.metrics.route(Some(route));
-        if headers.contains_key(&self.marker_name) {
+        if headers.get(self.marker_name.as_str()).is_some() {
             // Loop guard: this request is itself a shadow copy.
             self.metrics.record_loop_guard(route_metrics);
             return None;
@@ -218,7 +219,7 @@ impl Mirror {
             if !shadow
                 .require_headers
                 .iter()
-                .all(|name| headers.contains_key(name))
+                .all(|name| headers.get(name.as_str()).is_some())
             {
                 continue;
             }
@@ -470,8 +471,8 @@ pub struct RequestHead {
     pub method: Method,
     /// Path and query as received.
     pub path_and_query: Option<PathAndQuery>,
-    /// Headers as sent to the primary.
-    pub headers: HeaderMap,
+    /// Header fields as sent to the primary.
+    pub headers: Fields,
     /// The request id.
     pub request_id: String,
 }

@@ -8,7 +8,7 @@
 
 use super::fields::Fields;
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::SetOnce;
@@ -21,8 +21,8 @@ pub struct CapturedRequest {
     pub method: Method,
     /// Path and query as received.
     pub path_and_query: String,
-    /// Headers sent to the primary.
-    pub headers: HeaderMap,
+    /// Header fields sent to the primary.
+    pub headers: Fields,
     /// The whole body (within the route's `max_body_bytes`).
     pub body: Bytes,
     /// The `x-request-id` both upstreams saw.

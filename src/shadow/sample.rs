@@ -5,7 +5,8 @@
 //! restarts, so the same user is always in or always out — what you want when a session
 //! spans requests. The shadow's name is mixed in so two shadows at 10% see different users.
 
-use http::header::{self, HeaderMap, HeaderName};
+use super::fields::Fields;
+use http::header::HeaderName;
 
 /// Where a sticky key is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +58,7 @@ impl Sampler {
     }
 
     /// Decides for one request. With a sticky key that the request lacks, falls back to random.
-    pub fn sample(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+    pub fn sample(&self, headers: &Fields, query: Option<&str>) -> bool {
         if self.percent <= 0.0 {
             return false;
         }
@@ -76,17 +77,12 @@ impl Sampler {
     }
 }
 
-fn key_value<'a>(
-    key: &StickyKey,
-    headers: &'a HeaderMap,
-    query: Option<&'a str>,
-) -> Option<&'a [u8]> {
+fn key_value<'a>(key: &StickyKey, headers: &'a Fields, query: Option<&'a str>) -> Option<&'a [u8]> {
     match key {
-        StickyKey::Header(name) => headers.get(name).map(|value| value.as_bytes()),
+        StickyKey::Header(name) => headers.get(name.as_str()),
         StickyKey::Cookie(name) => headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
+            .get_all("cookie")
+            .filter_map(|value| std::str::from_utf8(value).ok())
             .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(cookie, _)| *cookie == name)
@@ -123,21 +119,12 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
 
     #[test]
     fn edges_are_exact() {
         let none = Sampler::new(0.0, None, "s");
         let all = Sampler::new(100.0, None, "s");
-        let empty = HeaderMap::new();
+        let empty = Fields::default();
         assert!((0..1000).all(|_| !none.sample(&empty, None)));
         assert!((0..1000).all(|_| all.sample(&empty, None)));
     }
@@ -151,9 +138,8 @@ mod tests {
         );
         let mut ins = 0;
         for user in 0..2000 {
-            let value = HeaderValue::from_str(&format!("user-{user}")).unwrap();
-            let mut map = HeaderMap::new();
-            map.insert("x-user", value);
+            let value = format!("user-{user}");
+            let map = Fields::from_pairs([("X-User", value.as_str())]);
             let first = sampler.sample(&map, None);
             assert!((0..5).all(|_| sampler.sample(&map, None) == first));
             ins += usize::from(first);
@@ -165,15 +151,15 @@ mod tests {
     #[test]
     fn cookie_and_query_keys_are_found() {
         let cookie = StickyKey::Cookie("session".into());
-        let map = headers(&[("cookie", "a=1; session=abc; b=2")]);
+        let map = Fields::from_pairs([("Cookie", "a=1; session=abc; b=2")]);
         assert_eq!(key_value(&cookie, &map, None), Some(&b"abc"[..]));
         let query = StickyKey::Query("user".into());
         assert_eq!(
-            key_value(&query, &HeaderMap::new(), Some("x=1&user=42&y")),
+            key_value(&query, &Fields::default(), Some("x=1&user=42&y")),
             Some(&b"42"[..])
         );
         assert_eq!(
-            key_value(&query, &HeaderMap::new(), Some("username=1")),
+            key_value(&query, &Fields::default(), Some("username=1")),
             None
         );
     }
@@ -185,8 +171,8 @@ mod tests {
         let b = Sampler::new(50.0, key, "shadow-b");
         let differ = (0..200)
             .filter(|user| {
-                let mut map = HeaderMap::new();
-                map.insert("x-user", HeaderValue::from_str(&user.to_string()).unwrap());
+                let value = user.to_string();
+                let map = Fields::from_pairs([("x-user", value.as_str())]);
                 a.sample(&map, None) != b.sample(&map, None)
             })
             .count();
