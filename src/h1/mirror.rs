@@ -15,42 +15,23 @@ use crate::tee::Tee;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
-use std::mem::MaybeUninit;
 use std::time::Instant;
-
-/// Header fields read back from a head this engine wrote: the client's (at most 128) plus
-/// the handful the proxy adds.
-const MAX_FIELDS: usize = 160;
 
 /// Asks the route's mirror plan about a request; when it is sampled, the capped copy of its
 /// body (fed by the engine, complete when the body is) and the slot the primary's answer is
 /// published in.
 pub(super) fn plan(
     proxy: &Proxy,
-    request: &Request,
+    request: &mut Request,
     upstream_head: &[u8],
 ) -> Option<(Tee<RequestTee>, PrimarySlot)> {
-    // One copy of the head; every value is a view into it, not an allocation of its own.
+    // One copy of the head; the fields `prepare` recorded while writing it are views into
+    // it, not allocations of their own, and nothing is parsed again.
     let head = Bytes::copy_from_slice(upstream_head);
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut parsed = httparse::Request::new(&mut []);
-    if !matches!(
-        parsed.parse_with_uninit_headers(&head, &mut fields),
-        Ok(httparse::Status::Complete(_))
-    ) {
-        return None;
-    }
-    let method = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
-    let path_and_query = PathAndQuery::try_from(parsed.path?).ok()?;
-    let headers = Fields::from_parsed(
-        &head,
-        head.clone(),
-        parsed.headers.len(),
-        parsed
-            .headers
-            .iter()
-            .map(|field| (field.name.as_bytes(), field.value)),
-    );
+    let method = Method::from_bytes(head.get(request.method_text.clone())?).ok()?;
+    let path_and_query =
+        PathAndQuery::from_maybe_shared(head.slice(request.target.clone())).ok()?;
+    let headers = Fields::from_spans(head, std::mem::take(&mut request.fields));
     let (route, _) = request.route;
     let mirror = proxy.mirror();
     let (plan, slot) = mirror.plan(

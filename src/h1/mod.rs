@@ -186,7 +186,7 @@ impl Connection<'_> {
     async fn exchange(
         &mut self,
         client: &mut TcpStream,
-        request: Request,
+        mut request: Request,
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
     ) -> Next {
@@ -203,7 +203,7 @@ impl Connection<'_> {
         self.pending = request.head_len + in_buffer;
         let mut body_consumed = request.body_len == in_buffer as u64;
         let (mut request_copy, primary_slot) = match request.mirrors {
-            true => match mirror::plan(self.proxy, &request, &self.request_head) {
+            true => match mirror::plan(self.proxy, &mut request, &self.request_head) {
                 Some((copy, slot)) => (Some(copy), Some(slot)),
                 None => (None, None),
             },

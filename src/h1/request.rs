@@ -15,6 +15,7 @@
 
 use crate::proxy::headers;
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
+use crate::shadow::fields::FieldSpan;
 use crate::telemetry::metrics::{Handover, METHODS};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -52,6 +53,11 @@ pub struct Request {
     pub method_text: Range<usize>,
     /// Where the request id is in the upstream head (for logs).
     pub request_id: Range<usize>,
+    /// Where the target (path and query) is in the upstream head.
+    pub target: Range<usize>,
+    /// Where each field is in the upstream head, recorded as it was written — only when
+    /// the route mirrors (a sampled request keeps its fields without parsing them again).
+    pub fields: Vec<FieldSpan>,
 }
 
 /// What [`prepare`] found in the buffer.
@@ -262,60 +268,77 @@ pub fn prepare(
         return Prepared::Fallback(Handover::Other);
     };
 
-    out.clear();
-    out.extend_from_slice(method.as_bytes());
+    let mirrors = proxy.mirror().route_mirrors(found.route);
+    let mut head = HeadWriter {
+        out,
+        fields: match mirrors {
+            true => Vec::with_capacity(parsed.headers.len() + 5),
+            false => Vec::new(),
+        },
+        record: mirrors,
+    };
+    head.out.clear();
+    head.out.extend_from_slice(method.as_bytes());
     let method_text = 0..method.len();
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    head.out.push(b' ');
+    head.out.extend_from_slice(target.as_bytes());
+    let target_range = method_text.end + 1..head.out.len();
+    head.out.extend_from_slice(b" HTTP/1.1\r\n");
     let trust = connection.trust_forwarded_headers;
     let mut forwarded_for = false;
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
         let value = field.value;
         match classify(name).0 {
-            Field::Keep => put(out, name, value),
+            Field::Keep => head.put(name, value),
             Field::Drop => {}
-            Field::Host => put(out, name, host_rewrite.unwrap_or(value)),
-            Field::XForwardedProto | Field::XForwardedHost if trust => put(out, name, value),
+            Field::Host => head.put(name, host_rewrite.unwrap_or(value)),
+            Field::XForwardedProto | Field::XForwardedHost if trust => head.put(name, value),
             Field::XForwardedProto | Field::XForwardedHost => {}
             Field::XForwardedFor => forwarded_for = true,
         }
     }
     // Every `X-Forwarded-For` line joined into one, the client's address appended.
-    out.extend_from_slice(b"x-forwarded-for: ");
+    let line_start = head.out.len();
+    head.out.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for {
         for field in parsed.headers.iter() {
             if classify(field.name.as_bytes()).0 == Field::XForwardedFor {
-                out.extend_from_slice(field.value);
-                out.extend_from_slice(b", ");
+                head.out.extend_from_slice(field.value);
+                head.out.extend_from_slice(b", ");
             }
         }
     }
-    out.extend_from_slice(connection.client_address.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    head.out
+        .extend_from_slice(connection.client_address.as_bytes());
+    head.out.extend_from_slice(b"\r\n");
+    head.recorded(line_start, b"x-forwarded-for".len());
     if !(trust && seen.forwarded_proto) {
-        put(out, b"x-forwarded-proto", connection.proto.as_bytes());
+        head.put(b"x-forwarded-proto", connection.proto.as_bytes());
     }
     if !(trust && seen.forwarded_host) {
-        put(out, b"x-forwarded-host", host.as_bytes());
+        head.put(b"x-forwarded-host", host.as_bytes());
     }
     if seen.trailers {
-        put(out, b"te", b"trailers");
+        head.put(b"te", b"trailers");
     }
-    out.extend_from_slice(b"x-request-id: ");
-    let id_start = out.len();
+    let line_start = head.out.len();
+    head.out.extend_from_slice(b"x-request-id: ");
+    let id_start = head.out.len();
     match seen.request_id {
         Some(id) if seen.request_ids == 1 && headers::request_id_is_sane(id) => {
-            out.extend_from_slice(id);
+            head.out.extend_from_slice(id);
         }
         _ => {
             let mut buffer = uuid::Uuid::encode_buffer();
-            out.extend_from_slice(headers::new_request_id(&mut buffer).as_bytes());
+            head.out
+                .extend_from_slice(headers::new_request_id(&mut buffer).as_bytes());
         }
     }
-    let request_id = id_start..out.len();
-    out.extend_from_slice(b"\r\n\r\n");
+    let request_id = id_start..head.out.len();
+    head.out.extend_from_slice(b"\r\n");
+    head.recorded(line_start, b"x-request-id".len());
+    head.out.extend_from_slice(b"\r\n");
 
     let method_index = METHODS[..METHODS.len() - 1]
         .iter()
@@ -331,10 +354,39 @@ pub fn prepare(
         trailers: seen.trailers,
         route: (found.route, found.label),
         upstream,
-        mirrors: proxy.mirror().route_mirrors(found.route),
+        mirrors,
         method_text,
         request_id,
+        target: target_range,
+        fields: head.fields,
     })
+}
+
+/// The upstream head being written, and (when `record`) where each field line went.
+struct HeadWriter<'o> {
+    out: &'o mut Vec<u8>,
+    fields: Vec<FieldSpan>,
+    record: bool,
+}
+
+impl HeadWriter<'_> {
+    /// Appends one `name: value` field line.
+    // Inlined: called per field on every request, mirrored or not.
+    #[inline(always)]
+    fn put(&mut self, name: &[u8], value: &[u8]) {
+        let line_start = self.out.len();
+        put(self.out, name, value);
+        self.recorded(line_start, name.len());
+    }
+
+    /// Notes the field line written from `line_start` to the end of the head.
+    #[inline(always)]
+    fn recorded(&mut self, line_start: usize, name_len: usize) {
+        if self.record {
+            self.fields
+                .extend(FieldSpan::of_line(line_start, name_len, self.out.len()));
+        }
+    }
 }
 
 /// Appends one `name: value` field line.

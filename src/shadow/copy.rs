@@ -7,17 +7,26 @@
 //! [`HeaderEdits::additions`]), and only the hyper client (h2c shadows) builds a map
 //! ([`HeaderEdits::apply`]) — from the same two rules, so both send the same fields.
 
-use super::fields::Fields;
+use super::fields::{Fields, NameSet};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// A shadow policy's header changes, plus the marker every shadow copy carries.
 #[derive(Debug, Clone)]
 pub struct HeaderEdits {
-    remove: Vec<HeaderName>,
     add: Vec<(HeaderName, HeaderValue)>,
     host: Option<HeaderValue>,
     marker: (HeaderName, HeaderValue),
+    /// Every primary field the copy leaves out: framing, removals, the fields it sets.
+    dropped: NameSet,
 }
+
+/// Framing: this hop's business, since the copy's body is complete and its length known.
+const FRAMING: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "expect",
+    "connection",
+];
 
 impl HeaderEdits {
     /// The edits of one policy: `remove` these fields, set each of `add` (replacing the
@@ -28,11 +37,19 @@ impl HeaderEdits {
         host: Option<HeaderValue>,
         marker: (HeaderName, HeaderValue),
     ) -> HeaderEdits {
+        let set = add.iter().map(|(name, _)| name);
+        let dropped = NameSet::new(
+            FRAMING
+                .into_iter()
+                .chain(host.is_some().then_some("host"))
+                .chain(std::iter::once(marker.0.as_str()))
+                .chain(remove.iter().chain(set).map(HeaderName::as_str)),
+        );
         HeaderEdits {
-            remove,
             add,
             host,
             marker,
+            dropped,
         }
     }
 
@@ -41,15 +58,7 @@ impl HeaderEdits {
     /// client's business, since the copy's body is complete; removed fields go; fields the
     /// edits set are replaced.
     pub fn keeps(&self, name: &[u8]) -> bool {
-        let is = |other: &HeaderName| other.as_str().as_bytes().eq_ignore_ascii_case(name);
-        !(is(&header::CONTENT_LENGTH)
-            || is(&header::TRANSFER_ENCODING)
-            || is(&header::EXPECT)
-            || is(&header::CONNECTION)
-            || (self.host.is_some() && is(&header::HOST))
-            || is(&self.marker.0)
-            || self.remove.iter().any(is)
-            || self.add.iter().any(|(added, _)| is(added)))
+        !self.dropped.contains_raw(name)
     }
 
     /// The fields the copy carries after the kept ones.
@@ -110,6 +119,9 @@ mod tests {
             ("x-env", "prod2"),
             ("content-length", "5"),
             ("expect", "100-continue"),
+            ("Transfer-Encoding", "chunked"),
+            ("CONNECTION", "close"),
+            ("Authorization", "secret too"),
             ("x-shadowtap-shadow", "0"),
             ("accept", "a"),
             ("Accept", "b"),

@@ -12,13 +12,37 @@
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-/// Where one field's name and value are in the buffer.
+/// Where one field's name and value are in a head: kept by [`Fields`], and recorded by a
+/// writer of a head that keeps its fields without parsing it again (the native engine's
+/// upstream request head).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Line {
+pub struct FieldSpan {
     name_start: u32,
     name_len: u32,
     value_start: u32,
     value_len: u32,
+}
+
+impl FieldSpan {
+    /// The field whose line `name: value\r\n` starts at `line_start`, with a name of
+    /// `name_len` bytes, and ends at `line_end` (after its CRLF). `None` past 4 GiB.
+    pub fn of_line(line_start: usize, name_len: usize, line_end: usize) -> Option<FieldSpan> {
+        let value_start = line_start + name_len + 2;
+        Some(FieldSpan {
+            name_start: u32::try_from(line_start).ok()?,
+            name_len: u32::try_from(name_len).ok()?,
+            value_start: u32::try_from(value_start).ok()?,
+            value_len: u32::try_from(line_end.checked_sub(value_start + 2)?).ok()?,
+        })
+    }
+
+    fn name(&self) -> std::ops::Range<usize> {
+        self.name_start as usize..(self.name_start + self.name_len) as usize
+    }
+
+    fn value(&self) -> std::ops::Range<usize> {
+        self.value_start as usize..(self.value_start + self.value_len) as usize
+    }
 }
 
 /// Header fields in arrival order; names keep the case they were sent in (HTTP/1) or are
@@ -26,7 +50,7 @@ struct Line {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
     buf: Bytes,
-    lines: Vec<Line>,
+    lines: Vec<FieldSpan>,
 }
 
 impl Fields {
@@ -50,7 +74,7 @@ impl Fields {
                 false => offset_in(head, value),
             };
             match (offset_in(head, name), value_start) {
-                (Some(name_start), Some(value_start)) => lines.push(Line {
+                (Some(name_start), Some(value_start)) => lines.push(FieldSpan {
                     name_start,
                     name_len: name.len() as u32,
                     value_start,
@@ -70,6 +94,16 @@ impl Fields {
             fields.push(name, value);
         }
         fields.finish()
+    }
+
+    /// The fields a writer of `head` recorded as it wrote them; a span that does not lie
+    /// within `head` is left out.
+    pub fn from_spans(head: Bytes, mut spans: Vec<FieldSpan>) -> Fields {
+        spans.retain(|span| span.name().end <= head.len() && span.value().end <= head.len());
+        Fields {
+            buf: head,
+            lines: spans,
+        }
     }
 
     /// The fields of `map` (names lowercase, values in map order): for answers the hyper
@@ -104,11 +138,9 @@ impl Fields {
 
     /// `(name, value)` of every field, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.lines.iter().map(|line| {
-            let name = line.name_start as usize..(line.name_start + line.name_len) as usize;
-            let value = line.value_start as usize..(line.value_start + line.value_len) as usize;
-            (&self.buf[name], &self.buf[value])
-        })
+        self.lines
+            .iter()
+            .map(|line| (&self.buf[line.name()], &self.buf[line.value()]))
     }
 
     /// Every value of `name` (any case), in order.
@@ -140,12 +172,10 @@ impl Fields {
     pub fn to_map(&self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.lines.len());
         for line in &self.lines {
-            let name = line.name_start as usize..(line.name_start + line.name_len) as usize;
-            let value = line.value_start as usize..(line.value_start + line.value_len) as usize;
-            let Ok(name) = HeaderName::from_bytes(&self.buf[name]) else {
+            let Ok(name) = HeaderName::from_bytes(&self.buf[line.name()]) else {
                 continue;
             };
-            if let Ok(value) = HeaderValue::from_maybe_shared(self.buf.slice(value)) {
+            if let Ok(value) = HeaderValue::from_maybe_shared(self.buf.slice(line.value())) {
                 map.append(name, value);
             }
         }
@@ -153,10 +183,56 @@ impl Fields {
     }
 }
 
+/// A set of header names, looked up without hashing strings: by `HeaderName` (a map finds
+/// standard names by their index), or by a field's raw name bytes in any case (bucketed by
+/// length, so a lookup compares against at most a couple of names).
+#[derive(Debug, Clone, Default)]
+pub struct NameSet {
+    names: HeaderMap<()>,
+    by_len: Vec<Vec<Box<[u8]>>>,
+}
+
+impl NameSet {
+    /// The set of `names` (any case); a string that is not a valid header name is left
+    /// out, since no header can carry it.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> NameSet {
+        let mut set = NameSet {
+            names: HeaderMap::with_capacity(0),
+            by_len: Vec::new(),
+        };
+        for name in names {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            let bytes = name.as_str().as_bytes();
+            if set.by_len.len() <= bytes.len() {
+                set.by_len.resize_with(bytes.len() + 1, Vec::new);
+            }
+            if !set.names.contains_key(&name) {
+                set.by_len[bytes.len()].push(bytes.into());
+            }
+            set.names.insert(name, ());
+        }
+        set
+    }
+
+    /// Whether `name` is in the set.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.names.contains_key(name)
+    }
+
+    /// Whether a field named `name` (any case) is in the set.
+    pub fn contains_raw(&self, name: &[u8]) -> bool {
+        self.by_len
+            .get(name.len())
+            .is_some_and(|names| names.iter().any(|known| known.eq_ignore_ascii_case(name)))
+    }
+}
+
 /// Appends fields to one growing buffer.
 struct Builder {
     buf: BytesMut,
-    lines: Vec<Line>,
+    lines: Vec<FieldSpan>,
 }
 
 impl Builder {
@@ -165,7 +241,7 @@ impl Builder {
         self.buf.extend_from_slice(name);
         let value_start = self.buf.len() as u32;
         self.buf.extend_from_slice(value);
-        self.lines.push(Line {
+        self.lines.push(FieldSpan {
             name_start,
             name_len: name.len() as u32,
             value_start,
@@ -221,6 +297,21 @@ mod tests {
         assert_eq!(fields.get("absent"), None);
         // No copy: the fields share the head's buffer.
         assert_eq!(fields.buf.as_ptr(), shared.as_ptr());
+    }
+
+    #[test]
+    fn recorded_spans_are_the_fields_of_the_lines_they_name() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nx-empty: \r\n\r\n";
+        let spans = vec![
+            FieldSpan::of_line(16, 4, 25).unwrap(),
+            FieldSpan::of_line(25, 7, 36).unwrap(),
+            // Past the end of the head: left out.
+            FieldSpan::of_line(36, 4, 45).unwrap(),
+        ];
+        let fields = Fields::from_spans(Bytes::from_static(head), spans);
+        let all: Vec<_> = fields.iter().collect();
+        assert_eq!(all, [(&b"Host"[..], &b"a"[..]), (b"x-empty", b"")]);
+        assert_eq!(FieldSpan::of_line(10, 4, 12), None, "shorter than its name");
     }
 
     #[test]
