@@ -20,7 +20,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 /// Pause after an accept error (e.g. out of file descriptors) before trying again, so the
@@ -60,10 +61,10 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
-    // Every connection task holds a clone of `open`; when the last is gone, `drained` ends.
-    let (open, mut drained) = mpsc::channel::<()>(1);
-    // Flipped when the grace period is over: connections still open are then dropped.
-    let (force_close, force_closed) = watch::channel(false);
+    // The open connections' tasks: finished ones are reaped as they end; those still open
+    // when the grace period is over are aborted. (Not a flag each connection selects on:
+    // that would be polled at every wake-up of every connection, several per request.)
+    let mut connections = JoinSet::new();
     loop {
         // Wait for a free slot first: past the cap, new connections queue in the kernel
         // backlog instead of being accepted and starved.
@@ -72,9 +73,11 @@ pub async fn serve(
                 Ok(permit) => permit,
                 Err(_) => break,
             },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = crate::shutdown::flagged(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -94,10 +97,8 @@ pub async fn serve(
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
         });
-        let metrics = proxy.metrics().clone();
-        metrics.connection_opened();
+        let open = OpenConnection::new(proxy.metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
-        let mut force_closed = force_closed.clone();
         let connection = Connection {
             proxy: proxy.clone(),
             info,
@@ -105,28 +106,49 @@ pub async fn serve(
             builder: builder.clone(),
             shutdown: shutdown.clone(),
         };
-        let open = open.clone();
-        tokio::spawn(
+        connections.spawn(
             async move {
-                tokio::select! {
-                    () = connection.serve(stream) => {}
-                    _ = crate::shutdown::flagged(&mut force_closed) => {
-                        tracing::debug!("connection closed at the end of the grace period");
-                    }
-                }
-                metrics.connection_closed();
-                drop(permit);
+                connection.serve(stream).await;
                 drop(open);
             }
             .instrument(span),
         );
     }
     drop(listener);
-    drop(open);
     tracing::info!(listener = ?local, "stopped accepting; draining connections");
-    if tokio::time::timeout(grace, drained.recv()).await.is_err() {
-        tracing::warn!(listener = ?local, grace = ?grace, "grace period over; closing remaining connections");
-        let _ = force_close.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            listener = ?local,
+            grace = ?grace,
+            remaining = connections.len(),
+            "grace period over; closing remaining connections"
+        );
+        // Aborted tasks drop their connection (and its `OpenConnection`) where they are.
+        connections.shutdown().await;
+    }
+}
+
+/// A connection counted as open, holding its slot under the connection cap, until its task
+/// ends however it ends: served to the end, or aborted when the grace period is over.
+struct OpenConnection {
+    metrics: Arc<crate::telemetry::Metrics>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(metrics: Arc<crate::telemetry::Metrics>, slot: OwnedSemaphorePermit) -> Self {
+        metrics.connection_opened();
+        OpenConnection {
+            metrics,
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
     }
 }
 

@@ -187,21 +187,26 @@ impl ShadowTarget {
         sink: Option<Arc<dyn PairSink>>,
     ) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
-        let mut stop = self.stop.subscribe();
+        let mut stop_flag = self.stop.subscribe();
+        // One stop future for the dispatcher's life, looked at only when there is nothing
+        // to do: a fresh one per job would register (and unregister) a waiter every time.
+        let mut stop = std::pin::pin!(crate::shutdown::flagged(&mut stop_flag));
         loop {
             // A slot first, then a job: a job leaves the queue only when it can be sent, so
             // waiting jobs are all in the queue (and its gauge), never more than its capacity.
             // Waiting here is fine: it is the shadow's own queue, and it is bounded.
             let permit = tokio::select! {
+                biased;
                 permit = slots.clone().acquire_owned() => permit,
-                _ = crate::shutdown::flagged(&mut stop) => break,
+                () = &mut stop => break,
             };
             let Ok(permit) = permit else {
                 break;
             };
             let job = tokio::select! {
+                biased;
                 job = receiver.recv() => job,
-                _ = crate::shutdown::flagged(&mut stop) => break,
+                () = &mut stop => break,
             };
             let Some(job) = job else {
                 break;
