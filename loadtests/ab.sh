@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of shadowtap builds (and nginx as a plain proxy) in one pinned run: CPU per request split
-# into user and system time, context switches per request, and peak RSS. For "what did this
-# change buy": run the old and the new binary side by side, interleaved, several rounds.
+# into user and system time, context switches per request, peak RSS and (rate mode) the p50
+# the load generator saw. For "what did this change buy": run the old and the new binary side
+# by side, interleaved, several rounds.
 #
 #   loadtests/ab.sh [--mirror] [--mode closed|rate] [--rate R] [--rounds N] [--duration S]
 #                   [--path /] [--ports BASE] LABEL=BINARY|nginx ...
@@ -93,19 +94,19 @@ start_contender() { # LABEL BINARY -> PID on stdout
   echo $!
 }
 
-load() { # SECONDS -> requests completed on stdout
+load() { # SECONDS -> "requests p50-µs" on stdout (p50 only in rate mode; "-" in closed mode)
   local url="http://127.0.0.1:$LISTEN_PORT$URLPATH"
   if [[ "$MODE" == closed ]]; then
-    taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d"$1"s "$url" | awk '/requests in/ { print $1 }'
+    taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d"$1"s "$url" | awk '/requests in/ { print $1, "-" }'
   else
     taskset -c "$LOADGEN_CPU" oha --no-tui -q "$RATE" -c 64 -z "$1"s -w --latency-correction \
-      --output-format json "$url" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(d["statusCodeDistribution"].values()))'
+      --output-format json "$url" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(d["statusCodeDistribution"].values()), round(d["latencyPercentiles"]["p50"] * 1e6))'
   fi
 }
 
 hz="$(getconf CLK_TCK)"
 echo "== $MODE, path $URLPATH, mirror $MIRROR, $ROUNDS round(s) of ${DURATION} s; CPU in µs per request"
-printf '%-7s %-14s %10s %8s %8s %8s %10s %9s\n' round contender requests user sys total ctxsw/req "peak MiB"
+printf '%-7s %-14s %10s %8s %8s %8s %10s %9s %8s\n' round contender requests user sys total ctxsw/req "peak MiB" "p50 µs"
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${CONTENDERS[@]}"; do
     label="${spec%%=*}"; bin="${spec#*=}"
@@ -113,7 +114,7 @@ for round in $(seq 1 "$ROUNDS"); do
     wait_port "$LISTEN_PORT"
     load 2 >/dev/null
     read -r u1 s1 cu1 cs1 < <(cpu_ticks "$pid"); x1="$(switches "$pid")"
-    n="$(load "$DURATION")"
+    read -r n p50 < <(load "$DURATION")
     read -r u2 s2 cu2 cs2 < <(cpu_ticks "$pid"); x2="$(switches "$pid")"
     hwm="$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")"
     # Started inside $(...), so not this shell's child: poll until it is gone, or the next
@@ -121,12 +122,12 @@ for round in $(seq 1 "$ROUNDS"); do
     kill -TERM "$pid"
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true; CURRENT=""
-    python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" <<'EOF'
+    python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" "${p50:--}" <<'EOF'
 import sys
-rnd, label, n, hz, user, system, switches, hwm = sys.argv[1:]
+rnd, label, n, hz, user, system, switches, hwm, p50 = sys.argv[1:]
 n = max(int(n or 0), 1); hz = int(hz)
 u = int(user) / hz * 1e6 / n; s = int(system) / hz * 1e6 / n
-print("%-7s %-14s %10d %8.1f %8.1f %8.1f %10.2f %9.1f" % (rnd, label, n, u, s, u + s, int(switches) / n, int(hwm) / 1024))
+print("%-7s %-14s %10d %8.1f %8.1f %8.1f %10.2f %9.1f %8s" % (rnd, label, n, u, s, u + s, int(switches) / n, int(hwm) / 1024, p50))
 EOF
   done
 done

@@ -21,7 +21,7 @@ pub struct HeaderEdits {
 }
 
 /// Framing: this hop's business, since the copy's body is complete and its length known.
-const FRAMING: [&str; 4] = [
+const HOP_FIELDS: [&str; 4] = [
     "content-length",
     "transfer-encoding",
     "expect",
@@ -39,7 +39,7 @@ impl HeaderEdits {
     ) -> HeaderEdits {
         let set = add.iter().map(|(name, _)| name);
         let dropped = NameSet::new(
-            FRAMING
+            HOP_FIELDS
                 .into_iter()
                 .chain(host.is_some().then_some("host"))
                 .chain(std::iter::once(marker.0.as_str()))

@@ -28,20 +28,38 @@ impl FieldSpan {
     /// `name_len` bytes, and ends at `line_end` (after its CRLF). `None` past 4 GiB.
     pub fn of_line(line_start: usize, name_len: usize, line_end: usize) -> Option<FieldSpan> {
         let value_start = line_start + name_len + 2;
+        FieldSpan::at(
+            line_start,
+            name_len,
+            value_start,
+            line_end.checked_sub(value_start + 2)?,
+        )
+    }
+
+    /// A span from offsets and lengths; `None` when one does not fit in 32 bits (heads are
+    /// far smaller: the listener caps them at `max_header_bytes`).
+    fn at(
+        name_start: usize,
+        name_len: usize,
+        value_start: usize,
+        value_len: usize,
+    ) -> Option<Self> {
         Some(FieldSpan {
-            name_start: u32::try_from(line_start).ok()?,
+            name_start: u32::try_from(name_start).ok()?,
             name_len: u32::try_from(name_len).ok()?,
             value_start: u32::try_from(value_start).ok()?,
-            value_len: u32::try_from(line_end.checked_sub(value_start + 2)?).ok()?,
+            value_len: u32::try_from(value_len).ok()?,
         })
     }
 
     fn name(&self) -> std::ops::Range<usize> {
-        self.name_start as usize..(self.name_start + self.name_len) as usize
+        let start = self.name_start as usize;
+        start..start + self.name_len as usize
     }
 
     fn value(&self) -> std::ops::Range<usize> {
-        self.value_start as usize..(self.value_start + self.value_len) as usize
+        let start = self.value_start as usize;
+        start..start + self.value_len as usize
     }
 }
 
@@ -73,14 +91,15 @@ impl Fields {
                 true => Some(0),
                 false => offset_in(head, value),
             };
-            match (offset_in(head, name), value_start) {
-                (Some(name_start), Some(value_start)) => lines.push(FieldSpan {
-                    name_start,
-                    name_len: name.len() as u32,
-                    value_start,
-                    value_len: value.len() as u32,
-                }),
-                _ => strays.push((name, value)),
+            let span = match (offset_in(head, name), value_start) {
+                (Some(name_start), Some(value_start)) => {
+                    FieldSpan::at(name_start, name.len(), value_start, value.len())
+                }
+                _ => None,
+            };
+            match span {
+                Some(span) => lines.push(span),
+                None => strays.push((name, value)),
             }
         }
         if strays.is_empty() {
@@ -236,17 +255,16 @@ struct Builder {
 }
 
 impl Builder {
+    /// Appends a field; one that would lie past 4 GiB into the buffer is left out.
     fn push(&mut self, name: &[u8], value: &[u8]) {
-        let name_start = self.buf.len() as u32;
+        let name_start = self.buf.len();
+        let value_start = name_start + name.len();
+        let Some(span) = FieldSpan::at(name_start, name.len(), value_start, value.len()) else {
+            return;
+        };
         self.buf.extend_from_slice(name);
-        let value_start = self.buf.len() as u32;
         self.buf.extend_from_slice(value);
-        self.lines.push(FieldSpan {
-            name_start,
-            name_len: name.len() as u32,
-            value_start,
-            value_len: value.len() as u32,
-        });
+        self.lines.push(span);
     }
 
     fn finish(self) -> Fields {
@@ -258,11 +276,9 @@ impl Builder {
 }
 
 /// Where `part` starts inside `whole`, if it is a slice of it.
-fn offset_in(whole: &[u8], part: &[u8]) -> Option<u32> {
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    (start + part.len() <= whole.len())
-        .then(|| u32::try_from(start).ok())
-        .flatten()
+    (start + part.len() <= whole.len()).then_some(start)
 }
 
 #[cfg(test)]
