@@ -4,8 +4,8 @@
 //! Only a request the route's plan samples pays for this: its head (as sent to the primary)
 //! and the primary's response head are copied once each, their fields kept as views into
 //! the copies ([`Fields`], from spans recorded while the heads were written or parsed), and
-//! the bodies are copied, capped, as they stream. Everything after — shadow dispatch, pairing, comparison —
-//! is the shared machinery of [`crate::shadow`].
+//! the bodies are copied, capped, as they stream. Everything after — shadow dispatch,
+//! pairing, comparison — is the shared machinery of [`crate::shadow`].
 
 use super::request::Request;
 use crate::proxy::Proxy;
