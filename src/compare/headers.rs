@@ -37,7 +37,7 @@ pub struct HeaderChange {
 }
 
 /// Compares two answers' fields, skipping `ignored` names. Changes come sorted by name.
-/// Equal headers, the common case, cost one walk and no allocation (see [`same_in_order`]).
+/// Equal headers, the common case, cost one walk and no allocation (see `same_in_order`).
 /// Otherwise both sides become maps and each name is looked up (see [`diff`]).
 pub fn diff_fields(primary: &Fields, shadow: &Fields, ignored: &NameSet) -> Vec<HeaderChange> {
     if same_in_order(primary, shadow, ignored) {
