@@ -202,12 +202,11 @@ impl Fields {
     }
 }
 
-/// A set of header names, looked up without hashing strings: by `HeaderName` (a map finds
-/// standard names by their index), or by a field's raw name bytes in any case (bucketed by
-/// length, so a lookup compares against at most a couple of names).
+/// A set of header names, looked up by a field's raw name bytes in any case: bucketed by
+/// length, so a lookup compares against at most a couple of names, without hashing.
 #[derive(Debug, Clone, Default)]
 pub struct NameSet {
-    names: HeaderMap<()>,
+    /// Lowercase names, indexed by their length.
     by_len: Vec<Vec<Box<[u8]>>>,
 }
 
@@ -215,29 +214,26 @@ impl NameSet {
     /// The set of `names` (any case); a string that is not a valid header name is left
     /// out, since no header can carry it.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> NameSet {
-        let mut set = NameSet {
-            names: HeaderMap::with_capacity(0),
-            by_len: Vec::new(),
-        };
+        let mut set = NameSet::default();
         for name in names {
             let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
                 continue;
             };
             let bytes = name.as_str().as_bytes();
+            if set.contains_raw(bytes) {
+                continue;
+            }
             if set.by_len.len() <= bytes.len() {
                 set.by_len.resize_with(bytes.len() + 1, Vec::new);
             }
-            if !set.names.contains_key(&name) {
-                set.by_len[bytes.len()].push(bytes.into());
-            }
-            set.names.insert(name, ());
+            set.by_len[bytes.len()].push(bytes.into());
         }
         set
     }
 
     /// Whether `name` is in the set.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.names.contains_key(name)
+        self.contains_raw(name.as_str().as_bytes())
     }
 
     /// Whether a field named `name` (any case) is in the set.
