@@ -4,8 +4,8 @@
 # the load generator saw. For "what did this change buy": run the old and the new binary side
 # by side, interleaved, several rounds.
 #
-#   loadtests/ab.sh [--mirror] [--mode closed|rate] [--rate R] [--rounds N] [--duration S]
-#                   [--path /] [--ports BASE] LABEL=BINARY|nginx ...
+#   loadtests/ab.sh [--mirror] [--h2c] [--mode closed|rate] [--rate R] [--rounds N]
+#                   [--duration S] [--path /] [--ports BASE] LABEL=BINARY|nginx ...
 #
 #   loadtests/ab.sh old=/tmp/shadowtap-old new=target/release/shadowtap nginx=nginx
 #   loadtests/ab.sh --mirror old=/tmp/shadowtap-old new=target/release/shadowtap
@@ -14,26 +14,29 @@
 # load generator on cpu 0 (wrk -t1 -c64 in closed mode, oha -q RATE -c64 in rate mode), 2 s
 # warm-up then DURATION measured, rounds interleaved (A B, A B, ...). --mirror: shadowtap
 # mirrors every request to a second nginx (a healthy shadow) and compares
-# (conf/shadowtap-mirror.toml.in); "nginx" stays a plain proxy. Counters are read from
+# (conf/shadowtap-mirror.toml.in); "nginx" stays a plain proxy. --h2c: the clients speak
+# HTTP/2 with prior knowledge (oha --http2, also in closed mode: oha -c64 without a rate);
+# nginx gets an `http2` listener for them, the upstreams stay HTTP/1.1. Counters are read from
 # /proc (utime, stime of the process and its children; context switches of all threads;
 # VmHWM). Defaults: closed, 3 rounds of 5 s, path /, ports 18000+ (as profile.sh: don't run
 # beside run.sh unless --ports differs). Needs nginx, wrk, oha (run.sh --smoke installs them).
 # Loopback only; everything started here is stopped by its PID on exit.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-MODE=closed; RATE=5000; ROUNDS=3; DURATION=5; URLPATH=/; PORTS=18000; MIRROR=0
+MODE=closed; RATE=5000; ROUNDS=3; DURATION=5; URLPATH=/; PORTS=18000; MIRROR=0; H2C=0
 LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
 CONTENDERS=()
 while (($#)); do
   case "$1" in
     --mirror) MIRROR=1; shift;;
+    --h2c) H2C=1; shift;;
     --mode) MODE="$2"; shift 2;;
     --rate) RATE="$2"; shift 2;;
     --rounds) ROUNDS="$2"; shift 2;;
     --duration) DURATION="$2"; shift 2;;
     --path) URLPATH="$2"; shift 2;;
     --ports) PORTS="$2"; shift 2;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *=*) CONTENDERS+=("$1"); shift;;
     *) echo "unknown argument $1 (contenders are LABEL=BINARY or LABEL=nginx)" >&2; exit 2;;
   esac
@@ -81,11 +84,15 @@ switches() { # voluntary + involuntary, all threads of the process and its child
     awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
+# nginx takes h2c on a listener of its own, next to the HTTP/1.1 one; shadowtap on the same port.
+NGINX_H2_PORT=$((LISTEN_PORT + 3)); H2_LINE=""
+((H2C)) && H2_LINE="        listen 127.0.0.1:$NGINX_H2_PORT http2 backlog=4096;"
+
 start_contender() { # LABEL BINARY -> PID on stdout
   local label="$1" bin="$2"
   if [[ "$bin" == nginx ]]; then
     sed -e "s#@RUN@#$RUN_DIR#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$LISTEN_PORT#g" \
-      -e "s#@EXTRA_PROXY_HEADERS@##" -e "s#@H2_LISTEN@##" "$HERE/conf/nginx-proxy.conf.in" >"$RUN_DIR/$label.conf"
+      -e "s#@EXTRA_PROXY_HEADERS@##" -e "s#@H2_LISTEN@#$H2_LINE#" "$HERE/conf/nginx-proxy.conf.in" >"$RUN_DIR/$label.conf"
     taskset -c "$PROXY_CPU" nginx -p "$RUN_DIR" -c "$RUN_DIR/$label.conf" >"$RUN_DIR/$label.out" 2>&1 &
   else
     write_shadowtap_config "$RUN_DIR/$label.toml" "$MIRROR"
@@ -94,27 +101,30 @@ start_contender() { # LABEL BINARY -> PID on stdout
   echo $!
 }
 
-load() { # SECONDS -> "requests p50-µs" on stdout (p50 only in rate mode; "-" in closed mode)
-  local url="http://127.0.0.1:$LISTEN_PORT$URLPATH"
-  if [[ "$MODE" == closed ]]; then
+load() { # SECONDS PORT -> "requests p50-µs" on stdout (p50 "-" in closed HTTP/1.1 mode: wrk)
+  local url="http://127.0.0.1:$2$URLPATH" rate=()
+  if [[ "$MODE" == closed ]] && ((!H2C)); then
     taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d"$1"s "$url" | awk '/requests in/ { print $1, "-" }'
   else
-    taskset -c "$LOADGEN_CPU" oha --no-tui -q "$RATE" -c 64 -z "$1"s -w --latency-correction \
+    [[ "$MODE" == rate ]] && rate=(-q "$RATE" --latency-correction)
+    ((H2C)) && rate+=(--http2)
+    taskset -c "$LOADGEN_CPU" oha --no-tui "${rate[@]}" -c 64 -z "$1"s -w \
       --output-format json "$url" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(d["statusCodeDistribution"].values()), round(d["latencyPercentiles"]["p50"] * 1e6))'
   fi
 }
 
 hz="$(getconf CLK_TCK)"
-echo "== $MODE, path $URLPATH, mirror $MIRROR, $ROUNDS round(s) of ${DURATION} s; CPU in µs per request"
+echo "== $MODE, path $URLPATH, mirror $MIRROR, h2c $H2C, $ROUNDS round(s) of ${DURATION} s; CPU in µs per request"
 printf '%-7s %-14s %10s %8s %8s %8s %10s %9s %8s\n' round contender requests user sys total ctxsw/req "peak MiB" "p50 µs"
 for round in $(seq 1 "$ROUNDS"); do
   for spec in "${CONTENDERS[@]}"; do
     label="${spec%%=*}"; bin="${spec#*=}"
     pid="$(start_contender "$label" "$bin")"; CURRENT="$pid"
-    wait_port "$LISTEN_PORT"
-    load 2 >/dev/null
+    port="$LISTEN_PORT"; [[ "$bin" == nginx ]] && ((H2C)) && port="$NGINX_H2_PORT"
+    wait_port "$port"
+    load 2 "$port" >/dev/null
     read -r u1 s1 cu1 cs1 < <(cpu_ticks "$pid"); x1="$(switches "$pid")"
-    read -r n p50 < <(load "$DURATION")
+    read -r n p50 < <(load "$DURATION" "$port")
     read -r u2 s2 cu2 cs2 < <(cpu_ticks "$pid"); x2="$(switches "$pid")"
     hwm="$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")"
     # Started inside $(...), so not this shell's child: poll until it is gone, or the next

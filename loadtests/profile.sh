@@ -3,13 +3,14 @@
 # counts are exact and repeatable on a VM where perf's hardware counters are not available),
 # send a bounded number of requests through it, and print the top functions.
 #
-#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror]
+#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror] [--h2c]
 #                        [--log LEVEL] [--ports BASE] [--out DIR]
 #
 # Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
 # (64-byte body), the live path only. --mirror: every request also mirrored to a healthy
 # shadow (a second nginx serving the same bodies) and compared (conf/shadowtap-mirror.toml.in,
-# the comparison workers' instructions included). --log: RUST_LOG for shadowtap [warn].
+# the comparison workers' instructions included). --h2c: the client speaks HTTP/2 with prior
+# knowledge (oha --http2), the upstreams HTTP/1.1. --log: RUST_LOG for shadowtap [warn].
 # --ports BASE: listen on BASE+81.. instead of 18081.., to profile beside a run.sh run.
 # Writes DIR/callgrind.out (open it with kcachegrind or callgrind_annotate)
 # and DIR/top-inclusive.txt, DIR/top-self.txt. DIR defaults to a new directory under /tmp.
@@ -19,7 +20,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""; MIRROR=0; LOG=warn; PORTS=18000
+REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""; MIRROR=0; LOG=warn; PORTS=18000; CLIENT=()
 LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
 while (($#)); do
   case "$1" in
@@ -27,10 +28,11 @@ while (($#)); do
     --connections) CONNS="$2"; shift 2;;
     --path) URLPATH="$2"; shift 2;;
     --mirror) MIRROR=1; shift;;
+    --h2c) CLIENT=(--http2); shift;;
     --log) LOG="$2"; shift 2;;
     --ports) PORTS="$2"; shift 2;;
     --out) OUT="$2"; shift 2;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -81,7 +83,7 @@ taskset -c "$PROXY_CPU" env RUST_LOG="$LOG" valgrind --tool=callgrind --instr-at
   >"$RUN_DIR/shadowtap.out" 2>&1 &
 ST_PID=$!; PIDS+=("$ST_PID"); wait_port "$LISTEN_PORT"
 
-load() { timeout 600 taskset -c "$LOADGEN_CPU" oha --no-tui -n "$1" -c "$CONNS" -t 30s \
+load() { timeout 600 taskset -c "$LOADGEN_CPU" oha --no-tui -n "$1" -c "$CONNS" -t 30s "${CLIENT[@]}" \
   --output-format json "http://127.0.0.1:$LISTEN_PORT$URLPATH" | python3 -c '
 import json, sys; d = json.load(sys.stdin); c = d.get("statusCodeDistribution", {})
 e = d.get("errorDistribution", {}); rps = d["summary"]["requestsPerSec"]

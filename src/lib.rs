@@ -8,7 +8,7 @@
 //! | [`config`] | TOML + CLI flags -> validated, typed [`config::Config`]; every problem reported at once |
 //! | [`listener`] | accepts connections (HTTP/1.1 + h2c), limits, graceful drain |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
-//! | [`h1`] | the native HTTP/1.1 engine: plain requests of non-mirrored routes, without hyper |
+//! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/502/504 |
 //! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |

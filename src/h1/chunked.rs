@@ -4,7 +4,10 @@
 //! the client parses is exactly what the proxy parsed: chunk extensions are dropped, sizes
 //! are re-written, and trailers are passed on only to a client that sent `TE: trailers`.
 //! A body delimited by the upstream closing the connection is re-framed the same way, so
-//! the client connection survives it.
+//! the client connection survives it. For a client hyper serves, the same decoder hands the
+//! data and the trailer section over separately instead ([`Decoder::decode_data`]).
+
+use bytes::BytesMut;
 
 /// Longest chunk-size line (with extensions) accepted.
 const MAX_SIZE_LINE: usize = 4096;
@@ -69,8 +72,32 @@ impl Decoder {
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
-        mut on_data: impl FnMut(&[u8]),
+        on_data: impl FnMut(&[u8]),
     ) -> Result<usize, ChunkError> {
+        let pass_trailers = self.pass_trailers;
+        self.run(
+            input,
+            &mut Reencode {
+                out,
+                on_data,
+                pass_trailers,
+            },
+        )
+    }
+
+    /// Consumes what it can of `input`, appending the decoded data to `data` and, at the
+    /// last chunk, the raw trailer section (field lines and the final CRLF) to `trailers`:
+    /// for a reader that hands the body on as frames rather than re-encoding it.
+    pub fn decode_data(
+        &mut self,
+        input: &[u8],
+        data: &mut BytesMut,
+        trailers: &mut Vec<u8>,
+    ) -> Result<usize, ChunkError> {
+        self.run(input, &mut Split { data, trailers })
+    }
+
+    fn run(&mut self, input: &[u8], sink: &mut impl Sink) -> Result<usize, ChunkError> {
         let mut at = 0;
         loop {
             let rest = &input[at..];
@@ -93,8 +120,7 @@ impl Decoder {
                         return Ok(at);
                     }
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
-                    push_chunk(out, &rest[..take]);
-                    on_data(&rest[..take]);
+                    sink.data(&rest[..take]);
                     at += take;
                     let left = left - take as u64;
                     self.state = if left == 0 {
@@ -121,12 +147,7 @@ impl Decoder {
                     let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
                     match httparse::parse_headers(rest, &mut fields) {
                         Ok(httparse::Status::Complete((len, _))) => {
-                            out.extend_from_slice(b"0\r\n");
-                            if self.pass_trailers {
-                                out.extend_from_slice(&rest[..len]);
-                            } else {
-                                out.extend_from_slice(b"\r\n");
-                            }
+                            sink.end(&rest[..len]);
                             at += len;
                             self.state = State::Done;
                         }
@@ -141,13 +162,67 @@ impl Decoder {
     }
 }
 
+/// Where a decoder puts what it decoded.
+trait Sink {
+    /// A piece of chunk data.
+    fn data(&mut self, data: &[u8]);
+    /// The trailer section after the last chunk (field lines and the final CRLF).
+    fn end(&mut self, trailers: &[u8]);
+}
+
+/// Re-encodes for the client of the native engine.
+struct Reencode<'o, F> {
+    out: &'o mut Vec<u8>,
+    on_data: F,
+    pass_trailers: bool,
+}
+
+impl<F: FnMut(&[u8])> Sink for Reencode<'_, F> {
+    fn data(&mut self, data: &[u8]) {
+        push_chunk(self.out, data);
+        (self.on_data)(data);
+    }
+
+    fn end(&mut self, trailers: &[u8]) {
+        self.out.extend_from_slice(b"0\r\n");
+        if self.pass_trailers {
+            self.out.extend_from_slice(trailers);
+        } else {
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Keeps the data and the trailer section apart.
+struct Split<'o> {
+    data: &'o mut BytesMut,
+    trailers: &'o mut Vec<u8>,
+}
+
+impl Sink for Split<'_> {
+    fn data(&mut self, data: &[u8]) {
+        self.data.extend_from_slice(data);
+    }
+
+    fn end(&mut self, trailers: &[u8]) {
+        self.trailers.extend_from_slice(trailers);
+    }
+}
+
 /// Appends `data` as one chunk (nothing for empty data: an empty chunk would end the body).
 pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
+    push_size_line(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the size line (`hex-size CRLF`) of a chunk of `len` bytes.
+pub fn push_size_line(out: &mut Vec<u8>, len: usize) {
     let mut size = [0u8; 16];
-    let mut n = data.len();
+    let mut n = len;
     let mut start = size.len();
     while n > 0 || start == size.len() {
         start -= 1;
@@ -155,8 +230,6 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
         n /= 16;
     }
     out.extend_from_slice(&size[start..]);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -12,7 +12,9 @@
 //! It serves only the plain shape (see [`request::prepare`]); from the first request it does
 //! not serve, the connection is handed to the hyper path with the bytes read so far
 //! ([`Ended::Fallback`]), so every other shape — smuggling attempts, chunked uploads,
-//! `Expect`, HTTP/1.0, h2c, mirrored routes — keeps exactly the behaviour it had.
+//! `Expect`, HTTP/1.0, h2c — keeps exactly the behaviour it had. The hyper path, in turn,
+//! reaches HTTP/1 upstreams through this module too ([`upstream`]), on the same pooled
+//! sockets: hyper serves the client, shadowtap speaks to the upstream.
 //!
 //! Guarantees kept from the hyper path: exactly one response per request (a 502/504 written
 //! by the proxy when the upstream fails before its head), bodies streamed in bounded memory,
@@ -26,6 +28,7 @@ mod mirror;
 pub mod pool;
 pub mod request;
 pub mod response;
+pub mod upstream;
 
 use crate::config::ListenerConfig;
 use crate::error::ProxyError;
@@ -58,7 +61,7 @@ const READ_BUFFER: usize = 16 * 1024;
 const MAX_BODY_READ: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-pub(super) use crate::proxy::pool::MAX_STALE_RETRIES;
+use pool::MAX_STALE_RETRIES;
 
 /// How a connection left the native engine.
 pub enum Ended {
@@ -645,18 +648,16 @@ pub(super) async fn write_all_vectored(
 
 /// For the upstream config that the engine reads per request.
 impl NativeUpstream {
-    /// A native pool for an HTTP/1 upstream.
-    pub fn new(name: &str, config: &crate::config::UpstreamConfig) -> NativeUpstream {
-        let address = crate::proxy::forward::socket_address(&config.authority);
+    /// The native engine's view of an HTTP/1 upstream whose idle sockets are `pool`.
+    pub fn new(
+        name: &str,
+        config: &crate::config::UpstreamConfig,
+        pool: std::sync::Arc<pool::RawPool>,
+    ) -> NativeUpstream {
         NativeUpstream {
             name: name.to_string(),
             response_timeout: config.response_timeout,
-            pool: pool::RawPool::new(
-                address,
-                config.connect_timeout,
-                config.pool_max_idle,
-                config.pool_idle_timeout,
-            ),
+            pool,
         }
     }
 }

@@ -18,6 +18,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
+/// How often a request whose pooled connection turned out closed (before any of its answer
+/// arrived) is tried again on another connection.
+pub(crate) const MAX_STALE_RETRIES: usize = 3;
+
 /// Read buffer of an upstream connection: one read takes a 16 KiB response whole.
 const READ_BUFFER: usize = 32 * 1024;
 

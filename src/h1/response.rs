@@ -10,6 +10,7 @@ use super::request::parse_length;
 use crate::proxy::headers::is_hop_by_hop;
 use crate::shadow::fields::Fields;
 use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
@@ -72,14 +73,21 @@ pub fn parse(
     out: &mut Vec<u8>,
     keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, close, Some(out), keep)
+    parse_head(buf, is_head, close, Some(out), keep, None)
 }
 
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `keep` (a client that keeps the answer itself, such as the shadow
 /// client).
 pub fn inspect(buf: &[u8], is_head: bool, keep: &mut Fields) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None, Some(keep))
+    parse_head(buf, is_head, false, None, Some(keep), None)
+}
+
+/// Parses the response head at the start of `buf` for its status and framing, storing its
+/// end-to-end fields in `map` (a response handed to hyper, which wants a `HeaderMap`; the
+/// values share one copy of the head).
+pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Parsed, HeadError> {
+    parse_head(buf, is_head, false, None, None, Some(map))
 }
 
 fn parse_head(
@@ -88,6 +96,7 @@ fn parse_head(
     close: bool,
     out: Option<&mut Vec<u8>>,
     keep: Option<&mut Fields>,
+    map: Option<&mut HeaderMap>,
 ) -> Result<Parsed, HeadError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -191,6 +200,9 @@ fn parse_head(
     if let Some(keep) = keep {
         *keep = end_to_end_fields(&buf[..len], parsed.headers, named_by_connection);
     }
+    if let Some(map) = map {
+        end_to_end_map(&buf[..len], parsed.headers, named_by_connection, map);
+    }
     let Some(out) = out else {
         return Ok(Parsed::Final(head));
     };
@@ -253,6 +265,41 @@ fn end_to_end_fields(
             })
             .map(|field| (field.name.as_bytes(), field.value)),
     )
+}
+
+/// The end-to-end fields of a parsed head into `map` (cleared first), values sharing one
+/// copy of the head.
+fn end_to_end_map(
+    head: &[u8],
+    fields: &[httparse::Header<'_>],
+    named_by_connection: bool,
+    map: &mut HeaderMap,
+) {
+    map.clear();
+    map.reserve(fields.len());
+    let shared = Bytes::copy_from_slice(head);
+    let base = head.as_ptr() as usize;
+    for field in fields {
+        let name = field.name.as_bytes();
+        if is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)) {
+            continue;
+        }
+        // httparse hands out slices of `head`; anything else is skipped, not trusted.
+        let start = (field.value.as_ptr() as usize).wrapping_sub(base);
+        let Some(end) = start
+            .checked_add(field.value.len())
+            .filter(|end| *end <= head.len())
+        else {
+            continue;
+        };
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(shared.slice(start..end)),
+        ) else {
+            continue;
+        };
+        map.append(name, value);
+    }
 }
 
 pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
@@ -329,6 +376,24 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("Content-Type: text/plain\r\n"));
+    }
+
+    #[test]
+    fn a_map_holds_the_same_end_to_end_fields() {
+        let raw = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\
+            Content-Type: text/plain\r\nVary: a\r\nVary: b\r\nX-Empty:\r\n\
+            Content-Length: 2\r\n\r\nhi";
+        let mut map = HeaderMap::new();
+        map.insert("x-stale", HeaderValue::from_static("from before"));
+        assert!(matches!(
+            inspect_map(raw, false, &mut map),
+            Ok(Parsed::Final(Head { len, .. })) if len == raw.len() - 2
+        ));
+        let mut kept = Fields::default();
+        assert!(inspect(raw, false, &mut kept).is_ok());
+        assert_eq!(map, kept.to_map());
+        assert_eq!(map.len(), 5);
+        assert!(map.get("x-stale").is_none() && map.get("x-hop").is_none());
     }
 
     #[test]

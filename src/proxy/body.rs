@@ -7,14 +7,12 @@
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::pool::Release;
-use super::RequestBody;
+use super::forward::{BoxError, UpstreamBody};
 use crate::shadow::pair::PrimarySink;
 use crate::tee::Tee;
 use crate::telemetry::Metrics;
@@ -44,13 +42,13 @@ impl Completion {
 impl Completion {
     /// Counts and logs an upstream body that broke mid-stream: the status already went out,
     /// so this counter is the only place the failure shows.
-    fn body_failed(&self, error: &hyper::Error) {
+    fn body_failed(&self, error: &BoxError) {
         let route = self.metrics.route(self.route);
         self.metrics
             .record_error(route, crate::telemetry::ErrorReason::UpstreamBodyError);
         tracing::warn!(
             route = route.label(),
-            error = %crate::telemetry::logging::ErrorChain(error),
+            error = %crate::telemetry::logging::ErrorChain(&**error),
             "upstream body failed mid-stream"
         );
     }
@@ -73,14 +71,12 @@ impl Drop for Completion {
 pub enum ResponseBody {
     /// The upstream's body, passed through as it arrives.
     Upstream {
-        /// The upstream body.
-        body: Incoming,
+        /// The upstream body (it gives its connection back at its end).
+        body: UpstreamBody,
         /// Dropped (and so recorded) at the end of the stream.
         completion: Option<Completion>,
         /// A capped copy for comparison, when the request was mirrored.
         capture: Option<Tee<PrimarySink>>,
-        /// Gives the upstream connection back to its pool at the end of the body.
-        release: Option<Release<RequestBody>>,
     },
     /// A complete body (error pages); `None` once sent.
     Full {
@@ -94,26 +90,21 @@ pub enum ResponseBody {
 impl ResponseBody {
     /// The upstream's body, optionally teed into a capped copy for comparison.
     pub fn upstream(
-        body: Incoming,
+        body: UpstreamBody,
         completion: Option<Completion>,
         mut capture: Option<Tee<PrimarySink>>,
-        mut release: Option<Release<RequestBody>>,
     ) -> ResponseBody {
         if body.is_end_stream() {
             // No frame will ever be polled (HEAD, 204, 304, empty bodies): the copy is
-            // complete and the connection free now.
+            // complete now.
             if let Some(tee) = capture.as_mut() {
                 tee.complete();
-            }
-            if let Some(release) = release.take() {
-                release.release();
             }
         }
         ResponseBody::Upstream {
             body,
             completion,
             capture,
-            release,
         }
     }
 
@@ -129,7 +120,7 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -140,7 +131,6 @@ impl Body for ResponseBody {
                 body,
                 completion,
                 capture,
-                release,
             } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 if let (Poll::Ready(Some(Err(error))), Some(completion)) =
@@ -153,12 +143,8 @@ impl Body for ResponseBody {
                     tee.observe(&polled, at_end);
                 }
                 if matches!(polled, Poll::Ready(None)) || at_end {
-                    // The last frame: record now rather than wait for the next poll, and
-                    // give the connection back for the next request.
+                    // The last frame: record now rather than wait for the next poll.
                     completion.take();
-                    if let Some(release) = release.take() {
-                        release.release();
-                    }
                 }
                 polled
             }

@@ -1,18 +1,24 @@
 //! Pooled upstream clients: one keep-alive pool per named upstream, with connect and
 //! response timeouts, and errors classified into what a client should be told.
 
-use super::pool::{BoxError, Http1Pool, PoolError, Release};
 use crate::config::{UpstreamConfig, UpstreamProtocol};
+use crate::h1::pool::RawPool;
+use crate::h1::upstream::{self as native, ExchangeError, NativeBody};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
+use http_body::{Frame, SizeHint};
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+pub use crate::h1::upstream::BoxError;
 
 /// Why a forward failed, classified once here so the edge can map it to 502 or 504.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +53,52 @@ pub enum ForwardError {
 
 /// How requests reach an upstream.
 enum Transport<B> {
-    /// HTTP/1.1: this crate's single-upstream keep-alive pool (the hot path).
-    Http1(Arc<Http1Pool<B>>),
+    /// HTTP/1.1: the native engine's sockets of this upstream ([`crate::h1::upstream`]).
+    Http1(Arc<RawPool>),
     /// h2c: hyper-util's client, which multiplexes streams over its pooled connection.
     Http2(Box<Client<HttpConnector, B>>),
+}
+
+/// A response body from an upstream: read by this crate from an HTTP/1 socket, or by
+/// hyper's h2 client.
+pub enum UpstreamBody {
+    /// From an HTTP/1 upstream.
+    Native(NativeBody),
+    /// From an h2c upstream.
+    Hyper(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Native(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|error| Box::new(error) as BoxError),
+            UpstreamBody::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|error| Box::new(error) as BoxError),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Native(body) => body.is_end_stream(),
+            UpstreamBody::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Native(body) => body.size_hint(),
+            UpstreamBody::Hyper(body) => body.size_hint(),
+        }
+    }
 }
 
 /// A client for one named upstream.
@@ -69,12 +117,12 @@ where
     /// Builds the pool for one upstream. Connections are reused (keep-alive), never one per request.
     pub fn new(name: &str, config: &UpstreamConfig) -> UpstreamClient<B> {
         let transport = match config.protocol {
-            UpstreamProtocol::Http1 => Transport::Http1(Http1Pool::new(
+            UpstreamProtocol::Http1 => Transport::Http1(Arc::new(RawPool::new(
                 socket_address(&config.authority),
                 config.connect_timeout,
                 config.pool_max_idle,
                 config.pool_idle_timeout,
-            )),
+            ))),
             UpstreamProtocol::Http2 => {
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
@@ -103,6 +151,14 @@ where
         &self.name
     }
 
+    /// The idle sockets of an HTTP/1 upstream, which the native engine shares.
+    pub fn native_pool(&self) -> Option<&Arc<RawPool>> {
+        match &self.transport {
+            Transport::Http1(pool) => Some(pool),
+            Transport::Http2(_) => None,
+        }
+    }
+
     /// The request target for a path on this upstream: origin-form (`/path?query`) on an
     /// HTTP/1 connection of our own, absolute for the h2 client, which routes by it.
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
@@ -121,12 +177,12 @@ where
 
     /// Sends a request whose URI was built by [`Self::uri_for`]; waits at most
     /// `response_timeout` for the response head. The body then streams without a deadline
-    /// (a long download is not an error). For HTTP/1 the [`Release`] must travel with the
-    /// response body and be called at its end, to give the connection back.
+    /// (a long download is not an error); an HTTP/1 connection goes back to the pool when
+    /// the body has been read to its end. The response carries no hop-by-hop fields.
     pub async fn send(
         &self,
         mut request: Request<B>,
-    ) -> Result<(Response<Incoming>, Option<Release<B>>), ForwardError> {
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
         if !request.headers().contains_key(header::HOST) {
             // HTTP/1.0 clients may send none; HTTP/1.1 requires one.
             if let Ok(host) = HeaderValue::from_str(self.authority.as_str()) {
@@ -135,24 +191,24 @@ where
         }
         let exchange = async {
             match &self.transport {
-                Transport::Http1(pool) => {
-                    *request.version_mut() = http::Version::HTTP_11;
-                    match pool.send(request).await {
-                        Ok((response, release)) => Ok((response, Some(release))),
-                        Err(PoolError::Connect { source, .. }) => Err(ForwardError::Unreachable {
-                            upstream: self.name.clone(),
-                            source,
-                        }),
-                        Err(PoolError::Request(source)) => Err(ForwardError::Failed {
-                            upstream: self.name.clone(),
-                            source: Box::new(source),
-                        }),
-                    }
-                }
+                Transport::Http1(pool) => match native::send(pool, request).await {
+                    Ok(response) => Ok(response.map(UpstreamBody::Native)),
+                    Err(ExchangeError::Connect(source)) => Err(ForwardError::Unreachable {
+                        upstream: self.name.clone(),
+                        source: Box::new(source),
+                    }),
+                    Err(source) => Err(ForwardError::Failed {
+                        upstream: self.name.clone(),
+                        source: Box::new(source),
+                    }),
+                },
                 Transport::Http2(client) => {
                     *request.version_mut() = http::Version::HTTP_2;
                     match client.request(request).await {
-                        Ok(response) => Ok((response, None)),
+                        Ok(mut response) => {
+                            super::headers::remove_hop_by_hop(response.headers_mut());
+                            Ok(response.map(UpstreamBody::Hyper))
+                        }
                         Err(source) if source.is_connect() => Err(ForwardError::Unreachable {
                             upstream: self.name.clone(),
                             source: Box::new(source),

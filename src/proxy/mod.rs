@@ -14,7 +14,6 @@
 pub mod body;
 pub mod forward;
 pub mod headers;
-pub mod pool;
 
 use crate::config::Config;
 use crate::error::ProxyError;
@@ -27,7 +26,7 @@ use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::method_index;
 use crate::telemetry::Metrics;
 use body::{Completion, ResponseBody};
-use forward::UpstreamClient;
+use forward::{UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -56,8 +55,8 @@ pub struct NativeUpstream {
     pub name: String,
     /// Time allowed from sending a request to its response head (exceeded: 504).
     pub response_timeout: std::time::Duration,
-    /// Its idle keep-alive sockets.
-    pub pool: crate::h1::pool::RawPool,
+    /// Its idle keep-alive sockets (shared with the hyper path's client of the upstream).
+    pub pool: Arc<crate::h1::pool::RawPool>,
 }
 
 /// Per-route settings the handler needs on every request, resolved once at start.
@@ -71,9 +70,7 @@ pub type RequestBody = TeeBody<Incoming, RequestTee>;
 
 /// What the primary returned, with what must travel with its body.
 struct Forwarded {
-    response: Response<Incoming>,
-    /// Gives the upstream connection back when the body is done (HTTP/1).
-    release: Option<pool::Release<RequestBody>>,
+    response: Response<UpstreamBody>,
     /// Where the primary's answer is published for comparison, and when it was sent.
     primary: Option<(PrimarySlot, Instant)>,
 }
@@ -100,17 +97,20 @@ impl Proxy {
         ));
         let mirror = Arc::new(Mirror::new(config, metrics.clone()));
         let names: Vec<&String> = config.upstreams.keys().collect();
-        let upstreams = config
+        let upstreams: Vec<UpstreamClient<RequestBody>> = config
             .upstreams
             .iter()
             .map(|(name, upstream)| UpstreamClient::new(name, upstream))
             .collect();
+        // Both engines use one set of idle sockets per HTTP/1 upstream.
         let native_upstreams = config
             .upstreams
             .iter()
-            .map(|(name, upstream)| {
-                (upstream.protocol == crate::config::UpstreamProtocol::Http1)
-                    .then(|| NativeUpstream::new(name, upstream))
+            .zip(&upstreams)
+            .map(|((name, upstream), client)| {
+                client
+                    .native_pool()
+                    .map(|pool| NativeUpstream::new(name, upstream, pool.clone()))
             })
             .collect();
         let routes = config
@@ -216,7 +216,6 @@ impl Proxy {
         match result {
             Ok(Forwarded {
                 response,
-                release,
                 primary: slot,
             }) => {
                 self.metrics
@@ -230,7 +229,7 @@ impl Proxy {
                     );
                     Tee::new(self.max_response_body_bytes, sink)
                 });
-                response.map(|body| ResponseBody::upstream(body, completion, capture, release))
+                response.map(|body| ResponseBody::upstream(body, completion, capture))
             }
             Err(error) => {
                 let status = error.status();
@@ -342,8 +341,7 @@ impl Proxy {
 
         // The primary's latency for comparison is measured like the shadow's: from sending.
         let sent = Instant::now();
-        let (mut response, release) = upstream.send(Request::from_parts(parts, body)).await?;
-        headers::remove_hop_by_hop(response.headers_mut());
+        let response = upstream.send(Request::from_parts(parts, body)).await?;
         tracing::debug!(
             upstream = upstream.name(),
             status = response.status().as_u16(),
@@ -351,7 +349,6 @@ impl Proxy {
         );
         Ok(Forwarded {
             response,
-            release,
             primary: slot.map(|slot| (slot, sent)),
         })
     }

@@ -65,7 +65,7 @@ enum ShadowError {
     #[error("shadow request failed")]
     Request(#[source] ForwardError),
     #[error("shadow response body failed")]
-    Body(#[source] hyper::Error),
+    Body(#[source] crate::proxy::forward::BoxError),
     #[error("shadow request failed")]
     Native(#[source] crate::h1::client::ClientError),
     #[error("no valid request target for the shadow")]
@@ -350,7 +350,7 @@ impl ShadowTarget {
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);
-        let (response, release) = self.client.send(copy).await.map_err(ShadowError::Request)?;
+        let response = self.client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
         let mut kept = BytesMut::new();
         let mut truncated = false;
@@ -366,18 +366,11 @@ impl ShadowTarget {
                 kept.extend_from_slice(data);
             }
         }
-        if !truncated {
-            // Read to the end: the connection can serve the next shadow request. A truncated
-            // body drops its connection instead of draining the rest.
-            if let Some(release) = release {
-                release.release();
-            }
-        }
-        let mut headers = parts.headers;
-        crate::proxy::headers::remove_hop_by_hop(&mut headers);
+        // A truncated body is dropped here, unread: hyper resets its stream rather than
+        // draining the rest. The client removed the hop-by-hop fields.
         Ok(CapturedResponse {
             status: parts.status,
-            headers: Fields::from_map(&headers),
+            headers: Fields::from_map(&parts.headers),
             body: kept.freeze(),
             truncated,
             latency: Duration::ZERO,

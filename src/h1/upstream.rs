@@ -1,0 +1,724 @@
+//! HTTP/1.1 to an upstream for the requests hyper serves (h2c clients, and the HTTP/1
+//! shapes the native engine hands over), on the native engine's pooled sockets.
+//!
+//! Why: hyper's HTTP/1 client runs a connection task per upstream socket and passes every
+//! request and response through a channel to it. Measured with callgrind on an h2c client,
+//! that task and its dispatch were a quarter of shadowtap's instructions per request. Here the
+//! request's own task writes the head and body on a socket checked out of the upstream's
+//! [`RawPool`] (the one the native engine uses), parses the response head in place
+//! ([`response::inspect`]) and hands hyper a [`NativeBody`] that reads the rest from the
+//! socket as hyper's server polls it, then checks the socket back in.
+//!
+//! The request body goes with the length it announced, as a `Content-Length` of the size it
+//! is known to have, or chunked (with its trailers) when neither is known. It is sent in full
+//! before the response is read, as the native engine does.
+
+use super::chunked::{push_size_line, ChunkError, Decoder};
+use super::pool::{ConnectError, RawPool, UpstreamConn, MAX_STALE_RETRIES};
+use super::response::{self, Framing, HeadError, Parsed};
+use super::write_all_vectored;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tokio::io::AsyncReadExt;
+
+/// Largest response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Read size while a response body streams.
+const READ_SIZE: usize = 16 * 1024;
+/// Trailer fields taken from a chunked response.
+const MAX_TRAILER_FIELDS: usize = 64;
+
+/// Type-erased error with its cause chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an exchange failed before its response head.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// No connection could be made.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection failed while sending the request or reading the response head.
+    #[error("connection failed")]
+    Io(#[source] io::Error),
+    /// The upstream closed the connection before a complete response head.
+    #[error("connection closed before the response head was complete")]
+    Closed,
+    /// The response head was malformed.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// The client's request body failed (it went away mid-upload).
+    #[error("request body failed")]
+    RequestBody(#[source] BoxError),
+    /// The request body was longer or shorter than its `Content-Length`.
+    #[error("request body length does not match its Content-Length")]
+    RequestLength,
+}
+
+/// Why a response body stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Reading from the upstream failed.
+    #[error("reading the response body failed")]
+    Io(#[source] io::Error),
+    /// The upstream closed the connection before the end of the body.
+    #[error("upstream closed the connection before the end of the body")]
+    Closed,
+    /// The chunked coding was malformed.
+    #[error(transparent)]
+    Chunked(#[from] ChunkError),
+}
+
+/// How the request body is delimited on the upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outgoing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes (`Content-Length`).
+    Length(u64),
+    /// Chunked, trailers passed on.
+    Chunked,
+}
+
+/// Sends `request` (origin-form target, `Host` set, hop-by-hop fields removed) on a pooled
+/// connection of `pool` and returns the response once its head has arrived; the body streams
+/// from the socket as it is polled. A request without a body is tried again on another
+/// connection when a pooled one turns out closed before any of its answer.
+pub async fn send<B>(
+    pool: &Arc<RawPool>,
+    request: Request<B>,
+) -> Result<Response<NativeBody>, ExchangeError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let (parts, mut body) = request.into_parts();
+    let outgoing = outgoing_framing(&parts.headers, &body);
+    let head = encode_head(&parts, outgoing);
+    let is_head = parts.method == Method::HEAD;
+    // The first frame, when it is already there, goes in the head's write.
+    let mut first = None;
+    let mut ended = outgoing == Outgoing::Empty;
+    if !ended {
+        first = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(Some(frame)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+        .map(|frame| frame.map(|frame| frame.map_err(Into::into)));
+        if let Some(None) = first {
+            ended = true;
+        }
+    }
+    let first: Option<Frame<Bytes>> = match first {
+        Some(Some(Ok(frame))) => Some(frame),
+        Some(Some(Err(error))) => return Err(ExchangeError::RequestBody(error)),
+        _ => None,
+    };
+    // A trailers frame is the body's last.
+    ended |= body.is_end_stream() || first.as_ref().is_some_and(Frame::is_trailers);
+    let first_len = first
+        .as_ref()
+        .and_then(Frame::data_ref)
+        .map_or(0, |data| data.len() as u64);
+    match outgoing {
+        // Never send a request that contradicts its own framing.
+        Outgoing::Length(length) if first_len > length || (ended && first_len != length) => {
+            return Err(ExchangeError::RequestLength)
+        }
+        _ => {}
+    }
+    let retryable = ended
+        && first_len == 0
+        && matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+    let mut tries = 0;
+    let (mut conn, mut headers, response_head) = loop {
+        let mut conn = match pool.check_out() {
+            Some(conn) => conn,
+            None => pool.connect().await?,
+        };
+        let stale_retry = conn.reused && tries < MAX_STALE_RETRIES;
+        let mut sent = 0;
+        // The head and what is already at hand of the body go in one write; a failure here
+        // lost nothing of the body (the first frame is kept), so any request may go again.
+        if let Err(error) =
+            write_start(&mut conn, &head, first.as_ref(), outgoing, ended, &mut sent).await
+        {
+            if stale_retry {
+                tries += 1;
+                continue;
+            }
+            return Err(ExchangeError::Io(error));
+        }
+        if !ended {
+            send_rest(&mut conn, &mut body, outgoing, sent).await?;
+        }
+        match read_head(&mut conn, is_head).await {
+            Ok((headers, head)) => break (conn, headers, head),
+            Err(ReadFailure::BeforeResponse(_)) if stale_retry && retryable => tries += 1,
+            Err(ReadFailure::BeforeResponse(error)) => return Err(ExchangeError::Io(error)),
+            Err(ReadFailure::After(error)) => return Err(error),
+        }
+    };
+    conn.buf.advance(response_head.len);
+    if matches!(
+        response_head.framing,
+        Framing::Chunked | Framing::UntilClose
+    ) {
+        // hyper frames the body again for the client; a length sent beside a transfer
+        // coding is not the body's.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let status = StatusCode::from_u16(response_head.status)
+        .map_err(|_| ExchangeError::Head(HeadError::Malformed("bad status code")))?;
+    let body = NativeBody::new(
+        conn,
+        pool.clone(),
+        response_head.framing,
+        response_head.keep_alive,
+    );
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The request body's framing on this hop (hyper's client rules, except that a body of
+/// unknown length is sent chunked whatever the method, so nothing a client sent is lost).
+fn outgoing_framing<B: Body>(headers: &HeaderMap, body: &B) -> Outgoing {
+    if body.is_end_stream() {
+        return Outgoing::Empty;
+    }
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| super::request::parse_length(value.as_bytes()))
+    {
+        return Outgoing::Length(length);
+    }
+    match body.size_hint().exact() {
+        Some(length) => Outgoing::Length(length),
+        None => Outgoing::Chunked,
+    }
+}
+
+/// The request head: the request line, the fields as the map holds them, and this hop's
+/// framing.
+fn encode_head(parts: &http::request::Parts, outgoing: Outgoing) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + parts.headers.len() * 32);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        // Framing is this hop's: what the map says about it is replaced below.
+        if *name == header::TRANSFER_ENCODING
+            || (*name == header::CONTENT_LENGTH && outgoing != Outgoing::Empty)
+        {
+            continue;
+        }
+        super::request::put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match outgoing {
+        Outgoing::Empty => {}
+        Outgoing::Length(length) => super::request::put(
+            &mut out,
+            b"content-length",
+            itoa::Buffer::new().format(length).as_bytes(),
+        ),
+        Outgoing::Chunked => super::request::put(&mut out, b"transfer-encoding", b"chunked"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Writes the head with the first frame's data (and the body's end, when it is the last).
+async fn write_start(
+    conn: &mut UpstreamConn,
+    head: &[u8],
+    first: Option<&Frame<Bytes>>,
+    outgoing: Outgoing,
+    ended: bool,
+    sent: &mut u64,
+) -> io::Result<()> {
+    let data = first
+        .and_then(Frame::data_ref)
+        .map_or(&[][..], |data| &data[..]);
+    let trailers = first.and_then(Frame::trailers_ref);
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    chunk_framing(
+        outgoing,
+        data.len(),
+        trailers,
+        ended,
+        &mut before,
+        &mut after,
+    );
+    *sent += data.len() as u64;
+    write_all_vectored(
+        &mut conn.stream,
+        &mut [
+            IoSlice::new(head),
+            IoSlice::new(&before),
+            IoSlice::new(data),
+            IoSlice::new(&after),
+        ],
+    )
+    .await
+}
+
+/// This hop's framing around one piece of a chunked body: the size line `before` the data,
+/// and `after` it the CRLF that ends the chunk and, at the body's end (`last`, or trailers),
+/// the last chunk with the trailers. Nothing for other framings.
+fn chunk_framing(
+    outgoing: Outgoing,
+    data_len: usize,
+    trailers: Option<&HeaderMap>,
+    last: bool,
+    before: &mut Vec<u8>,
+    after: &mut Vec<u8>,
+) {
+    before.clear();
+    after.clear();
+    if outgoing != Outgoing::Chunked {
+        return;
+    }
+    if data_len > 0 {
+        push_size_line(before, data_len);
+        after.extend_from_slice(b"\r\n");
+    }
+    if last || trailers.is_some() {
+        last_chunk(after, trailers);
+    }
+}
+
+/// Streams the rest of the request body after [`write_start`].
+async fn send_rest<B>(
+    conn: &mut UpstreamConn,
+    body: &mut B,
+    outgoing: Outgoing,
+    mut sent: u64,
+) -> Result<(), ExchangeError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => return Err(ExchangeError::RequestBody(error.into())),
+        };
+        let at_end = body.is_end_stream();
+        let (data, trailers) = match frame.into_data() {
+            Ok(data) => (data, None),
+            Err(frame) => (Bytes::new(), frame.into_trailers().ok()),
+        };
+        sent += data.len() as u64;
+        if matches!(outgoing, Outgoing::Length(length) if sent > length) {
+            return Err(ExchangeError::RequestLength);
+        }
+        let last = at_end || trailers.is_some();
+        chunk_framing(
+            outgoing,
+            data.len(),
+            trailers.as_ref(),
+            last,
+            &mut before,
+            &mut after,
+        );
+        write_all_vectored(
+            &mut conn.stream,
+            &mut [
+                IoSlice::new(&before),
+                IoSlice::new(&data),
+                IoSlice::new(&after),
+            ],
+        )
+        .await
+        .map_err(ExchangeError::Io)?;
+        if last {
+            return check_length(outgoing, sent);
+        }
+    }
+    // The body ended without saying so beforehand: the last chunk still has to go.
+    if outgoing == Outgoing::Chunked {
+        chunk_framing(outgoing, 0, None, true, &mut before, &mut after);
+        write_all_vectored(&mut conn.stream, &mut [IoSlice::new(&after)])
+            .await
+            .map_err(ExchangeError::Io)?;
+    }
+    check_length(outgoing, sent)
+}
+
+fn check_length(outgoing: Outgoing, sent: u64) -> Result<(), ExchangeError> {
+    match outgoing {
+        Outgoing::Length(length) if sent != length => Err(ExchangeError::RequestLength),
+        _ => Ok(()),
+    }
+}
+
+/// The last chunk, the trailer fields (framing ones left out) and the final CRLF.
+fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        if forbidden_trailer(name) {
+            continue;
+        }
+        super::request::put(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Fields a trailer section must not carry (they frame or route the message).
+fn forbidden_trailer(name: &HeaderName) -> bool {
+    *name == header::CONTENT_LENGTH
+        || *name == header::HOST
+        || crate::proxy::headers::is_hop_by_hop(name.as_str().as_bytes())
+}
+
+/// Why reading the response head failed: before a byte of it (a stale pooled connection,
+/// when the connection was reused) or after.
+enum ReadFailure {
+    BeforeResponse(io::Error),
+    After(ExchangeError),
+}
+
+/// Reads the final response head (1xx skipped), its end-to-end fields kept.
+async fn read_head(
+    conn: &mut UpstreamConn,
+    is_head: bool,
+) -> Result<(HeaderMap, response::Head), ReadFailure> {
+    let mut received_any = false;
+    let mut headers = HeaderMap::new();
+    loop {
+        if !conn.buf.is_empty() {
+            received_any = true;
+            match response::inspect_map(&conn.buf, is_head, &mut headers) {
+                Ok(Parsed::Final(head)) => return Ok((headers, head)),
+                Ok(Parsed::Interim(len)) => {
+                    conn.buf.advance(len);
+                    continue;
+                }
+                Ok(Parsed::Partial) if conn.buf.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Parsed::Partial) => {
+                    return Err(ReadFailure::After(ExchangeError::Head(
+                        HeadError::Malformed("response head too large"),
+                    )))
+                }
+                Err(error) => return Err(ReadFailure::After(ExchangeError::Head(error))),
+            }
+        }
+        conn.buf.reserve(READ_SIZE);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if !received_any => {
+                return Err(ReadFailure::BeforeResponse(
+                    io::ErrorKind::UnexpectedEof.into(),
+                ))
+            }
+            Ok(0) => return Err(ReadFailure::After(ExchangeError::Closed)),
+            Ok(_) => {}
+            Err(error) if !received_any => return Err(ReadFailure::BeforeResponse(error)),
+            Err(error) => return Err(ReadFailure::After(ExchangeError::Io(error))),
+        }
+    }
+}
+
+/// Where a response body is.
+enum BodyState {
+    /// This many bytes still to come.
+    Length(u64),
+    /// Chunked; trailers found at the last chunk wait here for the next poll.
+    Chunked(Decoder, Option<HeaderMap>),
+    /// Until the upstream closes.
+    UntilClose,
+    /// Finished (the connection went back to the pool or was dropped).
+    Done,
+}
+
+/// A response body read from an upstream socket as it is polled. At its end the socket goes
+/// back to the pool when the response allows it and nothing followed it; dropped before its
+/// end, it closes the socket.
+pub struct NativeBody {
+    conn: Option<UpstreamConn>,
+    pool: Arc<RawPool>,
+    state: BodyState,
+    keep_alive: bool,
+}
+
+impl NativeBody {
+    fn new(
+        conn: UpstreamConn,
+        pool: Arc<RawPool>,
+        framing: Framing,
+        keep_alive: bool,
+    ) -> NativeBody {
+        let mut body = NativeBody {
+            conn: Some(conn),
+            pool,
+            state: match framing {
+                Framing::Empty => BodyState::Length(0),
+                Framing::Length(length) => BodyState::Length(length),
+                Framing::Chunked => BodyState::Chunked(Decoder::new(true), None),
+                Framing::UntilClose => BodyState::UntilClose,
+            },
+            keep_alive,
+        };
+        if matches!(body.state, BodyState::Length(0)) {
+            body.finish();
+        }
+        body
+    }
+
+    /// The body was read exactly to its end.
+    fn finish(&mut self) {
+        self.state = BodyState::Done;
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                self.pool.check_in(conn);
+            }
+        }
+    }
+
+    /// Reads more from the socket; `Ok(false)` when the upstream closed it.
+    fn poll_fill(conn: &mut UpstreamConn, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        loop {
+            conn.buf.reserve(READ_SIZE);
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Ok(read) => return Poll::Ready(Ok(read > 0)),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(conn.stream.poll_read_ready(cx))?;
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl Body for NativeBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                // Done, or the socket closed at the end of an until-close body.
+                return match &mut this.state {
+                    BodyState::Chunked(_, trailers) => {
+                        let trailers = trailers.take();
+                        this.state = BodyState::Done;
+                        Poll::Ready(trailers.map(|map| Ok(Frame::trailers(map))))
+                    }
+                    _ => Poll::Ready(None),
+                };
+            };
+            if !conn.buf.is_empty() {
+                match &mut this.state {
+                    BodyState::Length(left) => {
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(conn.buf.len());
+                        let data = conn.buf.split_to(take).freeze();
+                        *left -= take as u64;
+                        if *left == 0 {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    BodyState::Chunked(decoder, _) => {
+                        let mut data = BytesMut::new();
+                        let mut trailers = Vec::new();
+                        let used = match decoder.decode_data(&conn.buf, &mut data, &mut trailers) {
+                            Ok(used) => used,
+                            Err(error) => {
+                                this.conn = None;
+                                this.state = BodyState::Done;
+                                return Poll::Ready(Some(Err(error.into())));
+                            }
+                        };
+                        conn.buf.advance(used);
+                        if decoder.is_done() {
+                            let trailers = parse_trailers(&trailers);
+                            this.finish();
+                            return match (data.is_empty(), trailers) {
+                                (true, None) => Poll::Ready(None),
+                                (true, Some(map)) => Poll::Ready(Some(Ok(Frame::trailers(map)))),
+                                (false, trailers) => {
+                                    // The trailers wait for the next poll, in a finished
+                                    // chunked state (no socket).
+                                    if trailers.is_some() {
+                                        this.state =
+                                            BodyState::Chunked(Decoder::new(true), trailers);
+                                    }
+                                    Poll::Ready(Some(Ok(Frame::data(data.freeze()))))
+                                }
+                            };
+                        }
+                        if !data.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(data.freeze()))));
+                        }
+                        // Only part of a size line or trailer section: read on.
+                    }
+                    BodyState::UntilClose => {
+                        let data = conn.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    BodyState::Done => return Poll::Ready(None),
+                }
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                continue;
+            };
+            match ready!(Self::poll_fill(conn, cx)) {
+                Ok(true) => {}
+                Ok(false) if matches!(this.state, BodyState::UntilClose) => {
+                    this.conn = None;
+                    this.state = BodyState::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
+                    this.conn = None;
+                    this.state = BodyState::Done;
+                    return Poll::Ready(Some(Err(BodyError::Closed)));
+                }
+                Err(error) => {
+                    this.conn = None;
+                    this.state = BodyState::Done;
+                    return Poll::Ready(Some(Err(BodyError::Io(error))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            BodyState::Done => true,
+            BodyState::Chunked(_, trailers) => self.conn.is_none() && trailers.is_none(),
+            _ => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            BodyState::Length(left) => SizeHint::with_exact(*left),
+            BodyState::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A trailer section (field lines and the final CRLF) as a map; `None` when it is empty.
+fn parse_trailers(raw: &[u8]) -> Option<HeaderMap> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
+    let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(raw, &mut fields)
+    else {
+        return None;
+    };
+    let mut map = HeaderMap::new();
+    for field in fields {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_bytes(field.value),
+        ) else {
+            continue;
+        };
+        map.append(name, value);
+    }
+    (!map.is_empty()).then_some(map)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn head_for(headers: &[(&str, &str)], outgoing: Outgoing) -> String {
+        let mut request = Request::post("/up?x=1");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        String::from_utf8(encode_head(&parts, outgoing)).unwrap()
+    }
+
+    #[test]
+    fn the_head_states_this_hops_framing_once() {
+        let fields = [("host", "a"), ("content-length", "99"), ("x-two", "1")];
+        let text = head_for(&fields, Outgoing::Length(5));
+        assert!(
+            text.starts_with("POST /up?x=1 HTTP/1.1\r\nhost: a\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("content-length: 5\r\n") && !text.contains("99"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("x-two: 1\r\ncontent-length: 5\r\n\r\n"),
+            "{text}"
+        );
+
+        let text = head_for(&fields, Outgoing::Chunked);
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(!text.contains("content-length"), "{text}");
+
+        // No body: what the client said about it stands; nothing is added.
+        let text = head_for(&[("host", "a"), ("content-length", "0")], Outgoing::Empty);
+        assert!(text.contains("content-length: 0\r\n"), "{text}");
+        let text = head_for(&[("host", "a")], Outgoing::Empty);
+        assert!(!text.contains("content-length") && !text.contains("transfer-encoding"));
+    }
+
+    #[test]
+    fn chunk_framing_wraps_data_and_ends_with_the_trailers() {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        chunk_framing(Outgoing::Chunked, 26, None, false, &mut before, &mut after);
+        assert_eq!((&before[..], &after[..]), (&b"1a\r\n"[..], &b"\r\n"[..]));
+
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("1"));
+        trailers.insert("content-length", HeaderValue::from_static("3"));
+        chunk_framing(
+            Outgoing::Chunked,
+            0,
+            Some(&trailers),
+            false,
+            &mut before,
+            &mut after,
+        );
+        assert_eq!(before, b"");
+        assert_eq!(
+            after, b"0\r\nx-sum: 1\r\n\r\n",
+            "framing fields never go as trailers"
+        );
+
+        chunk_framing(Outgoing::Length(3), 3, None, true, &mut before, &mut after);
+        assert!(before.is_empty() && after.is_empty());
+    }
+
+    #[test]
+    fn trailer_sections_become_maps() {
+        let map = parse_trailers(b"x-checksum: abc\r\nx-more: 1\r\n\r\n").unwrap();
+        assert_eq!(map["x-checksum"], "abc");
+        assert_eq!(map.len(), 2);
+        assert!(parse_trailers(b"\r\n").is_none());
+    }
+}
