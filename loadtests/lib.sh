@@ -27,6 +27,8 @@ start_upstream() { # DIR PORT H2_PORT
     mkdir -p "$RUN_DIR/www" "$RUN_DIR/tmp"
     head -c 64 /dev/zero | tr '\0' 'x' >"$RUN_DIR/www/body-64"
     head -c 16384 /dev/zero | tr '\0' 'y' >"$RUN_DIR/www/body-16k"
+    # The JSON answer of run.sh's json scenario (--path /json).
+    python3 "$HERE/harness.py" make-json "$RUN_DIR/www/body-16k.json" 16384
   fi
   if [[ "$1" != "$RUN_DIR" ]]; then
     mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; chmod -R 755 "$1"
