@@ -7,10 +7,11 @@
 #                        [--log LEVEL] [--ports BASE] [--out DIR]
 #
 # Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
-# (64-byte body; /16k: 16 KiB, /json: 16 KiB of JSON), the live path only. --mirror: every request also mirrored to a healthy
-# shadow (a second nginx serving the same bodies) and compared (conf/shadowtap-mirror.toml.in,
-# the comparison workers' instructions included). --h2c: the client speaks HTTP/2 with prior
-# knowledge (oha --http2), the upstreams HTTP/1.1. --log: RUST_LOG for shadowtap [warn].
+# (64-byte body; /16k: 16 KiB, /json: 16 KiB of JSON), the live path only. --mirror: every
+# request also mirrored to a healthy shadow (a second nginx serving the same bodies) and
+# compared (conf/shadowtap-mirror.toml.in, the comparison workers' instructions included).
+# --h2c: the client speaks HTTP/2 with prior knowledge (oha --http2), the upstreams HTTP/1.1.
+# --log: RUST_LOG for shadowtap [warn].
 # --ports BASE: listen on BASE+81.. instead of 18081.., to profile beside a run.sh run.
 # Writes DIR/callgrind.out (open it with kcachegrind or callgrind_annotate)
 # and DIR/top-inclusive.txt, DIR/top-self.txt. DIR defaults to a new directory under /tmp.
