@@ -41,12 +41,13 @@ start_upstream() { # DIR PORT H2_PORT
   PIDS+=($!); wait_port "$2"
 }
 
-# shadowtap's config for the ports above: the live path alone, or (MIRROR=1) mirroring every
-# request to the shadow and comparing.
+# shadowtap's config for the ports above: the live path alone, or (MIRROR=1) mirroring
+# MIRROR_PERCENT (default every) request to the shadow and comparing.
 write_shadowtap_config() { # OUT MIRROR
   local template="$HERE/conf/shadowtap.toml.in"
   (($2)) && template="$HERE/conf/shadowtap-mirror.toml.in"
   sed -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" -e "s#@LISTEN_PORT@#$LISTEN_PORT#g" \
     -e "s#@ADMIN_PORT@#$ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" \
-    -e "s#@MIRROR_TIMEOUT@#5s#g" "$template" >"$1"
+    -e "s#@MIRROR_TIMEOUT@#5s#g" -e "s#^percent = 100\$#percent = ${MIRROR_PERCENT:-100}#" \
+    "$template" >"$1"
 }

@@ -3,13 +3,14 @@
 # counts are exact and repeatable on a VM where perf's hardware counters are not available),
 # send a bounded number of requests through it, and print the top functions.
 #
-#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror] [--h2c]
-#                        [--log LEVEL] [--ports BASE] [--out DIR]
+#   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror]
+#                        [--percent P] [--h2c] [--log LEVEL] [--ports BASE] [--out DIR]
 #
 # Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
 # (64-byte body; /16k: 16 KiB, /json: 16 KiB of JSON), the live path only. --mirror: every
 # request also mirrored to a healthy shadow (a second nginx serving the same bodies) and
-# compared (conf/shadowtap-mirror.toml.in, the comparison workers' instructions included).
+# compared (conf/shadowtap-mirror.toml.in, the comparison workers' instructions included);
+# --percent P samples P % of them instead of every one.
 # --h2c: the client speaks HTTP/2 with prior knowledge (oha --http2), the upstreams HTTP/1.1.
 # --log: RUST_LOG for shadowtap [warn].
 # --ports BASE: listen on BASE+81.. instead of 18081.., to profile beside a run.sh run.
@@ -29,11 +30,12 @@ while (($#)); do
     --connections) CONNS="$2"; shift 2;;
     --path) URLPATH="$2"; shift 2;;
     --mirror) MIRROR=1; shift;;
+    --percent) export MIRROR_PERCENT="$2"; shift 2;;
     --h2c) CLIENT=(--http2); shift;;
     --log) LOG="$2"; shift 2;;
     --ports) PORTS="$2"; shift 2;;
     --out) OUT="$2"; shift 2;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done

@@ -9,7 +9,7 @@
 
 use super::request::Request;
 use crate::proxy::Proxy;
-use crate::shadow::fields::Fields;
+use crate::shadow::fields::{Fields, FieldsView};
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{RequestHead, RequestTee};
 use crate::tee::Tee;
@@ -26,23 +26,29 @@ pub(super) fn plan(
     request: &mut Request,
     upstream_head: &[u8],
 ) -> Option<(Tee<RequestTee>, PrimarySlot)> {
-    // One copy of the head; the fields `prepare` recorded while writing it are views into
-    // it, not allocations of their own, and nothing is parsed again.
-    let head = Bytes::copy_from_slice(upstream_head);
-    let method = Method::from_bytes(head.get(request.method_text.clone())?).ok()?;
-    let path_and_query =
-        PathAndQuery::from_maybe_shared(head.slice(request.target.clone())).ok()?;
-    let headers = Fields::from_spans(head, std::mem::take(&mut request.fields));
+    // The plan looks at the head where it was written, through the spans `prepare`
+    // recorded: a request it does not sample copies nothing.
+    let method = Method::from_bytes(upstream_head.get(request.method_text.clone())?).ok()?;
+    let target = std::str::from_utf8(upstream_head.get(request.target.clone())?).ok()?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
     let (route, _) = request.route;
     let mirror = proxy.mirror();
     let (plan, slot) = mirror.plan(
         route,
         request.route,
         &method,
-        path_and_query.path(),
-        path_and_query.query(),
-        &headers,
+        path,
+        query,
+        &FieldsView::new(upstream_head, &request.fields),
     )?;
+    // Sampled: one copy of the head, the recorded fields views into it, nothing parsed again.
+    let head = Bytes::copy_from_slice(upstream_head);
+    let path_and_query =
+        PathAndQuery::from_maybe_shared(head.slice(request.target.clone())).ok()?;
+    let headers = Fields::from_spans(head, std::mem::take(&mut request.fields));
     let request_id = std::str::from_utf8(&upstream_head[request.request_id.clone()])
         .unwrap_or_default()
         .to_string();

@@ -366,22 +366,22 @@ impl Proxy {
         if !self.mirror.route_mirrors(route) {
             return (TeeBody::new(body, None), None);
         }
-        let headers = Fields::from_map(&parts.headers);
         let plan = self.mirror.plan(
             route,
             (route, label),
             &parts.method,
             parts.uri.path(),
             parts.uri.query(),
-            &headers,
+            &parts.headers,
         );
         let Some((plan, slot)) = plan else {
             return (TeeBody::new(body, None), None);
         };
+        // Sampled: only now are the fields copied out of the map.
         let head = RequestHead {
             method: parts.method.clone(),
             path_and_query: parts.uri.path_and_query().cloned(),
-            headers,
+            headers: Fields::from_map(&parts.headers),
             request_id: request_id.to_str().unwrap_or_default().to_string(),
         };
         let tee = Tee::new(

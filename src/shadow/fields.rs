@@ -155,25 +155,27 @@ impl Fields {
         }
     }
 
+    /// The same fields, borrowed.
+    pub fn view(&self) -> FieldsView<'_> {
+        FieldsView {
+            buf: &self.buf,
+            lines: &self.lines,
+        }
+    }
+
     /// `(name, value)` of every field, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.lines
-            .iter()
-            .map(|line| (&self.buf[line.name()], &self.buf[line.value()]))
+        self.view().into_iter()
     }
 
     /// Every value of `name` (any case), in order.
     pub fn get_all<'f>(&'f self, name: &'f str) -> impl Iterator<Item = &'f [u8]> + 'f {
-        self.iter()
-            .filter(move |(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+        self.view().into_all(name)
     }
 
     /// The first value of `name` (any case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+        self.view().into_first(name)
     }
 
     /// How many fields (lines) there are.
@@ -199,6 +201,83 @@ impl Fields {
             }
         }
         map
+    }
+}
+
+/// Fields as spans over a head that someone else owns: what the native engine recorded
+/// while writing a request head, looked at (to decide whether the request is mirrored)
+/// before anything is copied into a [`Fields`].
+#[derive(Debug, Clone, Copy)]
+pub struct FieldsView<'a> {
+    buf: &'a [u8],
+    lines: &'a [FieldSpan],
+}
+
+impl<'a> FieldsView<'a> {
+    /// The fields `spans` records in `head`; a span that does not lie within `head` is
+    /// skipped.
+    pub fn new(head: &'a [u8], spans: &'a [FieldSpan]) -> FieldsView<'a> {
+        FieldsView {
+            buf: head,
+            lines: spans,
+        }
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.lines
+            .iter()
+            .filter_map(move |line| Some((self.buf.get(line.name())?, self.buf.get(line.value())?)))
+    }
+
+    fn into_all(self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.into_iter()
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
+    }
+
+    fn into_first(self, name: &str) -> Option<&'a [u8]> {
+        self.into_iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
+    }
+}
+
+/// Looking a request's fields up by name, whatever holds them: the mirror plan asks it of a
+/// borrowed view or of hyper's map, so a request that is not sampled copies nothing.
+pub trait FieldLookup {
+    /// The first value of `name` (any case).
+    fn first(&self, name: &str) -> Option<&[u8]>;
+    /// Every value of `name` (any case), in order.
+    fn every<'f>(&'f self, name: &'f str) -> impl Iterator<Item = &'f [u8]> + 'f;
+}
+
+impl FieldLookup for FieldsView<'_> {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.into_first(name)
+    }
+
+    fn every<'f>(&'f self, name: &'f str) -> impl Iterator<Item = &'f [u8]> + 'f {
+        self.into_all(name)
+    }
+}
+
+impl FieldLookup for Fields {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
+    }
+
+    fn every<'f>(&'f self, name: &'f str) -> impl Iterator<Item = &'f [u8]> + 'f {
+        self.get_all(name)
+    }
+}
+
+impl FieldLookup for HeaderMap {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn every<'f>(&'f self, name: &'f str) -> impl Iterator<Item = &'f [u8]> + 'f {
+        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
     }
 }
 
@@ -324,6 +403,36 @@ mod tests {
         let all: Vec<_> = fields.iter().collect();
         assert_eq!(all, [(&b"Host"[..], &b"a"[..]), (b"x-empty", b"")]);
         assert_eq!(FieldSpan::of_line(10, 4, 12), None, "shorter than its name");
+    }
+
+    #[test]
+    fn a_borrowed_view_a_copy_and_a_map_answer_lookups_alike() {
+        let head = b"GET / HTTP/1.1\r\nCookie: a=1\r\nX-User: 7\r\ncookie: b=2\r\n\r\n";
+        let spans = vec![
+            FieldSpan::of_line(16, 6, 29).unwrap(),
+            FieldSpan::of_line(29, 6, 40).unwrap(),
+            FieldSpan::of_line(40, 6, 53).unwrap(),
+            // Past the end of the head: skipped by the view, left out of the copy.
+            FieldSpan::of_line(53, 4, 70).unwrap(),
+        ];
+        let view = FieldsView::new(head, &spans);
+        let copy = Fields::from_spans(Bytes::from_static(head), spans.clone());
+        let map = copy.to_map();
+        fn answers(lookup: &impl FieldLookup) -> (Option<Vec<u8>>, Vec<Vec<u8>>, bool) {
+            (
+                lookup.first("x-user").map(<[u8]>::to_vec),
+                lookup.every("cookie").map(<[u8]>::to_vec).collect(),
+                lookup.first("x-missing").is_none(),
+            )
+        }
+        let expected = (
+            Some(b"7".to_vec()),
+            vec![b"a=1".to_vec(), b"b=2".to_vec()],
+            true,
+        );
+        assert_eq!(answers(&view), expected);
+        assert_eq!(answers(&copy), expected);
+        assert_eq!(answers(&map), expected);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
 use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
-use fields::Fields;
+use fields::{FieldLookup, Fields};
 use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
@@ -200,11 +200,11 @@ impl Mirror {
         method: &Method,
         path: &str,
         query: Option<&str>,
-        headers: &Fields,
+        headers: &impl FieldLookup,
     ) -> Option<(MirrorPlan, PrimarySlot)> {
         let compiled = self.routes.get(route_index)?.as_ref()?;
         let route_metrics = self.metrics.route(Some(route));
-        if headers.get(self.marker_name.as_str()).is_some() {
+        if headers.first(self.marker_name.as_str()).is_some() {
             // Loop guard: this request is itself a shadow copy.
             self.metrics.record_loop_guard(route_metrics);
             return None;
@@ -219,7 +219,7 @@ impl Mirror {
             if !shadow
                 .require_headers
                 .iter()
-                .all(|name| headers.get(name.as_str()).is_some())
+                .all(|name| headers.first(name.as_str()).is_some())
             {
                 continue;
             }

@@ -5,7 +5,7 @@
 //! restarts, so the same user is always in or always out — what you want when a session
 //! spans requests. The shadow's name is mixed in so two shadows at 10% see different users.
 
-use super::fields::Fields;
+use super::fields::FieldLookup;
 use http::header::HeaderName;
 
 /// Where a sticky key is read from.
@@ -58,7 +58,7 @@ impl Sampler {
     }
 
     /// Decides for one request. With a sticky key that the request lacks, falls back to random.
-    pub fn sample(&self, headers: &Fields, query: Option<&str>) -> bool {
+    pub fn sample(&self, headers: &impl FieldLookup, query: Option<&str>) -> bool {
         if self.percent <= 0.0 {
             return false;
         }
@@ -77,11 +77,15 @@ impl Sampler {
     }
 }
 
-fn key_value<'a>(key: &StickyKey, headers: &'a Fields, query: Option<&'a str>) -> Option<&'a [u8]> {
+fn key_value<'a>(
+    key: &StickyKey,
+    headers: &'a impl FieldLookup,
+    query: Option<&'a str>,
+) -> Option<&'a [u8]> {
     match key {
-        StickyKey::Header(name) => headers.get(name.as_str()),
+        StickyKey::Header(name) => headers.first(name.as_str()),
         StickyKey::Cookie(name) => headers
-            .get_all("cookie")
+            .every("cookie")
             .filter_map(|value| std::str::from_utf8(value).ok())
             .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
@@ -119,6 +123,7 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shadow::fields::Fields;
 
     #[test]
     fn edges_are_exact() {
