@@ -304,3 +304,57 @@ async fn stale_pooled_sockets_are_not_used_and_idle_sockets_are_shared_by_both_e
         "requests one after another, from both engines, on one upstream socket"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_answers_before_the_upload_ends_is_heard() {
+    // Reads the request head only, answers 413 and reads no more (as an upstream enforcing
+    // a size limit may): the client gets the 413, not a 502 or a 504.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 9\r\n\r\ntoo large",
+                    )
+                    .await;
+                // It stops reading; a moment later it closes (the unread body bytes make
+                // that a reset).
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            });
+        }
+    });
+    let proxy = Shadowtap::in_front_of(addr).await;
+    for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
+        let (frames, body) = channel_body(4);
+        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        let sending = tokio::spawn(async move {
+            let piece = Bytes::from(vec![b'u'; 256 * 1024]);
+            // 64 MiB at most: far more than the socket buffers hold.
+            for _ in 0..256 {
+                if frames.send(Frame::data(piece.clone())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let reply = send(&client, request)
+            .await
+            .unwrap_or_else(|error| panic!("{client_name}: {error}"));
+        sending.abort();
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too large"),
+            "{client_name}"
+        );
+    }
+    task.abort();
+}

@@ -141,6 +141,7 @@ where
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
     let mut tries = 0;
+    let mut early = false;
     let (mut conn, mut headers, response_head) = loop {
         let mut conn = match pool.check_out() {
             Some(conn) => conn,
@@ -160,7 +161,13 @@ where
             return Err(ExchangeError::Io(error));
         }
         if !ended {
-            send_rest(&mut conn, &mut body, outgoing, sent).await?;
+            if let Some((headers, head)) =
+                send_rest(&mut conn, &mut body, outgoing, sent, is_head).await?
+            {
+                // Answered before the body was all sent: this connection is done.
+                early = true;
+                break (conn, headers, head);
+            }
         }
         match read_head(&mut conn, is_head).await {
             Ok((headers, head)) => break (conn, headers, head),
@@ -184,7 +191,7 @@ where
         conn,
         pool.clone(),
         response_head.framing,
-        response_head.keep_alive,
+        response_head.keep_alive && !early,
     );
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -304,24 +311,43 @@ fn chunk_framing(
     }
 }
 
-/// Streams the rest of the request body after [`write_start`].
+/// Streams the rest of the request body after [`write_start`], listening to the upstream
+/// meanwhile: an upstream may answer before it has read the whole body (a size limit, a
+/// refused credential) and stop reading. Its final answer, once complete, ends the upload
+/// (`Ok(Some(..))`, the connection not to be reused); interim answers are skipped.
 async fn send_rest<B>(
     conn: &mut UpstreamConn,
     body: &mut B,
     outgoing: Outgoing,
     mut sent: u64,
-) -> Result<(), ExchangeError>
+    is_head: bool,
+) -> Result<Option<(HeaderMap, response::Head)>, ExchangeError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
     let (mut before, mut after) = (Vec::new(), Vec::new());
+    let mut headers = HeaderMap::new();
     loop {
-        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
-        let frame = match frame {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(error)) => return Err(ExchangeError::RequestBody(error.into())),
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+                return Poll::Ready(Some(frame));
+            }
+            match conn.stream.poll_read_ready(cx) {
+                Poll::Ready(_) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let frame = match next {
+            // The upstream may have spoken.
+            None => match hear(conn, is_head, &mut headers)? {
+                Some(head) => return Ok(Some((headers, head))),
+                None => continue,
+            },
+            Some(None) => break,
+            Some(Some(Ok(frame))) => frame,
+            Some(Some(Err(error))) => return Err(ExchangeError::RequestBody(error.into())),
         };
         let at_end = body.is_end_stream();
         let (data, trailers) = match frame.into_data() {
@@ -341,28 +367,116 @@ where
             &mut before,
             &mut after,
         );
-        write_all_vectored(
-            &mut conn.stream,
-            &mut [
-                IoSlice::new(&before),
-                IoSlice::new(&data),
-                IoSlice::new(&after),
-            ],
-        )
-        .await
-        .map_err(ExchangeError::Io)?;
+        let mut slices = [
+            IoSlice::new(&before),
+            IoSlice::new(&data),
+            IoSlice::new(&after),
+        ];
+        if let Some(head) = write_listening(conn, &mut slices, is_head, &mut headers).await? {
+            return Ok(Some((headers, head)));
+        }
         if last {
-            return check_length(outgoing, sent);
+            return check_length(outgoing, sent).map(|()| None);
         }
     }
     // The body ended without saying so beforehand: the last chunk still has to go.
     if outgoing == Outgoing::Chunked {
         chunk_framing(outgoing, 0, None, true, &mut before, &mut after);
-        write_all_vectored(&mut conn.stream, &mut [IoSlice::new(&after)])
-            .await
-            .map_err(ExchangeError::Io)?;
+        if let Some(head) =
+            write_listening(conn, &mut [IoSlice::new(&after)], is_head, &mut headers).await?
+        {
+            return Ok(Some((headers, head)));
+        }
     }
-    check_length(outgoing, sent)
+    check_length(outgoing, sent).map(|()| None)
+}
+
+/// Writes every slice; while the socket takes no more, listens to the upstream, and returns
+/// its final answer's head when one has come instead.
+async fn write_listening(
+    conn: &mut UpstreamConn,
+    mut slices: &mut [IoSlice<'_>],
+    is_head: bool,
+    headers: &mut HeaderMap,
+) -> Result<Option<response::Head>, ExchangeError> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        // Read what came before writing more: once the upstream resets the connection,
+        // what it sent and was not read yet is gone.
+        if read_ready(&conn.stream) {
+            if let Some(head) = hear(conn, is_head, headers)? {
+                return Ok(Some(head));
+            }
+        }
+        match conn.stream.try_write_vectored(slices) {
+            Ok(0) => return Err(ExchangeError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(written) => {
+                IoSlice::advance_slices(&mut slices, written);
+                continue;
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            // A reset after an early answer: the answer, when it came, is still readable.
+            Err(error) => {
+                return match hear(conn, is_head, headers)? {
+                    Some(head) => Ok(Some(head)),
+                    None => Err(ExchangeError::Io(error)),
+                }
+            }
+        }
+        let spoke = poll_fn(|cx| {
+            if conn.stream.poll_read_ready(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            conn.stream.poll_write_ready(cx).map(|_| false)
+        })
+        .await;
+        if spoke {
+            if let Some(head) = hear(conn, is_head, headers)? {
+                return Ok(Some(head));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the socket may have something to read (tokio's cached readiness; no system call).
+fn read_ready(stream: &tokio::net::TcpStream) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    stream.poll_read_ready(&mut cx).is_ready()
+}
+
+/// Reads what the upstream has sent so far, without waiting, and parses it: its final
+/// answer's head when complete (interim answers skipped), `None` while there is none yet.
+fn hear(
+    conn: &mut UpstreamConn,
+    is_head: bool,
+    headers: &mut HeaderMap,
+) -> Result<Option<response::Head>, ExchangeError> {
+    loop {
+        conn.buf.reserve(READ_SIZE);
+        match conn.stream.try_read_buf(&mut conn.buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) if conn.buf.is_empty() => return Err(ExchangeError::Io(error)),
+            Err(_) => break,
+        }
+    }
+    loop {
+        if conn.buf.is_empty() {
+            return Ok(None);
+        }
+        match response::inspect_map(&conn.buf, is_head, headers)? {
+            Parsed::Final(head) => return Ok(Some(head)),
+            Parsed::Interim(len) => conn.buf.advance(len),
+            Parsed::Partial if conn.buf.len() < MAX_RESPONSE_HEAD => return Ok(None),
+            Parsed::Partial => {
+                return Err(ExchangeError::Head(HeadError::Malformed(
+                    "response head too large",
+                )))
+            }
+        }
+    }
 }
 
 fn check_length(outgoing: Outgoing, sent: u64) -> Result<(), ExchangeError> {
