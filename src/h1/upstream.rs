@@ -10,8 +10,9 @@
 //! socket as hyper's server polls it, then checks the socket back in.
 //!
 //! The request body goes with the length it announced, as a `Content-Length` of the size it
-//! is known to have, or chunked (with its trailers) when neither is known. It is sent in full
-//! before the response is read, as the native engine does.
+//! is known to have, or chunked (with its trailers) when neither is known. While it goes up,
+//! the upstream is listened to: an answer that comes before the body is all sent (a size
+//! limit, a refused credential) ends the upload and is the client's answer.
 
 use super::chunked::{push_size_line, ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn, MAX_STALE_RETRIES};
