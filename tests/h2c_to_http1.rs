@@ -358,3 +358,40 @@ async fn an_upstream_that_answers_before_the_upload_ends_is_heard() {
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn an_upstream_that_closes_mid_upload_fails_the_request_at_once() {
+    // Reads the request head, then closes without answering, while the client's body is
+    // still open: a 502 right away, not when the client next sends something.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                }
+            }
+            drop(stream);
+        }
+    });
+    let proxy = Shadowtap::in_front_of(addr).await;
+    for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
+        let (frames, body) = channel_body(4);
+        frames
+            .send(Frame::data(Bytes::from_static(b"first piece")))
+            .await
+            .unwrap();
+        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        // `frames` stays open: the body never ends.
+        let reply = send(&client, request)
+            .await
+            .unwrap_or_else(|error| panic!("{client_name}: {error}"));
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{client_name}");
+        drop(frames);
+    }
+    task.abort();
+}

@@ -418,9 +418,9 @@ async fn write_listening(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             // A reset after an early answer: the answer, when it came, is still readable.
             Err(error) => {
-                return match hear(conn, is_head, headers)? {
-                    Some(head) => Ok(Some(head)),
-                    None => Err(ExchangeError::Io(error)),
+                return match hear(conn, is_head, headers) {
+                    Ok(Some(head)) => Ok(Some(head)),
+                    _ => Err(ExchangeError::Io(error)),
                 }
             }
         }
@@ -448,35 +448,44 @@ fn read_ready(stream: &tokio::net::TcpStream) -> bool {
 
 /// Reads what the upstream has sent so far, without waiting, and parses it: its final
 /// answer's head when complete (interim answers skipped), `None` while there is none yet.
+/// An upstream that closed or failed without a complete answer is an error (its socket
+/// would otherwise stay readable and be asked again and again).
 fn hear(
     conn: &mut UpstreamConn,
     is_head: bool,
     headers: &mut HeaderMap,
 ) -> Result<Option<response::Head>, ExchangeError> {
+    let mut ended = None;
     loop {
         conn.buf.reserve(READ_SIZE);
         match conn.stream.try_read_buf(&mut conn.buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                ended = Some(ExchangeError::Closed);
+                break;
+            }
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-            Err(error) if conn.buf.is_empty() => return Err(ExchangeError::Io(error)),
-            Err(_) => break,
+            Err(error) => {
+                ended = Some(ExchangeError::Io(error));
+                break;
+            }
         }
     }
-    loop {
-        if conn.buf.is_empty() {
-            return Ok(None);
-        }
+    while !conn.buf.is_empty() {
         match response::inspect_map(&conn.buf, is_head, headers)? {
             Parsed::Final(head) => return Ok(Some(head)),
             Parsed::Interim(len) => conn.buf.advance(len),
-            Parsed::Partial if conn.buf.len() < MAX_RESPONSE_HEAD => return Ok(None),
+            Parsed::Partial if conn.buf.len() < MAX_RESPONSE_HEAD => break,
             Parsed::Partial => {
                 return Err(ExchangeError::Head(HeadError::Malformed(
                     "response head too large",
                 )))
             }
         }
+    }
+    match ended {
+        Some(error) => Err(error),
+        None => Ok(None),
     }
 }
 
