@@ -8,7 +8,7 @@
 
 use super::request::parse_length;
 use crate::proxy::headers::is_hop_by_hop;
-use crate::shadow::fields::Fields;
+use crate::shadow::fields::{offset_in, Fields};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::mem::MaybeUninit;
@@ -216,10 +216,7 @@ fn parse_head(
     out.extend_from_slice(b"\r\n");
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
-        if is_hop_by_hop(name) {
-            continue;
-        }
-        if named_by_connection && named_in_connection(parsed.headers, name) {
+        if !is_end_to_end(parsed.headers, name, named_by_connection) {
             continue;
         }
         // A body re-framed as chunked must not also announce a length.
@@ -259,10 +256,7 @@ fn end_to_end_fields(
         fields.len(),
         fields
             .iter()
-            .filter(|field| {
-                let name = field.name.as_bytes();
-                !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
-            })
+            .filter(|field| is_end_to_end(fields, field.name.as_bytes(), named_by_connection))
             .map(|field| (field.name.as_bytes(), field.value)),
     )
 }
@@ -278,28 +272,29 @@ fn end_to_end_map(
     map.clear();
     map.reserve(fields.len());
     let shared = Bytes::copy_from_slice(head);
-    let base = head.as_ptr() as usize;
     for field in fields {
         let name = field.name.as_bytes();
-        if is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)) {
+        if !is_end_to_end(fields, name, named_by_connection) {
             continue;
         }
-        // httparse hands out slices of `head`; anything else is skipped, not trusted.
-        let start = (field.value.as_ptr() as usize).wrapping_sub(base);
-        let Some(end) = start
-            .checked_add(field.value.len())
-            .filter(|end| *end <= head.len())
-        else {
-            continue;
+        // An empty value needs no bytes, wherever httparse points it; any other is a slice
+        // of `head` (one that is not is skipped, not trusted).
+        let value = match field.value.is_empty() {
+            true => Some(HeaderValue::from_static("")),
+            false => offset_in(head, field.value).and_then(|start| {
+                HeaderValue::from_maybe_shared(shared.slice(start..start + field.value.len())).ok()
+            }),
         };
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_maybe_shared(shared.slice(start..end)),
-        ) else {
-            continue;
-        };
-        map.append(name, value);
+        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name), value) {
+            map.append(name, value);
+        }
     }
+}
+
+/// Whether a field of a parsed head is end-to-end: not hop-by-hop by definition, nor named
+/// by its `Connection` field (looked up only when `named_by_connection`, i.e. it names any).
+fn is_end_to_end(fields: &[httparse::Header<'_>], name: &[u8], named_by_connection: bool) -> bool {
+    !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
 }
 
 pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {

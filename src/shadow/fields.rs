@@ -351,7 +351,7 @@ impl Builder {
 }
 
 /// Where `part` starts inside `whole`, if it is a slice of it.
-fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+pub(crate) fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     (start + part.len() <= whole.len()).then_some(start)
 }
