@@ -471,11 +471,25 @@ fn hear(
             }
         }
     }
-    while !conn.buf.is_empty() {
-        match response::inspect_map(&conn.buf, is_head, headers)? {
+    match (parse_answer(&mut conn.buf, is_head, headers)?, ended) {
+        (Some(head), _) => Ok(Some(head)),
+        (None, Some(error)) => Err(error),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Parses what is at the start of `buf`: the final answer's head when it is complete,
+/// interim (1xx) answers skipped and consumed, `None` while more is needed.
+fn parse_answer(
+    buf: &mut BytesMut,
+    is_head: bool,
+    headers: &mut HeaderMap,
+) -> Result<Option<response::Head>, ExchangeError> {
+    while !buf.is_empty() {
+        match response::inspect_map(buf, is_head, headers)? {
             Parsed::Final(head) => return Ok(Some(head)),
-            Parsed::Interim(len) => conn.buf.advance(len),
-            Parsed::Partial if conn.buf.len() < MAX_RESPONSE_HEAD => break,
+            Parsed::Interim(len) => buf.advance(len),
+            Parsed::Partial if buf.len() < MAX_RESPONSE_HEAD => break,
             Parsed::Partial => {
                 return Err(ExchangeError::Head(HeadError::Malformed(
                     "response head too large",
@@ -483,10 +497,7 @@ fn hear(
             }
         }
     }
-    match ended {
-        Some(error) => Err(error),
-        None => Ok(None),
-    }
+    Ok(None)
 }
 
 fn check_length(outgoing: Outgoing, sent: u64) -> Result<(), ExchangeError> {
@@ -532,19 +543,10 @@ async fn read_head(
     loop {
         if !conn.buf.is_empty() {
             received_any = true;
-            match response::inspect_map(&conn.buf, is_head, &mut headers) {
-                Ok(Parsed::Final(head)) => return Ok((headers, head)),
-                Ok(Parsed::Interim(len)) => {
-                    conn.buf.advance(len);
-                    continue;
-                }
-                Ok(Parsed::Partial) if conn.buf.len() < MAX_RESPONSE_HEAD => {}
-                Ok(Parsed::Partial) => {
-                    return Err(ReadFailure::After(ExchangeError::Head(
-                        HeadError::Malformed("response head too large"),
-                    )))
-                }
-                Err(error) => return Err(ReadFailure::After(ExchangeError::Head(error))),
+            if let Some(head) =
+                parse_answer(&mut conn.buf, is_head, &mut headers).map_err(ReadFailure::After)?
+            {
+                return Ok((headers, head));
             }
         }
         conn.buf.reserve(READ_SIZE);
@@ -566,10 +568,13 @@ async fn read_head(
 enum BodyState {
     /// This many bytes still to come.
     Length(u64),
-    /// Chunked; trailers found at the last chunk wait here for the next poll.
-    Chunked(Decoder, Option<HeaderMap>),
+    /// Chunked.
+    Chunked(Decoder),
     /// Until the upstream closes.
     UntilClose,
+    /// Read to its end (the socket handled as at `Done`); these trailers are still to be
+    /// handed out, after the last data.
+    Trailers(HeaderMap),
     /// Finished (the connection went back to the pool or was dropped).
     Done,
 }
@@ -597,7 +602,7 @@ impl NativeBody {
             state: match framing {
                 Framing::Empty => BodyState::Length(0),
                 Framing::Length(length) => BodyState::Length(length),
-                Framing::Chunked => BodyState::Chunked(Decoder::new(true), None),
+                Framing::Chunked => BodyState::Chunked(Decoder::new(true)),
                 Framing::UntilClose => BodyState::UntilClose,
             },
             keep_alive,
@@ -616,6 +621,13 @@ impl NativeBody {
                 self.pool.check_in(conn);
             }
         }
+    }
+
+    /// The body broke: the socket is dropped, the error handed out once.
+    fn abandon(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.conn = None;
+        self.state = BodyState::Done;
+        Poll::Ready(Some(Err(error)))
     }
 
     /// Reads more from the socket; `Ok(false)` when the upstream closed it.
@@ -643,16 +655,14 @@ impl Body for NativeBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         loop {
+            if let BodyState::Trailers(map) = &mut this.state {
+                let map = std::mem::take(map);
+                this.state = BodyState::Done;
+                return Poll::Ready(Some(Ok(Frame::trailers(map))));
+            }
+            // Done, or the socket closed at the end of an until-close body.
             let Some(conn) = this.conn.as_mut() else {
-                // Done, or the socket closed at the end of an until-close body.
-                return match &mut this.state {
-                    BodyState::Chunked(_, trailers) => {
-                        let trailers = trailers.take();
-                        this.state = BodyState::Done;
-                        Poll::Ready(trailers.map(|map| Ok(Frame::trailers(map))))
-                    }
-                    _ => Poll::Ready(None),
-                };
+                return Poll::Ready(None);
             };
             if !conn.buf.is_empty() {
                 match &mut this.state {
@@ -667,37 +677,28 @@ impl Body for NativeBody {
                         }
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    BodyState::Chunked(decoder, _) => {
+                    BodyState::Chunked(decoder) => {
                         let mut data = BytesMut::new();
                         let mut trailers = Vec::new();
                         let used = match decoder.decode_data(&conn.buf, &mut data, &mut trailers) {
                             Ok(used) => used,
-                            Err(error) => {
-                                this.conn = None;
-                                this.state = BodyState::Done;
-                                return Poll::Ready(Some(Err(error.into())));
-                            }
+                            Err(error) => return this.abandon(error.into()),
                         };
                         conn.buf.advance(used);
-                        if decoder.is_done() {
+                        let done = decoder.is_done();
+                        if done {
                             let trailers = parse_trailers(&trailers);
                             this.finish();
-                            return match (data.is_empty(), trailers) {
-                                (true, None) => Poll::Ready(None),
-                                (true, Some(map)) => Poll::Ready(Some(Ok(Frame::trailers(map)))),
-                                (false, trailers) => {
-                                    // The trailers wait for the next poll, in a finished
-                                    // chunked state (no socket).
-                                    if trailers.is_some() {
-                                        this.state =
-                                            BodyState::Chunked(Decoder::new(true), trailers);
-                                    }
-                                    Poll::Ready(Some(Ok(Frame::data(data.freeze()))))
-                                }
-                            };
+                            if let Some(map) = trailers {
+                                this.state = BodyState::Trailers(map);
+                            }
                         }
                         if !data.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(data.freeze()))));
+                        }
+                        if done {
+                            // The trailers, if any, are next.
+                            continue;
                         }
                         // Only part of a size line or trailer section: read on.
                     }
@@ -705,7 +706,7 @@ impl Body for NativeBody {
                         let data = conn.buf.split().freeze();
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    BodyState::Done => return Poll::Ready(None),
+                    BodyState::Trailers(_) | BodyState::Done => return Poll::Ready(None),
                 }
             }
             let Some(conn) = this.conn.as_mut() else {
@@ -718,26 +719,14 @@ impl Body for NativeBody {
                     this.state = BodyState::Done;
                     return Poll::Ready(None);
                 }
-                Ok(false) => {
-                    this.conn = None;
-                    this.state = BodyState::Done;
-                    return Poll::Ready(Some(Err(BodyError::Closed)));
-                }
-                Err(error) => {
-                    this.conn = None;
-                    this.state = BodyState::Done;
-                    return Poll::Ready(Some(Err(BodyError::Io(error))));
-                }
+                Ok(false) => return this.abandon(BodyError::Closed),
+                Err(error) => return this.abandon(BodyError::Io(error)),
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.state {
-            BodyState::Done => true,
-            BodyState::Chunked(_, trailers) => self.conn.is_none() && trailers.is_none(),
-            _ => false,
-        }
+        matches!(self.state, BodyState::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
