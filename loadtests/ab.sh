@@ -12,7 +12,8 @@
 #
 # Each contender runs alone on cpu 1 (one worker) against the upstream nginx on cpu 0, with the
 # load generator on cpu 0 (wrk -t1 -c64 in closed mode, oha -q RATE -c64 in rate mode), 2 s
-# warm-up then DURATION measured, rounds interleaved (A B, A B, ...). --mirror: shadowtap
+# warm-up then DURATION measured, rounds interleaved and rotated (A B C, B C A, C A B, ...:
+# no contender always runs first or last). --mirror: shadowtap
 # mirrors every request to a second nginx (a healthy shadow) and compares
 # (conf/shadowtap-mirror.toml.in); "nginx" stays a plain proxy. --h2c: the clients speak
 # HTTP/2 with prior knowledge (oha --http2, also in closed mode: oha -c64 without a rate);
@@ -117,7 +118,9 @@ hz="$(getconf CLK_TCK)"
 echo "== $MODE, path $URLPATH, mirror $MIRROR, h2c $H2C, $ROUNDS round(s) of ${DURATION} s; CPU in µs per request"
 printf '%-7s %-14s %10s %8s %8s %8s %10s %9s %8s\n' round contender requests user sys total ctxsw/req "peak MiB" "p50 µs"
 for round in $(seq 1 "$ROUNDS"); do
-  for spec in "${CONTENDERS[@]}"; do
+  n_contenders=${#CONTENDERS[@]}
+  for ((k = 0; k < n_contenders; k++)); do
+    spec="${CONTENDERS[$(( (k + round - 1) % n_contenders ))]}"
     label="${spec%%=*}"; bin="${spec#*=}"
     pid="$(start_contender "$label" "$bin")"; CURRENT="$pid"
     port="$LISTEN_PORT"; [[ "$bin" == nginx ]] && ((H2C)) && port="$NGINX_H2_PORT"
@@ -132,7 +135,7 @@ for round in $(seq 1 "$ROUNDS"); do
     kill -TERM "$pid"
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true; CURRENT=""
-    python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" "${p50:--}" <<'EOF'
+    python3 - "$round" "$label" "$n" "$hz" "$((u2 - u1 + cu2 - cu1))" "$((s2 - s1 + cs2 - cs1))" "$((x2 - x1))" "${hwm:-0}" "${p50:--}" <<'EOF' | tee -a "$RUN_DIR/rows"
 import sys
 rnd, label, n, hz, user, system, switches, hwm, p50 = sys.argv[1:]
 n = max(int(n or 0), 1); hz = int(hz)
@@ -141,3 +144,16 @@ print("%-7s %-14s %10d %8.1f %8.1f %8.1f %10.2f %9.1f %8s" % (rnd, label, n, u, 
 EOF
   done
 done
+# Medians over rounds, per contender, in the order given on the command line.
+python3 - "$RUN_DIR/rows" "${CONTENDERS[@]%%=*}" <<'EOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+def median(mine, i):
+    values = [float(r[i]) for r in mine if r[i] != "-"]
+    return statistics.median(values) if values else float("nan")
+for label in sys.argv[2:]:
+    mine = [r for r in rows if r[1] == label]
+    if mine:
+        m = [median(mine, i) for i in range(2, 9)]
+        print("%-7s %-14s %10d %8.1f %8.1f %8.1f %10.2f %9.1f %8.0f" % ("median", label, *m))
+EOF

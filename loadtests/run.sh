@@ -702,10 +702,32 @@ est=$((est * ROUNDS)); runs=$((ROUNDS * ${#JOBS[@]}))
 echo "== $runs runs (live: ${SUITE_RUNS[live]} of ${WARMUP}+${DURATION} s;" \
   "mirror: ${SUITE_RUNS[mirror]} of ${WARMUP}+${MIRROR_DURATION} s;" \
   "perf: ${SUITE_RUNS[perf]} of ${PERF_WARMUP}+${PERF_DURATION} s): about $(( (est + 59) / 60 )) min"
+# The jobs of one round. Consecutive jobs that differ only in the contender form a group
+# (one scenario, mode and condition); round r starts each group at its (r-1)-th contender,
+# so no contender always runs first or last: drift within a round (the upstream warming,
+# a neighbour starting a build) is spread over all of them, and the same-round comparisons
+# (the p50 differences, the paired ratios) are not biased by position.
+round_jobs() { # round
+  ROUND_JOBS=()
+  local i=0 j k len key other f
+  while ((i < ${#JOBS[@]})); do
+    read -r -a f <<<"${JOBS[$i]}"; key="${f[*]:0:4} ${f[*]:5}"
+    j=$((i + 1))
+    while ((j < ${#JOBS[@]})); do
+      read -r -a f <<<"${JOBS[$j]}"; other="${f[*]:0:4} ${f[*]:5}"
+      [[ "$other" == "$key" ]] || break
+      j=$((j + 1))
+    done
+    len=$((j - i))
+    for ((k = 0; k < len; k++)); do ROUND_JOBS+=("${JOBS[$((i + (k + $1 - 1) % len))]}"); done
+    i=$j
+  done
+}
 started=$SECONDS; n=0
 RETRY_BUDGET=$(( runs / 3 > 3 ? runs / 3 : 3 ))
 for round in $(seq 1 "$ROUNDS"); do
-  for job in "${JOBS[@]}"; do
+  round_jobs "$round"
+  for job in "${ROUND_JOBS[@]}"; do
     read -r CUR_SUITE scenario CUR_SHADOW mode who CUR_CELL CUR_PROTO CUR_CONNS CUR_RATE <<<"$job"
     [[ "$CUR_SHADOW" != - ]] || CUR_SHADOW=""
     [[ "$CUR_CELL" != - ]] || CUR_CELL=""
