@@ -309,30 +309,7 @@ async fn stale_pooled_sockets_are_not_used_and_idle_sockets_are_shared_by_both_e
 async fn an_upstream_that_answers_before_the_upload_ends_is_heard() {
     // Reads the request head only, answers 413 and reads no more (as an upstream enforcing
     // a size limit may): the client gets the 413, not a 502 or a 504.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(read) => seen.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 9\r\n\r\ntoo large",
-                    )
-                    .await;
-                // It stops reading; a moment later it closes (the unread body bytes make
-                // that a reset).
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            });
-        }
-    });
+    let (addr, task) = head_only_upstream(OnHead::Answer413).await;
     let proxy = Shadowtap::in_front_of(addr).await;
     for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
         let (frames, body) = channel_body(4);
@@ -363,21 +340,7 @@ async fn an_upstream_that_answers_before_the_upload_ends_is_heard() {
 async fn an_upstream_that_closes_mid_upload_fails_the_request_at_once() {
     // Reads the request head, then closes without answering, while the client's body is
     // still open: a 502 right away, not when the client next sends something.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut seen = Vec::new();
-            let mut buffer = [0u8; 4096];
-            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => seen.extend_from_slice(&buffer[..read]),
-                }
-            }
-            drop(stream);
-        }
-    });
+    let (addr, task) = head_only_upstream(OnHead::Close).await;
     let proxy = Shadowtap::in_front_of(addr).await;
     for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
         let (frames, body) = channel_body(4);

@@ -2013,3 +2013,140 @@ async fn mirrored_requests_stay_native_and_pair_like_on_hyper() {
     }
     assert_eq!(seen[0], seen[1], "outcomes: native vs hyper");
 }
+
+// ---------------------------------------------------------------------------------------
+// Uploads the upstream does not take to the end.
+// ---------------------------------------------------------------------------------------
+
+/// `shadowtap_proxy_errors_total{reason}` of `proxy`, every route.
+async fn proxy_errors(proxy: &Shadowtap, reason: &str) -> f64 {
+    let metrics = proxy.metrics().await;
+    support::compare::metric_sum(
+        &metrics,
+        "shadowtap_proxy_errors_total",
+        &[("reason", reason)],
+    )
+}
+
+/// Sends a POST announcing 64 MiB (far more than the socket buffers hold) on a raw
+/// connection: the first `first` bytes of body at once, then, when `keep_sending`, the rest
+/// in 256 KiB writes (errors ignored) while the answer is read. Returns every byte the
+/// proxy sent until it closed.
+async fn upload_and_read_answer(proxy: &Shadowtap, first: usize, keep_sending: bool) -> String {
+    const ANNOUNCED: usize = 64 * 1024 * 1024;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut reading, mut writing) = stream.into_split();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nhost: app\r\ncontent-type: application/octet-stream\r\ncontent-length: {ANNOUNCED}\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        let mut out = head.into_bytes();
+        out.extend(std::iter::repeat_n(b'u', first));
+        if writing.write_all(&out).await.is_err() || !keep_sending {
+            // Hold the body open (never ends) until the test is done.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return;
+        }
+        let piece = vec![b'u'; 256 * 1024];
+        let mut sent = first;
+        while sent < ANNOUNCED {
+            if writing.write_all(&piece).await.is_err() {
+                return;
+            }
+            sent += piece.len();
+        }
+    });
+    let mut answer = Vec::new();
+    within("the proxy's answer, then its close", async {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            match reading.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => answer.extend_from_slice(&buffer[..read]),
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_before_a_content_length_upload_ends_is_heard() {
+    // The upstream answers 413 after the head and reads no more: the client gets that 413
+    // (not a 502 on the reset, nor a 504), and the proxy then closes the connection (the
+    // rest of the body is never read).
+    let (addr, task) = head_only_upstream(OnHead::Answer413).await;
+    for engine in ENGINES {
+        let proxy = proxy_for(addr, engine, "").await;
+        let answer = upload_and_read_answer(&proxy, 64 * 1024, true).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413 "),
+            "{engine}: got {:?}",
+            answer.lines().next()
+        );
+        assert!(answer.ends_with("too large"), "{engine}: {answer:?}");
+        // Both close the connection after it (the read above ends at the close); the
+        // native engine also says so (RFC 9112 §9.6), hyper's server does not.
+        if engine == "native" {
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("\r\nconnection: close\r\n"),
+                "{engine}: {answer:?}"
+            );
+        }
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_mid_upload_is_a_502_at_once() {
+    // The upstream closes after the head without answering, while the client's body is
+    // still open and silent: a 502 right away, not when the client next sends something.
+    let (addr, task) = head_only_upstream(OnHead::Close).await;
+    for engine in ENGINES {
+        let proxy = proxy_for(addr, engine, "").await;
+        let answer = upload_and_read_answer(&proxy, 1024, false).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 502 "),
+            "{engine}: got {:?}",
+            answer.lines().next()
+        );
+        assert_eq!(
+            proxy_errors(&proxy, "upstream_error").await,
+            1.0,
+            "{engine}: the failure is counted once"
+        );
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn an_upstream_that_takes_no_more_of_the_body_is_a_504_after_its_response_timeout() {
+    // The upstream reads the head, then neither reads nor answers: once the socket takes no
+    // more, the upload waits at most the upstream's response timeout, then 504.
+    let (addr, task) = head_only_upstream(OnHead::Stall).await;
+    for engine in ENGINES {
+        let proxy = proxy_for(addr, engine, "response_timeout = \"500ms\"").await;
+        let started = std::time::Instant::now();
+        let answer = upload_and_read_answer(&proxy, 64 * 1024, true).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 504 "),
+            "{engine}: got {:?}",
+            answer.lines().next()
+        );
+        assert_eq!(
+            proxy_errors(&proxy, "upstream_timeout").await,
+            1.0,
+            "{engine}: the timeout is counted once"
+        );
+        // Generous: the point is that it ends, not how fast.
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{engine}: {:?}",
+            started.elapsed()
+        );
+    }
+    task.abort();
+}

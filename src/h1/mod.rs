@@ -28,6 +28,7 @@ mod mirror;
 pub mod pool;
 pub mod request;
 pub mod response;
+mod upload;
 pub mod upstream;
 
 use crate::config::ListenerConfig;
@@ -52,6 +53,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
+use upload::{Heard, WriteFailure, Wrote};
 
 /// Client read buffer: a request head, or a slice of a request body.
 const READ_BUFFER: usize = 16 * 1024;
@@ -61,6 +63,9 @@ const READ_BUFFER: usize = 16 * 1024;
 const MAX_BODY_READ: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// How long a connection closed before its request body was all read keeps reading (and
+/// dropping) what the client still sends, so the answer is not lost to a reset.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 use pool::MAX_STALE_RETRIES;
 
 /// How a connection left the native engine.
@@ -76,6 +81,8 @@ pub enum Ended {
 enum Next {
     KeepAlive,
     Close,
+    /// Close with the rest of the request body still coming: linger ([`close_unread`]).
+    CloseUnread,
 }
 
 /// Serves one client connection until it closes or needs the hyper path.
@@ -147,6 +154,7 @@ pub async fn serve(
             .await
         {
             Next::KeepAlive if !close_after => {}
+            Next::CloseUnread => return close_unread(client, connection.buf).await,
             _ => return close(client).await,
         }
     }
@@ -155,6 +163,28 @@ pub async fn serve(
 /// Ends a client connection with a FIN once everything written is sent.
 async fn close(mut client: TcpStream) -> Ended {
     let _ = client.shutdown().await;
+    Ended::Closed
+}
+
+/// Ends a client connection whose request body was not all read (the answer came first):
+/// a FIN, then what the client still sends is read and dropped until it closes, for at most
+/// [`LINGER`]. Closing at once with unread bytes would send a reset, and a reset can make
+/// the client's system drop the answer before the client reads it (RFC 9112 §9.6).
+async fn close_unread(mut client: TcpStream, mut scratch: BytesMut) -> Ended {
+    if client.shutdown().await.is_err() {
+        return Ended::Closed;
+    }
+    let drain = async {
+        loop {
+            scratch.clear();
+            scratch.reserve(READ_BUFFER);
+            match client.read_buf(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
     Ended::Closed
 }
 
@@ -231,50 +261,62 @@ impl Connection<'_> {
                     },
                 };
                 let body_start = request.head_len;
-                let sent = write_all_vectored(
-                    &mut conn.stream,
+                let stall = Some(upstream.response_timeout);
+                let sent = upload::write_request(
+                    &mut conn,
                     &mut [
                         IoSlice::new(&self.request_head),
                         IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
                     ],
+                    stall,
+                    heard,
                 )
                 .await;
-                if let Err(source) = sent {
-                    if conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
-                        tries += 1;
-                        continue;
+                let answered = matches!(sent, Ok(Wrote::Answered(())));
+                match sent {
+                    Ok(_) => {}
+                    Err(failure) => {
+                        let stale = !matches!(failure, WriteFailure::Stalled);
+                        if stale && conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
+                            tries += 1;
+                            continue;
+                        }
+                        break upload_error(upstream, failure);
                     }
-                    break ForwardError::Failed {
-                        upstream: upstream.name.clone(),
-                        source: Box::new(source),
-                    };
                 }
-                if let Some(copy) = request_copy.as_mut() {
+                if let (false, Some(copy)) = (answered, request_copy.as_mut()) {
                     copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
                 }
                 self.buf.advance(std::mem::take(&mut self.pending));
                 let sent_at = Instant::now();
-                if request.body_len > in_buffer as u64 {
+                if answered {
+                    // The upstream answered before the body was all sent: the client's
+                    // connection closes after the answer (the rest of its body unread).
+                } else if request.body_len > in_buffer as u64 {
                     let left = request.body_len - in_buffer as u64;
                     match self
-                        .stream_request_body(client, &mut conn.stream, left, request_copy.as_mut())
+                        .stream_request_body(client, &mut conn, left, request_copy.as_mut(), stall)
                         .await
                     {
-                        Ok(()) => body_consumed = true,
+                        Ok(Wrote::All) => body_consumed = true,
+                        // Answered first: `body_consumed` stays false, so the client's
+                        // connection closes after the answer.
+                        Ok(Wrote::Answered(())) => {}
                         // The client left mid-body: nobody to answer.
-                        Err(BodyFailure::Client(_)) => return Next::Close,
-                        Err(BodyFailure::Upstream(source)) => {
-                            break ForwardError::Failed {
-                                upstream: upstream.name.clone(),
-                                source: Box::new(source),
-                            };
+                        Err(UploadFailure::Client(error)) => {
+                            tracing::debug!(error = %error, "client went away mid-body");
+                            return Next::Close;
+                        }
+                        Err(UploadFailure::Upstream(failure)) => {
+                            break upload_error(upstream, failure);
                         }
                     }
                 } else {
                     body_consumed = true;
                 }
-                // The whole body went to the primary: the shadows' copy is complete.
-                if let Some(mut copy) = request_copy.take() {
+                // The whole body went to the primary: the shadows' copy is complete. (Not
+                // when the upstream answered first: dropped, the copy is abandoned.)
+                if let (true, Some(mut copy)) = (body_consumed, request_copy.take()) {
                     copy.complete();
                 }
                 deadline
@@ -282,7 +324,13 @@ impl Connection<'_> {
                     .reset((sent_at + upstream.response_timeout).into());
                 let keep = primary_slot.is_some().then_some(&mut primary_fields);
                 match self
-                    .read_response_head(&mut conn, &request, close_after, deadline.as_mut(), keep)
+                    .read_response_head(
+                        &mut conn,
+                        &request,
+                        close_after || !body_consumed,
+                        deadline.as_mut(),
+                        keep,
+                    )
                     .await
                 {
                     Ok(head) => break 'sent (conn, head, sent_at),
@@ -332,6 +380,16 @@ impl Connection<'_> {
         }
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match outcome {
+            Ok(_) if !body_consumed => {
+                // Answered before the upload ended: the upstream socket holds a partial
+                // request, and the client's the rest of its body.
+                tracing::debug!(
+                    upstream = %upstream.name,
+                    status = head.status,
+                    "primary answered before the request body was all sent"
+                );
+                Next::CloseUnread
+            }
             Ok(reusable) => {
                 if reusable && head.keep_alive {
                     upstream.pool.check_in(conn);
@@ -359,33 +417,56 @@ impl Connection<'_> {
         }
     }
 
-    /// Copies the rest of a `Content-Length` request body from the client to the upstream.
+    /// Copies the rest of a `Content-Length` request body from the client to the upstream,
+    /// listening to the upstream all the while: its answer ends the upload
+    /// ([`Wrote::Answered`]), and so does its closing or failing without one (an error at
+    /// once, not when the client next sends something). `stall` bounds how long the upstream
+    /// may take no byte.
     async fn stream_request_body(
         &mut self,
         client: &mut TcpStream,
-        upstream: &mut TcpStream,
+        conn: &mut UpstreamConn,
         mut left: u64,
         mut copy: Option<&mut Tee<RequestTee>>,
-    ) -> Result<(), BodyFailure> {
+        stall: Option<std::time::Duration>,
+    ) -> Result<Wrote<()>, UploadFailure> {
         while left > 0 {
             if self.buf.is_empty() {
                 let slice = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .clamp(READ_BUFFER, MAX_BODY_READ);
                 self.buf.reserve(slice);
-                match client.read_buf(&mut self.buf).await {
-                    Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::UnexpectedEof.into())),
-                    Ok(_) => {}
-                    Err(error) => return Err(BodyFailure::Client(error)),
+                // The client's next bytes, or the upstream speaking first.
+                let read = tokio::select! {
+                    biased;
+                    _ = conn.stream.readable() => None,
+                    read = client.read_buf(&mut self.buf) => Some(read),
+                };
+                match read {
+                    None => match heard(conn) {
+                        Ok(Some(())) => return Ok(Wrote::Answered(())),
+                        Ok(None) => continue,
+                        Err(error) => {
+                            return Err(UploadFailure::Upstream(WriteFailure::Heard(error)))
+                        }
+                    },
+                    Some(Ok(0)) => {
+                        return Err(UploadFailure::Client(io::ErrorKind::UnexpectedEof.into()))
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return Err(UploadFailure::Client(error)),
                 }
             }
             let take = usize::try_from(left)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            upstream
-                .write_all(&self.buf[..take])
-                .await
-                .map_err(BodyFailure::Upstream)?;
+            let wrote =
+                upload::write_listening(conn, &mut [IoSlice::new(&self.buf[..take])], stall, heard)
+                    .await
+                    .map_err(UploadFailure::Upstream)?;
+            if let Wrote::Answered(()) = wrote {
+                return Ok(wrote);
+            }
             if let Some(copy) = copy.as_deref_mut() {
                 copy.push_slice(&self.buf[..take]);
             }
@@ -396,7 +477,7 @@ impl Connection<'_> {
             // An idle keep-alive connection holds READ_BUFFER, not a large body's slice.
             self.buf = BytesMut::with_capacity(READ_BUFFER);
         }
-        Ok(())
+        Ok(Wrote::All)
     }
 
     /// Reads the upstream's final response head (skipping 1xx), writing the client's head
@@ -600,8 +681,50 @@ impl Connection<'_> {
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match written {
             Ok(()) if !close => Next::KeepAlive,
+            Ok(()) if !body_consumed => Next::CloseUnread,
             _ => Next::Close,
         }
+    }
+}
+
+/// Why a request body's upload failed, by side.
+enum UploadFailure {
+    /// Reading from the client failed: it went away mid-body.
+    Client(io::Error),
+    /// The upstream failed, closed or took nothing for too long.
+    Upstream(WriteFailure<io::Error>),
+}
+
+/// What an upstream that fails during an upload is, for the client: 504 when it stalled,
+/// 502 otherwise.
+fn upload_error(upstream: &NativeUpstream, failure: WriteFailure<io::Error>) -> ForwardError {
+    match failure {
+        WriteFailure::Stalled => ForwardError::Timeout {
+            upstream: upstream.name.clone(),
+            after: upstream.response_timeout,
+        },
+        WriteFailure::Heard(source) | WriteFailure::Io(source) => ForwardError::Failed {
+            upstream: upstream.name.clone(),
+            source: Box::new(source),
+        },
+    }
+}
+
+/// Listens to the upstream mid-upload ([`upload::write_listening`]): `Some` once its final
+/// answer's head is complete in the connection's buffer (or what it sent can never become
+/// one, which reading the head then reports), an error when it closed or failed first.
+fn heard(conn: &mut UpstreamConn) -> io::Result<Option<()>> {
+    let state = upload::read_available(conn, MAX_RESPONSE_HEAD);
+    if response::answered(&conn.buf, MAX_RESPONSE_HEAD) {
+        return Ok(Some(()));
+    }
+    match state {
+        Heard::Open => Ok(None),
+        Heard::Closed => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "upstream closed the connection before answering",
+        )),
+        Heard::Failed(error) => Err(error),
     }
 }
 

@@ -90,6 +90,19 @@ pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Par
     parse_head(buf, is_head, false, None, None, Some(map))
 }
 
+/// Whether `buf` starts with a complete final answer (interim ones skipped), or with bytes
+/// that can never become one (malformed, or a head over `max_head` bytes). Lets an upload
+/// stop as soon as the upstream has answered; the head itself is then read by [`parse`].
+pub fn answered(mut buf: &[u8], max_head: usize) -> bool {
+    loop {
+        match parse_head(buf, false, false, None, None, None) {
+            Ok(Parsed::Interim(len)) => buf = &buf[len..],
+            Ok(Parsed::Final(_)) | Err(_) => return true,
+            Ok(Parsed::Partial) => return buf.len() >= max_head,
+        }
+    }
+}
+
 fn parse_head(
     buf: &[u8],
     is_head: bool,

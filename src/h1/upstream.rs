@@ -17,6 +17,7 @@
 use super::chunked::{push_size_line, ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn, MAX_STALE_RETRIES};
 use super::response::{self, Framing, HeadError, Parsed};
+use super::upload::{self, Heard, WriteFailure, Wrote};
 use super::write_all_vectored;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -392,58 +393,22 @@ where
     check_length(outgoing, sent).map(|()| None)
 }
 
-/// Writes every slice; while the socket takes no more, listens to the upstream, and returns
-/// its final answer's head when one has come instead.
+/// Writes every slice while listening to the upstream ([`upload::write_listening`]); returns
+/// its final answer's head when one has come instead. No stall limit of its own: the whole
+/// exchange runs under the upstream's response timeout.
 async fn write_listening(
     conn: &mut UpstreamConn,
-    mut slices: &mut [IoSlice<'_>],
+    slices: &mut [IoSlice<'_>],
     is_head: bool,
     headers: &mut HeaderMap,
 ) -> Result<Option<response::Head>, ExchangeError> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        // Read what came before writing more: once the upstream resets the connection,
-        // what it sent and was not read yet is gone.
-        if read_ready(&conn.stream) {
-            if let Some(head) = hear(conn, is_head, headers)? {
-                return Ok(Some(head));
-            }
-        }
-        match conn.stream.try_write_vectored(slices) {
-            Ok(0) => return Err(ExchangeError::Io(io::ErrorKind::WriteZero.into())),
-            Ok(written) => {
-                IoSlice::advance_slices(&mut slices, written);
-                continue;
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            // A reset after an early answer: the answer, when it came, is still readable.
-            Err(error) => {
-                return match hear(conn, is_head, headers) {
-                    Ok(Some(head)) => Ok(Some(head)),
-                    _ => Err(ExchangeError::Io(error)),
-                }
-            }
-        }
-        let spoke = poll_fn(|cx| {
-            if conn.stream.poll_read_ready(cx).is_ready() {
-                return Poll::Ready(true);
-            }
-            conn.stream.poll_write_ready(cx).map(|_| false)
-        })
-        .await;
-        if spoke {
-            if let Some(head) = hear(conn, is_head, headers)? {
-                return Ok(Some(head));
-            }
-        }
+    match upload::write_listening(conn, slices, None, |conn| hear(conn, is_head, headers)).await {
+        Ok(Wrote::All) => Ok(None),
+        Ok(Wrote::Answered(head)) => Ok(Some(head)),
+        Err(WriteFailure::Heard(error)) => Err(error),
+        Err(WriteFailure::Io(error)) => Err(ExchangeError::Io(error)),
+        Err(WriteFailure::Stalled) => Err(ExchangeError::Io(io::ErrorKind::TimedOut.into())),
     }
-    Ok(None)
-}
-
-/// Whether the socket may have something to read (tokio's cached readiness; no system call).
-fn read_ready(stream: &tokio::net::TcpStream) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    stream.poll_read_ready(&mut cx).is_ready()
 }
 
 /// Reads what the upstream has sent so far, without waiting, and parses it: its final
@@ -455,26 +420,12 @@ fn hear(
     is_head: bool,
     headers: &mut HeaderMap,
 ) -> Result<Option<response::Head>, ExchangeError> {
-    let mut ended = None;
-    loop {
-        conn.buf.reserve(READ_SIZE);
-        match conn.stream.try_read_buf(&mut conn.buf) {
-            Ok(0) => {
-                ended = Some(ExchangeError::Closed);
-                break;
-            }
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-            Err(error) => {
-                ended = Some(ExchangeError::Io(error));
-                break;
-            }
-        }
-    }
-    match (parse_answer(&mut conn.buf, is_head, headers)?, ended) {
+    let heard = upload::read_available(conn, MAX_RESPONSE_HEAD);
+    match (parse_answer(&mut conn.buf, is_head, headers)?, heard) {
         (Some(head), _) => Ok(Some(head)),
-        (None, Some(error)) => Err(error),
-        (None, None) => Ok(None),
+        (None, Heard::Open) => Ok(None),
+        (None, Heard::Closed) => Err(ExchangeError::Closed),
+        (None, Heard::Failed(error)) => Err(ExchangeError::Io(error)),
     }
 }
 

@@ -656,3 +656,47 @@ impl Spawned {
         .await;
     }
 }
+
+/// What a head-only upstream does once it has read a request head.
+#[derive(Clone, Copy)]
+pub enum OnHead {
+    /// Answers 413 and reads no more; closes a moment later (a reset, with body unread).
+    Answer413,
+    /// Closes without answering.
+    Close,
+    /// Neither reads nor answers; keeps the connection open.
+    Stall,
+}
+
+/// A raw upstream that reads request heads only and then does `on_head`.
+pub async fn head_only_upstream(on_head: OnHead) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                match on_head {
+                    OnHead::Answer413 => {
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 9\r\n\r\ntoo large",
+                            )
+                            .await;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    OnHead::Close => {}
+                    OnHead::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
+                }
+            });
+        }
+    });
+    (addr, task)
+}
