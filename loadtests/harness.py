@@ -490,6 +490,22 @@ def fmt_time_range(st):
     return f"{lo}–{hi}"
 
 
+# Two-sided 95% quantiles of Student's t, by degrees of freedom (1–30; beyond, 2.0).
+T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
+       2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
+
+
+def paired_ci95(diffs):
+    """Mean of same-round differences and its 95% confidence interval, (mean, low, high);
+    None under 3 rounds. Says whether a difference of medians is larger than the rounds'
+    own scatter: an interval that includes 0 is a tie this run cannot resolve."""
+    if len(diffs) < 3:
+        return None
+    mean = statistics.fmean(diffs)
+    half = (T95[len(diffs) - 2] if len(diffs) - 1 <= len(T95) else 2.0) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return [round(mean, 1), round(mean - half, 1), round(mean + half, 1)]
+
+
 def paired(groups, key, who, cond, base_cond, metric):
     """Per-round ratios metric(cond) / metric(base_cond) of one contender (same round)."""
     a = {r["round"]: r.get(metric) for r in groups.get((key, cond, who), [])}
@@ -724,7 +740,8 @@ def cmd_summarize(a):
                         "mode": mode, "shadowtap": pa, "nginx-proxy": na, "met": pa <= na,
                         "ranges_overlap": None,
                         "same_round_p50_diff_us": diffs,
-                        "same_round_p50_diff_median_us": statistics.median(diffs) if diffs else None})
+                        "same_round_p50_diff_median_us": statistics.median(diffs) if diffs else None,
+                        "same_round_p50_diff_ci95_us": paired_ci95(diffs)})
     if targets:
         out += ["", "## issue-2 targets (shadowtap vs nginx-proxy, medians of this run)", ""]
         out.append("| target | scenario | mode | shadowtap | nginx-proxy | verdict |")
@@ -736,7 +753,12 @@ def cmd_summarize(a):
             diffs = t.get("same_round_p50_diff_us")
             if diffs:
                 note += (f" (same-round p50 − nginx-proxy's: median {t['same_round_p50_diff_median_us']:+.0f} µs; "
-                         f"not above nginx's in {sum(d <= 0 for d in diffs)} of {len(diffs)} rounds)")
+                         f"not above nginx's in {sum(d <= 0 for d in diffs)} of {len(diffs)} rounds")
+                ci = t.get("same_round_p50_diff_ci95_us")
+                if ci:
+                    note += (f"; mean {ci[0]:+.0f} µs, 95% CI [{ci[1]:+.0f}, {ci[2]:+.0f}]"
+                             + (" — includes 0: a tie at this run's resolution" if ci[1] <= 0 <= ci[2] else ""))
+                note += ")"
             out.append(f"| {t['target']} | {t['scenario']} | {t['mode']} | {t['shadowtap']:.1f} "
                        f"| {t['nginx-proxy']:.1f} | {'met' if t['met'] else 'NOT met'}{note} |")
 
