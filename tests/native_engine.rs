@@ -2150,3 +2150,27 @@ async fn an_upstream_that_takes_no_more_of_the_body_is_a_504_after_its_response_
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn a_client_that_pauses_mid_body_gets_a_504_after_the_response_timeout() {
+    // The client sends 1 KiB of the 64 MiB it announced and then nothing, holding the
+    // connection open: the exchange ends after the upstream's response timeout on both
+    // engines (on the hyper path that timeout runs over the whole exchange), instead of
+    // holding the client and the upstream socket forever.
+    let (addr, task) = head_only_upstream(OnHead::Stall).await;
+    for engine in ENGINES {
+        let proxy = proxy_for(addr, engine, "response_timeout = \"500ms\"").await;
+        let answer = upload_and_read_answer(&proxy, 1024, false).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 504 "),
+            "{engine}: got {:?}",
+            answer.lines().next()
+        );
+        assert_eq!(
+            proxy_errors(&proxy, "upstream_timeout").await,
+            1.0,
+            "{engine}: counted once"
+        );
+    }
+    task.abort();
+}

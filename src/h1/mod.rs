@@ -295,7 +295,14 @@ impl Connection<'_> {
                 } else if request.body_len > in_buffer as u64 {
                     let left = request.body_len - in_buffer as u64;
                     match self
-                        .stream_request_body(client, &mut conn, left, request_copy.as_mut(), stall)
+                        .stream_request_body(
+                            client,
+                            &mut conn,
+                            left,
+                            request_copy.as_mut(),
+                            upstream.response_timeout,
+                            deadline.as_mut(),
+                        )
                         .await
                     {
                         Ok(Wrote::All) => body_consumed = true,
@@ -309,6 +316,18 @@ impl Connection<'_> {
                         }
                         Err(UploadFailure::Upstream(failure)) => {
                             break upload_error(upstream, failure);
+                        }
+                        // As on the hyper path, where the response timeout runs over the
+                        // whole exchange, upload included.
+                        Err(UploadFailure::ClientPaused) => {
+                            tracing::debug!(
+                                after = ?upstream.response_timeout,
+                                "client sent nothing of its body for the response timeout"
+                            );
+                            break ForwardError::Timeout {
+                                upstream: upstream.name.clone(),
+                                after: upstream.response_timeout,
+                            };
                         }
                     }
                 } else {
@@ -420,15 +439,17 @@ impl Connection<'_> {
     /// Copies the rest of a `Content-Length` request body from the client to the upstream,
     /// listening to the upstream all the while: its answer ends the upload
     /// ([`Wrote::Answered`]), and so does its closing or failing without one (an error at
-    /// once, not when the client next sends something). `stall` bounds how long the upstream
-    /// may take no byte.
+    /// once, not when the client next sends something). `stall` bounds how long either side
+    /// may pause: the upstream taking no byte, or the client sending none (timed on
+    /// `pause`, the connection's deadline timer).
     async fn stream_request_body(
         &mut self,
         client: &mut TcpStream,
         conn: &mut UpstreamConn,
         mut left: u64,
         mut copy: Option<&mut Tee<RequestTee>>,
-        stall: Option<std::time::Duration>,
+        stall: std::time::Duration,
+        mut pause: Pin<&mut Sleep>,
     ) -> Result<Wrote<()>, UploadFailure> {
         while left > 0 {
             if self.buf.is_empty() {
@@ -436,11 +457,14 @@ impl Connection<'_> {
                     .unwrap_or(usize::MAX)
                     .clamp(READ_BUFFER, MAX_BODY_READ);
                 self.buf.reserve(slice);
-                // The client's next bytes, or the upstream speaking first.
+                // The client's next bytes, or the upstream speaking first, or neither for
+                // too long.
+                pause.as_mut().reset((Instant::now() + stall).into());
                 let read = tokio::select! {
                     biased;
                     _ = conn.stream.readable() => None,
                     read = client.read_buf(&mut self.buf) => Some(read),
+                    () = pause.as_mut() => return Err(UploadFailure::ClientPaused),
                 };
                 match read {
                     None => match heard(conn) {
@@ -460,10 +484,14 @@ impl Connection<'_> {
             let take = usize::try_from(left)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            let wrote =
-                upload::write_listening(conn, &mut [IoSlice::new(&self.buf[..take])], stall, heard)
-                    .await
-                    .map_err(UploadFailure::Upstream)?;
+            let wrote = upload::write_listening(
+                conn,
+                &mut [IoSlice::new(&self.buf[..take])],
+                Some(stall),
+                heard,
+            )
+            .await
+            .map_err(UploadFailure::Upstream)?;
             if let Wrote::Answered(()) = wrote {
                 return Ok(wrote);
             }
@@ -693,6 +721,8 @@ enum UploadFailure {
     Client(io::Error),
     /// The upstream failed, closed or took nothing for too long.
     Upstream(WriteFailure<io::Error>),
+    /// The client sent nothing of its body for the upstream's response timeout.
+    ClientPaused,
 }
 
 /// What an upstream that fails during an upload is, for the client: 504 when it stalled,
