@@ -261,20 +261,18 @@ impl Connection<'_> {
                     },
                 };
                 let body_start = request.head_len;
-                let stall = Some(upstream.response_timeout);
                 let sent = upload::write_request(
                     &mut conn,
                     &mut [
                         IoSlice::new(&self.request_head),
                         IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
                     ],
-                    stall,
+                    Some(upstream.response_timeout),
                     heard,
                 )
                 .await;
-                let answered = matches!(sent, Ok(Wrote::Answered(())));
-                match sent {
-                    Ok(_) => {}
+                let answered = match sent {
+                    Ok(wrote) => matches!(wrote, Wrote::Answered(())),
                     Err(failure) => {
                         let stale = !matches!(failure, WriteFailure::Stalled);
                         if stale && conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
@@ -283,7 +281,7 @@ impl Connection<'_> {
                         }
                         break upload_error(upstream, failure);
                     }
-                }
+                };
                 if let (false, Some(copy)) = (answered, request_copy.as_mut()) {
                     copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
                 }
