@@ -182,7 +182,9 @@ impl Connection {
             }
             Http1Engine::Hyper => (stream, Bytes::new()),
         };
-        self.serve_hyper(stream, read).await;
+        // Boxed: hyper's connection state is kilobytes, and the task of every connection would
+        // carry it, touched or not, while the native engine serves it.
+        Box::pin(self.serve_hyper(stream, read)).await;
     }
 
     /// Serves the rest of the connection with hyper; `read` are bytes already read from it.
