@@ -24,6 +24,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http::StatusCode;
 use shadowtap::compare::json::{self, JsonRules, PointerPattern};
 use shadowtap::compare::{self, CompareRules};
+use shadowtap::shadow::budget::Held;
 use shadowtap::shadow::fields::Fields;
 use shadowtap::shadow::pair::CapturedResponse;
 use std::fmt::Write;
@@ -107,6 +108,8 @@ fn response(body: &Bytes) -> CapturedResponse {
         headers,
         body: body.clone(),
         truncated: false,
+        over_budget: false,
+        held: Held::nothing(),
         latency: Duration::ZERO,
     }
 }

@@ -31,7 +31,9 @@ start_upstream() { # DIR PORT H2_PORT
     python3 "$HERE/harness.py" make-json "$RUN_DIR/www/body-16k.json" 16384
   fi
   if [[ "$1" != "$RUN_DIR" ]]; then
-    mkdir -p "$1/www" "$1/tmp"; cp "$RUN_DIR"/www/body-* "$1/www/"; chmod -R 755 "$1"
+    # -p: the same mtime, so the shadow's ETag and Last-Modified equal the primary's (the
+    # comparison's work, and so profile.sh's counts, must not depend on when the copy ran).
+    mkdir -p "$1/www" "$1/tmp"; cp -p "$RUN_DIR"/www/body-* "$1/www/"; chmod -R 755 "$1"
   fi
   for f in upstream upstream-locations; do
     sed -e "s#@RUN@#$1#g" -e "s#@UPSTREAM_PORT@#$2#g" -e "s#@UPSTREAM_H2_PORT@#$3#g" \

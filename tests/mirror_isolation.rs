@@ -7,7 +7,7 @@
 
 mod support;
 
-use http::{Method, Request};
+use http::Request;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::shadow::*;
@@ -28,14 +28,6 @@ async fn timed(client: &TestClient, request: Request<Body>) -> (Reply, Duration)
     (reply, started.elapsed())
 }
 
-fn post(url: String, body: &[u8]) -> Request<Body> {
-    Request::builder()
-        .method(Method::POST)
-        .uri(url)
-        .body(full(body.to_vec()))
-        .unwrap()
-}
-
 /// Sends ROUNDS GETs and ROUNDS POSTs through the mirrored route, each right after the same
 /// request on the unmirrored route; checks the answers are the primary's and no mirrored
 /// request is slower than the slowest unmirrored one plus [`SLACK`]. Returns how many
@@ -54,10 +46,18 @@ async fn drive_and_compare(proxy: &Shadowtap) -> u64 {
         assert_eq!(reply.text(), format!("primary: GET /item/{i} 0 bytes"));
         mirrored.push((format!("GET /item/{i}"), took));
 
-        let (plain, took) = timed(&client, post(proxy.url(&format!("/plain/{i}")), &body)).await;
+        let (plain, took) = timed(
+            &client,
+            post_request(&proxy.url(&format!("/plain/{i}")), body.clone()),
+        )
+        .await;
         assert_eq!(plain.status, 200);
         baseline = baseline.max(took);
-        let (reply, took) = timed(&client, post(proxy.url(&format!("/item/{i}")), &body)).await;
+        let (reply, took) = timed(
+            &client,
+            post_request(&proxy.url(&format!("/item/{i}")), body.clone()),
+        )
+        .await;
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(reply.text(), format!("primary: POST /item/{i} 65536 bytes"));
         mirrored.push((format!("POST /item/{i}"), took));

@@ -28,21 +28,16 @@ async fn start() -> (Upstream, Upstream, Shadowtap) {
     (primary, shadow, proxy)
 }
 
-fn post(url: String, body: Vec<u8>) -> Request<Body> {
-    Request::builder()
-        .method(Method::POST)
-        .uri(url)
-        .body(full(body))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_body_over_the_cap_reaches_the_primary_but_not_the_shadow() {
     let (primary, shadow, proxy) = start().await;
     let big: Vec<u8> = (0..4 * CAP).map(|i| (i % 251) as u8).collect();
-    let reply = send(&http1_client(), post(proxy.url("/upload"), big.clone()))
-        .await
-        .unwrap();
+    let reply = send(
+        &http1_client(),
+        post_request(&proxy.url("/upload"), big.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.text(),
@@ -56,9 +51,12 @@ async fn a_body_over_the_cap_reaches_the_primary_but_not_the_shadow() {
 
     // At the cap exactly, the copy is kept and sent.
     let exact = vec![b'e'; CAP];
-    let reply = send(&http1_client(), post(proxy.url("/exact"), exact.clone()))
-        .await
-        .unwrap();
+    let reply = send(
+        &http1_client(),
+        post_request(&proxy.url("/exact"), exact.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 200);
 
     let metrics = settled(&proxy).await;
@@ -88,7 +86,7 @@ async fn a_client_that_aborts_mid_body_leaves_no_shadow_request() {
     // The proxy carries on, and the next request is the first the shadow sees.
     let reply = send(
         &http1_client(),
-        post(proxy.url("/after"), b"whole".to_vec()),
+        post_request(&proxy.url("/after"), b"whole".to_vec()),
     )
     .await
     .unwrap();

@@ -91,6 +91,8 @@ pub struct CompareRules {
 pub enum BodySkip {
     /// One side's body passed the capture cap; only a prefix was kept.
     Truncated,
+    /// One side's body did not fit `mirror.max_buffered_bytes` and was not kept.
+    MemoryBudget,
     /// Decoding passed `max_decoded_bytes`.
     DecompressionBomb,
     /// One side's `Content-Encoding` could not be decoded.
@@ -102,6 +104,7 @@ impl BodySkip {
     pub fn as_str(self) -> &'static str {
         match self {
             BodySkip::Truncated => "body_truncated",
+            BodySkip::MemoryBudget => "memory_budget",
             BodySkip::DecompressionBomb => "decompression_bomb",
             BodySkip::Corrupt => "corrupt_encoding",
         }
@@ -201,6 +204,9 @@ fn compare_bodies(
     rules: &CompareRules,
     differences: &mut Vec<Difference>,
 ) -> Option<BodySkip> {
+    if primary.over_budget || shadow.over_budget {
+        return Some(BodySkip::MemoryBudget);
+    }
     if primary.truncated || shadow.truncated {
         return Some(BodySkip::Truncated);
     }

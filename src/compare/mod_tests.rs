@@ -8,6 +8,8 @@ fn response(status: u16, content_type: &'static str, body: &'static str) -> Capt
         headers: Fields::from_pairs([("Content-Type", content_type)]),
         body: Bytes::from_static(body.as_bytes()),
         truncated: false,
+        over_budget: false,
+        held: crate::shadow::budget::Held::nothing(),
         latency: Duration::from_millis(1),
     }
 }
@@ -143,5 +145,24 @@ fn bombs_and_truncated_bodies_skip_the_body_comparison() {
     assert_eq!(
         compare(&a, &c, &rules()).body_skipped,
         Some(BodySkip::Truncated)
+    );
+}
+
+#[test]
+fn a_body_dropped_for_the_memory_budget_skips_the_body_but_not_the_rest() {
+    let a = response(200, "application/json", r#"{"a":1}"#);
+    let mut b = response(500, "application/json", "");
+    b.over_budget = true;
+    b.truncated = true;
+    let comparison = compare(&a, &b, &rules());
+    assert_eq!(comparison.body_skipped, Some(BodySkip::MemoryBudget));
+    assert_eq!(BodySkip::MemoryBudget.as_str(), "memory_budget");
+    assert!(
+        comparison
+            .differences
+            .iter()
+            .any(|d| d.kind == DiffKind::Status),
+        "the status is still compared: {:?}",
+        comparison.differences
     );
 }

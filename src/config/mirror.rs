@@ -16,6 +16,7 @@ pub(crate) mod defaults {
     pub const TIMEOUT: &str = "5s";
     pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
     pub const MARKER_HEADER: &str = "x-shadowtap-shadow";
     pub const MARKER_VALUE: &str = "1";
     pub const BREAKER_WINDOW: &str = "10s";
@@ -37,6 +38,7 @@ pub struct RawMirror {
     pub max_in_flight: Option<usize>,
     pub timeout: Option<String>,
     pub max_response_body_bytes: Option<usize>,
+    pub max_buffered_bytes: Option<usize>,
     pub marker_header: Option<String>,
     pub marker_value: Option<String>,
     pub circuit_breaker: Option<RawBreaker>,
@@ -121,6 +123,11 @@ pub struct MirrorConfig {
     pub timeout: Duration,
     /// Response bodies (primary and shadow) kept for comparison up to this size.
     pub max_response_body_bytes: usize,
+    /// Bytes of bodies the mirror side holds at once, all shadows together: captured request
+    /// bodies (`dropped_memory_budget` when one does not fit) and the answers kept for
+    /// comparison (their bodies not compared, `memory_budget`). The counts above bound how
+    /// many; this bounds how much, whatever the bodies' sizes.
+    pub max_buffered_bytes: usize,
     /// Header set on every shadow request, and the loop guard: requests that carry it are
     /// served but never mirrored.
     pub marker_header: String,
@@ -246,6 +253,12 @@ pub(crate) fn validate_global(raw: Option<RawMirror>, problems: &mut Problems) -
     let max_response_body_bytes = raw
         .max_response_body_bytes
         .unwrap_or(defaults::MAX_RESPONSE_BODY_BYTES);
+    let max_buffered_bytes = positive(
+        "mirror.max_buffered_bytes",
+        raw.max_buffered_bytes,
+        defaults::MAX_BUFFERED_BYTES,
+        problems,
+    );
     let marker_header = raw
         .marker_header
         .unwrap_or_else(|| defaults::MARKER_HEADER.to_string())
@@ -298,6 +311,7 @@ pub(crate) fn validate_global(raw: Option<RawMirror>, problems: &mut Problems) -
         max_in_flight,
         timeout,
         max_response_body_bytes,
+        max_buffered_bytes,
         marker_header,
         marker_value,
         circuit_breaker,

@@ -77,6 +77,6 @@ pub(super) fn capture(
 ) -> Tee<PrimarySink> {
     Tee::new(
         proxy.max_response_body_bytes(),
-        PrimarySink::new(slot, status, headers, sent),
+        PrimarySink::new(slot, status, headers, sent, proxy.mirror().budget().clone()),
     )
 }

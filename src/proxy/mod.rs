@@ -226,6 +226,7 @@ impl Proxy {
                         response.status(),
                         Fields::from_map(response.headers()),
                         sent,
+                        self.mirror.budget().clone(),
                     );
                     Tee::new(self.max_response_body_bytes, sink)
                 });

@@ -200,7 +200,7 @@ impl Redactor {
             status: Some(response.status.as_u16()),
             headers: self.fields(response.headers.iter()),
             body,
-            body_truncated: cut || response.truncated,
+            body_truncated: cut || response.truncated || response.over_budget,
         }
     }
 }

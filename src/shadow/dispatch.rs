@@ -9,6 +9,7 @@
 //! slow shadow never delays another.
 
 use super::breaker::Breaker;
+use super::budget::Budget;
 use super::copy::HeaderEdits;
 use super::fields::Fields;
 use super::pair::{
@@ -91,17 +92,21 @@ pub struct ShadowTarget {
     native: Option<crate::h1::client::Client>,
     limits: Limits,
     max_in_flight: usize,
+    /// Where the answers' bodies are held until compared.
+    budget: Arc<Budget>,
     /// Flipped by [`ShadowTarget::stop`] at shutdown.
     stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl ShadowTarget {
     /// Builds the target with its own pool; nothing runs until [`ShadowTarget::start`].
+    /// Answers are kept against `budget`.
     pub fn new(
         name: &str,
         upstream: &UpstreamConfig,
         mirror: &MirrorConfig,
         metrics: &Metrics,
+        budget: Arc<Budget>,
     ) -> ShadowTarget {
         let (sender, receiver) = mpsc::channel(mirror.queue_capacity);
         // The shadow's own pool (never shared with live traffic), kept no larger than the
@@ -139,6 +144,7 @@ impl ShadowTarget {
                 max_response_body_bytes: mirror.max_response_body_bytes,
             },
             max_in_flight: mirror.max_in_flight,
+            budget,
             stop: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -334,13 +340,13 @@ impl ShadowTarget {
                 )
                 .await
                 .map_err(ShadowError::Native)?;
-            return Ok(CapturedResponse {
-                status: answer.status,
-                headers: answer.headers,
-                body: answer.body,
-                truncated: answer.truncated,
-                latency: Duration::ZERO,
-            });
+            return Ok(CapturedResponse::kept(
+                answer.status,
+                answer.headers,
+                answer.body,
+                answer.truncated,
+                &self.budget,
+            ));
         }
         let uri = self
             .client
@@ -368,13 +374,13 @@ impl ShadowTarget {
         }
         // A truncated body is dropped here, unread: hyper resets its stream rather than
         // draining the rest. The client removed the hop-by-hop fields.
-        Ok(CapturedResponse {
-            status: parts.status,
-            headers: Fields::from_map(&parts.headers),
-            body: kept.freeze(),
+        Ok(CapturedResponse::kept(
+            parts.status,
+            Fields::from_map(&parts.headers),
+            kept.freeze(),
             truncated,
-            latency: Duration::ZERO,
-        })
+            &self.budget,
+        ))
     }
 }
 

@@ -11,12 +11,14 @@
 //! |---|---|
 //! | [`sample`] | percentage and sticky sampling |
 //! | [`breaker`] | per-shadow circuit breaker |
+//! | [`budget`] | one byte budget for every body the mirror side holds |
 //! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
 //! | [`fields`] | captured header fields: views into one copy of a head |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 
 pub mod breaker;
+pub mod budget;
 pub mod copy;
 pub mod dispatch;
 pub mod fields;
@@ -26,6 +28,7 @@ pub mod sample;
 use crate::config::{Config, MethodSet, PathRewrite, ShadowPolicy, StickySource};
 use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
+use budget::Budget;
 use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use fields::{FieldLookup, Fields};
@@ -61,6 +64,7 @@ pub struct Mirror {
     targets: Vec<Arc<ShadowTarget>>,
     marker_name: HeaderName,
     metrics: Arc<Metrics>,
+    budget: Arc<Budget>,
 }
 
 /// The shadows one request was sampled for; turned into jobs once its body is complete.
@@ -103,6 +107,10 @@ impl Mirror {
             HeaderValue::from_str(&config.mirror.marker_value)
                 .unwrap_or(HeaderValue::from_static("1")),
         );
+        let budget = Budget::new(
+            config.mirror.max_buffered_bytes,
+            metrics.mirror_buffered_bytes(),
+        );
         let mut names: Vec<String> = Vec::new();
         let mut targets: Vec<Arc<ShadowTarget>> = Vec::new();
         let mut target_for = |name: &str| -> Option<usize> {
@@ -116,6 +124,7 @@ impl Mirror {
                 upstream,
                 &config.mirror,
                 &metrics,
+                budget.clone(),
             )));
             Some(targets.len() - 1)
         };
@@ -169,7 +178,13 @@ impl Mirror {
             targets,
             marker_name: marker.0,
             metrics,
+            budget,
         }
+    }
+
+    /// The byte budget every body kept for comparison is held against.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// Starts every shadow's dispatcher. `sink` receives completed pairs.
@@ -285,14 +300,17 @@ impl Mirror {
             .secondary
             .as_ref()
             .map(|secondary| (compiled.shadows.len(), secondary));
-        let body = match result {
-            TeeResult::Complete(body) => body,
-            TeeResult::TooLarge | TeeResult::Incomplete => {
-                let outcome = if result == TeeResult::TooLarge {
-                    MirrorOutcome::DroppedBodyTooLarge
-                } else {
-                    MirrorOutcome::DroppedClientAborted
-                };
+        let kept = match result {
+            TeeResult::Complete(body) => match self.budget.try_hold(body.len()) {
+                Some(held) => Ok((body, held)),
+                None => Err(MirrorOutcome::DroppedMemoryBudget),
+            },
+            TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
+            TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),
+        };
+        let (body, held) = match kept {
+            Ok(kept) => kept,
+            Err(outcome) => {
                 for position in plan
                     .shadows
                     .iter()
@@ -312,8 +330,9 @@ impl Mirror {
                 .map_or("/", PathAndQuery::as_str)
                 .to_string(),
             headers: request.headers,
-            body: body.clone(),
+            body,
             request_id: request.request_id,
+            held,
         });
         let enqueued = Instant::now();
         let secondary_cell = secondary.map(|(position, policy)| {

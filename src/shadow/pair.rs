@@ -6,6 +6,7 @@
 //! that cell and hands the pair to the [`PairSink`]. Neither side ever waits for the other
 //! on the live path.
 
+use super::budget::{Budget, Held};
 use super::fields::Fields;
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -27,6 +28,8 @@ pub struct CapturedRequest {
     pub body: Bytes,
     /// The `x-request-id` both upstreams saw.
     pub request_id: String,
+    /// The body's bytes held against `mirror.max_buffered_bytes` while this lives.
+    pub held: Held,
 }
 
 /// One upstream's answer, kept up to `mirror.max_response_body_bytes`.
@@ -40,8 +43,44 @@ pub struct CapturedResponse {
     pub body: Bytes,
     /// The body was longer than the cap; `body` is a prefix.
     pub truncated: bool,
+    /// The body did not fit `mirror.max_buffered_bytes` and was not kept (`body` is empty):
+    /// the pair's status and headers are compared, its bodies are not.
+    pub over_budget: bool,
+    /// The body's bytes held against `mirror.max_buffered_bytes` while this lives.
+    pub held: Held,
     /// From sending the request to the last body byte.
     pub latency: Duration,
+}
+
+impl CapturedResponse {
+    /// An answer whose body is held against `budget`, or dropped (`over_budget`) when it
+    /// does not fit; the latency is set by the caller, who timed the exchange.
+    pub fn kept(
+        status: StatusCode,
+        headers: Fields,
+        body: Bytes,
+        truncated: bool,
+        budget: &Arc<Budget>,
+    ) -> CapturedResponse {
+        let (body, over_budget, held) = match budget.try_hold(body.len()) {
+            Some(held) => (body, false, held),
+            None => (Bytes::new(), true, Held::nothing()),
+        };
+        CapturedResponse {
+            status,
+            headers,
+            body,
+            truncated,
+            over_budget,
+            held,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// The same answer with its latency.
+    pub fn with_latency(self, latency: Duration) -> CapturedResponse {
+        CapturedResponse { latency, ..self }
+    }
 }
 
 /// A completed pair, ready to compare.
@@ -114,6 +153,7 @@ pub struct PrimarySink {
     status: StatusCode,
     headers: Fields,
     started: std::time::Instant,
+    budget: Arc<Budget>,
 }
 
 impl PrimarySink {
@@ -123,12 +163,14 @@ impl PrimarySink {
         status: StatusCode,
         headers: Fields,
         started: std::time::Instant,
+        budget: Arc<Budget>,
     ) -> PrimarySink {
         PrimarySink {
             slot,
             status,
             headers,
             started,
+            budget,
         }
     }
 }
@@ -140,15 +182,13 @@ impl crate::tee::TeeSink for PrimarySink {
             status,
             headers,
             started,
+            budget,
         } = self;
         match result {
-            crate::tee::TeeResult::Complete(body) => slot.publish(Some(CapturedResponse {
-                status,
-                headers,
-                body,
-                truncated: false,
-                latency: started.elapsed(),
-            })),
+            crate::tee::TeeResult::Complete(body) => slot.publish(Some(
+                CapturedResponse::kept(status, headers, body, false, &budget)
+                    .with_latency(started.elapsed()),
+            )),
             crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
                 slot.publish(None)
             }

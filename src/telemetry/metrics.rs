@@ -37,6 +37,9 @@ pub const MIRROR_QUEUE_DEPTH: &str = "shadowtap_mirror_queue_depth";
 pub const MIRROR_IN_FLIGHT: &str = "shadowtap_mirror_in_flight";
 /// `shadowtap_mirror_circuit_state{shadow}`: 0 closed, 1 open, 2 half-open.
 pub const MIRROR_CIRCUIT_STATE: &str = "shadowtap_mirror_circuit_state";
+/// `shadowtap_mirror_buffered_bytes`: bytes of bodies the mirror side holds now, against
+/// `mirror.max_buffered_bytes`.
+pub const MIRROR_BUFFERED_BYTES: &str = "shadowtap_mirror_buffered_bytes";
 /// `shadowtap_mirror_loop_guard_total{route}`: requests that arrived carrying the shadow
 /// marker and so were served but not mirrored again.
 pub const MIRROR_LOOP_GUARD_TOTAL: &str = "shadowtap_mirror_loop_guard_total";
@@ -57,7 +60,7 @@ pub const LATENCY_DELTA_SECONDS: &str = "shadowtap_latency_delta_seconds";
 /// comparison workers fell behind).
 pub const COMPARE_DROPPED_TOTAL: &str = "shadowtap_compare_dropped_total";
 /// `shadowtap_compare_body_skipped_total{route,shadow,reason}`: pairs whose bodies were not
-/// compared (`body_truncated`, `decompression_bomb`, `corrupt_encoding`).
+/// compared (`body_truncated`, `memory_budget`, `decompression_bomb`, `corrupt_encoding`).
 pub const COMPARE_BODY_SKIPPED_TOTAL: &str = "shadowtap_compare_body_skipped_total";
 
 /// Latency-delta buckets in seconds, symmetric around zero (shadow faster is negative).
@@ -153,6 +156,8 @@ pub enum MirrorOutcome {
     DroppedBodyTooLarge,
     /// The request body did not arrive in full (client aborted, or the primary stopped reading it).
     DroppedClientAborted,
+    /// The request body did not fit `mirror.max_buffered_bytes` with what the mirror already held.
+    DroppedMemoryBudget,
     /// The method is not mirrored by this shadow (the side-effect policy).
     SkippedMethod,
     /// The shadow's circuit breaker is open.
@@ -161,13 +166,14 @@ pub enum MirrorOutcome {
 
 impl MirrorOutcome {
     /// Every outcome, in label-index order.
-    pub const ALL: [MirrorOutcome; 8] = [
+    pub const ALL: [MirrorOutcome; 9] = [
         MirrorOutcome::Completed,
         MirrorOutcome::Error,
         MirrorOutcome::Timeout,
         MirrorOutcome::DroppedQueueFull,
         MirrorOutcome::DroppedBodyTooLarge,
         MirrorOutcome::DroppedClientAborted,
+        MirrorOutcome::DroppedMemoryBudget,
         MirrorOutcome::SkippedMethod,
         MirrorOutcome::SkippedCircuitOpen,
     ];
@@ -181,6 +187,7 @@ impl MirrorOutcome {
             MirrorOutcome::DroppedQueueFull => "dropped_queue_full",
             MirrorOutcome::DroppedBodyTooLarge => "dropped_body_too_large",
             MirrorOutcome::DroppedClientAborted => "dropped_client_aborted",
+            MirrorOutcome::DroppedMemoryBudget => "dropped_memory_budget",
             MirrorOutcome::SkippedMethod => "skipped_method",
             MirrorOutcome::SkippedCircuitOpen => "skipped_circuit_open",
         }
@@ -288,6 +295,7 @@ pub struct Metrics {
     connections_active: Gauge,
     connections_total: Counter,
     handovers: [Counter; Handover::ALL.len()],
+    mirror_buffered_bytes: Gauge,
 }
 
 /// Why the native HTTP/1.1 engine handed a connection to hyper (the `reason` label of
@@ -387,6 +395,8 @@ impl Metrics {
             recorder.register_gauge(&Key::from_name(CONNECTIONS_ACTIVE), &METADATA);
         let connections_total =
             recorder.register_counter(&Key::from_name(CONNECTIONS_TOTAL), &METADATA);
+        let mirror_buffered_bytes =
+            recorder.register_gauge(&Key::from_name(MIRROR_BUFFERED_BYTES), &METADATA);
         let handovers = Handover::ALL.map(|reason| {
             recorder.register_counter(
                 &key(HTTP1_HANDOVERS_TOTAL, &[("reason", reason.as_str())]),
@@ -401,6 +411,7 @@ impl Metrics {
             connections_active,
             connections_total,
             handovers,
+            mirror_buffered_bytes,
         }
     }
 
@@ -488,7 +499,6 @@ impl Metrics {
             .record(seconds);
     }
 
-    /// Counts a completed shadow request by whether it could be paired with the primary.
     /// The counter `name{route, shadow, <label>=<value>}` of a (route label, shadow) pair,
     /// registered once and then served from a cache: the comparison workers record a few of
     /// these per pair, and registering by key costs allocations and hashing each time.
@@ -534,6 +544,7 @@ impl Metrics {
         Some(histogram.clone())
     }
 
+    /// Counts a completed shadow request by whether it could be paired with the primary.
     pub fn record_pair(&self, route: &RouteMetrics, shadow: usize, result: PairResult) {
         let Some(entry) = route.shadows.get(shadow) else {
             return;
@@ -600,6 +611,11 @@ impl Metrics {
             .position(|r| *r == reason)
             .unwrap_or(Handover::ALL.len() - 1);
         self.handovers[index].increment(1);
+    }
+
+    /// The gauge of bytes the mirror side holds (`shadowtap_mirror_buffered_bytes`).
+    pub fn mirror_buffered_bytes(&self) -> Gauge {
+        self.mirror_buffered_bytes.clone()
     }
 
     /// A client connection closed.
@@ -757,6 +773,13 @@ fn describe(recorder: &PrometheusRecorder) {
             SharedString::const_str(text),
         );
     }
+    recorder.describe_gauge(
+        KeyName::from_const_str(MIRROR_BUFFERED_BYTES),
+        Some(Unit::Bytes),
+        SharedString::const_str(
+            "Bytes of bodies the mirror side holds now (captured requests, answers kept for comparison), against mirror.max_buffered_bytes.",
+        ),
+    );
     recorder.describe_gauge(
         KeyName::from_const_str(CONNECTIONS_ACTIVE),
         None,

@@ -516,6 +516,15 @@ pub fn get_request(url: &str) -> Request<Body> {
     Request::get(url).body(empty()).expect("valid request")
 }
 
+/// A POST of `body` to `url`.
+pub fn post_request(url: &str, body: impl Into<Bytes>) -> Request<Body> {
+    Request::builder()
+        .method(http::Method::POST)
+        .uri(url)
+        .body(full(body))
+        .expect("valid request")
+}
+
 /// A whole response as the client saw it.
 #[derive(Debug)]
 pub struct Reply {

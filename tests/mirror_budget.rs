@@ -1,0 +1,152 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `mirror.max_buffered_bytes`: one byte budget for every body the mirror side holds. A
+//! request body that does not fit is not mirrored (`dropped_memory_budget`) while the live
+//! request is served in full; the bytes come back when the pairs holding them are done; an
+//! answer that does not fit is not kept, and its pair is compared without bodies
+//! (`shadowtap_compare_body_skipped_total{reason="memory_budget"}`).
+
+mod support;
+
+use http::{Response, StatusCode};
+use std::sync::Arc;
+use support::shadow::*;
+use support::*;
+use tokio::sync::Semaphore;
+
+const BUFFERED: &str = "shadowtap_mirror_buffered_bytes";
+
+/// A shadow that answers only when the test lets it (one permit per answer).
+async fn gated_shadow() -> (Upstream, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let held = gate.clone();
+    let shadow = upstream()
+        .fallback(move |_| {
+            let gate = held.clone();
+            async move {
+                gate.acquire().await.unwrap().forget();
+                status(StatusCode::OK, "shadow\n")
+            }
+        })
+        .start()
+        .await;
+    (shadow, gate)
+}
+
+#[tokio::test]
+async fn request_bodies_past_the_budget_are_not_mirrored_until_bytes_come_back() {
+    let primary = echo_primary().await;
+    let (shadow, gate) = gated_shadow().await;
+    let policy = Policy {
+        // Two 1,000-byte bodies and their 27-byte answers fit; a third body does not.
+        global: "max_buffered_bytes = 2500",
+        route: "",
+        shadow: "methods = \"all\"",
+    };
+    let proxy = mirrored(primary.addr, shadow.addr, &policy).await;
+    let client = http1_client();
+    for path in ["/a", "/b", "/c"] {
+        let reply = send(&client, post_request(&proxy.url(path), vec![b'x'; 1000]))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), format!("primary: POST {path} 1000 bytes"));
+        if path != "/c" {
+            // The copy is at the shadow (held there) before the next request.
+            received_at_least(&shadow, if path == "/a" { 1 } else { 2 }).await;
+        }
+    }
+    let metrics = eventually(&proxy, "the third copy to be dropped", |m| {
+        outcomes(m)["dropped_memory_budget"] == 1
+    })
+    .await;
+    assert_eq!(outcomes(&metrics)["completed"], 0, "two copies are held");
+    let held = metric_value(&metrics, BUFFERED, &[]).unwrap();
+    assert!(
+        (2000.0..=2500.0).contains(&held),
+        "two request bodies and their answers are held: {held}"
+    );
+    assert_eq!(primary.count(), 3, "the primary got every request");
+
+    // The shadow answers: the pairs are compared and dropped, and the bytes come back.
+    gate.add_permits(100);
+    eventually(&proxy, "the held bytes to come back", |m| {
+        outcomes(m)["completed"] == 2 && metric_value(m, BUFFERED, &[]) == Some(0.0)
+    })
+    .await;
+    let reply = send(&client, post_request(&proxy.url("/d"), vec![b'y'; 1000]))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let copies = received_at_least(&shadow, 3).await;
+    let metrics = settled(&proxy).await;
+    let counts = outcomes(&metrics);
+    assert_eq!(counts["completed"], 3, "{counts:?}");
+    assert_eq!(counts["dropped_memory_budget"], 1, "{counts:?}");
+    assert_eq!(
+        sampled(&metrics),
+        4,
+        "one outcome per sampled request: {counts:?}"
+    );
+    let paths: Vec<_> = copies.iter().map(|c| c.uri.path().to_string()).collect();
+    assert_eq!(paths, ["/a", "/b", "/d"]);
+    assert_eq!(&copies[2].body[..], &[b'y'; 1000][..]);
+}
+
+#[tokio::test]
+async fn an_answer_past_the_budget_is_compared_without_its_body() {
+    let body = "p".repeat(300);
+    let answer = body.clone();
+    let primary = upstream()
+        .fallback(move |_| {
+            let answer = answer.clone();
+            async move { Response::new(full(answer)) }
+        })
+        .start()
+        .await;
+    let shadow = healthy_shadow(std::time::Duration::ZERO).await;
+    let policy = Policy {
+        global: "max_buffered_bytes = 100",
+        ..Policy::default()
+    };
+    let proxy = mirrored(primary.addr, shadow.addr, &policy).await;
+    let reply = send(&http1_client(), get_request(&proxy.url("/big")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), body, "the client gets the whole answer");
+
+    let metrics = eventually(&proxy, "the pair to be compared", |m| {
+        metric_sum(m, "shadowtap_comparisons_total", &[("route", "default")]) >= 1.0
+    })
+    .await;
+    let skipped = metric_sum(
+        &metrics,
+        "shadowtap_compare_body_skipped_total",
+        &[("route", "default"), ("reason", "memory_budget")],
+    );
+    assert_eq!(skipped, 1.0, "{metrics}");
+    assert_eq!(outcomes(&metrics)["completed"], 1);
+    eventually(&proxy, "the held bytes to come back", |m| {
+        metric_value(m, BUFFERED, &[]) == Some(0.0)
+    })
+    .await;
+}
+
+#[test]
+fn a_zero_budget_is_refused_with_its_key() {
+    let text = mirror_toml(
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:2".parse().unwrap(),
+        &Policy {
+            global: "max_buffered_bytes = 0",
+            ..Policy::default()
+        },
+    );
+    let error = shadowtap::config::Config::from_toml(&text, &Default::default())
+        .expect_err("a zero budget is an error");
+    let message = error.to_string();
+    assert!(
+        message.contains("mirror.max_buffered_bytes") && message.contains("at least 1"),
+        "{message}"
+    );
+}
