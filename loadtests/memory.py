@@ -18,7 +18,10 @@ resident set (VmRSS) once it is steady:
   shadow (mirror.max_in_flight raised to hold them all);
 * shadow copies in flight, 64 KiB POST: the same with 64 KiB bodies (mirrored by opt-in);
 * shadow copies queued: the shadow holds one copy (max_in_flight = 1), the other N wait in
-  the mirror queue (queue_capacity raised to hold them all).
+  the mirror queue (queue_capacity raised to hold them all);
+* 64 KiB POST copies under a 64 MiB budget: as the 64 KiB series, with
+  mirror.max_buffered_bytes = 64 MiB: what does not fit is dropped (`dropped_memory_budget`),
+  so the resident set stops growing near the budget (no slope: the points are the figure).
 
 Each series gets a least-squares slope in KiB per item, the cost of one more. A request in
 flight includes its client connection (and its upstream one): subtract the idle connection's
@@ -40,6 +43,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BUDGET = 64 << 20
+BUDGET_KIND = "64 KiB POST copies under a 64 MiB budget"
 ROOT = os.path.dirname(HERE)
 BODY = b"x" * 64
 POST_BODY = b'{"data":"' + b"p" * (64 * 1024 - 11) + b'"}'
@@ -140,7 +145,7 @@ async def wait_for(predicate, what, seconds=60):
         await asyncio.sleep(0.02)
 
 
-def config_text(listen, admin, primary, shadow, in_flight, queue):
+def config_text(listen, admin, primary, shadow, in_flight, queue, budget):
     return f"""[[listeners]]
 address = "127.0.0.1:{listen}"
 max_connections = 100000
@@ -156,6 +161,7 @@ worker_threads = 1
 timeout = "120s"
 max_in_flight = {in_flight}
 queue_capacity = {queue}
+max_buffered_bytes = {budget}
 
 [upstreams.primary]
 url = "http://127.0.0.1:{primary}"
@@ -191,11 +197,13 @@ def free_port():
 class Shadowtap:
     """shadowtap on a config of its own; stopped by its PID."""
 
-    def __init__(self, binary, workdir, primary, shadow, in_flight, queue):
+    def __init__(self, binary, workdir, primary, shadow, in_flight, queue, budget):
         self.port = free_port()
         path = os.path.join(workdir, f"shadowtap-{self.port}.toml")
         with open(path, "w") as f:
-            f.write(config_text(self.port, free_port(), primary, shadow, in_flight, queue))
+            f.write(
+                config_text(self.port, free_port(), primary, shadow, in_flight, queue, budget)
+            )
         self.log = open(path + ".log", "w")
         env = dict(os.environ, RUST_LOG="warn")
         self.proc = subprocess.Popen(
@@ -245,8 +253,17 @@ async def series(binary, workdir, kind, steps):
     top = max(steps)
     # The warm-up request's copy is held at the shadow too: it takes one slot.
     in_flight = 1 if kind == "shadow queued" else top + 1
+    # Out of the way (16 GiB) except in the series about it: the others measure what each
+    # held copy costs, not the budget's cap.
+    budget = BUDGET if kind == BUDGET_KIND else 16 << 30
     proxy = Shadowtap(
-        binary, workdir, primary.port, shadow.port if mirrored else 0, in_flight, max(top, 1) + 16
+        binary,
+        workdir,
+        primary.port,
+        shadow.port if mirrored else 0,
+        in_flight,
+        max(top, 1) + 16,
+        budget,
     )
     clients = []
     points = []
@@ -281,14 +298,19 @@ async def series(binary, workdir, kind, steps):
                     )
             else:
                 await open_clients(proxy.port, 64, clients)
-                body = POST_BODY if kind == "shadow in flight, 64 KiB POST" else b""
+                body = POST_BODY if "64 KiB POST" in kind else b""
                 await send(clients, n - answered, "POST" if body else "GET", body)
                 answered = n
                 # Queued copies stay in the queue behind the warm-up copy's slot.
-                want = 0 if kind == "shadow queued" else n
-                await wait_for(
-                    lambda: shadow.received - base_copies >= want, f"{want} copies at the shadow"
-                )
+                if kind == BUDGET_KIND:
+                    # Copies past the budget were dropped: wait until no more arrive.
+                    await steady(lambda: shadow.received)
+                else:
+                    want = 0 if kind == "shadow queued" else n
+                    await wait_for(
+                        lambda: shadow.received - base_copies >= want,
+                        f"{want} copies at the shadow",
+                    )
             points.append((n, await steady_rss(proxy.proc.pid)))
         return points
     finally:
@@ -317,6 +339,17 @@ async def send(clients, todo, method, body):
     await asyncio.gather(*[one(c, k) for c, k in zip(clients, per) if k])
 
 
+async def steady(count, quiet=0.3):
+    """Waits until `count()` has not changed for `quiet` seconds."""
+    last = count()
+    while True:
+        await asyncio.sleep(quiet)
+        now = count()
+        if now == last:
+            return
+        last = now
+
+
 def slope(points):
     """Least-squares KiB per item."""
     n = len(points)
@@ -335,6 +368,7 @@ KINDS = [
     "shadow in flight",
     "shadow in flight, 64 KiB POST",
     "shadow queued",
+    BUDGET_KIND,
 ]
 
 
@@ -370,7 +404,8 @@ async def main():
     print("|" + "---|" * (len(steps) + 2))
     for kind, r in results.items():
         cells = " | ".join(f"{kib / 1024:.1f}" for _, kib in r["points"])
-        print(f"| {kind} | {cells} | {r['kib_per_item']:.1f} |")
+        each = "–" if kind == BUDGET_KIND else f"{r['kib_per_item']:.1f}"
+        print(f"| {kind} | {cells} | {each} |")
     idle = results["idle connections"]["kib_per_item"]
     pooled = results["idle connections + pooled upstream ones"]["kib_per_item"]
     live = results["live in flight"]["kib_per_item"]
