@@ -80,6 +80,13 @@ struct Limits {
     max_response_body_bytes: usize,
 }
 
+/// How a shadow is spoken to: shadowtap's own HTTP/1.1 client (a one-shot request with a
+/// known body), or hyper's for an h2c shadow. One pool per shadow either way.
+enum ShadowClient {
+    Http1(crate::h1::client::Client),
+    Http2(UpstreamClient<Full<Bytes>>),
+}
+
 /// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
 pub struct ShadowTarget {
     name: Arc<str>,
@@ -87,9 +94,7 @@ pub struct ShadowTarget {
     receiver: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     breaker: Arc<Breaker>,
     gauges: Arc<ShadowGauges>,
-    client: UpstreamClient<Full<Bytes>>,
-    /// The native HTTP/1.1 client for an HTTP/1 shadow (`None`: h2c, through `client`).
-    native: Option<crate::h1::client::Client>,
+    client: ShadowClient,
     limits: Limits,
     max_in_flight: usize,
     /// Where the answers' bodies are held until compared.
@@ -115,9 +120,14 @@ impl ShadowTarget {
             pool_max_idle: upstream.pool_max_idle.min(mirror.max_in_flight),
             ..upstream.clone()
         };
-        let client = UpstreamClient::new(name, &pooled);
-        let native = (upstream.protocol == crate::config::UpstreamProtocol::Http1)
-            .then(|| crate::h1::client::Client::new(&pooled, pooled.pool_max_idle));
+        let client = match upstream.protocol {
+            crate::config::UpstreamProtocol::Http1 => ShadowClient::Http1(
+                crate::h1::client::Client::new(&pooled, pooled.pool_max_idle),
+            ),
+            crate::config::UpstreamProtocol::Http2 => {
+                ShadowClient::Http2(UpstreamClient::new(name, &pooled))
+            }
+        };
         let breaker_settings = &mirror.circuit_breaker;
         let breaker = Breaker::new(
             super::breaker::BreakerConfig {
@@ -138,7 +148,6 @@ impl ShadowTarget {
             breaker: Arc::new(breaker),
             gauges: Arc::new(gauges),
             client,
-            native,
             limits: Limits {
                 timeout: mirror.timeout,
                 max_response_body_bytes: mirror.max_response_body_bytes,
@@ -328,35 +337,37 @@ impl ShadowTarget {
         edits: &HeaderEdits,
     ) -> Result<CapturedResponse, ShadowError> {
         let cap = self.limits.max_response_body_bytes;
-        if let Some(native) = &self.native {
-            let answer = native
-                .send(
-                    &request.method,
-                    path_and_query.as_str(),
-                    &request.headers,
-                    edits,
-                    &request.body,
-                    cap,
-                )
-                .await
-                .map_err(ShadowError::Native)?;
-            return Ok(CapturedResponse::kept(
-                answer.status,
-                answer.headers,
-                answer.body,
-                answer.truncated,
-                &self.budget,
-            ));
-        }
-        let uri = self
-            .client
+        let client = match &self.client {
+            ShadowClient::Http2(client) => client,
+            ShadowClient::Http1(native) => {
+                let answer = native
+                    .send(
+                        &request.method,
+                        path_and_query.as_str(),
+                        &request.headers,
+                        edits,
+                        &request.body,
+                        cap,
+                    )
+                    .await
+                    .map_err(ShadowError::Native)?;
+                return Ok(CapturedResponse::kept(
+                    answer.status,
+                    answer.headers,
+                    answer.body,
+                    answer.truncated,
+                    &self.budget,
+                ));
+            }
+        };
+        let uri = client
             .uri_for(Some(path_and_query))
             .map_err(ShadowError::Uri)?;
         let mut copy = http::Request::new(Full::new(request.body.clone()));
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);
-        let response = self.client.send(copy).await.map_err(ShadowError::Request)?;
+        let response = client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
         let mut kept = BytesMut::new();
         let mut truncated = false;
