@@ -6,6 +6,7 @@
 
 use crate::proxy::forward::ForwardError;
 use crate::proxy::headers::FramingError;
+use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::ErrorReason;
 use http::StatusCode;
 
@@ -21,7 +22,8 @@ pub enum ProxyError {
     /// No route matched host and path: 404.
     #[error("no route for this host and path")]
     NoRoute,
-    /// The upstream could not be reached, timed out, or failed: 502/504.
+    /// The upstream could not be reached, timed out, or failed: 502/504; or the client's
+    /// request body stopped on the way: 408/400.
     #[error(transparent)]
     Forward(#[from] ForwardError),
 }
@@ -34,6 +36,8 @@ impl ProxyError {
             ProxyError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Forward(ForwardError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Forward(ForwardError::ClientTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Forward(ForwardError::ClientAborted { .. }) => StatusCode::BAD_REQUEST,
             ProxyError::Forward(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -48,6 +52,26 @@ impl ProxyError {
             }
             ProxyError::Forward(ForwardError::Timeout { .. }) => ErrorReason::UpstreamTimeout,
             ProxyError::Forward(ForwardError::Failed { .. }) => ErrorReason::UpstreamError,
+            ProxyError::Forward(ForwardError::ClientTimeout { .. }) => ErrorReason::ClientTimeout,
+            ProxyError::Forward(ForwardError::ClientAborted { .. }) => ErrorReason::ClientAborted,
+        }
+    }
+
+    /// Logs the one `request failed` event of a request, with the fields both engines give
+    /// it. At `warn`, except when the client caused it (a stalled or broken upload): that is
+    /// routine for a proxy and not the operator's to fix, so `info`.
+    pub fn log_failed(&self, method: &str, route: &str, request_id: &str) {
+        let status = self.status().as_u16();
+        let reason = self.reason().as_str();
+        if matches!(
+            self,
+            ProxyError::Forward(
+                ForwardError::ClientTimeout { .. } | ForwardError::ClientAborted { .. }
+            )
+        ) {
+            tracing::info!(method, route, request_id, status, reason, error = %ErrorChain(self), "request failed");
+        } else {
+            tracing::warn!(method, route, request_id, status, reason, error = %ErrorChain(self), "request failed");
         }
     }
 
@@ -64,6 +88,12 @@ impl ProxyError {
                 "gateway timeout: upstream did not answer in time\n"
             }
             ProxyError::Forward(ForwardError::Failed { .. }) => "bad gateway: upstream failed\n",
+            ProxyError::Forward(ForwardError::ClientTimeout { .. }) => {
+                "request timeout: the request body stopped arriving\n"
+            }
+            ProxyError::Forward(ForwardError::ClientAborted { .. }) => {
+                "bad request: the request body did not arrive\n"
+            }
         }
     }
 }

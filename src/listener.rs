@@ -96,6 +96,7 @@ pub async fn serve(
             client_address: crate::proxy::headers::client_address_value(peer.ip()),
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
+            client_body_timeout: config.client_body_timeout,
         });
         let open = OpenConnection::new(proxy.metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);

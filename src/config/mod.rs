@@ -57,6 +57,11 @@ pub struct ListenerConfig {
     /// A client must send a complete request head within this time (slowloris guard).
     #[serde(with = "duration_str")]
     pub header_read_timeout: Duration,
+    /// A client that sends nothing of its request body for this long gets a 408 (as nginx's
+    /// `client_body_timeout`): a stalled upload must not hold an upstream connection, and
+    /// the upstream must not be blamed for the client's silence.
+    #[serde(with = "duration_str")]
+    pub client_body_timeout: Duration,
     /// Largest request head accepted (HTTP/1 read buffer, HTTP/2 header list size).
     pub max_header_bytes: usize,
     /// Most header fields accepted in one HTTP/1 request.
@@ -108,7 +113,8 @@ pub struct UpstreamConfig {
     /// Time allowed to establish a TCP connection (exceeded: 502).
     #[serde(with = "duration_str")]
     pub connect_timeout: Duration,
-    /// Time allowed from sending the request to receiving the response head (exceeded: 504).
+    /// Time allowed from the end of the request to its response head, and for each pause of
+    /// the upstream in taking a request body (exceeded: 504).
     #[serde(with = "duration_str")]
     pub response_timeout: Duration,
     /// Idle keep-alive connections kept per upstream host.

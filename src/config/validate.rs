@@ -15,6 +15,7 @@ pub(crate) mod defaults {
     pub const ADMIN: &str = "127.0.0.1:9901";
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const CLIENT_BODY_TIMEOUT: &str = "60s";
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
     pub const MAX_HEADERS: usize = 100;
     pub const CONNECT_TIMEOUT: &str = "2s";
@@ -290,6 +291,12 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
             defaults::HEADER_READ_TIMEOUT,
             problems,
         );
+        let client_body_timeout = duration(
+            &format!("{path}.client_body_timeout"),
+            listener.client_body_timeout.as_deref(),
+            defaults::CLIENT_BODY_TIMEOUT,
+            problems,
+        );
         let http1_engine = match listener.http1_engine.as_deref() {
             None | Some("native") => Http1Engine::Native,
             Some("hyper") => Http1Engine::Hyper,
@@ -306,6 +313,7 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 address,
                 max_connections,
                 header_read_timeout,
+                client_body_timeout,
                 max_header_bytes,
                 max_headers,
                 http2: listener.http2.unwrap_or(true),

@@ -17,9 +17,10 @@
 //! sockets: hyper serves the client, shadowtap speaks to the upstream.
 //!
 //! Guarantees kept from the hyper path: exactly one response per request (a 502/504 written
-//! by the proxy when the upstream fails before its head), bodies streamed in bounded memory,
-//! the header-read timeout (also while a keep-alive connection idles between requests), the
-//! upstream's response timeout, graceful shutdown after the in-flight exchange, and the same
+//! by the proxy when the upstream fails before its head, a 408/400 when the client's body
+//! stalls or breaks), bodies streamed in bounded memory, the header-read timeout (also while
+//! a keep-alive connection idles between requests), the client-body timeout, the upstream's
+//! response timeout, graceful shutdown after the in-flight exchange, and the same
 //! metrics and `request failed` log event.
 
 pub mod chunked;
@@ -99,6 +100,7 @@ pub async fn serve(
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
         pending: 0,
+        client_body_timeout: config.client_body_timeout,
     };
     // One timer for the connection's life, moved forward per phase: extending a tokio
     // deadline is an atomic update, not a timer-wheel operation.
@@ -200,6 +202,8 @@ struct Connection<'a> {
     /// Bytes at the start of `buf` that belong to the current request and are still to be
     /// consumed.
     pending: usize,
+    /// The listener's `client_body_timeout`: the longest pause a request body may make.
+    client_body_timeout: std::time::Duration,
 }
 
 /// Why no response head came from the upstream.
@@ -287,44 +291,46 @@ impl Connection<'_> {
                 }
                 self.buf.advance(std::mem::take(&mut self.pending));
                 let sent_at = Instant::now();
+                // The response timeout runs from the request's end: a body streamed for
+                // longer than it is the client's pace, not the upstream's delay.
+                let mut head_from = sent_at;
                 if answered {
                     // The upstream answered before the body was all sent: the client's
                     // connection closes after the answer (the rest of its body unread).
                 } else if request.body_len > in_buffer as u64 {
                     let left = request.body_len - in_buffer as u64;
-                    match self
+                    let streamed = self
                         .stream_request_body(
                             client,
                             &mut conn,
                             left,
                             request_copy.as_mut(),
-                            upstream.response_timeout,
+                            Pauses {
+                                upstream: upstream.response_timeout,
+                                client: self.client_body_timeout,
+                            },
                             deadline.as_mut(),
                         )
-                        .await
-                    {
+                        .await;
+                    head_from = Instant::now();
+                    match streamed {
                         Ok(Wrote::All) => body_consumed = true,
                         // Answered first: `body_consumed` stays false, so the client's
                         // connection closes after the answer.
                         Ok(Wrote::Answered(())) => {}
-                        // The client left mid-body: nobody to answer.
+                        // The client left mid-body: counted as the hyper path counts it; the
+                        // 400 is written in case it only stopped sending.
                         Err(UploadFailure::Client(error)) => {
-                            tracing::debug!(error = %error, "client went away mid-body");
-                            return Next::Close;
+                            break ForwardError::ClientAborted {
+                                source: Box::new(error),
+                            };
                         }
                         Err(UploadFailure::Upstream(failure)) => {
                             break upload_error(upstream, failure);
                         }
-                        // As on the hyper path, where the response timeout runs over the
-                        // whole exchange, upload included.
                         Err(UploadFailure::ClientPaused) => {
-                            tracing::debug!(
-                                after = ?upstream.response_timeout,
-                                "client sent nothing of its body for the response timeout"
-                            );
-                            break ForwardError::Timeout {
-                                upstream: upstream.name.clone(),
-                                after: upstream.response_timeout,
+                            break ForwardError::ClientTimeout {
+                                after: self.client_body_timeout,
                             };
                         }
                     }
@@ -338,7 +344,7 @@ impl Connection<'_> {
                 }
                 deadline
                     .as_mut()
-                    .reset((sent_at + upstream.response_timeout).into());
+                    .reset((head_from + upstream.response_timeout).into());
                 let keep = primary_slot.is_some().then_some(&mut primary_fields);
                 match self
                     .read_response_head(
@@ -437,16 +443,16 @@ impl Connection<'_> {
     /// Copies the rest of a `Content-Length` request body from the client to the upstream,
     /// listening to the upstream all the while: its answer ends the upload
     /// ([`Wrote::Answered`]), and so does its closing or failing without one (an error at
-    /// once, not when the client next sends something). `stall` bounds how long either side
-    /// may pause: the upstream taking no byte, or the client sending none (timed on
-    /// `pause`, the connection's deadline timer).
+    /// once, not when the client next sends something). `pauses` bounds how long each side
+    /// may pause: the upstream taking no byte, the client sending none (timed on `pause`,
+    /// the connection's deadline timer).
     async fn stream_request_body(
         &mut self,
         client: &mut TcpStream,
         conn: &mut UpstreamConn,
         mut left: u64,
         mut copy: Option<&mut Tee<RequestTee>>,
-        stall: std::time::Duration,
+        pauses: Pauses,
         mut pause: Pin<&mut Sleep>,
     ) -> Result<Wrote<()>, UploadFailure> {
         while left > 0 {
@@ -457,7 +463,9 @@ impl Connection<'_> {
                 self.buf.reserve(slice);
                 // The client's next bytes, or the upstream speaking first, or neither for
                 // too long.
-                pause.as_mut().reset((Instant::now() + stall).into());
+                pause
+                    .as_mut()
+                    .reset((Instant::now() + pauses.client).into());
                 let read = tokio::select! {
                     biased;
                     _ = conn.stream.readable() => None,
@@ -485,7 +493,7 @@ impl Connection<'_> {
             let wrote = upload::write_listening(
                 conn,
                 &mut [IoSlice::new(&self.buf[..take])],
-                Some(stall),
+                Some(pauses.upstream),
                 heard,
             )
             .await
@@ -653,8 +661,8 @@ impl Connection<'_> {
         }
     }
 
-    /// Answers a request the upstream failed with 502/504, counted and logged once like the
-    /// hyper path does. The connection stays open only when the request body was consumed.
+    /// Answers a request that failed before the upstream's head (502/504 for the upstream,
+    /// 408/400 for the client's body), counted and logged once like the hyper path does. The connection stays open only when the request body was consumed.
     async fn fail(
         &mut self,
         client: &mut TcpStream,
@@ -675,15 +683,7 @@ impl Connection<'_> {
             .unwrap_or(METHODS[METHODS.len() - 1]);
         let request_id =
             std::str::from_utf8(&self.request_head[request.request_id.clone()]).unwrap_or("-");
-        tracing::warn!(
-            method,
-            route = route.label(),
-            request_id,
-            status = status.as_u16(),
-            reason = error.reason().as_str(),
-            error = %ErrorChain(&error),
-            "request failed"
-        );
+        error.log_failed(method, route.label(), request_id);
         let close = close_after || !body_consumed;
         let message = error.client_message();
         let out = &mut self.response_head;
@@ -719,8 +719,17 @@ enum UploadFailure {
     Client(io::Error),
     /// The upstream failed, closed or took nothing for too long.
     Upstream(WriteFailure<io::Error>),
-    /// The client sent nothing of its body for the upstream's response timeout.
+    /// The client sent nothing of its body for the listener's `client_body_timeout`.
     ClientPaused,
+}
+
+/// The longest pause each side of an upload may make.
+#[derive(Clone, Copy)]
+struct Pauses {
+    /// The upstream taking no byte: its `response_timeout` (then 504).
+    upstream: std::time::Duration,
+    /// The client sending no byte: the listener's `client_body_timeout` (then 408).
+    client: std::time::Duration,
 }
 
 /// What an upstream that fails during an upload is, for the client: 504 when it stalled,

@@ -13,6 +13,11 @@
 //! is known to have, or chunked (with its trailers) when neither is known. While it goes up,
 //! the upstream is listened to: an answer that comes before the body is all sent (a size
 //! limit, a refused credential) ends the upload and is the client's answer.
+//!
+//! The upstream's `response_timeout` is timed per phase, as on the native engine: the first
+//! write, each pause of the upstream in taking the body, and the wait for the response head
+//! after the body's end. How long the *client* takes to send its body is not the upstream's
+//! to answer for (the listener's `client_body_timeout` bounds its pauses).
 
 use super::chunked::{push_size_line, ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn, MAX_STALE_RETRIES};
@@ -28,7 +33,9 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::time::{Instant, Sleep};
 
 /// Largest response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -61,6 +68,10 @@ pub enum ExchangeError {
     /// The request body was longer or shorter than its `Content-Length`.
     #[error("request body length does not match its Content-Length")]
     RequestLength,
+    /// The upstream took no byte of the request, or sent no response head after it, for
+    /// its response timeout.
+    #[error("the upstream took nothing of the request, or sent no answer, for {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Why a response body stopped before its end.
@@ -91,10 +102,13 @@ enum Outgoing {
 /// Sends `request` (origin-form target, `Host` set, hop-by-hop fields removed) on a pooled
 /// connection of `pool` and returns the response once its head has arrived; the body streams
 /// from the socket as it is polled. A request without a body is tried again on another
-/// connection when a pooled one turns out closed before any of its answer.
+/// connection when a pooled one turns out closed before any of its answer. Each wait on the
+/// upstream (the first write, a pause in taking the body, the response head after the body)
+/// is bounded by `response_timeout`.
 pub async fn send<B>(
     pool: &Arc<RawPool>,
     request: Request<B>,
+    response_timeout: Duration,
 ) -> Result<Response<NativeBody>, ExchangeError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -144,6 +158,8 @@ where
         );
     let mut tries = 0;
     let mut early = false;
+    // Registered in the timer wheel only when a phase actually waits.
+    let mut deadline = std::pin::pin!(tokio::time::sleep(response_timeout));
     let (mut conn, mut headers, response_head) = loop {
         let mut conn = match pool.check_out() {
             Some(conn) => conn,
@@ -153,9 +169,9 @@ where
         let mut sent = 0;
         // The head and what is already at hand of the body go in one write; a failure here
         // lost nothing of the body (the first frame is kept), so any request may go again.
-        if let Err(error) =
-            write_start(&mut conn, &head, first.as_ref(), outgoing, ended, &mut sent).await
-        {
+        let start = write_start(&mut conn, &head, first.as_ref(), outgoing, ended, &mut sent);
+        // The timer was set when the exchange began (a retry keeps what is left of it).
+        if let Err(error) = bounded(start, deadline.as_mut(), response_timeout, false).await? {
             if stale_retry {
                 tries += 1;
                 continue;
@@ -163,15 +179,23 @@ where
             return Err(ExchangeError::Io(error));
         }
         if !ended {
-            if let Some((headers, head)) =
-                send_rest(&mut conn, &mut body, outgoing, sent, is_head).await?
+            if let Some((headers, head)) = send_rest(
+                &mut conn,
+                &mut body,
+                outgoing,
+                sent,
+                is_head,
+                response_timeout,
+            )
+            .await?
             {
                 // Answered before the body was all sent: this connection is done.
                 early = true;
                 break (conn, headers, head);
             }
         }
-        match read_head(&mut conn, is_head).await {
+        let head_read = read_head(&mut conn, is_head);
+        match bounded(head_read, deadline.as_mut(), response_timeout, true).await? {
             Ok((headers, head)) => break (conn, headers, head),
             Err(ReadFailure::BeforeResponse(_)) if stale_retry && retryable => tries += 1,
             Err(ReadFailure::BeforeResponse(error)) => return Err(ExchangeError::Io(error)),
@@ -199,6 +223,24 @@ where
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// Runs `phase` until `deadline` (moved to `limit` from now first when `restart`): past
+/// it, [`ExchangeError::TimedOut`].
+async fn bounded<T>(
+    phase: impl std::future::Future<Output = T>,
+    mut deadline: Pin<&mut Sleep>,
+    limit: Duration,
+    restart: bool,
+) -> Result<T, ExchangeError> {
+    if restart {
+        deadline.as_mut().reset(Instant::now() + limit);
+    }
+    tokio::select! {
+        biased;
+        done = phase => Ok(done),
+        () = deadline => Err(ExchangeError::TimedOut(limit)),
+    }
 }
 
 /// The request body's framing on this hop (hyper's client rules, except that a body of
@@ -316,13 +358,15 @@ fn chunk_framing(
 /// Streams the rest of the request body after [`write_start`], listening to the upstream
 /// meanwhile: an upstream may answer before it has read the whole body (a size limit, a
 /// refused credential) and stop reading. Its final answer, once complete, ends the upload
-/// (`Ok(Some(..))`, the connection not to be reused); interim answers are skipped.
+/// (`Ok(Some(..))`, the connection not to be reused); interim answers are skipped. An
+/// upstream that takes no byte for `stall` fails it.
 async fn send_rest<B>(
     conn: &mut UpstreamConn,
     body: &mut B,
     outgoing: Outgoing,
     mut sent: u64,
     is_head: bool,
+    stall: Duration,
 ) -> Result<Option<(HeaderMap, response::Head)>, ExchangeError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -374,7 +418,8 @@ where
             IoSlice::new(&data),
             IoSlice::new(&after),
         ];
-        if let Some(head) = write_listening(conn, &mut slices, is_head, &mut headers).await? {
+        if let Some(head) = write_listening(conn, &mut slices, is_head, &mut headers, stall).await?
+        {
             return Ok(Some((headers, head)));
         }
         if last {
@@ -384,8 +429,14 @@ where
     // The body ended without saying so beforehand: the last chunk still has to go.
     if outgoing == Outgoing::Chunked {
         chunk_framing(outgoing, 0, None, true, &mut before, &mut after);
-        if let Some(head) =
-            write_listening(conn, &mut [IoSlice::new(&after)], is_head, &mut headers).await?
+        if let Some(head) = write_listening(
+            conn,
+            &mut [IoSlice::new(&after)],
+            is_head,
+            &mut headers,
+            stall,
+        )
+        .await?
         {
             return Ok(Some((headers, head)));
         }
@@ -394,20 +445,22 @@ where
 }
 
 /// Writes every slice while listening to the upstream ([`upload::write_listening`]); returns
-/// its final answer's head when one has come instead. No stall limit of its own: the whole
-/// exchange runs under the upstream's response timeout.
+/// its final answer's head when one has come instead. An upstream that takes no byte for
+/// `stall` is [`ExchangeError::TimedOut`].
 async fn write_listening(
     conn: &mut UpstreamConn,
     slices: &mut [IoSlice<'_>],
     is_head: bool,
     headers: &mut HeaderMap,
+    stall: Duration,
 ) -> Result<Option<response::Head>, ExchangeError> {
-    match upload::write_listening(conn, slices, None, |conn| hear(conn, is_head, headers)).await {
+    let heard = |conn: &mut UpstreamConn| hear(conn, is_head, headers);
+    match upload::write_listening(conn, slices, Some(stall), heard).await {
         Ok(Wrote::All) => Ok(None),
         Ok(Wrote::Answered(head)) => Ok(Some(head)),
         Err(WriteFailure::Heard(error)) => Err(error),
         Err(WriteFailure::Io(error)) => Err(ExchangeError::Io(error)),
-        Err(WriteFailure::Stalled) => Err(ExchangeError::Io(io::ErrorKind::TimedOut.into())),
+        Err(WriteFailure::Stalled) => Err(ExchangeError::TimedOut(stall)),
     }
 }
 

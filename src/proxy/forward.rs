@@ -4,6 +4,7 @@
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::pool::RawPool;
 use crate::h1::upstream::{self as native, ExchangeError, NativeBody};
+use crate::proxy::client_body::ClientBodyError;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 pub use crate::h1::upstream::BoxError;
 
-/// Why a forward failed, classified once here so the edge can map it to 502 or 504.
+/// Why a forward failed, classified once here so the edge can map it to a status: 502 or
+/// 504 when the upstream failed, 408 or 400 when the client's request body did.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// No connection could be made (refused, unreachable, connect timeout): 502.
@@ -49,6 +51,38 @@ pub enum ForwardError {
         #[source]
         source: BoxError,
     },
+    /// The client sent nothing of its request body for the listener's
+    /// `client_body_timeout`: 408.
+    #[error("the client sent nothing of its request body for {after:?}")]
+    ClientTimeout {
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The client's request body failed mid-upload (it closed or reset, or broke its
+    /// framing): 400, though usually nobody is left to read it.
+    #[error("the client's request body failed")]
+    ClientAborted {
+        /// What reading the body reported.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl ForwardError {
+    /// A failure in the middle of an exchange with `upstream`: the client's when its
+    /// request body is in the source chain ([`ClientBodyError`]), the upstream's otherwise.
+    fn mid_exchange(upstream: &str, source: BoxError) -> ForwardError {
+        match ClientBodyError::find(&*source) {
+            Some(ClientBodyError::TimedOut { after }) => {
+                ForwardError::ClientTimeout { after: *after }
+            }
+            Some(ClientBodyError::Failed(_)) => ForwardError::ClientAborted { source },
+            None => ForwardError::Failed {
+                upstream: upstream.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// How requests reach an upstream.
@@ -176,7 +210,8 @@ where
     }
 
     /// Sends a request whose URI was built by [`Self::uri_for`]; waits at most
-    /// `response_timeout` for the response head. The body then streams without a deadline
+    /// `response_timeout` for the response head after the request's end (HTTP/1; over the
+    /// whole exchange towards h2c upstreams). The body then streams without a deadline
     /// (a long download is not an error); an HTTP/1 connection goes back to the pool when
     /// the body has been read to its end. The response carries no hop-by-hop fields.
     pub async fn send(
@@ -189,44 +224,45 @@ where
                 request.headers_mut().insert(header::HOST, host);
             }
         }
-        let exchange = async {
-            match &self.transport {
-                Transport::Http1(pool) => match native::send(pool, request).await {
+        match &self.transport {
+            // Timed per phase inside: the client's pace of uploading is not the upstream's.
+            Transport::Http1(pool) => {
+                match native::send(pool, request, self.response_timeout).await {
                     Ok(response) => Ok(response.map(UpstreamBody::Native)),
                     Err(ExchangeError::Connect(source)) => Err(ForwardError::Unreachable {
                         upstream: self.name.clone(),
                         source: Box::new(source),
                     }),
-                    Err(source) => Err(ForwardError::Failed {
+                    Err(ExchangeError::TimedOut(after)) => Err(ForwardError::Timeout {
+                        upstream: self.name.clone(),
+                        after,
+                    }),
+                    Err(source) => Err(ForwardError::mid_exchange(&self.name, Box::new(source))),
+                }
+            }
+            // hyper's client sends the body from its connection task: the response timeout
+            // runs over the whole exchange, upload included.
+            Transport::Http2(client) => {
+                *request.version_mut() = http::Version::HTTP_2;
+                let exchange = client.request(request);
+                match tokio::time::timeout(self.response_timeout, exchange).await {
+                    Ok(Ok(mut response)) => {
+                        super::headers::remove_hop_by_hop(response.headers_mut());
+                        Ok(response.map(UpstreamBody::Hyper))
+                    }
+                    Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
                         upstream: self.name.clone(),
                         source: Box::new(source),
                     }),
-                },
-                Transport::Http2(client) => {
-                    *request.version_mut() = http::Version::HTTP_2;
-                    match client.request(request).await {
-                        Ok(mut response) => {
-                            super::headers::remove_hop_by_hop(response.headers_mut());
-                            Ok(response.map(UpstreamBody::Hyper))
-                        }
-                        Err(source) if source.is_connect() => Err(ForwardError::Unreachable {
-                            upstream: self.name.clone(),
-                            source: Box::new(source),
-                        }),
-                        Err(source) => Err(ForwardError::Failed {
-                            upstream: self.name.clone(),
-                            source: Box::new(source),
-                        }),
+                    Ok(Err(source)) => {
+                        Err(ForwardError::mid_exchange(&self.name, Box::new(source)))
                     }
+                    Err(_) => Err(ForwardError::Timeout {
+                        upstream: self.name.clone(),
+                        after: self.response_timeout,
+                    }),
                 }
             }
-        };
-        match tokio::time::timeout(self.response_timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(ForwardError::Timeout {
-                upstream: self.name.clone(),
-                after: self.response_timeout,
-            }),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! The handler never fails outward: every outcome is a response, counted and logged once.
 
 pub mod body;
+pub mod client_body;
 pub mod forward;
 pub mod headers;
 
@@ -22,10 +23,10 @@ use crate::shadow::fields::Fields;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{Mirror, RequestHead, RequestTee};
 use crate::tee::{Tee, TeeBody};
-use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::method_index;
 use crate::telemetry::Metrics;
 use body::{Completion, ResponseBody};
+use client_body::ClientBody;
 use forward::{UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
@@ -47,6 +48,8 @@ pub struct ConnectionInfo {
     pub proto: &'static str,
     /// Keep incoming `X-Forwarded-Proto`/`-Host`.
     pub trust_forwarded_headers: bool,
+    /// The listener's `client_body_timeout`: the longest pause a request body may make.
+    pub client_body_timeout: std::time::Duration,
 }
 
 /// An HTTP/1 upstream as the native engine ([`crate::h1`]) reaches it.
@@ -66,7 +69,7 @@ struct RouteTarget {
 }
 
 /// The body sent upstream: the client's, streamed, with a capped copy when mirrored.
-pub type RequestBody = TeeBody<Incoming, RequestTee>;
+pub type RequestBody = TeeBody<ClientBody, RequestTee>;
 
 /// What the primary returned, with what must travel with its body.
 struct Forwarded {
@@ -241,15 +244,7 @@ impl Proxy {
                     .and_then(|id: &HeaderValue| id.to_str().ok())
                     .unwrap_or("-");
                 span.in_scope(|| {
-                    tracing::warn!(
-                        method = %request_method,
-                        route = route_label,
-                        request_id,
-                        status = status.as_u16(),
-                        reason = error.reason().as_str(),
-                        error = %ErrorChain(&error),
-                        "request failed"
-                    );
+                    error.log_failed(request_method.as_str(), route_label, request_id)
                 });
                 let mut response =
                     Response::new(ResponseBody::full(error.client_message(), completion));
@@ -335,6 +330,7 @@ impl Proxy {
             }
             (None, _) => {}
         }
+        let body = ClientBody::new(body, connection.client_body_timeout);
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream
             .uri_for(parts.uri.path_and_query())
@@ -361,7 +357,7 @@ impl Proxy {
         route: usize,
         label: usize,
         parts: &http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         request_id: &HeaderValue,
     ) -> (RequestBody, Option<PrimarySlot>) {
         if !self.mirror.route_mirrors(route) {

@@ -115,17 +115,24 @@ pub enum ErrorReason {
     UpstreamError,
     /// The upstream's body broke after the status was sent (the client sees a cut stream).
     UpstreamBodyError,
+    /// The client paused its request body longer than `client_body_timeout` (408).
+    ClientTimeout,
+    /// The client's request body failed mid-upload: it closed, reset or broke its framing
+    /// (400; usually nobody is left to read it).
+    ClientAborted,
 }
 
 impl ErrorReason {
     /// Every reason, in label-index order.
-    pub const ALL: [ErrorReason; 6] = [
+    pub const ALL: [ErrorReason; 8] = [
         ErrorReason::BadRequest,
         ErrorReason::NoRoute,
         ErrorReason::UpstreamUnreachable,
         ErrorReason::UpstreamTimeout,
         ErrorReason::UpstreamError,
         ErrorReason::UpstreamBodyError,
+        ErrorReason::ClientTimeout,
+        ErrorReason::ClientAborted,
     ];
 
     /// The label value.
@@ -137,6 +144,8 @@ impl ErrorReason {
             ErrorReason::UpstreamTimeout => "upstream_timeout",
             ErrorReason::UpstreamError => "upstream_error",
             ErrorReason::UpstreamBodyError => "upstream_body_error",
+            ErrorReason::ClientTimeout => "client_timeout",
+            ErrorReason::ClientAborted => "client_aborted",
         }
     }
 }

@@ -497,6 +497,15 @@ impl Shadowtap {
         assert_eq!(reply.status, StatusCode::OK);
         reply.text()
     }
+
+    /// `shadowtap_proxy_errors_total{reason}`, every route.
+    pub async fn proxy_errors(&self, reason: &str) -> f64 {
+        compare::metric_sum(
+            &self.metrics().await,
+            "shadowtap_proxy_errors_total",
+            &[("reason", reason)],
+        )
+    }
 }
 
 /// A plain HTTP/1.1 client with its own pool.

@@ -1,0 +1,109 @@
+//! The client's request body on the hyper path, with the listener's `client_body_timeout`.
+//!
+//! hyper reads a request body only as fast as the upstream takes it and puts no limit on how
+//! long a client may pause mid-body. [`ClientBody`] adds that limit, and marks every failure
+//! of the body as the *client's* ([`ClientBodyError`]), so that the forward can answer 408
+//! or count `client_aborted` instead of blaming the upstream with a 502/504.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// Why the client's request body did not arrive in full.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    /// The client sent nothing of its body for `client_body_timeout`: 408.
+    #[error("the client sent nothing of its request body for {after:?}")]
+    TimedOut {
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// Reading the body failed: the client closed or reset mid-body, or broke its framing.
+    #[error("reading the client's request body failed")]
+    Failed(#[source] hyper::Error),
+}
+
+impl ClientBodyError {
+    /// The client-body failure in an error's source chain, if there is one: the upstream
+    /// clients wrap the body's error in their own.
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(found) = error.downcast_ref::<ClientBodyError>() {
+                return Some(found);
+            }
+            current = error.source();
+        }
+        None
+    }
+}
+
+/// A request body from hyper that fails with [`ClientBodyError::TimedOut`] when the client
+/// pauses longer than the timeout between two frames. The timer exists only once the body
+/// is waited for (a request without a body never allocates one), and a frame only disarms
+/// it: it is set again, from that moment, the next time the body is not ready.
+pub struct ClientBody {
+    inner: Incoming,
+    timeout: Duration,
+    pause: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl ClientBody {
+    /// Wraps `inner`; a pause of `timeout` between frames fails the body.
+    pub fn new(inner: Incoming, timeout: Duration) -> ClientBody {
+        ClientBody {
+            inner,
+            timeout,
+            pause: None,
+            armed: false,
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.armed = false;
+                Poll::Ready(frame.map(|frame| frame.map_err(ClientBodyError::Failed)))
+            }
+            Poll::Pending => {
+                let deadline = Instant::now() + this.timeout;
+                let pause = this
+                    .pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !this.armed {
+                    pause.as_mut().reset(deadline);
+                    this.armed = true;
+                }
+                match pause.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(ClientBodyError::TimedOut {
+                        after: this.timeout,
+                    }))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
