@@ -2,21 +2,30 @@
 //!
 //! The live body is never delayed or changed: each data frame is forwarded as soon as it
 //! arrives, and the copy only clones the frame's `Bytes` handle (no byte copy). Past the cap
-//! the copy is abandoned — its memory released at once — and the stream goes on. When the
-//! stream ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
+//! the copy is abandoned — its memory released at once — and the stream goes on. A copy
+//! whose sink names a byte budget ([`TeeSink::budget`]) holds what it has kept so far as it
+//! grows, and is abandoned the same way when the next chunk does not fit: a capture in
+//! progress is bounded by the budget, not only by the number of requests in flight. When the stream
+//! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
 
+use crate::shadow::budget::{Budget, Held};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// How a teed body ended, from the copy's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TeeResult {
-    /// The whole body, concatenated.
-    Complete(Bytes),
+    /// The whole body, concatenated, and what it holds against the budget (nothing when the
+    /// copy was not charged to one).
+    Complete(Bytes, Held),
     /// The body passed the cap; no copy was kept.
     TooLarge,
+    /// The copy did not fit the byte budget with what the mirror side already held; it was
+    /// dropped when it stopped fitting.
+    OverBudget,
     /// The stream failed or was dropped before its end; the copy is incomplete.
     Incomplete,
 }
@@ -25,32 +34,40 @@ pub enum TeeResult {
 pub trait TeeSink {
     /// Called exactly once.
     fn finish(self, result: TeeResult);
+
+    /// The byte budget the copy is charged to as it grows; none by default.
+    fn budget(&self) -> Option<&Arc<Budget>> {
+        None
+    }
 }
 
 /// A capped copy under construction.
-#[derive(Debug)]
 struct Copy {
     chunks: Vec<Bytes>,
     len: usize,
     cap: usize,
+    /// What the copy holds against its sink's budget.
+    held: Held,
 }
 
 impl Copy {
-    /// Adds a chunk; `false` once the cap is passed.
-    fn push(&mut self, chunk: &Bytes) -> bool {
-        self.len += chunk.len();
-        if self.len > self.cap {
-            self.chunks = Vec::new();
-            return false;
+    /// Makes room for `len` more bytes, within the cap and `budget`; the reason the copy
+    /// must be abandoned otherwise.
+    fn admit(&mut self, len: usize, budget: Option<&Arc<Budget>>) -> Result<(), TeeResult> {
+        if self.len + len > self.cap {
+            return Err(TeeResult::TooLarge);
         }
-        if !chunk.is_empty() {
-            self.chunks.push(chunk.clone());
+        if let Some(budget) = budget {
+            if !self.held.try_grow(budget, len) {
+                return Err(TeeResult::OverBudget);
+            }
         }
-        true
+        self.len += len;
+        Ok(())
     }
 
-    fn into_bytes(mut self) -> Bytes {
-        match self.chunks.len() {
+    fn into_result(mut self) -> TeeResult {
+        let body = match self.chunks.len() {
             0 => Bytes::new(),
             1 => self.chunks.pop().unwrap_or_default(),
             _ => {
@@ -60,7 +77,8 @@ impl Copy {
                 }
                 joined.freeze()
             }
-        }
+        };
+        TeeResult::Complete(body, self.held)
     }
 }
 
@@ -78,6 +96,7 @@ impl<S: TeeSink> Tee<S> {
                 chunks: Vec::new(),
                 len: 0,
                 cap,
+                held: Held::nothing(),
             }),
             sink: Some(sink),
         }
@@ -88,10 +107,14 @@ impl<S: TeeSink> Tee<S> {
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(copy)) = (frame.data_ref(), self.copy.as_mut()) {
-                    if !copy.push(data) {
+                    let budget = self.sink.as_ref().and_then(TeeSink::budget);
+                    if let Err(abandoned) = copy.admit(data.len(), budget) {
                         self.copy = None;
-                        self.finish(TeeResult::TooLarge);
+                        self.finish(abandoned);
                         return;
+                    }
+                    if !data.is_empty() {
+                        copy.chunks.push(data.clone());
                     }
                 }
                 if at_end {
@@ -105,25 +128,27 @@ impl<S: TeeSink> Tee<S> {
     }
 
     /// Copies a slice of the body (for bodies read into a reused buffer, not as `Bytes`).
-    /// Past the cap the copy is dropped without copying what overflowed.
+    /// Past the cap or the budget the copy is dropped without copying what overflowed.
     pub fn push_slice(&mut self, data: &[u8]) {
         let Some(copy) = self.copy.as_mut() else {
             return;
         };
-        if copy.len + data.len() > copy.cap {
+        let budget = self.sink.as_ref().and_then(TeeSink::budget);
+        if let Err(abandoned) = copy.admit(data.len(), budget) {
             self.copy = None;
-            self.finish(TeeResult::TooLarge);
+            self.finish(abandoned);
             return;
         }
         if !data.is_empty() {
-            copy.push(&Bytes::copy_from_slice(data));
+            copy.chunks.push(Bytes::copy_from_slice(data));
         }
     }
 
-    /// The body turned out to be empty before any poll (e.g. GET): completes at once.
+    /// The body ended (or turned out empty before any poll, e.g. GET): the sink gets the
+    /// copy. A copy already abandoned was reported when it was.
     pub fn complete(&mut self) {
         match self.copy.take() {
-            Some(copy) => self.finish(TeeResult::Complete(copy.into_bytes())),
+            Some(copy) => self.finish(copy.into_result()),
             None => self.finish(TeeResult::TooLarge),
         }
     }
@@ -197,11 +222,15 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<TeeResult>>>);
+    struct Recorder(Arc<Mutex<Vec<TeeResult>>>, Option<Arc<Budget>>);
 
     impl TeeSink for Recorder {
         fn finish(self, result: TeeResult) {
             self.0.lock().unwrap().push(result);
+        }
+
+        fn budget(&self) -> Option<&Arc<Budget>> {
+            self.1.as_ref()
         }
     }
 
@@ -240,7 +269,10 @@ mod tests {
         assert_eq!(out, "hello world");
         assert_eq!(
             *recorder.0.lock().unwrap(),
-            vec![TeeResult::Complete(Bytes::from("hello world"))]
+            vec![TeeResult::Complete(
+                Bytes::from("hello world"),
+                Held::nothing()
+            )]
         );
     }
 
@@ -283,7 +315,41 @@ mod tests {
         );
         assert_eq!(
             *recorder.0.lock().unwrap(),
-            vec![TeeResult::Complete(Bytes::new())]
+            vec![TeeResult::Complete(Bytes::new(), Held::nothing())]
         );
+    }
+
+    #[tokio::test]
+    async fn a_charged_copy_holds_what_it_keeps_and_is_dropped_once_it_stops_fitting() {
+        let budget = Budget::new(8, metrics::Gauge::noop());
+        let recorder = Recorder(Arc::default(), Some(budget.clone()));
+        let body = TeeBody::new(
+            stream(vec![Ok("1234"), Ok("5678")]),
+            Some(Tee::new(64, recorder.clone())),
+        );
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "12345678");
+        match recorder.0.lock().unwrap().as_slice() {
+            [TeeResult::Complete(body, held)] => {
+                assert_eq!((body.as_ref(), held.bytes()), (&b"12345678"[..], 8));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(budget.used(), 8, "held while the result lives");
+        recorder.0.lock().unwrap().clear();
+        assert_eq!(budget.used(), 0);
+
+        // 5 bytes fit, 5 + 4 do not: dropped then, its 5 bytes given back, the stream on.
+        let recorder = Recorder(Arc::default(), Some(budget.clone()));
+        let mut body = TeeBody::new(
+            stream(vec![Ok("12345"), Ok("6789"), Ok("x")]),
+            Some(Tee::new(64, recorder.clone())),
+        );
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.data_ref().map(Bytes::as_ref), Some(&b"12345"[..]));
+        assert_eq!(budget.used(), 5, "a capture in progress holds what it has");
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "6789x");
+        assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::OverBudget]);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -150,3 +150,91 @@ fn a_zero_budget_is_refused_with_its_key() {
         "{message}"
     );
 }
+
+/// How a raw client frames the upload in [`a_capture_in_progress_holds_its_bytes_and_is_dropped_once_it_outgrows_the_budget`].
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    /// `content-length` (the native engine captures it).
+    Length,
+    /// `transfer-encoding: chunked` (hyper's path captures it).
+    Chunked,
+}
+
+/// `bytes` of body as `framing` puts them on the wire.
+fn piece(framing: Framing, bytes: usize) -> Vec<u8> {
+    match framing {
+        Framing::Length => vec![b'z'; bytes],
+        Framing::Chunked => {
+            let mut out = format!("{bytes:x}\r\n").into_bytes();
+            out.extend(std::iter::repeat_n(b'z', bytes));
+            out.extend_from_slice(b"\r\n");
+            out
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_capture_in_progress_holds_its_bytes_and_is_dropped_once_it_outgrows_the_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOTAL: usize = 300_000;
+    const PIECE: usize = 60_000;
+    let primary = echo_primary().await;
+    let shadow = healthy_shadow(std::time::Duration::ZERO).await;
+    let policy = Policy {
+        global: "max_buffered_bytes = 100000",
+        route: "max_body_bytes = 1048576",
+        shadow: "methods = \"all\"",
+    };
+    let proxy = mirrored(primary.addr, shadow.addr, &policy).await;
+    for (dropped, framing) in [(1, Framing::Length), (2, Framing::Chunked)] {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let framing_field = match framing {
+            Framing::Length => format!("content-length: {TOTAL}"),
+            Framing::Chunked => "transfer-encoding: chunked".to_string(),
+        };
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nhost: app\r\nconnection: close\r\n{framing_field}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&piece(framing, PIECE)).await.unwrap();
+        // Mid-upload, the capture holds what it has against the budget.
+        let metrics = eventually(&proxy, "the capture in progress to be held", |m| {
+            metric_value(m, BUFFERED, &[]).unwrap_or(0.0) >= PIECE as f64
+        })
+        .await;
+        assert_eq!(
+            outcomes(&metrics)["dropped_memory_budget"],
+            dropped - 1,
+            "{framing:?}: still fits"
+        );
+        // 120,000 bytes do not fit 100,000: dropped now, while the body is still coming.
+        stream.write_all(&piece(framing, PIECE)).await.unwrap();
+        eventually(&proxy, "the capture to be dropped mid-upload", |m| {
+            outcomes(m)["dropped_memory_budget"] == dropped
+                && metric_value(m, BUFFERED, &[]) == Some(0.0)
+        })
+        .await;
+        // The live request goes on and gets every byte to the primary.
+        let mut sent = 2 * PIECE;
+        while sent < TOTAL {
+            stream.write_all(&piece(framing, PIECE)).await.unwrap();
+            sent += PIECE;
+        }
+        if let Framing::Chunked = framing {
+            stream.write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let mut answer = Vec::new();
+        within("the primary's answer", stream.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{framing:?}: {answer}");
+        assert!(
+            answer.ends_with(&format!("primary: POST /upload {TOTAL} bytes")),
+            "{framing:?}: {answer}"
+        );
+    }
+    let metrics = proxy.metrics().await;
+    assert_eq!(outcomes(&metrics)["dropped_memory_budget"], 2);
+    assert_eq!(shadow.count(), 0, "no copy reached the shadow");
+}

@@ -34,20 +34,23 @@ impl Budget {
     /// Holds `bytes` until the returned [`Held`] is dropped; `None` when they do not fit.
     /// Nothing is held (and nothing shared is touched) for zero bytes.
     pub fn try_hold(self: &Arc<Self>, bytes: usize) -> Option<Held> {
-        if bytes == 0 {
-            return Some(Held::nothing());
-        }
+        let mut held = Held::nothing();
+        held.try_grow(self, bytes).then_some(held)
+    }
+
+    /// Counts `bytes` more as held, if they fit.
+    fn reserve(&self, bytes: usize) -> bool {
         let limit = self.limit;
-        self.used
+        let reserved = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|&total| total <= limit)
             })
-            .ok()?;
-        self.gauge.increment(bytes as f64);
-        Some(Held {
-            budget: Some(self.clone()),
-            bytes,
-        })
+            .is_ok();
+        if reserved {
+            self.gauge.increment(bytes as f64);
+        }
+        reserved
     }
 
     /// Bytes held now.
@@ -71,6 +74,34 @@ impl Held {
             bytes: 0,
         }
     }
+
+    /// Holds `bytes` more against `budget`, for a body kept as it arrives (a capture in
+    /// progress holds what it has so far); `false`, and nothing changed, when they do not
+    /// fit. One `Held` grows against one budget only. Zero bytes always fit.
+    pub fn try_grow(&mut self, budget: &Arc<Budget>, bytes: usize) -> bool {
+        if bytes == 0 {
+            return true;
+        }
+        debug_assert!(
+            self.budget
+                .as_ref()
+                .is_none_or(|own| Arc::ptr_eq(own, budget)),
+            "a Held grows against one budget"
+        );
+        if !budget.reserve(bytes) {
+            return false;
+        }
+        if self.budget.is_none() {
+            self.budget = Some(budget.clone());
+        }
+        self.bytes += bytes;
+        true
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 impl Default for Held {
@@ -85,6 +116,15 @@ impl Clone for Held {
         Held::nothing()
     }
 }
+
+/// Equal when they hold as many bytes (results carrying a `Held` compare by value in tests).
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Held {}
 
 impl fmt::Debug for Held {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,6 +175,22 @@ mod tests {
         drop(copy);
         assert_eq!(budget.used(), 10, "the clone held nothing");
         drop((empty, full));
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_held_grows_while_it_fits_and_gives_everything_back_once() {
+        let budget = budget(100);
+        let mut growing = Held::nothing();
+        assert!(growing.try_grow(&budget, 0), "zero bytes touch nothing");
+        assert_eq!(budget.used(), 0);
+        assert!(growing.try_grow(&budget, 40));
+        assert!(growing.try_grow(&budget, 50));
+        let other = budget.try_hold(10).unwrap();
+        assert!(!growing.try_grow(&budget, 1), "100 of 100 are held");
+        assert_eq!((growing.bytes(), budget.used()), (90, 100));
+        drop(other);
+        drop(growing);
         assert_eq!(budget.used(), 0);
     }
 

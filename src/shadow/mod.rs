@@ -301,10 +301,13 @@ impl Mirror {
             .as_ref()
             .map(|secondary| (compiled.shadows.len(), secondary));
         let kept = match result {
-            TeeResult::Complete(body) => match self.budget.try_hold(body.len()) {
+            // Charged as it was captured (this sink names the budget); held now if not.
+            TeeResult::Complete(body, held) if held.bytes() == body.len() => Ok((body, held)),
+            TeeResult::Complete(body, _) => match self.budget.try_hold(body.len()) {
                 Some(held) => Ok((body, held)),
                 None => Err(MirrorOutcome::DroppedMemoryBudget),
             },
+            TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
             TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
             TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),
         };
@@ -510,8 +513,13 @@ impl RequestTee {
     }
 }
 
+/// The captured body is charged to the mirror's byte budget as it arrives.
 impl TeeSink for RequestTee {
     fn finish(self, result: TeeResult) {
         self.mirror.finish(self.plan, self.head, result);
+    }
+
+    fn budget(&self) -> Option<&Arc<Budget>> {
+        Some(&self.mirror.budget)
     }
 }

@@ -62,17 +62,54 @@ impl CapturedResponse {
         truncated: bool,
         budget: &Arc<Budget>,
     ) -> CapturedResponse {
-        let (body, over_budget, held) = match budget.try_hold(body.len()) {
-            Some(held) => (body, false, held),
-            None => (Bytes::new(), true, Held::nothing()),
-        };
+        match budget.try_hold(body.len()) {
+            Some(held) => CapturedResponse {
+                status,
+                headers,
+                body,
+                truncated,
+                over_budget: false,
+                held,
+                latency: Duration::ZERO,
+            },
+            None => CapturedResponse::over_budget(status, headers),
+        }
+    }
+
+    /// An answer captured as it streamed, its body already holding `held` (a capture
+    /// charged to the budget as it grew); a body that holds less is held now, as
+    /// [`Self::kept`] would.
+    pub fn captured(
+        status: StatusCode,
+        headers: Fields,
+        body: Bytes,
+        held: Held,
+        budget: &Arc<Budget>,
+    ) -> CapturedResponse {
+        if held.bytes() != body.len() {
+            return CapturedResponse::kept(status, headers, body, false, budget);
+        }
         CapturedResponse {
             status,
             headers,
             body,
-            truncated,
-            over_budget,
+            truncated: false,
+            over_budget: false,
             held,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// An answer whose body did not fit the budget: its status and headers are compared,
+    /// its body is not.
+    pub fn over_budget(status: StatusCode, headers: Fields) -> CapturedResponse {
+        CapturedResponse {
+            status,
+            headers,
+            body: Bytes::new(),
+            truncated: false,
+            over_budget: true,
+            held: Held::nothing(),
             latency: Duration::ZERO,
         }
     }
@@ -175,7 +212,12 @@ impl PrimarySink {
     }
 }
 
+/// The captured answer is charged to the mirror's byte budget as it arrives.
 impl crate::tee::TeeSink for PrimarySink {
+    fn budget(&self) -> Option<&Arc<Budget>> {
+        Some(&self.budget)
+    }
+
     fn finish(self, result: crate::tee::TeeResult) {
         let PrimarySink {
             slot,
@@ -184,14 +226,15 @@ impl crate::tee::TeeSink for PrimarySink {
             started,
             budget,
         } = self;
-        match result {
-            crate::tee::TeeResult::Complete(body) => slot.publish(Some(
-                CapturedResponse::kept(status, headers, body, false, &budget)
-                    .with_latency(started.elapsed()),
-            )),
-            crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
-                slot.publish(None)
+        let answer = match result {
+            crate::tee::TeeResult::Complete(body, held) => {
+                CapturedResponse::captured(status, headers, body, held, &budget)
             }
-        }
+            crate::tee::TeeResult::OverBudget => CapturedResponse::over_budget(status, headers),
+            crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
+                return slot.publish(None);
+            }
+        };
+        slot.publish(Some(answer.with_latency(started.elapsed())));
     }
 }
