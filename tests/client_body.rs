@@ -4,7 +4,8 @@
 //! hyper engine's `Content-Length`):
 //! * a client that pauses mid-body longer than `[[listeners]] client_body_timeout` gets a
 //!   408, counted as `client_timeout`, never blamed on the upstream;
-//! * a client that leaves mid-body is counted as `client_aborted`, not `upstream_error`;
+//! * a client that leaves mid-body is counted as `client_aborted`, not `upstream_error`,
+//!   towards HTTP/1 and h2c upstreams alike;
 //! * a slow but steady upload is not cut by the upstream's `response_timeout`, which times
 //!   the upstream, not the client;
 //! * the key is validated like every duration.
@@ -157,8 +158,13 @@ async fn a_client_that_pauses_mid_body_gets_a_408_after_the_client_body_timeout(
 #[tokio::test]
 async fn a_client_that_leaves_mid_body_is_counted_as_client_aborted() {
     let (addr, task) = head_only_upstream(OnHead::Stall).await;
-    for engine in ENGINES {
-        let proxy = proxy(addr, engine, "", "").await;
+    let h2c = upstream().hang().start().await;
+    let upstreams = [(addr, ""), (h2c.addr, "protocol = \"http2\"")];
+    for (engine, (addr, upstream_extra)) in ENGINES
+        .into_iter()
+        .flat_map(|engine| upstreams.map(|upstream| (engine, upstream)))
+    {
+        let proxy = proxy(addr, engine, "", upstream_extra).await;
         let mut left = 0.0;
         for framing in [Framing::Length, Framing::Chunked] {
             let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
@@ -175,7 +181,7 @@ async fn a_client_that_leaves_mid_body_is_counted_as_client_aborted() {
         assert_eq!(
             proxy.proxy_errors("upstream_error").await,
             0.0,
-            "{engine}: a client leaving is not the upstream's failure"
+            "{engine}, {upstream_extra:?}: a client leaving is not the upstream's failure"
         );
     }
     task.abort();
@@ -296,4 +302,30 @@ fn client_body_timeout_is_validated_naming_the_key() {
         Duration::from_secs(60),
         "the default, as nginx's client_body_timeout"
     );
+}
+
+#[tokio::test]
+async fn a_paused_upload_to_an_h2c_upstream_is_a_408_too() {
+    // hyper's HTTP/2 client sends the body from its own task; the client's pause must still
+    // be told apart from the upstream's failure.
+    let upstream = upstream().hang().start().await;
+    for engine in ENGINES {
+        let proxy = proxy(
+            upstream.addr,
+            engine,
+            "client_body_timeout = \"400ms\"",
+            "protocol = \"http2\"",
+        )
+        .await;
+        for framing in [Framing::Length, Framing::Chunked] {
+            let (answer, _) = pause_and_read(&proxy, framing).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 408 "),
+                "{engine}, {framing:?}: got {:?}",
+                answer.lines().next()
+            );
+        }
+        assert_eq!(proxy.proxy_errors("client_timeout").await, 2.0, "{engine}");
+        assert_eq!(proxy.proxy_errors("upstream_error").await, 0.0, "{engine}");
+    }
 }

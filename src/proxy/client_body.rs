@@ -10,6 +10,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -52,6 +54,7 @@ pub struct ClientBody {
     timeout: Duration,
     pause: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    watch: Option<BodyWatch>,
 }
 
 impl ClientBody {
@@ -62,8 +65,69 @@ impl ClientBody {
             timeout,
             pause: None,
             armed: false,
+            watch: None,
         }
     }
+
+    /// The same, and a [`BodyWatch`] that learns how the body failed: for an upstream
+    /// client that reports a failed request body as its own error (hyper's HTTP/2 client
+    /// resets the stream and says only that), the watch tells the client's fault apart.
+    pub fn watched(inner: Incoming, timeout: Duration) -> (ClientBody, BodyWatch) {
+        let watch = BodyWatch {
+            failure: Arc::new(AtomicU8::new(BodyWatch::NONE)),
+            timeout,
+        };
+        let mut body = ClientBody::new(inner, timeout);
+        body.watch = Some(watch.clone());
+        (body, watch)
+    }
+
+    fn failed(&self, error: ClientBodyError) -> ClientBodyError {
+        if let Some(watch) = &self.watch {
+            let kind = match error {
+                ClientBodyError::TimedOut { .. } => BodyWatch::TIMED_OUT,
+                ClientBodyError::Failed(_) => BodyWatch::FAILED,
+            };
+            watch.failure.store(kind, Ordering::Release);
+        }
+        error
+    }
+}
+
+/// How a watched [`ClientBody`] failed, read after the exchange that consumed it failed.
+#[derive(Clone)]
+pub struct BodyWatch {
+    failure: Arc<AtomicU8>,
+    timeout: Duration,
+}
+
+impl BodyWatch {
+    const NONE: u8 = 0;
+    const TIMED_OUT: u8 = 1;
+    const FAILED: u8 = 2;
+
+    /// The client's failure, if its body failed; the exchange's error is then a consequence.
+    pub fn failure(&self) -> Option<ClientBodyFailure> {
+        match self.failure.load(Ordering::Acquire) {
+            BodyWatch::TIMED_OUT => Some(ClientBodyFailure::TimedOut {
+                after: self.timeout,
+            }),
+            BodyWatch::FAILED => Some(ClientBodyFailure::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What a [`BodyWatch`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientBodyFailure {
+    /// The client paused for `client_body_timeout`.
+    TimedOut {
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// Reading the body failed.
+    Failed,
 }
 
 impl Body for ClientBody {
@@ -76,10 +140,14 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.armed = false;
-                Poll::Ready(frame.map(|frame| frame.map_err(ClientBodyError::Failed)))
+            Poll::Ready(Some(Err(error))) => {
+                Poll::Ready(Some(Err(this.failed(ClientBodyError::Failed(error)))))
             }
+            Poll::Ready(Some(Ok(frame))) => {
+                this.armed = false;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let deadline = Instant::now() + this.timeout;
                 let pause = this
@@ -90,9 +158,10 @@ impl Body for ClientBody {
                     this.armed = true;
                 }
                 match pause.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(ClientBodyError::TimedOut {
-                        after: this.timeout,
-                    }))),
+                    Poll::Ready(()) => {
+                        let after = this.timeout;
+                        Poll::Ready(Some(Err(this.failed(ClientBodyError::TimedOut { after }))))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }

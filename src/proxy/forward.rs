@@ -4,7 +4,7 @@
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::pool::RawPool;
 use crate::h1::upstream::{self as native, ExchangeError, NativeBody};
-use crate::proxy::client_body::ClientBodyError;
+use crate::proxy::client_body::{ClientBodyError, ClientBodyFailure};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -69,6 +69,19 @@ pub enum ForwardError {
 }
 
 impl ForwardError {
+    /// What `error` becomes when the client's request body failed first ([`BodyWatch`]):
+    /// the client's fault, with the upstream's report as its cause.
+    ///
+    /// [`BodyWatch`]: crate::proxy::client_body::BodyWatch
+    pub fn after_client_failure(failure: ClientBodyFailure, error: ForwardError) -> ForwardError {
+        match failure {
+            ClientBodyFailure::TimedOut { after } => ForwardError::ClientTimeout { after },
+            ClientBodyFailure::Failed => ForwardError::ClientAborted {
+                source: Box::new(error),
+            },
+        }
+    }
+
     /// A failure in the middle of an exchange with `upstream`: the client's when its
     /// request body is in the source chain ([`ClientBodyError`]), the upstream's otherwise.
     fn mid_exchange(upstream: &str, source: BoxError) -> ForwardError {
@@ -178,6 +191,12 @@ where
             response_timeout: config.response_timeout,
             transport,
         }
+    }
+
+    /// Whether requests go out over h2c (hyper's client, which sends the request body from
+    /// its own task and reports the body's failure as a reset of its own).
+    pub fn is_http2(&self) -> bool {
+        matches!(self.transport, Transport::Http2(_))
     }
 
     /// The upstream's name, for logs.

@@ -26,11 +26,11 @@ use crate::tee::{Tee, TeeBody};
 use crate::telemetry::metrics::method_index;
 use crate::telemetry::Metrics;
 use body::{Completion, ResponseBody};
-use client_body::ClientBody;
-use forward::{UpstreamBody, UpstreamClient};
+use client_body::{BodyWatch, ClientBody};
+use forward::{ForwardError, UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -330,7 +330,13 @@ impl Proxy {
             }
             (None, _) => {}
         }
-        let body = ClientBody::new(body, connection.client_body_timeout);
+        let (body, watch) = match upstream.is_http2() && !body.is_end_stream() {
+            true => {
+                let (body, watch) = ClientBody::watched(body, connection.client_body_timeout);
+                (body, Some(watch))
+            }
+            false => (ClientBody::new(body, connection.client_body_timeout), None),
+        };
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream
             .uri_for(parts.uri.path_and_query())
@@ -338,7 +344,15 @@ impl Proxy {
 
         // The primary's latency for comparison is measured like the shadow's: from sending.
         let sent = Instant::now();
-        let response = upstream.send(Request::from_parts(parts, body)).await?;
+        let response = match upstream.send(Request::from_parts(parts, body)).await {
+            Ok(response) => response,
+            Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
+                Some(failure) => {
+                    return Err(ForwardError::after_client_failure(failure, error).into())
+                }
+                None => return Err(error.into()),
+            },
+        };
         tracing::debug!(
             upstream = upstream.name(),
             status = response.status().as_u16(),

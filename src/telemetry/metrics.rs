@@ -707,7 +707,7 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         PROXY_ERRORS_TOTAL,
         None,
-        "Requests answered by the proxy itself (400, 404, 502, 504), by reason.",
+        "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), by reason.",
     );
     help(
         recorder,
