@@ -115,21 +115,7 @@ async fn an_answer_past_the_budget_is_compared_without_its_body() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), body, "the client gets the whole answer");
 
-    let metrics = eventually(&proxy, "the pair to be compared", |m| {
-        metric_sum(m, "shadowtap_comparisons_total", &[("route", "default")]) >= 1.0
-    })
-    .await;
-    let skipped = metric_sum(
-        &metrics,
-        "shadowtap_compare_body_skipped_total",
-        &[("route", "default"), ("reason", "memory_budget")],
-    );
-    assert_eq!(skipped, 1.0, "{metrics}");
-    assert_eq!(outcomes(&metrics)["completed"], 1);
-    eventually(&proxy, "the held bytes to come back", |m| {
-        metric_value(m, BUFFERED, &[]) == Some(0.0)
-    })
-    .await;
+    compared_on_heads_and_given_back(&proxy).await;
 }
 
 #[test]
@@ -237,4 +223,48 @@ async fn a_capture_in_progress_holds_its_bytes_and_is_dropped_once_it_outgrows_t
     let metrics = proxy.metrics().await;
     assert_eq!(outcomes(&metrics)["dropped_memory_budget"], 2);
     assert_eq!(shadow.count(), 0, "no copy reached the shadow");
+}
+
+#[tokio::test]
+async fn a_shadow_answer_is_held_as_it_is_read_and_not_read_past_the_budget() {
+    // The cap allows 64 MiB of the shadow's 100 MiB answer, the budget 1 MiB: reading stops
+    // when the budget is passed, not at the cap, and the pair is compared on heads.
+    const HUGE: u64 = 100 * 1024 * 1024;
+    let (shadow, produced) = huge_body_shadow(HUGE).await;
+    let primary = healthy_shadow(std::time::Duration::ZERO).await;
+    let policy = Policy {
+        global: "max_buffered_bytes = 1048576\nmax_response_body_bytes = 67108864",
+        ..Policy::default()
+    };
+    let proxy = mirrored(primary.addr, shadow.addr, &policy).await;
+    let reply = send(&http1_client(), get_request(&proxy.url("/huge")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    compared_on_heads_and_given_back(&proxy).await;
+    let produced = produced.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        produced < 32 * 1024 * 1024,
+        "{produced} bytes produced: the shadow's answer was read past the budget"
+    );
+}
+
+/// Waits for the one pair to be compared without its bodies (`memory_budget`), its copy
+/// completed, and every held byte to come back.
+async fn compared_on_heads_and_given_back(proxy: &Shadowtap) {
+    let metrics = eventually(proxy, "the pair to be compared", |m| {
+        metric_sum(m, "shadowtap_comparisons_total", &[("route", "default")]) >= 1.0
+    })
+    .await;
+    let skipped = metric_sum(
+        &metrics,
+        "shadowtap_compare_body_skipped_total",
+        &[("route", "default"), ("reason", "memory_budget")],
+    );
+    assert_eq!(skipped, 1.0, "{metrics}");
+    assert_eq!(outcomes(&metrics)["completed"], 1);
+    eventually(proxy, "the held bytes to come back", |m| {
+        metric_value(m, BUFFERED, &[]) == Some(0.0)
+    })
+    .await;
 }

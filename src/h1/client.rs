@@ -15,9 +15,10 @@ use super::request::put;
 use super::response::{self, Framing, HeadError, Parsed};
 use super::{write_all_vectored, MAX_STALE_RETRIES};
 use crate::config::UpstreamConfig;
+use crate::shadow::budget::{Keeper, KeptBody};
 use crate::shadow::copy::HeaderEdits;
 use crate::shadow::fields::Fields;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::header::HeaderValue;
 use http::{Method, StatusCode};
 use std::io::{self, IoSlice};
@@ -53,17 +54,14 @@ impl ClientError {
     }
 }
 
-/// A response, its body kept up to a cap.
-#[derive(Debug)]
+/// A response, its body kept up to a cap and within a byte budget.
 pub struct Answer {
     /// The status.
     pub status: StatusCode,
     /// The end-to-end fields.
     pub headers: Fields,
-    /// The body, at most the cap.
-    pub body: Bytes,
-    /// The body was longer than the cap (the rest was not read).
-    pub truncated: bool,
+    /// The body as kept (the rest of a truncated or over-budget body was not read).
+    pub body: KeptBody,
 }
 
 /// A client for one HTTP/1.1 upstream.
@@ -88,9 +86,9 @@ impl Client {
         }
     }
 
-    /// Sends one request — `headers` as `edits` change them — and reads its answer, keeping
-    /// at most `cap` bytes of the body. A truncated body's connection is dropped rather than
-    /// drained.
+    /// Sends one request — `headers` as `edits` change them — and reads its answer, its body
+    /// into `keeper` (a cap, and a budget the bytes are held against as they are read). A
+    /// body cut short (the cap, or the budget) leaves its connection dropped, not drained.
     pub async fn send(
         &self,
         method: &Method,
@@ -98,7 +96,7 @@ impl Client {
         headers: &Fields,
         edits: &HeaderEdits,
         body: &Bytes,
-        cap: usize,
+        mut keeper: Keeper<'_>,
     ) -> Result<Answer, ClientError> {
         let head = self.request_head(method, path_and_query, headers, edits, body.len());
         let retryable = body.is_empty() && matches!(*method, Method::GET | Method::HEAD);
@@ -122,7 +120,8 @@ impl Client {
                 }
                 return Err(ClientError::Io(error));
             }
-            match read_answer(&mut conn, is_head, cap).await {
+            // A retry comes only before any of the answer: the keeper is still empty.
+            match read_answer(&mut conn, is_head, &mut keeper).await {
                 Ok((answer, reusable)) => {
                     if reusable {
                         self.pool.check_in(conn);
@@ -196,7 +195,7 @@ async fn fill(conn: &mut UpstreamConn) -> io::Result<bool> {
 async fn read_answer(
     conn: &mut UpstreamConn,
     is_head: bool,
-    cap: usize,
+    keeper: &mut Keeper<'_>,
 ) -> Result<(Answer, bool), ReadFailure> {
     let mut received_any = false;
     let mut headers = Fields::default();
@@ -232,8 +231,6 @@ async fn read_answer(
     };
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     conn.buf.advance(head.len);
-    let mut kept = BytesMut::new();
-    let mut truncated = false;
     let after = ReadFailure::After;
     let complete = match head.framing {
         Framing::Empty => true,
@@ -243,10 +240,10 @@ async fn read_answer(
                 let take = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .min(conn.buf.len());
-                truncated |= keep(&mut kept, &conn.buf[..take], cap);
+                keeper.keep(&conn.buf[..take]);
                 conn.buf.advance(take);
                 left -= take as u64;
-                if left == 0 || truncated {
+                if left == 0 || keeper.stopped() {
                     break left == 0;
                 }
                 match fill(conn).await {
@@ -262,12 +259,12 @@ async fn read_answer(
             loop {
                 let used = decoder
                     .decode_with(&conn.buf, &mut scratch, |data| {
-                        truncated |= keep(&mut kept, data, cap);
+                        keeper.keep(data);
                     })
                     .map_err(|error| after(ClientError::Chunked(error)))?;
                 scratch.clear();
                 conn.buf.advance(used);
-                if decoder.is_done() || truncated {
+                if decoder.is_done() || keeper.stopped() {
                     break decoder.is_done();
                 }
                 match fill(conn).await {
@@ -279,8 +276,7 @@ async fn read_answer(
         }
         Framing::UntilClose => loop {
             let data = conn.buf.split();
-            truncated |= keep(&mut kept, &data, cap);
-            if truncated {
+            if !keeper.keep(&data) {
                 break false;
             }
             match fill(conn).await {
@@ -291,25 +287,13 @@ async fn read_answer(
             }
         },
     };
-    let reusable = complete && head.keep_alive && !truncated && conn.buf.is_empty();
+    let reusable = complete && head.keep_alive && !keeper.stopped() && conn.buf.is_empty();
     let answer = Answer {
         status,
         headers,
-        body: kept.freeze(),
-        truncated,
+        body: keeper.finish(),
     };
     Ok((answer, reusable))
-}
-
-/// Appends what fits under `cap`; true when something did not fit.
-fn keep(kept: &mut BytesMut, data: &[u8], cap: usize) -> bool {
-    let room = cap.saturating_sub(kept.len());
-    if data.len() > room {
-        kept.extend_from_slice(&data[..room]);
-        return true;
-    }
-    kept.extend_from_slice(data);
-    false
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! it is gone (the pair was compared, or dropped). What does not fit is not kept, and is
 //! counted where it was turned away.
 
+use bytes::{Bytes, BytesMut};
 use metrics::Gauge;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -141,6 +142,76 @@ impl Drop for Held {
     }
 }
 
+/// A body kept as it is read — a shadow's answer — up to a cap, its bytes held against a
+/// budget as they come, so an answer being read is bounded by the budget like one kept.
+pub struct Keeper<'a> {
+    kept: BytesMut,
+    cap: usize,
+    budget: &'a Arc<Budget>,
+    held: Held,
+    truncated: bool,
+    over_budget: bool,
+}
+
+/// What a [`Keeper`] kept.
+pub struct KeptBody {
+    /// The body, its first `cap` bytes when `truncated`, empty when `over_budget`.
+    pub body: Bytes,
+    /// What `body` holds against the budget.
+    pub held: Held,
+    /// The body was longer than the cap.
+    pub truncated: bool,
+    /// The body stopped fitting the budget and was not kept.
+    pub over_budget: bool,
+}
+
+impl<'a> Keeper<'a> {
+    /// Keeps at most `cap` bytes, held against `budget`.
+    pub fn new(cap: usize, budget: &'a Arc<Budget>) -> Keeper<'a> {
+        Keeper {
+            kept: BytesMut::new(),
+            cap,
+            budget,
+            held: Held::nothing(),
+            truncated: false,
+            over_budget: false,
+        }
+    }
+
+    /// Keeps what fits of `data`; `false` once there is no point reading on: the cap was
+    /// passed (its prefix kept), or the budget was (nothing kept, what was held given back).
+    pub fn keep(&mut self, data: &[u8]) -> bool {
+        if self.stopped() {
+            return false;
+        }
+        let take = data.len().min(self.cap.saturating_sub(self.kept.len()));
+        if !self.held.try_grow(self.budget, take) {
+            self.over_budget = true;
+            self.kept = BytesMut::new();
+            self.held = Held::nothing();
+            return false;
+        }
+        self.kept.extend_from_slice(&data[..take]);
+        self.truncated = take < data.len();
+        !self.truncated
+    }
+
+    /// Whether reading on would keep nothing more.
+    pub fn stopped(&self) -> bool {
+        self.truncated || self.over_budget
+    }
+
+    /// The body and what it holds, handed over (the keeper is left empty).
+    pub fn finish(&mut self) -> KeptBody {
+        KeptBody {
+            body: self.kept.split().freeze(),
+            held: std::mem::take(&mut self.held),
+            truncated: self.truncated,
+            over_budget: self.over_budget,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -191,6 +262,30 @@ mod tests {
         assert_eq!((growing.bytes(), budget.used()), (90, 100));
         drop(other);
         drop(growing);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_keeper_holds_as_it_reads_stops_at_the_cap_and_gives_back_past_the_budget() {
+        let budget = budget(10);
+        let mut keeper = Keeper::new(6, &budget);
+        assert!(keeper.keep(b"abcd"));
+        assert_eq!(budget.used(), 4, "held while it is read");
+        assert!(!keeper.keep(b"efgh"), "the cap is 6");
+        let kept = keeper.finish();
+        assert_eq!(
+            (&kept.body[..], kept.truncated, kept.over_budget),
+            (&b"abcdef"[..], true, false)
+        );
+        assert_eq!(budget.used(), 6);
+
+        let mut other = Keeper::new(100, &budget);
+        assert!(other.keep(b"123"));
+        assert!(!other.keep(b"45"), "6 + 3 + 2 is over 10");
+        assert_eq!(budget.used(), 6, "what the stopped keeper held is back");
+        let stopped = other.finish();
+        assert!(stopped.over_budget && stopped.body.is_empty() && !stopped.truncated);
+        drop(kept);
         assert_eq!(budget.used(), 0);
     }
 

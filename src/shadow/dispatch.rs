@@ -9,7 +9,7 @@
 //! slow shadow never delays another.
 
 use super::breaker::Breaker;
-use super::budget::Budget;
+use super::budget::{Budget, Keeper};
 use super::copy::HeaderEdits;
 use super::fields::Fields;
 use super::pair::{
@@ -18,7 +18,7 @@ use super::pair::{
 use crate::config::{MirrorConfig, UpstreamConfig};
 use crate::proxy::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -347,16 +347,14 @@ impl ShadowTarget {
                         &request.headers,
                         edits,
                         &request.body,
-                        cap,
+                        Keeper::new(cap, &self.budget),
                     )
                     .await
                     .map_err(ShadowError::Native)?;
-                return Ok(CapturedResponse::kept(
+                return Ok(CapturedResponse::from_kept(
                     answer.status,
                     answer.headers,
                     answer.body,
-                    answer.truncated,
-                    &self.budget,
                 ));
             }
         };
@@ -369,28 +367,21 @@ impl ShadowTarget {
         *copy.headers_mut() = edits.apply(&request.headers);
         let response = client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
-        let mut kept = BytesMut::new();
-        let mut truncated = false;
+        let mut keeper = Keeper::new(cap, &self.budget);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(ShadowError::Body)?;
             if let Some(data) = frame.data_ref() {
-                let room = cap.saturating_sub(kept.len());
-                if data.len() > room {
-                    kept.extend_from_slice(&data[..room]);
-                    truncated = true;
+                if !keeper.keep(data) {
                     break;
                 }
-                kept.extend_from_slice(data);
             }
         }
-        // A truncated body is dropped here, unread: hyper resets its stream rather than
+        // A body cut short is dropped here, unread: hyper resets its stream rather than
         // draining the rest. The client removed the hop-by-hop fields.
-        Ok(CapturedResponse::kept(
+        Ok(CapturedResponse::from_kept(
             parts.status,
             Fields::from_map(&parts.headers),
-            kept.freeze(),
-            truncated,
-            &self.budget,
+            keeper.finish(),
         ))
     }
 }

@@ -100,6 +100,27 @@ impl CapturedResponse {
         }
     }
 
+    /// An answer read through a [`Keeper`](super::budget::Keeper): its body held as it came,
+    /// or not kept when it stopped fitting the budget.
+    pub fn from_kept(
+        status: StatusCode,
+        headers: Fields,
+        kept: super::budget::KeptBody,
+    ) -> CapturedResponse {
+        if kept.over_budget {
+            return CapturedResponse::over_budget(status, headers);
+        }
+        CapturedResponse {
+            status,
+            headers,
+            body: kept.body,
+            truncated: kept.truncated,
+            over_budget: false,
+            held: kept.held,
+            latency: Duration::ZERO,
+        }
+    }
+
     /// An answer whose body did not fit the budget: its status and headers are compared,
     /// its body is not.
     pub fn over_budget(status: StatusCode, headers: Fields) -> CapturedResponse {
