@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,6 +215,7 @@ impl Connection {
             stream: Rewind { read, stream },
             scanner: HeadScanner::default(),
             state: state.clone(),
+            send_stall: SendStall::new(config.client_send_timeout),
         };
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
@@ -275,6 +277,57 @@ struct Watched {
     stream: Rewind,
     scanner: HeadScanner,
     state: Arc<ConnectionState>,
+    send_stall: SendStall,
+}
+
+/// The listener's `client_send_timeout` on hyper's writes: a write that stays pending (the
+/// client takes no byte) for that long fails with `TimedOut`, and hyper closes the
+/// connection. The timer is made the first time a write waits, and is only re-armed, never
+/// re-made; a write that goes through costs one branch.
+struct SendStall {
+    timeout: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl SendStall {
+    fn new(timeout: Duration) -> SendStall {
+        SendStall {
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// Passes a write's outcome on, timing how long it has been pending.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            timer.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::info!(after = ?self.timeout, "client stopped reading its response; closing");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took nothing of its response for client_send_timeout",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -301,7 +354,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream.stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream.stream).poll_write(cx, buf);
+        this.send_stall.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -309,7 +364,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream.stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream.stream).poll_write_vectored(cx, bufs);
+        this.send_stall.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -317,7 +374,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream.stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream.stream).poll_flush(cx);
+        this.send_stall.watch(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

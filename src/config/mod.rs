@@ -62,6 +62,11 @@ pub struct ListenerConfig {
     /// the upstream must not be blamed for the client's silence.
     #[serde(with = "duration_str")]
     pub client_body_timeout: Duration,
+    /// A client that takes no byte of its response for this long is disconnected (as
+    /// nginx's `send_timeout`): a client that stops reading must not hold an upstream
+    /// connection and the proxy's buffers forever.
+    #[serde(with = "duration_str")]
+    pub client_send_timeout: Duration,
     /// Largest request head accepted (HTTP/1 read buffer, HTTP/2 header list size).
     pub max_header_bytes: usize,
     /// Most header fields accepted in one HTTP/1 request.

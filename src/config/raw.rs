@@ -35,6 +35,7 @@ pub struct RawListener {
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub client_body_timeout: Option<String>,
+    pub client_send_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
     pub max_headers: Option<usize>,
     pub http2: Option<bool>,

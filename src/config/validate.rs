@@ -16,6 +16,7 @@ pub(crate) mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
     pub const CLIENT_BODY_TIMEOUT: &str = "60s";
+    pub const CLIENT_SEND_TIMEOUT: &str = "60s";
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
     pub const MAX_HEADERS: usize = 100;
     pub const CONNECT_TIMEOUT: &str = "2s";
@@ -297,6 +298,12 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
             defaults::CLIENT_BODY_TIMEOUT,
             problems,
         );
+        let client_send_timeout = duration(
+            &format!("{path}.client_send_timeout"),
+            listener.client_send_timeout.as_deref(),
+            defaults::CLIENT_SEND_TIMEOUT,
+            problems,
+        );
         let http1_engine = match listener.http1_engine.as_deref() {
             None | Some("native") => Http1Engine::Native,
             Some("hyper") => Http1Engine::Hyper,
@@ -314,6 +321,7 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 max_connections,
                 header_read_timeout,
                 client_body_timeout,
+                client_send_timeout,
                 max_header_bytes,
                 max_headers,
                 http2: listener.http2.unwrap_or(true),

@@ -101,6 +101,7 @@ pub async fn serve(
         response_head: Vec::with_capacity(1024),
         pending: 0,
         client_body_timeout: config.client_body_timeout,
+        client_send_timeout: config.client_send_timeout,
     };
     // One timer for the connection's life, moved forward per phase: extending a tokio
     // deadline is an atomic update, not a timer-wheel operation.
@@ -204,6 +205,9 @@ struct Connection<'a> {
     pending: usize,
     /// The listener's `client_body_timeout`: the longest pause a request body may make.
     client_body_timeout: std::time::Duration,
+    /// The listener's `client_send_timeout`: the longest a client may take no byte of its
+    /// response.
+    client_send_timeout: std::time::Duration,
 }
 
 /// Why no response head came from the upstream.
@@ -424,6 +428,14 @@ impl Connection<'_> {
                 );
                 Next::KeepAlive
             }
+            Err(BodyFailure::Client(error)) if error.kind() == io::ErrorKind::TimedOut => {
+                tracing::info!(
+                    route = route.label(),
+                    after = ?self.client_send_timeout,
+                    "client stopped reading its response; closing"
+                );
+                Next::Close
+            }
             Err(BodyFailure::Client(error)) => {
                 tracing::debug!(error = %error, "client went away during the response");
                 Next::Close
@@ -583,6 +595,7 @@ impl Connection<'_> {
         mut capture: Option<&mut Tee<PrimarySink>>,
     ) -> Result<bool, BodyFailure> {
         conn.buf.advance(head.len);
+        let send_timeout = self.client_send_timeout;
         let mut keep = |data: &[u8]| {
             if let Some(capture) = capture.as_deref_mut() {
                 capture.push_slice(data);
@@ -590,19 +603,20 @@ impl Connection<'_> {
         };
         match head.framing {
             Framing::Empty => {
-                write_client(client, &self.response_head).await?;
+                write_client(client, &self.response_head, send_timeout).await?;
                 Ok(conn.buf.is_empty())
             }
             Framing::Length(length) => {
                 let now = usize::try_from(length)
                     .unwrap_or(usize::MAX)
                     .min(conn.buf.len());
-                write_all_vectored(
+                write_to_client(
                     client,
                     &mut [
                         IoSlice::new(&self.response_head),
                         IoSlice::new(&conn.buf[..now]),
                     ],
+                    send_timeout,
                 )
                 .await
                 .map_err(BodyFailure::Client)?;
@@ -615,7 +629,7 @@ impl Connection<'_> {
                     let take = usize::try_from(left)
                         .unwrap_or(usize::MAX)
                         .min(conn.buf.len());
-                    write_client(client, &conn.buf[..take]).await?;
+                    write_client(client, &conn.buf[..take], send_timeout).await?;
                     keep(&conn.buf[..take]);
                     conn.buf.advance(take);
                     left -= take as u64;
@@ -630,7 +644,7 @@ impl Connection<'_> {
                         .map_err(|error| BodyFailure::Upstream(io::Error::other(error)))?;
                     conn.buf.advance(used);
                     if !self.response_head.is_empty() {
-                        write_client(client, &self.response_head).await?;
+                        write_client(client, &self.response_head, send_timeout).await?;
                         self.response_head.clear();
                     }
                     if decoder.is_done() {
@@ -645,7 +659,7 @@ impl Connection<'_> {
                     keep(&conn.buf);
                     conn.buf.clear();
                     if !self.response_head.is_empty() {
-                        write_client(client, &self.response_head).await?;
+                        write_client(client, &self.response_head, send_timeout).await?;
                         self.response_head.clear();
                     }
                     conn.buf.reserve(READ_BUFFER);
@@ -655,7 +669,7 @@ impl Connection<'_> {
                         Err(error) => return Err(BodyFailure::Upstream(error)),
                     }
                 }
-                write_client(client, chunked::LAST_CHUNK).await?;
+                write_client(client, chunked::LAST_CHUNK, send_timeout).await?;
                 Ok(false)
             }
         }
@@ -703,7 +717,8 @@ impl Connection<'_> {
         if !request.is_head {
             out.extend_from_slice(message.as_bytes());
         }
-        let written = client.write_all(out).await;
+        let written =
+            write_to_client(client, &mut [IoSlice::new(out)], self.client_send_timeout).await;
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match written {
             Ok(()) if !close => Next::KeepAlive,
@@ -786,8 +801,45 @@ async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
     }
 }
 
-async fn write_client(client: &mut TcpStream, bytes: &[u8]) -> Result<(), BodyFailure> {
-    client.write_all(bytes).await.map_err(BodyFailure::Client)
+async fn write_client(
+    client: &mut TcpStream,
+    bytes: &[u8],
+    send_timeout: std::time::Duration,
+) -> Result<(), BodyFailure> {
+    write_to_client(client, &mut [IoSlice::new(bytes)], send_timeout)
+        .await
+        .map_err(BodyFailure::Client)
+}
+
+/// Writes every slice to the client; a client that takes no byte for `send_timeout` (the
+/// listener's `client_send_timeout`) is an error of kind `TimedOut`. A write the socket
+/// takes at once costs one system call and no timer: the timer exists only while the
+/// client's window is full.
+async fn write_to_client(
+    client: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+    send_timeout: std::time::Duration,
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match client.try_write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(send_timeout, client.writable()).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client took nothing of its response for client_send_timeout",
+                        ))
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Writes every slice, in as few system calls as the socket allows.
