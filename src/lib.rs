@@ -7,10 +7,11 @@
 //! |---|---|
 //! | [`config`] | TOML + CLI flags -> validated, typed [`config::Config`]; every problem reported at once |
 //! | [`listener`] | accepts connections (HTTP/1.1 + h2c), limits, graceful drain |
+//! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
-//! | [`error`] | live-path errors and their single mapping to 400/404/405/502/504 |
+//! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
 //! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` on a separate port |
 //! | [`app`] | binds everything, serves until a shutdown future resolves |
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod error;
 pub mod h1;
 pub mod listener;
+pub mod pause;
 pub mod proxy;
 pub mod report;
 pub mod router;

@@ -4,6 +4,7 @@
 
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::h1::Ended;
+use crate::pause::PauseTimer;
 use crate::proxy::headers::{FramingError, HeadScanner};
 use crate::proxy::{ConnectionInfo, Proxy};
 use crate::telemetry::logging::ErrorChain;
@@ -12,7 +13,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -282,21 +282,12 @@ struct Watched {
 
 /// The listener's `client_send_timeout` on hyper's writes: a write that stays pending (the
 /// client takes no byte) for that long fails with `TimedOut`, and hyper closes the
-/// connection. The timer is made the first time a write waits, and is only re-armed, never
-/// re-made; a write that goes through costs one branch.
-struct SendStall {
-    timeout: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    armed: bool,
-}
+/// connection. A write that goes through costs one branch.
+struct SendStall(PauseTimer);
 
 impl SendStall {
     fn new(timeout: Duration) -> SendStall {
-        SendStall {
-            timeout,
-            timer: None,
-            armed: false,
-        }
+        SendStall(PauseTimer::new(timeout))
     }
 
     /// Passes a write's outcome on, timing how long it has been pending.
@@ -306,27 +297,17 @@ impl SendStall {
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.armed = false;
+            self.0.progressed();
             return polled;
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.armed {
-            timer.as_mut().reset(deadline);
-            self.armed = true;
+        if !self.0.expired(cx) {
+            return Poll::Pending;
         }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                tracing::info!(after = ?self.timeout, "client stopped reading its response; closing");
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client took nothing of its response for client_send_timeout",
-                )))
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        tracing::info!(after = ?self.0.limit(), "client stopped reading its response; closing");
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took nothing of its response for client_send_timeout",
+        )))
     }
 }
 

@@ -5,16 +5,15 @@
 //! of the body as the *client's* ([`ClientBodyError`]), so that the forward can answer 408
 //! or count `client_aborted` instead of blaming the upstream with a 502/504.
 
+use crate::pause::PauseTimer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
 
 /// Why the client's request body did not arrive in full.
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +45,11 @@ impl ClientBodyError {
 }
 
 /// A request body from hyper that fails with [`ClientBodyError::TimedOut`] when the client
-/// pauses longer than the timeout between two frames. The timer exists only once the body
-/// is waited for (a request without a body never allocates one), and a frame only disarms
-/// it: it is set again, from that moment, the next time the body is not ready.
+/// pauses longer than the timeout between two frames ([`PauseTimer`]: no timer until the
+/// body is waited for).
 pub struct ClientBody {
     inner: Incoming,
-    timeout: Duration,
-    pause: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    pause: PauseTimer,
     watch: Option<BodyWatch>,
 }
 
@@ -62,9 +58,7 @@ impl ClientBody {
     pub fn new(inner: Incoming, timeout: Duration) -> ClientBody {
         ClientBody {
             inner,
-            timeout,
-            pause: None,
-            armed: false,
+            pause: PauseTimer::new(timeout),
             watch: None,
         }
     }
@@ -144,27 +138,15 @@ impl Body for ClientBody {
                 Poll::Ready(Some(Err(this.failed(ClientBodyError::Failed(error)))))
             }
             Poll::Ready(Some(Ok(frame))) => {
-                this.armed = false;
+                this.pause.progressed();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                let deadline = Instant::now() + this.timeout;
-                let pause = this
-                    .pause
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !this.armed {
-                    pause.as_mut().reset(deadline);
-                    this.armed = true;
-                }
-                match pause.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        let after = this.timeout;
-                        Poll::Ready(Some(Err(this.failed(ClientBodyError::TimedOut { after }))))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
+            Poll::Pending if this.pause.expired(cx) => {
+                let after = this.pause.limit();
+                Poll::Ready(Some(Err(this.failed(ClientBodyError::TimedOut { after }))))
             }
+            Poll::Pending => Poll::Pending,
         }
     }
 
