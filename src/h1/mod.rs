@@ -100,8 +100,7 @@ pub async fn serve(
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
         pending: 0,
-        client_body_timeout: config.client_body_timeout,
-        client_send_timeout: config.client_send_timeout,
+        config,
     };
     // One timer for the connection's life, moved forward per phase: extending a tokio
     // deadline is an atomic update, not a timer-wheel operation.
@@ -203,11 +202,10 @@ struct Connection<'a> {
     /// Bytes at the start of `buf` that belong to the current request and are still to be
     /// consumed.
     pending: usize,
-    /// The listener's `client_body_timeout`: the longest pause a request body may make.
-    client_body_timeout: std::time::Duration,
-    /// The listener's `client_send_timeout`: the longest a client may take no byte of its
-    /// response.
-    client_send_timeout: std::time::Duration,
+    /// The listener's settings: `client_body_timeout` (the longest pause a request body may
+    /// make) and `client_send_timeout` (the longest a client may take no byte of its
+    /// response).
+    config: &'a ListenerConfig,
 }
 
 /// Why no response head came from the upstream.
@@ -311,7 +309,7 @@ impl Connection<'_> {
                             request_copy.as_mut(),
                             Pauses {
                                 upstream: upstream.response_timeout,
-                                client: self.client_body_timeout,
+                                client: self.config.client_body_timeout,
                             },
                             deadline.as_mut(),
                         )
@@ -334,7 +332,7 @@ impl Connection<'_> {
                         }
                         Err(UploadFailure::ClientPaused) => {
                             break ForwardError::ClientTimeout {
-                                after: self.client_body_timeout,
+                                after: self.config.client_body_timeout,
                             };
                         }
                     }
@@ -431,7 +429,7 @@ impl Connection<'_> {
             Err(BodyFailure::Client(error)) if error.kind() == io::ErrorKind::TimedOut => {
                 tracing::info!(
                     route = route.label(),
-                    after = ?self.client_send_timeout,
+                    after = ?self.config.client_send_timeout,
                     "client stopped reading its response; closing"
                 );
                 Next::Close
@@ -595,7 +593,6 @@ impl Connection<'_> {
         mut capture: Option<&mut Tee<PrimarySink>>,
     ) -> Result<bool, BodyFailure> {
         conn.buf.advance(head.len);
-        let send_timeout = self.client_send_timeout;
         let mut keep = |data: &[u8]| {
             if let Some(capture) = capture.as_deref_mut() {
                 capture.push_slice(data);
@@ -603,7 +600,12 @@ impl Connection<'_> {
         };
         match head.framing {
             Framing::Empty => {
-                write_client(client, &self.response_head, send_timeout).await?;
+                write_client(
+                    client,
+                    &self.response_head,
+                    &self.config.client_send_timeout,
+                )
+                .await?;
                 Ok(conn.buf.is_empty())
             }
             Framing::Length(length) => {
@@ -616,7 +618,7 @@ impl Connection<'_> {
                         IoSlice::new(&self.response_head),
                         IoSlice::new(&conn.buf[..now]),
                     ],
-                    send_timeout,
+                    &self.config.client_send_timeout,
                 )
                 .await
                 .map_err(BodyFailure::Client)?;
@@ -629,7 +631,8 @@ impl Connection<'_> {
                     let take = usize::try_from(left)
                         .unwrap_or(usize::MAX)
                         .min(conn.buf.len());
-                    write_client(client, &conn.buf[..take], send_timeout).await?;
+                    write_client(client, &conn.buf[..take], &self.config.client_send_timeout)
+                        .await?;
                     keep(&conn.buf[..take]);
                     conn.buf.advance(take);
                     left -= take as u64;
@@ -644,7 +647,12 @@ impl Connection<'_> {
                         .map_err(|error| BodyFailure::Upstream(io::Error::other(error)))?;
                     conn.buf.advance(used);
                     if !self.response_head.is_empty() {
-                        write_client(client, &self.response_head, send_timeout).await?;
+                        write_client(
+                            client,
+                            &self.response_head,
+                            &self.config.client_send_timeout,
+                        )
+                        .await?;
                         self.response_head.clear();
                     }
                     if decoder.is_done() {
@@ -659,7 +667,12 @@ impl Connection<'_> {
                     keep(&conn.buf);
                     conn.buf.clear();
                     if !self.response_head.is_empty() {
-                        write_client(client, &self.response_head, send_timeout).await?;
+                        write_client(
+                            client,
+                            &self.response_head,
+                            &self.config.client_send_timeout,
+                        )
+                        .await?;
                         self.response_head.clear();
                     }
                     conn.buf.reserve(READ_BUFFER);
@@ -669,7 +682,12 @@ impl Connection<'_> {
                         Err(error) => return Err(BodyFailure::Upstream(error)),
                     }
                 }
-                write_client(client, chunked::LAST_CHUNK, send_timeout).await?;
+                write_client(
+                    client,
+                    chunked::LAST_CHUNK,
+                    &self.config.client_send_timeout,
+                )
+                .await?;
                 Ok(false)
             }
         }
@@ -717,8 +735,12 @@ impl Connection<'_> {
         if !request.is_head {
             out.extend_from_slice(message.as_bytes());
         }
-        let written =
-            write_to_client(client, &mut [IoSlice::new(out)], self.client_send_timeout).await;
+        let written = write_to_client(
+            client,
+            &mut [IoSlice::new(out)],
+            &self.config.client_send_timeout,
+        )
+        .await;
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match written {
             Ok(()) if !close => Next::KeepAlive,
@@ -801,14 +823,26 @@ async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
     }
 }
 
+/// Writes `bytes` to the client ([`write_to_client`] for one buffer, kept apart because the
+/// state of this future sits in every connection's task).
 async fn write_client(
     client: &mut TcpStream,
-    bytes: &[u8],
-    send_timeout: std::time::Duration,
+    mut bytes: &[u8],
+    send_timeout: &std::time::Duration,
 ) -> Result<(), BodyFailure> {
-    write_to_client(client, &mut [IoSlice::new(bytes)], send_timeout)
-        .await
-        .map_err(BodyFailure::Client)
+    while !bytes.is_empty() {
+        match client.try_write(bytes) {
+            Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::WriteZero.into())),
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_writable(client, send_timeout)
+                    .await
+                    .map_err(BodyFailure::Client)?;
+            }
+            Err(error) => return Err(BodyFailure::Client(error)),
+        }
+    }
+    Ok(())
 }
 
 /// Writes every slice to the client; a client that takes no byte for `send_timeout` (the
@@ -818,7 +852,7 @@ async fn write_client(
 async fn write_to_client(
     client: &mut TcpStream,
     mut slices: &mut [IoSlice<'_>],
-    send_timeout: std::time::Duration,
+    send_timeout: &std::time::Duration,
 ) -> io::Result<()> {
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
@@ -826,20 +860,31 @@ async fn write_to_client(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => IoSlice::advance_slices(&mut slices, written),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(send_timeout, client.writable()).await {
-                    Ok(ready) => ready?,
-                    Err(_) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client took nothing of its response for client_send_timeout",
-                        ))
-                    }
-                }
+                wait_writable(client, send_timeout).await?;
             }
             Err(error) => return Err(error),
         }
     }
     Ok(())
+}
+
+/// Waits until the client can take more, for at most `send_timeout`. Boxed: the wait is
+/// rare, and its timer would otherwise sit in the state of every connection's task
+/// (measured: it pushed an idle connection from 8.8 to 9.4 KiB).
+fn wait_writable<'a>(
+    client: &'a TcpStream,
+    send_timeout: &std::time::Duration,
+) -> Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send + 'a>> {
+    let waiting = tokio::time::timeout(*send_timeout, client.writable());
+    Box::pin(async move {
+        match waiting.await {
+            Ok(ready) => ready,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of its response for client_send_timeout",
+            )),
+        }
+    })
 }
 
 /// Writes every slice, in as few system calls as the socket allows.
