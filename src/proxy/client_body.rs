@@ -1,9 +1,11 @@
 //! The client's request body on the hyper path, with the listener's `client_body_timeout`.
 //!
 //! hyper reads a request body only as fast as the upstream takes it and puts no limit on how
-//! long a client may pause mid-body. [`ClientBody`] adds that limit, and marks every failure
-//! of the body as the *client's* ([`ClientBodyError`]), so that the forward can answer 408
-//! or count `client_aborted` instead of blaming the upstream with a 502/504.
+//! long a client may pause mid-body. [`ClientBody`] adds that limit, and its [`BodyWatch`]
+//! records how the body failed, so that a forward that failed after it is answered 408 or
+//! counted `client_aborted` instead of blaming the upstream with a 502/504. The upstream
+//! clients report a failed request body as their own error (hyper's HTTP/2 client only as a
+//! reset of its stream), so the watch, not the error, tells the client's fault apart.
 
 use crate::pause::PauseTimer;
 use bytes::Bytes;
@@ -29,21 +31,6 @@ pub enum ClientBodyError {
     Failed(#[source] hyper::Error),
 }
 
-impl ClientBodyError {
-    /// The client-body failure in an error's source chain, if there is one: the upstream
-    /// clients wrap the body's error in their own.
-    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
-        let mut current = Some(error);
-        while let Some(error) = current {
-            if let Some(found) = error.downcast_ref::<ClientBodyError>() {
-                return Some(found);
-            }
-            current = error.source();
-        }
-        None
-    }
-}
-
 /// A request body from hyper that fails with [`ClientBodyError::TimedOut`] when the client
 /// pauses longer than the timeout between two frames ([`PauseTimer`]: no timer until the
 /// body is waited for).
@@ -54,25 +41,19 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// Wraps `inner`; a pause of `timeout` between frames fails the body.
-    pub fn new(inner: Incoming, timeout: Duration) -> ClientBody {
-        ClientBody {
-            inner,
-            pause: PauseTimer::new(timeout),
-            watch: None,
-        }
-    }
-
-    /// The same, and a [`BodyWatch`] that learns how the body failed: for an upstream
-    /// client that reports a failed request body as its own error (hyper's HTTP/2 client
-    /// resets the stream and says only that), the watch tells the client's fault apart.
-    pub fn watched(inner: Incoming, timeout: Duration) -> (ClientBody, BodyWatch) {
-        let watch = BodyWatch {
+    /// Wraps `inner`; a pause of `timeout` between frames fails the body. The
+    /// [`BodyWatch`] learns how it failed; a request without a body (which cannot fail)
+    /// gets none and allocates nothing.
+    pub fn new(inner: Incoming, timeout: Duration) -> (ClientBody, Option<BodyWatch>) {
+        let watch = (!inner.is_end_stream()).then(|| BodyWatch {
             failure: Arc::new(AtomicU8::new(BodyWatch::NONE)),
             timeout,
+        });
+        let body = ClientBody {
+            inner,
+            pause: PauseTimer::new(timeout),
+            watch: watch.clone(),
         };
-        let mut body = ClientBody::new(inner, timeout);
-        body.watch = Some(watch.clone());
         (body, watch)
     }
 

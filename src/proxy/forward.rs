@@ -4,7 +4,7 @@
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::pool::RawPool;
 use crate::h1::upstream::{self as native, ExchangeError, NativeBody};
-use crate::proxy::client_body::{ClientBodyError, ClientBodyFailure};
+use crate::proxy::client_body::ClientBodyFailure;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -70,29 +70,17 @@ pub enum ForwardError {
 
 impl ForwardError {
     /// What `error` becomes when the client's request body failed first ([`BodyWatch`]):
-    /// the client's fault, with the upstream's report as its cause.
+    /// the client's fault, with what the upstream client reported as its cause.
     ///
     /// [`BodyWatch`]: crate::proxy::client_body::BodyWatch
     pub fn after_client_failure(failure: ClientBodyFailure, error: ForwardError) -> ForwardError {
         match failure {
             ClientBodyFailure::TimedOut { after } => ForwardError::ClientTimeout { after },
             ClientBodyFailure::Failed => ForwardError::ClientAborted {
-                source: Box::new(error),
-            },
-        }
-    }
-
-    /// A failure in the middle of an exchange with `upstream`: the client's when its
-    /// request body is in the source chain ([`ClientBodyError`]), the upstream's otherwise.
-    fn mid_exchange(upstream: &str, source: BoxError) -> ForwardError {
-        match ClientBodyError::find(&*source) {
-            Some(ClientBodyError::TimedOut { after }) => {
-                ForwardError::ClientTimeout { after: *after }
-            }
-            Some(ClientBodyError::Failed(_)) => ForwardError::ClientAborted { source },
-            None => ForwardError::Failed {
-                upstream: upstream.to_string(),
-                source,
+                source: match error {
+                    ForwardError::Failed { source, .. } => source,
+                    other => Box::new(other),
+                },
             },
         }
     }
@@ -193,12 +181,6 @@ where
         }
     }
 
-    /// Whether requests go out over h2c (hyper's client, which sends the request body from
-    /// its own task and reports the body's failure as a reset of its own).
-    pub fn is_http2(&self) -> bool {
-        matches!(self.transport, Transport::Http2(_))
-    }
-
     /// The upstream's name, for logs.
     pub fn name(&self) -> &str {
         &self.name
@@ -256,7 +238,10 @@ where
                         upstream: self.name.clone(),
                         after,
                     }),
-                    Err(source) => Err(ForwardError::mid_exchange(&self.name, Box::new(source))),
+                    Err(source) => Err(ForwardError::Failed {
+                        upstream: self.name.clone(),
+                        source: Box::new(source),
+                    }),
                 }
             }
             // hyper's client sends the body from its connection task: the response timeout
@@ -273,9 +258,10 @@ where
                         upstream: self.name.clone(),
                         source: Box::new(source),
                     }),
-                    Ok(Err(source)) => {
-                        Err(ForwardError::mid_exchange(&self.name, Box::new(source)))
-                    }
+                    Ok(Err(source)) => Err(ForwardError::Failed {
+                        upstream: self.name.clone(),
+                        source: Box::new(source),
+                    }),
                     Err(_) => Err(ForwardError::Timeout {
                         upstream: self.name.clone(),
                         after: self.response_timeout,

@@ -30,7 +30,7 @@ use client_body::{BodyWatch, ClientBody};
 use forward::{ForwardError, UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -330,13 +330,7 @@ impl Proxy {
             }
             (None, _) => {}
         }
-        let (body, watch) = match upstream.is_http2() && !body.is_end_stream() {
-            true => {
-                let (body, watch) = ClientBody::watched(body, connection.client_body_timeout);
-                (body, Some(watch))
-            }
-            false => (ClientBody::new(body, connection.client_body_timeout), None),
-        };
+        let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream
             .uri_for(parts.uri.path_and_query())
