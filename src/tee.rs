@@ -5,8 +5,8 @@
 //! the copy is abandoned — its memory released at once — and the stream goes on. A copy
 //! whose sink names a byte budget ([`TeeSink::budget`]) holds what it has kept so far as it
 //! grows, and is abandoned the same way when the next chunk does not fit: a capture in
-//! progress is bounded by the budget, not only by the number of requests in flight. When the stream
-//! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
+//! progress is bounded by the budget, not only by the number of requests in flight. When
+//! the stream ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
 
 use crate::shadow::budget::{Budget, Held};
 use bytes::{Bytes, BytesMut};

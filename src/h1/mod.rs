@@ -307,10 +307,7 @@ impl Connection<'_> {
                             &mut conn,
                             left,
                             request_copy.as_mut(),
-                            Pauses {
-                                upstream: upstream.response_timeout,
-                                client: self.config.client_body_timeout,
-                            },
+                            upstream.response_timeout,
                             deadline.as_mut(),
                         )
                         .await;
@@ -453,16 +450,17 @@ impl Connection<'_> {
     /// Copies the rest of a `Content-Length` request body from the client to the upstream,
     /// listening to the upstream all the while: its answer ends the upload
     /// ([`Wrote::Answered`]), and so does its closing or failing without one (an error at
-    /// once, not when the client next sends something). `pauses` bounds how long each side
-    /// may pause: the upstream taking no byte, the client sending none (timed on `pause`,
-    /// the connection's deadline timer).
+    /// once, not when the client next sends something). An upstream that takes no byte for
+    /// `stall` (its response timeout) fails it, and so does a client that sends none for
+    /// the listener's `client_body_timeout` (timed on `pause`, the connection's deadline
+    /// timer).
     async fn stream_request_body(
         &mut self,
         client: &mut TcpStream,
         conn: &mut UpstreamConn,
         mut left: u64,
         mut copy: Option<&mut Tee<RequestTee>>,
-        pauses: Pauses,
+        stall: std::time::Duration,
         mut pause: Pin<&mut Sleep>,
     ) -> Result<Wrote<()>, UploadFailure> {
         while left > 0 {
@@ -475,7 +473,7 @@ impl Connection<'_> {
                 // too long.
                 pause
                     .as_mut()
-                    .reset((Instant::now() + pauses.client).into());
+                    .reset((Instant::now() + self.config.client_body_timeout).into());
                 let read = tokio::select! {
                     biased;
                     _ = conn.stream.readable() => None,
@@ -503,7 +501,7 @@ impl Connection<'_> {
             let wrote = upload::write_listening(
                 conn,
                 &mut [IoSlice::new(&self.buf[..take])],
-                Some(pauses.upstream),
+                Some(stall),
                 heard,
             )
             .await
@@ -694,7 +692,8 @@ impl Connection<'_> {
     }
 
     /// Answers a request that failed before the upstream's head (502/504 for the upstream,
-    /// 408/400 for the client's body), counted and logged once like the hyper path does. The connection stays open only when the request body was consumed.
+    /// 408/400 for the client's body), counted and logged once like the hyper path does.
+    /// The connection stays open only when the request body was consumed.
     async fn fail(
         &mut self,
         client: &mut TcpStream,
@@ -758,15 +757,6 @@ enum UploadFailure {
     Upstream(WriteFailure<io::Error>),
     /// The client sent nothing of its body for the listener's `client_body_timeout`.
     ClientPaused,
-}
-
-/// The longest pause each side of an upload may make.
-#[derive(Clone, Copy)]
-struct Pauses {
-    /// The upstream taking no byte: its `response_timeout` (then 504).
-    upstream: std::time::Duration,
-    /// The client sending no byte: the listener's `client_body_timeout` (then 408).
-    client: std::time::Duration,
 }
 
 /// What an upstream that fails during an upload is, for the client: 504 when it stalled,

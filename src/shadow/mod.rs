@@ -301,12 +301,11 @@ impl Mirror {
             .as_ref()
             .map(|secondary| (compiled.shadows.len(), secondary));
         let kept = match result {
-            // Charged as it was captured (this sink names the budget); held now if not.
-            TeeResult::Complete(body, held) if held.bytes() == body.len() => Ok((body, held)),
-            TeeResult::Complete(body, _) => match self.budget.try_hold(body.len()) {
-                Some(held) => Ok((body, held)),
-                None => Err(MirrorOutcome::DroppedMemoryBudget),
-            },
+            // Charged as it was captured: this sink names the budget.
+            TeeResult::Complete(body, held) => {
+                debug_assert_eq!(held.bytes(), body.len(), "a request tee is charged");
+                Ok((body, held))
+            }
             TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
             TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
             TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),

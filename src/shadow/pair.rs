@@ -76,32 +76,9 @@ impl CapturedResponse {
         }
     }
 
-    /// An answer captured as it streamed, its body already holding `held` (a capture
-    /// charged to the budget as it grew); a body that holds less is held now, as
-    /// [`Self::kept`] would.
-    pub fn captured(
-        status: StatusCode,
-        headers: Fields,
-        body: Bytes,
-        held: Held,
-        budget: &Arc<Budget>,
-    ) -> CapturedResponse {
-        if held.bytes() != body.len() {
-            return CapturedResponse::kept(status, headers, body, false, budget);
-        }
-        CapturedResponse {
-            status,
-            headers,
-            body,
-            truncated: false,
-            over_budget: false,
-            held,
-            latency: Duration::ZERO,
-        }
-    }
-
-    /// An answer read through a [`Keeper`](super::budget::Keeper): its body held as it came,
-    /// or not kept when it stopped fitting the budget.
+    /// An answer whose body was held as it came — read through a
+    /// [`Keeper`](super::budget::Keeper), or captured by a tee charged to the budget — or
+    /// not kept when it stopped fitting.
     pub fn from_kept(
         status: StatusCode,
         headers: Fields,
@@ -245,11 +222,19 @@ impl crate::tee::TeeSink for PrimarySink {
             status,
             headers,
             started,
-            budget,
+            budget: _,
         } = self;
         let answer = match result {
+            // Charged as it was captured: this sink names the budget.
             crate::tee::TeeResult::Complete(body, held) => {
-                CapturedResponse::captured(status, headers, body, held, &budget)
+                debug_assert_eq!(held.bytes(), body.len(), "a primary capture is charged");
+                let kept = super::budget::KeptBody {
+                    body,
+                    held,
+                    truncated: false,
+                    over_budget: false,
+                };
+                CapturedResponse::from_kept(status, headers, kept)
             }
             crate::tee::TeeResult::OverBudget => CapturedResponse::over_budget(status, headers),
             crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
