@@ -11,6 +11,7 @@
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
+//! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
 //! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` on a separate port |
@@ -23,6 +24,7 @@ pub mod app;
 pub mod compare;
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod error;
 pub mod h1;
 pub mod listener;

@@ -5,9 +5,13 @@
 //! the copy is abandoned — its memory released at once — and the stream goes on. A copy
 //! whose sink names a byte budget ([`TeeSink::budget`]) holds what it has kept so far as it
 //! grows, and is abandoned the same way when the next chunk does not fit: a capture in
-//! progress is bounded by the budget, not only by the number of requests in flight. When
-//! the stream ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
+//! progress is bounded by the budget, not only by the number of requests in flight. A sink
+//! that asks for it ([`TeeSink::digests`], the primary's answer) gets, in place of an
+//! abandoned copy, the length and running hash of the whole body ([`BodyDigest`]): the kept
+//! prefix is hashed once, then each further frame, and no byte is held. When the stream
+//! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
 
+use crate::digest::{BodyDigest, Digester};
 use crate::shadow::budget::{Budget, Held};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -28,6 +32,14 @@ pub enum TeeResult {
     OverBudget,
     /// The stream failed or was dropped before its end; the copy is incomplete.
     Incomplete,
+    /// The copy passed the cap (or, with `over_budget`, the budget) and was dropped, but the
+    /// sink asked for a digest: the whole body's length and hash.
+    Digested {
+        /// Length and hash of the whole body.
+        digest: BodyDigest,
+        /// Dropped for the byte budget rather than the cap.
+        over_budget: bool,
+    },
 }
 
 /// Receives the copy once the body is over.
@@ -38,6 +50,12 @@ pub trait TeeSink {
     /// The byte budget the copy is charged to as it grows; none by default.
     fn budget(&self) -> Option<&Arc<Budget>> {
         None
+    }
+
+    /// Whether a copy abandoned for the cap or the budget goes on as a digest of the whole
+    /// body ([`TeeResult::Digested`]); no by default.
+    fn digests(&self) -> bool {
+        false
     }
 }
 
@@ -85,6 +103,9 @@ impl Copy {
 /// The copying half of a tee, separate from the body so response bodies (an enum) can embed it.
 pub struct Tee<S: TeeSink> {
     copy: Option<Copy>,
+    /// The digest that took over from an abandoned copy, and whether the budget (not the
+    /// cap) abandoned it.
+    digest: Option<(Digester, bool)>,
     sink: Option<S>,
 }
 
@@ -98,6 +119,7 @@ impl<S: TeeSink> Tee<S> {
                 cap,
                 held: Held::nothing(),
             }),
+            digest: None,
             sink: Some(sink),
         }
     }
@@ -106,16 +128,8 @@ impl<S: TeeSink> Tee<S> {
     pub fn observe<E>(&mut self, polled: &Poll<Option<Result<Frame<Bytes>, E>>>, at_end: bool) {
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(copy)) = (frame.data_ref(), self.copy.as_mut()) {
-                    let budget = self.sink.as_ref().and_then(TeeSink::budget);
-                    if let Err(abandoned) = copy.admit(data.len(), budget) {
-                        self.copy = None;
-                        self.finish(abandoned);
-                        return;
-                    }
-                    if !data.is_empty() {
-                        copy.chunks.push(data.clone());
-                    }
+                if let Some(data) = frame.data_ref() {
+                    self.take(data, Bytes::clone);
                 }
                 if at_end {
                     self.complete();
@@ -130,26 +144,52 @@ impl<S: TeeSink> Tee<S> {
     /// Copies a slice of the body (for bodies read into a reused buffer, not as `Bytes`).
     /// Past the cap or the budget the copy is dropped without copying what overflowed.
     pub fn push_slice(&mut self, data: &[u8]) {
+        self.take(&data, |data: &&[u8]| Bytes::copy_from_slice(data));
+    }
+
+    /// Keeps (`keep` makes the copy's handle), digests, or ignores the next piece of data.
+    fn take<D: AsRef<[u8]>>(&mut self, data: &D, keep: impl FnOnce(&D) -> Bytes) {
+        if let Some((digester, _)) = self.digest.as_mut() {
+            digester.update(data.as_ref());
+            return;
+        }
         let Some(copy) = self.copy.as_mut() else {
             return;
         };
+        let len = data.as_ref().len();
         let budget = self.sink.as_ref().and_then(TeeSink::budget);
-        if let Err(abandoned) = copy.admit(data.len(), budget) {
-            self.copy = None;
-            self.finish(abandoned);
-            return;
+        match copy.admit(len, budget) {
+            Ok(()) if len > 0 => copy.chunks.push(keep(data)),
+            Ok(()) => {}
+            Err(abandoned) => self.abandon(abandoned, data.as_ref()),
         }
-        if !data.is_empty() {
-            copy.chunks.push(Bytes::copy_from_slice(data));
+    }
+
+    /// The copy stops here (`why`): dropped, its budget given back, and either reported now
+    /// or, when the sink wants a digest, replaced by one of everything so far and `data`.
+    fn abandon(&mut self, why: TeeResult, data: &[u8]) {
+        let copy = self.copy.take();
+        if !self.sink.as_ref().is_some_and(TeeSink::digests) {
+            return self.finish(why);
         }
+        let mut digester = Digester::new();
+        for chunk in copy.iter().flat_map(|copy| copy.chunks.iter()) {
+            digester.update(chunk);
+        }
+        digester.update(data);
+        self.digest = Some((digester, why == TeeResult::OverBudget));
     }
 
     /// The body ended (or turned out empty before any poll, e.g. GET): the sink gets the
     /// copy. A copy already abandoned was reported when it was.
     pub fn complete(&mut self) {
-        match self.copy.take() {
-            Some(copy) => self.finish(copy.into_result()),
-            None => self.finish(TeeResult::TooLarge),
+        match (self.copy.take(), self.digest.take()) {
+            (Some(copy), _) => self.finish(copy.into_result()),
+            (None, Some((digester, over_budget))) => self.finish(TeeResult::Digested {
+                digest: digester.finish(),
+                over_budget,
+            }),
+            (None, None) => self.finish(TeeResult::TooLarge),
         }
     }
 
@@ -351,5 +391,77 @@ mod tests {
         assert_eq!(rest, "6789x");
         assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::OverBudget]);
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A recorder that asks for a digest past the cap or the budget.
+    struct Digesting(Recorder);
+
+    impl TeeSink for Digesting {
+        fn finish(self, result: TeeResult) {
+            self.0.finish(result);
+        }
+
+        fn budget(&self) -> Option<&Arc<Budget>> {
+            self.0.budget()
+        }
+
+        fn digests(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_or_the_budget_a_digesting_sink_gets_the_whole_bodys_digest() {
+        let whole = BodyDigest::of(b"1234567890x");
+        // Past the cap, through frames and through slices.
+        let recorder = Recorder::default();
+        let body = TeeBody::new(
+            stream(vec![Ok("12345"), Ok("67890"), Ok("x")]),
+            Some(Tee::new(8, Digesting(recorder.clone()))),
+        );
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "1234567890x");
+        let mut sliced = Tee::new(8, Digesting(recorder.clone()));
+        for piece in [&b"12345"[..], b"67890", b"x"] {
+            sliced.push_slice(piece);
+        }
+        sliced.complete();
+        let digested = TeeResult::Digested {
+            digest: whole,
+            over_budget: false,
+        };
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec![digested.clone(), digested]
+        );
+
+        // Past the budget: what was held is given back at once, the digest goes on.
+        let budget = Budget::new(6, metrics::Gauge::noop());
+        let recorder = Recorder(Arc::default(), Some(budget.clone()));
+        let mut body = TeeBody::new(
+            stream(vec![Ok("12345"), Ok("67890"), Ok("x")]),
+            Some(Tee::new(64, Digesting(recorder.clone()))),
+        );
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(budget.used(), 5);
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(budget.used(), 0, "a digest holds no bytes");
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "x");
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec![TeeResult::Digested {
+                digest: whole,
+                over_budget: true
+            }]
+        );
+
+        // Dropped before its end: incomplete, not a digest of a part.
+        let recorder = Recorder::default();
+        let mut body = TeeBody::new(
+            stream(vec![Ok("12345"), Ok("67890"), Ok("x")]),
+            Some(Tee::new(4, Digesting(recorder.clone()))),
+        );
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::Incomplete]);
     }
 }

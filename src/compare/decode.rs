@@ -16,16 +16,22 @@ pub enum DecodeError {
     Corrupt,
 }
 
-/// The body with every listed `Content-Encoding` removed (innermost last), or the bytes as
-/// they are for `identity` or an encoding we do not know (then compared as opaque bytes).
-pub fn decode(headers: &Fields, body: &Bytes, max_decoded: usize) -> Result<Bytes, DecodeError> {
-    let codings: Vec<String> = headers
+/// The `Content-Encoding` codings applied, in order, lowercased, without `identity`: two
+/// answers whose lists are equal encode equal content as equal bytes.
+pub fn codings(headers: &Fields) -> Vec<String> {
+    headers
         .get_all("content-encoding")
         .filter_map(|value| std::str::from_utf8(value).ok())
         .flat_map(|value| value.split(','))
         .map(|coding| coding.trim().to_ascii_lowercase())
         .filter(|coding| !coding.is_empty() && coding != "identity")
-        .collect();
+        .collect()
+}
+
+/// The body with every listed `Content-Encoding` removed (innermost last), or the bytes as
+/// they are for `identity` or an encoding we do not know (then compared as opaque bytes).
+pub fn decode(headers: &Fields, body: &Bytes, max_decoded: usize) -> Result<Bytes, DecodeError> {
+    let codings = codings(headers);
     let mut current = body.clone();
     // Codings are listed in the order they were applied: undo them last to first.
     for coding in codings.iter().rev() {

@@ -2,8 +2,22 @@
 //!
 //! Status is compared exactly; headers by name with volatile ones ignored; bodies by media
 //! type after `Content-Encoding` is undone: JSON structurally ([`json`]), text line by line
-//! ([`text`]), anything else by length and hash. Which differences are *noise* is decided
-//! afterwards by [`noise`].
+//! ([`text`]), anything else by length and hash. A body too large to keep is compared by the
+//! length and hash of its bytes as sent ([`crate::digest`]), which says something only when
+//! both sides applied the same `Content-Encoding`. A body that only one side can decode
+//! differs; a pair whose bodies cannot be judged at all is reported as such
+//! ([`Comparison::body_skipped`]), never as a match. Which differences are *noise* is
+//! decided afterwards by [`noise`]; a route's latency rule is judged apart
+//! ([`judge_latency`]), as it is never noise.
+//!
+//! The body decision, per side: *kept* (decodes, is corrupt, or decodes past the cap),
+//! *digested* (too large to keep, seen whole) or *unknown*:
+//!
+//! | primary \ shadow | kept | digested | unknown |
+//! |---|---|---|---|
+//! | **kept** | equal bytes and codings: same; both decode: compared by media type; one decodes: `undecodable`; neither: unjudged | same codings: length and hash; else unjudged | unjudged |
+//! | **digested** | same codings: length and hash; else unjudged | same codings: length and hash; else unjudged | unjudged |
+//! | **unknown** | unjudged | unjudged | unjudged |
 //!
 //! | module | role |
 //! |---|---|
@@ -19,10 +33,12 @@ pub mod json;
 pub mod noise;
 pub mod text;
 
+use crate::digest::BodyDigest;
 use crate::shadow::fields::Fields;
 use crate::shadow::pair::CapturedResponse;
 use bytes::Bytes;
 use serde::Serialize;
+use std::time::Duration;
 
 /// Which part of the response differs (the `kind` label of `shadowtap_divergences_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -34,11 +50,18 @@ pub enum DiffKind {
     Header,
     /// The body.
     Body,
+    /// The shadow was slower than the route's latency rule allows.
+    Latency,
 }
 
 impl DiffKind {
     /// Every kind, in label order.
-    pub const ALL: [DiffKind; 3] = [DiffKind::Status, DiffKind::Header, DiffKind::Body];
+    pub const ALL: [DiffKind; 4] = [
+        DiffKind::Status,
+        DiffKind::Header,
+        DiffKind::Body,
+        DiffKind::Latency,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -46,6 +69,7 @@ impl DiffKind {
             DiffKind::Status => "status",
             DiffKind::Header => "header",
             DiffKind::Body => "body",
+            DiffKind::Latency => "latency",
         }
     }
 }
@@ -60,7 +84,8 @@ pub struct Difference {
     /// The field across array elements (`/items/*/price`), used for noise and top fields.
     pub field: String,
     /// What happened: `changed`, `added`, `removed`, `type_changed`, `length_changed`,
-    /// `text_changed`, `bytes_changed`, `invalid_json`.
+    /// `text_changed`, `bytes_changed`, `invalid_json`, `undecodable` (only one side's
+    /// `Content-Encoding` could be undone), `slower` (a latency rule was breached).
     pub change: &'static str,
     /// The primary's side, shortened.
     pub primary: Option<String>,
@@ -83,19 +108,33 @@ pub struct CompareRules {
     pub json: json::JsonRules,
     /// Decoded bodies larger than this are not compared (a decompression bomb).
     pub max_decoded_bytes: usize,
+    /// The route's latency rule, if it has one.
+    pub latency: Option<LatencyRule>,
 }
 
-/// Why a body was not compared.
+/// How much slower than the primary a shadow may answer: breached when the shadow's latency
+/// exceeds the primary's by more than `max_delta`, or is more than `max_ratio` times it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencyRule {
+    /// Largest allowed shadow latency minus primary latency.
+    pub max_delta: Option<Duration>,
+    /// Largest allowed shadow latency over primary latency.
+    pub max_ratio: Option<f64>,
+}
+
+/// Why a body was not compared (the pair's result is then `unjudged` unless something else
+/// differs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BodySkip {
-    /// One side's body passed the capture cap; only a prefix was kept.
+    /// A body passed the capture cap and could not be compared by its digest (the two sides'
+    /// `Content-Encoding` differ, or it was not seen whole).
     Truncated,
-    /// One side's body did not fit `mirror.max_buffered_bytes` and was not kept.
+    /// As `Truncated`, for a body that did not fit `mirror.max_buffered_bytes`.
     MemoryBudget,
-    /// Decoding passed `max_decoded_bytes`.
+    /// Neither body could be decoded, and one of them passed `max_decoded_bytes`.
     DecompressionBomb,
-    /// One side's `Content-Encoding` could not be decoded.
+    /// Neither body could be decoded, and one of them is corrupt for its `Content-Encoding`.
     Corrupt,
 }
 
@@ -116,7 +155,7 @@ impl BodySkip {
 pub struct Comparison {
     /// Every difference found, status first, then headers, then body.
     pub differences: Vec<Difference>,
-    /// Set when the bodies were not compared, and why.
+    /// Set when the bodies could not be judged, and why.
     pub body_skipped: Option<BodySkip>,
 }
 
@@ -198,27 +237,97 @@ pub fn compare(
     }
 }
 
+/// What is known of one side's body.
+#[derive(Debug, Clone, Copy)]
+enum Known<'a> {
+    /// Kept whole.
+    Kept(&'a Bytes),
+    /// Not kept (why), seen whole: its length and hash.
+    Digested(BodyDigest, BodySkip),
+    /// Neither kept nor seen whole.
+    Unknown(BodySkip),
+}
+
+impl Known<'_> {
+    fn of(response: &CapturedResponse) -> Known<'_> {
+        let why = match response.over_budget {
+            true => BodySkip::MemoryBudget,
+            false => BodySkip::Truncated,
+        };
+        match (response.truncated || response.over_budget, response.digest) {
+            (false, _) => Known::Kept(&response.body),
+            (true, Some(digest)) => Known::Digested(digest, why),
+            (true, None) => Known::Unknown(why),
+        }
+    }
+
+    fn digest(self) -> Option<BodyDigest> {
+        match self {
+            Known::Kept(body) => Some(BodyDigest::of(body)),
+            Known::Digested(digest, _) => Some(digest),
+            Known::Unknown(_) => None,
+        }
+    }
+}
+
+/// The body decision (the table in the module docs): differences are pushed, and the reason
+/// is returned when the bodies cannot be judged.
 fn compare_bodies(
     primary: &CapturedResponse,
     shadow: &CapturedResponse,
     rules: &CompareRules,
     differences: &mut Vec<Difference>,
 ) -> Option<BodySkip> {
-    if primary.over_budget || shadow.over_budget {
-        return Some(BodySkip::MemoryBudget);
-    }
-    if primary.truncated || shadow.truncated {
-        return Some(BodySkip::Truncated);
+    let (p, s) = (Known::of(primary), Known::of(shadow));
+    let same_codings = decode::codings(&primary.headers) == decode::codings(&shadow.headers);
+    let (left, right) = match (p, s) {
+        (Known::Unknown(why), _) | (_, Known::Unknown(why)) => return Some(why),
+        (Known::Kept(left), Known::Kept(right)) => (left, right),
+        (Known::Digested(_, why), _) | (_, Known::Digested(_, why)) if !same_codings => {
+            return Some(why)
+        }
+        _ => {
+            // Equal codings: equal content is equal bytes, so length and hash decide.
+            let (Some(a), Some(b)) = (p.digest(), s.digest()) else {
+                return None;
+            };
+            if a != b {
+                differences.push(body_difference(
+                    "bytes_changed",
+                    Some(a.to_string()),
+                    Some(b.to_string()),
+                ));
+            }
+            return None;
+        }
+    };
+    if same_codings && left == right {
+        return None;
     }
     let decoded = |response: &CapturedResponse| {
         decode::decode(&response.headers, &response.body, rules.max_decoded_bytes)
     };
     let (left, right) = match (decoded(primary), decoded(shadow)) {
         (Ok(left), Ok(right)) => (left, right),
-        (Err(decode::DecodeError::TooLarge), _) | (_, Err(decode::DecodeError::TooLarge)) => {
-            return Some(BodySkip::DecompressionBomb)
+        (Ok(left), Err(error)) => {
+            differences.push(body_difference(
+                "undecodable",
+                Some(format!("{} bytes decoded", left.len())),
+                Some(undecodable(error, shadow, rules)),
+            ));
+            return None;
         }
-        _ => return Some(BodySkip::Corrupt),
+        (Err(error), Ok(right)) => {
+            differences.push(body_difference(
+                "undecodable",
+                Some(undecodable(error, primary, rules)),
+                Some(format!("{} bytes decoded", right.len())),
+            ));
+            return None;
+        }
+        (Err(decode::DecodeError::Corrupt), Err(_))
+        | (Err(_), Err(decode::DecodeError::Corrupt)) => return Some(BodySkip::Corrupt),
+        (Err(_), Err(_)) => return Some(BodySkip::DecompressionBomb),
     };
     if left == right {
         return None;
@@ -238,6 +347,65 @@ fn compare_bodies(
         )),
     }
     None
+}
+
+/// How a body that could not be decoded is shown.
+fn undecodable(
+    error: decode::DecodeError,
+    response: &CapturedResponse,
+    rules: &CompareRules,
+) -> String {
+    let codings = decode::codings(&response.headers).join(", ");
+    match error {
+        decode::DecodeError::Corrupt => format!(
+            "{} bytes, not valid for Content-Encoding {codings}",
+            response.body.len()
+        ),
+        decode::DecodeError::TooLarge => format!(
+            "{} bytes, decode to more than max_decoded_bytes ({})",
+            response.body.len(),
+            rules.max_decoded_bytes
+        ),
+    }
+}
+
+/// The latency rule's verdict on one pair: a `latency` difference when the shadow was
+/// slower than `rule` allows (either limit exceeded), `None` otherwise.
+pub fn judge_latency(
+    primary: Duration,
+    shadow: Duration,
+    rule: &LatencyRule,
+) -> Option<Difference> {
+    let delta = shadow.saturating_sub(primary);
+    let mut breached = Vec::new();
+    if let Some(max) = rule.max_delta.filter(|max| delta > *max) {
+        breached.push(format!(
+            "+{:.1} ms over max_delta {}",
+            delta.as_secs_f64() * 1000.0,
+            humantime::format_duration(max)
+        ));
+    }
+    let ratio = shadow.as_secs_f64() / primary.as_secs_f64();
+    if let Some(max) = rule
+        .max_ratio
+        .filter(|max| shadow.as_secs_f64() > primary.as_secs_f64() * max)
+    {
+        breached.push(format!("{ratio:.2}x over max_ratio {max}"));
+    }
+    if breached.is_empty() {
+        return None;
+    }
+    let ms = |latency: Duration| format!("{:.1} ms", latency.as_secs_f64() * 1000.0);
+    Some(Difference {
+        kind: DiffKind::Latency,
+        path: String::new(),
+        field: "latency".to_string(),
+        change: "slower",
+        primary: Some(ms(primary)),
+        shadow: Some(ms(shadow)),
+        excerpt: Some(breached.join("; ")),
+        noise: None,
+    })
 }
 
 fn compare_json(
@@ -316,14 +484,10 @@ fn body_difference(
     }
 }
 
-/// `1234 bytes, fnv1a 0123abcd…`: enough to tell two blobs apart in a report.
+/// `1234 bytes, xxh3 0123abcd…`: enough to tell two blobs apart in a report, and the same
+/// words as a digested body's.
 fn describe_bytes(bytes: &Bytes) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes.iter() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{} bytes, fnv1a {hash:016x}", bytes.len())
+    BodyDigest::of(bytes).to_string()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ fn response(status: u16, content_type: &'static str, body: &'static str) -> Capt
         body: Bytes::from_static(body.as_bytes()),
         truncated: false,
         over_budget: false,
+        digest: None,
         held: crate::shadow::budget::Held::nothing(),
         latency: Duration::from_millis(1),
     }
@@ -43,6 +44,7 @@ fn rules() -> CompareRules {
         ),
         json: json::JsonRules::default(),
         max_decoded_bytes: 1 << 20,
+        latency: None,
     }
 }
 
@@ -127,28 +129,6 @@ fn gzip_on_one_side_only_is_decoded_before_comparing() {
 }
 
 #[test]
-fn bombs_and_truncated_bodies_skip_the_body_comparison() {
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-    let a = response(200, "application/json", r#"{"a":1}"#);
-    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(&vec![b' '; 4 << 20]).unwrap();
-    let mut b = response(200, "application/json", "");
-    b.body = Bytes::from(encoder.finish().unwrap());
-    b.headers = with(&b.headers, &[("content-encoding", "gzip")]);
-    assert_eq!(
-        compare(&a, &b, &rules()).body_skipped,
-        Some(BodySkip::DecompressionBomb)
-    );
-    let mut c = a.clone();
-    c.truncated = true;
-    assert_eq!(
-        compare(&a, &c, &rules()).body_skipped,
-        Some(BodySkip::Truncated)
-    );
-}
-
-#[test]
 fn a_body_dropped_for_the_memory_budget_skips_the_body_but_not_the_rest() {
     let a = response(200, "application/json", r#"{"a":1}"#);
     let mut b = response(500, "application/json", "");
@@ -165,4 +145,331 @@ fn a_body_dropped_for_the_memory_budget_skips_the_body_but_not_the_rest() {
         "the status is still compared: {:?}",
         comparison.differences
     );
+}
+
+mod bodies {
+    //! The body decision as a table: (what is known of the primary's body, of the shadow's)
+    //! -> same, differs (with its `change`), or unjudged (with its reason); every pair of
+    //! representative states, both ways round.
+    use super::*;
+    use flate2::write::GzEncoder;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// The decoded-size cap in these tests.
+    const CAP: usize = 4096;
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    fn answer(body: Bytes, encoding: Option<&str>) -> CapturedResponse {
+        let mut response = response(200, "application/octet-stream", "");
+        response.body = body;
+        if let Some(encoding) = encoding {
+            response.headers = with(&response.headers, &[("content-encoding", encoding)]);
+        }
+        response
+    }
+
+    /// Kept whole.
+    fn kept(body: &[u8]) -> CapturedResponse {
+        answer(Bytes::copy_from_slice(body), None)
+    }
+
+    /// Kept whole, gzip-encoded.
+    fn kept_gzip(body: &[u8]) -> CapturedResponse {
+        answer(gzip(body), Some("gzip"))
+    }
+
+    /// Kept, labelled gzip, not gzip.
+    fn corrupt(bytes: &'static [u8]) -> CapturedResponse {
+        answer(Bytes::from_static(bytes), Some("gzip"))
+    }
+
+    /// Kept, gzip that decodes past the cap.
+    fn bomb(len: usize) -> CapturedResponse {
+        kept_gzip(&vec![b' '; len])
+    }
+
+    /// Too large to keep (or, `over_budget`, no room): known by its digest.
+    fn digested(response: CapturedResponse, over_budget: bool) -> CapturedResponse {
+        CapturedResponse {
+            digest: Some(crate::digest::BodyDigest::of(&response.body)),
+            body: Bytes::new(),
+            truncated: !over_budget,
+            over_budget,
+            ..response
+        }
+    }
+
+    /// Neither kept nor seen whole.
+    fn unknown() -> CapturedResponse {
+        let mut response = answer(Bytes::new(), None);
+        response.truncated = true;
+        response
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Outcome {
+        Same,
+        Differs(&'static str),
+        Unjudged(BodySkip),
+    }
+    use Outcome::*;
+
+    fn outcome(primary: &CapturedResponse, shadow: &CapturedResponse) -> Outcome {
+        let rules = CompareRules {
+            max_decoded_bytes: CAP,
+            ..rules()
+        };
+        let comparison = compare(primary, shadow, &rules);
+        let body: Vec<&Difference> = comparison
+            .differences
+            .iter()
+            .filter(|d| d.kind == DiffKind::Body)
+            .collect();
+        match (comparison.body_skipped, body.as_slice()) {
+            (Some(why), []) => Unjudged(why),
+            (None, []) => Same,
+            (None, [one]) => Differs(one.change),
+            other => panic!("both skipped and different, or several: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_decision_table() {
+        let big = vec![b'x'; 3 * CAP];
+        let mut big_changed = big.clone();
+        big_changed[CAP] = b'y';
+        let table: Vec<(CapturedResponse, CapturedResponse, Outcome)> = vec![
+            (kept(b"abc"), kept(b"abc"), Same),
+            (kept(b"abc"), kept(b"abd"), Differs("bytes_changed")),
+            (kept(b"abc"), kept_gzip(b"abc"), Same),
+            (
+                kept_gzip(b"abc"),
+                corrupt(b"not gzip"),
+                Differs("undecodable"),
+            ),
+            (kept(b"abc"), bomb(2 * CAP), Differs("undecodable")),
+            (corrupt(b"not gzip"), corrupt(b"not gzip"), Same),
+            (
+                corrupt(b"not gzip"),
+                corrupt(b"bad gzip"),
+                Unjudged(BodySkip::Corrupt),
+            ),
+            (
+                corrupt(b"not gzip"),
+                bomb(2 * CAP),
+                Unjudged(BodySkip::Corrupt),
+            ),
+            (
+                bomb(2 * CAP),
+                bomb(3 * CAP),
+                Unjudged(BodySkip::DecompressionBomb),
+            ),
+            (bomb(2 * CAP), bomb(2 * CAP), Same),
+            // Too large to keep: length, then hash, of the bytes as sent.
+            (
+                kept(b"abcdef"),
+                digested(kept(&big), false),
+                Differs("bytes_changed"),
+            ),
+            (
+                digested(kept(&big), false),
+                digested(kept(&big), false),
+                Same,
+            ),
+            (
+                digested(kept(&big), false),
+                digested(kept(&big_changed), false),
+                Differs("bytes_changed"),
+            ),
+            (kept(&big), digested(kept(&big), true), Same),
+            (
+                kept(&big),
+                digested(kept(&big_changed), true),
+                Differs("bytes_changed"),
+            ),
+            (digested(kept_gzip(&big), false), kept_gzip(&big), Same),
+            (
+                digested(corrupt(b"not gzip"), false),
+                corrupt(b"not gzip"),
+                Same,
+            ),
+            (
+                digested(corrupt(b"not gzip"), true),
+                corrupt(b"bad gzip"),
+                Differs("bytes_changed"),
+            ),
+            // Different codings: a digest says nothing about the content.
+            (
+                digested(kept_gzip(&big), false),
+                kept(&big),
+                Unjudged(BodySkip::Truncated),
+            ),
+            (
+                digested(kept(&big), true),
+                digested(kept_gzip(&big), true),
+                Unjudged(BodySkip::MemoryBudget),
+            ),
+            // Not seen whole.
+            (unknown(), kept(b"abc"), Unjudged(BodySkip::Truncated)),
+            (
+                unknown(),
+                digested(kept(&big), false),
+                Unjudged(BodySkip::Truncated),
+            ),
+        ];
+        for (row, (primary, shadow, expected)) in table.iter().enumerate() {
+            assert_eq!(
+                outcome(primary, shadow),
+                *expected,
+                "row {row}, primary vs shadow"
+            );
+            assert_eq!(
+                outcome(shadow, primary),
+                *expected,
+                "row {row}, shadow vs primary"
+            );
+        }
+    }
+
+    #[test]
+    fn every_pair_of_states_is_judged_when_it_can_be() {
+        let big = vec![b'x'; 3 * CAP];
+        let states = [
+            kept(b"abc"),
+            kept_gzip(b"abc"),
+            corrupt(b"not gzip"),
+            bomb(2 * CAP),
+            digested(kept(&big), false),
+            digested(kept(&big), true),
+            digested(kept_gzip(&big), false),
+            unknown(),
+        ];
+        let undecodable = |r: &CapturedResponse| {
+            !r.truncated && !r.over_budget && decode::decode(&r.headers, &r.body, CAP).is_err()
+        };
+        for (i, a) in states.iter().enumerate() {
+            for (j, b) in states.iter().enumerate() {
+                let result = outcome(a, b);
+                // Unjudged only when nothing can be said: an unknown side, a digest against
+                // other codings, or neither side decodable (and not the same bytes).
+                let may_be_unjudged = a.truncated && a.digest.is_none()
+                    || b.truncated && b.digest.is_none()
+                    || (a.digest.is_some() || b.digest.is_some())
+                        && decode::codings(&a.headers) != decode::codings(&b.headers)
+                    || undecodable(a) && undecodable(b) && i != j;
+                assert_eq!(
+                    matches!(result, Unjudged(_)),
+                    may_be_unjudged,
+                    "states {i} and {j}: {result:?}"
+                );
+                if i == j && !matches!(result, Unjudged(_)) {
+                    assert_eq!(result, Same, "a state against itself, {i}");
+                }
+            }
+        }
+    }
+
+    /// How a body reaches the comparison.
+    #[derive(Debug, Clone, Copy)]
+    enum Form {
+        Kept,
+        TooLarge,
+        OverBudget,
+    }
+
+    fn form() -> impl Strategy<Value = Form> {
+        prop_oneof![
+            Just(Form::Kept),
+            Just(Form::TooLarge),
+            Just(Form::OverBudget)
+        ]
+    }
+
+    fn shaped(body: &[u8], gzipped: bool, form: Form) -> CapturedResponse {
+        let response = if gzipped { kept_gzip(body) } else { kept(body) };
+        match form {
+            Form::Kept => response,
+            Form::TooLarge => digested(response, false),
+            Form::OverBudget => digested(response, true),
+        }
+    }
+
+    proptest! {
+        /// With the same codings on both sides, keeping or digesting a body never changes
+        /// the verdict: the bodies differ exactly when their contents do.
+        #[test]
+        fn kept_or_digested_the_verdict_is_the_contents(
+            a in proptest::collection::vec(any::<u8>(), 0..64),
+            b in proptest::collection::vec(any::<u8>(), 0..64),
+            same in any::<bool>(),
+            gzipped in any::<bool>(),
+            forms in (form(), form()),
+        ) {
+            let b = if same { a.clone() } else { b };
+            let result = outcome(&shaped(&a, gzipped, forms.0), &shaped(&b, gzipped, forms.1));
+            prop_assert_eq!(result == Same, a == b, "{:?}", result);
+            prop_assert!(!matches!(result, Unjudged(_)));
+        }
+    }
+}
+
+mod latency {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn rule(max_delta: Option<u64>, max_ratio: Option<f64>) -> LatencyRule {
+        LatencyRule {
+            max_delta: max_delta.map(ms),
+            max_ratio,
+        }
+    }
+
+    #[test]
+    fn a_breach_of_either_limit_is_a_latency_difference() {
+        let cases = [
+            // (primary ms, shadow ms, rule, breached)
+            (10, 55, rule(Some(50), None), false),
+            (10, 61, rule(Some(50), None), true),
+            (10, 19, rule(None, Some(2.0)), false),
+            (10, 21, rule(None, Some(2.0)), true),
+            (100, 120, rule(Some(50), Some(2.0)), false),
+            (100, 160, rule(Some(50), Some(2.0)), true),
+            (1, 3, rule(Some(50), Some(2.0)), true),
+            (300, 100, rule(Some(1), Some(1.0)), false),
+            (0, 1, rule(None, Some(2.0)), true),
+        ];
+        for (primary, shadow, rule, breached) in cases {
+            let found = judge_latency(ms(primary), ms(shadow), &rule);
+            assert_eq!(
+                found.is_some(),
+                breached,
+                "{primary} ms vs {shadow} ms, {rule:?}"
+            );
+            if let Some(difference) = found {
+                assert_eq!(
+                    (difference.kind, difference.change),
+                    (DiffKind::Latency, "slower")
+                );
+                assert_eq!(DiffKind::Latency.as_str(), "latency");
+                assert_eq!(difference.shadow, Some(format!("{shadow}.0 ms")));
+            }
+        }
+    }
+
+    #[test]
+    fn latency_is_no_part_of_the_answers_comparison() {
+        let a = response(200, "text/plain", "same");
+        let mut b = a.clone();
+        b.latency = Duration::from_secs(10);
+        assert!(compare(&a, &b, &rules()).differences.is_empty());
+    }
 }

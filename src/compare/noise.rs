@@ -105,6 +105,7 @@ pub fn field_key(difference: &Difference) -> String {
         DiffKind::Status => "status".to_string(),
         DiffKind::Header => format!("header:{}", difference.field),
         DiffKind::Body => difference.field.clone(),
+        DiffKind::Latency => "latency".to_string(),
     }
 }
 

@@ -4,6 +4,7 @@
 use super::error::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Defaults, named once.
 pub(crate) mod defaults {
@@ -59,6 +60,15 @@ pub struct RawRouteCompare {
     pub redact_pointers: Vec<String>,
     #[serde(default)]
     pub noise: BTreeMap<String, String>,
+    pub latency: Option<RawLatency>,
+}
+
+/// `[routes.compare] latency = { max_delta = "50ms", max_ratio = 2.0 }` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatency {
+    pub max_delta: Option<String>,
+    pub max_ratio: Option<f64>,
 }
 
 /// The comparison budget and reporting limits.
@@ -113,6 +123,88 @@ pub struct RouteCompare {
     pub redact_pointers: Vec<String>,
     /// Pins: field -> `noise` or `signal`.
     pub noise: BTreeMap<String, String>,
+    /// A pair whose shadow is slower than this diverges with kind `latency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyConfig>,
+}
+
+/// A route's latency rule: breached when either limit set is exceeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyConfig {
+    /// Largest allowed shadow latency minus primary latency.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub max_delta: Option<Duration>,
+    /// Largest allowed shadow latency over primary latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ratio: Option<f64>,
+}
+
+/// An optional duration, printed as a humantime string.
+mod optional_duration {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => super::super::duration_str::serialize(duration, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// `{path}.latency`: each limit, when set, must be greater than zero; at least one is set.
+fn validate_latency(
+    path: &str,
+    raw: Option<RawLatency>,
+    problems: &mut Problems,
+) -> Option<LatencyConfig> {
+    let raw = raw?;
+    let max_delta = raw.max_delta.as_deref().and_then(|text| {
+        let key = format!("{path}.latency.max_delta");
+        match humantime::parse_duration(text.trim()) {
+            Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                problems.push(key, format!("{text:?} must be greater than zero"));
+                None
+            }
+            Err(_) if text.trim_start().starts_with('-') => {
+                problems.push(key, format!("{text:?} must be greater than zero"));
+                None
+            }
+            Err(_) => {
+                problems.push(
+                    key,
+                    format!("{text:?} is not a duration (e.g. \"50ms\", \"1s\")"),
+                );
+                None
+            }
+        }
+    });
+    let max_ratio = raw.max_ratio.filter(|ratio| {
+        let valid = ratio.is_finite() && *ratio > 0.0;
+        if !valid {
+            problems.push(
+                format!("{path}.latency.max_ratio"),
+                format!(
+                    "{ratio} must be a number greater than zero (shadow latency / primary latency)"
+                ),
+            );
+        }
+        valid
+    });
+    if raw.max_delta.is_none() && raw.max_ratio.is_none() {
+        problems.push(
+            format!("{path}.latency"),
+            "set max_delta, max_ratio or both",
+        );
+    }
+    (max_delta.is_some() || max_ratio.is_some()).then_some(LatencyConfig {
+        max_delta,
+        max_ratio,
+    })
 }
 
 pub(crate) fn validate_global(
@@ -240,5 +332,6 @@ pub(crate) fn validate_route(
         numeric_tolerance,
         redact_pointers: raw.redact_pointers,
         noise: raw.noise,
+        latency: validate_latency(path, raw.latency, problems),
     }
 }

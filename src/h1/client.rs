@@ -5,9 +5,9 @@
 //! client runs a connection task per upstream connection and a channel between it and the
 //! request; for a one-shot request with a known body that machinery was most of the shadow
 //! side's cost (callgrind). This client writes the head and body in one call on a pooled
-//! socket ([`RawPool`]), parses the response head in place and reads at most the cap of the
-//! body, decoding chunked bodies strictly ([`Decoder`]). The caller bounds the whole exchange
-//! with the mirror timeout.
+//! socket ([`RawPool`]), parses the response head in place and keeps at most the cap of the
+//! body (past it, a digest of the whole), decoding chunked bodies strictly ([`Decoder`]). The
+//! caller bounds the whole exchange with the mirror timeout.
 
 use super::chunked::{ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn};
@@ -60,7 +60,7 @@ pub struct Answer {
     pub status: StatusCode,
     /// The end-to-end fields.
     pub headers: Fields,
-    /// The body as kept (the rest of a truncated or over-budget body was not read).
+    /// The body as kept, or the digest of one too large to keep (read to its end either way).
     pub body: KeptBody,
 }
 
@@ -87,8 +87,9 @@ impl Client {
     }
 
     /// Sends one request — `headers` as `edits` change them — and reads its answer, its body
-    /// into `keeper` (a cap, and a budget the bytes are held against as they are read). A
-    /// body cut short (the cap, or the budget) leaves its connection dropped, not drained.
+    /// into `keeper` (a cap, and a budget the bytes are held against as they are read; past
+    /// either, only a digest). The whole body is read, so it can be compared by length and
+    /// hash; the caller's deadline bounds how long that may take.
     pub async fn send(
         &self,
         method: &Method,
@@ -240,11 +241,11 @@ async fn read_answer(
                 let take = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .min(conn.buf.len());
-                keeper.keep(&conn.buf[..take]);
+                keeper.keep(conn.buf.get(..take).unwrap_or_default());
                 conn.buf.advance(take);
                 left -= take as u64;
-                if left == 0 || keeper.stopped() {
-                    break left == 0;
+                if left == 0 {
+                    break true;
                 }
                 match fill(conn).await {
                     Ok(true) => {}
@@ -258,14 +259,12 @@ async fn read_answer(
             let mut scratch = Vec::new();
             loop {
                 let used = decoder
-                    .decode_with(&conn.buf, &mut scratch, |data| {
-                        keeper.keep(data);
-                    })
+                    .decode_with(&conn.buf, &mut scratch, |data| keeper.keep(data))
                     .map_err(|error| after(ClientError::Chunked(error)))?;
                 scratch.clear();
                 conn.buf.advance(used);
-                if decoder.is_done() || keeper.stopped() {
-                    break decoder.is_done();
+                if decoder.is_done() {
+                    break true;
                 }
                 match fill(conn).await {
                     Ok(true) => {}
@@ -275,10 +274,7 @@ async fn read_answer(
             }
         }
         Framing::UntilClose => loop {
-            let data = conn.buf.split();
-            if !keeper.keep(&data) {
-                break false;
-            }
+            keeper.keep(&conn.buf.split());
             match fill(conn).await {
                 Ok(true) => {}
                 // The end of the body; the connection is gone with it.
@@ -287,7 +283,7 @@ async fn read_answer(
             }
         },
     };
-    let reusable = complete && head.keep_alive && !keeper.stopped() && conn.buf.is_empty();
+    let reusable = complete && head.keep_alive && conn.buf.is_empty();
     let answer = Answer {
         status,
         headers,

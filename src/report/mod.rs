@@ -20,7 +20,7 @@ pub mod stats;
 
 use crate::compare::json::{JsonRules, PointerPattern};
 use crate::compare::noise::{LearnSettings, NoiseField, NoiseModel, Pin};
-use crate::compare::{self, headers, CompareRules, DiffKind};
+use crate::compare::{self, headers, CompareRules, DiffKind, LatencyRule};
 use crate::config::{CompareConfig, Config};
 use crate::shadow::pair::{CompletedPair, PairSink};
 use crate::telemetry::metrics::{
@@ -50,12 +50,15 @@ const WORKER_BATCH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PairVerdict {
-    /// No differences.
+    /// No differences, bodies included.
     Match,
     /// At least one difference that is not noise.
     Diverged,
     /// Differences, all of them noise.
     NoiseOnly,
+    /// No difference that is not noise, but the bodies could not be judged (the reason is
+    /// on `shadowtap_compare_body_skipped_total`): neither a match nor a divergence.
+    Unjudged,
 }
 
 impl PairVerdict {
@@ -65,6 +68,7 @@ impl PairVerdict {
             PairVerdict::Match => "match",
             PairVerdict::Diverged => "diverged",
             PairVerdict::NoiseOnly => "noise_only",
+            PairVerdict::Unjudged => "unjudged",
         }
     }
 }
@@ -179,7 +183,7 @@ impl Reporter {
         let mut out: Vec<RouteSummary> = stats
             .iter()
             .map(|((route, shadow), stats)| {
-                let compared = stats.matched + stats.diverged + stats.noise_only;
+                let compared = stats.matched + stats.diverged + stats.noise_only + stats.unjudged;
                 RouteSummary {
                     route: route.to_string(),
                     shadow: shadow.to_string(),
@@ -187,6 +191,7 @@ impl Reporter {
                         r#match: stats.matched,
                         diverged: stats.diverged,
                         noise_only: stats.noise_only,
+                        unjudged: stats.unjudged,
                     },
                     divergence_rate: if compared == 0 {
                         0.0
@@ -273,6 +278,8 @@ pub struct ResultCounts {
     pub diverged: u64,
     /// Noise-only pairs.
     pub noise_only: u64,
+    /// Pairs with no difference found whose bodies could not be judged.
+    pub unjudged: u64,
 }
 
 /// Primary, shadow and delta percentiles.
@@ -321,6 +328,10 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
                 max_changes: compare.max_differences,
             },
             max_decoded_bytes: compare.max_decoded_bytes,
+            latency: rules.latency.as_ref().map(|rule| LatencyRule {
+                max_delta: rule.max_delta,
+                max_ratio: rule.max_ratio,
+            }),
         },
         redactor: Redactor {
             headers: redacted,
@@ -366,14 +377,16 @@ fn process(state: &State, pair: CompletedPair) {
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
     let model = noise_model(state, &pair.route, setup);
     model.classify(&mut comparison.differences, secondary.as_deref());
+    // Judged after noise: a route's own latency rule is never learned away.
+    if let Some(rule) = &setup.rules.latency {
+        comparison.differences.extend(compare::judge_latency(
+            pair.primary.latency,
+            pair.shadow_response.latency,
+            rule,
+        ));
+    }
 
-    let verdict = if comparison.differences.is_empty() {
-        PairVerdict::Match
-    } else if comparison.differences.iter().all(|d| d.noise.is_some()) {
-        PairVerdict::NoiseOnly
-    } else {
-        PairVerdict::Diverged
-    };
+    let verdict = verdict(&comparison);
     let metrics = &state.metrics;
     let route_metrics = metrics.route(Some(pair.route_key));
     let shadow = pair.shadow_position;
@@ -426,6 +439,7 @@ fn process(state: &State, pair: CompletedPair) {
         match verdict {
             PairVerdict::Match => entry.matched += 1,
             PairVerdict::NoiseOnly => entry.noise_only += 1,
+            PairVerdict::Unjudged => entry.unjudged += 1,
             PairVerdict::Diverged => {
                 entry.diverged += 1;
                 entry.record_kinds(&kinds.iter().copied().collect::<Vec<_>>());
@@ -462,6 +476,21 @@ fn process(state: &State, pair: CompletedPair) {
     }
     if let Ok(mut store) = state.samples.lock() {
         store.push(sample);
+    }
+}
+
+/// A pair's result: any difference that is not noise makes it diverged; otherwise bodies
+/// that could not be judged make it unjudged, not a match.
+fn verdict(comparison: &compare::Comparison) -> PairVerdict {
+    let differences = &comparison.differences;
+    if differences.iter().any(|d| d.noise.is_none()) {
+        PairVerdict::Diverged
+    } else if comparison.body_skipped.is_some() {
+        PairVerdict::Unjudged
+    } else if differences.is_empty() {
+        PairVerdict::Match
+    } else {
+        PairVerdict::NoiseOnly
     }
 }
 

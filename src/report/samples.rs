@@ -154,7 +154,7 @@ impl Redactor {
                 let secret = match difference.kind {
                     DiffKind::Header => self.headers.contains(&difference.path),
                     DiffKind::Body => self.pointers.iter().any(|p| p.covers(&difference.path)),
-                    DiffKind::Status => false,
+                    DiffKind::Status | DiffKind::Latency => false,
                 };
                 let mut difference = difference.clone();
                 if secret {

@@ -177,10 +177,12 @@ pub struct PairStats {
     pub diverged: u64,
     /// Pairs whose differences were all noise.
     pub noise_only: u64,
+    /// Pairs with no difference found but bodies that could not be judged.
+    pub unjudged: u64,
     /// Pairs whose bodies were not compared.
     pub body_skipped: u64,
-    /// Diverged pairs by kind (status, header, body).
-    pub kinds: [u64; 3],
+    /// Diverged pairs by kind (status, header, body, latency).
+    pub kinds: [u64; DiffKind::ALL.len()],
     /// Diverging fields.
     pub fields: TopFields,
     /// Primary latency.
@@ -198,8 +200,9 @@ impl PairStats {
             matched: 0,
             diverged: 0,
             noise_only: 0,
+            unjudged: 0,
             body_skipped: 0,
-            kinds: [0; 3],
+            kinds: [0; DiffKind::ALL.len()],
             fields: TopFields::new(field_capacity),
             primary: LatencyHistogram::durations(),
             shadow: LatencyHistogram::durations(),
@@ -219,8 +222,10 @@ impl PairStats {
     /// Counts a diverged pair's kinds.
     pub fn record_kinds(&mut self, kinds: &[DiffKind]) {
         for kind in kinds {
-            let index = DiffKind::ALL.iter().position(|k| k == kind).unwrap_or(0);
-            self.kinds[index] += 1;
+            let index = DiffKind::ALL.iter().position(|k| k == kind);
+            if let Some(count) = index.and_then(|index| self.kinds.get_mut(index)) {
+                *count += 1;
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! it is gone (the pair was compared, or dropped). What does not fit is not kept, and is
 //! counted where it was turned away.
 
+use crate::digest::{BodyDigest, Digester};
 use bytes::{Bytes, BytesMut};
 use metrics::Gauge;
 use std::fmt;
@@ -144,6 +145,8 @@ impl Drop for Held {
 
 /// A body kept as it is read — a shadow's answer — up to a cap, its bytes held against a
 /// budget as they come, so an answer being read is bounded by the budget like one kept.
+/// Past the cap or the budget it keeps nothing and goes on as a [`Digester`] of the whole
+/// body, so a body too large to keep is still compared by length and hash.
 pub struct Keeper<'a> {
     kept: BytesMut,
     cap: usize,
@@ -151,18 +154,21 @@ pub struct Keeper<'a> {
     held: Held,
     truncated: bool,
     over_budget: bool,
+    digest: Option<Digester>,
 }
 
 /// What a [`Keeper`] kept.
 pub struct KeptBody {
-    /// The body, its first `cap` bytes when `truncated`, empty when `over_budget`.
+    /// The whole body; empty when `truncated` or `over_budget`.
     pub body: Bytes,
     /// What `body` holds against the budget.
     pub held: Held,
-    /// The body was longer than the cap.
+    /// The body was longer than the cap and was not kept (`digest` stands for it).
     pub truncated: bool,
-    /// The body stopped fitting the budget and was not kept.
+    /// The body stopped fitting the budget and was not kept (`digest` stands for it).
     pub over_budget: bool,
+    /// Length and hash of the whole body when it was not kept.
+    pub digest: Option<BodyDigest>,
 }
 
 impl<'a> Keeper<'a> {
@@ -175,39 +181,42 @@ impl<'a> Keeper<'a> {
             held: Held::nothing(),
             truncated: false,
             over_budget: false,
+            digest: None,
         }
     }
 
-    /// Keeps what fits of `data`; `false` once there is no point reading on: the cap was
-    /// passed (its prefix kept), or the budget was (nothing kept, what was held given back).
-    pub fn keep(&mut self, data: &[u8]) -> bool {
-        if self.stopped() {
-            return false;
+    /// Keeps `data` while the body fits the cap and the budget. Once it passes either, what
+    /// was kept is hashed and given back, and this and every later piece is only hashed.
+    pub fn keep(&mut self, data: &[u8]) {
+        if let Some(digester) = self.digest.as_mut() {
+            return digester.update(data);
         }
-        let take = data.len().min(self.cap.saturating_sub(self.kept.len()));
-        if !self.held.try_grow(self.budget, take) {
-            self.over_budget = true;
-            self.kept = BytesMut::new();
-            self.held = Held::nothing();
-            return false;
+        let fits_cap = self
+            .kept
+            .len()
+            .checked_add(data.len())
+            .is_some_and(|len| len <= self.cap);
+        if fits_cap && self.held.try_grow(self.budget, data.len()) {
+            return self.kept.extend_from_slice(data);
         }
-        self.kept.extend_from_slice(&data[..take]);
-        self.truncated = take < data.len();
-        !self.truncated
+        self.truncated = !fits_cap;
+        self.over_budget = fits_cap;
+        let mut digester = Digester::new();
+        digester.update(&self.kept);
+        digester.update(data);
+        self.digest = Some(digester);
+        self.kept = BytesMut::new();
+        self.held = Held::nothing();
     }
 
-    /// Whether reading on would keep nothing more.
-    pub fn stopped(&self) -> bool {
-        self.truncated || self.over_budget
-    }
-
-    /// The body and what it holds, handed over (the keeper is left empty).
+    /// The body and what it holds, or its digest, handed over (the keeper is left empty).
     pub fn finish(&mut self) -> KeptBody {
         KeptBody {
             body: self.kept.split().freeze(),
             held: std::mem::take(&mut self.held),
             truncated: self.truncated,
             over_budget: self.over_budget,
+            digest: self.digest.take().map(|digester| digester.finish()),
         }
     }
 }
@@ -266,25 +275,41 @@ mod tests {
     }
 
     #[test]
-    fn a_keeper_holds_as_it_reads_stops_at_the_cap_and_gives_back_past_the_budget() {
+    fn a_keeper_holds_as_it_reads_and_digests_past_the_cap_or_the_budget() {
         let budget = budget(10);
         let mut keeper = Keeper::new(6, &budget);
-        assert!(keeper.keep(b"abcd"));
+        keeper.keep(b"abcd");
         assert_eq!(budget.used(), 4, "held while it is read");
-        assert!(!keeper.keep(b"efgh"), "the cap is 6");
+        keeper.keep(b"ef");
         let kept = keeper.finish();
         assert_eq!(
-            (&kept.body[..], kept.truncated, kept.over_budget),
-            (&b"abcdef"[..], true, false)
+            (
+                &kept.body[..],
+                kept.truncated,
+                kept.over_budget,
+                kept.digest
+            ),
+            (&b"abcdef"[..], false, false, None)
         );
         assert_eq!(budget.used(), 6);
 
+        let mut long = Keeper::new(6, &budget);
+        long.keep(b"abcd");
+        long.keep(b"efgh");
+        long.keep(b"ij");
+        assert_eq!(budget.used(), 6, "past the cap nothing is held");
+        let long = long.finish();
+        assert!(long.truncated && !long.over_budget && long.body.is_empty());
+        assert_eq!(long.digest, Some(BodyDigest::of(b"abcdefghij")));
+
         let mut other = Keeper::new(100, &budget);
-        assert!(other.keep(b"123"));
-        assert!(!other.keep(b"45"), "6 + 3 + 2 is over 10");
-        assert_eq!(budget.used(), 6, "what the stopped keeper held is back");
+        other.keep(b"123");
+        other.keep(b"45");
+        assert_eq!(budget.used(), 6, "6 + 3 + 2 is over 10: given back");
+        other.keep(b"6");
         let stopped = other.finish();
         assert!(stopped.over_budget && stopped.body.is_empty() && !stopped.truncated);
+        assert_eq!(stopped.digest, Some(BodyDigest::of(b"123456")));
         drop(kept);
         assert_eq!(budget.used(), 0);
     }

@@ -4,8 +4,9 @@
 //! The live path only ever calls [`ShadowTarget::try_enqueue`], which never waits: a full
 //! queue drops the job and counts it. A dispatcher task per shadow waits for an in-flight
 //! slot, then takes the next job in order (so every waiting job is in the queue), and runs
-//! each request under the mirror deadline (queue time included), reading at most
-//! `max_response_body_bytes` of the answer. Each shadow has its own queue and pool, so one
+//! each request under the mirror deadline (queue time included), keeping at most
+//! `max_response_body_bytes` of the answer (a longer one is read to its end as a length and
+//! hash, [`crate::digest`]). Each shadow has its own queue and pool, so one
 //! slow shadow never delays another.
 
 use super::breaker::Breaker;
@@ -328,8 +329,9 @@ impl ShadowTarget {
         }
     }
 
-    /// Sends one request and reads at most `max_response_body_bytes` of the answer; past the
-    /// cap the rest is not read (the connection is dropped rather than drained).
+    /// Sends one request and keeps at most `max_response_body_bytes` of the answer; past the
+    /// cap (or the byte budget) the rest is read and only hashed, so the body is still
+    /// compared by length and hash. The mirror deadline bounds the read.
     async fn send(
         &self,
         request: &CapturedRequest,
@@ -371,13 +373,10 @@ impl ShadowTarget {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(ShadowError::Body)?;
             if let Some(data) = frame.data_ref() {
-                if !keeper.keep(data) {
-                    break;
-                }
+                keeper.keep(data);
             }
         }
-        // A body cut short is dropped here, unread: hyper resets its stream rather than
-        // draining the rest. The client removed the hop-by-hop fields.
+        // The client removed the hop-by-hop fields.
         Ok(CapturedResponse::from_kept(
             parts.status,
             Fields::from_map(&parts.headers),

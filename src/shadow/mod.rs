@@ -309,6 +309,8 @@ impl Mirror {
             TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
             TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
             TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),
+            // Not produced: this sink asks for no digest.
+            TeeResult::Digested { .. } => Err(MirrorOutcome::DroppedBodyTooLarge),
         };
         let (body, held) = match kept {
             Ok(kept) => kept,

@@ -8,6 +8,7 @@
 
 use super::budget::{Budget, Held};
 use super::fields::Fields;
+use crate::digest::BodyDigest;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use std::sync::Arc;
@@ -32,20 +33,23 @@ pub struct CapturedRequest {
     pub held: Held,
 }
 
-/// One upstream's answer, kept up to `mirror.max_response_body_bytes`.
+/// One upstream's answer: its body kept whole up to `mirror.max_response_body_bytes` (and
+/// within `mirror.max_buffered_bytes`), or else known by its length and hash.
 #[derive(Debug, Clone)]
 pub struct CapturedResponse {
     /// Status.
     pub status: StatusCode,
     /// Response header fields as received (hop-by-hop removed).
     pub headers: Fields,
-    /// The body, or its first `max_response_body_bytes` when `truncated`.
+    /// The whole body; empty when it was not kept (`truncated` or `over_budget`).
     pub body: Bytes,
-    /// The body was longer than the cap; `body` is a prefix.
+    /// The body was longer than the cap and was not kept.
     pub truncated: bool,
-    /// The body did not fit `mirror.max_buffered_bytes` and was not kept (`body` is empty):
-    /// the pair's status and headers are compared, its bodies are not.
+    /// The body did not fit `mirror.max_buffered_bytes` and was not kept.
     pub over_budget: bool,
+    /// Length and hash of a body that was not kept but was seen whole: it is compared by
+    /// those. `None` for a kept body, or one neither kept nor digested.
+    pub digest: Option<BodyDigest>,
     /// The body's bytes held against `mirror.max_buffered_bytes` while this lives.
     pub held: Held,
     /// From sending the request to the last body byte.
@@ -69,6 +73,7 @@ impl CapturedResponse {
                 body,
                 truncated,
                 over_budget: false,
+                digest: None,
                 held,
                 latency: Duration::ZERO,
             },
@@ -84,15 +89,13 @@ impl CapturedResponse {
         headers: Fields,
         kept: super::budget::KeptBody,
     ) -> CapturedResponse {
-        if kept.over_budget {
-            return CapturedResponse::over_budget(status, headers);
-        }
         CapturedResponse {
             status,
             headers,
             body: kept.body,
             truncated: kept.truncated,
-            over_budget: false,
+            over_budget: kept.over_budget,
+            digest: kept.digest,
             held: kept.held,
             latency: Duration::ZERO,
         }
@@ -107,6 +110,7 @@ impl CapturedResponse {
             body: Bytes::new(),
             truncated: false,
             over_budget: true,
+            digest: None,
             held: Held::nothing(),
             latency: Duration::ZERO,
         }
@@ -150,8 +154,8 @@ pub trait PairSink: Send + Sync + 'static {
     fn accept(&self, pair: CompletedPair);
 }
 
-/// Where the primary's captured answer is published once: `Some` when it was kept in full,
-/// `None` when it could not be (failed, aborted, too large).
+/// Where the primary's captured answer is published once: `Some` when it was seen whole
+/// (kept, or digested when too large to keep), `None` when it was not (failed, aborted).
 pub type PrimaryCell = Arc<SetOnce<Option<Arc<CapturedResponse>>>>;
 
 /// The live path's end of a [`PrimaryCell`]. Publishing is guaranteed: if the slot is dropped
@@ -216,6 +220,11 @@ impl crate::tee::TeeSink for PrimarySink {
         Some(&self.budget)
     }
 
+    /// A body too large to keep is still compared, by its length and hash.
+    fn digests(&self) -> bool {
+        true
+    }
+
     fn finish(self, result: crate::tee::TeeResult) {
         let PrimarySink {
             slot,
@@ -233,6 +242,20 @@ impl crate::tee::TeeSink for PrimarySink {
                     held,
                     truncated: false,
                     over_budget: false,
+                    digest: None,
+                };
+                CapturedResponse::from_kept(status, headers, kept)
+            }
+            crate::tee::TeeResult::Digested {
+                digest,
+                over_budget,
+            } => {
+                let kept = super::budget::KeptBody {
+                    body: Bytes::new(),
+                    held: Held::nothing(),
+                    truncated: !over_budget,
+                    over_budget,
+                    digest: Some(digest),
                 };
                 CapturedResponse::from_kept(status, headers, kept)
             }
