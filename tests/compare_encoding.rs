@@ -2,7 +2,8 @@
 //! Bodies are compared after `Content-Encoding` is undone: a gzip shadow and a plain primary
 //! with equal JSON match (the framing headers are no difference), a real change inside a
 //! gzip body is still found, and a decompression bomb from the shadow costs at most
-//! `max_decoded_bytes`: its body is skipped and counted with reason `decompression_bomb`.
+//! `max_decoded_bytes`: against a primary body that decodes, it is a body divergence
+//! (`undecodable`: only one side could be decoded within the cap), not a skipped body.
 
 mod support;
 
@@ -113,7 +114,7 @@ async fn a_change_inside_a_gzip_body_is_found_at_its_pointer() {
 }
 
 #[tokio::test]
-async fn a_decompression_bomb_is_skipped_and_counted() {
+async fn a_decompression_bomb_against_a_decodable_body_is_a_body_divergence() {
     let (_primary, _shadow, proxy) = setup().await;
     for _ in 0..2 {
         // The client is served by the primary whatever the shadow sends.
@@ -121,27 +122,34 @@ async fn a_decompression_bomb_is_skipped_and_counted() {
         assert_eq!(reply.text(), JSON);
     }
     let metrics = wait_compared(&proxy, BOMB, 2).await;
+    let labels = |k, v| [("route", BOMB), ("shadow", SHADOW), (k, v)];
+    assert_eq!(
+        metric_sum(&metrics, "shadowtap_divergences_total", &labels("kind", "body")),
+        2.0,
+        "{metrics}"
+    );
     assert_eq!(
         metric_sum(
             &metrics,
             "shadowtap_compare_body_skipped_total",
-            &[
-                ("route", BOMB),
-                ("shadow", SHADOW),
-                ("reason", "decompression_bomb")
-            ]
+            &[("route", BOMB)]
         ),
-        2.0,
-        "{metrics}"
+        0.0,
+        "the body was judged: {metrics}"
     );
-    let routes = admin_json(&proxy, "/api/v1/routes").await;
-    let summary = routes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["route"] == BOMB)
-        .unwrap();
-    assert_eq!(summary["body_skipped"], 2, "{summary}");
-    // Nothing was decoded past the cap, so nothing about the body was claimed either way.
-    assert_eq!(summary["divergences_by_kind"]["body"], 0, "{summary}");
+    let found = samples(&proxy, BOMB).await;
+    assert_eq!(
+        difference_triples(&found[0]),
+        vec![(
+            "body".to_string(),
+            String::new(),
+            "undecodable".to_string()
+        )]
+    );
+    // Decoding stopped at the cap, and says so.
+    let shadow_side = found[0]["differences"][0]["shadow"].as_str().unwrap();
+    assert!(
+        shadow_side.contains("max_decoded_bytes (1048576)"),
+        "{shadow_side}"
+    );
 }

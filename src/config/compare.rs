@@ -335,3 +335,82 @@ pub(crate) fn validate_route(
         latency: validate_latency(path, raw.latency, problems),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::config::{Config, Overrides};
+    use std::time::Duration;
+
+    fn with_latency(latency: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::from_toml(
+            &format!(
+                "[upstreams.a]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"a\"\n\
+                 [routes.compare]\nlatency = {latency}\n"
+            ),
+            &Overrides::default(),
+        )
+    }
+
+    fn problems(latency: &str) -> Vec<String> {
+        match with_latency(latency) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_latency_rule_takes_either_limit_or_both_and_round_trips() {
+        let config = with_latency(r#"{ max_delta = "50ms", max_ratio = 2.5 }"#).unwrap();
+        let rule = config.routes[0].compare.latency.unwrap();
+        assert_eq!(rule.max_delta, Some(Duration::from_millis(50)));
+        assert_eq!(rule.max_ratio, Some(2.5));
+        // The printed config says the rule as it is written.
+        let printed = config.to_toml();
+        assert!(
+            printed.contains("[routes.compare.latency]\nmax_delta = \"50ms\"\nmax_ratio = 2.5\n"),
+            "{printed}"
+        );
+
+        let only_ratio = with_latency("{ max_ratio = 3 }").unwrap();
+        let rule = only_ratio.routes[0].compare.latency.unwrap();
+        assert_eq!((rule.max_delta, rule.max_ratio), (None, Some(3.0)));
+        let none = Config::from_toml(
+            "[upstreams.a]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"a\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(none.routes[0].compare.latency, None);
+        assert!(!none.to_toml().contains("latency"));
+    }
+
+    #[test]
+    fn zero_negative_or_missing_limits_are_named_by_their_key() {
+        let key = "routes[0].compare.latency";
+        for (latency, path, reason) in [
+            (r#"{ max_delta = "0ms" }"#, "max_delta", "greater than zero"),
+            (r#"{ max_delta = "-50ms" }"#, "max_delta", "greater than zero"),
+            (r#"{ max_delta = "soon" }"#, "max_delta", "not a duration"),
+            ("{ max_ratio = 0.0 }", "max_ratio", "greater than zero"),
+            ("{ max_ratio = -2.0 }", "max_ratio", "greater than zero"),
+            ("{ max_ratio = nan }", "max_ratio", "greater than zero"),
+        ] {
+            let found = problems(latency);
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{key}.{path}: ")) && p.contains(reason)),
+                "{latency}: {found:?}"
+            );
+        }
+        let found = problems("{}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with(&format!("{key}: ")) && p.contains("max_delta, max_ratio")),
+            "{found:?}"
+        );
+        let found = problems(r#"{ max_slowdown = "1s" }"#);
+        assert!(found.iter().any(|p| p.contains("max_slowdown")), "{found:?}");
+    }
+}

@@ -360,3 +360,31 @@ impl Drop for Process {
         }
     }
 }
+
+/// Every listener engine (`http1_engine`) and every protocol a shadow is spoken to with:
+/// the primary's answer is captured by each engine's own tee, the shadow's read by each
+/// client.
+pub const ENGINE_PAIRS: [(&str, &str); 4] = [
+    ("native", "http1"),
+    ("native", "http2"),
+    ("hyper", "http1"),
+    ("hyper", "http2"),
+];
+
+/// `toml` made by [`mirror_toml`], its listener on `engine` and its shadow spoken to over
+/// `shadow_protocol`.
+pub fn on_engine(toml: &str, engine: &str, shadow_protocol: &str) -> String {
+    let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
+    let shadow = format!("[upstreams.{SHADOW}]\n");
+    assert!(toml.contains(listener) && toml.contains(&shadow), "{toml}");
+    toml.replacen(
+        listener,
+        &format!("{listener}http1_engine = \"{engine}\"\n"),
+        1,
+    )
+    .replacen(
+        &shadow,
+        &format!("{shadow}protocol = \"{shadow_protocol}\"\n"),
+        1,
+    )
+}
