@@ -109,6 +109,7 @@ fn response(body: &Bytes) -> CapturedResponse {
         body: body.clone(),
         truncated: false,
         over_budget: false,
+        digest: None,
         held: Held::nothing(),
         latency: Duration::ZERO,
     }

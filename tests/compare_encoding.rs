@@ -124,7 +124,11 @@ async fn a_decompression_bomb_against_a_decodable_body_is_a_body_divergence() {
     let metrics = wait_compared(&proxy, BOMB, 2).await;
     let labels = |k, v| [("route", BOMB), ("shadow", SHADOW), (k, v)];
     assert_eq!(
-        metric_sum(&metrics, "shadowtap_divergences_total", &labels("kind", "body")),
+        metric_sum(
+            &metrics,
+            "shadowtap_divergences_total",
+            &labels("kind", "body")
+        ),
         2.0,
         "{metrics}"
     );
@@ -140,11 +144,7 @@ async fn a_decompression_bomb_against_a_decodable_body_is_a_body_divergence() {
     let found = samples(&proxy, BOMB).await;
     assert_eq!(
         difference_triples(&found[0]),
-        vec![(
-            "body".to_string(),
-            String::new(),
-            "undecodable".to_string()
-        )]
+        vec![("body".to_string(), String::new(), "undecodable".to_string())]
     );
     // Decoding stopped at the cap, and says so.
     let shadow_side = found[0]["differences"][0]["shadow"].as_str().unwrap();

@@ -118,18 +118,27 @@ async fn a_shadow_slower_than_the_rule_diverges_with_kind_latency_and_no_rule_ch
             "{at}"
         );
         assert_eq!(
-            count("shadowtap_comparisons_total", &[ruled[0], ("result", "diverged")]),
+            count(
+                "shadowtap_comparisons_total",
+                &[ruled[0], ("result", "diverged")]
+            ),
             1.0,
             "{at}"
         );
         assert_eq!(
-            count("shadowtap_comparisons_total", &[ruled[0], ("result", "match")]),
+            count(
+                "shadowtap_comparisons_total",
+                &[ruled[0], ("result", "match")]
+            ),
             1.0,
             "{at}"
         );
         // No rule: unchanged, a match; the slowness shows in the latency delta only.
         assert_eq!(
-            count("shadowtap_comparisons_total", &[free[0], ("result", "match")]),
+            count(
+                "shadowtap_comparisons_total",
+                &[free[0], ("result", "match")]
+            ),
             1.0,
             "{at}"
         );

@@ -78,12 +78,24 @@ fn corrupt_gzip(tail: &'static [u8]) -> Bytes {
 async fn upstreams() -> (Upstream, Upstream) {
     let primary = upstream()
         .route(CORRUPT_SHADOW, |_| async {
-            answer(StatusCode::OK, gzip(JSON.as_bytes()), "application/json", true)
+            answer(
+                StatusCode::OK,
+                gzip(JSON.as_bytes()),
+                "application/json",
+                true,
+            )
         })
         .route(CORRUPT_BOTH, |_| async {
-            answer(StatusCode::OK, corrupt_gzip(b"\xff\xfe one"), "application/json", true)
+            answer(
+                StatusCode::OK,
+                corrupt_gzip(b"\xff\xfe one"),
+                "application/json",
+                true,
+            )
         })
-        .route(BIG_SHADOW, |_| async { blob(Bytes::from_static(b"small\n")) })
+        .route(BIG_SHADOW, |_| async {
+            blob(Bytes::from_static(b"small\n"))
+        })
         .route(BIG_EQUAL, |_| async { blob(BIG_BODY.clone()) })
         .route(BIG_ONE_BYTE, |_| async { blob(BIG_BODY.clone()) })
         .route(BIG_STATUS, |_| async { blob(BIG_BODY.clone()) })
@@ -91,10 +103,20 @@ async fn upstreams() -> (Upstream, Upstream) {
         .await;
     let shadow = upstream()
         .route(CORRUPT_SHADOW, |_| async {
-            answer(StatusCode::OK, corrupt_gzip(b"\xff\xfe two"), "application/json", true)
+            answer(
+                StatusCode::OK,
+                corrupt_gzip(b"\xff\xfe two"),
+                "application/json",
+                true,
+            )
         })
         .route(CORRUPT_BOTH, |_| async {
-            answer(StatusCode::OK, corrupt_gzip(b"\xff\xfe two"), "application/json", true)
+            answer(
+                StatusCode::OK,
+                corrupt_gzip(b"\xff\xfe two"),
+                "application/json",
+                true,
+            )
         })
         .route(BIG_SHADOW, |_| async { blob(BIG_BODY.slice(..2_600_000)) })
         .route(BIG_EQUAL, |_| async { blob(BIG_BODY.clone()) })
@@ -135,7 +157,10 @@ async fn run(engine: &str, protocol: &str, mirror: &str) -> (Shadowtap, String) 
         "learn_after = 0",
         "",
     );
-    let toml = format!("{}\n[mirror]\n{mirror}\n", on_engine(&toml, engine, protocol));
+    let toml = format!(
+        "{}\n[mirror]\n{mirror}\n",
+        on_engine(&toml, engine, protocol)
+    );
     let proxy = Shadowtap::start(config(&toml)).await;
     for route in ROUTES {
         let reply = get_expect(&proxy, route, StatusCode::OK).await;
@@ -183,12 +208,35 @@ fn body(change: &str) -> (String, String, String) {
 /// What every configuration must find, whether bodies pass the cap or the byte budget.
 async fn assert_verdicts(proxy: &Shadowtap, metrics: &str, why: &str) {
     let at = |route: &str| format!("{why}, {route}:\n{metrics}");
-    assert_eq!(result(metrics, CORRUPT_SHADOW, "diverged"), 1.0, "{}", at(CORRUPT_SHADOW));
-    assert_eq!(kind(metrics, CORRUPT_SHADOW, "body"), 1.0, "{}", at(CORRUPT_SHADOW));
-    assert_eq!(changes(proxy, CORRUPT_SHADOW).await, vec![body("undecodable")]);
+    assert_eq!(
+        result(metrics, CORRUPT_SHADOW, "diverged"),
+        1.0,
+        "{}",
+        at(CORRUPT_SHADOW)
+    );
+    assert_eq!(
+        kind(metrics, CORRUPT_SHADOW, "body"),
+        1.0,
+        "{}",
+        at(CORRUPT_SHADOW)
+    );
+    assert_eq!(
+        changes(proxy, CORRUPT_SHADOW).await,
+        vec![body("undecodable")]
+    );
 
-    assert_eq!(result(metrics, CORRUPT_BOTH, "unjudged"), 1.0, "{}", at(CORRUPT_BOTH));
-    assert_eq!(result(metrics, CORRUPT_BOTH, "match"), 0.0, "{}", at(CORRUPT_BOTH));
+    assert_eq!(
+        result(metrics, CORRUPT_BOTH, "unjudged"),
+        1.0,
+        "{}",
+        at(CORRUPT_BOTH)
+    );
+    assert_eq!(
+        result(metrics, CORRUPT_BOTH, "match"),
+        0.0,
+        "{}",
+        at(CORRUPT_BOTH)
+    );
     assert_eq!(
         metric_sum(
             metrics,
@@ -205,10 +253,20 @@ async fn assert_verdicts(proxy: &Shadowtap, metrics: &str, why: &str) {
         assert_eq!(kind(metrics, route, "body"), 1.0, "{}", at(route));
         assert_eq!(changes(proxy, route).await, vec![body("bytes_changed")]);
     }
-    assert_eq!(result(metrics, BIG_EQUAL, "match"), 1.0, "{}", at(BIG_EQUAL));
+    assert_eq!(
+        result(metrics, BIG_EQUAL, "match"),
+        1.0,
+        "{}",
+        at(BIG_EQUAL)
+    );
 
     // The primary passed the cap and was still compared: by status, headers and digest.
-    assert_eq!(result(metrics, BIG_STATUS, "diverged"), 1.0, "{}", at(BIG_STATUS));
+    assert_eq!(
+        result(metrics, BIG_STATUS, "diverged"),
+        1.0,
+        "{}",
+        at(BIG_STATUS)
+    );
     assert_eq!(
         changes(proxy, BIG_STATUS).await,
         vec![("status".to_string(), String::new(), "changed".to_string())]

@@ -389,7 +389,11 @@ mod tests {
         let key = "routes[0].compare.latency";
         for (latency, path, reason) in [
             (r#"{ max_delta = "0ms" }"#, "max_delta", "greater than zero"),
-            (r#"{ max_delta = "-50ms" }"#, "max_delta", "greater than zero"),
+            (
+                r#"{ max_delta = "-50ms" }"#,
+                "max_delta",
+                "greater than zero",
+            ),
             (r#"{ max_delta = "soon" }"#, "max_delta", "not a duration"),
             ("{ max_ratio = 0.0 }", "max_ratio", "greater than zero"),
             ("{ max_ratio = -2.0 }", "max_ratio", "greater than zero"),
@@ -411,6 +415,9 @@ mod tests {
             "{found:?}"
         );
         let found = problems(r#"{ max_slowdown = "1s" }"#);
-        assert!(found.iter().any(|p| p.contains("max_slowdown")), "{found:?}");
+        assert!(
+            found.iter().any(|p| p.contains("max_slowdown")),
+            "{found:?}"
+        );
     }
 }

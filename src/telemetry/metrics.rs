@@ -45,22 +45,22 @@ pub const MIRROR_BUFFERED_BYTES: &str = "shadowtap_mirror_buffered_bytes";
 pub const MIRROR_LOOP_GUARD_TOTAL: &str = "shadowtap_mirror_loop_guard_total";
 /// `shadowtap_mirror_pairs_total{route,shadow,result}`: completed shadow requests handed on
 /// for comparison (`complete`) or not, because the primary's answer could not be kept
-/// (`primary_unavailable`: primary failed, aborted, or its body passed the cap).
+/// (`primary_unavailable`: the primary failed or its answer was cut short).
 pub const MIRROR_PAIRS_TOTAL: &str = "shadowtap_mirror_pairs_total";
 
 /// `shadowtap_comparisons_total{route,shadow,result}`: compared pairs by `match`,
-/// `diverged` or `noise_only`.
+/// `diverged`, `noise_only` or `unjudged` (nothing differs but the bodies could not be judged).
 pub const COMPARISONS_TOTAL: &str = "shadowtap_comparisons_total";
 /// `shadowtap_divergences_total{route,shadow,kind}`: diverged pairs by what differed
-/// (`status`, `header`, `body`; a pair counts once per kind).
+/// (`status`, `header`, `body`, `latency`; a pair counts once per kind).
 pub const DIVERGENCES_TOTAL: &str = "shadowtap_divergences_total";
 /// `shadowtap_latency_delta_seconds{route,shadow}`: shadow latency minus primary latency.
 pub const LATENCY_DELTA_SECONDS: &str = "shadowtap_latency_delta_seconds";
 /// `shadowtap_compare_dropped_total{reason}`: pairs not compared (`queue_full`: the
 /// comparison workers fell behind).
 pub const COMPARE_DROPPED_TOTAL: &str = "shadowtap_compare_dropped_total";
-/// `shadowtap_compare_body_skipped_total{route,shadow,reason}`: pairs whose bodies were not
-/// compared (`body_truncated`, `memory_budget`, `decompression_bomb`, `corrupt_encoding`).
+/// `shadowtap_compare_body_skipped_total{route,shadow,reason}`: pairs whose bodies could not
+/// be judged (`body_truncated`, `memory_budget`, `decompression_bomb`, `corrupt_encoding`).
 pub const COMPARE_BODY_SKIPPED_TOTAL: &str = "shadowtap_compare_body_skipped_total";
 
 /// Latency-delta buckets in seconds, symmetric around zero (shadow faster is negative).
@@ -743,13 +743,13 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         COMPARISONS_TOTAL,
         None,
-        "Compared (primary, shadow) pairs by result: match, diverged, noise_only.",
+        "Compared (primary, shadow) pairs by result: match, diverged, noise_only, unjudged.",
     );
     help(
         recorder,
         DIVERGENCES_TOTAL,
         None,
-        "Diverged pairs by what differed: status, header, body (once per kind per pair).",
+        "Diverged pairs by what differed: status, header, body, latency (once per kind per pair).",
     );
     help(
         recorder,
@@ -761,7 +761,7 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         COMPARE_BODY_SKIPPED_TOTAL,
         None,
-        "Pairs whose bodies were not compared, by reason.",
+        "Pairs whose bodies could not be judged, by reason.",
     );
     recorder.describe_histogram(
         KeyName::from_const_str(LATENCY_DELTA_SECONDS),
