@@ -110,6 +110,7 @@ fn response(body: &Bytes) -> CapturedResponse {
         truncated: false,
         over_budget: false,
         digest: None,
+        cut_short: false,
         held: Held::nothing(),
         latency: Duration::ZERO,
     }

@@ -60,6 +60,11 @@ impl Digester {
         self.state.update(data);
     }
 
+    /// Bytes added so far.
+    pub fn bytes_seen(&self) -> u64 {
+        self.len
+    }
+
     /// The digest of everything added.
     pub fn finish(&self) -> BodyDigest {
         BodyDigest {

@@ -2,8 +2,8 @@
 //! `mirror.max_buffered_bytes`: one byte budget for every body the mirror side holds. A
 //! request body that does not fit is not mirrored (`dropped_memory_budget`) while the live
 //! request is served in full; the bytes come back when the pairs holding them are done; an
-//! answer that does not fit is not kept, and its pair is compared without bodies
-//! (`shadowtap_compare_body_skipped_total{reason="memory_budget"}`).
+//! answer that does not fit is not kept, and its body is compared by its length and hash
+//! (here the two answers differ in length: a `body` divergence, no body skipped).
 
 mod support;
 
@@ -93,7 +93,7 @@ async fn request_bodies_past_the_budget_are_not_mirrored_until_bytes_come_back()
 }
 
 #[tokio::test]
-async fn an_answer_past_the_budget_is_compared_without_its_body() {
+async fn an_answer_past_the_budget_is_compared_by_length_and_hash() {
     let body = "p".repeat(300);
     let answer = body.clone();
     let primary = upstream()
@@ -115,7 +115,7 @@ async fn an_answer_past_the_budget_is_compared_without_its_body() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), body, "the client gets the whole answer");
 
-    compared_on_heads_and_given_back(&proxy).await;
+    compared_by_digest_and_given_back(&proxy).await;
 }
 
 #[test]
@@ -227,8 +227,9 @@ async fn a_capture_in_progress_holds_its_bytes_and_is_dropped_once_it_outgrows_t
 
 #[tokio::test]
 async fn a_shadow_answer_is_held_as_it_is_read_and_not_read_past_the_budget() {
-    // The cap allows 64 MiB of the shadow's 100 MiB answer, the budget 1 MiB: reading stops
-    // when the budget is passed, not at the cap, and the pair is compared on heads.
+    // The cap allows 64 MiB of the shadow's 100 MiB answer, the budget 1 MiB: nothing is
+    // held past the budget, and reading stops once the answer is longer than the primary's
+    // (the bodies differ whatever follows), not at the cap.
     const HUGE: u64 = 100 * 1024 * 1024;
     let (shadow, produced) = huge_body_shadow(HUGE).await;
     let primary = healthy_shadow(std::time::Duration::ZERO).await;
@@ -241,7 +242,7 @@ async fn a_shadow_answer_is_held_as_it_is_read_and_not_read_past_the_budget() {
         .await
         .unwrap();
     assert_eq!(reply.status, 200);
-    compared_on_heads_and_given_back(&proxy).await;
+    compared_by_digest_and_given_back(&proxy).await;
     let produced = produced.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         produced < 32 * 1024 * 1024,
@@ -249,9 +250,9 @@ async fn a_shadow_answer_is_held_as_it_is_read_and_not_read_past_the_budget() {
     );
 }
 
-/// Waits for the one pair to be compared without its bodies (`memory_budget`), its copy
-/// completed, and every held byte to come back.
-async fn compared_on_heads_and_given_back(proxy: &Shadowtap) {
+/// Waits for the one pair to be compared, its bodies (one not kept for the budget) judged
+/// different by length, its copy completed, and every held byte to come back.
+async fn compared_by_digest_and_given_back(proxy: &Shadowtap) {
     let metrics = eventually(proxy, "the pair to be compared", |m| {
         metric_sum(m, "shadowtap_comparisons_total", &[("route", "default")]) >= 1.0
     })
@@ -259,9 +260,15 @@ async fn compared_on_heads_and_given_back(proxy: &Shadowtap) {
     let skipped = metric_sum(
         &metrics,
         "shadowtap_compare_body_skipped_total",
-        &[("route", "default"), ("reason", "memory_budget")],
+        &[("route", "default")],
     );
-    assert_eq!(skipped, 1.0, "{metrics}");
+    assert_eq!(skipped, 0.0, "{metrics}");
+    let body = metric_sum(
+        &metrics,
+        "shadowtap_divergences_total",
+        &[("route", "default"), ("kind", "body")],
+    );
+    assert_eq!(body, 1.0, "{metrics}");
     assert_eq!(outcomes(&metrics)["completed"], 1);
     eventually(proxy, "the held bytes to come back", |m| {
         metric_value(m, BUFFERED, &[]) == Some(0.0)

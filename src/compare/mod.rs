@@ -19,6 +19,10 @@
 //! | **digested** | same codings: length and hash; else unjudged | same codings: length and hash; else unjudged | unjudged |
 //! | **unknown** | unjudged | unjudged | unjudged |
 //!
+//! A shadow's answer past the cap is read only while that can settle its verdict: once it
+//! is longer than the primary's whole body it is *longer* (cut short), which differs from
+//! any body of a known length it passed (same codings), and is unjudged otherwise.
+//!
 //! | module | role |
 //! |---|---|
 //! | [`json`] | structural JSON diff with pointers, ignores, unordered arrays, tolerance |
@@ -244,6 +248,8 @@ enum Known<'a> {
     Kept(&'a Bytes),
     /// Not kept (why), seen whole: its length and hash.
     Digested(BodyDigest, BodySkip),
+    /// Not kept (why), and not read past this many bytes: it is longer.
+    Longer(u64, BodySkip),
     /// Neither kept nor seen whole.
     Unknown(BodySkip),
 }
@@ -256,18 +262,50 @@ impl Known<'_> {
         };
         match (response.truncated || response.over_budget, response.digest) {
             (false, _) => Known::Kept(&response.body),
+            (true, Some(digest)) if response.cut_short => Known::Longer(digest.len, why),
             (true, Some(digest)) => Known::Digested(digest, why),
             (true, None) => Known::Unknown(why),
         }
     }
 
+    /// The whole body's digest, when it is known.
     fn digest(self) -> Option<BodyDigest> {
         match self {
             Known::Kept(body) => Some(BodyDigest::of(body)),
             Known::Digested(digest, _) => Some(digest),
-            Known::Unknown(_) => None,
+            Known::Longer(..) | Known::Unknown(_) => None,
         }
     }
+}
+
+/// Bodies too large to keep, one of them at least, with the same codings: length, then hash.
+fn compare_digests(
+    p: Known<'_>,
+    s: Known<'_>,
+    differences: &mut Vec<Difference>,
+) -> Option<BodySkip> {
+    let longer = |len: u64| format!("more than {len} bytes (read no further)");
+    let (primary, shadow) = match (p, s) {
+        (Known::Longer(_, why), Known::Longer(..)) => return Some(why),
+        (Known::Longer(len, why), other) => match other.digest() {
+            Some(known) if known.len <= len => (longer(len), known.to_string()),
+            _ => return Some(why),
+        },
+        (other, Known::Longer(len, why)) => match other.digest() {
+            Some(known) if known.len <= len => (known.to_string(), longer(len)),
+            _ => return Some(why),
+        },
+        _ => match (p.digest(), s.digest()) {
+            (Some(a), Some(b)) if a != b => (a.to_string(), b.to_string()),
+            _ => return None,
+        },
+    };
+    differences.push(body_difference(
+        "bytes_changed",
+        Some(primary),
+        Some(shadow),
+    ));
+    None
 }
 
 /// The body decision (the table in the module docs): differences are pushed, and the reason
@@ -283,23 +321,14 @@ fn compare_bodies(
     let (left, right) = match (p, s) {
         (Known::Unknown(why), _) | (_, Known::Unknown(why)) => return Some(why),
         (Known::Kept(left), Known::Kept(right)) => (left, right),
-        (Known::Digested(_, why), _) | (_, Known::Digested(_, why)) if !same_codings => {
+        (Known::Digested(_, why) | Known::Longer(_, why), _)
+        | (_, Known::Digested(_, why) | Known::Longer(_, why))
+            if !same_codings =>
+        {
             return Some(why)
         }
-        _ => {
-            // Equal codings: equal content is equal bytes, so length and hash decide.
-            let (Some(a), Some(b)) = (p.digest(), s.digest()) else {
-                return None;
-            };
-            if a != b {
-                differences.push(body_difference(
-                    "bytes_changed",
-                    Some(a.to_string()),
-                    Some(b.to_string()),
-                ));
-            }
-            return None;
-        }
+        // Equal codings: equal content is equal bytes, so length and hash decide.
+        _ => return compare_digests(p, s, differences),
     };
     if same_codings && left == right {
         return None;

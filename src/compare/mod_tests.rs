@@ -10,6 +10,7 @@ fn response(status: u16, content_type: &'static str, body: &'static str) -> Capt
         truncated: false,
         over_budget: false,
         digest: None,
+        cut_short: false,
         held: crate::shadow::budget::Held::nothing(),
         latency: Duration::from_millis(1),
     }
@@ -205,6 +206,15 @@ mod bodies {
         }
     }
 
+    /// Too large to keep, and read no further than its first `len` bytes.
+    fn longer(response: CapturedResponse, len: usize) -> CapturedResponse {
+        CapturedResponse {
+            digest: Some(crate::digest::BodyDigest::of(&response.body[..len])),
+            cut_short: true,
+            ..digested(response, false)
+        }
+    }
+
     /// Neither kept nor seen whole.
     fn unknown() -> CapturedResponse {
         let mut response = answer(Bytes::new(), None);
@@ -244,6 +254,7 @@ mod bodies {
         let big = vec![b'x'; 3 * CAP];
         let mut big_changed = big.clone();
         big_changed[CAP] = b'y';
+        let bigger = vec![b'x'; 4 * CAP];
         let table: Vec<(CapturedResponse, CapturedResponse, Outcome)> = vec![
             (kept(b"abc"), kept(b"abc"), Same),
             (kept(b"abc"), kept(b"abd"), Differs("bytes_changed")),
@@ -315,6 +326,42 @@ mod bodies {
                 digested(kept_gzip(&big), true),
                 Unjudged(BodySkip::MemoryBudget),
             ),
+            // Read no further once longer than the other side's whole body.
+            (
+                kept(b"abcdef"),
+                longer(kept(&big), 2 * CAP),
+                Differs("bytes_changed"),
+            ),
+            (
+                digested(kept(&big), false),
+                longer(kept(&bigger), 3 * CAP + 1),
+                Differs("bytes_changed"),
+            ),
+            (
+                digested(kept(&big), false),
+                longer(kept(&bigger), 3 * CAP - 1),
+                Unjudged(BodySkip::Truncated),
+            ),
+            (
+                kept_gzip(b"abc"),
+                longer(kept_gzip(&big), 60),
+                Differs("bytes_changed"),
+            ),
+            (
+                digested(kept(&big), false),
+                longer(kept(&big), 2 * CAP),
+                Unjudged(BodySkip::Truncated),
+            ),
+            (
+                longer(kept(&big), 2 * CAP),
+                longer(kept(&big), 2 * CAP),
+                Unjudged(BodySkip::Truncated),
+            ),
+            (
+                kept(b"abcdef"),
+                longer(kept_gzip(&big), 20),
+                Unjudged(BodySkip::Truncated),
+            ),
             // Not seen whole.
             (unknown(), kept(b"abc"), Unjudged(BodySkip::Truncated)),
             (
@@ -348,6 +395,7 @@ mod bodies {
             digested(kept(&big), false),
             digested(kept(&big), true),
             digested(kept_gzip(&big), false),
+            longer(kept(&big), 2 * CAP),
             unknown(),
         ];
         let undecodable = |r: &CapturedResponse| {
@@ -358,8 +406,18 @@ mod bodies {
                 let result = outcome(a, b);
                 // Unjudged only when nothing can be said: an unknown side, a digest against
                 // other codings, or neither side decodable (and not the same bytes).
-                let may_be_unjudged = a.truncated && a.digest.is_none()
-                    || b.truncated && b.digest.is_none()
+                let unknown = |r: &CapturedResponse| r.truncated && r.digest.is_none();
+                // A body cut short is judged only against one shorter than what was read.
+                let open = |r: &CapturedResponse, other: &CapturedResponse| {
+                    r.cut_short
+                        && other
+                            .whole_len()
+                            .is_none_or(|len| Some(len) > r.digest.map(|d| d.len))
+                };
+                let may_be_unjudged = unknown(a)
+                    || unknown(b)
+                    || open(a, b)
+                    || open(b, a)
                     || (a.digest.is_some() || b.digest.is_some())
                         && decode::codings(&a.headers) != decode::codings(&b.headers)
                     || undecodable(a) && undecodable(b) && i != j;

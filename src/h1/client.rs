@@ -88,8 +88,9 @@ impl Client {
 
     /// Sends one request — `headers` as `edits` change them — and reads its answer, its body
     /// into `keeper` (a cap, and a budget the bytes are held against as they are read; past
-    /// either, only a digest). The whole body is read, so it can be compared by length and
-    /// hash; the caller's deadline bounds how long that may take.
+    /// either, only a digest). The body is read to its end, so it can be compared by length
+    /// and hash, unless the keeper's bound cuts it short (the connection is then dropped, not
+    /// drained); the caller's deadline bounds how long reading may take.
     pub async fn send(
         &self,
         method: &Method,
@@ -241,11 +242,11 @@ async fn read_answer(
                 let take = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .min(conn.buf.len());
-                keeper.keep(conn.buf.get(..take).unwrap_or_default());
+                let reading = keeper.keep(conn.buf.get(..take).unwrap_or_default());
                 conn.buf.advance(take);
                 left -= take as u64;
-                if left == 0 {
-                    break true;
+                if left == 0 || !reading {
+                    break left == 0;
                 }
                 match fill(conn).await {
                     Ok(true) => {}
@@ -259,12 +260,14 @@ async fn read_answer(
             let mut scratch = Vec::new();
             loop {
                 let used = decoder
-                    .decode_with(&conn.buf, &mut scratch, |data| keeper.keep(data))
+                    .decode_with(&conn.buf, &mut scratch, |data| {
+                        keeper.keep(data);
+                    })
                     .map_err(|error| after(ClientError::Chunked(error)))?;
                 scratch.clear();
                 conn.buf.advance(used);
-                if decoder.is_done() {
-                    break true;
+                if decoder.is_done() || keeper.cut_short() {
+                    break decoder.is_done();
                 }
                 match fill(conn).await {
                     Ok(true) => {}
@@ -274,7 +277,9 @@ async fn read_answer(
             }
         }
         Framing::UntilClose => loop {
-            keeper.keep(&conn.buf.split());
+            if !keeper.keep(&conn.buf.split()) {
+                break false;
+            }
             match fill(conn).await {
                 Ok(true) => {}
                 // The end of the body; the connection is gone with it.

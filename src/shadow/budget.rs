@@ -146,7 +146,8 @@ impl Drop for Held {
 /// A body kept as it is read — a shadow's answer — up to a cap, its bytes held against a
 /// budget as they come, so an answer being read is bounded by the budget like one kept.
 /// Past the cap or the budget it keeps nothing and goes on as a [`Digester`] of the whole
-/// body, so a body too large to keep is still compared by length and hash.
+/// body, so a body too large to keep is still compared by length and hash — until it is
+/// longer than its [bound](Keeper::bounded_by), when reading on would settle nothing more.
 pub struct Keeper<'a> {
     kept: BytesMut,
     cap: usize,
@@ -155,7 +156,12 @@ pub struct Keeper<'a> {
     truncated: bool,
     over_budget: bool,
     digest: Option<Digester>,
+    bound: Option<&'a ReadBound>,
+    cut_short: bool,
 }
+
+/// Past the cap, the length beyond which a body is not worth reading (`None`: not known yet).
+pub type ReadBound = dyn Fn() -> Option<u64> + Sync;
 
 /// What a [`Keeper`] kept.
 pub struct KeptBody {
@@ -167,8 +173,11 @@ pub struct KeptBody {
     pub truncated: bool,
     /// The body stopped fitting the budget and was not kept (`digest` stands for it).
     pub over_budget: bool,
-    /// Length and hash of the whole body when it was not kept.
+    /// Length and hash of the whole body when it was not kept (of its first `len` bytes
+    /// when `cut_short`).
     pub digest: Option<BodyDigest>,
+    /// Reading stopped past the bound: the body is longer than its digest's `len`.
+    pub cut_short: bool,
 }
 
 impl<'a> Keeper<'a> {
@@ -182,31 +191,60 @@ impl<'a> Keeper<'a> {
             truncated: false,
             over_budget: false,
             digest: None,
+            bound: None,
+            cut_short: false,
+        }
+    }
+
+    /// Past the cap, stops reading once the body is longer than `bound` says is worth it (a
+    /// shadow's answer longer than the primary's whole body differs whatever follows).
+    pub fn bounded_by(self, bound: &'a ReadBound) -> Keeper<'a> {
+        Keeper {
+            bound: Some(bound),
+            ..self
         }
     }
 
     /// Keeps `data` while the body fits the cap and the budget. Once it passes either, what
     /// was kept is hashed and given back, and this and every later piece is only hashed.
-    pub fn keep(&mut self, data: &[u8]) {
-        if let Some(digester) = self.digest.as_mut() {
-            return digester.update(data);
+    /// `false` when reading on is not worth it (past the bound): the body is cut short.
+    pub fn keep(&mut self, data: &[u8]) -> bool {
+        if self.cut_short {
+            return false;
         }
-        let fits_cap = self
-            .kept
-            .len()
-            .checked_add(data.len())
-            .is_some_and(|len| len <= self.cap);
-        if fits_cap && self.held.try_grow(self.budget, data.len()) {
-            return self.kept.extend_from_slice(data);
+        match self.digest.as_mut() {
+            Some(digester) => digester.update(data),
+            None => {
+                let fits_cap = self
+                    .kept
+                    .len()
+                    .checked_add(data.len())
+                    .is_some_and(|len| len <= self.cap);
+                if fits_cap && self.held.try_grow(self.budget, data.len()) {
+                    self.kept.extend_from_slice(data);
+                    return true;
+                }
+                self.truncated = !fits_cap;
+                self.over_budget = fits_cap;
+                let mut digester = Digester::new();
+                digester.update(&self.kept);
+                digester.update(data);
+                self.digest = Some(digester);
+                self.kept = BytesMut::new();
+                self.held = Held::nothing();
+            }
         }
-        self.truncated = !fits_cap;
-        self.over_budget = fits_cap;
-        let mut digester = Digester::new();
-        digester.update(&self.kept);
-        digester.update(data);
-        self.digest = Some(digester);
-        self.kept = BytesMut::new();
-        self.held = Held::nothing();
+        let seen = self.digest.as_ref().map_or(0, Digester::bytes_seen);
+        self.cut_short = self
+            .bound
+            .and_then(|bound| bound())
+            .is_some_and(|bound| seen > bound);
+        !self.cut_short
+    }
+
+    /// Whether reading stopped past the bound.
+    pub fn cut_short(&self) -> bool {
+        self.cut_short
     }
 
     /// The body and what it holds, or its digest, handed over (the keeper is left empty).
@@ -217,6 +255,7 @@ impl<'a> Keeper<'a> {
             truncated: self.truncated,
             over_budget: self.over_budget,
             digest: self.digest.take().map(|digester| digester.finish()),
+            cut_short: self.cut_short,
         }
     }
 }
@@ -312,6 +351,27 @@ mod tests {
         assert_eq!(stopped.digest, Some(BodyDigest::of(b"123456")));
         drop(kept);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn past_the_cap_a_bounded_keeper_stops_once_the_body_is_longer_than_its_bound() {
+        let budget = budget(100);
+        let bound = || Some(5);
+        let mut keeper = Keeper::new(4, &budget).bounded_by(&bound);
+        assert!(keeper.keep(b"abcd"), "kept: within the cap");
+        assert!(keeper.keep(b"e"), "5 bytes are not longer than 5");
+        assert!(!keeper.keep(b"f"), "6 are: reading on settles nothing");
+        assert!(!keeper.keep(b"g"));
+        let kept = keeper.finish();
+        assert!(kept.cut_short && kept.truncated);
+        assert_eq!(kept.digest, Some(BodyDigest::of(b"abcdef")));
+
+        let unknown = || None;
+        let mut keeper = Keeper::new(4, &budget).bounded_by(&unknown);
+        for _ in 0..10 {
+            assert!(keeper.keep(b"abcd"), "no bound known yet: read on");
+        }
+        assert!(!keeper.finish().cut_short);
     }
 
     #[test]

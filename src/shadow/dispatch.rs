@@ -5,12 +5,12 @@
 //! queue drops the job and counts it. A dispatcher task per shadow waits for an in-flight
 //! slot, then takes the next job in order (so every waiting job is in the queue), and runs
 //! each request under the mirror deadline (queue time included), keeping at most
-//! `max_response_body_bytes` of the answer (a longer one is read to its end as a length and
-//! hash, [`crate::digest`]). Each shadow has its own queue and pool, so one
+//! `max_response_body_bytes` of the answer (a longer one is read on as a length and hash,
+//! [`crate::digest`], while that can still settle its verdict). Each shadow has its own queue and pool, so one
 //! slow shadow never delays another.
 
 use super::breaker::Breaker;
-use super::budget::{Budget, Keeper};
+use super::budget::{Budget, Keeper, ReadBound};
 use super::copy::HeaderEdits;
 use super::fields::Fields;
 use super::pair::{
@@ -257,9 +257,15 @@ impl ShadowTarget {
         };
         self.gauges.in_flight.increment(1.0);
         let started = Instant::now();
+        // Past the cap, the shadow's answer is read only while its verdict is open.
+        let primary_cell = match &job.role {
+            JobRole::Shadow { primary, .. } => Some(primary.clone()),
+            JobRole::Secondary { .. } => None,
+        };
+        let bound = move || read_bound(primary_cell.as_ref()?);
         let result = tokio::time::timeout(
             remaining,
-            self.send(&job.captured, &job.path_and_query, &job.edits),
+            self.send(&job.captured, &job.path_and_query, &job.edits, &bound),
         )
         .await;
         let latency = started.elapsed();
@@ -331,12 +337,14 @@ impl ShadowTarget {
 
     /// Sends one request and keeps at most `max_response_body_bytes` of the answer; past the
     /// cap (or the byte budget) the rest is read and only hashed, so the body is still
-    /// compared by length and hash. The mirror deadline bounds the read.
+    /// compared by length and hash, until it is longer than `bound` (then the verdict is
+    /// settled and the rest is not read). The mirror deadline bounds the read.
     async fn send(
         &self,
         request: &CapturedRequest,
         path_and_query: &http::uri::PathAndQuery,
         edits: &HeaderEdits,
+        bound: &ReadBound,
     ) -> Result<CapturedResponse, ShadowError> {
         let cap = self.limits.max_response_body_bytes;
         let client = match &self.client {
@@ -349,7 +357,7 @@ impl ShadowTarget {
                         &request.headers,
                         edits,
                         &request.body,
-                        Keeper::new(cap, &self.budget),
+                        Keeper::new(cap, &self.budget).bounded_by(bound),
                     )
                     .await
                     .map_err(ShadowError::Native)?;
@@ -369,19 +377,33 @@ impl ShadowTarget {
         *copy.headers_mut() = edits.apply(&request.headers);
         let response = client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
-        let mut keeper = Keeper::new(cap, &self.budget);
+        let mut keeper = Keeper::new(cap, &self.budget).bounded_by(bound);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(ShadowError::Body)?;
             if let Some(data) = frame.data_ref() {
-                keeper.keep(data);
+                if !keeper.keep(data) {
+                    break;
+                }
             }
         }
-        // The client removed the hop-by-hop fields.
+        // A body cut short is dropped here, unread: hyper resets its stream rather than
+        // draining the rest. The client removed the hop-by-hop fields.
         Ok(CapturedResponse::from_kept(
             parts.status,
             Fields::from_map(&parts.headers),
             keeper.finish(),
         ))
+    }
+}
+
+/// Past the cap, how much of a shadow's answer is worth reading: once it is longer than the
+/// primary's whole body its verdict is settled (the bodies differ), and once the primary has
+/// failed there is no pair at all. `None` while the primary's answer is still coming, or when
+/// its length is not known.
+fn read_bound(primary: &PrimaryCell) -> Option<u64> {
+    match primary.get()? {
+        Some(answer) => answer.whole_len(),
+        None => Some(0),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct CapturedResponse {
     /// Length and hash of a body that was not kept but was seen whole: it is compared by
     /// those. `None` for a kept body, or one neither kept nor digested.
     pub digest: Option<BodyDigest>,
+    /// Reading stopped early: the body is longer than `digest`'s length, which covers only
+    /// its beginning (a shadow's answer already longer than the primary's whole body).
+    pub cut_short: bool,
     /// The body's bytes held against `mirror.max_buffered_bytes` while this lives.
     pub held: Held,
     /// From sending the request to the last body byte.
@@ -74,6 +77,7 @@ impl CapturedResponse {
                 truncated,
                 over_budget: false,
                 digest: None,
+                cut_short: false,
                 held,
                 latency: Duration::ZERO,
             },
@@ -96,6 +100,7 @@ impl CapturedResponse {
             truncated: kept.truncated,
             over_budget: kept.over_budget,
             digest: kept.digest,
+            cut_short: kept.cut_short,
             held: kept.held,
             latency: Duration::ZERO,
         }
@@ -111,8 +116,18 @@ impl CapturedResponse {
             truncated: false,
             over_budget: true,
             digest: None,
+            cut_short: false,
             held: Held::nothing(),
             latency: Duration::ZERO,
+        }
+    }
+
+    /// The whole body's length, when known: kept, or digested to its end.
+    pub fn whole_len(&self) -> Option<u64> {
+        match (self.truncated || self.over_budget, self.digest) {
+            (false, _) => u64::try_from(self.body.len()).ok(),
+            (true, Some(digest)) if !self.cut_short => Some(digest.len),
+            (true, _) => None,
         }
     }
 
@@ -243,6 +258,7 @@ impl crate::tee::TeeSink for PrimarySink {
                     truncated: false,
                     over_budget: false,
                     digest: None,
+                    cut_short: false,
                 };
                 CapturedResponse::from_kept(status, headers, kept)
             }
@@ -256,6 +272,7 @@ impl crate::tee::TeeSink for PrimarySink {
                     truncated: !over_budget,
                     over_budget,
                     digest: Some(digest),
+                    cut_short: false,
                 };
                 CapturedResponse::from_kept(status, headers, kept)
             }
