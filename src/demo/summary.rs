@@ -25,7 +25,7 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
         let (compared, diverged, noise, fields, primary, shadow) = match summary {
             Some(route) => {
                 let c = &route.comparisons;
-                let compared = c.r#match + c.diverged + c.noise_only;
+                let compared = c.r#match + c.diverged + c.noise_only + c.unjudged;
                 let fields: Vec<String> = route
                     .top_fields
                     .iter()
