@@ -14,6 +14,7 @@ mod support;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use http_body::Frame;
 use std::sync::LazyLock;
 use support::compare::*;
 use support::*;
@@ -30,6 +31,8 @@ const BIG_EQUAL: &str = "/big-equal";
 const BIG_ONE_BYTE: &str = "/big-one-byte";
 /// Equal 3 MB bodies, a different status.
 const BIG_STATUS: &str = "/big-status";
+/// Equal 3 MB bodies streamed chunked (no length known in advance), one byte apart.
+const BIG_CHUNKED: &str = "/big-chunked";
 
 const JSON: &str = r#"{"id":7,"name":"seven"}"#;
 const BIG: usize = 3_000_000;
@@ -70,6 +73,20 @@ fn blob(body: Bytes) -> Response<Body> {
     answer(StatusCode::OK, body, "application/octet-stream", false)
 }
 
+/// `body` in 64 KiB frames through a channel: HTTP/1.1 frames it chunked.
+fn streamed(body: Bytes) -> Response<Body> {
+    let (tx, stream) = channel_body(4);
+    tokio::spawn(async move {
+        for start in (0..body.len()).step_by(64 * 1024) {
+            let end = (start + 64 * 1024).min(body.len());
+            if tx.send(Frame::data(body.slice(start..end))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::new(stream)
+}
+
 /// Gzip's magic and method, then bytes that are no deflate stream.
 fn corrupt_gzip(tail: &'static [u8]) -> Bytes {
     Bytes::from([&b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"[..], tail].concat())
@@ -99,6 +116,7 @@ async fn upstreams() -> (Upstream, Upstream) {
         .route(BIG_EQUAL, |_| async { blob(BIG_BODY.clone()) })
         .route(BIG_ONE_BYTE, |_| async { blob(BIG_BODY.clone()) })
         .route(BIG_STATUS, |_| async { blob(BIG_BODY.clone()) })
+        .route(BIG_CHUNKED, |_| async { streamed(BIG_BODY.clone()) })
         .start()
         .await;
     let shadow = upstream()
@@ -129,18 +147,20 @@ async fn upstreams() -> (Upstream, Upstream) {
                 false,
             )
         })
+        .route(BIG_CHUNKED, |_| async { streamed(BIG_CHANGED.clone()) })
         .start()
         .await;
     (primary, shadow)
 }
 
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 7] = [
     CORRUPT_SHADOW,
     CORRUPT_BOTH,
     BIG_SHADOW,
     BIG_EQUAL,
     BIG_ONE_BYTE,
     BIG_STATUS,
+    BIG_CHUNKED,
 ];
 
 /// Each route once through a proxy configured with `mirror`; the client always gets the
@@ -248,7 +268,7 @@ async fn assert_verdicts(proxy: &Shadowtap, metrics: &str, why: &str) {
         at(CORRUPT_BOTH)
     );
 
-    for route in [BIG_SHADOW, BIG_ONE_BYTE] {
+    for route in [BIG_SHADOW, BIG_ONE_BYTE, BIG_CHUNKED] {
         assert_eq!(result(metrics, route, "diverged"), 1.0, "{}", at(route));
         assert_eq!(kind(metrics, route, "body"), 1.0, "{}", at(route));
         assert_eq!(changes(proxy, route).await, vec![body("bytes_changed")]);

@@ -58,6 +58,8 @@ pub enum JobRole {
     Secondary {
         /// Filled with the answer (or `None` when it failed).
         slot: PrimarySlot,
+        /// Where the primary's answer appears (it bounds how much of the answer is read).
+        primary: PrimaryCell,
     },
 }
 
@@ -259,10 +261,9 @@ impl ShadowTarget {
         let started = Instant::now();
         // Past the cap, the shadow's answer is read only while its verdict is open.
         let primary_cell = match &job.role {
-            JobRole::Shadow { primary, .. } => Some(primary.clone()),
-            JobRole::Secondary { .. } => None,
+            JobRole::Shadow { primary, .. } | JobRole::Secondary { primary, .. } => primary.clone(),
         };
-        let bound = move || read_bound(primary_cell.as_ref()?);
+        let bound = move || read_bound(&primary_cell);
         let result = tokio::time::timeout(
             remaining,
             self.send(&job.captured, &job.path_and_query, &job.edits, &bound),
@@ -296,7 +297,7 @@ impl ShadowTarget {
         };
         self.gauges.circuit_state.set(self.breaker.state().gauge());
         let (primary_cell, secondary_cell) = match job.role {
-            JobRole::Secondary { slot } => {
+            JobRole::Secondary { slot, .. } => {
                 slot.publish(response);
                 return;
             }

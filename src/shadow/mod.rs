@@ -341,7 +341,10 @@ impl Mirror {
         let enqueued = Instant::now();
         let secondary_cell = secondary.map(|(position, policy)| {
             let (slot, cell) = PrimarySlot::new();
-            let role = JobRole::Secondary { slot };
+            let role = JobRole::Secondary {
+                slot,
+                primary: plan.primary.clone(),
+            };
             self.enqueue(
                 plan.route,
                 position,
