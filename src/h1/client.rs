@@ -60,7 +60,8 @@ pub struct Answer {
     pub status: StatusCode,
     /// The end-to-end fields.
     pub headers: Fields,
-    /// The body as kept, or the digest of one too large to keep (read to its end either way).
+    /// The body as kept, or the digest of one too large to keep (of its beginning when the
+    /// keeper's bound cut it short).
     pub body: KeptBody,
 }
 

@@ -6,8 +6,8 @@
 //! slot, then takes the next job in order (so every waiting job is in the queue), and runs
 //! each request under the mirror deadline (queue time included), keeping at most
 //! `max_response_body_bytes` of the answer (a longer one is read on as a length and hash,
-//! [`crate::digest`], while that can still settle its verdict). Each shadow has its own queue and pool, so one
-//! slow shadow never delays another.
+//! [`crate::digest`], while that can still settle its verdict). Each shadow has its own
+//! queue and pool, so one slow shadow never delays another.
 
 use super::breaker::Breaker;
 use super::budget::{Budget, Keeper, ReadBound};
