@@ -183,10 +183,230 @@ format = "json"
 }
 
 #[test]
-fn missing_config_file_is_an_error_naming_the_file() {
-    let (status, stderr) = run(&["check", "--config", "/nonexistent/shadowtap.toml"]);
-    assert!(!status.success());
-    assert!(stderr.contains("/nonexistent/shadowtap.toml"), "{stderr}");
+fn an_unreadable_config_file_is_named_with_the_os_error_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let missing = missing.to_str().unwrap();
+    // A directory: it exists, but reading it fails with another OS error.
+    let directory = dir.path().to_str().unwrap();
+    for (file, cause) in [
+        (missing, "No such file or directory (os error 2)"),
+        (directory, "Is a directory (os error 21)"),
+    ] {
+        for command in ["check", "run"] {
+            let (status, stderr) = run(&[command, "--config", file]);
+            assert_eq!(status.code(), Some(2), "{command} {file}: {stderr}");
+            let line = stderr.lines().next().unwrap_or_default();
+            assert!(
+                line.contains("cannot read config file") && line.contains(file),
+                "{command}: {stderr}"
+            );
+            assert!(line.contains(cause), "{command}: no OS cause: {stderr}");
+        }
+    }
+}
+
+/// The diff log is opened only when `run` has bound its ports; `check` (and `run`, before
+/// binding) must refuse a path it cannot append to, with the other problems, by key.
+#[test]
+fn an_unwritable_diff_log_fails_check_and_run_naming_the_key_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "not a directory").unwrap();
+    let cases = [
+        (
+            dir.path().join("no-such-dir").join("diffs.jsonl"),
+            "No such file or directory",
+        ),
+        (a_file.join("diffs.jsonl"), "Not a directory"),
+        (dir.path().to_path_buf(), "is a directory"),
+    ];
+    for (diff_log, reason) in &cases {
+        let diff_log = diff_log.to_str().unwrap();
+        let text = VALID_BASE.replace(
+            "[[routes]]",
+            &format!("[compare]\ndiff_log = {diff_log:?}\n\n[[routes]]"),
+        );
+        let file = write_config(&dir, "diff.toml", &text);
+        for command in ["check", "run"] {
+            let (status, stderr) = run(&[command, "--config", &file]);
+            assert_eq!(status.code(), Some(2), "{command} {diff_log}: {stderr}");
+            let line = stderr
+                .lines()
+                .find(|line| line.trim_start().starts_with("compare.diff_log:"))
+                .unwrap_or_else(|| panic!("{command}: compare.diff_log not named:\n{stderr}"));
+            assert!(line.contains(reason), "{command}: {line}");
+        }
+        // The flag is checked the same way, and named as the flag.
+        let (status, stderr) = run(&[
+            "run",
+            "--primary",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--diff-log",
+            diff_log,
+        ]);
+        assert_eq!(status.code(), Some(2), "--diff-log {diff_log}: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with("--diff-log:") && l.contains(reason)),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("no-such-dir").exists());
+
+    // A writable path passes, and `check` neither creates nor truncates it.
+    let fresh = dir.path().join("fresh.jsonl");
+    let kept = dir.path().join("kept.jsonl");
+    std::fs::write(&kept, "{}\n").unwrap();
+    for path in [&fresh, &kept] {
+        let text = VALID_BASE.replace(
+            "[[routes]]",
+            &format!(
+                "[compare]\ndiff_log = {:?}\n\n[[routes]]",
+                path.to_str().unwrap()
+            ),
+        );
+        let file = write_config(&dir, "ok.toml", &text);
+        let (status, stderr) = run(&["check", "--config", &file]);
+        assert!(status.success(), "{stderr}");
+    }
+    assert!(!fresh.exists(), "check created the diff log");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "{}\n");
+}
+
+/// Start-up failures after the config was accepted: each names what failed and carries the
+/// OS error, and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_cannot_be_bound_is_named_with_the_os_error() {
+    // Held open for the whole test: the port stays taken.
+    let holder = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let busy = holder.local_addr().unwrap().to_string();
+    let free = closed_port().await.to_string();
+    for (listen, admin, what) in [
+        (busy.as_str(), free.as_str(), "listeners[0]"),
+        (free.as_str(), busy.as_str(), "admin"),
+    ] {
+        let (status, stderr) = tokio::task::spawn_blocking({
+            let args: Vec<String> = [
+                "run",
+                "--primary",
+                "http://127.0.0.1:9",
+                "--listen",
+                listen,
+                "--admin",
+                admin,
+            ]
+            .map(str::to_string)
+            .into();
+            move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(&args)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|line| line.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{what}: no error line:\n{stderr}"));
+        assert!(line.contains(&busy) && line.contains(what), "{line}");
+        assert!(
+            line.contains("Address already in use (os error 98)"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn help_shows_examples_defaults_and_exit_codes_for_every_command() {
+    for command in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["demo", "--help"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+            .args(command)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command:?}");
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            help.contains("Examples:\n  shadowtap "),
+            "{command:?}: {help}"
+        );
+        assert!(help.contains("Exit codes:"), "{command:?}: {help}");
+        for code in ["  0  ", "  2  "] {
+            assert!(
+                help.contains(code),
+                "{command:?} lacks exit code {code:?}: {help}"
+            );
+        }
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for default in [
+        "[default: 127.0.0.1:8080]",
+        "[default: 127.0.0.1:9901]",
+        "[default: human]",
+    ] {
+        assert!(help.contains(default), "{default}: {help}");
+    }
+}
+
+/// Every example command in the help text is real: it parses with the binary's own parser.
+#[test]
+fn every_example_in_the_help_parses() {
+    for command in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["demo", "--help"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+            .args(command)
+            .output()
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        let examples = help
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .replace("\\\n", " ");
+        for line in examples.lines() {
+            // Comments and shell redirections are not arguments.
+            let line = line.split(['#', '>']).next().unwrap();
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words.first(), Some(&"shadowtap"), "{line}");
+            words.remove(0);
+            let subcommand = words.first().copied().unwrap();
+            // Ask for the subcommand's help with the example's flags: clap parses (and
+            // refuses unknown flags or bad values) before it prints help.
+            let mut args = words.clone();
+            args.push("--help");
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{subcommand}: {line}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
 }
 
 #[test]
