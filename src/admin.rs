@@ -85,6 +85,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             }
         }
         "/metrics" => {
+            state.metrics.collect_process();
             let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
