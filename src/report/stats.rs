@@ -179,6 +179,10 @@ pub struct PairStats {
     pub noise_only: u64,
     /// Pairs whose bodies were not compared.
     pub body_skipped: u64,
+    /// Compared pairs whose primary answered other than 2xx.
+    pub primary_non2xx: u64,
+    /// Compared pairs whose shadow answered other than 2xx.
+    pub shadow_non2xx: u64,
     /// Diverged pairs by kind (status, header, body).
     pub kinds: [u64; 3],
     /// Diverging fields.
@@ -199,6 +203,8 @@ impl PairStats {
             diverged: 0,
             noise_only: 0,
             body_skipped: 0,
+            primary_non2xx: 0,
+            shadow_non2xx: 0,
             kinds: [0; 3],
             fields: TopFields::new(field_capacity),
             primary: LatencyHistogram::durations(),
