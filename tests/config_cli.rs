@@ -61,7 +61,7 @@ fn every_example_config_passes_check() {
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in ["edge.toml", "sidecar.toml"] {
+    for expected in ["edge.toml", "sidecar.toml", "canary.toml", "docker.toml"] {
         assert!(
             names.contains(&expected.to_string()),
             "{expected} missing: {names:?}"
@@ -454,4 +454,63 @@ async fn run_with_flags_alone_serves_and_exits_zero_on_sigterm() {
     .await
     .unwrap();
     assert!(status.0.success(), "exit {}: {}", status.0, status.1);
+}
+
+/// The README's `docker run` line mounts a config the container can serve with: every port it
+/// binds is on all interfaces (a container's loopback cannot be reached through `-p`) and
+/// published by that same line, and the image exposes it.
+#[test]
+fn the_readme_docker_run_mounts_a_config_reachable_from_outside_the_container() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let runs: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.trim_start().starts_with("docker run"))
+        .collect();
+    assert!(!runs.is_empty(), "no docker run in the README");
+    for run in runs {
+        let words: Vec<&str> = run.split_whitespace().collect();
+        let mount = words
+            .windows(2)
+            .find(|pair| pair[0] == "-v")
+            .map(|pair| pair[1].trim_matches('"'))
+            .unwrap_or_else(|| panic!("no -v in {run}"));
+        let (host, container) = mount.split_once(':').unwrap();
+        assert!(
+            container.starts_with("/etc/shadowtap/shadowtap.toml"),
+            "{run}"
+        );
+        let file = root.join(host.strip_prefix("$PWD/").unwrap());
+        let config = shadowtap::config::Config::load(Some(&file), &Default::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let published: Vec<u16> = words
+            .windows(2)
+            .filter(|pair| pair[0] == "-p")
+            .map(|pair| pair[1].rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        let admin = config.admin.address.expect("admin enabled");
+        let addresses = config.listeners.iter().map(|l| l.address).chain([admin]);
+        for address in addresses {
+            assert!(
+                address.ip().is_unspecified(),
+                "{}: {address} cannot be reached from outside a container",
+                file.display()
+            );
+            assert!(
+                published.contains(&address.port()),
+                "{address} not published: {run}"
+            );
+            let exposed = dockerfile
+                .lines()
+                .find(|line| line.starts_with("EXPOSE"))
+                .unwrap();
+            assert!(
+                exposed
+                    .split_whitespace()
+                    .any(|port| port == address.port().to_string()),
+                "{address}: {exposed}"
+            );
+        }
+    }
 }
