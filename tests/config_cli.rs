@@ -514,3 +514,64 @@ fn the_readme_docker_run_mounts_a_config_reachable_from_outside_the_container() 
         }
     }
 }
+
+/// `check` refuses sockets `run` could not bind together, and only those: every case is
+/// judged by the config check and by binding the sockets for real (as `run` does), and the
+/// two must agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_and_admin_ports_that_clash_are_refused_exactly_when_binding_fails() {
+    // (listeners, admin), with PORT replaced by one free port.
+    let cases: &[(&[&str], &str)] = &[
+        (&["127.0.0.1:PORT"], "127.0.0.1:PORT"),
+        (&["0.0.0.0:PORT"], "127.0.0.1:PORT"),
+        (&["127.0.0.1:PORT"], "0.0.0.0:PORT"),
+        (&["[::]:PORT"], "127.0.0.1:PORT"),
+        (&["127.0.0.1:PORT"], "[::]:PORT"),
+        (&["[::1]:PORT"], "127.0.0.1:PORT"),
+        (&["0.0.0.0:PORT"], "[::1]:PORT"),
+        (&["[::1]:PORT"], "[::]:PORT"),
+        (&["0.0.0.0:PORT", "127.0.0.1:PORT"], "127.0.0.1:0"),
+        (&["127.0.0.1:PORT", "[::1]:PORT"], "127.0.0.1:0"),
+        (&["127.0.0.1:0", "127.0.0.1:0"], "127.0.0.1:0"),
+    ];
+    for (listeners, admin) in cases {
+        let port = closed_port().await.port().to_string();
+        let listeners: Vec<String> = listeners.iter().map(|l| l.replace("PORT", &port)).collect();
+        let admin = admin.replace("PORT", &port);
+        let mut text = String::new();
+        for listener in &listeners {
+            text.push_str(&format!("[[listeners]]\naddress = {listener:?}\n\n"));
+        }
+        text.push_str(&format!(
+            "[admin]\naddress = {admin:?}\n\n[upstreams.prod]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"main\"\nprimary = \"prod\"\n"
+        ));
+        let checked = shadowtap::config::Config::from_toml(&text, &Default::default());
+        let mut bound = Vec::new();
+        let mut binds = true;
+        for address in listeners.iter().chain([&admin]) {
+            match tokio::net::TcpListener::bind(address.as_str()).await {
+                Ok(listener) => bound.push(listener),
+                Err(_) => binds = false,
+            }
+        }
+        drop(bound);
+        match &checked {
+            Ok(_) => assert!(
+                binds,
+                "check passes {listeners:?} + admin {admin}, bind fails"
+            ),
+            Err(error) => {
+                assert!(
+                    !binds,
+                    "check refuses {listeners:?} + admin {admin}: {error}"
+                );
+                assert!(
+                    error.problems().iter().all(|p| p.path.ends_with(".address")
+                        && p.reason.contains("same port")
+                        || p.reason.contains("used by two listeners")),
+                    "{error}"
+                );
+            }
+        }
+    }
+}

@@ -283,6 +283,7 @@ impl Config {
                 problems.push(key, reason);
             }
         }
+        port_clashes(&config, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -293,6 +294,45 @@ impl Config {
     /// The effective config as TOML, for `shadowtap check`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    }
+}
+
+/// Sockets `run` could not bind together, reported while loading so that `check` does not
+/// pass a config that `run` then fails on: the same port on the same address, or on a
+/// wildcard address that covers the other (`0.0.0.0` covers IPv4; `[::]` covers both, as
+/// Linux binds it dual-stack by default). Port 0 never clashes. Two listeners on exactly the
+/// same address are already reported by validation.
+fn port_clashes(config: &Config, problems: &mut error::Problems) {
+    let mut sockets: Vec<(String, SocketAddr)> = config
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(index, listener)| (format!("listeners[{index}].address"), listener.address))
+        .collect();
+    if let Some(admin) = config.admin.address {
+        sockets.push(("admin.address".to_string(), admin));
+    }
+    let covers = |wildcard: &SocketAddr, other: &SocketAddr| {
+        wildcard.ip().is_unspecified() && (wildcard.is_ipv6() || other.is_ipv4())
+    };
+    for (later, (key, address)) in sockets.iter().enumerate() {
+        for (earlier_key, earlier) in sockets.iter().take(later) {
+            let both_listeners =
+                key.starts_with("listeners") && earlier_key.starts_with("listeners");
+            let clash = address.port() != 0
+                && address.port() == earlier.port()
+                && (address.ip() == earlier.ip()
+                    || covers(address, earlier)
+                    || covers(earlier, address));
+            if clash && !(both_listeners && address == earlier) {
+                problems.push(
+                    key.clone(),
+                    format!(
+                        "{address} cannot be bound next to {earlier_key} ({earlier}): same port"
+                    ),
+                );
+            }
+        }
     }
 }
 
