@@ -207,3 +207,35 @@ fn leaf_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
         _ => {}
     }
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`, as an interactive shell
+/// gives) human logs keep their colour, unless `NO_COLOR` is set.
+#[test]
+fn on_a_terminal_logs_are_coloured_unless_no_color_is_set() {
+    let command = format!(
+        "timeout 1 {} run --primary http://127.0.0.1:9 --listen 127.0.0.1:0 --admin 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_shadowtap")
+    );
+    for (no_color, coloured) in [(None, true), (Some(""), true), (Some("1"), false)] {
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let output = script.output().expect("run script(1)");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("listening"),
+            "NO_COLOR={no_color:?}: {text:?}"
+        );
+        assert_eq!(
+            text.contains('\u{1b}'),
+            coloured,
+            "NO_COLOR={no_color:?}: {text:?}"
+        );
+    }
+}
