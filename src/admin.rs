@@ -93,7 +93,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             );
             response
         }
-                "/api/v1/routes" => json(&state.report.routes()),
+        "/api/v1/routes" => json(&state.report.routes()),
         "/api/v1/noise" => json(&state.report.noise()),
         "/api/v1/samples" => {
             let query = request.uri().query().unwrap_or("");
