@@ -575,3 +575,55 @@ async fn listener_and_admin_ports_that_clash_are_refused_exactly_when_binding_fa
         }
     }
 }
+
+/// Every `shadowtap ...` command in the README's and the example configs' instructions
+/// parses with the binary's own parser (flags and values; `--help` appended so nothing runs),
+/// and every config file it names exists and passes `check`.
+#[test]
+fn every_shadowtap_command_in_the_docs_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = vec![root.join("README.md")];
+    sources.extend(examples());
+    let mut commands = Vec::new();
+    for source in &sources {
+        let text = std::fs::read_to_string(source)
+            .unwrap()
+            .replace("\\\n", " ");
+        for line in text.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if line.starts_with("shadowtap run") || line.starts_with("shadowtap check") {
+                // Comments and shell redirections are not arguments.
+                let command = line.split(['#', '>']).next().unwrap().trim().to_string();
+                commands.push((source.clone(), command));
+            }
+        }
+    }
+    assert!(commands.len() >= 6, "{commands:?}");
+    for (source, command) in commands {
+        let mut words: Vec<&str> = command.split_whitespace().skip(1).collect();
+        for pair in words.windows(2) {
+            if pair[0] == "--config" {
+                // The configs' own comments name themselves without their folder.
+                let named = root.join(pair[1]);
+                let file = if named.exists() {
+                    named
+                } else {
+                    root.join("config").join(pair[1])
+                };
+                let (status, stderr) = run(&["check", "--config", file.to_str().unwrap()]);
+                assert!(
+                    status.success(),
+                    "{}: {command}: {stderr}",
+                    source.display()
+                );
+            }
+        }
+        words.push("--help");
+        let (status, stderr) = run(&words);
+        assert!(
+            status.success(),
+            "{}: {command}: {stderr}",
+            source.display()
+        );
+    }
+}
