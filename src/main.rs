@@ -135,7 +135,10 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    print!("{}", config.to_toml());
+    let printed = config
+        .to_toml()
+        .context("cannot print the effective config")?;
+    print!("{printed}");
     eprintln!("{}: ok", path.display());
     Ok(ExitCode::SUCCESS)
 }

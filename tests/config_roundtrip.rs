@@ -51,8 +51,8 @@ fn check(file: &Path) -> (bool, String, String) {
 
 fn effective(text: &str) -> Result<String, String> {
     Config::from_toml(text, &Overrides::default())
-        .map(|config| config.to_toml())
         .map_err(|error| error.to_string())
+        .map(|config| config.to_toml().expect("every valid config prints"))
 }
 
 #[test]
@@ -66,7 +66,6 @@ fn the_binary_prints_a_config_that_check_accepts_and_prints_the_same() {
     for (index, file) in files.iter().enumerate() {
         let (ok, printed, stderr) = check(file);
         assert!(ok, "{}: {stderr}", file.display());
-        assert!(!printed.contains("cannot render"), "{printed}");
         let again_file = dir.path().join(format!("printed-{index}.toml"));
         std::fs::write(&again_file, &printed).unwrap();
         let (ok, again, stderr) = check(&again_file);

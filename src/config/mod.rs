@@ -291,9 +291,11 @@ impl Config {
         }
     }
 
-    /// The effective config as TOML, for `shadowtap check`.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    /// The effective config as TOML, for `shadowtap check`: a config file that reads back
+    /// to the same config. An error (a value TOML cannot hold) must fail `check`, never be
+    /// printed as if it were the config.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 }
 
