@@ -157,6 +157,15 @@ primary = "prod2"
 
 [loging]
 format = "json"
+
+[compare]
+diff_log = "/nonexistent-shadowtap-dir/diffs.jsonl"
+
+[admin]
+address = "127.0.0.1:18099"
+
+[[listeners]]
+address = "127.0.0.1:18099"
 "#;
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(&dir, "many.toml", text);
@@ -170,6 +179,9 @@ format = "json"
             "upstreams.prod.url:",
             "routes[1].primary:",
             "loging:",
+            // Checks that look past the text: the file system, and bind clashes.
+            "compare.diff_log:",
+            "admin.address:",
         ] {
             assert!(
                 stderr
@@ -178,7 +190,7 @@ format = "json"
                 "{command}: {key} not reported:\n{stderr}"
             );
         }
-        assert!(stderr.contains("5 problems"), "{stderr}");
+        assert!(stderr.contains("7 problems"), "{stderr}");
     }
 }
 
