@@ -77,6 +77,7 @@ enum Command {
         "\n",
         "Exit codes:\n",
         "  0  the config is valid (\"FILE: ok\" on stderr)\n",
+        "  1  the effective config cannot be printed (a bug: please report it)\n",
         "  2  the file cannot be read, or is invalid: every problem is listed with its key path",
     ))]
     Check {
