@@ -85,6 +85,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             }
         }
         "/metrics" => {
+            state.metrics.collect_process();
             let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -92,7 +93,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             );
             response
         }
-                "/api/v1/routes" => json(&state.report.routes()),
+        "/api/v1/routes" => json(&state.report.routes()),
         "/api/v1/noise" => json(&state.report.noise()),
         "/api/v1/samples" => {
             let query = request.uri().query().unwrap_or("");

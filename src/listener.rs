@@ -117,11 +117,14 @@ pub async fn serve(
         );
     }
     drop(listener);
-    tracing::info!(listener = ?local, "stopped accepting; draining connections");
+    tracing::info!(
+        listener = local.map(tracing::field::display),
+        "stopped accepting; draining connections"
+    );
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
-            listener = ?local,
+            listener = local.map(tracing::field::display),
             grace = ?grace,
             remaining = connections.len(),
             "grace period over; closing remaining connections"

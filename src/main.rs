@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shadowtap::config::{Config, Overrides};
+use shadowtap::telemetry::logging::ErrorChain;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,11 +15,30 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A config that cannot be read or is invalid (exit code 2, as clap's usage errors).
+const EXIT_CONFIG: u8 = 2;
+
 #[derive(Parser)]
 #[command(
     name = "shadowtap",
     version,
-    about = "A shadow-traffic mirroring reverse proxy"
+    about = "A shadow-traffic mirroring reverse proxy",
+    long_about = "A shadow-traffic mirroring reverse proxy: serves every request from the primary \
+upstream, mirrors copies to shadow upstreams off the live path, and compares their answers.",
+    after_help = concat!(
+        "Examples:\n",
+        "  shadowtap demo --duration 30s                  # the whole product on loopback\n",
+        "  shadowtap check --config shadowtap.toml        # validate; print the effective config\n",
+        "  shadowtap run --config shadowtap.toml          # run from a config file\n",
+        "  shadowtap run --primary http://127.0.0.1:8081 --shadow http://127.0.0.1:8082\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  success (run: stopped by SIGINT/SIGTERM after draining)\n",
+        "  1  start-up or runtime failure (a port cannot be bound, the diff log cannot be opened)\n",
+        "  2  invalid or unreadable config file, or bad command-line usage\n",
+        "\n",
+        "Logs go to stderr; the level comes from RUST_LOG (default: info). NO_COLOR=1 turns colour off.",
+    )
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,20 +49,53 @@ struct Cli {
 enum Command {
     /// Run the proxy. Flags override the config file; with flags alone (no file) the proxy
     /// runs one catch-all route to --primary.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  shadowtap run --config /etc/shadowtap/shadowtap.toml\n",
+        "  shadowtap run --primary http://127.0.0.1:8081 --listen 0.0.0.0:8080\n",
+        "  shadowtap run --primary http://10.0.0.5:8080 --shadow http://10.0.0.6:8080 \\\n",
+        "      --sample 10 --mirror-methods GET,HEAD --diff-log /var/log/shadowtap/diffs.jsonl\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  stopped by SIGINT/SIGTERM after draining in-flight requests\n",
+        "  1  start-up failure (a listener or the admin port cannot be bound, the diff log cannot be opened)\n",
+        "  2  invalid or unreadable config file (every problem is listed with its key), or bad usage",
+    ))]
     Run {
-        /// TOML config file.
+        /// TOML config file (see config/*.toml and `shadowtap check`).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Validate a config file and print the effective config (defaults filled in).
+    /// Validate a config file and print the effective config (defaults filled in) on stdout;
+    /// the printed config is itself a valid config file.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  shadowtap check --config shadowtap.toml\n",
+        "  shadowtap check --config shadowtap.toml > effective.toml   # every default written out\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  the config is valid (\"FILE: ok\" on stderr)\n",
+        "  1  the effective config cannot be printed (a bug: please report it)\n",
+        "  2  the file cannot be read, or is invalid: every problem is listed with its key path",
+    ))]
     Check {
         /// TOML config file.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
     /// Run the built-in demo: backends, the proxy, steady traffic and a live report.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  shadowtap demo                   # until Ctrl-C\n",
+        "  shadowtap demo --duration 30s --rate 50\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  the demo ran and stopped (at --duration or Ctrl-C)\n",
+        "  1  the demo could not start (no loopback port)\n",
+        "  2  bad usage",
+    ))]
     Demo {
         /// Stop after this long (e.g. "5s", "1m"); runs until Ctrl-C when omitted.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -69,10 +122,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the config; on failure prints why with the whole cause chain (the OS error of an
+/// unreadable file, every problem of an invalid one) and gives the exit code for it.
 fn load(path: Option<PathBuf>, overrides: &Overrides) -> Result<Config, ExitCode> {
     Config::load(path.as_deref(), overrides).map_err(|error| {
-        eprintln!("error: {error}");
-        ExitCode::from(2)
+        eprintln!("error: {}", ErrorChain(&error));
+        ExitCode::from(EXIT_CONFIG)
     })
 }
 
@@ -81,7 +136,10 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    print!("{}", config.to_toml());
+    let printed = config
+        .to_toml()
+        .context("cannot print the effective config")?;
+    print!("{printed}");
     eprintln!("{}: ok", path.display());
     Ok(ExitCode::SUCCESS)
 }

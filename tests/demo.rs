@@ -13,6 +13,8 @@ use support::compare::Process;
 #[derive(Debug)]
 struct Row {
     requests: u64,
+    primary_non2xx: u64,
+    shadow_non2xx: u64,
     compared: u64,
     diverged: String,
     line: String,
@@ -29,7 +31,7 @@ fn final_table(stdout: &str) -> Vec<(String, Row)> {
         .take_while(|line| !line.trim().is_empty())
         .map(|line| {
             let columns: Vec<&str> = line.split_whitespace().collect();
-            assert!(columns.len() >= 6, "short row: {line}");
+            assert!(columns.len() >= 8, "short row: {line}");
             let number = |i: usize| {
                 columns[i]
                     .parse::<u64>()
@@ -37,8 +39,10 @@ fn final_table(stdout: &str) -> Vec<(String, Row)> {
             };
             let row = Row {
                 requests: number(1),
-                compared: number(3),
-                diverged: columns[4].to_string(),
+                primary_non2xx: number(2),
+                shadow_non2xx: number(3),
+                compared: number(4),
+                diverged: columns[5].to_string(),
                 line: line.to_string(),
             };
             (columns[0].to_string(), row)
@@ -93,6 +97,16 @@ async fn demo_runs_five_seconds_and_reports_the_regressions() {
     let search = row("/api/search");
     assert!(percent(&search.diverged) > 0.0, "{}", search.line);
     assert!(search.line.contains("status"), "{}", search.line);
+    // The canary's search answers 500 now and then while the stable build never does: the
+    // shadow's column shows them, the client's stays at zero.
+    assert!(search.shadow_non2xx > 0, "{}\n{stdout}", search.line);
+    assert_eq!(search.primary_non2xx, 0, "{}", search.line);
+    for (name, row) in &rows {
+        assert_eq!(row.primary_non2xx, 0, "{name}: {}", row.line);
+        if name != "/api/search" {
+            assert_eq!(row.shadow_non2xx, 0, "{name}: {}", row.line);
+        }
+    }
 
     // The clean routes: noise only.
     for name in ["/api/catalog", "/api/report"] {

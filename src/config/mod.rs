@@ -10,6 +10,7 @@ mod mirror;
 mod parse;
 mod raw;
 mod validate;
+mod writable;
 
 pub use compare::{CompareConfig, RouteCompare};
 pub use error::{ConfigError, Problem};
@@ -91,10 +92,25 @@ pub enum Http1Engine {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AdminConfig {
     /// `None` when the admin port is disabled.
     pub address: Option<SocketAddr>,
+}
+
+/// Printed as the keys it is written with: `enabled`, and `address` when enabled. A bare
+/// `address` alone could not say "disabled", and reading it back would turn the port on.
+impl Serialize for AdminConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut admin = serializer.serialize_struct("AdminConfig", 2)?;
+        admin.serialize_field("enabled", &self.address.is_some())?;
+        match &self.address {
+            Some(address) => admin.serialize_field("address", address)?,
+            None => admin.skip_field("address")?,
+        }
+        admin.end()
+    }
 }
 
 /// The wire protocol spoken to an upstream.
@@ -161,7 +177,9 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Name of the upstream serving live traffic.
     pub primary: String,
-    /// Path templates such as `/users/{id}` used as the `route` metric label.
+    /// Path templates such as `/users/{id}` used as the `route` metric label. Printed under
+    /// the key it is written with (`template`), so `check`'s output reads back in.
+    #[serde(rename = "template")]
     pub templates: Vec<String>,
     /// Replace the `Host` header sent upstream (default: keep the client's).
     pub host_rewrite: Option<String>,
@@ -207,30 +225,32 @@ pub struct LoggingConfig {
 /// The doc comments below are the flags' `--help` text.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
-    /// Live-traffic listen address (replaces the file's listeners).
+    /// Live-traffic listen address (replaces the file's listeners) [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Primary upstream URL (sets upstreams.primary.url; adds a catch-all route if none).
     #[arg(long, value_name = "URL")]
     pub primary: Option<String>,
-    /// Admin listen address for /healthz, /readyz, /metrics and /api/v1.
+    /// Admin listen address for /healthz, /readyz, /metrics and /api/v1
+    /// [default: 127.0.0.1:9901].
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
-    /// Log format: human or json (level from RUST_LOG).
+    /// Log format: human or json (level from RUST_LOG, default info) [default: human].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Shadow upstream URL to mirror to (repeatable: upstreams shadow, shadow2, ...);
     /// replaces the routes' shadows.
     #[arg(long = "shadow", value_name = "URL")]
     pub shadows: Vec<String>,
-    /// Percentage of requests mirrored to each --shadow (0-100, fractional; default 100).
+    /// Percentage of requests mirrored to each --shadow (0-100, fractional) [default: 100].
     #[arg(long, value_name = "PERCENT")]
     pub sample: Option<String>,
-    /// Methods mirrored to --shadow: a comma list (GET,HEAD,POST) or "all".
-    /// Default GET,HEAD,OPTIONS: other methods may have side effects.
+    /// Methods mirrored to --shadow: a comma list (GET,HEAD,POST) or "all"; other methods
+    /// may have side effects [default: GET,HEAD,OPTIONS].
     #[arg(long, value_name = "LIST|all")]
     pub mirror_methods: Option<String>,
-    /// Append one JSON object per divergent pair to FILE (rotated by size).
+    /// Append one JSON object per divergent pair to FILE (rotated by size; its directory
+    /// must be writable) [default: none].
     #[arg(long, value_name = "FILE")]
     pub diff_log: Option<String>,
 }
@@ -254,6 +274,16 @@ impl Config {
         let mut raw = parse::parse_toml(text, &mut problems);
         validate::apply_overrides(&mut raw, overrides, &mut problems);
         let config = validate::validate(raw, overrides.diff_log.as_deref(), &mut problems);
+        if let Some(path) = config.compare.diff_log.as_deref().filter(|p| !p.is_empty()) {
+            if let Err(reason) = writable::appendable(Path::new(path)) {
+                let key = match overrides.diff_log {
+                    Some(_) => "--diff-log",
+                    None => "compare.diff_log",
+                };
+                problems.push(key, reason);
+            }
+        }
+        port_clashes(&config, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -261,9 +291,50 @@ impl Config {
         }
     }
 
-    /// The effective config as TOML, for `shadowtap check`.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    /// The effective config as TOML, for `shadowtap check`: a config file that reads back
+    /// to the same config. An error (a value TOML cannot hold) must fail `check`, never be
+    /// printed as if it were the config.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+/// Sockets `run` could not bind together, reported while loading so that `check` does not
+/// pass a config that `run` then fails on: the same port on the same address, or on a
+/// wildcard address that covers the other (`0.0.0.0` covers IPv4; `[::]` covers both, as
+/// Linux binds it dual-stack by default). Port 0 never clashes. Two listeners on exactly the
+/// same address are already reported by validation.
+fn port_clashes(config: &Config, problems: &mut error::Problems) {
+    let mut sockets: Vec<(String, SocketAddr)> = config
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(index, listener)| (format!("listeners[{index}].address"), listener.address))
+        .collect();
+    if let Some(admin) = config.admin.address {
+        sockets.push(("admin.address".to_string(), admin));
+    }
+    let covers = |wildcard: &SocketAddr, other: &SocketAddr| {
+        wildcard.ip().is_unspecified() && (wildcard.is_ipv6() || other.is_ipv4())
+    };
+    for (later, (key, address)) in sockets.iter().enumerate() {
+        for (earlier_key, earlier) in sockets.iter().take(later) {
+            let both_listeners =
+                key.starts_with("listeners") && earlier_key.starts_with("listeners");
+            let clash = address.port() != 0
+                && address.port() == earlier.port()
+                && (address.ip() == earlier.ip()
+                    || covers(address, earlier)
+                    || covers(earlier, address));
+            if clash && !(both_listeners && address == earlier) {
+                problems.push(
+                    key.clone(),
+                    format!(
+                        "{address} cannot be bound next to {earlier_key} ({earlier}): same port"
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub(crate) fn parse_toml(text: &str, problems: &mut Problems) -> RawConfig {
             "runtime" => raw.runtime = parse_value(&key, value, problems),
             "shutdown" => raw.shutdown = parse_value(&key, value, problems),
             "logging" => raw.logging = parse_value(&key, value, problems),
-                        "mirror" => raw.mirror = parse_value(&key, value, problems),
+            "mirror" => raw.mirror = parse_value(&key, value, problems),
             "compare" => raw.compare = parse_value(&key, value, problems),
             _ => problems.push(
                 key.as_str(),

@@ -1,5 +1,9 @@
 //! The demo's live terminal table: per route, what the client saw and what the comparison
 //! engine found.
+//!
+//! Non-2xx answers are shown per side: `p_non2xx` is what the client got (the primary's
+//! answers and the proxy's own errors), `s_non2xx` the shadow's answers among the compared
+//! pairs. One column for both would hide a shadow that fails while users are served.
 
 use super::traffic::Stats;
 use crate::report::RouteSummary;
@@ -10,10 +14,11 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>6} {:>8} {:>9} {:>10}  {:<18} {:<18} top diverging fields",
+        "{:<18} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:<18} {:<18} top diverging fields",
         "route",
         "requests",
-        "non2xx",
+        "p_non2xx",
+        "s_non2xx",
         "compared",
         "diverged",
         "noise-only",
@@ -22,7 +27,7 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
     );
     for counts in stats.counts() {
         let summary = routes.iter().find(|route| route.route == counts.template);
-        let (compared, diverged, noise, fields, primary, shadow) = match summary {
+        let (compared, shadow_non2xx, diverged, noise, fields, primary, shadow) = match summary {
             Some(route) => {
                 let c = &route.comparisons;
                 let compared = c.r#match + c.diverged + c.noise_only + c.unjudged;
@@ -35,6 +40,7 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
                 let l = &route.latency_ms;
                 (
                     compared,
+                    route.non2xx.shadow.to_string(),
                     percent(c.diverged, compared),
                     percent(c.noise_only, compared),
                     fields.join(", "),
@@ -46,6 +52,7 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
                 0,
                 "-".into(),
                 "-".into(),
+                "-".into(),
                 String::new(),
                 "-".into(),
                 "-".into(),
@@ -53,10 +60,11 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<18} {:>8} {:>6} {:>8} {:>9} {:>10}  {:<18} {:<18} {}",
+            "{:<18} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:<18} {:<18} {}",
             counts.template,
             counts.requests,
             counts.errors,
+            shadow_non2xx,
             compared,
             diverged,
             noise,

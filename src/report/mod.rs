@@ -204,6 +204,10 @@ impl Reporter {
                         .map(|(kind, count)| (kind.as_str(), count))
                         .collect(),
                     body_skipped: stats.body_skipped,
+                    non2xx: SideCounts {
+                        primary: stats.primary_non2xx,
+                        shadow: stats.shadow_non2xx,
+                    },
                     top_fields: stats.fields.top(top),
                     latency_ms: LatencySummary {
                         primary: stats.primary.percentiles(),
@@ -263,10 +267,22 @@ pub struct RouteSummary {
     pub divergences_by_kind: BTreeMap<&'static str, u64>,
     /// Pairs whose bodies were not compared.
     pub body_skipped: u64,
+    /// Compared pairs in which each side answered other than 2xx: a shadow that fails
+    /// where the primary succeeds shows here, not only as a `status` divergence.
+    pub non2xx: SideCounts,
     /// Most frequent diverging fields.
     pub top_fields: Vec<FieldCount>,
     /// Latency percentiles.
     pub latency_ms: LatencySummary,
+}
+
+/// One count per side of a pair.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SideCounts {
+    /// The primary's answers.
+    pub primary: u64,
+    /// The shadow's answers.
+    pub shadow: u64,
 }
 
 /// Counts by result.
@@ -436,6 +452,8 @@ fn process(state: &State, pair: CompletedPair) {
             .or_insert_with(|| PairStats::new(capacity));
         entry.record_latency(pair.primary.latency, pair.shadow_response.latency);
         entry.body_skipped += u64::from(comparison.body_skipped.is_some());
+        entry.primary_non2xx += u64::from(!pair.primary.status.is_success());
+        entry.shadow_non2xx += u64::from(!pair.shadow_response.status.is_success());
         match verdict {
             PairVerdict::Match => entry.matched += 1,
             PairVerdict::NoiseOnly => entry.noise_only += 1,

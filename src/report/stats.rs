@@ -181,6 +181,10 @@ pub struct PairStats {
     pub unjudged: u64,
     /// Pairs whose bodies were not compared.
     pub body_skipped: u64,
+    /// Compared pairs whose primary answered other than 2xx.
+    pub primary_non2xx: u64,
+    /// Compared pairs whose shadow answered other than 2xx.
+    pub shadow_non2xx: u64,
     /// Diverged pairs by kind (status, header, body, latency).
     pub kinds: [u64; DiffKind::ALL.len()],
     /// Diverging fields.
@@ -202,6 +206,8 @@ impl PairStats {
             noise_only: 0,
             unjudged: 0,
             body_skipped: 0,
+            primary_non2xx: 0,
+            shadow_non2xx: 0,
             kinds: [0; DiffKind::ALL.len()],
             fields: TopFields::new(field_capacity),
             primary: LatencyHistogram::durations(),

@@ -24,6 +24,21 @@ pub const PROXY_ERRORS_TOTAL: &str = "shadowtap_proxy_errors_total";
 pub const CONNECTIONS_ACTIVE: &str = "shadowtap_connections_active";
 /// `shadowtap_connections_total`: client connections accepted.
 pub const CONNECTIONS_TOTAL: &str = "shadowtap_connections_total";
+/// `shadowtap_build_info{version,rustc_version,git_commit}`: always 1; the labels say which
+/// build runs (join on it in queries, as with Prometheus's own `*_build_info`).
+pub const BUILD_INFO: &str = "shadowtap_build_info";
+/// The standard process metrics, named as every Prometheus client library names them, read
+/// from the OS (metrics-process) on each scrape ([`Metrics::collect_process`]).
+pub const PROCESS_METRICS: [&str; 8] = [
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+    "process_threads",
+];
 /// `shadowtap_http1_handovers_total{reason}`: client connections the native HTTP/1.1 engine
 /// handed to hyper, by what the first request it did not serve needed.
 pub const HTTP1_HANDOVERS_TOTAL: &str = "shadowtap_http1_handovers_total";
@@ -305,6 +320,7 @@ pub struct Metrics {
     connections_total: Counter,
     handovers: [Counter; Handover::ALL.len()],
     mirror_buffered_bytes: Gauge,
+    process: metrics_process::Collector,
 }
 
 /// Why the native HTTP/1.1 engine handed a connection to hyper (the `reason` label of
@@ -406,6 +422,23 @@ impl Metrics {
             recorder.register_counter(&Key::from_name(CONNECTIONS_TOTAL), &METADATA);
         let mirror_buffered_bytes =
             recorder.register_gauge(&Key::from_name(MIRROR_BUFFERED_BYTES), &METADATA);
+        recorder
+            .register_gauge(
+                &key(
+                    BUILD_INFO,
+                    &[
+                        ("version", env!("CARGO_PKG_VERSION")),
+                        ("rustc_version", env!("SHADOWTAP_RUSTC_VERSION")),
+                        ("git_commit", env!("SHADOWTAP_GIT_COMMIT")),
+                    ],
+                ),
+                &METADATA,
+            )
+            .set(1.0);
+        // metrics-process records through the `metrics` facade; pointing the facade at this
+        // instance's recorder for the call keeps its numbers in this registry.
+        let process = metrics_process::Collector::default();
+        metrics::with_local_recorder(&recorder, || process.describe());
         let handovers = Handover::ALL.map(|reason| {
             recorder.register_counter(
                 &key(HTTP1_HANDOVERS_TOTAL, &[("reason", reason.as_str())]),
@@ -421,6 +454,7 @@ impl Metrics {
             connections_total,
             handovers,
             mirror_buffered_bytes,
+            process,
         }
     }
 
@@ -632,6 +666,13 @@ impl Metrics {
         self.connections_active.decrement(1.0);
     }
 
+    /// Reads the process's CPU time, memory, file descriptors, threads and start time into
+    /// the `process_*` metrics. Called by each `/metrics` scrape, so an idle proxy reads
+    /// nothing and a scrape always sees current values.
+    pub fn collect_process(&self) {
+        metrics::with_local_recorder(&self.recorder, || self.process.collect());
+    }
+
     /// The Prometheus text exposition of everything recorded so far.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -788,6 +829,11 @@ fn describe(recorder: &PrometheusRecorder) {
         SharedString::const_str(
             "Bytes of bodies the mirror side holds now (captured requests, answers kept for comparison), against mirror.max_buffered_bytes.",
         ),
+    );
+    recorder.describe_gauge(
+        KeyName::from_const_str(BUILD_INFO),
+        None,
+        SharedString::const_str("Always 1; the labels name the running build."),
     );
     recorder.describe_gauge(
         KeyName::from_const_str(CONNECTIONS_ACTIVE),
