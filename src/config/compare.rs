@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(rule.max_delta, Some(Duration::from_millis(50)));
         assert_eq!(rule.max_ratio, Some(2.5));
         // The printed config says the rule as it is written.
-        let printed = config.to_toml();
+        let printed = config.to_toml().unwrap();
         assert!(
             printed.contains("[routes.compare.latency]\nmax_delta = \"50ms\"\nmax_ratio = 2.5\n"),
             "{printed}"
@@ -381,7 +381,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(none.routes[0].compare.latency, None);
-        assert!(!none.to_toml().contains("latency"));
+        assert!(!none.to_toml().unwrap().contains("latency"));
     }
 
     #[test]
