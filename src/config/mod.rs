@@ -77,6 +77,41 @@ pub struct ListenerConfig {
     pub trust_forwarded_headers: bool,
     /// Which implementation serves plain HTTP/1.1 requests.
     pub http1_engine: Http1Engine,
+    /// The `Via` element added to forwarded requests and responses, or none.
+    pub via: ViaConfig,
+}
+
+/// `[[listeners]] via`: the pseudonym this listener names itself by in `Via` (RFC 9110
+/// §7.6.3) on the requests it forwards and the responses it returns, or `false` for none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViaConfig {
+    /// No `Via` is added.
+    Off,
+    /// `Via: <version> <pseudonym>` is appended.
+    Pseudonym(String),
+}
+
+impl ViaConfig {
+    /// The default pseudonym.
+    pub const DEFAULT: &'static str = "shadowtap";
+
+    /// The pseudonym, when `Via` is on.
+    pub fn pseudonym(&self) -> Option<&str> {
+        match self {
+            ViaConfig::Off => None,
+            ViaConfig::Pseudonym(name) => Some(name),
+        }
+    }
+}
+
+// Written as the file takes it (a name, or `false`), so a printed config reads back the same.
+impl Serialize for ViaConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ViaConfig::Off => serializer.serialize_bool(false),
+            ViaConfig::Pseudonym(name) => serializer.serialize_str(name),
+        }
+    }
 }
 
 /// The implementation that serves plain HTTP/1.1 requests on a listener.

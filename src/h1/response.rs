@@ -6,8 +6,7 @@
 //! when the proxy re-frames the body, and `connection: close` when the client connection
 //! ends after this exchange.
 
-use super::request::parse_length;
-use crate::proxy::headers::is_hop_by_hop;
+use crate::proxy::headers::{is_hop_by_hop, BodyFraming, FramingError, FramingFields};
 use crate::shadow::fields::{offset_in, Fields};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -59,35 +58,39 @@ pub enum HeadError {
     /// Not HTTP/1.x, or malformed.
     #[error("malformed response head: {0}")]
     Malformed(&'static str),
+    /// Framing fields that could be read two ways (the rule of [`FramingFields`]).
+    #[error("response framing refused: {0}")]
+    Framing(#[source] FramingError),
 }
 
 /// Parses the response head at the start of `buf`; for a final one, writes the client's
 /// head into `out` (cleared first), and when `keep` is given, stores the end-to-end fields
 /// there too (a mirrored request keeps them for comparison: one parse serves both).
 /// `is_head`: the request was HEAD; `close`: the client connection closes after this
-/// response.
+/// response; `via`: the listener's `Via` pseudonym, appended to the client's head.
 pub fn parse(
     buf: &[u8],
     is_head: bool,
     close: bool,
+    via: Option<&str>,
     out: &mut Vec<u8>,
     keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, close, Some(out), keep, None)
+    parse_head(buf, is_head, close, via, Some(out), keep, None)
 }
 
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `keep` (a client that keeps the answer itself, such as the shadow
 /// client).
 pub fn inspect(buf: &[u8], is_head: bool, keep: &mut Fields) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None, Some(keep), None)
+    parse_head(buf, is_head, false, None, None, Some(keep), None)
 }
 
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `map` (a response handed to hyper, which wants a `HeaderMap`; the
 /// values share one copy of the head).
 pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None, None, Some(map))
+    parse_head(buf, is_head, false, None, None, None, Some(map))
 }
 
 /// Whether `buf` starts with a complete final answer (interim ones skipped), or with bytes
@@ -95,7 +98,7 @@ pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Par
 /// stop as soon as the upstream has answered; the head itself is then read by [`parse`].
 pub fn answered(mut buf: &[u8], max_head: usize) -> bool {
     loop {
-        match parse_head(buf, false, false, None, None, None) {
+        match parse_head(buf, false, false, None, None, None, None) {
             Ok(Parsed::Interim(len)) => buf = &buf[len..],
             Ok(Parsed::Final(_)) | Err(_) => return true,
             Ok(Parsed::Partial) => return buf.len() >= max_head,
@@ -107,6 +110,7 @@ fn parse_head(
     buf: &[u8],
     is_head: bool,
     close: bool,
+    via: Option<&str>,
     out: Option<&mut Vec<u8>>,
     keep: Option<&mut Fields>,
     map: Option<&mut HeaderMap>,
@@ -141,30 +145,18 @@ fn parse_head(
     }
 
     // Framing (RFC 9112 §6.3) and connection options, in one pass.
-    let mut lengths: Option<u64> = None;
-    let mut length_conflict = false;
-    let mut chunked = false;
-    let mut other_coding = false;
+    let mut framing_fields = FramingFields::default();
     let mut connection_close = version == 0;
     let mut connection_keep_alive = false;
     let mut has_date = false;
     let mut named_by_connection = false;
+    let mut has_via = false;
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match (parse_length(field.value), lengths) {
-                (Some(n), None) => lengths = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => length_conflict = true,
-            }
+            framing_fields.content_length(field.value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = field
-                .value
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|token| !token.is_empty());
-            chunked = matches!(last, Some(token) if token.eq_ignore_ascii_case(b"chunked"));
-            other_coding |= !chunked;
+            framing_fields.transfer_encoding(field.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -177,32 +169,31 @@ fn parse_head(
             }
         } else if name.eq_ignore_ascii_case(b"date") {
             has_date = true;
+        } else if name.eq_ignore_ascii_case(b"via") {
+            has_via = true;
         }
     }
-    let transfer_encoding = chunked || other_coding;
+    // The same rule as for requests, whatever the status: a head whose framing fields two
+    // parsers could read differently is refused (502), its connection never reused, even
+    // where this status has no body to frame.
+    let body_framing = framing_fields
+        .framing(version == 0)
+        .map_err(HeadError::Framing)?;
     let framing = if is_head || status == 204 || status == 304 {
         Framing::Empty
-    } else if transfer_encoding {
-        if chunked && !other_coding {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
-    } else if length_conflict {
-        return Err(HeadError::Malformed("conflicting Content-Length"));
     } else {
-        match lengths {
-            Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
+        match body_framing {
+            BodyFraming::Chunked => Framing::Chunked,
+            BodyFraming::Length(0) => Framing::Empty,
+            BodyFraming::Length(n) => Framing::Length(n),
+            BodyFraming::Unframed => Framing::UntilClose,
         }
     };
-    // HTTP/1.0 upstreams keep a connection only when they say so; a response that carried
-    // both framings, or ends at close, leaves the connection unusable.
+    // HTTP/1.0 upstreams keep a connection only when they say so; a response that ends at
+    // close leaves the connection unusable.
     let keep_alive = !connection_close
         && (version == 1 || connection_keep_alive)
-        && framing != Framing::UntilClose
-        && !(transfer_encoding && lengths.is_some());
+        && framing != Framing::UntilClose;
     let rechunk = matches!(framing, Framing::Chunked | Framing::UntilClose);
     let head = Head {
         len,
@@ -232,8 +223,11 @@ fn parse_head(
         if !is_end_to_end(parsed.headers, name, named_by_connection) {
             continue;
         }
-        // A body re-framed as chunked must not also announce a length.
-        if rechunk && name.eq_ignore_ascii_case(b"content-length") {
+        // A body re-framed as chunked must not also announce a length; Via is written
+        // joined with ours below.
+        if (rechunk && name.eq_ignore_ascii_case(b"content-length"))
+            || (via.is_some() && name.eq_ignore_ascii_case(b"via"))
+        {
             continue;
         }
         out.extend_from_slice(name);
@@ -248,6 +242,21 @@ fn parse_head(
     }
     if rechunk {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if let Some(pseudonym) = via {
+        // Earlier hops' elements first, then ours (received as HTTP/1.`version`): one field.
+        out.extend_from_slice(b"via: ");
+        if has_via {
+            for field in parsed.headers.iter() {
+                if field.name.eq_ignore_ascii_case("via") {
+                    out.extend_from_slice(field.value);
+                    out.extend_from_slice(b", ");
+                }
+            }
+        }
+        out.extend_from_slice(if version == 0 { b"1.0 " } else { b"1.1 " });
+        out.extend_from_slice(pseudonym.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -344,7 +353,7 @@ mod tests {
 
     fn head(raw: &[u8], is_head: bool) -> (Head, String) {
         let mut out = Vec::new();
-        match parse(raw, is_head, false, &mut out, None) {
+        match parse(raw, is_head, false, None, &mut out, None) {
             Ok(Parsed::Final(head)) => (head, String::from_utf8(out).unwrap()),
             _ => panic!("not a final head"),
         }
@@ -379,7 +388,7 @@ mod tests {
         // The client's head and the kept fields come from one parse.
         let mut out = Vec::new();
         let mut kept = Fields::default();
-        assert!(parse(raw, false, false, &mut out, Some(&mut kept)).is_ok());
+        assert!(parse(raw, false, false, None, &mut out, Some(&mut kept)).is_ok());
         assert_eq!(kept.len(), 5);
         assert!(String::from_utf8(out)
             .unwrap()
@@ -426,21 +435,80 @@ mod tests {
         assert_eq!(h.framing, Framing::Empty);
         let (h, _) = head(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false);
         assert!(!h.keep_alive);
-        let (h, out) = head(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
-            false,
-        );
-        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
-        assert!(!out.contains("content-length"));
         let mut out = Vec::new();
         assert!(parse(
             b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
             false,
             false,
+            None,
             &mut out,
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn every_ambiguous_framing_shape_is_refused_whatever_the_status() {
+        let shapes = [
+            "content-length: 3\r\ntransfer-encoding: chunked",
+            "transfer-encoding: chunked\r\ncontent-length: 3",
+            "transfer-encoding: chunked, chunked",
+            "transfer-encoding: chunked\r\ntransfer-encoding: chunked",
+            "transfer-encoding: gzip, chunked",
+            "transfer-encoding: identity",
+            "transfer-encoding: chunked, identity",
+            "transfer-encoding: x-custom",
+            "transfer-encoding: ",
+            "content-length: 3\r\ncontent-length: 3",
+            "content-length: 3, 3",
+            "content-length: +3",
+            "content-length: 03",
+            "content-length: 3 3",
+        ];
+        for shape in shapes {
+            for status_line in ["HTTP/1.1 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified"] {
+                for is_head in [false, true] {
+                    let raw = format!("{status_line}\r\n{shape}\r\n\r\n");
+                    let mut out = Vec::new();
+                    let mut kept = Fields::default();
+                    let mut map = HeaderMap::new();
+                    assert!(
+                        matches!(
+                            parse(raw.as_bytes(), is_head, false, None, &mut out, None),
+                            Err(HeadError::Framing(_))
+                        ) && inspect(raw.as_bytes(), is_head, &mut kept).is_err()
+                            && inspect_map(raw.as_bytes(), is_head, &mut map).is_err(),
+                        "accepted: {raw:?} (HEAD: {is_head})"
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        assert!(matches!(
+            parse(b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", false, false, None, &mut out, None),
+            Err(HeadError::Framing(FramingError::TransferEncodingInHttp10))
+        ));
+        let (h, _) = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tChunked \r\n\r\n", false);
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+    }
+
+    #[test]
+    fn via_is_appended_to_the_upstreams_own() {
+        let mut out = Vec::new();
+        let raw = b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\nX: 1\r\nvia: 1.1 b\r\ncontent-length: 0\r\n\r\n";
+        assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("via: 1.0 a, 1.1 b, 1.1 edge\r\n"), "{out}");
+        assert_eq!(out.matches("ia: ").count(), 1, "{out}");
+        let mut out = Vec::new();
+        let raw = b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n";
+        assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
+        assert!(String::from_utf8(out).unwrap().contains("via: 1.0 edge\r\n"));
+        let mut out = Vec::new();
+        let raw = b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\ncontent-length: 0\r\n\r\n";
+        assert!(parse(raw, false, false, None, &mut out, None).is_ok());
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("Via: 1.0 a\r\n") && !out.contains("via:"), "{out}");
     }
 
     #[test]
@@ -461,13 +529,14 @@ mod tests {
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n";
         assert!(matches!(
-            parse(raw, false, false, &mut out, None),
+            parse(raw, false, false, None, &mut out, None),
             Ok(Parsed::Interim(n)) if n == raw.len() - b"HTTP/1.1 200 OK\r\n".len()
         ));
         assert!(parse(
             b"HTTP/1.1 101 Switching\r\n\r\n",
             false,
             false,
+            None,
             &mut out,
             None
         )

@@ -90,56 +90,309 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// Why a request's framing is refused.
+/// Why a message's framing is refused: a request gets 400 and its connection is closed, an
+/// upstream's response gets 502 and its connection is not reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     /// Both `Content-Length` and `Transfer-Encoding`: the classic CL.TE/TE.CL smuggling shape.
-    #[error("request has both Content-Length and Transfer-Encoding")]
+    #[error("both Content-Length and Transfer-Encoding")]
     ContentLengthAndTransferEncoding,
-    /// More than one `Content-Length` value.
-    #[error("request has more than one Content-Length")]
+    /// More than one `Content-Length` field, equal or not.
+    #[error("more than one Content-Length field")]
     MultipleContentLength,
-    /// A `Transfer-Encoding` whose last coding is not exactly `chunked`.
-    #[error("request has a Transfer-Encoding other than chunked")]
+    /// A `Content-Length` that is not one plain decimal number: a list, a sign, inner
+    /// whitespace, a leading zero, or too large.
+    #[error("a Content-Length that is not one plain decimal number")]
+    BadContentLength,
+    /// A `Transfer-Encoding` other than exactly one `chunked` coding.
+    #[error("a Transfer-Encoding other than exactly one chunked")]
     BadTransferEncoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 message, which has no transfer codings.
+    #[error("Transfer-Encoding in an HTTP/1.0 message")]
+    TransferEncodingInHttp10,
 }
 
-/// Refuses ambiguous request framing (RFC 9112 §6.1, §6.3). hyper already rejects most
-/// malformed shapes while parsing; this is the proxy's own line: a request whose length two
-/// parsers could read differently is never forwarded.
-pub fn check_framing(headers: &HeaderMap) -> Result<(), FramingError> {
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let has_length = lengths.next().is_some();
-    if lengths.next().is_some() {
-        return Err(FramingError::MultipleContentLength);
-    }
-    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if encodings.peek().is_none() {
-        return Ok(());
-    }
-    if has_length {
-        return Err(FramingError::ContentLengthAndTransferEncoding);
-    }
-    let last = encodings
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .last();
-    match last {
-        Some(token) if token.eq_ignore_ascii_case("chunked") => Ok(()),
-        _ => Err(FramingError::BadTransferEncoding),
-    }
+/// How a message's body is delimited, once its framing fields were accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// Neither field: no body for a request, until close for a response.
+    Unframed,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
 }
 
-/// Watches the raw bytes of an HTTP/1 connection for a request head that carries both
-/// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1).
+/// The framing fields of one message head, fed field by field; [`FramingFields::framing`]
+/// then applies the one framing rule both engines use, in both directions:
 ///
-/// hyper resolves that shape while parsing: it drops `Content-Length`, reads the body as
-/// chunked and closes the connection after the response. The header map the handler gets
-/// then looks like an ordinary chunked request, so [`check_framing`] cannot see the
+/// - `Transfer-Encoding` is accepted only as exactly one field whose value is `chunked`
+///   (any case, optional whitespace around it). A list, a repeated field, `identity`, an
+///   unknown or extra coding, parameters, an empty value: refused. So is any
+///   `Transfer-Encoding` in an HTTP/1.0 message, and any `Transfer-Encoding` beside a
+///   `Content-Length`.
+/// - `Content-Length` is accepted only as exactly one field of 1 to 19 digits with no
+///   leading zero ([`parse_content_length`]). A list (`5, 5`), a repeated field, a sign or
+///   inner whitespace: refused.
+///
+/// A shape two parsers could read two ways is the whole of request smuggling; refusing every
+/// shape but the plain ones leaves nothing to read two ways, at the price of some messages
+/// RFC 9112 would let a recipient repair (equal repeated lengths, codings before `chunked`),
+/// which no ordinary client or server sends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FramingFields {
+    lengths: u32,
+    length: Option<u64>,
+    encodings: u32,
+    chunked: bool,
+}
+
+impl FramingFields {
+    /// Notes one `Content-Length` field.
+    #[inline]
+    pub fn content_length(&mut self, value: &[u8]) {
+        self.lengths = self.lengths.saturating_add(1);
+        self.length = parse_content_length(value);
+    }
+
+    /// Notes one `Transfer-Encoding` field.
+    #[inline]
+    pub fn transfer_encoding(&mut self, value: &[u8]) {
+        self.encodings = self.encodings.saturating_add(1);
+        self.chunked = trim_ows(value).eq_ignore_ascii_case(b"chunked");
+    }
+
+    /// Whether any `Transfer-Encoding` field was seen.
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.encodings > 0
+    }
+
+    /// The body's framing, or why the fields seen make it untrustworthy. `http10`: the
+    /// message is HTTP/1.0.
+    pub fn framing(&self, http10: bool) -> Result<BodyFraming, FramingError> {
+        if self.encodings > 0 {
+            return if http10 {
+                Err(FramingError::TransferEncodingInHttp10)
+            } else if self.lengths > 0 {
+                Err(FramingError::ContentLengthAndTransferEncoding)
+            } else if self.encodings > 1 || !self.chunked {
+                Err(FramingError::BadTransferEncoding)
+            } else {
+                Ok(BodyFraming::Chunked)
+            };
+        }
+        match (self.lengths, self.length) {
+            (0, _) => Ok(BodyFraming::Unframed),
+            (1, Some(length)) => Ok(BodyFraming::Length(length)),
+            (1, None) => Err(FramingError::BadContentLength),
+            _ => Err(FramingError::MultipleContentLength),
+        }
+    }
+}
+
+/// A field value without the optional whitespace (SP, HTAB) around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |at| at + 1);
+    value.get(start..end).unwrap_or_default()
+}
+
+/// A `Content-Length` value: 1 to 19 ASCII digits, no leading zero (other than `0` itself),
+/// nothing else (optional whitespace around it is the field parser's to trim).
+///
+/// Leading zeros are refused rather than repaired: RFC 9110 allows them, but no ordinary
+/// sender writes them, and a parser that reads `010` as octal is exactly the disagreement
+/// smuggling needs. Refusing costs one byte comparison; forwarding the value as received
+/// would pass the ambiguity on.
+#[inline]
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || (value.len() > 1 && value.first() == Some(&b'0')) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, digit| {
+        let digit = digit.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// Refuses ambiguous request framing (RFC 9112 §6.1, §6.3) by the rule of
+/// [`FramingFields`]. hyper already rejects many malformed shapes while parsing; this is the
+/// proxy's own line: a request whose length two parsers could read differently is never
+/// forwarded.
+pub fn check_framing(version: http::Version, headers: &HeaderMap) -> Result<(), FramingError> {
+    let mut fields = FramingFields::default();
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        fields.content_length(value.as_bytes());
+    }
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        fields.transfer_encoding(value.as_bytes());
+    }
+    fields.framing(version == http::Version::HTTP_10).map(|_| ())
+}
+
+/// Why a request's `Host` is refused (RFC 9112 §3.2: 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// An HTTP/1.1 request without `Host`.
+    #[error("an HTTP/1.1 request without Host")]
+    Missing,
+    /// More than one `Host` field.
+    #[error("more than one Host field")]
+    Multiple,
+    /// A `Host` (or a target's authority) that is not `host[:port]`.
+    #[error("a Host that is not host[:port]")]
+    Invalid,
+}
+
+/// Whether a `Host` value (or an authority) is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC
+/// 3986 §3.2.2): a bracketed IP literal or a reg-name, then optional digits after a colon.
+/// Empty is valid (a request whose target has no authority sends an empty `Host`). Stricter
+/// than the grammar in one way: no `,`, so no value can be read as a list of hosts; and no
+/// userinfo (`@`), which RFC 9110 §4.2.4 forbids senders to generate.
+pub fn host_is_valid(value: &[u8]) -> bool {
+    let (name, port) = match value.first() {
+        Some(b'[') => match memchr::memchr(b']', value) {
+            Some(end) => {
+                let literal = value.get(1..end).unwrap_or_default();
+                if literal.is_empty() || !literal.iter().all(|b| is_host_byte(*b) || *b == b':') {
+                    return false;
+                }
+                (&b"-"[..], value.get(end + 1..).unwrap_or_default())
+            }
+            None => return false,
+        },
+        _ => match memchr::memchr(b':', value) {
+            Some(colon) => (
+                value.get(..colon).unwrap_or_default(),
+                value.get(colon..).unwrap_or_default(),
+            ),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    port_ok
+        && (!name.is_empty() || value.is_empty())
+        && name.iter().all(|b| is_host_byte(*b))
+}
+
+/// unreserved / pct-encoded / sub-delims (RFC 3986), less `,` (see [`host_is_valid`]).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
+                | b'+' | b';' | b'='
+        )
+}
+
+/// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` field on HTTP/1.1
+/// (at most one elsewhere), and when the target carries an authority (absolute-form, or
+/// HTTP/2's `:authority`), that authority, which wins over the field (§3.2.2). Returns the
+/// host and whether it came from the target (and so differs from the field, if any).
+pub fn forwarded_host(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(Option<HeaderValue>, bool), HostError> {
+    let mut fields = headers.get_all(header::HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err(HostError::Multiple);
+    }
+    match field {
+        Some(value) if !host_is_valid(value.as_bytes()) => return Err(HostError::Invalid),
+        None if version == http::Version::HTTP_11 => return Err(HostError::Missing),
+        _ => {}
+    }
+    match uri.authority() {
+        Some(authority) => {
+            if !host_is_valid(authority.as_str().as_bytes()) {
+                return Err(HostError::Invalid);
+            }
+            let from_target = field.is_none_or(|field| field.as_bytes() != authority.as_str().as_bytes());
+            HeaderValue::from_str(authority.as_str())
+                .map(|value| (Some(value), from_target))
+                .map_err(|_| HostError::Invalid)
+        }
+        None => Ok((field.cloned(), false)),
+    }
+}
+
+/// `Via`, the field a proxy adds to the messages it forwards (RFC 9110 §7.6.3): one element
+/// per received protocol version, made once per listener from its pseudonym, so a request
+/// pays a copy of a few bytes (native engine) or a reference count (hyper path).
+#[derive(Debug, Clone)]
+pub struct Via {
+    http10: HeaderValue,
+    http11: HeaderValue,
+    http2: HeaderValue,
+}
+
+impl Via {
+    /// The elements for `pseudonym` (a token, checked by config validation); `None` when it
+    /// cannot be a field value.
+    pub fn new(pseudonym: &str) -> Option<Via> {
+        let element = |version: &str| HeaderValue::from_str(&format!("{version} {pseudonym}")).ok();
+        Some(Via {
+            http10: element("1.0")?,
+            http11: element("1.1")?,
+            http2: element("2")?,
+        })
+    }
+
+    /// The element for a message received as `version`.
+    pub fn element(&self, version: http::Version) -> &HeaderValue {
+        match version {
+            http::Version::HTTP_09 | http::Version::HTTP_10 => &self.http10,
+            http::Version::HTTP_2 | http::Version::HTTP_3 => &self.http2,
+            _ => &self.http11,
+        }
+    }
+
+    /// The element for an HTTP/1.x message, by its minor version (httparse's `version`).
+    pub fn element_h1(&self, minor: u8) -> &[u8] {
+        match minor {
+            0 => self.http10.as_bytes(),
+            _ => self.http11.as_bytes(),
+        }
+    }
+}
+
+/// Appends `element` to a message's `Via` (the earlier hops' elements kept first, joined
+/// into one field).
+pub fn append_via(headers: &mut HeaderMap, element: &HeaderValue) {
+    match headers.entry(header::VIA) {
+        http::header::Entry::Vacant(entry) => {
+            entry.insert(element.clone());
+        }
+        http::header::Entry::Occupied(mut entry) => {
+            let mut joined = Vec::new();
+            for value in entry.iter() {
+                joined.extend_from_slice(value.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(element.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
+                entry.insert(value);
+            }
+        }
+    }
+}
+
+/// Watches the raw bytes of an HTTP/1 connection for a request head with framing fields
+/// that hyper's parser resolves before the handler can see them (RFC 9112 §6.1, §6.3): both
+/// `Content-Length` and `Transfer-Encoding`, or `Content-Length` more than once.
+///
+/// hyper resolves those shapes while parsing: with both fields it drops `Content-Length`
+/// and reads the body as chunked; a repeated equal `Content-Length` it keeps once. The
+/// header map the handler gets then looks ordinary, so [`check_framing`] cannot see the
 /// conflict. The listener feeds every byte it reads here, and a request on a connection
-/// where the shape was seen is refused instead of forwarded.
+/// where such a shape was seen is refused instead of forwarded.
 ///
 /// Bodies are not tracked: a head is the run of lines after one ending in ` HTTP/1.0` or
 /// ` HTTP/1.1`, up to the next empty line. Whatever a body holds can only add text in front
@@ -158,19 +411,19 @@ pub struct HeadScanner {
     /// Lines seen so far (to recognise the h2c preface as the first one).
     lines: usize,
     in_head: bool,
-    saw_length: bool,
+    lengths: u8,
     saw_encoding: bool,
     off: bool,
-    found: bool,
+    found: Option<FramingError>,
 }
 
 impl HeadScanner {
     const START: usize = 32;
     const END: usize = 10;
 
-    /// Scans the next bytes read from the connection; true once a head with both fields was seen.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
-        while !self.off && !self.found && !bytes.is_empty() {
+    /// Scans the next bytes read from the connection; the shape found, once one was seen.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Option<FramingError> {
+        while !self.off && self.found.is_none() && !bytes.is_empty() {
             match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
                     let line = &bytes[..at];
@@ -226,15 +479,21 @@ impl HeadScanner {
             self.in_head = false;
         } else if trimmed_end.ends_with(b" HTTP/1.1") || trimmed_end.ends_with(b" HTTP/1.0") {
             self.in_head = true;
-            self.saw_length = false;
+            self.lengths = 0;
             self.saw_encoding = false;
         } else if self.in_head {
             if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
                 let name = start[..colon].trim_ascii_end();
-                self.saw_length |= name.eq_ignore_ascii_case(b"content-length");
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    self.lengths = self.lengths.saturating_add(1);
+                }
                 self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
-                self.found = self.saw_length && self.saw_encoding;
+                self.found = match (self.lengths, self.saw_encoding) {
+                    (1.., true) => Some(FramingError::ContentLengthAndTransferEncoding),
+                    (2.., false) => Some(FramingError::MultipleContentLength),
+                    _ => None,
+                };
             }
         }
         self.lines += 1;
@@ -361,35 +620,74 @@ mod tests {
 
     #[test]
     fn framing_shapes() {
-        assert_eq!(check_framing(&map(&[("content-length", "5")])), Ok(()));
+        use BodyFraming::*;
+        use FramingError::*;
+        let v11 = http::Version::HTTP_11;
+        let table: &[(&[(&str, &str)], Result<BodyFraming, FramingError>)] = &[
+            (&[], Ok(Unframed)),
+            (&[("content-length", "5")], Ok(Length(5))),
+            (&[("content-length", "0")], Ok(Length(0))),
+            (&[("transfer-encoding", "chunked")], Ok(Chunked)),
+            (&[("transfer-encoding", "CHUNKED")], Ok(Chunked)),
+            (&[("transfer-encoding", " \tChunked\t ")], Ok(Chunked)),
+            (&[("transfer-encoding", "chunked, chunked")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "gzip, chunked")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "chunked, identity")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "identity")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "xchunked")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "chunked;a=b")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "chunked,")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", "")], Err(BadTransferEncoding)),
+            (&[("transfer-encoding", ""), ("transfer-encoding", "chunked")], Err(BadTransferEncoding)),
+            (&[("content-length", "5"), ("transfer-encoding", "chunked")], Err(ContentLengthAndTransferEncoding)),
+            (&[("content-length", "5"), ("content-length", "5")], Err(MultipleContentLength)),
+            (&[("content-length", "5"), ("content-length", "6")], Err(MultipleContentLength)),
+            (&[("content-length", "5, 5")], Err(BadContentLength)),
+            (&[("content-length", "+5")], Err(BadContentLength)),
+            (&[("content-length", "-1")], Err(BadContentLength)),
+            (&[("content-length", "05")], Err(BadContentLength)),
+            (&[("content-length", "5 5")], Err(BadContentLength)),
+            (&[("content-length", "0x5")], Err(BadContentLength)),
+            (&[("content-length", "")], Err(BadContentLength)),
+            (&[("content-length", "99999999999999999999")], Err(BadContentLength)),
+        ];
+        for (fields, want) in table {
+            let mut framing = FramingFields::default();
+            for (name, value) in *fields {
+                match *name {
+                    "content-length" => framing.content_length(value.as_bytes()),
+                    _ => framing.transfer_encoding(value.as_bytes()),
+                }
+            }
+            assert_eq!(framing.framing(false), *want, "{fields:?}");
+            let verdict = check_framing(v11, &map(fields));
+            assert_eq!(verdict, want.map(|_| ()), "{fields:?}");
+        }
         assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "gzip, chunked")])),
+            check_framing(http::Version::HTTP_10, &map(&[("transfer-encoding", "chunked")])),
+            Err(TransferEncodingInHttp10)
+        );
+        assert_eq!(
+            check_framing(http::Version::HTTP_10, &map(&[("content-length", "1")])),
             Ok(())
-        );
-        assert_eq!(
-            check_framing(&map(&[
-                ("content-length", "5"),
-                ("transfer-encoding", "chunked")
-            ])),
-            Err(FramingError::ContentLengthAndTransferEncoding)
-        );
-        assert_eq!(
-            check_framing(&map(&[("content-length", "5"), ("content-length", "6")])),
-            Err(FramingError::MultipleContentLength)
-        );
-        assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "chunked, identity")])),
-            Err(FramingError::BadTransferEncoding)
-        );
-        assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "xchunked")])),
-            Err(FramingError::BadTransferEncoding)
         );
     }
 
     #[test]
+    fn content_length_must_be_plain_digits() {
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b"65536"), Some(65536));
+        assert_eq!(parse_content_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        for bad in ["+5", "5, 5", " 5", "", "00", "007", "5a", "\u{663}"] {
+            assert_eq!(parse_content_length(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn head_scanner_finds_length_with_encoding_in_any_order_and_split_anywhere() {
-        let heads: [&[u8]; 3] = [
+        let heads: [&[u8]; 4] = [
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: y\r\ncontent-length: 5\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
             // After a body that does not end in a line break: the request line is merged with it.
@@ -400,7 +698,7 @@ mod tests {
                 let mut scanner = HeadScanner::default();
                 scanner.feed(&head[..split]);
                 assert!(
-                    scanner.feed(&head[split..]),
+                    scanner.feed(&head[split..]).is_some(),
                     "missed at split {split}: {:?}",
                     String::from_utf8_lossy(head)
                 );
@@ -419,7 +717,11 @@ mod tests {
         ];
         for bytes in ordinary {
             let mut scanner = HeadScanner::default();
-            assert!(!scanner.feed(bytes), "{:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                scanner.feed(bytes).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
