@@ -675,6 +675,35 @@ mod tests {
     }
 
     #[test]
+    fn host_values() {
+        for good in [
+            "a", "a.example", "A.Example.:8080", "127.0.0.1:80", "[::1]", "[::1]:8080", "x_y-z~%41",
+            "", "a:",
+        ] {
+            assert!(host_is_valid(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "a b", "a,b", "u@a", "a/b", "a:8o", "[::1", "[]", "[::1]x", ":80", "a:1:2", "a\tb", "ü",
+        ] {
+            assert!(!host_is_valid(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn via_elements_and_appending() {
+        let via = Via::new("edge").unwrap();
+        assert_eq!(via.element(http::Version::HTTP_11), "1.1 edge");
+        assert_eq!(via.element(http::Version::HTTP_10), "1.0 edge");
+        assert_eq!(via.element(http::Version::HTTP_2), "2 edge");
+        let mut headers = HeaderMap::new();
+        append_via(&mut headers, via.element(http::Version::HTTP_11));
+        assert_eq!(headers["via"], "1.1 edge");
+        let mut headers = map(&[("via", "1.0 a"), ("via", "1.1 b")]);
+        append_via(&mut headers, via.element(http::Version::HTTP_2));
+        assert_eq!(headers.get_all("via").iter().collect::<Vec<_>>(), ["1.0 a, 1.1 b, 2 edge"]);
+    }
+
+    #[test]
     fn content_length_must_be_plain_digits() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b"65536"), Some(65536));

@@ -427,11 +427,26 @@ pub(crate) fn routing_host(raw: &str) -> Cow<'_, str> {
 /// A Host field's value without its port (`[v6]:port` keeps the brackets).
 pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        // [v6]:port
+        // [v6]:port; without its `]` (not a valid Host, refused later) it is left whole.
         return host
-            .split(']')
-            .next()
-            .map_or(host, |h| &host[..h.len() + 1]);
+            .find(']')
+            .and_then(|end| host.get(..=end))
+            .unwrap_or(host);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_port_never_panics() {
+        assert_eq!(strip_port("a:80"), "a");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        // No closing bracket: left whole (the Host check refuses it); this used to panic.
+        assert_eq!(strip_port("[::1"), "[::1");
+        assert_eq!(strip_port("["), "[");
+    }
 }
