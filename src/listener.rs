@@ -62,7 +62,10 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
-    let via = config.via.pseudonym().and_then(crate::proxy::headers::Via::new);
+    let via = config
+        .via
+        .pseudonym()
+        .and_then(crate::proxy::headers::Via::new);
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)

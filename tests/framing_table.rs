@@ -257,7 +257,9 @@ async fn every_request_framing_shape_is_refused_or_framed_one_way_on_both_engine
                 Expect::NoBody => outcome == Outcome::Forwarded(200, vec![Vec::new()]),
             };
             if !ok {
-                failures.push(format!("{engine}: {shape}: expected {expect:?}, got {outcome:?}"));
+                failures.push(format!(
+                    "{engine}: {shape}: expected {expect:?}, got {outcome:?}"
+                ));
             }
         }
     }
@@ -311,7 +313,10 @@ const BAD_RESPONSES: [(&str, &str); 13] = [
     ("chunked, identity", "Transfer-Encoding: chunked, identity"),
     ("unknown coding", "Transfer-Encoding: x-unknown"),
     ("empty TE", "Transfer-Encoding: "),
-    ("CL with TE", "Content-Length: 5\r\nTransfer-Encoding: chunked"),
+    (
+        "CL with TE",
+        "Content-Length: 5\r\nTransfer-Encoding: chunked",
+    ),
     ("CL list", "Content-Length: 5, 5"),
     ("CL twice", "Content-Length: 5\r\nContent-Length: 5"),
     ("CL sign", "Content-Length: +5"),
@@ -327,8 +332,9 @@ fn scripted_answer(line: &str) -> Vec<u8> {
         .and_then(|n| n.parse::<usize>().ok())
         .and_then(|n| BAD_RESPONSES.get(n));
     match shape {
-        Some((_, fields)) => format!("HTTP/1.1 200 OK\r\n{fields}\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-            .into_bytes(),
+        Some((_, fields)) => {
+            format!("HTTP/1.1 200 OK\r\n{fields}\r\n\r\n5\r\nhello\r\n0\r\n\r\n").into_bytes()
+        }
         None => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
     }
 }
@@ -341,7 +347,9 @@ async fn every_bad_response_framing_is_a_502_and_its_connection_is_not_reused() 
         let proxy = shadowtap_with_engine(upstream.addr, engine).await;
         let client = http1_client();
         // A good exchange first, so a pooled connection exists to be (wrongly) reused.
-        let reply = send(&client, get_request(&proxy.url("/good"))).await.unwrap();
+        let reply = send(&client, get_request(&proxy.url("/good")))
+            .await
+            .unwrap();
         assert_eq!(reply.status, 200, "{engine}");
         for (n, (shape, _)) in BAD_RESPONSES.iter().enumerate() {
             let reply = send(&client, get_request(&proxy.url(&format!("/bad/{n}"))))
@@ -471,5 +479,56 @@ proptest! {
             prop_assert_eq!(&outcomes[0], &outcomes[1], "engines disagree on {:?}", request);
             Ok(())
         })?;
+    }
+}
+
+/// A shadow's answer goes through the same rule: an ambiguous one is a failed exchange
+/// (`error`, never compared), and the shadow's connection is not reused after it.
+#[tokio::test]
+async fn a_shadow_answer_with_bad_framing_is_an_error_and_its_connection_is_not_reused() {
+    use support::shadow::{eventually, mirrored, outcomes, Policy};
+    let primary = recording_upstream().await;
+    let shadow = scripted_upstream(scripted_answer).await;
+    let proxy = mirrored(primary.addr, shadow.addr, &Policy::default()).await;
+    let client = http1_client();
+    let mut completed = 0;
+    let mut errors = 0;
+    let _ = send(&client, get_request(&proxy.url("/good")))
+        .await
+        .unwrap();
+    completed += 1;
+    eventually(&proxy, "the first copy", |m| {
+        outcomes(m)["completed"] == completed
+    })
+    .await;
+    // Three shapes, each between good answers (so the breaker stays closed).
+    for n in [0usize, 7, 8] {
+        let reply = send(&client, get_request(&proxy.url(&format!("/bad/{n}"))))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "the primary's answer is the client's");
+        errors += 1;
+        eventually(&proxy, "the bad copy to fail", |m| {
+            outcomes(m)["error"] == errors
+        })
+        .await;
+        let _ = send(&client, get_request(&proxy.url("/good")))
+            .await
+            .unwrap();
+        completed += 1;
+        eventually(&proxy, "the next copy", |m| {
+            outcomes(m)["completed"] == completed
+        })
+        .await;
+        let log = shadow.requests();
+        let bad = log
+            .iter()
+            .find(|(_, line)| line.contains(&format!("/bad/{n} ")));
+        let next = log.last();
+        assert!(
+            bad.is_some() && bad.map(|b| b.0) != next.map(|n| n.0),
+            "{}: connection reused: {log:?}",
+            BAD_RESPONSES[n].0
+        );
     }
 }

@@ -48,7 +48,12 @@ async fn recording(name: &'static str) -> Upstream {
         .await
 }
 
-async fn with_engine(internal: &Upstream, public: &Upstream, engine: &str, extra: &str) -> Shadowtap {
+async fn with_engine(
+    internal: &Upstream,
+    public: &Upstream,
+    engine: &str,
+    extra: &str,
+) -> Shadowtap {
     let listener = format!("http1_engine = \"{engine}\"\n{extra}");
     Shadowtap::start(config(&by_host_toml(internal, public, &listener))).await
 }
@@ -63,7 +68,10 @@ async fn missing_repeated_or_invalid_host_is_refused_on_both_engines() {
             "no Host on HTTP/1.1, absolute-form",
             "GET http://internal.example/x HTTP/1.1\r\n\r\n",
         ),
-        ("two equal Host fields", "GET /x HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+        (
+            "two equal Host fields",
+            "GET /x HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        ),
         (
             "two different Host fields",
             "GET /x HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\n\r\n",
@@ -73,11 +81,23 @@ async fn missing_repeated_or_invalid_host_is_refused_on_both_engines() {
             "GET /x HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
         ),
         ("Host with a space", "GET /x HTTP/1.1\r\nHost: a b\r\n\r\n"),
-        ("Host with userinfo", "GET /x HTTP/1.1\r\nHost: user@a\r\n\r\n"),
-        ("Host list", "GET /x HTTP/1.1\r\nHost: a, internal.example\r\n\r\n"),
-        ("Host with a bad port", "GET /x HTTP/1.1\r\nHost: a:8o\r\n\r\n"),
+        (
+            "Host with userinfo",
+            "GET /x HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        ),
+        (
+            "Host list",
+            "GET /x HTTP/1.1\r\nHost: a, internal.example\r\n\r\n",
+        ),
+        (
+            "Host with a bad port",
+            "GET /x HTTP/1.1\r\nHost: a:8o\r\n\r\n",
+        ),
         ("Host with a path", "GET /x HTTP/1.1\r\nHost: a/b\r\n\r\n"),
-        ("unclosed IP literal", "GET /x HTTP/1.1\r\nHost: [::1\r\n\r\n"),
+        (
+            "unclosed IP literal",
+            "GET /x HTTP/1.1\r\nHost: [::1\r\n\r\n",
+        ),
         (
             "absolute-form with userinfo",
             "GET http://u@internal.example/x HTTP/1.1\r\nHost: internal.example\r\n\r\n",
@@ -89,9 +109,12 @@ async fn missing_repeated_or_invalid_host_is_refused_on_both_engines() {
         for (shape, request) in shapes {
             let (answer, closed) =
                 raw_exchange_within(proxy.addr, request.as_bytes(), Duration::from_secs(2)).await;
-            let refused = answer.starts_with("HTTP/1.1 400 ") || answer.starts_with("HTTP/1.0 400 ");
+            let refused =
+                answer.starts_with("HTTP/1.1 400 ") || answer.starts_with("HTTP/1.0 400 ");
             if !refused || !closed {
-                failures.push(format!("{engine}: {shape}: closed {closed}, got {answer:?}"));
+                failures.push(format!(
+                    "{engine}: {shape}: closed {closed}, got {answer:?}"
+                ));
             }
         }
     }
@@ -139,14 +162,22 @@ async fn absolute_form_authority_wins_for_routing_and_forwarded_host_on_both_eng
         assert!(answer.ends_with("internal"), "{engine}: {answer}");
         let seen = internal.last();
         assert_eq!(seen.header_all("host"), ["internal.example"], "{engine}");
-        assert_eq!(seen.header("x-forwarded-host"), Some("internal.example"), "{engine}");
+        assert_eq!(
+            seen.header("x-forwarded-host"),
+            Some("internal.example"),
+            "{engine}"
+        );
         assert_eq!(seen.uri.path(), "/x", "{engine}");
 
         // And the other way round.
         let request = "GET http://public.example:8080/y HTTP/1.1\r\nHost: internal.example\r\nConnection: close\r\n\r\n";
         let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
         assert!(answer.ends_with("public"), "{engine}: {answer}");
-        assert_eq!(public.last().header_all("host"), ["public.example:8080"], "{engine}");
+        assert_eq!(
+            public.last().header_all("host"),
+            ["public.example:8080"],
+            "{engine}"
+        );
     }
 }
 
@@ -191,24 +222,49 @@ async fn via_is_appended_to_requests_and_responses_on_both_engines() {
         .start()
         .await;
     for engine in ENGINES {
-        for (extra, ours) in [("", Some("shadowtap")), ("via = \"edge-7\"", Some("edge-7")), ("via = true", Some("shadowtap")), ("via = false", None)] {
-            let toml = simple_toml(app.addr, &format!("http1_engine = \"{engine}\"\n{extra}"), "");
+        for (extra, ours) in [
+            ("", Some("shadowtap")),
+            ("via = \"edge-7\"", Some("edge-7")),
+            ("via = true", Some("shadowtap")),
+            ("via = false", None),
+        ] {
+            let toml = simple_toml(
+                app.addr,
+                &format!("http1_engine = \"{engine}\"\n{extra}"),
+                "",
+            );
             let proxy = Shadowtap::start(config(&toml)).await;
-            let request = "GET /v HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";
+            let request =
+                "GET /v HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";
             let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
             let lower = answer.to_ascii_lowercase();
             let (request_via, response_via) = match ours {
-                Some(name) => (format!("1.0 front, 1.1 {name}"), format!("via: 1.1 app-side, 1.1 {name}\r\n")),
+                Some(name) => (
+                    format!("1.0 front, 1.1 {name}"),
+                    format!("via: 1.1 app-side, 1.1 {name}\r\n"),
+                ),
                 None => ("1.0 front".to_string(), "via: 1.1 app-side\r\n".to_string()),
             };
-            assert!(answer.ends_with(&request_via), "{engine} {extra}: upstream saw {answer}");
-            assert!(lower.contains(&response_via), "{engine} {extra}: client got {answer}");
-            assert_eq!(lower.matches("\r\nvia:").count(), 1, "{engine} {extra}: {answer}");
+            assert!(
+                answer.ends_with(&request_via),
+                "{engine} {extra}: upstream saw {answer}"
+            );
+            assert!(
+                lower.contains(&response_via),
+                "{engine} {extra}: client got {answer}"
+            );
+            assert_eq!(
+                lower.matches("\r\nvia:").count(),
+                1,
+                "{engine} {extra}: {answer}"
+            );
         }
     }
     // An HTTP/2 request is received as `2`.
     let proxy = Shadowtap::in_front_of(app.addr).await;
-    let reply = send(&h2_client(), get_request(&proxy.url("/v"))).await.unwrap();
+    let reply = send(&h2_client(), get_request(&proxy.url("/v")))
+        .await
+        .unwrap();
     assert_eq!(reply.text(), "2 shadowtap");
     assert_eq!(reply.headers["via"], "1.1 app-side, 1.1 shadowtap");
 }

@@ -466,7 +466,11 @@ mod tests {
             "content-length: 3 3",
         ];
         for shape in shapes {
-            for status_line in ["HTTP/1.1 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified"] {
+            for status_line in [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 204 No Content",
+                "HTTP/1.1 304 Not Modified",
+            ] {
                 for is_head in [false, true] {
                     let raw = format!("{status_line}\r\n{shape}\r\n\r\n");
                     let mut out = Vec::new();
@@ -485,17 +489,28 @@ mod tests {
         }
         let mut out = Vec::new();
         assert!(matches!(
-            parse(b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", false, false, None, &mut out, None),
+            parse(
+                b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                false,
+                false,
+                None,
+                &mut out,
+                None
+            ),
             Err(HeadError::Framing(FramingError::TransferEncodingInHttp10))
         ));
-        let (h, _) = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tChunked \r\n\r\n", false);
+        let (h, _) = head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tChunked \r\n\r\n",
+            false,
+        );
         assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
     }
 
     #[test]
     fn via_is_appended_to_the_upstreams_own() {
         let mut out = Vec::new();
-        let raw = b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\nX: 1\r\nvia: 1.1 b\r\ncontent-length: 0\r\n\r\n";
+        let raw =
+            b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\nX: 1\r\nvia: 1.1 b\r\ncontent-length: 0\r\n\r\n";
         assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("via: 1.0 a, 1.1 b, 1.1 edge\r\n"), "{out}");
@@ -503,12 +518,17 @@ mod tests {
         let mut out = Vec::new();
         let raw = b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n";
         assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
-        assert!(String::from_utf8(out).unwrap().contains("via: 1.0 edge\r\n"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("via: 1.0 edge\r\n"));
         let mut out = Vec::new();
         let raw = b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\ncontent-length: 0\r\n\r\n";
         assert!(parse(raw, false, false, None, &mut out, None).is_ok());
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains("Via: 1.0 a\r\n") && !out.contains("via:"), "{out}");
+        assert!(
+            out.contains("Via: 1.0 a\r\n") && !out.contains("via:"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -194,7 +194,10 @@ impl FramingFields {
 fn trim_ows(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |at| at + 1);
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |at| at + 1);
     value.get(start..end).unwrap_or_default()
 }
 
@@ -228,7 +231,9 @@ pub fn check_framing(version: http::Version, headers: &HeaderMap) -> Result<(), 
     for value in headers.get_all(header::TRANSFER_ENCODING) {
         fields.transfer_encoding(value.as_bytes());
     }
-    fields.framing(version == http::Version::HTTP_10).map(|_| ())
+    fields
+        .framing(version == http::Version::HTTP_10)
+        .map(|_| ())
 }
 
 /// Why a request's `Host` is refused (RFC 9112 §3.2: 400).
@@ -251,33 +256,32 @@ pub enum HostError {
 /// than the grammar in one way: no `,`, so no value can be read as a list of hosts; and no
 /// userinfo (`@`), which RFC 9110 §4.2.4 forbids senders to generate.
 pub fn host_is_valid(value: &[u8]) -> bool {
-    let (name, port) = match value.first() {
+    if value.is_empty() {
+        return true;
+    }
+    let (host_ok, port) = match value.first() {
         Some(b'[') => match memchr::memchr(b']', value) {
             Some(end) => {
                 let literal = value.get(1..end).unwrap_or_default();
-                if literal.is_empty() || !literal.iter().all(|b| is_host_byte(*b) || *b == b':') {
-                    return false;
-                }
-                (&b"-"[..], value.get(end + 1..).unwrap_or_default())
+                let ok =
+                    !literal.is_empty() && literal.iter().all(|b| is_host_byte(*b) || *b == b':');
+                (ok, value.get(end + 1..).unwrap_or_default())
             }
             None => return false,
         },
-        _ => match memchr::memchr(b':', value) {
-            Some(colon) => (
-                value.get(..colon).unwrap_or_default(),
-                value.get(colon..).unwrap_or_default(),
-            ),
-            None => (value, &b""[..]),
-        },
+        _ => {
+            let colon = memchr::memchr(b':', value).unwrap_or(value.len());
+            let name = value.get(..colon).unwrap_or_default();
+            let ok = !name.is_empty() && name.iter().all(|b| is_host_byte(*b));
+            (ok, value.get(colon..).unwrap_or_default())
+        }
     };
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     };
-    port_ok
-        && (!name.is_empty() || value.is_empty())
-        && name.iter().all(|b| is_host_byte(*b))
+    host_ok && port_ok
 }
 
 /// unreserved / pct-encoded / sub-delims (RFC 3986), less `,` (see [`host_is_valid`]).
@@ -285,8 +289,20 @@ fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                | b'+' | b';' | b'='
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b';'
+                | b'='
         )
 }
 
@@ -314,7 +330,8 @@ pub fn forwarded_host(
             if !host_is_valid(authority.as_str().as_bytes()) {
                 return Err(HostError::Invalid);
             }
-            let from_target = field.is_none_or(|field| field.as_bytes() != authority.as_str().as_bytes());
+            let from_target =
+                field.is_none_or(|field| field.as_bytes() != authority.as_str().as_bytes());
             HeaderValue::from_str(authority.as_str())
                 .map(|value| (Some(value), from_target))
                 .map_err(|_| HostError::Invalid)
@@ -623,26 +640,66 @@ mod tests {
         use BodyFraming::*;
         use FramingError::*;
         let v11 = http::Version::HTTP_11;
-        let table: &[(&[(&str, &str)], Result<BodyFraming, FramingError>)] = &[
+        type Row<'a> = (&'a [(&'a str, &'a str)], Result<BodyFraming, FramingError>);
+        let table: &[Row<'_>] = &[
             (&[], Ok(Unframed)),
             (&[("content-length", "5")], Ok(Length(5))),
             (&[("content-length", "0")], Ok(Length(0))),
             (&[("transfer-encoding", "chunked")], Ok(Chunked)),
             (&[("transfer-encoding", "CHUNKED")], Ok(Chunked)),
             (&[("transfer-encoding", " \tChunked\t ")], Ok(Chunked)),
-            (&[("transfer-encoding", "chunked, chunked")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "gzip, chunked")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "chunked, identity")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "identity")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "xchunked")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "chunked;a=b")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", "chunked,")], Err(BadTransferEncoding)),
+            (
+                &[("transfer-encoding", "chunked, chunked")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[
+                    ("transfer-encoding", "chunked"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "gzip, chunked")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "chunked, identity")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "identity")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "xchunked")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "chunked;a=b")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("transfer-encoding", "chunked,")],
+                Err(BadTransferEncoding),
+            ),
             (&[("transfer-encoding", "")], Err(BadTransferEncoding)),
-            (&[("transfer-encoding", ""), ("transfer-encoding", "chunked")], Err(BadTransferEncoding)),
-            (&[("content-length", "5"), ("transfer-encoding", "chunked")], Err(ContentLengthAndTransferEncoding)),
-            (&[("content-length", "5"), ("content-length", "5")], Err(MultipleContentLength)),
-            (&[("content-length", "5"), ("content-length", "6")], Err(MultipleContentLength)),
+            (
+                &[("transfer-encoding", ""), ("transfer-encoding", "chunked")],
+                Err(BadTransferEncoding),
+            ),
+            (
+                &[("content-length", "5"), ("transfer-encoding", "chunked")],
+                Err(ContentLengthAndTransferEncoding),
+            ),
+            (
+                &[("content-length", "5"), ("content-length", "5")],
+                Err(MultipleContentLength),
+            ),
+            (
+                &[("content-length", "5"), ("content-length", "6")],
+                Err(MultipleContentLength),
+            ),
             (&[("content-length", "5, 5")], Err(BadContentLength)),
             (&[("content-length", "+5")], Err(BadContentLength)),
             (&[("content-length", "-1")], Err(BadContentLength)),
@@ -650,7 +707,10 @@ mod tests {
             (&[("content-length", "5 5")], Err(BadContentLength)),
             (&[("content-length", "0x5")], Err(BadContentLength)),
             (&[("content-length", "")], Err(BadContentLength)),
-            (&[("content-length", "99999999999999999999")], Err(BadContentLength)),
+            (
+                &[("content-length", "99999999999999999999")],
+                Err(BadContentLength),
+            ),
         ];
         for (fields, want) in table {
             let mut framing = FramingFields::default();
@@ -665,7 +725,10 @@ mod tests {
             assert_eq!(verdict, want.map(|_| ()), "{fields:?}");
         }
         assert_eq!(
-            check_framing(http::Version::HTTP_10, &map(&[("transfer-encoding", "chunked")])),
+            check_framing(
+                http::Version::HTTP_10,
+                &map(&[("transfer-encoding", "chunked")])
+            ),
             Err(TransferEncodingInHttp10)
         );
         assert_eq!(
@@ -677,8 +740,15 @@ mod tests {
     #[test]
     fn host_values() {
         for good in [
-            "a", "a.example", "A.Example.:8080", "127.0.0.1:80", "[::1]", "[::1]:8080", "x_y-z~%41",
-            "", "a:",
+            "a",
+            "a.example",
+            "A.Example.:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "x_y-z~%41",
+            "",
+            "a:",
         ] {
             assert!(host_is_valid(good.as_bytes()), "{good:?}");
         }
@@ -700,14 +770,20 @@ mod tests {
         assert_eq!(headers["via"], "1.1 edge");
         let mut headers = map(&[("via", "1.0 a"), ("via", "1.1 b")]);
         append_via(&mut headers, via.element(http::Version::HTTP_2));
-        assert_eq!(headers.get_all("via").iter().collect::<Vec<_>>(), ["1.0 a, 1.1 b, 2 edge"]);
+        assert_eq!(
+            headers.get_all("via").iter().collect::<Vec<_>>(),
+            ["1.0 a, 1.1 b, 2 edge"]
+        );
     }
 
     #[test]
     fn content_length_must_be_plain_digits() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b"65536"), Some(65536));
-        assert_eq!(parse_content_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        assert_eq!(
+            parse_content_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
         for bad in ["+5", "5, 5", " 5", "", "00", "007", "5a", "\u{663}"] {
             assert_eq!(parse_content_length(bad.as_bytes()), None, "{bad:?}");
         }

@@ -724,7 +724,9 @@ pub async fn head_only_upstream(on_head: OnHead) -> (SocketAddr, tokio::task::Jo
 /// connection open for the next request. Records `(connection number, request line)` per
 /// request, so a test can tell whether the proxy reused a connection.
 pub async fn scripted_upstream(answer: fn(&str) -> Vec<u8>) -> ScriptedUpstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind scripted upstream");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind scripted upstream");
     let addr = listener.local_addr().expect("scripted upstream address");
     let log: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
     let seen = log.clone();
