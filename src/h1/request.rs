@@ -10,8 +10,9 @@
 //!
 //! The upstream head is written straight from the parsed slices: the request line and the
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
-//! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host` and `te: trailers` — by the
-//! same rules as [`crate::proxy::headers`].
+//! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host`, `te: trailers` and `via` —
+//! by the same rules as [`crate::proxy::headers`], whose framing and Host rules also decide
+//! what is plain enough to serve here.
 
 use crate::proxy::headers;
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};

@@ -3,8 +3,11 @@
 //! The client gets the upstream's status line and end-to-end fields as sent, without the
 //! hop-by-hop ones (RFC 9110 §7.6.1, including the fields `Connection` names), with a `Date`
 //! when the upstream sent none (as hyper's server adds one), `transfer-encoding: chunked`
-//! when the proxy re-frames the body, and `connection: close` when the client connection
-//! ends after this exchange.
+//! when the proxy re-frames the body, `via` with the listener's element appended, and
+//! `connection: close` when the client connection ends after this exchange.
+//!
+//! A head whose framing fields break the rule of [`FramingFields`] (the one both engines
+//! apply to requests too) is refused: the client gets 502 and the connection is dropped.
 
 use crate::proxy::headers::{is_hop_by_hop, BodyFraming, FramingError, FramingFields};
 use crate::shadow::fields::{offset_in, Fields};
