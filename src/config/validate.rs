@@ -316,10 +316,12 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
             }
         };
         let via = match listener.via {
-            None | Some(RawVia::Switch(true)) => ViaConfig::Pseudonym(ViaConfig::DEFAULT.into()),
+            None | Some(RawVia::Switch(true)) => {
+                ViaConfig::Pseudonym(ViaName::new(ViaConfig::DEFAULT))
+            }
             Some(RawVia::Switch(false)) => ViaConfig::Off,
             Some(RawVia::Pseudonym(name)) if is_token(&name) && name.len() <= MAX_VIA_LEN => {
-                ViaConfig::Pseudonym(name)
+                ViaConfig::Pseudonym(ViaName::new(&name))
             }
             Some(RawVia::Pseudonym(name)) => {
                 problems.push(

@@ -14,7 +14,7 @@
 //! by the same rules as [`crate::proxy::headers`], whose framing and Host rules also decide
 //! what is plain enough to serve here.
 
-use crate::proxy::headers;
+use crate::proxy::headers::{self, Via};
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
 use crate::shadow::fields::FieldSpan;
 use crate::telemetry::metrics::{Handover, METHODS};
@@ -291,7 +291,7 @@ pub fn prepare(
     head.out.extend_from_slice(b" HTTP/1.1\r\n");
     let trust = connection.trust_forwarded_headers;
     let mut forwarded_for = false;
-    let via = connection.via.as_ref().map(|via| via.element_h1(1));
+    let via = connection.via.as_ref().map(Via::h1);
     let mut client_via = false;
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
@@ -332,19 +332,21 @@ pub fn prepare(
         head.put(b"te", b"trailers");
     }
     if let Some(via) = via {
-        // Earlier hops' elements first, in order, then ours: one field.
         let line_start = head.out.len();
-        head.out.extend_from_slice(b"via: ");
         if client_via {
+            // Earlier hops' elements first, in order, then ours: one field.
+            head.out.extend_from_slice(b"via: ");
             for field in parsed.headers.iter() {
                 if classify(field.name.as_bytes()).0 == Field::Via {
                     head.out.extend_from_slice(field.value);
                     head.out.extend_from_slice(b", ");
                 }
             }
+            head.out.extend_from_slice(via.element(1));
+            head.out.extend_from_slice(b"\r\n");
+        } else {
+            head.out.extend_from_slice(via.line(1));
         }
-        head.out.extend_from_slice(via);
-        head.out.extend_from_slice(b"\r\n");
         head.recorded(line_start, b"via".len());
     }
     let line_start = head.out.len();
@@ -415,6 +417,7 @@ impl HeadWriter<'_> {
 }
 
 /// Appends one `name: value` field line.
+#[inline]
 pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");

@@ -9,6 +9,7 @@
 //! A head whose framing fields break the rule of [`FramingFields`] (the one both engines
 //! apply to requests too) is refused: the client gets 502 and the connection is dropped.
 
+use crate::config::ViaName;
 use crate::proxy::headers::{is_hop_by_hop, BodyFraming, FramingError, FramingFields};
 use crate::shadow::fields::{offset_in, Fields};
 use bytes::Bytes;
@@ -75,7 +76,7 @@ pub fn parse(
     buf: &[u8],
     is_head: bool,
     close: bool,
-    via: Option<&str>,
+    via: Option<&ViaName>,
     out: &mut Vec<u8>,
     keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
@@ -113,7 +114,7 @@ fn parse_head(
     buf: &[u8],
     is_head: bool,
     close: bool,
-    via: Option<&str>,
+    via: Option<&ViaName>,
     out: Option<&mut Vec<u8>>,
     keep: Option<&mut Fields>,
     map: Option<&mut HeaderMap>,
@@ -246,20 +247,22 @@ fn parse_head(
     if rechunk {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if let Some(pseudonym) = via {
-        // Earlier hops' elements first, then ours (received as HTTP/1.`version`): one field.
-        out.extend_from_slice(b"via: ");
+    if let Some(via) = via {
         if has_via {
+            // Earlier hops' elements first, then ours (received as HTTP/1.`version`): one
+            // field.
+            out.extend_from_slice(b"via: ");
             for field in parsed.headers.iter() {
                 if field.name.eq_ignore_ascii_case("via") {
                     out.extend_from_slice(field.value);
                     out.extend_from_slice(b", ");
                 }
             }
+            out.extend_from_slice(via.element(version));
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(via.line(version));
         }
-        out.extend_from_slice(if version == 0 { b"1.0 " } else { b"1.1 " });
-        out.extend_from_slice(pseudonym.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -318,6 +321,7 @@ fn end_to_end_map(
 
 /// Whether a field of a parsed head is end-to-end: not hop-by-hop by definition, nor named
 /// by its `Connection` field (looked up only when `named_by_connection`, i.e. it names any).
+#[inline]
 fn is_end_to_end(fields: &[httparse::Header<'_>], name: &[u8], named_by_connection: bool) -> bool {
     !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
 }
@@ -511,16 +515,17 @@ mod tests {
 
     #[test]
     fn via_is_appended_to_the_upstreams_own() {
+        let edge = ViaName::new("edge");
         let mut out = Vec::new();
         let raw =
             b"HTTP/1.1 200 OK\r\nVia: 1.0 a\r\nX: 1\r\nvia: 1.1 b\r\ncontent-length: 0\r\n\r\n";
-        assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
+        assert!(parse(raw, false, false, Some(&edge), &mut out, None).is_ok());
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("via: 1.0 a, 1.1 b, 1.1 edge\r\n"), "{out}");
         assert_eq!(out.matches("ia: ").count(), 1, "{out}");
         let mut out = Vec::new();
         let raw = b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n";
-        assert!(parse(raw, false, false, Some("edge"), &mut out, None).is_ok());
+        assert!(parse(raw, false, false, Some(&edge), &mut out, None).is_ok());
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("via: 1.0 edge\r\n"));

@@ -1,6 +1,7 @@
 //! Header rules of a forwarding proxy: hop-by-hop removal, `X-Forwarded-*`, request ids,
 //! and the framing checks that stop request smuggling.
 
+use crate::config::ViaName;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -255,6 +256,7 @@ pub enum HostError {
 /// Empty is valid (a request whose target has no authority sends an empty `Host`). Stricter
 /// than the grammar in one way: no `,`, so no value can be read as a list of hosts; and no
 /// userinfo (`@`), which RFC 9110 §4.2.4 forbids senders to generate.
+#[inline]
 pub fn host_is_valid(value: &[u8]) -> bool {
     if value.is_empty() {
         return true;
@@ -270,10 +272,19 @@ pub fn host_is_valid(value: &[u8]) -> bool {
             None => return false,
         },
         _ => {
-            let colon = memchr::memchr(b':', value).unwrap_or(value.len());
-            let name = value.get(..colon).unwrap_or_default();
-            let ok = !name.is_empty() && name.iter().all(|b| is_host_byte(*b));
-            (ok, value.get(colon..).unwrap_or_default())
+            // One pass: the name's bytes are checked up to the colon (Hosts are short, a
+            // plain loop beats a memchr call).
+            let mut name_len = 0;
+            for b in value {
+                if *b == b':' {
+                    break;
+                }
+                if !is_host_byte(*b) {
+                    return false;
+                }
+                name_len += 1;
+            }
+            (name_len > 0, value.get(name_len..).unwrap_or_default())
         }
     };
     let port_ok = match port.split_first() {
@@ -284,27 +295,42 @@ pub fn host_is_valid(value: &[u8]) -> bool {
     host_ok && port_ok
 }
 
-/// unreserved / pct-encoded / sub-delims (RFC 3986), less `,` (see [`host_is_valid`]).
+/// unreserved / pct-encoded / sub-delims (RFC 3986), less `,` (see [`host_is_valid`]): a
+/// table, since the Host of every request on the native path is checked byte by byte.
+#[inline]
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b';'
-                | b'='
-        )
+    HOST_BYTES.get(usize::from(b)).copied().unwrap_or(false)
 }
+
+// Evaluated at compile time: an index out of range fails the build, never a request.
+#[allow(clippy::indexing_slicing)]
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
 
 /// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` field on HTTP/1.1
 /// (at most one elsewhere), and when the target carries an authority (absolute-form, or
@@ -348,17 +374,21 @@ pub struct Via {
     http10: HeaderValue,
     http11: HeaderValue,
     http2: HeaderValue,
+    /// The same as HTTP/1 field lines, for the native engine.
+    lines: ViaName,
 }
 
 impl Via {
     /// The elements for `pseudonym` (a token, checked by config validation); `None` when it
     /// cannot be a field value.
-    pub fn new(pseudonym: &str) -> Option<Via> {
-        let element = |version: &str| HeaderValue::from_str(&format!("{version} {pseudonym}")).ok();
+    pub fn new(pseudonym: &ViaName) -> Option<Via> {
+        let name = pseudonym.name();
+        let element = |version: &str| HeaderValue::from_str(&format!("{version} {name}")).ok();
         Some(Via {
             http10: element("1.0")?,
             http11: element("1.1")?,
             http2: element("2")?,
+            lines: pseudonym.clone(),
         })
     }
 
@@ -371,12 +401,9 @@ impl Via {
         }
     }
 
-    /// The element for an HTTP/1.x message, by its minor version (httparse's `version`).
-    pub fn element_h1(&self, minor: u8) -> &[u8] {
-        match minor {
-            0 => self.http10.as_bytes(),
-            _ => self.http11.as_bytes(),
-        }
+    /// The HTTP/1 field lines and elements.
+    pub fn h1(&self) -> &ViaName {
+        &self.lines
     }
 }
 
@@ -761,7 +788,9 @@ mod tests {
 
     #[test]
     fn via_elements_and_appending() {
-        let via = Via::new("edge").unwrap();
+        let via = Via::new(&ViaName::new("edge")).unwrap();
+        assert_eq!(via.h1().line(1), b"via: 1.1 edge\r\n");
+        assert_eq!(via.h1().element(0), b"1.0 edge");
         assert_eq!(via.element(http::Version::HTTP_11), "1.1 edge");
         assert_eq!(via.element(http::Version::HTTP_10), "1.0 edge");
         assert_eq!(via.element(http::Version::HTTP_2), "2 edge");
