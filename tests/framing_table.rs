@@ -563,3 +563,50 @@ async fn h2c_content_length_follows_the_same_rule() {
     let bodies: Vec<_> = upstream.received().iter().map(|r| r.body.clone()).collect();
     assert_eq!(bodies, [bytes::Bytes::from_static(b"hello")]);
 }
+
+/// Chunk-size and chunk-line tricks (hex prefixes, signs, separators, a bare CR in an
+/// extension, a missing CRLF after the data): the body is decoded by one parser and re-chunked for
+/// the upstream, so whatever the client wrote never reaches it as written. Each must end
+/// the connection without serving the request behind it; the primary never sees a body
+/// that decoded cleanly.
+#[tokio::test]
+async fn malformed_chunk_lines_never_smuggle_on_both_engines() {
+    let upstream = recording_upstream().await;
+    let bodies = [
+        ("0x prefix", "0x5\r\nhello\r\n0\r\n\r\n"),
+        ("plus sign", "+5\r\nhello\r\n0\r\n\r\n"),
+        ("minus sign", "-5\r\nhello\r\n0\r\n\r\n"),
+        ("underscore", "0_5\r\nhello\r\n0\r\n\r\n"),
+        ("empty size line", "\r\n\r\n"),
+        ("bare CR in an extension", "5;a\rb\r\nhello\r\n0\r\n\r\n"),
+        ("LF in an extension", "5;a\nb\r\nhello\r\n0\r\n\r\n"),
+        ("no CRLF after the data", "5\r\nhelloXX0\r\n\r\n"),
+        ("size overflow", "fffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+    ];
+    let mut failures = Vec::new();
+    for engine in ENGINES {
+        let proxy = shadowtap_with_engine(upstream.addr, engine).await;
+        for (shape, body) in bodies {
+            let before = upstream.count();
+            let request = format!(
+                "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{FOLLOWER}"
+            );
+            let (answer, closed) =
+                raw_exchange_within(proxy.addr, request.as_bytes(), Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let received: Vec<Received> = upstream.received().into_iter().skip(before).collect();
+            let smuggled = received.iter().any(|r| r.uri.path() != "/t");
+            let clean_body = received.iter().any(|r| r.body.as_ref() != b"<body error>");
+            if smuggled || clean_body || !closed || raw_status(&answer) == Some(200) {
+                failures.push(format!(
+                    "{engine}: {shape}: closed {closed}, answer {answer:?}, upstream got {:?}",
+                    received
+                        .iter()
+                        .map(|r| (r.uri.to_string(), r.body.clone()))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
