@@ -314,3 +314,25 @@ fn a_bad_via_pseudonym_is_an_error_naming_the_key() {
         assert!(config(&again).to_toml().contains(printed_line), "{good}");
     }
 }
+
+/// The element names the version each message was received as: an HTTP/1.0 upstream's
+/// answer gets `1.0`.
+#[tokio::test]
+async fn via_names_the_version_an_answer_was_received_as() {
+    fn answer(_: &str) -> Vec<u8> {
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+    }
+    let app = scripted_upstream(answer).await;
+    for engine in ENGINES {
+        let proxy = shadowtap_with_engine(app.addr, engine).await;
+        let answer = raw_exchange(
+            proxy.addr,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            answer.contains("via: 1.0 shadowtap\r\n"),
+            "{engine}: {answer}"
+        );
+    }
+}

@@ -44,6 +44,8 @@ pub struct Head {
     pub framing: Framing,
     /// The upstream connection may be reused after the body.
     pub keep_alive: bool,
+    /// The minor version the upstream answered with (HTTP/1.0 or 1.1), for `Via`.
+    pub minor: u8,
 }
 
 /// What parsing the upstream buffer gave.
@@ -204,6 +206,7 @@ fn parse_head(
         status,
         framing,
         keep_alive,
+        minor: version,
     };
     if let Some(keep) = keep {
         *keep = end_to_end_fields(&buf[..len], parsed.headers, named_by_connection);

@@ -407,6 +407,10 @@ impl Via {
     }
 }
 
+/// Marks an upstream answer received as HTTP/1.0, so its `Via` element says `1.0`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedAsHttp10;
+
 /// Appends `element` to a message's `Via` (the earlier hops' elements kept first, joined
 /// into one field).
 pub fn append_via(headers: &mut HeaderMap, element: &HeaderValue) {

@@ -239,7 +239,10 @@ impl Proxy {
                 // After the capture took the primary's fields: the shadow's answer carries no
                 // Via of ours, and comparing one would be a false difference.
                 if let Some(via) = &connection.via {
-                    let version = response.version();
+                    let version = match response.extensions().get::<headers::ReceivedAsHttp10>() {
+                        Some(_) => http::Version::HTTP_10,
+                        None => response.version(),
+                    };
                     headers::append_via(response.headers_mut(), via.element(version));
                 }
                 response.map(|body| ResponseBody::upstream(body, completion, capture))
