@@ -5,7 +5,7 @@
 //! with [`ProxyError::reason`]. Causes are kept as `#[source]` so logs show the chain.
 
 use crate::proxy::forward::ForwardError;
-use crate::proxy::headers::FramingError;
+use crate::proxy::headers::{FramingError, HostError};
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::ErrorReason;
 use http::StatusCode;
@@ -16,6 +16,9 @@ pub enum ProxyError {
     /// Ambiguous or forbidden framing (smuggling shapes): 400, nothing forwarded.
     #[error("bad request framing")]
     Framing(#[from] FramingError),
+    /// A missing, repeated or invalid `Host` (RFC 9112 §3.2): 400, nothing forwarded.
+    #[error("bad Host")]
+    Host(#[from] HostError),
     /// A request the proxy does not forward (CONNECT, a bad target): 400 or 405.
     #[error("unsupported request: {0}")]
     Unsupported(&'static str),
@@ -32,7 +35,7 @@ impl ProxyError {
     /// The status the client receives.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Framing(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Framing(_) | ProxyError::Host(_) => StatusCode::BAD_REQUEST,
             ProxyError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Forward(ForwardError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
@@ -45,7 +48,9 @@ impl ProxyError {
     /// The `reason` label it is counted under.
     pub fn reason(&self) -> ErrorReason {
         match self {
-            ProxyError::Framing(_) | ProxyError::Unsupported(_) => ErrorReason::BadRequest,
+            ProxyError::Framing(_) | ProxyError::Host(_) | ProxyError::Unsupported(_) => {
+                ErrorReason::BadRequest
+            }
             ProxyError::NoRoute => ErrorReason::NoRoute,
             ProxyError::Forward(ForwardError::Unreachable { .. }) => {
                 ErrorReason::UpstreamUnreachable
@@ -79,6 +84,7 @@ impl ProxyError {
     pub fn client_message(&self) -> &'static str {
         match self {
             ProxyError::Framing(_) => "bad request: ambiguous message framing\n",
+            ProxyError::Host(_) => "bad request: missing, repeated or invalid Host\n",
             ProxyError::Unsupported(what) => what,
             ProxyError::NoRoute => "no route\n",
             ProxyError::Forward(ForwardError::Unreachable { .. }) => {

@@ -62,6 +62,10 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
+    let via = config
+        .via
+        .pseudonym()
+        .and_then(crate::proxy::headers::Via::new);
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)
@@ -98,6 +102,7 @@ pub async fn serve(
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
             client_body_timeout: config.client_body_timeout,
+            via: via.clone(),
         });
         let open = OpenConnection::new(proxy.metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
@@ -207,10 +212,8 @@ impl Connection {
             let handler = proxy.clone();
             let info = info.clone();
             seen.first_request.store(true, Ordering::Release);
-            if seen.ambiguous_framing.load(Ordering::Acquire) {
-                request
-                    .extensions_mut()
-                    .insert(FramingError::ContentLengthAndTransferEncoding);
+            if let Some(hidden) = seen.ambiguous_framing.get() {
+                request.extensions_mut().insert(*hidden);
             }
             async move { Ok::<_, Infallible>(handler.handle(request, &info).await) }
         });
@@ -269,10 +272,10 @@ struct ConnectionState {
     /// from HTTP/1 and waits without a deadline, so a client that connects and sends nothing
     /// (or part of the preface) would hold a connection slot for ever.
     first_request: AtomicBool,
-    /// A request head with both Content-Length and Transfer-Encoding was read; see
-    /// [`HeadScanner`]. Every request on the connection from then on is refused (hyper closes
-    /// the connection after such a request anyway).
-    ambiguous_framing: AtomicBool,
+    /// A request head with framing fields hyper resolves away was read (both Content-Length
+    /// and Transfer-Encoding, or Content-Length twice); see [`HeadScanner`]. Every request
+    /// on the connection from then on is refused, and the 400 closes the connection.
+    ambiguous_framing: std::sync::OnceLock<FramingError>,
 }
 
 /// The client socket, with every byte read passed through a [`HeadScanner`].
@@ -324,8 +327,8 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            if this.scanner.feed(&buf.filled()[before..]) {
-                this.state.ambiguous_framing.store(true, Ordering::Release);
+            if let Some(found) = this.scanner.feed(&buf.filled()[before..]) {
+                let _ = this.state.ambiguous_framing.set(found);
             }
         }
         polled

@@ -8,38 +8,44 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-/// Sends one raw request through a fresh proxy and checks: 400, connection closed, and the
-/// recording upstream saw nothing.
+/// Sends one raw request through a fresh proxy on each engine and checks: 400, connection
+/// closed, and the recording upstream saw nothing.
 async fn assert_refused(shape: &str, request: &str) {
-    let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "forwarded\n") })
-        .start()
-        .await;
-    let proxy = Shadowtap::in_front_of(upstream.addr).await;
-    let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
-    // Let a wrongly forwarded request arrive before counting.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        raw_status(&answer),
-        Some(400),
-        "{shape}: expected 400, got:\n{answer}"
-    );
-    assert!(
-        !answer.contains("forwarded"),
-        "{shape}: the upstream's answer reached the client:\n{answer}"
-    );
-    assert_eq!(upstream.count(), 0, "{shape}: the upstream received it");
-    // Which layer refused it: the proxy counts its own 400s, hyper's parser does not.
-    let by_proxy = metric_value(
-        &proxy.metrics().await,
-        "shadowtap_proxy_errors_total",
-        &[("reason", "bad_request")],
-    )
-    .is_some();
-    eprintln!(
-        "{shape}: refused by {}",
-        if by_proxy { "shadowtap" } else { "hyper" }
-    );
+    for engine in ENGINES {
+        let upstream = upstream()
+            .fallback(|_| async { status(http::StatusCode::OK, "forwarded\n") })
+            .start()
+            .await;
+        let proxy = shadowtap_with_engine(upstream.addr, engine).await;
+        let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
+        // Let a wrongly forwarded request arrive before counting.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            raw_status(&answer),
+            Some(400),
+            "{engine}: {shape}: expected 400, got:\n{answer}"
+        );
+        assert!(
+            !answer.contains("forwarded"),
+            "{engine}: {shape}: the upstream's answer reached the client:\n{answer}"
+        );
+        assert_eq!(
+            upstream.count(),
+            0,
+            "{engine}: {shape}: the upstream received it"
+        );
+        // Which layer refused it: the proxy counts its own 400s, hyper's parser does not.
+        let by_proxy = metric_value(
+            &proxy.metrics().await,
+            "shadowtap_proxy_errors_total",
+            &[("reason", "bad_request")],
+        )
+        .is_some();
+        eprintln!(
+            "{engine}: {shape}: refused by {}",
+            if by_proxy { "shadowtap" } else { "hyper" }
+        );
+    }
 }
 
 #[tokio::test]
@@ -84,6 +90,15 @@ async fn two_different_content_lengths_are_refused_and_not_forwarded() {
 async fn obfuscated_transfer_encodings_are_refused_and_not_forwarded() {
     for (shape, te) in [
         ("xchunked", "Transfer-Encoding: xchunked\r\n"),
+        (
+            "chunked, chunked",
+            "Transfer-Encoding: chunked, chunked\r\n",
+        ),
+        (
+            "chunked twice in two fields",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        ),
+        ("gzip, chunked", "Transfer-Encoding: gzip, chunked\r\n"),
         (
             "chunked, identity",
             "Transfer-Encoding: chunked, identity\r\n",

@@ -11,9 +11,11 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Frame;
 use support::*;
 
-/// Fields a proxy legitimately changes on the way back: the date and hop-by-hop fields.
+/// Fields a proxy legitimately changes on the way back: the date, `Via` (which it appends
+/// to; tests/host_via.rs checks it) and hop-by-hop fields.
 const IGNORED_RESPONSE: &[&str] = &[
     "date",
+    "via",
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -25,6 +27,7 @@ const IGNORED_RESPONSE: &[&str] = &[
 /// Fields a proxy legitimately changes on the way up.
 const IGNORED_REQUEST: &[&str] = &[
     "host",
+    "via",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",

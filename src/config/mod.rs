@@ -78,6 +78,82 @@ pub struct ListenerConfig {
     pub trust_forwarded_headers: bool,
     /// Which implementation serves plain HTTP/1.1 requests.
     pub http1_engine: Http1Engine,
+    /// The `Via` element added to forwarded requests and responses, or none.
+    pub via: ViaConfig,
+}
+
+/// `[[listeners]] via`: the pseudonym this listener names itself by in `Via` (RFC 9110
+/// §7.6.3) on the requests it forwards and the responses it returns, or `false` for none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViaConfig {
+    /// No `Via` is added.
+    Off,
+    /// `Via: <version> <pseudonym>` is appended.
+    Pseudonym(ViaName),
+}
+
+impl ViaConfig {
+    /// The default pseudonym.
+    pub const DEFAULT: &'static str = "shadowtap";
+
+    /// The pseudonym, when `Via` is on.
+    pub fn pseudonym(&self) -> Option<&ViaName> {
+        match self {
+            ViaConfig::Off => None,
+            ViaConfig::Pseudonym(name) => Some(name),
+        }
+    }
+}
+
+// Written as the file takes it (a name, or `false`), so a printed config reads back the same.
+impl Serialize for ViaConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ViaConfig::Off => serializer.serialize_bool(false),
+            ViaConfig::Pseudonym(name) => serializer.serialize_str(name.name()),
+        }
+    }
+}
+
+/// A validated `via` pseudonym with its HTTP/1 field lines made once, so the native engine
+/// writes a request's or response's `Via` with one copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViaName {
+    name: String,
+    /// `via: 1.0 NAME\r\n` and `via: 1.1 NAME\r\n`.
+    lines: [Box<[u8]>; 2],
+}
+
+impl ViaName {
+    /// The lines for `name` (validation checks it is a token first).
+    pub fn new(name: &str) -> ViaName {
+        let line = |version: &str| format!("via: {version} {name}\r\n").into_bytes().into();
+        ViaName {
+            name: name.to_string(),
+            lines: [line("1.0"), line("1.1")],
+        }
+    }
+
+    /// The pseudonym.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole field line for a message received as HTTP/1.`minor`.
+    pub fn line(&self, minor: u8) -> &[u8] {
+        let [http10, http11] = &self.lines;
+        match minor {
+            0 => http10,
+            _ => http11,
+        }
+    }
+
+    /// Just the element (`1.1 NAME`) for a message received as HTTP/1.`minor`.
+    pub fn element(&self, minor: u8) -> &[u8] {
+        let line = self.line(minor);
+        line.get(b"via: ".len()..line.len().saturating_sub(2))
+            .unwrap_or_default()
+    }
 }
 
 /// The implementation that serves plain HTTP/1.1 requests on a listener.

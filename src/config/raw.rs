@@ -41,6 +41,15 @@ pub struct RawListener {
     pub http2: Option<bool>,
     pub trust_forwarded_headers: Option<bool>,
     pub http1_engine: Option<String>,
+    pub via: Option<RawVia>,
+}
+
+/// `via`: a pseudonym, or `true`/`false` to keep the default one or send none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawVia {
+    Switch(bool),
+    Pseudonym(String),
 }
 
 /// `[admin]`.

@@ -5,7 +5,7 @@
 
 use super::error::Problems;
 use super::mirror::{RawMethods, RawRouteMirror, RawShadow};
-use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream};
+use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream, RawVia};
 use super::*;
 use std::collections::HashSet;
 
@@ -315,6 +315,25 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 Http1Engine::Native
             }
         };
+        let via = match listener.via {
+            None | Some(RawVia::Switch(true)) => {
+                ViaConfig::Pseudonym(ViaName::new(ViaConfig::DEFAULT))
+            }
+            Some(RawVia::Switch(false)) => ViaConfig::Off,
+            Some(RawVia::Pseudonym(name)) if is_token(&name) && name.len() <= MAX_VIA_LEN => {
+                ViaConfig::Pseudonym(ViaName::new(&name))
+            }
+            Some(RawVia::Pseudonym(name)) => {
+                problems.push(
+                    format!("{path}.via"),
+                    format!(
+                        "{name:?} is not a valid pseudonym: it must be 1 to {MAX_VIA_LEN} token \
+                         characters (letters, digits and !#$%&'*+-.^_`|~), or false to send no Via"
+                    ),
+                );
+                ViaConfig::Off
+            }
+        };
         if let Some(address) = address {
             listeners.push(ListenerConfig {
                 address,
@@ -327,6 +346,7 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 http2: listener.http2.unwrap_or(true),
                 trust_forwarded_headers: listener.trust_forwarded_headers.unwrap_or(false),
                 http1_engine,
+                via,
             });
         }
     }
@@ -611,4 +631,15 @@ pub(crate) fn duration(
             Duration::from_secs(1)
         }
     }
+}
+
+/// Longest `via` pseudonym accepted.
+const MAX_VIA_LEN: usize = 64;
+
+/// Whether `text` is an HTTP token (RFC 9110 §5.6.2).
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

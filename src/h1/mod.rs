@@ -540,6 +540,7 @@ impl Connection<'_> {
                     &conn.buf,
                     request.is_head,
                     close_after,
+                    self.config.via.pseudonym(),
                     &mut self.response_head,
                     keep.as_deref_mut(),
                 ) {

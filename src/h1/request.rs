@@ -10,10 +10,11 @@
 //!
 //! The upstream head is written straight from the parsed slices: the request line and the
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
-//! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host` and `te: trailers` — by the
-//! same rules as [`crate::proxy::headers`].
+//! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host`, `te: trailers` and `via` —
+//! by the same rules as [`crate::proxy::headers`], whose framing and Host rules also decide
+//! what is plain enough to serve here.
 
-use crate::proxy::headers;
+use crate::proxy::headers::{self, Via};
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
 use crate::shadow::fields::FieldSpan;
 use crate::telemetry::metrics::{Handover, METHODS};
@@ -99,6 +100,8 @@ enum Field {
     XForwardedFor,
     XForwardedProto,
     XForwardedHost,
+    /// Joined with this proxy's element when `Via` is on, else kept.
+    Via,
 }
 
 fn classify(name: &[u8]) -> (Field, Option<Special>) {
@@ -120,6 +123,7 @@ fn classify(name: &[u8]) -> (Field, Option<Special>) {
         16 if eq(b"proxy-connection") => (Field::Drop, None),
         16 if eq(b"x-forwarded-host") => (Field::XForwardedHost, Some(Special::ForwardedHost)),
         17 if eq(b"x-forwarded-proto") => (Field::XForwardedProto, Some(Special::ForwardedProto)),
+        3 if eq(b"via") => (Field::Via, None),
         17 if eq(b"transfer-encoding") => (
             Field::Drop,
             Some(Special::Unusual(Handover::TransferEncoding)),
@@ -186,14 +190,10 @@ fn has_token(value: &[u8], want: &[u8]) -> bool {
     tokens(value).any(|token| token.eq_ignore_ascii_case(want))
 }
 
-/// A `Content-Length` value: digits only (no sign, no spaces, no list), no overflow.
+/// A `Content-Length` value by the one rule both engines use
+/// ([`headers::parse_content_length`]).
 pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    value.iter().try_fold(0u64, |n, d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    headers::parse_content_length(value)
 }
 
 /// Parses the head at the start of `buf` and, when the native engine serves it, writes the
@@ -248,9 +248,14 @@ pub fn prepare(
         },
         _ => return Prepared::Fallback(Handover::Other),
     };
-    let host = match (seen.hosts, seen.host.map(std::str::from_utf8)) {
-        (1, Some(Ok(host))) if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) => {
-            host
+    // Exactly one valid, non-empty Host; the hyper path answers every other shape (400,
+    // or routing without a host for an empty one).
+    let host = match (seen.hosts, seen.host) {
+        (1, Some(host)) if !host.is_empty() && headers::host_is_valid(host) => {
+            match std::str::from_utf8(host) {
+                Ok(host) => host,
+                Err(_) => return Prepared::Fallback(Handover::Other),
+            }
         }
         _ => return Prepared::Fallback(Handover::Other),
     };
@@ -272,7 +277,7 @@ pub fn prepare(
     let mut head = HeadWriter {
         out,
         fields: match mirrors {
-            true => Vec::with_capacity(parsed.headers.len() + 5),
+            true => Vec::with_capacity(parsed.headers.len() + 6),
             false => Vec::new(),
         },
         record: mirrors,
@@ -286,6 +291,8 @@ pub fn prepare(
     head.out.extend_from_slice(b" HTTP/1.1\r\n");
     let trust = connection.trust_forwarded_headers;
     let mut forwarded_for = false;
+    let via = connection.via.as_ref().map(Via::h1);
+    let mut client_via = false;
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
         let value = field.value;
@@ -296,6 +303,8 @@ pub fn prepare(
             Field::XForwardedProto | Field::XForwardedHost if trust => head.put(name, value),
             Field::XForwardedProto | Field::XForwardedHost => {}
             Field::XForwardedFor => forwarded_for = true,
+            Field::Via if via.is_some() => client_via = true,
+            Field::Via => head.put(name, value),
         }
     }
     // Every `X-Forwarded-For` line joined into one, the client's address appended.
@@ -321,6 +330,24 @@ pub fn prepare(
     }
     if seen.trailers {
         head.put(b"te", b"trailers");
+    }
+    if let Some(via) = via {
+        let line_start = head.out.len();
+        if client_via {
+            // Earlier hops' elements first, in order, then ours: one field.
+            head.out.extend_from_slice(b"via: ");
+            for field in parsed.headers.iter() {
+                if classify(field.name.as_bytes()).0 == Field::Via {
+                    head.out.extend_from_slice(field.value);
+                    head.out.extend_from_slice(b", ");
+                }
+            }
+            head.out.extend_from_slice(via.element(1));
+            head.out.extend_from_slice(b"\r\n");
+        } else {
+            head.out.extend_from_slice(via.line(1));
+        }
+        head.recorded(line_start, b"via".len());
     }
     let line_start = head.out.len();
     head.out.extend_from_slice(b"x-request-id: ");
@@ -390,6 +417,7 @@ impl HeadWriter<'_> {
 }
 
 /// Appends one `name: value` field line.
+#[inline]
 pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -400,17 +428,6 @@ pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_length_must_be_plain_digits() {
-        assert_eq!(parse_length(b"0"), Some(0));
-        assert_eq!(parse_length(b"65536"), Some(65536));
-        assert_eq!(parse_length(b"+5"), None);
-        assert_eq!(parse_length(b"5, 5"), None);
-        assert_eq!(parse_length(b" 5"), None);
-        assert_eq!(parse_length(b""), None);
-        assert_eq!(parse_length(b"99999999999999999999"), None);
-    }
 
     #[test]
     fn connection_tokens() {

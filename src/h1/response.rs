@@ -3,11 +3,14 @@
 //! The client gets the upstream's status line and end-to-end fields as sent, without the
 //! hop-by-hop ones (RFC 9110 §7.6.1, including the fields `Connection` names), with a `Date`
 //! when the upstream sent none (as hyper's server adds one), `transfer-encoding: chunked`
-//! when the proxy re-frames the body, and `connection: close` when the client connection
-//! ends after this exchange.
+//! when the proxy re-frames the body, `via` with the listener's element appended, and
+//! `connection: close` when the client connection ends after this exchange.
+//!
+//! A head whose framing fields break the rule of [`FramingFields`] (the one both engines
+//! apply to requests too) is refused: the client gets 502 and the connection is dropped.
 
-use super::request::parse_length;
-use crate::proxy::headers::is_hop_by_hop;
+use crate::config::ViaName;
+use crate::proxy::headers::{is_hop_by_hop, BodyFraming, FramingError, FramingFields};
 use crate::shadow::fields::{offset_in, Fields};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -41,6 +44,8 @@ pub struct Head {
     pub framing: Framing,
     /// The upstream connection may be reused after the body.
     pub keep_alive: bool,
+    /// The minor version the upstream answered with (HTTP/1.0 or 1.1), for `Via`.
+    pub minor: u8,
 }
 
 /// What parsing the upstream buffer gave.
@@ -59,35 +64,39 @@ pub enum HeadError {
     /// Not HTTP/1.x, or malformed.
     #[error("malformed response head: {0}")]
     Malformed(&'static str),
+    /// Framing fields that could be read two ways (the rule of [`FramingFields`]).
+    #[error("response framing refused: {0}")]
+    Framing(#[source] FramingError),
 }
 
 /// Parses the response head at the start of `buf`; for a final one, writes the client's
 /// head into `out` (cleared first), and when `keep` is given, stores the end-to-end fields
 /// there too (a mirrored request keeps them for comparison: one parse serves both).
 /// `is_head`: the request was HEAD; `close`: the client connection closes after this
-/// response.
+/// response; `via`: the listener's `Via` pseudonym, appended to the client's head.
 pub fn parse(
     buf: &[u8],
     is_head: bool,
     close: bool,
+    via: Option<&ViaName>,
     out: &mut Vec<u8>,
     keep: Option<&mut Fields>,
 ) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, close, Some(out), keep, None)
+    parse_head(buf, is_head, close, via, Some(out), keep, None)
 }
 
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `keep` (a client that keeps the answer itself, such as the shadow
 /// client).
 pub fn inspect(buf: &[u8], is_head: bool, keep: &mut Fields) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None, Some(keep), None)
+    parse_head(buf, is_head, false, None, None, Some(keep), None)
 }
 
 /// Parses the response head at the start of `buf` for its status and framing, storing its
 /// end-to-end fields in `map` (a response handed to hyper, which wants a `HeaderMap`; the
 /// values share one copy of the head).
 pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Parsed, HeadError> {
-    parse_head(buf, is_head, false, None, None, Some(map))
+    parse_head(buf, is_head, false, None, None, None, Some(map))
 }
 
 /// Whether `buf` starts with a complete final answer (interim ones skipped), or with bytes
@@ -95,7 +104,7 @@ pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Par
 /// stop as soon as the upstream has answered; the head itself is then read by [`parse`].
 pub fn answered(mut buf: &[u8], max_head: usize) -> bool {
     loop {
-        match parse_head(buf, false, false, None, None, None) {
+        match parse_head(buf, false, false, None, None, None, None) {
             Ok(Parsed::Interim(len)) => buf = &buf[len..],
             Ok(Parsed::Final(_)) | Err(_) => return true,
             Ok(Parsed::Partial) => return buf.len() >= max_head,
@@ -107,6 +116,7 @@ fn parse_head(
     buf: &[u8],
     is_head: bool,
     close: bool,
+    via: Option<&ViaName>,
     out: Option<&mut Vec<u8>>,
     keep: Option<&mut Fields>,
     map: Option<&mut HeaderMap>,
@@ -141,30 +151,18 @@ fn parse_head(
     }
 
     // Framing (RFC 9112 §6.3) and connection options, in one pass.
-    let mut lengths: Option<u64> = None;
-    let mut length_conflict = false;
-    let mut chunked = false;
-    let mut other_coding = false;
+    let mut framing_fields = FramingFields::default();
     let mut connection_close = version == 0;
     let mut connection_keep_alive = false;
     let mut has_date = false;
     let mut named_by_connection = false;
+    let mut has_via = false;
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match (parse_length(field.value), lengths) {
-                (Some(n), None) => lengths = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => length_conflict = true,
-            }
+            framing_fields.content_length(field.value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = field
-                .value
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|token| !token.is_empty());
-            chunked = matches!(last, Some(token) if token.eq_ignore_ascii_case(b"chunked"));
-            other_coding |= !chunked;
+            framing_fields.transfer_encoding(field.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -177,38 +175,38 @@ fn parse_head(
             }
         } else if name.eq_ignore_ascii_case(b"date") {
             has_date = true;
+        } else if name.eq_ignore_ascii_case(b"via") {
+            has_via = true;
         }
     }
-    let transfer_encoding = chunked || other_coding;
+    // The same rule as for requests, whatever the status: a head whose framing fields two
+    // parsers could read differently is refused (502), its connection never reused, even
+    // where this status has no body to frame.
+    let body_framing = framing_fields
+        .framing(version == 0)
+        .map_err(HeadError::Framing)?;
     let framing = if is_head || status == 204 || status == 304 {
         Framing::Empty
-    } else if transfer_encoding {
-        if chunked && !other_coding {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
-    } else if length_conflict {
-        return Err(HeadError::Malformed("conflicting Content-Length"));
     } else {
-        match lengths {
-            Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
+        match body_framing {
+            BodyFraming::Chunked => Framing::Chunked,
+            BodyFraming::Length(0) => Framing::Empty,
+            BodyFraming::Length(n) => Framing::Length(n),
+            BodyFraming::Unframed => Framing::UntilClose,
         }
     };
-    // HTTP/1.0 upstreams keep a connection only when they say so; a response that carried
-    // both framings, or ends at close, leaves the connection unusable.
+    // HTTP/1.0 upstreams keep a connection only when they say so; a response that ends at
+    // close leaves the connection unusable.
     let keep_alive = !connection_close
         && (version == 1 || connection_keep_alive)
-        && framing != Framing::UntilClose
-        && !(transfer_encoding && lengths.is_some());
+        && framing != Framing::UntilClose;
     let rechunk = matches!(framing, Framing::Chunked | Framing::UntilClose);
     let head = Head {
         len,
         status,
         framing,
         keep_alive,
+        minor: version,
     };
     if let Some(keep) = keep {
         *keep = end_to_end_fields(&buf[..len], parsed.headers, named_by_connection);
@@ -232,8 +230,11 @@ fn parse_head(
         if !is_end_to_end(parsed.headers, name, named_by_connection) {
             continue;
         }
-        // A body re-framed as chunked must not also announce a length.
-        if rechunk && name.eq_ignore_ascii_case(b"content-length") {
+        // A body re-framed as chunked must not also announce a length; Via is written
+        // joined with ours below.
+        if (rechunk && name.eq_ignore_ascii_case(b"content-length"))
+            || (via.is_some() && name.eq_ignore_ascii_case(b"via"))
+        {
             continue;
         }
         out.extend_from_slice(name);
@@ -248,6 +249,23 @@ fn parse_head(
     }
     if rechunk {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if let Some(via) = via {
+        if has_via {
+            // Earlier hops' elements first, then ours (received as HTTP/1.`version`): one
+            // field.
+            out.extend_from_slice(b"via: ");
+            for field in parsed.headers.iter() {
+                if field.name.eq_ignore_ascii_case("via") {
+                    out.extend_from_slice(field.value);
+                    out.extend_from_slice(b", ");
+                }
+            }
+            out.extend_from_slice(via.element(version));
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(via.line(version));
+        }
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -306,6 +324,7 @@ fn end_to_end_map(
 
 /// Whether a field of a parsed head is end-to-end: not hop-by-hop by definition, nor named
 /// by its `Connection` field (looked up only when `named_by_connection`, i.e. it names any).
+#[inline]
 fn is_end_to_end(fields: &[httparse::Header<'_>], name: &[u8], named_by_connection: bool) -> bool {
     !(is_hop_by_hop(name) || (named_by_connection && named_in_connection(fields, name)))
 }
@@ -339,138 +358,5 @@ pub fn push_date(out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(raw: &[u8], is_head: bool) -> (Head, String) {
-        let mut out = Vec::new();
-        match parse(raw, is_head, false, &mut out, None) {
-            Ok(Parsed::Final(head)) => (head, String::from_utf8(out).unwrap()),
-            _ => panic!("not a final head"),
-        }
-    }
-
-    #[test]
-    fn kept_fields_are_the_end_to_end_ones_as_sent() {
-        let raw = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\
-            Content-Type: text/plain\r\nVary: a\r\nVary: b\r\nX-Empty:\r\n\
-            Content-Length: 2\r\n\r\nhi";
-        let mut kept = Fields::default();
-        assert!(matches!(
-            inspect(raw, false, &mut kept),
-            Ok(Parsed::Final(Head { len, .. })) if len == raw.len() - 2
-        ));
-        let names: Vec<&[u8]> = kept.iter().map(|(name, _)| name).collect();
-        assert_eq!(
-            names,
-            [
-                &b"Content-Type"[..],
-                b"Vary",
-                b"Vary",
-                b"X-Empty",
-                b"Content-Length"
-            ]
-        );
-        let vary: Vec<&[u8]> = kept.get_all("vary").collect();
-        assert_eq!(vary, [b"a", b"b"]);
-        assert_eq!(kept.get("x-empty"), Some(&b""[..]));
-        assert_eq!(kept.get("content-length"), Some(&b"2"[..]));
-
-        // The client's head and the kept fields come from one parse.
-        let mut out = Vec::new();
-        let mut kept = Fields::default();
-        assert!(parse(raw, false, false, &mut out, Some(&mut kept)).is_ok());
-        assert_eq!(kept.len(), 5);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .contains("Content-Type: text/plain\r\n"));
-    }
-
-    #[test]
-    fn a_map_holds_the_same_end_to_end_fields() {
-        let raw = b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\
-            Content-Type: text/plain\r\nVary: a\r\nVary: b\r\nX-Empty:\r\n\
-            Content-Length: 2\r\n\r\nhi";
-        let mut map = HeaderMap::new();
-        map.insert("x-stale", HeaderValue::from_static("from before"));
-        assert!(matches!(
-            inspect_map(raw, false, &mut map),
-            Ok(Parsed::Final(Head { len, .. })) if len == raw.len() - 2
-        ));
-        let mut kept = Fields::default();
-        assert!(inspect(raw, false, &mut kept).is_ok());
-        assert_eq!(map, kept.to_map());
-        assert_eq!(map.len(), 5);
-        assert!(map.get("x-stale").is_none() && map.get("x-hop").is_none());
-    }
-
-    #[test]
-    fn framing_follows_rfc_9112() {
-        let (h, _) = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false);
-        assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
-        let (h, _) = head(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true);
-        assert_eq!(h.framing, Framing::Empty);
-        let (h, out) = head(
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
-            false,
-        );
-        assert_eq!(h.framing, Framing::Chunked);
-        assert!(out.contains("transfer-encoding: chunked\r\n"));
-        let (h, out) = head(b"HTTP/1.1 200 OK\r\n\r\n", false);
-        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
-        assert!(out.contains("transfer-encoding: chunked\r\n"));
-        let (h, _) = head(
-            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
-            false,
-        );
-        assert_eq!(h.framing, Framing::Empty);
-        let (h, _) = head(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false);
-        assert!(!h.keep_alive);
-        let (h, out) = head(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
-            false,
-        );
-        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
-        assert!(!out.contains("content-length"));
-        let mut out = Vec::new();
-        assert!(parse(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
-            false,
-            false,
-            &mut out,
-            None
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn hop_by_hop_fields_are_dropped_and_date_added() {
-        let (_, out) = head(
-            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-End: 2\r\ncontent-length: 0\r\n\r\n",
-            false,
-        );
-        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
-        assert!(out.contains("X-End: 2\r\n"));
-        assert!(!out.to_ascii_lowercase().contains("x-hop"));
-        assert!(!out.to_ascii_lowercase().contains("keep-alive"));
-        assert!(out.contains("date: "));
-    }
-
-    #[test]
-    fn interim_responses_are_skipped_and_101_refused() {
-        let mut out = Vec::new();
-        let raw = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n";
-        assert!(matches!(
-            parse(raw, false, false, &mut out, None),
-            Ok(Parsed::Interim(n)) if n == raw.len() - b"HTTP/1.1 200 OK\r\n".len()
-        ));
-        assert!(parse(
-            b"HTTP/1.1 101 Switching\r\n\r\n",
-            false,
-            false,
-            &mut out,
-            None
-        )
-        .is_err());
-    }
-}
+#[path = "response_tests.rs"]
+mod tests;

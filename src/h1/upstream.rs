@@ -222,6 +222,13 @@ where
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
+    if response_head.minor == 0 {
+        // For the Via element the proxy appends (the response's own version is what hyper
+        // answers the client with, so it stays HTTP/1.1).
+        response
+            .extensions_mut()
+            .insert(crate::proxy::headers::ReceivedAsHttp10);
+    }
     Ok(response)
 }
 

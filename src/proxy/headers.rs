@@ -1,6 +1,7 @@
 //! Header rules of a forwarding proxy: hop-by-hop removal, `X-Forwarded-*`, request ids,
 //! and the framing checks that stop request smuggling.
 
+use crate::config::ViaName;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -90,56 +91,356 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// Why a request's framing is refused.
+/// Why a message's framing is refused: a request gets 400 and its connection is closed, an
+/// upstream's response gets 502 and its connection is not reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     /// Both `Content-Length` and `Transfer-Encoding`: the classic CL.TE/TE.CL smuggling shape.
-    #[error("request has both Content-Length and Transfer-Encoding")]
+    #[error("both Content-Length and Transfer-Encoding")]
     ContentLengthAndTransferEncoding,
-    /// More than one `Content-Length` value.
-    #[error("request has more than one Content-Length")]
+    /// More than one `Content-Length` field, equal or not.
+    #[error("more than one Content-Length field")]
     MultipleContentLength,
-    /// A `Transfer-Encoding` whose last coding is not exactly `chunked`.
-    #[error("request has a Transfer-Encoding other than chunked")]
+    /// A `Content-Length` that is not one plain decimal number: a list, a sign, inner
+    /// whitespace, a leading zero, or too large.
+    #[error("a Content-Length that is not one plain decimal number")]
+    BadContentLength,
+    /// A `Transfer-Encoding` other than exactly one `chunked` coding.
+    #[error("a Transfer-Encoding other than exactly one chunked")]
     BadTransferEncoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 message, which has no transfer codings.
+    #[error("Transfer-Encoding in an HTTP/1.0 message")]
+    TransferEncodingInHttp10,
 }
 
-/// Refuses ambiguous request framing (RFC 9112 §6.1, §6.3). hyper already rejects most
-/// malformed shapes while parsing; this is the proxy's own line: a request whose length two
-/// parsers could read differently is never forwarded.
-pub fn check_framing(headers: &HeaderMap) -> Result<(), FramingError> {
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let has_length = lengths.next().is_some();
-    if lengths.next().is_some() {
-        return Err(FramingError::MultipleContentLength);
-    }
-    let mut encodings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if encodings.peek().is_none() {
-        return Ok(());
-    }
-    if has_length {
-        return Err(FramingError::ContentLengthAndTransferEncoding);
-    }
-    let last = encodings
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .last();
-    match last {
-        Some(token) if token.eq_ignore_ascii_case("chunked") => Ok(()),
-        _ => Err(FramingError::BadTransferEncoding),
-    }
+/// How a message's body is delimited, once its framing fields were accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// Neither field: no body for a request, until close for a response.
+    Unframed,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
 }
 
-/// Watches the raw bytes of an HTTP/1 connection for a request head that carries both
-/// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1).
+/// The framing fields of one message head, fed field by field; [`FramingFields::framing`]
+/// then applies the one framing rule both engines use, in both directions:
 ///
-/// hyper resolves that shape while parsing: it drops `Content-Length`, reads the body as
-/// chunked and closes the connection after the response. The header map the handler gets
-/// then looks like an ordinary chunked request, so [`check_framing`] cannot see the
+/// - `Transfer-Encoding` is accepted only as exactly one field whose value is `chunked`
+///   (any case, optional whitespace around it). A list, a repeated field, `identity`, an
+///   unknown or extra coding, parameters, an empty value: refused. So is any
+///   `Transfer-Encoding` in an HTTP/1.0 message, and any `Transfer-Encoding` beside a
+///   `Content-Length`.
+/// - `Content-Length` is accepted only as exactly one field of 1 to 19 digits with no
+///   leading zero ([`parse_content_length`]). A list (`5, 5`), a repeated field, a sign or
+///   inner whitespace: refused.
+///
+/// A shape two parsers could read two ways is the whole of request smuggling; refusing every
+/// shape but the plain ones leaves nothing to read two ways, at the price of some messages
+/// RFC 9112 would let a recipient repair (equal repeated lengths, codings before `chunked`),
+/// which no ordinary client or server sends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FramingFields {
+    lengths: u32,
+    length: Option<u64>,
+    encodings: u32,
+    chunked: bool,
+}
+
+impl FramingFields {
+    /// Notes one `Content-Length` field.
+    #[inline]
+    pub fn content_length(&mut self, value: &[u8]) {
+        self.lengths = self.lengths.saturating_add(1);
+        self.length = parse_content_length(value);
+    }
+
+    /// Notes one `Transfer-Encoding` field.
+    #[inline]
+    pub fn transfer_encoding(&mut self, value: &[u8]) {
+        self.encodings = self.encodings.saturating_add(1);
+        self.chunked = trim_ows(value).eq_ignore_ascii_case(b"chunked");
+    }
+
+    /// Whether any `Transfer-Encoding` field was seen.
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.encodings > 0
+    }
+
+    /// The body's framing, or why the fields seen make it untrustworthy. `http10`: the
+    /// message is HTTP/1.0.
+    pub fn framing(&self, http10: bool) -> Result<BodyFraming, FramingError> {
+        if self.encodings > 0 {
+            return if http10 {
+                Err(FramingError::TransferEncodingInHttp10)
+            } else if self.lengths > 0 {
+                Err(FramingError::ContentLengthAndTransferEncoding)
+            } else if self.encodings > 1 || !self.chunked {
+                Err(FramingError::BadTransferEncoding)
+            } else {
+                Ok(BodyFraming::Chunked)
+            };
+        }
+        match (self.lengths, self.length) {
+            (0, _) => Ok(BodyFraming::Unframed),
+            (1, Some(length)) => Ok(BodyFraming::Length(length)),
+            (1, None) => Err(FramingError::BadContentLength),
+            _ => Err(FramingError::MultipleContentLength),
+        }
+    }
+}
+
+/// A field value without the optional whitespace (SP, HTAB) around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |at| at + 1);
+    value.get(start..end).unwrap_or_default()
+}
+
+/// A `Content-Length` value: 1 to 19 ASCII digits, no leading zero (other than `0` itself),
+/// nothing else (optional whitespace around it is the field parser's to trim).
+///
+/// Leading zeros are refused rather than repaired: RFC 9110 allows them, but no ordinary
+/// sender writes them, and a parser that reads `010` as octal is exactly the disagreement
+/// smuggling needs. Refusing costs one byte comparison; forwarding the value as received
+/// would pass the ambiguity on.
+#[inline]
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || (value.len() > 1 && value.first() == Some(&b'0')) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, digit| {
+        let digit = digit.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// Refuses ambiguous request framing (RFC 9112 §6.1, §6.3) by the rule of
+/// [`FramingFields`]. hyper already rejects many malformed shapes while parsing; this is the
+/// proxy's own line: a request whose length two parsers could read differently is never
+/// forwarded.
+pub fn check_framing(version: http::Version, headers: &HeaderMap) -> Result<(), FramingError> {
+    let mut fields = FramingFields::default();
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        fields.content_length(value.as_bytes());
+    }
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        fields.transfer_encoding(value.as_bytes());
+    }
+    fields
+        .framing(version == http::Version::HTTP_10)
+        .map(|_| ())
+}
+
+/// Why a request's `Host` is refused (RFC 9112 §3.2: 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// An HTTP/1.1 request without `Host`.
+    #[error("an HTTP/1.1 request without Host")]
+    Missing,
+    /// More than one `Host` field.
+    #[error("more than one Host field")]
+    Multiple,
+    /// A `Host` (or a target's authority) that is not `host[:port]`.
+    #[error("a Host that is not host[:port]")]
+    Invalid,
+}
+
+/// Whether a `Host` value (or an authority) is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC
+/// 3986 §3.2.2): a bracketed IP literal or a reg-name, then optional digits after a colon.
+/// Empty is valid (a request whose target has no authority sends an empty `Host`). Stricter
+/// than the grammar in one way: no `,`, so no value can be read as a list of hosts; and no
+/// userinfo (`@`), which RFC 9110 §4.2.4 forbids senders to generate.
+#[inline]
+pub fn host_is_valid(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    let (host_ok, port) = match value.first() {
+        Some(b'[') => match memchr::memchr(b']', value) {
+            Some(end) => {
+                let literal = value.get(1..end).unwrap_or_default();
+                let ok =
+                    !literal.is_empty() && literal.iter().all(|b| is_host_byte(*b) || *b == b':');
+                (ok, value.get(end + 1..).unwrap_or_default())
+            }
+            None => return false,
+        },
+        _ => {
+            // One pass: the name's bytes are checked up to the colon (Hosts are short, a
+            // plain loop beats a memchr call).
+            let mut name_len = 0;
+            for b in value {
+                if *b == b':' {
+                    break;
+                }
+                if !is_host_byte(*b) {
+                    return false;
+                }
+                name_len += 1;
+            }
+            (name_len > 0, value.get(name_len..).unwrap_or_default())
+        }
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    host_ok && port_ok
+}
+
+/// unreserved / pct-encoded / sub-delims (RFC 3986), less `,` (see [`host_is_valid`]): a
+/// table, since the Host of every request on the native path is checked byte by byte.
+#[inline]
+fn is_host_byte(b: u8) -> bool {
+    HOST_BYTES.get(usize::from(b)).copied().unwrap_or(false)
+}
+
+// Evaluated at compile time: an index out of range fails the build, never a request.
+#[allow(clippy::indexing_slicing)]
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+/// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` field on HTTP/1.1
+/// (at most one elsewhere), and when the target carries an authority (absolute-form, or
+/// HTTP/2's `:authority`), that authority, which wins over the field (§3.2.2). Returns the
+/// host and whether it came from the target (and so differs from the field, if any).
+pub fn forwarded_host(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(Option<HeaderValue>, bool), HostError> {
+    let mut fields = headers.get_all(header::HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err(HostError::Multiple);
+    }
+    match field {
+        Some(value) if !host_is_valid(value.as_bytes()) => return Err(HostError::Invalid),
+        None if version == http::Version::HTTP_11 => return Err(HostError::Missing),
+        _ => {}
+    }
+    match uri.authority() {
+        Some(authority) => {
+            if !host_is_valid(authority.as_str().as_bytes()) {
+                return Err(HostError::Invalid);
+            }
+            let from_target =
+                field.is_none_or(|field| field.as_bytes() != authority.as_str().as_bytes());
+            HeaderValue::from_str(authority.as_str())
+                .map(|value| (Some(value), from_target))
+                .map_err(|_| HostError::Invalid)
+        }
+        None => Ok((field.cloned(), false)),
+    }
+}
+
+/// `Via`, the field a proxy adds to the messages it forwards (RFC 9110 §7.6.3): one element
+/// per received protocol version, made once per listener from its pseudonym, so a request
+/// pays a copy of a few bytes (native engine) or a reference count (hyper path).
+#[derive(Debug, Clone)]
+pub struct Via {
+    http10: HeaderValue,
+    http11: HeaderValue,
+    http2: HeaderValue,
+    /// The same as HTTP/1 field lines, for the native engine.
+    lines: ViaName,
+}
+
+impl Via {
+    /// The elements for `pseudonym` (a token, checked by config validation); `None` when it
+    /// cannot be a field value.
+    pub fn new(pseudonym: &ViaName) -> Option<Via> {
+        let name = pseudonym.name();
+        let element = |version: &str| HeaderValue::from_str(&format!("{version} {name}")).ok();
+        Some(Via {
+            http10: element("1.0")?,
+            http11: element("1.1")?,
+            http2: element("2")?,
+            lines: pseudonym.clone(),
+        })
+    }
+
+    /// The element for a message received as `version`.
+    pub fn element(&self, version: http::Version) -> &HeaderValue {
+        match version {
+            http::Version::HTTP_09 | http::Version::HTTP_10 => &self.http10,
+            http::Version::HTTP_2 | http::Version::HTTP_3 => &self.http2,
+            _ => &self.http11,
+        }
+    }
+
+    /// The HTTP/1 field lines and elements.
+    pub fn h1(&self) -> &ViaName {
+        &self.lines
+    }
+}
+
+/// Marks an upstream answer received as HTTP/1.0, so its `Via` element says `1.0`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedAsHttp10;
+
+/// Appends `element` to a message's `Via` (the earlier hops' elements kept first, joined
+/// into one field).
+pub fn append_via(headers: &mut HeaderMap, element: &HeaderValue) {
+    match headers.entry(header::VIA) {
+        http::header::Entry::Vacant(entry) => {
+            entry.insert(element.clone());
+        }
+        http::header::Entry::Occupied(mut entry) => {
+            let mut joined = Vec::new();
+            for value in entry.iter() {
+                joined.extend_from_slice(value.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(element.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
+                entry.insert(value);
+            }
+        }
+    }
+}
+
+/// Watches the raw bytes of an HTTP/1 connection for a request head with framing fields
+/// that hyper's parser resolves before the handler can see them (RFC 9112 §6.1, §6.3): both
+/// `Content-Length` and `Transfer-Encoding`, or `Content-Length` more than once.
+///
+/// hyper resolves those shapes while parsing: with both fields it drops `Content-Length`
+/// and reads the body as chunked; a repeated equal `Content-Length` it keeps once. The
+/// header map the handler gets then looks ordinary, so [`check_framing`] cannot see the
 /// conflict. The listener feeds every byte it reads here, and a request on a connection
-/// where the shape was seen is refused instead of forwarded.
+/// where such a shape was seen is refused instead of forwarded.
 ///
 /// Bodies are not tracked: a head is the run of lines after one ending in ` HTTP/1.0` or
 /// ` HTTP/1.1`, up to the next empty line. Whatever a body holds can only add text in front
@@ -158,19 +459,19 @@ pub struct HeadScanner {
     /// Lines seen so far (to recognise the h2c preface as the first one).
     lines: usize,
     in_head: bool,
-    saw_length: bool,
+    lengths: u8,
     saw_encoding: bool,
     off: bool,
-    found: bool,
+    found: Option<FramingError>,
 }
 
 impl HeadScanner {
     const START: usize = 32;
     const END: usize = 10;
 
-    /// Scans the next bytes read from the connection; true once a head with both fields was seen.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> bool {
-        while !self.off && !self.found && !bytes.is_empty() {
+    /// Scans the next bytes read from the connection; the shape found, once one was seen.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Option<FramingError> {
+        while !self.off && self.found.is_none() && !bytes.is_empty() {
             match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
                     let line = &bytes[..at];
@@ -226,15 +527,21 @@ impl HeadScanner {
             self.in_head = false;
         } else if trimmed_end.ends_with(b" HTTP/1.1") || trimmed_end.ends_with(b" HTTP/1.0") {
             self.in_head = true;
-            self.saw_length = false;
+            self.lengths = 0;
             self.saw_encoding = false;
         } else if self.in_head {
             if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
                 let name = start[..colon].trim_ascii_end();
-                self.saw_length |= name.eq_ignore_ascii_case(b"content-length");
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    self.lengths = self.lengths.saturating_add(1);
+                }
                 self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
-                self.found = self.saw_length && self.saw_encoding;
+                self.found = match (self.lengths, self.saw_encoding) {
+                    (1.., true) => Some(FramingError::ContentLengthAndTransferEncoding),
+                    (2.., false) => Some(FramingError::MultipleContentLength),
+                    _ => None,
+                };
             }
         }
         self.lines += 1;
@@ -324,154 +631,5 @@ pub fn client_address_value(client: IpAddr) -> HeaderValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        headers
-    }
-
-    #[test]
-    fn hop_by_hop_fields_and_the_ones_connection_names_are_removed() {
-        let mut headers = map(&[
-            ("connection", "keep-alive, X-Secret-Hop"),
-            ("connection", "close"),
-            ("x-secret-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("proxy-connection", "keep-alive"),
-            ("te", "trailers"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("x-end-to-end", "kept"),
-            ("trailer", "x-checksum"),
-        ]);
-        assert!(accepts_trailers(&headers));
-        remove_hop_by_hop(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
-        left.sort_unstable();
-        assert_eq!(left, vec!["trailer", "x-end-to-end"]);
-    }
-
-    #[test]
-    fn framing_shapes() {
-        assert_eq!(check_framing(&map(&[("content-length", "5")])), Ok(()));
-        assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "gzip, chunked")])),
-            Ok(())
-        );
-        assert_eq!(
-            check_framing(&map(&[
-                ("content-length", "5"),
-                ("transfer-encoding", "chunked")
-            ])),
-            Err(FramingError::ContentLengthAndTransferEncoding)
-        );
-        assert_eq!(
-            check_framing(&map(&[("content-length", "5"), ("content-length", "6")])),
-            Err(FramingError::MultipleContentLength)
-        );
-        assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "chunked, identity")])),
-            Err(FramingError::BadTransferEncoding)
-        );
-        assert_eq!(
-            check_framing(&map(&[("transfer-encoding", "xchunked")])),
-            Err(FramingError::BadTransferEncoding)
-        );
-    }
-
-    #[test]
-    fn head_scanner_finds_length_with_encoding_in_any_order_and_split_anywhere() {
-        let heads: [&[u8]; 3] = [
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
-            // After a body that does not end in a line break: the request line is merged with it.
-            b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPOST / HTTP/1.1\nTransfer-Encoding:\tchunked\nContent-Length: 1\n\n",
-        ];
-        for head in heads {
-            for split in 0..head.len() {
-                let mut scanner = HeadScanner::default();
-                scanner.feed(&head[..split]);
-                assert!(
-                    scanner.feed(&head[split..]),
-                    "missed at split {split}: {:?}",
-                    String::from_utf8_lossy(head)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn head_scanner_passes_ordinary_heads_bodies_and_h2c() {
-        let ordinary: [&[u8]; 4] = [
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            // Both names, but in a body line block that follows no request line.
-            b"POST / HTTP/1.1\r\nContent-Length: 58\r\n\r\nnotes\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n",
-            b"GET / HTTP/1.1\r\nX-Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ];
-        for bytes in ordinary {
-            let mut scanner = HeadScanner::default();
-            assert!(!scanner.feed(bytes), "{:?}", String::from_utf8_lossy(bytes));
-        }
-    }
-
-    #[test]
-    fn request_id_is_kept_when_sane_and_generated_otherwise() {
-        let mut headers = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(ensure_request_id(&mut headers), "abc-123");
-        let mut headers = map(&[("x-request-id", "has space")]);
-        let id = ensure_request_id(&mut headers);
-        assert_eq!(id.len(), 36);
-        let parsed = uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap();
-        assert_eq!(parsed.get_version_num(), 4);
-        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
-        assert_eq!(headers.get(&X_REQUEST_ID), Some(&id));
-        let mut headers = HeaderMap::new();
-        assert_ne!(
-            ensure_request_id(&mut headers),
-            ensure_request_id(&mut HeaderMap::new())
-        );
-    }
-
-    #[test]
-    fn forwarded_headers_overwrite_unless_trusted() {
-        let host = HeaderValue::from_static("app.test");
-        let mut headers = map(&[
-            ("x-forwarded-for", "10.0.0.1"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        set_forwarded(
-            &mut headers,
-            &client_address_value("127.0.0.1".parse().unwrap()),
-            "http",
-            Some(&host),
-            false,
-        );
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(headers["x-forwarded-proto"], "http");
-        assert_eq!(headers["x-forwarded-host"], "app.test");
-
-        let mut headers = map(&[
-            ("x-forwarded-for", "10.0.0.1"),
-            ("x-forwarded-for", "10.0.0.2"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        set_forwarded(
-            &mut headers,
-            &client_address_value("127.0.0.1".parse().unwrap()),
-            "http",
-            Some(&host),
-            true,
-        );
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
-        assert_eq!(headers["x-forwarded-proto"], "https");
-    }
-}
+#[path = "headers_tests.rs"]
+mod tests;

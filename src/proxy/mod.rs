@@ -50,6 +50,8 @@ pub struct ConnectionInfo {
     pub trust_forwarded_headers: bool,
     /// The listener's `client_body_timeout`: the longest pause a request body may make.
     pub client_body_timeout: std::time::Duration,
+    /// The listener's `Via` elements (`None`: `via = false`), made once per listener.
+    pub via: Option<headers::Via>,
 }
 
 /// An HTTP/1 upstream as the native engine ([`crate::h1`]) reaches it.
@@ -233,6 +235,16 @@ impl Proxy {
                     );
                     Tee::new(self.max_response_body_bytes, sink)
                 });
+                let mut response = response;
+                // After the capture took the primary's fields: the shadow's answer carries no
+                // Via of ours, and comparing one would be a false difference.
+                if let Some(via) = &connection.via {
+                    let version = match response.extensions().get::<headers::ReceivedAsHttp10>() {
+                        Some(_) => http::Version::HTTP_10,
+                        None => response.version(),
+                    };
+                    headers::append_via(response.headers_mut(), via.element(version));
+                }
                 response.map(|body| ResponseBody::upstream(body, completion, capture))
             }
             Err(error) => {
@@ -276,7 +288,11 @@ impl Proxy {
         if let Some(hidden) = request.extensions().get::<headers::FramingError>() {
             return Err((*hidden).into());
         }
-        headers::check_framing(request.headers())?;
+        headers::check_framing(request.version(), request.headers())?;
+        // RFC 9112 §3.2: one valid Host (on HTTP/1.1, exactly one); the target's authority,
+        // when it has one, wins over it for the forwarded Host as it did for routing.
+        let (original_host, host_from_target) =
+            headers::forwarded_host(request.version(), request.uri(), request.headers())?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::Unsupported("CONNECT is not supported\n"));
         }
@@ -300,18 +316,6 @@ impl Proxy {
                 .headers
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        // HTTP/2 clients carry the host in :authority, not a Host field; HTTP/1 absolute-form
-        // requests carry it in the target. Either way the upstream gets a Host field.
-        let (original_host, host_field_present) = match parts.headers.get(header::HOST) {
-            Some(host) => (Some(host.clone()), true),
-            None => (
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()),
-                false,
-            ),
-        };
         headers::set_forwarded(
             &mut parts.headers,
             &connection.client_address,
@@ -323,12 +327,16 @@ impl Proxy {
             (Some(rewrite), _) => {
                 parts.headers.insert(header::HOST, rewrite.clone());
             }
-            // The client's Host field is already in place; only a host taken from the target
-            // needs inserting.
-            (None, Some(host)) if !host_field_present => {
+            // The client's Host field is already in place; a host taken from the target
+            // (HTTP/2's :authority, an absolute-form target) replaces or supplies it.
+            (None, Some(host)) if host_from_target => {
                 parts.headers.insert(header::HOST, host);
             }
             (None, _) => {}
+        }
+        // Before the tee: the shadow copy carries the same Via as the primary's request.
+        if let Some(via) = &connection.via {
+            headers::append_via(&mut parts.headers, via.element(parts.version));
         }
         let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
@@ -422,11 +430,26 @@ pub(crate) fn routing_host(raw: &str) -> Cow<'_, str> {
 /// A Host field's value without its port (`[v6]:port` keeps the brackets).
 pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        // [v6]:port
+        // [v6]:port; without its `]` (not a valid Host, refused later) it is left whole.
         return host
-            .split(']')
-            .next()
-            .map_or(host, |h| &host[..h.len() + 1]);
+            .find(']')
+            .and_then(|end| host.get(..=end))
+            .unwrap_or(host);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_port_never_panics() {
+        assert_eq!(strip_port("a:80"), "a");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        // No closing bracket: left whole (the Host check refuses it); this used to panic.
+        assert_eq!(strip_port("[::1"), "[::1");
+        assert_eq!(strip_port("["), "[");
+    }
 }

@@ -718,3 +718,82 @@ pub async fn head_only_upstream(on_head: OnHead) -> (SocketAddr, tokio::task::Jo
     });
     (addr, task)
 }
+
+/// A raw HTTP/1 upstream that answers each request head with the bytes `answer` returns for
+/// its request line (a response no well-behaved server library would write), keeping the
+/// connection open for the next request. Records `(connection number, request line)` per
+/// request, so a test can tell whether the proxy reused a connection.
+pub async fn scripted_upstream(answer: fn(&str) -> Vec<u8>) -> ScriptedUpstream {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind scripted upstream");
+    let addr = listener.local_addr().expect("scripted upstream address");
+    let log: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let seen = log.clone();
+    let task = tokio::spawn(async move {
+        let mut connections = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            connections += 1;
+            let number = connections;
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Some(head) = read_head(&mut stream).await {
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    let reply = answer(&line);
+                    seen.lock().expect("log lock").push((number, line));
+                    if stream.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    ScriptedUpstream { addr, log, task }
+}
+
+/// A raw upstream (see [`scripted_upstream`]).
+pub struct ScriptedUpstream {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<(usize, String)>>>,
+    task: JoinHandle<()>,
+}
+
+impl ScriptedUpstream {
+    /// `(connection number, request line)` of every request read so far, in order.
+    pub fn requests(&self) -> Vec<(usize, String)> {
+        self.log.lock().expect("log lock").clone()
+    }
+}
+
+impl Drop for ScriptedUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Both HTTP/1.1 engines, for tests that must hold on each (`http1_engine`).
+pub const ENGINES: [&str; 2] = ["native", "hyper"];
+
+/// [`Shadowtap::in_front_of`] with the given `http1_engine`.
+pub async fn shadowtap_with_engine(upstream: SocketAddr, engine: &str) -> Shadowtap {
+    let extra = format!("http1_engine = \"{engine}\"");
+    Shadowtap::start(config(&simple_toml(upstream, &extra, ""))).await
+}
+
+/// Writes `bytes` on a new connection and reads for at most `wait`: everything read, lossily
+/// as text, and whether the server closed the connection in that time (where
+/// [`raw_exchange`] fails the test when it does not).
+pub async fn raw_exchange_within(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (String, bool) {
+    let mut stream = within("raw connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    within("raw write", stream.write_all(bytes))
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(wait, stream.read_to_end(&mut out))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
