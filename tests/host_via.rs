@@ -311,7 +311,10 @@ fn a_bad_via_pseudonym_is_an_error_naming_the_key() {
         let printed = config(&text).to_toml().unwrap();
         assert!(printed.contains(printed_line), "{good}: {printed}");
         let again = simple_toml("127.0.0.1:1".parse().unwrap(), printed_line, "");
-        assert!(config(&again).to_toml().unwrap().contains(printed_line), "{good}");
+        assert!(
+            config(&again).to_toml().unwrap().contains(printed_line),
+            "{good}"
+        );
     }
 }
 
