@@ -11,9 +11,11 @@
 //! | [`stats`] | per (route, shadow) counts, top fields, latency percentiles |
 //! | [`samples`] | redacted divergent samples, bounded store |
 //! | [`difflog`] | JSONL file with size rotation |
+//! | [`endpoints`] | endpoint names (templates, path shapes) and results per endpoint |
 //! | [`queue`] | the bounded, batched hand-off to the workers |
 
 pub mod difflog;
+pub mod endpoints;
 pub mod queue;
 pub mod samples;
 pub mod stats;
@@ -38,8 +40,8 @@ use std::time::Duration;
 
 /// Fields tracked per (route, shadow) by the top-field sketch, per field shown.
 const TOP_FIELD_SKETCH_FACTOR: usize = 10;
-/// Noise fields tracked per route label.
-const MAX_NOISE_FIELDS: usize = 1000;
+/// Noise fields tracked per endpoint.
+const MAX_NOISE_FIELDS: usize = 256;
 /// How often idle workers look at the queue (see [`queue`]): the most a comparison result
 /// waits before a worker picks its pair up.
 const WORKER_TICK: Duration = Duration::from_millis(10);
@@ -74,6 +76,9 @@ struct RouteSetup {
     rules: CompareRules,
     redactor: Redactor,
     pins: BTreeMap<String, Pin>,
+    /// The route's name and how many templates it has (its first labels).
+    name: String,
+    templates: usize,
 }
 
 /// (route label, shadow name): shared strings, so finding a pair's entry allocates nothing.
@@ -86,6 +91,7 @@ struct State {
     metrics: Arc<Metrics>,
     stats: Mutex<HashMap<PairKey, PairStats>>,
     noise: Mutex<HashMap<String, Arc<NoiseModel>>>,
+    endpoints: endpoints::EndpointBook,
     samples: Mutex<SampleStore>,
     diff_log: Mutex<Option<difflog::DiffLog>>,
 }
@@ -138,6 +144,7 @@ impl Reporter {
             .map(|route| route_setup(route, &compare))
             .collect();
         let state = Arc::new(State {
+            endpoints: endpoints::EndpointBook::new(compare.endpoints_per_route),
             samples: Mutex::new(SampleStore::new(
                 compare.samples_per_route,
                 compare.samples_total,
@@ -231,6 +238,22 @@ impl Reporter {
             .iter()
             .map(|(route, model)| (route.clone(), model.report(shown)))
             .collect()
+    }
+
+    /// Results per endpoint for `GET /api/v1/endpoints`.
+    pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
+        let models: Vec<(String, Arc<NoiseModel>)> = match self.state.noise.lock() {
+            Ok(models) => models
+                .iter()
+                .map(|(label, model)| (label.clone(), model.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let learned = models
+            .into_iter()
+            .map(|(label, model)| (label, model.learned_fields()))
+            .collect();
+        self.state.endpoints.view(&learned)
     }
 }
 
@@ -326,6 +349,8 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
             headers: redacted,
             pointers: patterns(&rules.redact_pointers),
         },
+        name: route.name.clone(),
+        templates: route.templates.len(),
         pins: rules
             .noise
             .iter()
@@ -364,8 +389,25 @@ fn process(state: &State, pair: CompletedPair) {
         .secondary
         .as_ref()
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
+    let endpoint = state.endpoints.name(endpoints::Request {
+        label: &pair.route,
+        route: &setup.name,
+        templated: pair.route_key.1 < setup.templates,
+        method: pair.request.method.as_str(),
+        path: &pair.request.path_and_query,
+    });
+    let observed = compare::noise::Observed {
+        primary: &pair.primary,
+        shadow: &pair.shadow_response,
+        documents: comparison.documents.as_ref().map(|(a, b)| (a, b)),
+    };
     let model = noise_model(state, &pair.route, setup);
-    model.classify(&mut comparison.differences, secondary.as_deref());
+    model.classify(
+        &endpoint,
+        &mut comparison.differences,
+        secondary.as_deref(),
+        Some(&observed),
+    );
 
     let verdict = if comparison.differences.is_empty() {
         PairVerdict::Match
@@ -416,6 +458,9 @@ fn process(state: &State, pair: CompletedPair) {
         }
     }
 
+    state
+        .endpoints
+        .record(&pair.route, &endpoint, &pair.shadow, verdict.as_str());
     if let Ok(mut stats) = state.stats.lock() {
         let capacity = state.config.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
         let entry = stats
@@ -470,6 +515,7 @@ fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel
         learn_after: state.config.learn_after,
         learn_ratio: state.config.learn_ratio,
         max_fields: MAX_NOISE_FIELDS,
+        max_endpoints: state.config.endpoints_per_route,
     };
     match state.noise.lock() {
         // Looked up by `&str` first: the key is allocated once per route label, not per pair.

@@ -1,0 +1,156 @@
+//! Endpoints from path shapes: `/users/42/orders/7f3c9a12` -> `/users/{id}/orders/{id}`.
+//!
+//! A route without templates (the catch-all that flags-only users get, a sidecar's one
+//! route) carries many endpoints under one label. Comparison learns noise per endpoint, and
+//! the admin API shows results per endpoint, so those paths are grouped by their *shape*:
+//! segments that look like identifiers become `{id}`, the rest stay literal. The number of
+//! endpoints per route is bounded ([`EndpointNamer`]); paths past the bound share the
+//! route's overflow endpoint `<route>:other` (the router's suffix for "no template fits"),
+//! so memory is bounded by config, never by traffic.
+
+use super::OTHER_LABEL_SUFFIX;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What an identifier segment becomes in a template (the router's `{name}` syntax).
+pub const ID_SEGMENT: &str = "{id}";
+
+/// The longest template kept: a longer path's template is cut here, so one endpoint name
+/// costs a bounded number of bytes however long the request path was.
+pub const MAX_TEMPLATE_BYTES: usize = 256;
+
+/// Shortest hex segment taken for an id (object ids, hashes); shorter ones may be words.
+const MIN_HEX_ID: usize = 8;
+
+/// Shortest token-like segment taken for an id (base64url, ULIDs, slugs with numbers).
+const MIN_TOKEN_ID: usize = 16;
+
+/// The template of a path: the query is dropped and each identifier-like segment becomes
+/// `{id}` (see [`is_identifier`]). Empty segments and the trailing slash are kept.
+pub fn template(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut out = String::with_capacity(path.len().min(MAX_TEMPLATE_BYTES));
+    for (index, segment) in path.split('/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        if is_identifier(segment) {
+            out.push_str(ID_SEGMENT);
+        } else {
+            out.push_str(segment);
+        }
+        if out.len() >= MAX_TEMPLATE_BYTES {
+            let mut end = MAX_TEMPLATE_BYTES;
+            while !out.is_char_boundary(end) {
+                end = end.saturating_sub(1);
+            }
+            out.truncate(end);
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+/// Whether a path segment names one resource rather than a kind of resource:
+/// - all digits (`42`);
+/// - a UUID (`3f2504e0-4f89-11d3-9a0c-0305e82c3301`);
+/// - hex of at least 8 digits with a decimal digit among them (`507f1f77bcf86cd7`, a
+///   commit hash; `deadbeef` or `facade` stay words);
+/// - a token of at least 16 characters from the base64url alphabet (plus `.`, `~`, `=`)
+///   with a digit in it (`01HV6Z3K9Q8W7E6R5T4Y3U2I1O`, `dXNlcjo0Mg==`-like ids);
+/// - a segment that starts with a digit and has more digits than letters (`2026-11-22`,
+///   `1234abc`; `v2`, `item42`, `2fa` and `3d-models` stay literal).
+pub fn is_identifier(segment: &str) -> bool {
+    if segment.is_empty() {
+        return false;
+    }
+    let bytes = segment.as_bytes();
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    if digits == bytes.len() {
+        return true;
+    }
+    if is_uuid(segment) {
+        return true;
+    }
+    if bytes.len() >= MIN_HEX_ID && digits > 0 && bytes.iter().all(u8::is_ascii_hexdigit) {
+        return true;
+    }
+    let token_alphabet = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'='));
+    if bytes.len() >= MIN_TOKEN_ID && digits > 0 && token_alphabet {
+        return true;
+    }
+    token_alphabet && bytes.first().is_some_and(u8::is_ascii_digit) && digits > letters
+}
+
+fn is_uuid(text: &str) -> bool {
+    let mut groups = text.split('-');
+    [8, 4, 4, 4, 12].iter().all(|len| {
+        groups
+            .next()
+            .is_some_and(|g| g.len() == *len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && groups.next().is_none()
+}
+
+/// Names the endpoints of one route: `METHOD template`, at most `limit` of them; later
+/// shapes share `<route>:other`, and how many pairs went there is counted.
+#[derive(Debug)]
+pub struct EndpointNamer {
+    limit: usize,
+    names: HashSet<Arc<str>>,
+    overflow: Arc<str>,
+    overflowed: u64,
+}
+
+impl EndpointNamer {
+    /// A namer for route `route` that keeps at most `limit` endpoint names.
+    pub fn new(route: &str, limit: usize) -> EndpointNamer {
+        EndpointNamer {
+            limit,
+            names: HashSet::new(),
+            overflow: Arc::from(format!("{route}{OTHER_LABEL_SUFFIX}")),
+            overflowed: 0,
+        }
+    }
+
+    /// The endpoint of a request: `METHOD template` where `template` is the route's own
+    /// template when the router found one (`Some`), else the path's shape.
+    pub fn name(&mut self, method: &str, template: Option<&str>, path: &str) -> Arc<str> {
+        let shape;
+        let template = match template {
+            Some(template) => template,
+            None => {
+                shape = self::template(path);
+                &shape
+            }
+        };
+        let name = format!("{method} {template}");
+        if let Some(known) = self.names.get(name.as_str()) {
+            return known.clone();
+        }
+        if self.names.len() >= self.limit {
+            self.overflowed = self.overflowed.saturating_add(1);
+            return self.overflow.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// Pairs whose endpoint did not fit the bound and went to the overflow endpoint.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
+
+    /// The overflow endpoint's name, `<route>:other`.
+    pub fn overflow_name(&self) -> &str {
+        &self.overflow
+    }
+}
+
+#[cfg(test)]
+#[path = "shape_tests.rs"]
+mod tests;
