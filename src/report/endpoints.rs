@@ -18,11 +18,14 @@ pub struct EndpointBook {
     labels: Mutex<HashMap<Arc<str>, LabelEndpoints>>,
 }
 
+/// Compared pairs by result (the values of the `result` label).
+type ResultCounts = BTreeMap<&'static str, u64>;
+
 struct LabelEndpoints {
     namer: EndpointNamer,
     /// Result counts per (endpoint, shadow); endpoints are bounded by the namer, shadows by
     /// the config.
-    results: HashMap<(Arc<str>, Arc<str>), BTreeMap<&'static str, u64>>,
+    results: HashMap<(Arc<str>, Arc<str>), ResultCounts>,
 }
 
 /// One request, as far as naming its endpoint goes.
@@ -50,7 +53,7 @@ pub struct EndpointSummary {
     /// Shadow upstream.
     pub shadow: String,
     /// Compared pairs by result (the values of the `result` label).
-    pub comparisons: BTreeMap<&'static str, u64>,
+    pub comparisons: ResultCounts,
     /// diverged / compared.
     pub divergence_rate: f64,
     /// Fields learned as noise for this endpoint.

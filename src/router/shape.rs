@@ -28,8 +28,15 @@ const MIN_TOKEN_ID: usize = 16;
 /// The template of a path: the query is dropped and each identifier-like segment becomes
 /// `{id}` (see [`is_identifier`]). Empty segments and the trailing slash are kept.
 pub fn template(path: &str) -> String {
-    let path = path.split(['?', '#']).next().unwrap_or("");
     let mut out = String::with_capacity(path.len().min(MAX_TEMPLATE_BYTES));
+    push_template(path, &mut out);
+    out
+}
+
+/// [`template`], appended to `out` (at most [`MAX_TEMPLATE_BYTES`] and an ellipsis).
+fn push_template(path: &str, out: &mut String) {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let start = out.len();
     for (index, segment) in path.split('/').enumerate() {
         if index > 0 {
             out.push('/');
@@ -39,8 +46,8 @@ pub fn template(path: &str) -> String {
         } else {
             out.push_str(segment);
         }
-        if out.len() >= MAX_TEMPLATE_BYTES {
-            let mut end = MAX_TEMPLATE_BYTES;
+        if out.len() - start >= MAX_TEMPLATE_BYTES {
+            let mut end = start + MAX_TEMPLATE_BYTES;
             while !out.is_char_boundary(end) {
                 end = end.saturating_sub(1);
             }
@@ -49,7 +56,6 @@ pub fn template(path: &str) -> String {
             break;
         }
     }
-    out
 }
 
 /// Whether a path segment names one resource rather than a kind of resource:
@@ -103,6 +109,8 @@ pub struct EndpointNamer {
     names: HashSet<Arc<str>>,
     overflow: Arc<str>,
     overflowed: u64,
+    /// Where a name is built, so that naming a known endpoint allocates nothing.
+    scratch: String,
 }
 
 impl EndpointNamer {
@@ -113,31 +121,35 @@ impl EndpointNamer {
             names: HashSet::new(),
             overflow: Arc::from(format!("{route}{OTHER_LABEL_SUFFIX}")),
             overflowed: 0,
+            scratch: String::new(),
         }
     }
 
     /// The endpoint of a request: `METHOD template` where `template` is the route's own
     /// template when the router found one (`Some`), else the path's shape.
     pub fn name(&mut self, method: &str, template: Option<&str>, path: &str) -> Arc<str> {
-        let shape;
-        let template = match template {
-            Some(template) => template,
+        let mut name = std::mem::take(&mut self.scratch);
+        name.clear();
+        name.push_str(method);
+        name.push(' ');
+        match template {
+            Some(template) => name.push_str(template),
+            None => push_template(path, &mut name),
+        }
+        let found = match self.names.get(name.as_str()) {
+            Some(known) => known.clone(),
+            None if self.names.len() >= self.limit => {
+                self.overflowed = self.overflowed.saturating_add(1);
+                self.overflow.clone()
+            }
             None => {
-                shape = self::template(path);
-                &shape
+                let new: Arc<str> = Arc::from(name.as_str());
+                self.names.insert(new.clone());
+                new
             }
         };
-        let name = format!("{method} {template}");
-        if let Some(known) = self.names.get(name.as_str()) {
-            return known.clone();
-        }
-        if self.names.len() >= self.limit {
-            self.overflowed = self.overflowed.saturating_add(1);
-            return self.overflow.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        self.names.insert(name.clone());
-        name
+        self.scratch = name;
+        found
     }
 
     /// Pairs whose endpoint did not fit the bound and went to the overflow endpoint.
