@@ -12,8 +12,8 @@
 //!    which it is present and whose values look volatile (timestamps, UUIDs, epoch numbers,
 //!    large counters, random tokens) is learned as noise. "Most" is a test, not a running
 //!    share: after at least `learn_after` observations, the lower bound of the 99 % Wilson
-//!    interval of the field's difference rate must reach `learn_ratio` (see
-//!    docs/PERFORMANCE.md, "Learning noise", for why). Learned fields are listed by the
+//!    interval of the field's difference rate must reach `learn_ratio` (docs/NOISE.md says
+//!    why, with the figures). Learned fields are listed by the
 //!    admin API with their counts — never hidden silently — and a pin overrides them.
 //!
 //! Learning per endpoint, over the pairs in which a field is present, is what makes it work

@@ -5,8 +5,8 @@
 //! the volatility gate never helps). Before each pair the model decides "learned" from the
 //! pairs before it. The figures are computed exactly (a dynamic program over the number of
 //! differences seen, using the model's own decision [`learned`]) and cross-checked against
-//! the real [`NoiseModel`] by simulation. `learn_after_table` prints the table in
-//! docs/PERFORMANCE.md ("Learning noise"):
+//! the real [`NoiseModel`] by simulation. `learn_after_table` prints the tables of
+//! docs/NOISE.md:
 //!
 //! ```sh
 //! cargo test --lib compare::noise::tests::learning::learn_after_table -- --ignored --nocapture
@@ -125,7 +125,7 @@ const VOLATILE: [f64; 4] = [0.6, 0.8, 0.9, 1.0];
 const LEARN_AFTERS: [u64; 7] = [5, 10, 15, 20, 30, 50, 100];
 
 #[test]
-#[ignore = "prints the table of docs/PERFORMANCE.md; run with --ignored --nocapture"]
+#[ignore = "prints the tables of docs/NOISE.md; run with --ignored --nocapture"]
 fn learn_after_table() {
     for (title, make) in [
         (
@@ -140,10 +140,10 @@ fn learn_after_table() {
         println!("\n{title}, learn_ratio = {}", defaults::LEARN_RATIO);
         let mut header = String::from("| learn_after |");
         for p in STABLE {
-            header.push_str(&format!(" stable p={p}: learned within {HORIZON} |"));
+            header.push_str(&format!(" learned, p={p} |"));
         }
         for p in VOLATILE {
-            header.push_str(&format!(" volatile p={p}: missed after {WARM_UP} |"));
+            header.push_str(&format!(" missed, p={p} |"));
         }
         println!("{header}");
         println!("|{}", "---|".repeat(1 + STABLE.len() + VOLATILE.len()));
@@ -161,7 +161,7 @@ fn learn_after_table() {
     }
 }
 
-/// The chosen default meets what docs/PERFORMANCE.md claims for it: a field that differs
+/// The chosen default meets what docs/NOISE.md claims for it: a field that differs
 /// in 40 % of pairs is learned by chance in under 0.5 % of endpoints within 500 pairs (30 %:
 /// under 0.1 %), an
 /// always-differing one is never missed after the 20-pair warm-up, and the plain share it
