@@ -172,7 +172,7 @@ async fn volatile_field_is_learned_as_noise_after_learn_after_pairs() {
     }
     let metrics = proxy.metrics().await;
     let result = |r| [("route", ORDER), ("shadow", SHADOW), ("result", r)];
-    // Until the route has seen `learn_after` pairs nothing is learned: those diverge.
+    // Until the endpoint has seen `learn_after` pairs nothing is learned: those diverge.
     assert_eq!(
         metric_sum(&metrics, "shadowtap_comparisons_total", &result("diverged")),
         LEARN_AFTER as f64,
@@ -539,5 +539,23 @@ async fn endpoints_past_the_bound_share_the_overflow_endpoint() {
             ("GET /users/{id}".to_string(), 3),
             ("default:other".to_string(), 2),
         ]
+    );
+}
+
+#[test]
+fn endpoints_per_route_must_be_at_least_one() {
+    let error = shadowtap::config::Config::from_toml(
+        "[compare]\nendpoints_per_route = 0\n",
+        &shadowtap::config::Overrides {
+            primary: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("rejected")
+    .to_string();
+    assert!(
+        error.contains("compare.endpoints_per_route: must be at least 1"),
+        "{error}"
     );
 }
