@@ -540,6 +540,19 @@ async fn endpoints_past_the_bound_share_the_overflow_endpoint() {
             ("default:other".to_string(), 2),
         ]
     );
+    // Noise is learned under the same names: the overflow endpoint is one of them.
+    let noise = admin_json(&proxy, "/api/v1/noise").await;
+    let learned_at: std::collections::BTreeSet<&str> = noise[CATCH_ALL]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        learned_at.into_iter().collect::<Vec<_>>(),
+        ["GET /users/{id}", "default:other"],
+        "{noise}"
+    );
 }
 
 #[test]

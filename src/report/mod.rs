@@ -515,7 +515,8 @@ fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel
         learn_after: state.config.learn_after,
         learn_ratio: state.config.learn_ratio,
         max_fields: MAX_NOISE_FIELDS,
-        max_endpoints: state.config.endpoints_per_route,
+        // The namer's bound, plus its overflow endpoint `<route>:other`.
+        max_endpoints: state.config.endpoints_per_route.saturating_add(1),
     };
     match state.noise.lock() {
         // Looked up by `&str` first: the key is allocated once per route label, not per pair.
