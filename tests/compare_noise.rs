@@ -557,16 +557,17 @@ async fn endpoints_past_the_bound_share_the_overflow_endpoint() {
 
 #[test]
 fn endpoints_per_route_must_be_at_least_one() {
-    let error = shadowtap::config::Config::from_toml(
+    let result = shadowtap::config::Config::from_toml(
         "[compare]\nendpoints_per_route = 0\n",
         &shadowtap::config::Overrides {
             primary: Some("http://127.0.0.1:1".into()),
             ..Default::default()
         },
-    )
-    .err()
-    .expect("rejected")
-    .to_string();
+    );
+    let Err(error) = result.map(|_| ()) else {
+        panic!("endpoints_per_route = 0 was accepted");
+    };
+    let error = error.to_string();
     assert!(
         error.contains("compare.endpoints_per_route: must be at least 1"),
         "{error}"

@@ -24,6 +24,7 @@
 //! (`/items/*/updated_at`, `""` for a whole body).
 
 use super::{DiffKind, Difference};
+use crate::router::shape::Endpoint;
 use crate::shadow::pair::CapturedResponse;
 use serde::Serialize;
 use serde_json::Value;
@@ -140,9 +141,10 @@ pub struct NoiseModel {
 
 #[derive(Debug, Default)]
 struct Learners {
-    by_endpoint: HashMap<Arc<str>, Learner>,
-    /// Endpoints past `max_endpoints` (normally unreachable: the caller's namer has the same
-    /// bound), learned together.
+    /// By endpoint id, with the endpoint's name.
+    by_endpoint: Vec<(Arc<str>, Learner)>,
+    /// Endpoints past `max_endpoints`, or whose id another name holds (two routes that share
+    /// a label share this model, not their namers), learned together.
     overflow: Learner,
     pairs: u64,
 }
@@ -196,7 +198,7 @@ impl NoiseModel {
     /// answered; `observed` tells which tracked fields the pair carried at all.
     pub fn classify(
         &self,
-        endpoint: &Arc<str>,
+        endpoint: &Endpoint,
         differences: &mut [Difference],
         secondary: Option<&[Difference]>,
         observed: Option<&Observed<'_>>,
@@ -206,12 +208,26 @@ impl NoiseModel {
         };
         learners.pairs = learners.pairs.saturating_add(1);
         let learners = &mut *learners;
-        let learner = if learners.by_endpoint.contains_key(endpoint)
-            || learners.by_endpoint.len() < self.settings.max_endpoints
-        {
-            learners.by_endpoint.entry(endpoint.clone()).or_default()
-        } else {
-            &mut learners.overflow
+        if endpoint.id >= learners.by_endpoint.len() && endpoint.id < self.settings.max_endpoints {
+            // Ids come in the order the namer gave them, but workers may classify a later
+            // one first: the slots before it wait, unnamed, for their own pairs.
+            learners
+                .by_endpoint
+                .resize_with(endpoint.id.saturating_add(1), || {
+                    (Arc::from(""), Learner::default())
+                });
+        }
+        let learner = match learners.by_endpoint.get_mut(endpoint.id) {
+            Some((name, learner))
+                if Arc::ptr_eq(name, &endpoint.name) || *name == endpoint.name =>
+            {
+                learner
+            }
+            Some((name, learner)) if name.is_empty() => {
+                *name = endpoint.name.clone();
+                learner
+            }
+            _ => &mut learners.overflow,
         };
         self.classify_in(learner, differences, secondary, observed);
     }
@@ -413,6 +429,7 @@ impl Learners {
     fn all(&self) -> impl Iterator<Item = (&str, &Learner)> {
         self.by_endpoint
             .iter()
+            .filter(|(endpoint, _)| !endpoint.is_empty())
             .map(|(endpoint, learner)| (&**endpoint, learner))
             .chain((self.overflow.pairs > 0).then_some(("*", &self.overflow)))
     }

@@ -203,7 +203,7 @@ fn the_real_model_matches_the_computed_figures() {
         let (mut ever, mut missed, mut counted) = (0u32, 0u32, 0u32);
         for _ in 0..trials {
             let model = NoiseModel::new(BTreeMap::new(), settings_with(learn_after));
-            let name: Arc<str> = Arc::from("GET /x");
+            let name = super::endpoint("GET /x");
             let mut learned_once = false;
             for t in 0..pairs {
                 let differs = rng.f64() < p;

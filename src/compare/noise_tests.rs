@@ -22,8 +22,15 @@ fn settings(learn_after: u64) -> LearnSettings {
     }
 }
 
-fn endpoint(name: &str) -> Arc<str> {
-    Arc::from(name)
+fn endpoint(name: &str) -> Endpoint {
+    endpoint_at(0, name)
+}
+
+fn endpoint_at(id: usize, name: &str) -> Endpoint {
+    Endpoint {
+        id,
+        name: Arc::from(name),
+    }
 }
 
 #[test]
@@ -166,9 +173,10 @@ fn volatile_pair(i: u64) -> Difference {
 #[test]
 fn a_field_of_one_endpoint_is_learned_behind_a_catch_all() {
     let model = NoiseModel::new(BTreeMap::new(), settings(10));
-    let endpoints: Vec<Arc<str>> = ["GET /a", "GET /b", "GET /c", "GET /d", "GET /e"]
+    let endpoints: Vec<Endpoint> = ["GET /a", "GET /b", "GET /c", "GET /d", "GET /e"]
         .into_iter()
-        .map(endpoint)
+        .enumerate()
+        .map(|(id, name)| endpoint_at(id, name))
         .collect();
     let mut diverged_after_warm_up = 0;
     for i in 0..200u64 {
@@ -197,8 +205,8 @@ fn a_field_of_one_endpoint_is_learned_behind_a_catch_all() {
         (200, 200, 1000)
     );
     let learned = model.learned_fields();
-    assert_eq!(learned[&endpoints[0]], vec!["/served_at".to_string()]);
-    assert!(learned[&endpoints[1]].is_empty());
+    assert_eq!(learned[&endpoints[0].name], vec!["/served_at".to_string()]);
+    assert!(learned[&endpoints[1].name].is_empty());
 }
 
 fn answer() -> CapturedResponse {
@@ -334,7 +342,7 @@ mod isolation {
         ) {
             let alone = NoiseModel::new(BTreeMap::new(), settings(learn_after));
             let mixed = NoiseModel::new(BTreeMap::new(), settings(learn_after));
-            let (a, b) = (endpoint("GET /a"), endpoint("GET /b"));
+            let (a, b) = (endpoint_at(0, "GET /a"), endpoint_at(1, "GET /b"));
             let mut other = theirs.iter().enumerate();
             for (i, kind) in ours.iter().enumerate() {
                 let mut left = pair(*kind, i as u64);

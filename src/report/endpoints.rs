@@ -6,31 +6,39 @@
 //! its endpoint — the route's own template when the router found one, else the path's shape
 //! (`GET /users/{id}`, see [`crate::router::shape`]) — with a bounded number of endpoints per
 //! route label; the rest is counted under `<route>:other`. The same name keys noise learning.
+//!
+//! Everything is found by index — the pair's (route, label) key, the endpoint's id, the
+//! shadow's position — so a pair costs one hash of its endpoint name, not one per map.
 
-use crate::router::shape::EndpointNamer;
+use crate::router::shape::{Endpoint, EndpointNamer};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// Compared pairs by result (the values of the `result` label), in first-seen order.
+type ResultCounts = Vec<(&'static str, u64)>;
+
 /// Endpoint names and result counts of every route label.
 pub struct EndpointBook {
     limit: usize,
-    labels: Mutex<HashMap<Arc<str>, LabelEndpoints>>,
+    /// By route index, then label index (both bounded by the config).
+    labels: Mutex<Vec<Vec<Option<LabelEndpoints>>>>,
 }
 
-/// Compared pairs by result (the values of the `result` label).
-type ResultCounts = BTreeMap<&'static str, u64>;
-
 struct LabelEndpoints {
+    label: Arc<str>,
     namer: EndpointNamer,
-    /// Result counts per (endpoint, shadow); endpoints are bounded by the namer, shadows by
-    /// the config.
-    results: HashMap<(Arc<str>, Arc<str>), ResultCounts>,
+    /// Shadow names by position in the route's policy.
+    shadows: Vec<Option<Arc<str>>>,
+    /// Result counts by endpoint id, then shadow position.
+    results: Vec<Vec<ResultCounts>>,
 }
 
 /// One request, as far as naming its endpoint goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    /// The pair's (route index, label index).
+    pub key: (usize, usize),
     /// The route label (a template or the route's fallback label).
     pub label: &'a Arc<str>,
     /// The route's name (names the overflow endpoint `<route>:other`).
@@ -53,11 +61,19 @@ pub struct EndpointSummary {
     /// Shadow upstream.
     pub shadow: String,
     /// Compared pairs by result (the values of the `result` label).
-    pub comparisons: ResultCounts,
+    pub comparisons: BTreeMap<&'static str, u64>,
     /// diverged / compared.
     pub divergence_rate: f64,
     /// Fields learned as noise for this endpoint.
     pub learned_noise: Vec<String>,
+}
+
+/// The element at `index`, created (with the elements before it) when missing.
+fn slot<T>(items: &mut Vec<T>, index: usize, make: impl FnMut() -> T) -> Option<&mut T> {
+    if items.len() <= index {
+        items.resize_with(index.saturating_add(1), make);
+    }
+    items.get_mut(index)
 }
 
 impl EndpointBook {
@@ -65,64 +81,70 @@ impl EndpointBook {
     pub fn new(limit: usize) -> EndpointBook {
         EndpointBook {
             limit,
-            labels: Mutex::new(HashMap::new()),
+            labels: Mutex::new(Vec::new()),
         }
     }
 
-    /// The endpoint of a request (allocates only the first time an endpoint is seen, and
-    /// for the shape of an untemplated path).
-    pub fn name(&self, request: Request<'_>) -> Arc<str> {
+    /// The endpoint of a request (allocates only the first time an endpoint is seen).
+    pub fn name(&self, request: Request<'_>) -> Endpoint {
         let template = request.templated.then_some(&**request.label);
-        match self.labels.lock() {
-            Ok(mut labels) => {
-                self.label(&mut labels, request)
-                    .namer
-                    .name(request.method, template, request.path)
-            }
+        let name = |namer: &mut EndpointNamer| namer.name(request.method, template, request.path);
+        let Ok(mut labels) = self.labels.lock() else {
             // A poisoned lock means a worker panicked: name without remembering.
-            Err(_) => EndpointNamer::new(request.route, self.limit).name(
-                request.method,
-                template,
-                request.path,
-            ),
+            return name(&mut EndpointNamer::new(request.route, self.limit));
+        };
+        let (route, label) = request.key;
+        let entry = slot(&mut labels, route, Vec::new)
+            .and_then(|labels| slot(labels, label, || None))
+            .map(|entry| {
+                entry.get_or_insert_with(|| LabelEndpoints {
+                    label: request.label.clone(),
+                    namer: EndpointNamer::new(request.route, self.limit),
+                    shadows: Vec::new(),
+                    results: Vec::new(),
+                })
+            });
+        match entry {
+            Some(entry) => name(&mut entry.namer),
+            None => name(&mut EndpointNamer::new(request.route, self.limit)),
         }
     }
 
-    fn label<'l>(
-        &self,
-        labels: &'l mut HashMap<Arc<str>, LabelEndpoints>,
-        request: Request<'_>,
-    ) -> &'l mut LabelEndpoints {
-        labels
-            .entry(request.label.clone())
-            .or_insert_with(|| LabelEndpoints {
-                namer: EndpointNamer::new(request.route, self.limit),
-                results: HashMap::new(),
-            })
-    }
-
-    /// Counts a compared pair of `endpoint` (a name [`EndpointBook::name`] returned).
+    /// Counts a compared pair of `endpoint` (as [`EndpointBook::name`] returned it) for the
+    /// shadow at `position` in the route's policy.
     pub fn record(
         &self,
-        label: &Arc<str>,
-        endpoint: &Arc<str>,
-        shadow: &Arc<str>,
+        key: (usize, usize),
+        endpoint: &Endpoint,
+        (position, shadow): (usize, &Arc<str>),
         result: &'static str,
     ) {
         let Ok(mut labels) = self.labels.lock() else {
             return;
         };
-        if let Some(entry) = labels.get_mut(label) {
-            let counts = entry
-                .results
-                .entry((endpoint.clone(), shadow.clone()))
-                .or_default();
-            *counts.entry(result).or_default() += 1;
+        let Some(entry) = labels
+            .get_mut(key.0)
+            .and_then(|labels| labels.get_mut(key.1))
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if let Some(name) = slot(&mut entry.shadows, position, || None) {
+            name.get_or_insert_with(|| shadow.clone());
+        }
+        let Some(counts) = slot(&mut entry.results, endpoint.id, Vec::new)
+            .and_then(|shadows| slot(shadows, position, Vec::new))
+        else {
+            return;
+        };
+        match counts.iter_mut().find(|(name, _)| *name == result) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((result, 1)),
         }
     }
 
     /// Every endpoint's results, sorted by route label, endpoint and shadow; `learned` gives
-    /// the fields learned per (label, endpoint).
+    /// the fields learned per (label, endpoint name).
     pub fn view(
         &self,
         learned: &HashMap<String, HashMap<Arc<str>, Vec<String>>>,
@@ -130,34 +152,42 @@ impl EndpointBook {
         let Ok(labels) = self.labels.lock() else {
             return Vec::new();
         };
-        let mut out: Vec<EndpointSummary> = labels
-            .iter()
-            .flat_map(|(label, entry)| {
-                entry
-                    .results
-                    .iter()
-                    .map(move |((endpoint, shadow), counts)| {
-                        let compared: u64 = counts.values().sum();
-                        let diverged = counts.get("diverged").copied().unwrap_or(0);
-                        EndpointSummary {
-                            route: label.to_string(),
-                            endpoint: endpoint.to_string(),
-                            shadow: shadow.to_string(),
-                            comparisons: counts.clone(),
-                            divergence_rate: if compared == 0 {
-                                0.0
-                            } else {
-                                diverged as f64 / compared as f64
-                            },
-                            learned_noise: learned
-                                .get(&**label)
-                                .and_then(|fields| fields.get(endpoint))
-                                .cloned()
-                                .unwrap_or_default(),
-                        }
-                    })
-            })
-            .collect();
+        let mut out = Vec::new();
+        for entry in labels.iter().flatten().flatten() {
+            let names = entry.namer.names();
+            for (id, by_shadow) in entry.results.iter().enumerate() {
+                let Some(endpoint) = names.get(id) else {
+                    continue;
+                };
+                for (position, counts) in by_shadow.iter().enumerate() {
+                    let Some(Some(shadow)) = entry.shadows.get(position) else {
+                        continue;
+                    };
+                    if counts.is_empty() {
+                        continue;
+                    }
+                    let comparisons: BTreeMap<&'static str, u64> = counts.iter().copied().collect();
+                    let compared: u64 = comparisons.values().sum();
+                    let diverged = comparisons.get("diverged").copied().unwrap_or(0);
+                    out.push(EndpointSummary {
+                        route: entry.label.to_string(),
+                        endpoint: endpoint.to_string(),
+                        shadow: shadow.to_string(),
+                        comparisons,
+                        divergence_rate: if compared == 0 {
+                            0.0
+                        } else {
+                            diverged as f64 / compared as f64
+                        },
+                        learned_noise: learned
+                            .get(&*entry.label)
+                            .and_then(|fields| fields.get(endpoint))
+                            .cloned()
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
         out.sort_by(|a, b| {
             (&a.route, &a.endpoint, &a.shadow).cmp(&(&b.route, &b.endpoint, &b.shadow))
         });

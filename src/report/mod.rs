@@ -390,6 +390,7 @@ fn process(state: &State, pair: CompletedPair) {
         .as_ref()
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
     let endpoint = state.endpoints.name(endpoints::Request {
+        key: pair.route_key,
         label: &pair.route,
         route: &setup.name,
         templated: pair.route_key.1 < setup.templates,
@@ -458,9 +459,12 @@ fn process(state: &State, pair: CompletedPair) {
         }
     }
 
-    state
-        .endpoints
-        .record(&pair.route, &endpoint, &pair.shadow, verdict.as_str());
+    state.endpoints.record(
+        pair.route_key,
+        &endpoint,
+        (pair.shadow_position, &pair.shadow),
+        verdict.as_str(),
+    );
     if let Ok(mut stats) = state.stats.lock() {
         let capacity = state.config.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
         let entry = stats

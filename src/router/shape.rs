@@ -9,7 +9,7 @@
 //! so memory is bounded by config, never by traffic.
 
 use super::OTHER_LABEL_SUFFIX;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What an identifier segment becomes in a template (the router's `{name}` syntax).
@@ -101,25 +101,40 @@ fn is_uuid(text: &str) -> bool {
     }) && groups.next().is_none()
 }
 
-/// Names the endpoints of one route: `METHOD template`, at most `limit` of them; later
-/// shapes share `<route>:other`, and how many pairs went there is counted.
+/// An endpoint of a route label: its name, and an id dense from 0 (per namer) that lets
+/// per-endpoint state live in a `Vec` instead of behind a second hash of the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Index of the name in [`EndpointNamer::names`].
+    pub id: usize,
+    /// `METHOD template`, or `<route>:other`.
+    pub name: Arc<str>,
+}
+
+/// Names the endpoints of one route label: `METHOD template`, at most `limit` of them;
+/// later shapes share `<route>:other`, and how many pairs went there is counted.
 #[derive(Debug)]
 pub struct EndpointNamer {
     limit: usize,
-    names: HashSet<Arc<str>>,
+    ids: HashMap<Arc<str>, usize>,
+    names: Vec<Arc<str>>,
     overflow: Arc<str>,
+    overflow_id: Option<usize>,
     overflowed: u64,
     /// Where a name is built, so that naming a known endpoint allocates nothing.
     scratch: String,
 }
 
 impl EndpointNamer {
-    /// A namer for route `route` that keeps at most `limit` endpoint names.
+    /// A namer for route `route` that keeps at most `limit` endpoint names (and the
+    /// overflow endpoint).
     pub fn new(route: &str, limit: usize) -> EndpointNamer {
         EndpointNamer {
             limit,
-            names: HashSet::new(),
+            ids: HashMap::new(),
+            names: Vec::new(),
             overflow: Arc::from(format!("{route}{OTHER_LABEL_SUFFIX}")),
+            overflow_id: None,
             overflowed: 0,
             scratch: String::new(),
         }
@@ -127,7 +142,7 @@ impl EndpointNamer {
 
     /// The endpoint of a request: `METHOD template` where `template` is the route's own
     /// template when the router found one (`Some`), else the path's shape.
-    pub fn name(&mut self, method: &str, template: Option<&str>, path: &str) -> Arc<str> {
+    pub fn name(&mut self, method: &str, template: Option<&str>, path: &str) -> Endpoint {
         let mut name = std::mem::take(&mut self.scratch);
         name.clear();
         name.push_str(method);
@@ -136,30 +151,48 @@ impl EndpointNamer {
             Some(template) => name.push_str(template),
             None => push_template(path, &mut name),
         }
-        let found = match self.names.get(name.as_str()) {
-            Some(known) => known.clone(),
-            None if self.names.len() >= self.limit => {
+        let id = match self.ids.get(name.as_str()) {
+            Some(id) => *id,
+            None if self.ids.len() >= self.limit => {
                 self.overflowed = self.overflowed.saturating_add(1);
-                self.overflow.clone()
+                match self.overflow_id {
+                    Some(id) => id,
+                    None => self.add(self.overflow.clone()),
+                }
             }
             None => {
                 let new: Arc<str> = Arc::from(name.as_str());
-                self.names.insert(new.clone());
-                new
+                let id = self.add(new.clone());
+                self.ids.insert(new, id);
+                id
             }
         };
         self.scratch = name;
-        found
+        let name = self
+            .names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| self.overflow.clone());
+        Endpoint { id, name }
+    }
+
+    fn add(&mut self, name: Arc<str>) -> usize {
+        let id = self.names.len();
+        if Arc::ptr_eq(&name, &self.overflow) {
+            self.overflow_id = Some(id);
+        }
+        self.names.push(name);
+        id
+    }
+
+    /// Every name handed out, by id.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
     }
 
     /// Pairs whose endpoint did not fit the bound and went to the overflow endpoint.
     pub fn overflowed(&self) -> u64 {
         self.overflowed
-    }
-
-    /// The overflow endpoint's name, `<route>:other`.
-    pub fn overflow_name(&self) -> &str {
-        &self.overflow
     }
 }
 
