@@ -10,6 +10,7 @@
 
 use super::OTHER_LABEL_SUFFIX;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// What an identifier segment becomes in a template (the router's `{name}` syntax).
@@ -111,12 +112,36 @@ pub struct Endpoint {
     pub name: Arc<str>,
 }
 
+/// FNV-1a: a name is hashed once per compared pair, and SipHash's set-up costs more than
+/// the few bytes of a name. Flooding is no concern here: the map never holds more than the
+/// namer's bound, so a crafted name costs at most that many comparisons.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 /// Names the endpoints of one route label: `METHOD template`, at most `limit` of them;
 /// later shapes share `<route>:other`, and how many pairs went there is counted.
 #[derive(Debug)]
 pub struct EndpointNamer {
     limit: usize,
-    ids: HashMap<Arc<str>, usize>,
+    ids: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
     names: Vec<Arc<str>>,
     overflow: Arc<str>,
     overflow_id: Option<usize>,
@@ -131,7 +156,7 @@ impl EndpointNamer {
     pub fn new(route: &str, limit: usize) -> EndpointNamer {
         EndpointNamer {
             limit,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             names: Vec::new(),
             overflow: Arc::from(format!("{route}{OTHER_LABEL_SUFFIX}")),
             overflow_id: None,
