@@ -5,14 +5,17 @@
 //! divergence of one endpoint drowns in the traffic of the others. Each pair is named after
 //! its endpoint — the route's own template when the router found one, else the path's shape
 //! (`GET /users/{id}`, see [`crate::router::shape`]) — with a bounded number of endpoints per
-//! route label; the rest is counted under `<route>:other`. The same name keys noise learning.
+//! route label; the rest is counted under `<route>:other`. The same name keys noise learning,
+//! and the book keeps each label's noise model next to its names, so a pair finds both with
+//! one lock and no hash of its label.
 //!
 //! Everything is found by index — the pair's (route, label) key, the endpoint's id, the
 //! shadow's position — so a pair costs one hash of its endpoint name, not one per map.
 
+use crate::compare::noise::NoiseModel;
 use crate::router::shape::{Endpoint, EndpointNamer};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Compared pairs by result (the values of the `result` label), in first-seen order.
@@ -28,6 +31,7 @@ pub struct EndpointBook {
 struct LabelEndpoints {
     label: Arc<str>,
     namer: EndpointNamer,
+    noise: Arc<NoiseModel>,
     /// Shadow names by position in the route's policy.
     shadows: Vec<Option<Arc<str>>>,
     /// Result counts by endpoint id, then shadow position.
@@ -85,13 +89,19 @@ impl EndpointBook {
         }
     }
 
-    /// The endpoint of a request (allocates only the first time an endpoint is seen).
-    pub fn name(&self, request: Request<'_>) -> Endpoint {
+    /// The endpoint of a request (allocates only the first time an endpoint is seen), and
+    /// its route label's noise model (`new_model` makes it the first time the label is seen).
+    pub fn name(
+        &self,
+        request: Request<'_>,
+        new_model: impl Fn() -> Arc<NoiseModel>,
+    ) -> (Endpoint, Arc<NoiseModel>) {
         let template = request.templated.then_some(&**request.label);
         let name = |namer: &mut EndpointNamer| namer.name(request.method, template, request.path);
         let Ok(mut labels) = self.labels.lock() else {
-            // A poisoned lock means a worker panicked: name without remembering.
-            return name(&mut EndpointNamer::new(request.route, self.limit));
+            // A poisoned lock means a worker panicked: name and learn without remembering.
+            let endpoint = name(&mut EndpointNamer::new(request.route, self.limit));
+            return (endpoint, new_model());
         };
         let (route, label) = request.key;
         let entry = slot(&mut labels, route, Vec::new)
@@ -100,14 +110,35 @@ impl EndpointBook {
                 entry.get_or_insert_with(|| LabelEndpoints {
                     label: request.label.clone(),
                     namer: EndpointNamer::new(request.route, self.limit),
+                    noise: new_model(),
                     shadows: Vec::new(),
                     results: Vec::new(),
                 })
             });
         match entry {
-            Some(entry) => name(&mut entry.namer),
-            None => name(&mut EndpointNamer::new(request.route, self.limit)),
+            Some(entry) => (name(&mut entry.namer), entry.noise.clone()),
+            // Unreachable: `slot` only fails when an index cannot grow the vector.
+            None => (
+                Endpoint {
+                    id: 0,
+                    name: Arc::from(request.route),
+                },
+                new_model(),
+            ),
         }
+    }
+
+    /// Every route label's noise model.
+    pub fn models(&self) -> Vec<(Arc<str>, Arc<NoiseModel>)> {
+        let Ok(labels) = self.labels.lock() else {
+            return Vec::new();
+        };
+        labels
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|entry| (entry.label.clone(), entry.noise.clone()))
+            .collect()
     }
 
     /// Counts a compared pair of `endpoint` (as [`EndpointBook::name`] returned it) for the
@@ -143,18 +174,16 @@ impl EndpointBook {
         }
     }
 
-    /// Every endpoint's results, sorted by route label, endpoint and shadow; `learned` gives
-    /// the fields learned per (label, endpoint name).
-    pub fn view(
-        &self,
-        learned: &HashMap<String, HashMap<Arc<str>, Vec<String>>>,
-    ) -> Vec<EndpointSummary> {
+    /// Every endpoint's results with the fields learned there, sorted by route label,
+    /// endpoint and shadow.
+    pub fn view(&self) -> Vec<EndpointSummary> {
         let Ok(labels) = self.labels.lock() else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for entry in labels.iter().flatten().flatten() {
             let names = entry.namer.names();
+            let learned = entry.noise.learned_fields();
             for (id, by_shadow) in entry.results.iter().enumerate() {
                 let Some(endpoint) = names.get(id) else {
                     continue;
@@ -179,11 +208,7 @@ impl EndpointBook {
                         } else {
                             diverged as f64 / compared as f64
                         },
-                        learned_noise: learned
-                            .get(&*entry.label)
-                            .and_then(|fields| fields.get(endpoint))
-                            .cloned()
-                            .unwrap_or_default(),
+                        learned_noise: learned.get(endpoint).cloned().unwrap_or_default(),
                     });
                 }
             }

@@ -90,7 +90,7 @@ struct State {
     routes: Vec<RouteSetup>,
     metrics: Arc<Metrics>,
     stats: Mutex<HashMap<PairKey, PairStats>>,
-    noise: Mutex<HashMap<String, Arc<NoiseModel>>>,
+    /// Endpoint names, results per endpoint, and each route label's noise model.
     endpoints: endpoints::EndpointBook,
     samples: Mutex<SampleStore>,
     diff_log: Mutex<Option<difflog::DiffLog>>,
@@ -153,7 +153,6 @@ impl Reporter {
             routes,
             metrics: metrics.clone(),
             stats: Mutex::new(HashMap::new()),
-            noise: Mutex::new(HashMap::new()),
             diff_log: Mutex::new(diff_log),
         });
         let queue = Arc::new(PairQueue::new(state.config.queue_capacity, WORKER_TICK));
@@ -230,30 +229,20 @@ impl Reporter {
 
     /// Noise per route label for `GET /api/v1/noise`.
     pub fn noise(&self) -> BTreeMap<String, Vec<NoiseField>> {
-        let Ok(models) = self.state.noise.lock() else {
-            return BTreeMap::new();
-        };
         let shown = self.state.config.top_fields;
-        models
-            .iter()
-            .map(|(route, model)| (route.clone(), model.report(shown)))
-            .collect()
+        let mut out: BTreeMap<String, Vec<NoiseField>> = BTreeMap::new();
+        // Two routes may share a label text; their fields are listed together.
+        for (label, model) in self.state.endpoints.models() {
+            out.entry(label.to_string())
+                .or_default()
+                .extend(model.report(shown));
+        }
+        out
     }
 
     /// Results per endpoint for `GET /api/v1/endpoints`.
     pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
-        let models: Vec<(String, Arc<NoiseModel>)> = match self.state.noise.lock() {
-            Ok(models) => models
-                .iter()
-                .map(|(label, model)| (label.clone(), model.clone()))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        let learned = models
-            .into_iter()
-            .map(|(label, model)| (label, model.learned_fields()))
-            .collect();
-        self.state.endpoints.view(&learned)
+        self.state.endpoints.view()
     }
 }
 
@@ -389,20 +378,22 @@ fn process(state: &State, pair: CompletedPair) {
         .secondary
         .as_ref()
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
-    let endpoint = state.endpoints.name(endpoints::Request {
-        key: pair.route_key,
-        label: &pair.route,
-        route: &setup.name,
-        templated: pair.route_key.1 < setup.templates,
-        method: pair.request.method.as_str(),
-        path: &pair.request.path_and_query,
-    });
+    let (endpoint, model) = state.endpoints.name(
+        endpoints::Request {
+            key: pair.route_key,
+            label: &pair.route,
+            route: &setup.name,
+            templated: pair.route_key.1 < setup.templates,
+            method: pair.request.method.as_str(),
+            path: &pair.request.path_and_query,
+        },
+        || noise_model(state, setup),
+    );
     let observed = compare::noise::Observed {
         primary: &pair.primary,
         shadow: &pair.shadow_response,
         documents: comparison.documents.as_ref().map(|(a, b)| (a, b)),
     };
-    let model = noise_model(state, &pair.route, setup);
     model.classify(
         &endpoint,
         &mut comparison.differences,
@@ -514,7 +505,8 @@ fn process(state: &State, pair: CompletedPair) {
     }
 }
 
-fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel> {
+/// A new noise model for a route label (the endpoint book keeps one per label).
+fn noise_model(state: &State, setup: &RouteSetup) -> Arc<NoiseModel> {
     let settings = LearnSettings {
         learn_after: state.config.learn_after,
         learn_ratio: state.config.learn_ratio,
@@ -522,18 +514,7 @@ fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel
         // The namer's bound, plus its overflow endpoint `<route>:other`.
         max_endpoints: state.config.endpoints_per_route.saturating_add(1),
     };
-    match state.noise.lock() {
-        // Looked up by `&str` first: the key is allocated once per route label, not per pair.
-        Ok(mut models) => match models.get(route) {
-            Some(model) => model.clone(),
-            None => models
-                .entry(route.to_string())
-                .or_insert_with(|| Arc::new(NoiseModel::new(setup.pins.clone(), settings)))
-                .clone(),
-        },
-        // A poisoned lock means a worker panicked; fall back to an unshared model.
-        Err(_) => Arc::new(NoiseModel::new(setup.pins.clone(), settings)),
-    }
+    Arc::new(NoiseModel::new(setup.pins.clone(), settings))
 }
 
 fn divergent_pair(

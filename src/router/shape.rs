@@ -36,7 +36,11 @@ pub fn template(path: &str) -> String {
 
 /// [`template`], appended to `out` (at most [`MAX_TEMPLATE_BYTES`] and an ellipsis).
 fn push_template(path: &str, out: &mut String) {
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    let end = path
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
+    let path = path.get(..end).unwrap_or(path);
     let start = out.len();
     for (index, segment) in path.split('/').enumerate() {
         if index > 0 {
