@@ -94,6 +94,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             response
         }
         "/api/v1/routes" => json(&state.report.routes()),
+        "/api/v1/endpoints" => json(&state.report.endpoints()),
         "/api/v1/noise" => json(&state.report.noise()),
         "/api/v1/samples" => {
             let query = request.uri().query().unwrap_or("");
@@ -105,7 +106,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/samples, /api/v1/noise\n",
+            "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise\n",
         ),
     }
 }

@@ -6,6 +6,8 @@
 //! template fits is counted under `<route>:other`, so label sets stay bounded by the config,
 //! never by traffic.
 
+pub mod shape;
+
 use crate::config::{HostMatch, RouteConfig};
 
 /// Suffix of the label for paths that match a route but none of its templates.

@@ -161,6 +161,9 @@ pub struct Comparison {
     pub differences: Vec<Difference>,
     /// Set when the bodies could not be judged, and why.
     pub body_skipped: Option<BodySkip>,
+    /// Both bodies as parsed JSON (primary, shadow), when they differed and were parsed:
+    /// noise learning reads which fields a pair carried from them.
+    pub documents: Option<(serde_json::Value, serde_json::Value)>,
 }
 
 /// The media family that decides how a body is compared.
@@ -234,10 +237,12 @@ pub fn compare(
             noise: None,
         });
     }
-    let body_skipped = compare_bodies(primary, shadow, rules, &mut differences);
+    let mut documents = None;
+    let body_skipped = compare_bodies(primary, shadow, rules, &mut differences, &mut documents);
     Comparison {
         differences,
         body_skipped,
+        documents,
     }
 }
 
@@ -315,6 +320,7 @@ fn compare_bodies(
     shadow: &CapturedResponse,
     rules: &CompareRules,
     differences: &mut Vec<Difference>,
+    documents: &mut Option<(serde_json::Value, serde_json::Value)>,
 ) -> Option<BodySkip> {
     let (p, s) = (Known::of(primary), Known::of(shadow));
     let same_codings = decode::codings(&primary.headers) == decode::codings(&shadow.headers);
@@ -367,7 +373,7 @@ fn compare_bodies(
         _ => Media::Binary,
     };
     match kind {
-        Media::Json => compare_json(&left, &right, rules, differences),
+        Media::Json => *documents = compare_json(&left, &right, rules, differences),
         Media::Text => compare_text(&left, &right, differences),
         Media::Binary => differences.push(body_difference(
             "bytes_changed",
@@ -437,12 +443,13 @@ pub fn judge_latency(
     })
 }
 
+/// Returns the parsed documents when both sides were JSON.
 fn compare_json(
     left: &Bytes,
     right: &Bytes,
     rules: &CompareRules,
     differences: &mut Vec<Difference>,
-) {
+) -> Option<(serde_json::Value, serde_json::Value)> {
     let parsed = (
         serde_json::from_slice::<serde_json::Value>(left),
         serde_json::from_slice::<serde_json::Value>(right),
@@ -467,6 +474,7 @@ fn compare_json(
                     noise: None,
                 });
             }
+            return Some((a, b));
         }
         (Ok(_), Err(_)) => differences.push(body_difference(
             "invalid_json",
@@ -480,6 +488,7 @@ fn compare_json(
         )),
         (Err(_), Err(_)) => compare_text(left, right, differences),
     }
+    None
 }
 
 fn compare_text(left: &Bytes, right: &Bytes, differences: &mut Vec<Difference>) {

@@ -7,18 +7,29 @@
 //!    that pair, and for the field from then on once primary and secondary have differed
 //!    there in at least a tenth as many pairs as primary and shadow (a field two instances
 //!    of the same build disagree on is not deterministic, even when they happen to agree);
-//! 3. **learned**: per route, a field that differs in most pairs (`learn_ratio` of at least
-//!    `learn_after` pairs) and whose values look volatile (timestamps, UUIDs, epoch numbers,
-//!    large counters, random tokens) is learned as noise. Learned fields are listed by the
+//! 3. **learned**: per *endpoint* (`GET /users/{id}`, named by the caller through
+//!    [`crate::router::shape::EndpointNamer`]), a field that differs in most of the pairs in
+//!    which it is present and whose values look volatile (timestamps, UUIDs, epoch numbers,
+//!    large counters, random tokens) is learned as noise. "Most" is a test, not a running
+//!    share: after at least `learn_after` observations, the lower bound of the 99 % Wilson
+//!    interval of the field's difference rate must reach `learn_ratio` (docs/NOISE.md says
+//!    why, with the figures). Learned fields are listed by the
 //!    admin API with their counts — never hidden silently — and a pin overrides them.
+//!
+//! Learning per endpoint, over the pairs in which a field is present, is what makes it work
+//! behind a catch-all route: a timestamp that only one endpoint's answers carry is a small
+//! share of the route's pairs, but nearly all of that endpoint's.
 //!
 //! Fields are keyed as `status`, `header:<name>`, or the body's JSON field pattern
 //! (`/items/*/updated_at`, `""` for a whole body).
 
 use super::{DiffKind, Difference};
+use crate::router::shape::Endpoint;
+use crate::shadow::pair::CapturedResponse;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Why a difference counts as noise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,12 +56,15 @@ pub enum Pin {
 /// Learning settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LearnSettings {
-    /// Pairs a route must have seen before anything is learned (0 disables learning).
+    /// Pairs in which a field must have been present before it may be learned (0 disables
+    /// learning).
     pub learn_after: u64,
-    /// Share of pairs in which a field must differ.
+    /// Difference rate a field must reach, with 99 % confidence, to be learned.
     pub learn_ratio: f64,
-    /// Fields tracked per route; beyond it new fields are not tracked (bounded memory).
+    /// Fields tracked per endpoint; beyond it new fields are not tracked (bounded memory).
     pub max_fields: usize,
+    /// Endpoints learned apart; pairs of further endpoints share one overflow learner.
+    pub max_endpoints: usize,
 }
 
 /// Share of a field's differences whose values must look volatile to learn it.
@@ -60,11 +74,18 @@ const VOLATILE_SHARE: f64 = 0.8;
 /// primary/shadow differences.
 const SECONDARY_SHARE_INVERSE: u64 = 10;
 
-#[derive(Debug, Default, Clone, Serialize)]
+/// The normal quantile of the one-sided 99 % bound used by [`learned`].
+const CONFIDENCE_Z: f64 = 2.326;
+
+#[derive(Debug, Default, Clone)]
 struct FieldStats {
+    /// Pairs in which the field was, or may have been, present on either side.
+    present_pairs: u64,
     differing_pairs: u64,
     volatile_pairs: u64,
     secondary_pairs: u64,
+    /// The body field's segments (`None` for status and headers), parsed once.
+    pattern: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +95,24 @@ struct Learner {
     untracked: u64,
 }
 
+/// What a pair showed, so that a field absent from both answers is told apart from one
+/// present and equal.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The primary's answer.
+    pub primary: &'a CapturedResponse,
+    /// The shadow's answer.
+    pub shadow: &'a CapturedResponse,
+    /// Both bodies as parsed JSON, when the comparison parsed them (bodies that differ);
+    /// otherwise a body field counts as present (the cautious side: fewer fields learned).
+    pub documents: Option<(&'a Value, &'a Value)>,
+}
+
 /// A field the API reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoiseField {
+    /// The endpoint (`GET /users/{id}`), or `null` for a pin, which holds for all of them.
+    pub endpoint: Option<String>,
     /// The field key.
     pub field: String,
     /// `secondary_noise`, `learned`, `pinned_noise`, `pinned_signal`, or `candidate`
@@ -84,19 +120,33 @@ pub struct NoiseField {
     pub state: &'static str,
     /// Pairs in which primary and shadow differed there.
     pub differing_pairs: u64,
+    /// Pairs in which the field was present (or may have been) on either side.
+    pub present_pairs: u64,
     /// Pairs in which primary and secondary differed there.
     pub secondary_pairs: u64,
     /// Of those, pairs whose values looked volatile.
     pub volatile_pairs: u64,
-    /// Pairs the route has compared.
+    /// Pairs the endpoint has compared (for a pin: the route label).
+    pub endpoint_pairs: u64,
+    /// Pairs the route label has compared.
     pub route_pairs: u64,
 }
 
-/// One route's noise model.
+/// One route label's noise model: a learner per endpoint.
 pub struct NoiseModel {
     pins: BTreeMap<String, Pin>,
     settings: LearnSettings,
-    learner: Mutex<Learner>,
+    learners: Mutex<Learners>,
+}
+
+#[derive(Debug, Default)]
+struct Learners {
+    /// By endpoint id, with the endpoint's name.
+    by_endpoint: Vec<(Arc<str>, Learner)>,
+    /// Endpoints past `max_endpoints`, or whose id another name holds (two routes that share
+    /// a label share this model, not their namers), learned together.
+    overflow: Learner,
+    pairs: u64,
 }
 
 /// The key noise rules and pins use for a difference.
@@ -109,26 +159,91 @@ pub fn field_key(difference: &Difference) -> String {
     }
 }
 
+/// The learning decision for a field present in `present` pairs, differing in `differing`
+/// of them: at least `learn_after` observations, and the lower bound of the one-sided 99 %
+/// Wilson score interval of its difference rate at least `learn_ratio`. A plain share would
+/// learn a field that differs in 40 % of pairs about one time in three within a few hundred
+/// pairs; the bound almost never does, and still learns an always-differing field after
+/// six observations.
+pub fn learned(present: u64, differing: u64, settings: &LearnSettings) -> bool {
+    settings.learn_after > 0
+        && present >= settings.learn_after
+        && wilson_lower_bound(differing.min(present), present) >= settings.learn_ratio
+}
+
+/// Lower bound of the Wilson score interval for `successes` out of `trials`.
+fn wilson_lower_bound(successes: u64, trials: u64) -> f64 {
+    if trials == 0 {
+        return 0.0;
+    }
+    let n = trials as f64;
+    let share = successes as f64 / n;
+    let z2 = CONFIDENCE_Z * CONFIDENCE_Z;
+    let centre = share + z2 / (2.0 * n);
+    let spread = CONFIDENCE_Z * (share * (1.0 - share) / n + z2 / (4.0 * n * n)).sqrt();
+    (centre - spread) / (1.0 + z2 / n)
+}
+
 impl NoiseModel {
     /// A model with config pins.
     pub fn new(pins: BTreeMap<String, Pin>, settings: LearnSettings) -> NoiseModel {
         NoiseModel {
             pins,
             settings,
-            learner: Mutex::new(Learner::default()),
+            learners: Mutex::new(Learners::default()),
         }
     }
 
-    /// Marks each difference that is noise, then learns from this pair.
-    /// `secondary` holds the differences between primary and secondary, when one answered.
-    pub fn classify(&self, differences: &mut [Difference], secondary: Option<&[Difference]>) {
-        let Ok(mut learner) = self.learner.lock() else {
+    /// Marks each difference of a pair of `endpoint` that is noise, then learns from the
+    /// pair. `secondary` holds the differences between primary and secondary, when one
+    /// answered; `observed` tells which tracked fields the pair carried at all.
+    pub fn classify(
+        &self,
+        endpoint: &Endpoint,
+        differences: &mut [Difference],
+        secondary: Option<&[Difference]>,
+        observed: Option<&Observed<'_>>,
+    ) {
+        let Ok(mut learners) = self.learners.lock() else {
             return;
         };
+        learners.pairs = learners.pairs.saturating_add(1);
+        let learners = &mut *learners;
+        if endpoint.id >= learners.by_endpoint.len() && endpoint.id < self.settings.max_endpoints {
+            // Ids come in the order the namer gave them, but workers may classify a later
+            // one first: the slots before it wait, unnamed, for their own pairs.
+            learners
+                .by_endpoint
+                .resize_with(endpoint.id.saturating_add(1), || {
+                    (Arc::from(""), Learner::default())
+                });
+        }
+        let learner = match learners.by_endpoint.get_mut(endpoint.id) {
+            Some((name, learner))
+                if Arc::ptr_eq(name, &endpoint.name) || *name == endpoint.name =>
+            {
+                learner
+            }
+            Some((name, learner)) if name.is_empty() => {
+                *name = endpoint.name.clone();
+                learner
+            }
+            _ => &mut learners.overflow,
+        };
+        self.classify_in(learner, differences, secondary, observed);
+    }
+
+    fn classify_in(
+        &self,
+        learner: &mut Learner,
+        differences: &mut [Difference],
+        secondary: Option<&[Difference]>,
+        observed: Option<&Observed<'_>>,
+    ) {
         if let Some(others) = secondary {
-            let fields: std::collections::BTreeSet<String> = others.iter().map(field_key).collect();
+            let fields: BTreeSet<String> = others.iter().map(field_key).collect();
             for key in fields {
-                if let Some(stats) = self.tracked(&mut learner, key) {
+                if let Some(stats) = self.tracked(learner, key) {
                     stats.secondary_pairs += 1;
                 }
             }
@@ -144,14 +259,10 @@ impl NoiseModel {
                             other.kind == difference.kind && other.path == difference.path
                         })
                     });
-                    let field_nondeterministic = learner.fields.get(&key).is_some_and(|stats| {
-                        stats.secondary_pairs > 0
-                            && stats.secondary_pairs * SECONDARY_SHARE_INVERSE
-                                >= stats.differing_pairs
-                    });
-                    if by_secondary || field_nondeterministic {
+                    let stats = learner.fields.get(&key);
+                    if by_secondary || stats.is_some_and(is_secondary_noise) {
                         Some(NoiseReason::Secondary)
-                    } else if self.is_learned(&learner, &key) {
+                    } else if stats.is_some_and(|stats| self.is_learned(stats)) {
                         Some(NoiseReason::Learned)
                     } else {
                         None
@@ -162,7 +273,6 @@ impl NoiseModel {
         if self.settings.learn_after == 0 {
             return;
         }
-        learner.pairs += 1;
         // One observation per field per pair, however many array elements differ.
         let mut seen: HashMap<String, bool> = HashMap::new();
         for difference in differences.iter() {
@@ -171,12 +281,20 @@ impl NoiseModel {
             let entry = seen.entry(field_key(difference)).or_insert(true);
             *entry &= volatile;
         }
+        // Fields tracked before that did not differ now: present and equal, or absent.
+        for (key, stats) in learner.fields.iter_mut() {
+            if !seen.contains_key(key) && observed.is_none_or(|pair| present(key, stats, pair)) {
+                stats.present_pairs += 1;
+            }
+        }
         for (key, volatile) in seen {
-            if let Some(stats) = self.tracked(&mut learner, key) {
+            if let Some(stats) = self.tracked(learner, key) {
+                stats.present_pairs += 1;
                 stats.differing_pairs += 1;
                 stats.volatile_pairs += u64::from(volatile);
             }
         }
+        learner.pairs += 1;
     }
 
     /// The stats of a field, created while there is room (bounded memory).
@@ -185,55 +303,79 @@ impl NoiseModel {
             learner.untracked += 1;
             return None;
         }
-        Some(learner.fields.entry(key).or_default())
+        // A new field is assumed present, and equal, in every earlier pair of the endpoint:
+        // the cautious side (a field that starts to differ late is learned late, not early).
+        let earlier = learner.pairs;
+        Some(
+            learner
+                .fields
+                .entry(key)
+                .or_insert_with_key(|key| FieldStats {
+                    present_pairs: earlier,
+                    pattern: body_pattern(key),
+                    ..FieldStats::default()
+                }),
+        )
     }
 
-    fn is_learned(&self, learner: &Learner, key: &str) -> bool {
-        if self.settings.learn_after == 0 || learner.pairs < self.settings.learn_after {
-            return false;
-        }
-        learner.fields.get(key).is_some_and(|stats| {
-            stats.differing_pairs as f64 >= self.settings.learn_ratio * learner.pairs as f64
-                && stats.volatile_pairs as f64 >= VOLATILE_SHARE * stats.differing_pairs as f64
-        })
+    fn is_learned(&self, stats: &FieldStats) -> bool {
+        learned(stats.present_pairs, stats.differing_pairs, &self.settings)
+            && stats.volatile_pairs as f64 >= VOLATILE_SHARE * stats.differing_pairs as f64
     }
 
     /// Everything the model knows, for `GET /api/v1/noise`: pins, learned fields, and the
-    /// most frequent candidates.
+    /// most frequent candidates (at most `max_candidates` for the whole route label).
     pub fn report(&self, max_candidates: usize) -> Vec<NoiseField> {
-        let Ok(learner) = self.learner.lock() else {
+        let Ok(learners) = self.learners.lock() else {
             return Vec::new();
         };
+        let route_pairs = learners.pairs;
         let mut fields = Vec::new();
         for (key, pin) in &self.pins {
-            let stats = learner.fields.get(key).cloned().unwrap_or_default();
+            let mut stats = FieldStats::default();
+            for learner in learners.all() {
+                if let Some(seen) = learner.1.fields.get(key) {
+                    stats.differing_pairs += seen.differing_pairs;
+                    stats.present_pairs += seen.present_pairs;
+                    stats.volatile_pairs += seen.volatile_pairs;
+                    stats.secondary_pairs += seen.secondary_pairs;
+                }
+            }
             fields.push(NoiseField {
-                secondary_pairs: stats.secondary_pairs,
+                endpoint: None,
                 field: key.clone(),
                 state: match pin {
                     Pin::Noise => "pinned_noise",
                     Pin::Signal => "pinned_signal",
                 },
                 differing_pairs: stats.differing_pairs,
+                present_pairs: stats.present_pairs,
+                secondary_pairs: stats.secondary_pairs,
                 volatile_pairs: stats.volatile_pairs,
-                route_pairs: learner.pairs,
+                endpoint_pairs: route_pairs,
+                route_pairs,
             });
         }
-        let mut others: Vec<(&String, &FieldStats)> = learner
-            .fields
-            .iter()
-            .filter(|(key, _)| !self.pins.contains_key(*key))
+        let mut others: Vec<(&str, u64, &String, &FieldStats)> = learners
+            .all()
+            .flat_map(|(endpoint, learner)| {
+                learner
+                    .fields
+                    .iter()
+                    .filter(|(key, _)| !self.pins.contains_key(*key))
+                    .map(move |(key, stats)| (endpoint, learner.pairs, key, stats))
+            })
             .collect();
         others.sort_by(|a, b| {
-            b.1.differing_pairs
-                .cmp(&a.1.differing_pairs)
+            b.3.differing_pairs
+                .cmp(&a.3.differing_pairs)
                 .then(a.0.cmp(b.0))
+                .then(a.2.cmp(b.2))
         });
         let mut candidates = 0;
-        for (key, stats) in others {
-            let learned = self.is_learned(&learner, key);
-            let secondary = stats.secondary_pairs > 0
-                && stats.secondary_pairs * SECONDARY_SHARE_INVERSE >= stats.differing_pairs;
+        for (endpoint, endpoint_pairs, key, stats) in others {
+            let learned = self.is_learned(stats);
+            let secondary = is_secondary_noise(stats);
             if !learned && !secondary {
                 if candidates >= max_candidates {
                     continue;
@@ -241,6 +383,7 @@ impl NoiseModel {
                 candidates += 1;
             }
             fields.push(NoiseField {
+                endpoint: Some(endpoint.to_string()),
                 field: key.clone(),
                 state: if secondary {
                     "secondary_noise"
@@ -249,13 +392,95 @@ impl NoiseModel {
                 } else {
                     "candidate"
                 },
-                secondary_pairs: stats.secondary_pairs,
                 differing_pairs: stats.differing_pairs,
+                present_pairs: stats.present_pairs,
+                secondary_pairs: stats.secondary_pairs,
                 volatile_pairs: stats.volatile_pairs,
-                route_pairs: learner.pairs,
+                endpoint_pairs,
+                route_pairs,
             });
         }
         fields
+    }
+
+    /// Fields learned as noise per endpoint (for the endpoint view of the admin API).
+    pub fn learned_fields(&self) -> HashMap<Arc<str>, Vec<String>> {
+        let Ok(learners) = self.learners.lock() else {
+            return HashMap::new();
+        };
+        learners
+            .by_endpoint
+            .iter()
+            .map(|(endpoint, learner)| {
+                let mut fields: Vec<String> = learner
+                    .fields
+                    .iter()
+                    .filter(|(key, stats)| !self.pins.contains_key(*key) && self.is_learned(stats))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                fields.sort();
+                (endpoint.clone(), fields)
+            })
+            .collect()
+    }
+}
+
+impl Learners {
+    /// Every learner with its endpoint name (`*` for the overflow learner).
+    fn all(&self) -> impl Iterator<Item = (&str, &Learner)> {
+        self.by_endpoint
+            .iter()
+            .filter(|(endpoint, _)| !endpoint.is_empty())
+            .map(|(endpoint, learner)| (&**endpoint, learner))
+            .chain((self.overflow.pairs > 0).then_some(("*", &self.overflow)))
+    }
+}
+
+fn is_secondary_noise(stats: &FieldStats) -> bool {
+    stats.secondary_pairs > 0
+        && stats.secondary_pairs * SECONDARY_SHARE_INVERSE >= stats.differing_pairs
+}
+
+/// The segments of a body field key (`/items/*/at` -> `["items", "*", "at"]`, RFC 6901
+/// escapes undone); `None` for status and header keys.
+fn body_pattern(key: &str) -> Option<Vec<String>> {
+    if key == "status" || key.starts_with("header:") {
+        return None;
+    }
+    Some(
+        key.split('/')
+            .skip(1)
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    )
+}
+
+/// Whether a tracked field was present, on either side, in this pair.
+fn present(key: &str, stats: &FieldStats, pair: &Observed<'_>) -> bool {
+    if key == "status" {
+        return true;
+    }
+    if let Some(name) = key.strip_prefix("header:") {
+        return pair.primary.headers.get(name).is_some() || pair.shadow.headers.get(name).is_some();
+    }
+    match (&stats.pattern, pair.documents) {
+        (Some(pattern), Some((primary, shadow))) => {
+            reaches(primary, pattern) || reaches(shadow, pattern)
+        }
+        // Not parsed (equal bodies, skipped bodies, not JSON): cannot tell, count it.
+        _ => true,
+    }
+}
+
+/// Whether a JSON document has a value at a field pattern (`*` is any array element).
+fn reaches(value: &Value, pattern: &[String]) -> bool {
+    let Some((first, rest)) = pattern.split_first() else {
+        return true;
+    };
+    match value {
+        Value::Object(map) => map.get(first).is_some_and(|inner| reaches(inner, rest)),
+        Value::Array(items) if first == "*" => items.iter().any(|inner| reaches(inner, rest)),
+        _ => false,
     }
 }
 

@@ -12,7 +12,8 @@ pub(crate) mod defaults {
     pub const QUEUE_CAPACITY: usize = 1024;
     pub const MAX_DECODED_BYTES: usize = 8 * 1024 * 1024;
     pub const MAX_DIFFERENCES: usize = 100;
-    pub const LEARN_AFTER: u64 = 50;
+    pub const LEARN_AFTER: u64 = 10;
+    pub const ENDPOINTS_PER_ROUTE: usize = 100;
     pub const LEARN_RATIO: f64 = 0.5;
     pub const SAMPLES_PER_ROUTE: usize = 20;
     pub const SAMPLES_TOTAL: usize = 200;
@@ -32,6 +33,7 @@ pub struct RawCompare {
     pub max_differences: Option<usize>,
     pub learn_after: Option<u64>,
     pub learn_ratio: Option<f64>,
+    pub endpoints_per_route: Option<usize>,
     pub samples_per_route: Option<usize>,
     pub samples_total: Option<usize>,
     pub top_fields: Option<usize>,
@@ -82,10 +84,13 @@ pub struct CompareConfig {
     pub max_decoded_bytes: usize,
     /// Differences kept per pair.
     pub max_differences: usize,
-    /// Pairs per route before noise is learned (0: never learn).
+    /// Pairs of an endpoint in which a field was present before it may be learned as
+    /// noise (0: never learn).
     pub learn_after: u64,
-    /// Share of pairs a field must differ in to be learned as noise.
+    /// Difference rate a field must reach, with 99 % confidence, to be learned as noise.
     pub learn_ratio: f64,
+    /// Endpoints (path shapes) told apart per route label; the rest share `<route>:other`.
+    pub endpoints_per_route: usize,
     /// Divergent samples kept per route.
     pub samples_per_route: usize,
     /// Divergent samples kept in all.
@@ -258,6 +263,12 @@ pub(crate) fn validate_global(
         ),
         learn_after: raw.learn_after.unwrap_or(defaults::LEARN_AFTER),
         learn_ratio,
+        endpoints_per_route: at_least_one(
+            "compare.endpoints_per_route",
+            raw.endpoints_per_route,
+            defaults::ENDPOINTS_PER_ROUTE,
+            problems,
+        ),
         samples_per_route: raw.samples_per_route.unwrap_or(defaults::SAMPLES_PER_ROUTE),
         samples_total: raw.samples_total.unwrap_or(defaults::SAMPLES_TOTAL),
         top_fields: raw.top_fields.unwrap_or(defaults::TOP_FIELDS),

@@ -11,9 +11,11 @@
 //! | [`stats`] | per (route, shadow) counts, top fields, latency percentiles |
 //! | [`samples`] | redacted divergent samples, bounded store |
 //! | [`difflog`] | JSONL file with size rotation |
+//! | [`endpoints`] | endpoint names (templates, path shapes) and results per endpoint |
 //! | [`queue`] | the bounded, batched hand-off to the workers |
 
 pub mod difflog;
+pub mod endpoints;
 pub mod queue;
 pub mod samples;
 pub mod stats;
@@ -38,8 +40,8 @@ use std::time::Duration;
 
 /// Fields tracked per (route, shadow) by the top-field sketch, per field shown.
 const TOP_FIELD_SKETCH_FACTOR: usize = 10;
-/// Noise fields tracked per route label.
-const MAX_NOISE_FIELDS: usize = 1000;
+/// Noise fields tracked per endpoint.
+const MAX_NOISE_FIELDS: usize = 256;
 /// How often idle workers look at the queue (see [`queue`]): the most a comparison result
 /// waits before a worker picks its pair up.
 const WORKER_TICK: Duration = Duration::from_millis(10);
@@ -78,6 +80,9 @@ struct RouteSetup {
     rules: CompareRules,
     redactor: Redactor,
     pins: BTreeMap<String, Pin>,
+    /// The route's name and how many templates it has (its first labels).
+    name: String,
+    templates: usize,
 }
 
 /// (route label, shadow name): shared strings, so finding a pair's entry allocates nothing.
@@ -89,7 +94,8 @@ struct State {
     routes: Vec<RouteSetup>,
     metrics: Arc<Metrics>,
     stats: Mutex<HashMap<PairKey, PairStats>>,
-    noise: Mutex<HashMap<String, Arc<NoiseModel>>>,
+    /// Endpoint names, results per endpoint, and each route label's noise model.
+    endpoints: endpoints::EndpointBook,
     samples: Mutex<SampleStore>,
     diff_log: Mutex<Option<difflog::DiffLog>>,
 }
@@ -142,6 +148,7 @@ impl Reporter {
             .map(|route| route_setup(route, &compare))
             .collect();
         let state = Arc::new(State {
+            endpoints: endpoints::EndpointBook::new(compare.endpoints_per_route),
             samples: Mutex::new(SampleStore::new(
                 compare.samples_per_route,
                 compare.samples_total,
@@ -150,7 +157,6 @@ impl Reporter {
             routes,
             metrics: metrics.clone(),
             stats: Mutex::new(HashMap::new()),
-            noise: Mutex::new(HashMap::new()),
             diff_log: Mutex::new(diff_log),
         });
         let queue = Arc::new(PairQueue::new(state.config.queue_capacity, WORKER_TICK));
@@ -232,14 +238,20 @@ impl Reporter {
 
     /// Noise per route label for `GET /api/v1/noise`.
     pub fn noise(&self) -> BTreeMap<String, Vec<NoiseField>> {
-        let Ok(models) = self.state.noise.lock() else {
-            return BTreeMap::new();
-        };
         let shown = self.state.config.top_fields;
-        models
-            .iter()
-            .map(|(route, model)| (route.clone(), model.report(shown)))
-            .collect()
+        let mut out: BTreeMap<String, Vec<NoiseField>> = BTreeMap::new();
+        // Two routes may share a label text; their fields are listed together.
+        for (label, model) in self.state.endpoints.models() {
+            out.entry(label.to_string())
+                .or_default()
+                .extend(model.report(shown));
+        }
+        out
+    }
+
+    /// Results per endpoint for `GET /api/v1/endpoints`.
+    pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
+        self.state.endpoints.view()
     }
 }
 
@@ -353,6 +365,8 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
             headers: redacted,
             pointers: patterns(&rules.redact_pointers),
         },
+        name: route.name.clone(),
+        templates: route.templates.len(),
         pins: rules
             .noise
             .iter()
@@ -391,8 +405,28 @@ fn process(state: &State, pair: CompletedPair) {
         .secondary
         .as_ref()
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
-    let model = noise_model(state, &pair.route, setup);
-    model.classify(&mut comparison.differences, secondary.as_deref());
+    let (endpoint, model) = state.endpoints.name(
+        endpoints::Request {
+            key: pair.route_key,
+            label: &pair.route,
+            route: &setup.name,
+            templated: pair.route_key.1 < setup.templates,
+            method: pair.request.method.as_str(),
+            path: &pair.request.path_and_query,
+        },
+        || noise_model(state, setup),
+    );
+    let observed = compare::noise::Observed {
+        primary: &pair.primary,
+        shadow: &pair.shadow_response,
+        documents: comparison.documents.as_ref().map(|(a, b)| (a, b)),
+    };
+    model.classify(
+        &endpoint,
+        &mut comparison.differences,
+        secondary.as_deref(),
+        Some(&observed),
+    );
     // Judged after noise: a route's own latency rule is never learned away.
     if let Some(rule) = &setup.rules.latency {
         comparison.differences.extend(compare::judge_latency(
@@ -445,6 +479,12 @@ fn process(state: &State, pair: CompletedPair) {
         }
     }
 
+    state.endpoints.record(
+        pair.route_key,
+        &endpoint,
+        (pair.shadow_position, &pair.shadow),
+        verdict.as_str(),
+    );
     if let Ok(mut stats) = state.stats.lock() {
         let capacity = state.config.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
         let entry = stats
@@ -512,24 +552,16 @@ fn verdict(comparison: &compare::Comparison) -> PairVerdict {
     }
 }
 
-fn noise_model(state: &State, route: &str, setup: &RouteSetup) -> Arc<NoiseModel> {
+/// A new noise model for a route label (the endpoint book keeps one per label).
+fn noise_model(state: &State, setup: &RouteSetup) -> Arc<NoiseModel> {
     let settings = LearnSettings {
         learn_after: state.config.learn_after,
         learn_ratio: state.config.learn_ratio,
         max_fields: MAX_NOISE_FIELDS,
+        // The namer's bound, plus its overflow endpoint `<route>:other`.
+        max_endpoints: state.config.endpoints_per_route.saturating_add(1),
     };
-    match state.noise.lock() {
-        // Looked up by `&str` first: the key is allocated once per route label, not per pair.
-        Ok(mut models) => match models.get(route) {
-            Some(model) => model.clone(),
-            None => models
-                .entry(route.to_string())
-                .or_insert_with(|| Arc::new(NoiseModel::new(setup.pins.clone(), settings)))
-                .clone(),
-        },
-        // A poisoned lock means a worker panicked; fall back to an unshared model.
-        Err(_) => Arc::new(NoiseModel::new(setup.pins.clone(), settings)),
-    }
+    Arc::new(NoiseModel::new(setup.pins.clone(), settings))
 }
 
 fn divergent_pair(
