@@ -99,7 +99,6 @@ pub async fn serve(
         buf: BytesMut::with_capacity(READ_BUFFER),
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
-        pending: 0,
         config,
     };
     // One timer for the connection's life, moved forward per phase: extending a tokio
@@ -199,9 +198,6 @@ struct Connection<'a> {
     request_head: Vec<u8>,
     /// The head (and small re-framed bodies) written to the client.
     response_head: Vec<u8>,
-    /// Bytes at the start of `buf` that belong to the current request and are still to be
-    /// consumed.
-    pending: usize,
     /// The listener's settings: `client_body_timeout` (the longest pause a request body may
     /// make) and `client_send_timeout` (the longest a client may take no byte of its
     /// response).
@@ -234,13 +230,22 @@ impl Connection<'_> {
             // prepare() only accepts routes whose upstream has a native pool.
             return Next::Close;
         };
+        // The request leaves the client's buffer here, once: its head (the upstream gets
+        // `self.request_head`, written from it) and the body bytes read with it, which are
+        // kept apart for as long as the request may be sent again. Every attempt writes from
+        // these, never from the buffer, which from now on holds only what follows.
+        self.buf.advance(request.head_len.min(self.buf.len()));
         let in_buffer = usize::try_from(request.body_len)
             .unwrap_or(usize::MAX)
-            .min(self.buf.len() - request.head_len);
-        // The head and the body bytes already read are consumed once sent (or when the
-        // exchange fails before that).
-        self.pending = request.head_len + in_buffer;
-        let mut body_consumed = request.body_len == in_buffer as u64;
+            .min(self.buf.len());
+        // No body, no split: a split makes the buffer's storage shared.
+        let mut body_start = match in_buffer {
+            0 => BytesMut::new(),
+            _ => self.buf.split_to(in_buffer),
+        };
+        // The whole request is at hand (head and body): only such a request can go again.
+        let whole = request.body_len == in_buffer as u64;
+        let mut body_consumed = whole;
         let (mut request_copy, primary_slot) = match request.mirrors {
             true => match mirror::plan(self.proxy, &mut request, &self.request_head) {
                 Some((copy, slot)) => (Some(copy), Some(slot)),
@@ -266,13 +271,9 @@ impl Connection<'_> {
                         }
                     },
                 };
-                let body_start = request.head_len;
                 let sent = upload::write_request(
                     &mut conn,
-                    &mut [
-                        IoSlice::new(&self.request_head),
-                        IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
-                    ],
+                    &mut [IoSlice::new(&self.request_head), IoSlice::new(&body_start)],
                     Some(upstream.response_timeout),
                     heard,
                 )
@@ -281,7 +282,8 @@ impl Connection<'_> {
                     Ok(wrote) => matches!(wrote, Wrote::Answered(())),
                     Err(failure) => {
                         let stale = !matches!(failure, WriteFailure::Stalled);
-                        if stale && conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
+                        let again = whole && request.retryable && tries < MAX_STALE_RETRIES;
+                        if stale && conn.reused && again {
                             tries += 1;
                             continue;
                         }
@@ -289,9 +291,8 @@ impl Connection<'_> {
                     }
                 };
                 if let (false, Some(copy)) = (answered, request_copy.as_mut()) {
-                    copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
+                    copy.push_slice(&body_start);
                 }
-                self.buf.advance(std::mem::take(&mut self.pending));
                 let sent_at = Instant::now();
                 // The response timeout runs from the request's end: a body streamed for
                 // longer than it is the client's pace, not the upstream's delay.
@@ -299,8 +300,11 @@ impl Connection<'_> {
                 if answered {
                     // The upstream answered before the body was all sent: the client's
                     // connection closes after the answer (the rest of its body unread).
-                } else if request.body_len > in_buffer as u64 {
-                    let left = request.body_len - in_buffer as u64;
+                } else if !whole {
+                    // A request whose body must still be read is never sent again: its first
+                    // bytes are let go, so the buffer's storage is the buffer's alone again.
+                    body_start = BytesMut::new();
+                    let left = request.body_len.saturating_sub(in_buffer as u64);
                     let streamed = self
                         .stream_request_body(
                             client,
@@ -357,7 +361,10 @@ impl Connection<'_> {
                 {
                     Ok(head) => break 'sent (conn, head, sent_at),
                     Err(HeadFailure::ClosedBeforeResponse(_))
-                        if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
+                        if conn.reused
+                            && whole
+                            && request.retryable
+                            && tries < MAX_STALE_RETRIES =>
                     {
                         tries += 1;
                     }
@@ -703,7 +710,6 @@ impl Connection<'_> {
         body_consumed: bool,
         close_after: bool,
     ) -> Next {
-        self.buf.advance(std::mem::take(&mut self.pending));
         let error = ProxyError::Forward(error);
         let status = error.status();
         let metrics = self.proxy.metrics();
