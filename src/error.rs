@@ -97,3 +97,18 @@ impl ProxyError {
         }
     }
 }
+
+/// Logs the one event of a request whose client closed its connection (or reset its
+/// stream) before the response head, at `info`: routine for a proxy, and not the
+/// upstream's failure. The upstream request was abandoned at that moment; `waited` is how
+/// long the request had been under way.
+pub fn log_client_closed(method: &str, route: &str, request_id: &str, waited: std::time::Duration) {
+    tracing::info!(
+        method,
+        route,
+        request_id,
+        reason = ErrorReason::ClientClosed.as_str(),
+        waited = ?waited,
+        "client closed the connection before the response; upstream request abandoned"
+    );
+}

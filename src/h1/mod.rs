@@ -35,7 +35,7 @@ pub mod upstream;
 use crate::config::ListenerConfig;
 use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
-use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy};
+use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy, Unanswered};
 use crate::shadow::pair::PrimarySink;
 use crate::shadow::RequestTee;
 use crate::tee::Tee;
@@ -209,6 +209,8 @@ enum HeadFailure {
     /// The connection closed or reset before a byte of the response: a pooled connection the
     /// upstream had closed, when the connection was reused.
     ClosedBeforeResponse(io::Error),
+    /// The client closed its connection (or reset it) while the request waited.
+    ClientClosed,
     /// The response timeout ran out.
     TimedOut,
     /// Anything else: a broken or malformed response.
@@ -226,7 +228,11 @@ impl Connection<'_> {
         mut deadline: Pin<&mut Sleep>,
     ) -> Next {
         let started = Instant::now();
-        let Some(upstream) = self.proxy.native_upstream(request.upstream) else {
+        let proxy = self.proxy;
+        // Counted once, whichever way the exchange ends (see `Unanswered`).
+        let mut unanswered =
+            Unanswered::new(proxy.metrics(), Some(request.route), request.method, started);
+        let Some(upstream) = proxy.native_upstream(request.upstream) else {
             // prepare() only accepts routes whose upstream has a native pool.
             return Next::Close;
         };
@@ -351,6 +357,7 @@ impl Connection<'_> {
                 let keep = primary_slot.is_some().then_some(&mut primary_fields);
                 match self
                     .read_response_head(
+                        client,
                         &mut conn,
                         &request,
                         close_after || !body_consumed,
@@ -360,6 +367,17 @@ impl Connection<'_> {
                     .await
                 {
                     Ok(head) => break 'sent (conn, head, sent_at),
+                    Err(HeadFailure::ClientClosed) => {
+                        // Abandoned at once: the upstream socket, mid-exchange, is closed
+                        // (never pooled), and the request counted as the client's leaving.
+                        drop(conn);
+                        unanswered.request_id = self
+                            .request_head
+                            .get(request.request_id.clone())
+                            .and_then(|id| http::HeaderValue::from_bytes(id).ok());
+                        drop(unanswered);
+                        return Next::Close;
+                    }
                     Err(HeadFailure::ClosedBeforeResponse(_))
                         if conn.reused
                             && whole
@@ -391,13 +409,14 @@ impl Connection<'_> {
             // A body that failed on its way up was not consumed (`body_consumed` is still
             // false then): the client connection cannot be reused.
             return self
-                .fail(client, &request, error, started, body_consumed, close_after)
+                .fail(client, &request, error, unanswered, body_consumed, close_after)
                 .await;
         };
 
         let metrics = self.proxy.metrics();
         let route = metrics.route(Some(request.route));
         let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
+        unanswered.settle();
         metrics.record_request(route, request.method, status);
         let mut capture = primary_slot
             .map(|slot| mirror::capture(self.proxy, slot, status, primary_fields, sent_at));
@@ -531,8 +550,14 @@ impl Connection<'_> {
 
     /// Reads the upstream's final response head (skipping 1xx), writing the client's head
     /// into `self.response_head` (and its end-to-end fields into `keep`, when given).
+    ///
+    /// Meanwhile the client is watched: its closing the connection (EOF) or resetting it
+    /// is [`HeadFailure::ClientClosed`]. A pipelining client's next request is no hang-up:
+    /// its bytes are kept in `self.buf`, up to the listener's `max_header_bytes` (past that
+    /// the watch stops for this request).
     async fn read_response_head(
         &mut self,
+        client: &TcpStream,
         conn: &mut UpstreamConn,
         request: &Request,
         close_after: bool,
@@ -540,6 +565,7 @@ impl Connection<'_> {
         mut keep: Option<&mut crate::shadow::fields::Fields>,
     ) -> Result<Head, HeadFailure> {
         let mut received_any = false;
+        let mut watching = true;
         loop {
             if !conn.buf.is_empty() {
                 received_any = true;
@@ -582,6 +608,14 @@ impl Connection<'_> {
                     }
                     Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
                 },
+                ready = std::future::poll_fn(|cx| client.poll_read_ready(cx)), if watching => {
+                    let limit = self.config.max_header_bytes;
+                    match ready.map(|()| hear_client(&mut self.buf, client, limit)) {
+                        Ok(ClientHeard::Open) => {}
+                        Ok(ClientHeard::Full) => watching = false,
+                        Ok(ClientHeard::Closed) | Err(_) => return Err(HeadFailure::ClientClosed),
+                    }
+                }
                 () = deadline.as_mut() => return Err(HeadFailure::TimedOut),
             }
         }
@@ -706,10 +740,12 @@ impl Connection<'_> {
         client: &mut TcpStream,
         request: &Request,
         error: ForwardError,
-        started: Instant,
+        unanswered: Unanswered<'_>,
         body_consumed: bool,
         close_after: bool,
     ) -> Next {
+        let started = unanswered.started();
+        unanswered.settle();
         let error = ProxyError::Forward(error);
         let status = error.status();
         let metrics = self.proxy.metrics();
@@ -751,6 +787,34 @@ impl Connection<'_> {
             Ok(()) if !close => Next::KeepAlive,
             Ok(()) if !body_consumed => Next::CloseUnread,
             _ => Next::Close,
+        }
+    }
+}
+
+/// What a client sent while its request waited on the upstream ([`hear_client`]).
+enum ClientHeard {
+    /// Nothing more, or the start of its next request (kept).
+    Open,
+    /// Its next request filled the buffer to the limit: no more is read now.
+    Full,
+    /// It closed the connection or reset it.
+    Closed,
+}
+
+/// Reads, without waiting, what the client sent while its request waits on the upstream,
+/// into `buf` (where the next request is parsed from), until the socket has no more or
+/// `buf` holds `limit` bytes.
+fn hear_client(buf: &mut BytesMut, client: &TcpStream, limit: usize) -> ClientHeard {
+    loop {
+        if buf.len() >= limit {
+            return ClientHeard::Full;
+        }
+        buf.reserve(READ_BUFFER / 2);
+        match client.try_read_buf(buf) {
+            Ok(0) => return ClientHeard::Closed,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return ClientHeard::Open,
+            Err(_) => return ClientHeard::Closed,
         }
     }
 }

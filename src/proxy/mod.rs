@@ -203,7 +203,9 @@ impl Proxy {
             request_id = tracing::field::Empty,
         );
         let request_method = request.method().clone();
-        let mut request_id = None;
+        // Counts the request if hyper drops this future before it is answered: the client
+        // closed its connection or reset its stream meanwhile.
+        let mut unanswered = Unanswered::new(&self.metrics, route_key, method, started);
         // Boxed: the forwarding state machine is large, and hyper moves the handler's future
         // several times; moving a pointer is cheaper than moving the state (callgrind).
         let forwarding = Box::pin(self.forward(
@@ -211,9 +213,10 @@ impl Proxy {
             found.map(|m| (m.route, m.label)),
             connection,
             &span,
-            &mut request_id,
+            &mut unanswered.request_id,
         ));
         let result = forwarding.instrument(span.clone()).await;
+        let request_id = unanswered.settle();
         let route_metrics = self.metrics.route(route_key);
         let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
         match result {
@@ -429,4 +432,74 @@ pub(crate) fn strip_port(host: &str) -> &str {
             .map_or(host, |h| &host[..h.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// A request that reached the router and has not been counted yet. Settled when it is
+/// counted with its status; dropped unsettled — its future was dropped before an answer,
+/// because the client closed its connection or reset its stream while the upstream was
+/// still thinking (hyper drops the handler then; the native engine notices it itself) — it
+/// counts the request once as `client_closed` (nginx's 499) and logs it at `info`. The
+/// upstream request, owned by the same future, is abandoned with it.
+pub(crate) struct Unanswered<'a> {
+    metrics: &'a Metrics,
+    route: Option<(usize, usize)>,
+    method: usize,
+    started: Instant,
+    /// The request's id, once known (for the log line).
+    pub(crate) request_id: Option<HeaderValue>,
+    settled: bool,
+}
+
+impl<'a> Unanswered<'a> {
+    /// A request of `method` (index in [`METHODS`](crate::telemetry::metrics::METHODS))
+    /// on `route`, under way since `started`.
+    pub(crate) fn new(
+        metrics: &'a Metrics,
+        route: Option<(usize, usize)>,
+        method: usize,
+        started: Instant,
+    ) -> Unanswered<'a> {
+        Unanswered {
+            metrics,
+            route,
+            method,
+            started,
+            request_id: None,
+            settled: false,
+        }
+    }
+
+    /// When the request started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The request is counted elsewhere (answered, or failed with a status); its id.
+    pub(crate) fn settle(mut self) -> Option<HeaderValue> {
+        self.settled = true;
+        self.request_id.take()
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let route = self.metrics.route(self.route);
+        self.metrics.record_client_closed(route, self.method);
+        let waited = self.started.elapsed();
+        if self.route.is_some() {
+            self.metrics
+                .record_primary_duration(route, waited.as_secs_f64());
+        }
+        let methods = &crate::telemetry::metrics::METHODS;
+        let method = methods.get(self.method).copied().unwrap_or("other");
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("-");
+        crate::error::log_client_closed(method, route.label(), request_id, waited);
+    }
 }

@@ -92,8 +92,12 @@ pub fn method_index(method: &http::Method) -> usize {
         .unwrap_or(METHODS.len() - 1)
 }
 
-/// The `status_class` label values.
-pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The `status_class` label values: the status's class, or `client_closed` for a request
+/// whose client closed its connection before the response head (nginx's 499).
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "client_closed"];
+
+/// Index of `client_closed` in [`STATUS_CLASSES`].
+const CLIENT_CLOSED_CLASS: usize = 5;
 
 /// Index of a status in [`STATUS_CLASSES`].
 pub fn status_class_index(status: http::StatusCode) -> usize {
@@ -120,11 +124,14 @@ pub enum ErrorReason {
     /// The client's request body failed mid-upload: it closed, reset or broke its framing
     /// (400; usually nobody is left to read it).
     ClientAborted,
+    /// The client closed its connection (or reset its stream) while the request waited on
+    /// the upstream: the upstream request was abandoned and nothing was answered (nginx's 499).
+    ClientClosed,
 }
 
 impl ErrorReason {
     /// Every reason, in label-index order.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 9] = [
         ErrorReason::BadRequest,
         ErrorReason::NoRoute,
         ErrorReason::UpstreamUnreachable,
@@ -133,6 +140,7 @@ impl ErrorReason {
         ErrorReason::UpstreamBodyError,
         ErrorReason::ClientTimeout,
         ErrorReason::ClientAborted,
+        ErrorReason::ClientClosed,
     ];
 
     /// The label value.
@@ -146,6 +154,7 @@ impl ErrorReason {
             ErrorReason::UpstreamBodyError => "upstream_body_error",
             ErrorReason::ClientTimeout => "client_timeout",
             ErrorReason::ClientAborted => "client_aborted",
+            ErrorReason::ClientClosed => "client_closed",
         }
     }
 }
@@ -433,14 +442,35 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn record_request(&self, route: &RouteMetrics, method: usize, status: http::StatusCode) {
+        self.record_request_class(route, method, status_class_index(status));
+    }
+
+    /// Counts a request whose client closed its connection before its response head, once:
+    /// `status_class="client_closed"` and `reason="client_closed"`.
+    pub fn record_client_closed(&self, route: &RouteMetrics, method: usize) {
+        self.record_request_class(route, method, CLIENT_CLOSED_CLASS);
+        self.record_error(route, ErrorReason::ClientClosed);
+    }
+
+    fn record_request_class(&self, route: &RouteMetrics, method: usize, class: usize) {
         let method = method.min(METHODS.len() - 1);
-        let class = status_class_index(status);
-        route.requests[method][class]
+        let class = class.min(STATUS_CLASSES.len() - 1);
+        let (Some(counters), Some(name), Some(class_name)) = (
+            route.requests.get(method),
+            METHODS.get(method),
+            STATUS_CLASSES.get(class),
+        ) else {
+            return;
+        };
+        let Some(counter) = counters.get(class) else {
+            return;
+        };
+        counter
             .get_or_init(|| {
                 let labels = [
                     ("route", &*route.route),
-                    ("method", METHODS[method]),
-                    ("status_class", STATUS_CLASSES[class]),
+                    ("method", *name),
+                    ("status_class", *class_name),
                 ];
                 self.counter(REQUESTS_TOTAL, &labels)
             })
@@ -701,13 +731,13 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         REQUESTS_TOTAL,
         None,
-        "Live requests answered, by route template, method and status class.",
+        "Live requests, by route template, method and status class (client_closed: the client left before the response head).",
     );
     help(
         recorder,
         PROXY_ERRORS_TOTAL,
         None,
-        "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), by reason.",
+        "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), or abandoned because the client closed first (client_closed), by reason.",
     );
     help(
         recorder,

@@ -267,7 +267,8 @@ async fn serve_flaky(mut stream: TcpStream, plan: Arc<Mutex<OnReuse>>, answered:
 
 /// An upstream that reads a request head and then says nothing for `think`, watching its
 /// socket: it records when the proxy closed the connection (EOF or reset) while it thought.
-/// After `think` it answers `200 late` (if the socket is still open).
+/// After `think` it answers `200` with a body of `body` bytes, sent slowly (1 KiB every
+/// 5 ms), so that a client can leave in the middle of it.
 pub struct ThinkingUpstream {
     /// Its address.
     pub addr: SocketAddr,
@@ -300,8 +301,8 @@ impl Drop for ThinkingUpstream {
     }
 }
 
-/// Starts a [`ThinkingUpstream`] that thinks for `think` before answering.
-pub async fn thinking_upstream(think: Duration) -> ThinkingUpstream {
+/// Starts a [`ThinkingUpstream`] that thinks for `think` before answering `body` bytes.
+pub async fn thinking_upstream(think: Duration, body: usize) -> ThinkingUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let closed_after: Arc<Mutex<Vec<Option<Duration>>>> = Arc::default();
@@ -348,9 +349,20 @@ pub async fn thinking_upstream(think: Duration) -> ThinkingUpstream {
                     }
                     let body_read = buf.len().min(length);
                     buf.drain(..body_read);
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate";
-                    if stream.write_all(answer).await.is_err() {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body}\r\n\r\n");
+                    if stream.write_all(head.as_bytes()).await.is_err() {
                         return;
+                    }
+                    let mut left = body;
+                    while left > 0 {
+                        let piece = left.min(1024);
+                        if stream.write_all(&vec![b'x'; piece]).await.is_err() {
+                            return;
+                        }
+                        left -= piece;
+                        if left > 0 {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
                     }
                 }
             });
