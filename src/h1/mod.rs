@@ -229,13 +229,13 @@ impl Connection<'_> {
     ) -> Next {
         let started = Instant::now();
         let proxy = self.proxy;
-        // Counted once, whichever way the exchange ends (see `Unanswered`).
-        let mut unanswered =
-            Unanswered::new(proxy.metrics(), Some(request.route), request.method, started);
         let Some(upstream) = proxy.native_upstream(request.upstream) else {
             // prepare() only accepts routes whose upstream has a native pool.
             return Next::Close;
         };
+        // Counted once, whichever way the exchange ends (see `Unanswered`).
+        let mut unanswered =
+            Unanswered::new(proxy.metrics(), Some(request.route), request.method, started);
         // The request leaves the client's buffer here, once: its head (the upstream gets
         // `self.request_head`, written from it) and the body bytes read with it, which are
         // kept apart for as long as the request may be sent again. Every attempt writes from
