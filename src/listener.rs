@@ -74,11 +74,17 @@ pub async fn serve(
                 Ok(permit) => permit,
                 Err(_) => break,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                reaped(joined, proxy.metrics(), local);
+                continue;
+            }
             _ = crate::shutdown::flagged(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                reaped(joined, proxy.metrics(), local);
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -108,17 +114,28 @@ pub async fn serve(
             builder: builder.clone(),
             shutdown: shutdown.clone(),
         };
+        // Supervised: a panic in the connection's task is logged with the listener and the
+        // peer, and counted; only that connection ends.
         connections.spawn(
-            async move {
-                connection.serve(stream).await;
-                drop(open);
-            }
+            crate::supervise::connection(
+                async move {
+                    connection.serve(stream).await;
+                    drop(open);
+                },
+                proxy.metrics().clone(),
+                local,
+                peer,
+            )
             .instrument(span),
         );
     }
     drop(listener);
     tracing::info!(listener = ?local, "stopped accepting; draining connections");
-    let drained = async { while connections.join_next().await.is_some() {} };
+    let drained = async {
+        while let Some(joined) = connections.join_next().await {
+            reaped(joined, proxy.metrics(), local);
+        }
+    };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             listener = ?local,
@@ -128,6 +145,22 @@ pub async fn serve(
         );
         // Aborted tasks drop their connection (and its `OpenConnection`) where they are.
         connections.shutdown().await;
+    }
+}
+
+/// Looks at how a connection's task ended: a panic that escaped its supervisor (one in a
+/// destructor run while it unwound, say) is still logged and counted, without the peer.
+fn reaped(
+    joined: Result<(), tokio::task::JoinError>,
+    metrics: &crate::telemetry::Metrics,
+    local: Option<std::net::SocketAddr>,
+) {
+    if let Err(error) = joined {
+        if error.is_panic() {
+            let payload = error.into_panic();
+            let task = crate::telemetry::metrics::Task::Connection;
+            crate::supervise::report(metrics, task, local, None, &*payload);
+        }
     }
 }
 

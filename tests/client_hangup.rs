@@ -78,9 +78,10 @@ async fn counted(proxy: &Shadowtap, expected: f64) -> Counted {
 /// Asserts that the one request the upstream read saw its connection closed within
 /// [`NOTICED_WITHIN`] of the hang-up, and that it was counted once as `client_closed`.
 async fn assert_abandoned(what: &str, upstream: &ThinkingUpstream, proxy: &Shadowtap) {
-    until(&format!("{what}: the upstream sees its connection closed"), || {
-        upstream.closed() == 1
-    })
+    until(
+        &format!("{what}: the upstream sees its connection closed"),
+        || upstream.closed() == 1,
+    )
     .await;
     let closed_after = upstream.closed_after.lock().unwrap()[0].unwrap();
     assert!(
@@ -89,8 +90,14 @@ async fn assert_abandoned(what: &str, upstream: &ThinkingUpstream, proxy: &Shado
     );
     let counted = counted(proxy, 1.0).await;
     assert_eq!(counted.requests, 1.0, "{what}: requests_total");
-    assert_eq!(counted.client_closed_class, 1.0, "{what}: client_closed class");
-    assert_eq!(counted.client_closed_errors, 1.0, "{what}: client_closed reason");
+    assert_eq!(
+        counted.client_closed_class, 1.0,
+        "{what}: client_closed class"
+    );
+    assert_eq!(
+        counted.client_closed_errors, 1.0,
+        "{what}: client_closed reason"
+    );
     assert_eq!(counted.timeouts, 0.0, "{what}: no 504");
 }
 
@@ -161,7 +168,11 @@ async fn a_pipelined_request_is_not_a_hang_up() {
         let counted = counted(&proxy, 2.0).await;
         assert_eq!(counted.requests, 2.0, "{engine}");
         assert_eq!(counted.client_closed_class, 0.0, "{engine}");
-        assert_eq!(upstream.closed(), 0, "{engine}: the upstream request was not abandoned");
+        assert_eq!(
+            upstream.closed(),
+            0,
+            "{engine}: the upstream request was not abandoned"
+        );
     }
 }
 

@@ -40,6 +40,11 @@ async fn requests_counted(proxy: &Shadowtap) -> f64 {
     metric_sum(&proxy.metrics().await, "shadowtap_requests_total", &[])
 }
 
+/// `shadowtap_task_panics_total`, every task kind.
+async fn panics(proxy: &Shadowtap) -> f64 {
+    metric_sum(&proxy.metrics().await, "shadowtap_task_panics_total", &[])
+}
+
 /// Each way of closing a reused connection, on each engine: a GET on it is sent again and
 /// answered 200; the client's connection lives on.
 #[tokio::test]
@@ -59,6 +64,7 @@ async fn a_get_on_a_connection_the_upstream_closed_is_sent_again() {
                 assert_eq!(answer.body, b"len=0");
             }
             assert_eq!(requests_counted(&proxy).await, 4.0, "{engine}, {plan:?}");
+            assert_eq!(panics(&proxy).await, 0.0, "{engine}, {plan:?}");
             assert_eq!(
                 proxy.proxy_errors("upstream_error").await,
                 0.0,
@@ -192,6 +198,7 @@ async fn mixed_keep_alive_traffic_against_closing_upstreams() {
             }
             let what = format!("{engine}, seed {seed:x}");
             assert_eq!(requests_counted(&proxy).await, requests as f64, "{what}");
+            assert_eq!(panics(&proxy).await, 0.0, "{what}");
         }
     }
 }

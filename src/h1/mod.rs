@@ -234,8 +234,12 @@ impl Connection<'_> {
             return Next::Close;
         };
         // Counted once, whichever way the exchange ends (see `Unanswered`).
-        let mut unanswered =
-            Unanswered::new(proxy.metrics(), Some(request.route), request.method, started);
+        let mut unanswered = Unanswered::new(
+            proxy.metrics(),
+            Some(request.route),
+            request.method,
+            started,
+        );
         // The request leaves the client's buffer here, once: its head (the upstream gets
         // `self.request_head`, written from it) and the body bytes read with it, which are
         // kept apart for as long as the request may be sent again. Every attempt writes from
@@ -409,7 +413,14 @@ impl Connection<'_> {
             // A body that failed on its way up was not consumed (`body_consumed` is still
             // false then): the client connection cannot be reused.
             return self
-                .fail(client, &request, error, unanswered, body_consumed, close_after)
+                .fail(
+                    client,
+                    &request,
+                    error,
+                    unanswered,
+                    body_consumed,
+                    close_after,
+                )
                 .await;
         };
 

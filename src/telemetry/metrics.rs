@@ -27,6 +27,9 @@ pub const CONNECTIONS_TOTAL: &str = "shadowtap_connections_total";
 /// `shadowtap_http1_handovers_total{reason}`: client connections the native HTTP/1.1 engine
 /// handed to hyper, by what the first request it did not serve needed.
 pub const HTTP1_HANDOVERS_TOTAL: &str = "shadowtap_http1_handovers_total";
+/// `shadowtap_task_panics_total{task}`: data-path tasks that panicked (caught, logged at
+/// ERROR, and ended; see [`crate::supervise`]).
+pub const TASK_PANICS_TOTAL: &str = "shadowtap_task_panics_total";
 
 /// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
 /// sampled for a shadow; every sampled request ends in exactly one outcome.
@@ -314,6 +317,32 @@ pub struct Metrics {
     connections_total: Counter,
     handovers: [Counter; Handover::ALL.len()],
     mirror_buffered_bytes: Gauge,
+    task_panics: [Counter; Task::ALL.len()],
+}
+
+/// A kind of supervised data-path task (the `task` label of `shadowtap_task_panics_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// A client connection (either engine).
+    Connection,
+    /// A shadow request.
+    Shadow,
+    /// A comparison of one pair (on a comparison worker).
+    Compare,
+}
+
+impl Task {
+    /// Every kind, in label order.
+    pub const ALL: [Task; 3] = [Task::Connection, Task::Shadow, Task::Compare];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Connection => "connection",
+            Task::Shadow => "shadow",
+            Task::Compare => "compare",
+        }
+    }
 }
 
 /// Why the native HTTP/1.1 engine handed a connection to hyper (the `reason` label of
@@ -421,7 +450,15 @@ impl Metrics {
                 &METADATA,
             )
         });
+        // Registered up front: a panic counter that exists at 0 can be alerted on.
+        let task_panics = Task::ALL.map(|task| {
+            recorder.register_counter(
+                &key(TASK_PANICS_TOTAL, &[("task", task.as_str())]),
+                &METADATA,
+            )
+        });
         Metrics {
+            task_panics,
             recorder,
             handle,
             routes,
@@ -652,6 +689,14 @@ impl Metrics {
         self.handovers[index].increment(1);
     }
 
+    /// A supervised task of kind `task` panicked.
+    pub fn record_task_panic(&self, task: Task) {
+        let index = Task::ALL.iter().position(|t| *t == task);
+        if let Some(counter) = index.and_then(|index| self.task_panics.get(index)) {
+            counter.increment(1);
+        }
+    }
+
     /// The gauge of bytes the mirror side holds (`shadowtap_mirror_buffered_bytes`).
     pub fn mirror_buffered_bytes(&self) -> Gauge {
         self.mirror_buffered_bytes.clone()
@@ -750,6 +795,12 @@ fn describe(recorder: &PrometheusRecorder) {
         HTTP1_HANDOVERS_TOTAL,
         None,
         "Client connections the native HTTP/1.1 engine handed to hyper, by reason.",
+    );
+    help(
+        recorder,
+        TASK_PANICS_TOTAL,
+        None,
+        "Data-path tasks that panicked (caught, logged at ERROR, ended), by kind.",
     );
     help(
         recorder,
