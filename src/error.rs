@@ -4,6 +4,9 @@
 //! handler turns it into exactly one response with [`ProxyError::status`] and counts it
 //! with [`ProxyError::reason`]. Causes are kept as `#[source]` so logs show the chain.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::proxy::forward::ForwardError;
 use crate::proxy::headers::FramingError;
 use crate::telemetry::logging::ErrorChain;

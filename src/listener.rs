@@ -2,6 +2,9 @@
 //! proxy standing under hostile clients (connection cap, header size/count, header-read
 //! timeout), and graceful draining on shutdown.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::h1::Ended;
 use crate::pause::PauseTimer;
@@ -354,7 +357,10 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            if this.scanner.feed(&buf.filled()[before..]) {
+            if this
+                .scanner
+                .feed(buf.filled().get(before..).unwrap_or_default())
+            {
                 this.state.ambiguous_framing.store(true, Ordering::Release);
             }
         }
@@ -412,9 +418,10 @@ impl AsyncRead for Rewind {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.read.is_empty() {
-            let take = this.read.len().min(buf.remaining());
-            buf.put_slice(&this.read[..take]);
-            this.read.advance(take);
+            let piece = crate::h1::prefix(&this.read, buf.remaining() as u64);
+            buf.put_slice(piece);
+            let taken = piece.len();
+            this.read.advance(taken);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)

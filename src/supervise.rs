@@ -14,6 +14,9 @@
 //! beyond a call through `catch_unwind`. The listener still counts a panic its set reports, in
 //! case one escapes the wrapper.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::telemetry::metrics::Task;
 use crate::telemetry::Metrics;
 use pin_project_lite::pin_project;

@@ -6,6 +6,9 @@
 //! resolved once per label set and cached, so the request path does an atomic add, not a
 //! registry lookup.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
@@ -87,9 +90,12 @@ pub const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other",
 ];
 
-/// Index of a method in [`METHODS`].
+/// The `method` label of methods not in [`METHODS`] by name (its last entry).
+pub const OTHER_METHOD: &str = "other";
+
+/// Index of a method in [`METHODS`] (a method spelt `other` is counted as `other` anyway).
 pub fn method_index(method: &http::Method) -> usize {
-    METHODS[..METHODS.len() - 1]
+    METHODS
         .iter()
         .position(|m| *m == method.as_str())
         .unwrap_or(METHODS.len() - 1)
@@ -280,15 +286,15 @@ impl<K, V> Default for HandleCache<K, V> {
 
 impl<K: PartialEq, V> HandleCache<K, V> {
     /// The handle for `key`, made by `make` the first time.
-    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &V {
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Option<&V> {
         let index = match self.entries.iter().position(|(known, _)| *known == key) {
             Some(index) => index,
             None => {
                 self.entries.push((key, make()));
-                self.entries.len() - 1
+                self.entries.len().saturating_sub(1)
             }
         };
-        &self.entries[index].1
+        self.entries.get(index).map(|(_, handle)| handle)
     }
 }
 
@@ -531,12 +537,14 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .unwrap_or(0);
-        route.errors[index]
-            .get_or_init(|| {
-                let labels = [("route", &*route.route), ("reason", reason.as_str())];
-                self.counter(PROXY_ERRORS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = route.errors.get(index) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [("route", &*route.route), ("reason", reason.as_str())];
+            self.counter(PROXY_ERRORS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Counts the outcome of one request sampled for the route's `shadow`-th shadow.
@@ -544,16 +552,18 @@ impl Metrics {
         let Some(entry) = route.shadows.get(shadow) else {
             return;
         };
-        entry.outcomes[outcome.index()]
-            .get_or_init(|| {
-                let labels = [
-                    ("route", &*route.route),
-                    ("shadow", entry.shadow.as_str()),
-                    ("outcome", outcome.as_str()),
-                ];
-                self.counter(MIRROR_REQUESTS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = entry.outcomes.get(outcome.index()) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [
+                ("route", &*route.route),
+                ("shadow", entry.shadow.as_str()),
+                ("outcome", outcome.as_str()),
+            ];
+            self.counter(MIRROR_REQUESTS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Records a shadow request's duration (dispatch to last body byte).
@@ -597,7 +607,7 @@ impl Metrics {
                     label,
                 ],
             )
-        });
+        })?;
         Some(counter.clone())
     }
 
@@ -616,7 +626,7 @@ impl Metrics {
                 name,
                 &[("route", &*route.route), ("shadow", entry.shadow.as_str())],
             )
-        });
+        })?;
         Some(histogram.clone())
     }
 
@@ -626,16 +636,18 @@ impl Metrics {
             return;
         };
         let index = usize::from(result == PairResult::PrimaryUnavailable);
-        entry.pairs[index]
-            .get_or_init(|| {
-                let labels = [
-                    ("route", &*route.route),
-                    ("shadow", entry.shadow.as_str()),
-                    ("result", result.as_str()),
-                ];
-                self.counter(MIRROR_PAIRS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = entry.pairs.get(index) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [
+                ("route", &*route.route),
+                ("shadow", entry.shadow.as_str()),
+                ("result", result.as_str()),
+            ];
+            self.counter(MIRROR_PAIRS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Counts a request not mirrored because it already carried the shadow marker.
@@ -686,7 +698,9 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .unwrap_or(Handover::ALL.len() - 1);
-        self.handovers[index].increment(1);
+        if let Some(counter) = self.handovers.get(index) {
+            counter.increment(1);
+        }
     }
 
     /// A supervised task of kind `task` panicked.
