@@ -270,3 +270,58 @@ async fn wherever_clients_leave_each_routed_request_is_counted_once() {
         assert_eq!(counted.timeouts, 0.0, "{engine}");
     }
 }
+
+/// The same over h2c, on one multiplexed connection: streams reset while waiting, streams
+/// dropped after the response head, streams read to the end.
+#[tokio::test]
+async fn wherever_h2c_streams_are_dropped_each_routed_request_is_counted_once() {
+    use http_body_util::BodyExt;
+    let mut rng = Rng(0x1405_7b7e_f767_814f);
+    let upstream = thinking_upstream(Duration::from_millis(700), 64 * 1024).await;
+    let proxy = proxy(upstream.addr, "native").await;
+    let client = h2_client();
+    let (mut sent, mut waiting) = (0, 0);
+    let mut streams = Vec::new();
+    for round in 0..18 {
+        let leave = [Leave::Waiting, Leave::MidBody, Leave::Never][rng.below(3) as usize];
+        let pause = Duration::from_millis(rng.below(300));
+        sent += 1;
+        if matches!(leave, Leave::Waiting) {
+            waiting += 1;
+        }
+        let seen_before = upstream.requests();
+        let request = client.request(get_request(&proxy.url(&format!("/h2/{round}"))));
+        let stream = tokio::spawn(async move {
+            let response = request.await.expect("response head");
+            let mut body = response.into_body();
+            match leave {
+                Leave::MidBody => {
+                    let _ = body.frame().await;
+                }
+                _ => {
+                    let all = body.collect().await.expect("whole body");
+                    assert_eq!(all.to_bytes().len(), 64 * 1024);
+                }
+            }
+        });
+        until("the upstream to read the request", || {
+            upstream.requests() > seen_before
+        })
+        .await;
+        if matches!(leave, Leave::Waiting) {
+            // Dropping the request resets its stream; the connection stays.
+            tokio::time::sleep(pause).await;
+            stream.abort();
+        } else {
+            streams.push(stream);
+        }
+    }
+    for stream in streams {
+        stream.await.unwrap();
+    }
+    let counted = counted(&proxy, sent as f64).await;
+    assert_eq!(counted.requests, sent as f64, "requests_total");
+    assert_eq!(counted.client_closed_class, waiting as f64, "client_closed");
+    assert_eq!(counted.client_closed_errors, waiting as f64);
+    assert_eq!(counted.timeouts, 0.0);
+}
