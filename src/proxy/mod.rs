@@ -459,6 +459,7 @@ pub(crate) struct Unanswered<'a> {
 impl<'a> Unanswered<'a> {
     /// A request of `method` (index in [`METHODS`](crate::telemetry::metrics::METHODS))
     /// on `route`, under way since `started`.
+    #[inline]
     pub(crate) fn new(
         metrics: &'a Metrics,
         route: Option<(usize, usize)>,
@@ -476,11 +477,13 @@ impl<'a> Unanswered<'a> {
     }
 
     /// When the request started.
+    #[inline]
     pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// The request is counted elsewhere (answered, or failed with a status); its id.
+    #[inline]
     pub(crate) fn settle(mut self) -> Option<HeaderValue> {
         self.settled = true;
         self.request_id.take()
@@ -488,10 +491,18 @@ impl<'a> Unanswered<'a> {
 }
 
 impl Drop for Unanswered<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if self.settled {
-            return;
+        if !self.settled {
+            self.count_client_closed();
         }
+    }
+}
+
+impl Unanswered<'_> {
+    /// Counts and logs the request as `client_closed` (out of line: the rare case).
+    #[cold]
+    fn count_client_closed(&mut self) {
         let route = self.metrics.route(self.route);
         self.metrics.record_client_closed(route, self.method);
         let waited = self.started.elapsed();
