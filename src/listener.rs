@@ -162,7 +162,11 @@ fn reaped(
         if error.is_panic() {
             let payload = error.into_panic();
             let task = crate::telemetry::metrics::Task::Connection;
-            crate::supervise::report(metrics, task, local, None, &*payload);
+            let context = crate::supervise::ClientConnection {
+                listener: local,
+                peer: None,
+            };
+            crate::supervise::report(metrics, task, &context, &*payload);
         }
     }
 }

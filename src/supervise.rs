@@ -30,14 +30,53 @@ use std::task::{Context, Poll};
 
 pin_project! {
     /// A task's future whose panic is caught, logged and counted; it then ends as if
-    /// finished (everything it held is dropped with it).
-    pub struct Supervised<F> {
+    /// finished (everything it held is dropped with it). `C` says what the task served.
+    pub struct Supervised<F, C> {
         #[pin]
         inner: F,
         metrics: Arc<Metrics>,
         task: Task,
-        listener: Option<SocketAddr>,
-        peer: Option<SocketAddr>,
+        context: C,
+    }
+}
+
+/// What a supervised task served, for the log line of its panic.
+pub trait Served {
+    /// Logs a panic of a `task` task at ERROR.
+    fn log_panic(&self, task: Task, message: &str);
+}
+
+/// A task whose span says what it served (a shadow request runs in its shadow's span).
+impl Served for () {
+    fn log_panic(&self, task: Task, message: &str) {
+        tracing::error!(
+            task = task.as_str(),
+            panic = message,
+            "task panicked; it ended, the process goes on"
+        );
+    }
+}
+
+/// A client connection: the listener it came on and the client's address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConnection {
+    /// The listener's address.
+    pub listener: Option<SocketAddr>,
+    /// The client's address (`None` when only the listener is known).
+    pub peer: Option<SocketAddr>,
+}
+
+impl Served for ClientConnection {
+    fn log_panic(&self, task: Task, message: &str) {
+        let listener = self.listener.map(tracing::field::display);
+        let peer = self.peer.map(tracing::field::display);
+        tracing::error!(
+            task = task.as_str(),
+            listener,
+            peer,
+            panic = message,
+            "task panicked; it ended, the process goes on"
+        );
     }
 }
 
@@ -47,22 +86,26 @@ pub fn connection<F>(
     metrics: Arc<Metrics>,
     listener: Option<SocketAddr>,
     peer: SocketAddr,
-) -> Supervised<F>
+) -> Supervised<F, ClientConnection>
 where
     F: Future<Output = ()>,
 {
+    let context = ClientConnection {
+        listener,
+        peer: Some(peer),
+    };
     Supervised {
         inner,
         metrics,
         task: Task::Connection,
-        listener,
-        peer: Some(peer),
+        context,
     }
 }
 
 /// Supervises a task of `task`'s kind that serves no client connection (a shadow request);
-/// its context is the span it runs in.
-pub fn task<F>(inner: F, metrics: Arc<Metrics>, task: Task) -> Supervised<F>
+/// its context is the span it runs in. It carries no more than the metrics handle, so the
+/// spawned future stays small.
+pub fn task<F>(inner: F, metrics: Arc<Metrics>, task: Task) -> Supervised<F, ()>
 where
     F: Future<Output = ()>,
 {
@@ -70,12 +113,11 @@ where
         inner,
         metrics,
         task,
-        listener: None,
-        peer: None,
+        context: (),
     }
 }
 
-impl<F: Future<Output = ()>> Future for Supervised<F> {
+impl<F: Future<Output = ()>, C: Served> Future for Supervised<F, C> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -84,43 +126,17 @@ impl<F: Future<Output = ()>> Future for Supervised<F> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(polled) => polled,
             Err(payload) => {
-                report(
-                    this.metrics,
-                    *this.task,
-                    *this.listener,
-                    *this.peer,
-                    &*payload,
-                );
+                report(this.metrics, *this.task, this.context, &*payload);
                 Poll::Ready(())
             }
         }
     }
 }
 
-/// Logs and counts one panic of a `task` task.
-pub fn report(
-    metrics: &Metrics,
-    task: Task,
-    listener: Option<SocketAddr>,
-    peer: Option<SocketAddr>,
-    payload: &(dyn Any + Send),
-) {
+/// Logs and counts one panic of a `task` task that served `context`.
+pub fn report(metrics: &Metrics, task: Task, context: &impl Served, payload: &(dyn Any + Send)) {
     metrics.record_task_panic(task);
-    let message = panic_message(payload);
-    match (listener, peer) {
-        (Some(listener), Some(peer)) => tracing::error!(
-            task = task.as_str(),
-            listener = %listener,
-            peer = %peer,
-            panic = message,
-            "task panicked; it ended, the process goes on"
-        ),
-        _ => tracing::error!(
-            task = task.as_str(),
-            panic = message,
-            "task panicked; it ended, the process goes on"
-        ),
-    }
+    context.log_panic(task, panic_message(payload));
 }
 
 /// The message of a panic (`panic!` with a literal or a formatted message), or a placeholder.

@@ -353,7 +353,7 @@ fn work(state: &State, queue: &PairQueue<CompletedPair>) {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(state, pair)));
             if let Err(payload) = judged {
                 let task = crate::telemetry::metrics::Task::Compare;
-                crate::supervise::report(&state.metrics, task, None, None, &*payload);
+                crate::supervise::report(&state.metrics, task, &(), &*payload);
             }
         }
     }
