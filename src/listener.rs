@@ -102,6 +102,7 @@ pub async fn serve(
             tracing::debug!(error = %error, "set_nodelay failed");
         }
         let info = Arc::new(ConnectionInfo {
+            listener: local,
             peer,
             client_address: crate::proxy::headers::client_address_value(peer.ip()),
             proto: "http",
@@ -112,7 +113,7 @@ pub async fn serve(
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
             proxy: proxy.clone(),
-            info,
+            info: info.clone(),
             config: config.clone(),
             builder: builder.clone(),
             shutdown: shutdown.clone(),
@@ -126,8 +127,7 @@ pub async fn serve(
                     drop(open);
                 },
                 proxy.metrics().clone(),
-                local,
-                peer,
+                info,
             )
             .instrument(span),
         );
@@ -162,10 +162,7 @@ fn reaped(
         if error.is_panic() {
             let payload = error.into_panic();
             let task = crate::telemetry::metrics::Task::Connection;
-            let context = crate::supervise::ClientConnection {
-                listener: local,
-                peer: None,
-            };
+            let context = crate::supervise::Listener(local);
             crate::supervise::report(metrics, task, &context, &*payload);
         }
     }

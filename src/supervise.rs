@@ -17,6 +17,7 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+use crate::proxy::ConnectionInfo;
 use crate::telemetry::metrics::Task;
 use crate::telemetry::Metrics;
 use pin_project_lite::pin_project;
@@ -57,23 +58,31 @@ impl Served for () {
     }
 }
 
-/// A client connection: the listener it came on and the client's address.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientConnection {
-    /// The listener's address.
-    pub listener: Option<SocketAddr>,
-    /// The client's address (`None` when only the listener is known).
-    pub peer: Option<SocketAddr>,
-}
-
-impl Served for ClientConnection {
+/// A client connection: the listener it came on and the client's address, from the
+/// connection's own [`ConnectionInfo`] (shared, so the task carries a pointer, not them).
+impl Served for Arc<ConnectionInfo> {
     fn log_panic(&self, task: Task, message: &str) {
         let listener = self.listener.map(tracing::field::display);
-        let peer = self.peer.map(tracing::field::display);
         tracing::error!(
             task = task.as_str(),
             listener,
-            peer,
+            peer = %self.peer,
+            panic = message,
+            "task panicked; it ended, the process goes on"
+        );
+    }
+}
+
+/// A listener, when which of its connections panicked is not known.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener(pub Option<SocketAddr>);
+
+impl Served for Listener {
+    fn log_panic(&self, task: Task, message: &str) {
+        let listener = self.0.map(tracing::field::display);
+        tracing::error!(
+            task = task.as_str(),
+            listener,
             panic = message,
             "task panicked; it ended, the process goes on"
         );
@@ -84,20 +93,24 @@ impl Served for ClientConnection {
 pub fn connection<F>(
     inner: F,
     metrics: Arc<Metrics>,
-    listener: Option<SocketAddr>,
-    peer: SocketAddr,
-) -> Supervised<F, ClientConnection>
+    info: Arc<ConnectionInfo>,
+) -> Supervised<F, Arc<ConnectionInfo>>
 where
     F: Future<Output = ()>,
 {
-    let context = ClientConnection {
-        listener,
-        peer: Some(peer),
-    };
+    supervised(inner, metrics, Task::Connection, info)
+}
+
+/// Supervises a task of kind `task` that served `context`.
+pub fn supervised<F, C>(inner: F, metrics: Arc<Metrics>, task: Task, context: C) -> Supervised<F, C>
+where
+    F: Future<Output = ()>,
+    C: Served,
+{
     Supervised {
         inner,
         metrics,
-        task: Task::Connection,
+        task,
         context,
     }
 }
@@ -170,10 +183,10 @@ mod tests {
     async fn a_panicking_task_is_counted_and_ends() {
         let metrics = Arc::new(Metrics::new(&[], &[]));
         assert_eq!(count(&metrics, "connection"), Some(0.0), "exported at 0");
-        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let listener: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let mut set = tokio::task::JoinSet::new();
         let slice: Vec<u8> = Vec::new();
-        set.spawn(connection(
+        set.spawn(supervised(
             async move {
                 tokio::task::yield_now().await;
                 // An out-of-range index, as the class this supervisor is the last net for.
@@ -181,8 +194,8 @@ mod tests {
                 let _ = std::hint::black_box(&slice[at..]);
             },
             metrics.clone(),
-            None,
-            peer,
+            Task::Connection,
+            Listener(Some(listener)),
         ));
         set.spawn(task(
             async { panic!("shadow {}", "boom") },

@@ -234,7 +234,6 @@ impl Connection<'_> {
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
     ) -> Next {
-        let started = Instant::now();
         let proxy = self.proxy;
         let Some(upstream) = proxy.native_upstream(request.upstream) else {
             // prepare() only accepts routes whose upstream has a native pool.
@@ -245,7 +244,7 @@ impl Connection<'_> {
             proxy.metrics(),
             Some(request.route),
             request.method,
-            started,
+            Instant::now(),
         );
         // The request leaves the client's buffer here, once: its head (the upstream gets
         // `self.request_head`, written from it) and the body bytes read with it, which are
@@ -382,11 +381,9 @@ impl Connection<'_> {
                         // Abandoned at once: the upstream socket, mid-exchange, is closed
                         // (never pooled), and the request counted as the client's leaving.
                         drop(conn);
-                        unanswered.request_id = self
-                            .request_head
-                            .get(request.request_id.clone())
-                            .and_then(|id| http::HeaderValue::from_bytes(id).ok());
-                        drop(unanswered);
+                        let id = self.request_head.get(request.request_id.clone());
+                        let id = id.and_then(|id| std::str::from_utf8(id).ok());
+                        unanswered.abandoned(id.unwrap_or("-"));
                         return Next::Close;
                     }
                     Err(HeadFailure::ClosedBeforeResponse(_))
@@ -444,6 +441,7 @@ impl Connection<'_> {
         if let (Ok(_), Some(capture)) = (&outcome, capture.as_mut()) {
             capture.complete();
         }
+        let started = unanswered.started();
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match outcome {
             Ok(_) if !body_consumed => {
@@ -746,7 +744,7 @@ impl Connection<'_> {
         client: &mut TcpStream,
         request: &Request,
         error: ForwardError,
-        unanswered: Unanswered<'_>,
+        mut unanswered: Unanswered<'_>,
         body_consumed: bool,
         close_after: bool,
     ) -> Next {
