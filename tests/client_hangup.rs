@@ -325,3 +325,38 @@ async fn wherever_h2c_streams_are_dropped_each_routed_request_is_counted_once() 
     assert_eq!(counted.client_closed_errors, waiting as f64);
     assert_eq!(counted.timeouts, 0.0);
 }
+
+/// A request still waiting on the upstream when the shutdown grace period ends is cut off
+/// with its connection: it too is counted once, as `client_closed` (nobody answered it).
+#[tokio::test]
+async fn a_request_cut_off_by_the_end_of_the_grace_period_is_counted_once() {
+    for engine in ENGINES {
+        let upstream = thinking_upstream(THINK, 4).await;
+        let listener = format!("http1_engine = \"{engine}\"");
+        let text = simple_toml(upstream.addr, &listener, "")
+            .replace("grace_period = \"5s\"", "grace_period = \"300ms\"");
+        let app = within("bind", shadowtap::BoundApp::bind(config(&text)))
+            .await
+            .unwrap();
+        let addr = app.listen_addrs()[0];
+        let metrics = app.metrics();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(async move {
+            let _ = stopped.await;
+        }));
+        let mut client = RawClient::connect(addr).await;
+        client.send(&get("/slow")).await;
+        until("the upstream to read the request", || {
+            upstream.requests() == 1
+        })
+        .await;
+        stop.send(()).unwrap();
+        within("serve() to return", served).await.unwrap();
+        let text = metrics.render();
+        let requests = metric_sum(&text, "shadowtap_requests_total", &[]);
+        let closed = &[("status_class", "client_closed")];
+        let closed = metric_sum(&text, "shadowtap_requests_total", closed);
+        assert_eq!((requests, closed), (1.0, 1.0), "{engine}");
+        drop(client);
+    }
+}
