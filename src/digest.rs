@@ -7,6 +7,8 @@
 //! (non-cryptographic): no one chooses both answers to collide, and it costs a fraction of
 //! copying the bytes. Both sides hash the body as framed on the wire minus the transfer
 //! coding, so `Content-Encoding` is still applied (see `compare` for how that is used).
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
 

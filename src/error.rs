@@ -4,6 +4,9 @@
 //! handler turns it into exactly one response with [`ProxyError::status`] and counts it
 //! with [`ProxyError::reason`]. Causes are kept as `#[source]` so logs show the chain.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::proxy::forward::ForwardError;
 use crate::proxy::headers::{FramingError, HostError};
 use crate::telemetry::logging::ErrorChain;
@@ -102,4 +105,19 @@ impl ProxyError {
             }
         }
     }
+}
+
+/// Logs the one event of a request whose client closed its connection (or reset its
+/// stream) before the response head, at `info`: routine for a proxy, and not the
+/// upstream's failure. The upstream request was abandoned at that moment; `waited` is how
+/// long the request had been under way.
+pub fn log_client_closed(method: &str, route: &str, request_id: &str, waited: std::time::Duration) {
+    tracing::info!(
+        method,
+        route,
+        request_id,
+        reason = ErrorReason::ClientClosed.as_str(),
+        waited = ?waited,
+        "client closed the connection before the response; upstream request abandoned"
+    );
 }

@@ -17,6 +17,7 @@
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` on a separate port |
 //! | [`app`] | binds everything, serves until a shutdown future resolves |
 //! | [`shutdown`] | SIGINT/SIGTERM |
+//! | [`supervise`] | data-path tasks whose panics are caught, logged and counted |
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
 
 pub mod admin;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod router;
 pub mod shadow;
 pub mod shutdown;
+pub mod supervise;
 pub mod tee;
 pub mod telemetry;
 

@@ -2,6 +2,9 @@
 //! proxy standing under hostile clients (connection cap, header size/count, header-read
 //! timeout), and graceful draining on shutdown.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::h1::Ended;
 use crate::pause::PauseTimer;
@@ -78,11 +81,17 @@ pub async fn serve(
                 Ok(permit) => permit,
                 Err(_) => break,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                reaped(joined, proxy.metrics(), local);
+                continue;
+            }
             _ = crate::shutdown::flagged(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                reaped(joined, proxy.metrics(), local);
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -97,6 +106,7 @@ pub async fn serve(
             tracing::debug!(error = %error, "set_nodelay failed");
         }
         let info = Arc::new(ConnectionInfo {
+            listener: local,
             peer,
             client_address: crate::proxy::headers::client_address_value(peer.ip()),
             proto: "http",
@@ -108,16 +118,22 @@ pub async fn serve(
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
             proxy: proxy.clone(),
-            info,
+            info: info.clone(),
             config: config.clone(),
             builder: builder.clone(),
             shutdown: shutdown.clone(),
         };
+        // Supervised: a panic in the connection's task is logged with the listener and the
+        // peer, and counted; only that connection ends.
         connections.spawn(
-            async move {
-                connection.serve(stream).await;
-                drop(open);
-            }
+            crate::supervise::connection(
+                async move {
+                    connection.serve(stream).await;
+                    drop(open);
+                },
+                proxy.metrics().clone(),
+                info,
+            )
             .instrument(span),
         );
     }
@@ -126,7 +142,11 @@ pub async fn serve(
         listener = local.map(tracing::field::display),
         "stopped accepting; draining connections"
     );
-    let drained = async { while connections.join_next().await.is_some() {} };
+    let drained = async {
+        while let Some(joined) = connections.join_next().await {
+            reaped(joined, proxy.metrics(), local);
+        }
+    };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             listener = local.map(tracing::field::display),
@@ -136,6 +156,23 @@ pub async fn serve(
         );
         // Aborted tasks drop their connection (and its `OpenConnection`) where they are.
         connections.shutdown().await;
+    }
+}
+
+/// Looks at how a connection's task ended: a panic that escaped its supervisor (one in a
+/// destructor run while it unwound, say) is still logged and counted, without the peer.
+fn reaped(
+    joined: Result<(), tokio::task::JoinError>,
+    metrics: &crate::telemetry::Metrics,
+    local: Option<std::net::SocketAddr>,
+) {
+    if let Err(error) = joined {
+        if error.is_panic() {
+            let payload = error.into_panic();
+            let task = crate::telemetry::metrics::Task::Connection;
+            let context = crate::supervise::Listener(local);
+            crate::supervise::report(metrics, task, &context, &*payload);
+        }
     }
 }
 
@@ -327,7 +364,10 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            if let Some(found) = this.scanner.feed(&buf.filled()[before..]) {
+            if let Some(found) = this
+                .scanner
+                .feed(buf.filled().get(before..).unwrap_or_default())
+            {
                 let _ = this.state.ambiguous_framing.set(found);
             }
         }
@@ -385,9 +425,10 @@ impl AsyncRead for Rewind {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.read.is_empty() {
-            let take = this.read.len().min(buf.remaining());
-            buf.put_slice(&this.read[..take]);
-            this.read.advance(take);
+            let piece = crate::h1::prefix(&this.read, buf.remaining() as u64);
+            buf.put_slice(piece);
+            let taken = piece.len();
+            this.read.advance(taken);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)

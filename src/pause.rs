@@ -5,6 +5,9 @@
 //! nothing when the IO is ready. The timer is made the first time a poll waits (a request
 //! that never waits never allocates one) and is only re-armed after that, never re-made.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Context;

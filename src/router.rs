@@ -6,6 +6,9 @@
 //! template fits is counted under `<route>:other`, so label sets stay bounded by the config,
 //! never by traffic.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod shape;
 
 use crate::config::{HostMatch, RouteConfig};

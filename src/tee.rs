@@ -10,6 +10,8 @@
 //! abandoned copy, the length and running hash of the whole body ([`BodyDigest`]): the kept
 //! prefix is hashed once, then each further frame, and no byte is held. When the stream
 //! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::digest::{BodyDigest, Digester};
 use crate::shadow::budget::{Budget, Held};

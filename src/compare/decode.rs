@@ -1,5 +1,7 @@
 //! `Content-Encoding` decoding before comparison, capped so a decompression bomb costs
 //! at most the cap (it is then counted and the body is not compared).
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::shadow::fields::Fields;
 use bytes::Bytes;

@@ -98,67 +98,63 @@ impl Decoder {
     }
 
     fn run(&mut self, input: &[u8], sink: &mut impl Sink) -> Result<usize, ChunkError> {
-        let mut at = 0;
+        // What is not consumed yet: always a suffix of `input`, shortened by splitting.
+        let mut rest = input;
         loop {
-            let rest = &input[at..];
             match self.state {
-                State::Done => return Ok(at),
+                State::Done => break,
                 State::Size => match httparse::parse_chunk_size(rest) {
                     Ok(httparse::Status::Complete((len, size))) => {
-                        at += len;
+                        rest = rest.get(len..).ok_or(ChunkError::Size)?;
                         self.state = if size == 0 {
                             State::Trailers
                         } else {
                             State::Data(size)
                         };
                     }
-                    Ok(httparse::Status::Partial) if rest.len() <= MAX_SIZE_LINE => return Ok(at),
+                    Ok(httparse::Status::Partial) if rest.len() <= MAX_SIZE_LINE => break,
                     _ => return Err(ChunkError::Size),
                 },
                 State::Data(left) => {
                     if rest.is_empty() {
-                        return Ok(at);
+                        break;
                     }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
-                    sink.data(&rest[..take]);
-                    at += take;
-                    let left = left - take as u64;
+                    let data = super::prefix(rest, left);
+                    sink.data(data);
+                    rest = rest.get(data.len()..).unwrap_or_default();
+                    let left = left.saturating_sub(data.len() as u64);
                     self.state = if left == 0 {
                         State::DataEnd
                     } else {
                         State::Data(left)
                     };
                 }
-                State::DataEnd => {
-                    if rest.len() < 2 {
-                        return if rest.is_empty() || rest == b"\r" {
-                            Ok(at)
-                        } else {
-                            Err(ChunkError::DataEnd)
-                        };
+                State::DataEnd => match rest.strip_prefix(b"\r\n") {
+                    Some(after) => {
+                        rest = after;
+                        self.state = State::Size;
                     }
-                    if &rest[..2] != b"\r\n" {
-                        return Err(ChunkError::DataEnd);
-                    }
-                    at += 2;
-                    self.state = State::Size;
-                }
+                    None if rest.is_empty() || rest == b"\r" => break,
+                    None => return Err(ChunkError::DataEnd),
+                },
                 State::Trailers => {
                     let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
                     match httparse::parse_headers(rest, &mut fields) {
                         Ok(httparse::Status::Complete((len, _))) => {
-                            sink.end(&rest[..len]);
-                            at += len;
+                            let (section, after) =
+                                rest.split_at_checked(len).ok_or(ChunkError::Trailers)?;
+                            sink.end(section);
+                            rest = after;
                             self.state = State::Done;
                         }
-                        Ok(httparse::Status::Partial) if rest.len() <= MAX_TRAILERS => {
-                            return Ok(at)
-                        }
+                        Ok(httparse::Status::Partial) if rest.len() <= MAX_TRAILERS => break,
                         _ => return Err(ChunkError::Trailers),
                     }
                 }
             }
         }
+        // `rest` is a suffix of `input`: the difference is what was consumed.
+        Ok(input.len().saturating_sub(rest.len()))
     }
 }
 
@@ -221,17 +217,17 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 
 /// Appends the size line (`hex-size CRLF`) of a chunk of `len` bytes.
 pub fn push_size_line(out: &mut Vec<u8>, len: usize) {
-    let mut size = [0u8; 16];
-    let mut n = len;
-    let mut start = size.len();
-    while n > 0 || start == size.len() {
-        start -= 1;
-        size[start] = b"0123456789abcdef"[n % 16];
-        n /= 16;
+    // Hex digits, most significant first; at least one (`0`).
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+    for digit in (0..digits).rev() {
+        let nibble = (len >> (4 * digit)) & 0xf;
+        out.push(HEX_DIGITS.get(nibble).copied().unwrap_or(b'0'));
     }
-    out.extend_from_slice(&size[start..]);
     out.extend_from_slice(b"\r\n");
 }
+
+/// Lowercase hex digits by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// The last chunk with no trailers.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -299,6 +295,23 @@ mod tests {
             Decoder::new(false).decode(b"fffffffffffffffff\r\n", &mut out),
             Err(ChunkError::Size)
         );
+    }
+
+    #[test]
+    fn size_lines_are_the_lowercase_hex_of_the_length() {
+        let edges = [
+            usize::MAX,
+            usize::MAX / 16,
+            1 << 32,
+            (1 << 32) - 1,
+            0x10,
+            0xf,
+        ];
+        for len in (0..5000).chain(edges) {
+            let mut out = Vec::new();
+            push_size_line(&mut out, len);
+            assert_eq!(out, format!("{len:x}\r\n").into_bytes(), "{len}");
+        }
     }
 
     #[test]

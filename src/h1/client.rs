@@ -240,12 +240,10 @@ async fn read_answer(
         Framing::Length(length) => {
             let mut left = length;
             loop {
-                let take = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(conn.buf.len());
-                let reading = keeper.keep(conn.buf.get(..take).unwrap_or_default());
-                conn.buf.advance(take);
-                left -= take as u64;
+                let piece = super::prefix(&conn.buf, left);
+                let reading = keeper.keep(piece);
+                left = left.saturating_sub(piece.len() as u64);
+                conn.buf.advance(piece.len());
                 if left == 0 || !reading {
                     break left == 0;
                 }

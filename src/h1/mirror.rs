@@ -46,10 +46,13 @@ pub(super) fn plan(
     )?;
     // Sampled: one copy of the head, the recorded fields views into it, nothing parsed again.
     let head = Bytes::copy_from_slice(upstream_head);
+    // In range: `target` was read from this range of the same bytes above.
     let path_and_query =
         PathAndQuery::from_maybe_shared(head.slice(request.target.clone())).ok()?;
     let headers = Fields::from_spans(head, std::mem::take(&mut request.fields));
-    let request_id = std::str::from_utf8(&upstream_head[request.request_id.clone()])
+    let request_id = upstream_head
+        .get(request.request_id.clone())
+        .and_then(|id| std::str::from_utf8(id).ok())
         .unwrap_or_default()
         .to_string();
     let request_head = RequestHead {

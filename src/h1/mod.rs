@@ -23,6 +23,9 @@
 //! response timeout, graceful shutdown after the in-flight exchange, and the same
 //! metrics and `request failed` log event.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod chunked;
 pub mod client;
 mod mirror;
@@ -35,12 +38,12 @@ pub mod upstream;
 use crate::config::ListenerConfig;
 use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
-use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy};
+use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy, Unanswered};
 use crate::shadow::pair::PrimarySink;
 use crate::shadow::RequestTee;
 use crate::tee::Tee;
 use crate::telemetry::logging::ErrorChain;
-use crate::telemetry::metrics::{Handover, METHODS};
+use crate::telemetry::metrics::{Handover, OTHER_METHOD};
 use crate::telemetry::ErrorReason;
 use bytes::{Buf, BytesMut};
 use chunked::Decoder;
@@ -99,7 +102,6 @@ pub async fn serve(
         buf: BytesMut::with_capacity(READ_BUFFER),
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
-        pending: 0,
         config,
     };
     // One timer for the connection's life, moved forward per phase: extending a tokio
@@ -199,9 +201,6 @@ struct Connection<'a> {
     request_head: Vec<u8>,
     /// The head (and small re-framed bodies) written to the client.
     response_head: Vec<u8>,
-    /// Bytes at the start of `buf` that belong to the current request and are still to be
-    /// consumed.
-    pending: usize,
     /// The listener's settings: `client_body_timeout` (the longest pause a request body may
     /// make) and `client_send_timeout` (the longest a client may take no byte of its
     /// response).
@@ -213,6 +212,8 @@ enum HeadFailure {
     /// The connection closed or reset before a byte of the response: a pooled connection the
     /// upstream had closed, when the connection was reused.
     ClosedBeforeResponse(io::Error),
+    /// The client closed its connection (or reset it) while the request waited.
+    ClientClosed,
     /// The response timeout ran out.
     TimedOut,
     /// Anything else: a broken or malformed response.
@@ -229,18 +230,34 @@ impl Connection<'_> {
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
     ) -> Next {
-        let started = Instant::now();
-        let Some(upstream) = self.proxy.native_upstream(request.upstream) else {
+        let proxy = self.proxy;
+        let Some(upstream) = proxy.native_upstream(request.upstream) else {
             // prepare() only accepts routes whose upstream has a native pool.
             return Next::Close;
         };
+        // Counted once, whichever way the exchange ends (see `Unanswered`).
+        let mut unanswered = Unanswered::new(
+            proxy.metrics(),
+            Some(request.route),
+            request.method,
+            Instant::now(),
+        );
+        // The request leaves the client's buffer here, once: its head (the upstream gets
+        // `self.request_head`, written from it) and the body bytes read with it, which are
+        // kept apart for as long as the request may be sent again. Every attempt writes from
+        // these, never from the buffer, which from now on holds only what follows.
+        self.buf.advance(request.head_len.min(self.buf.len()));
         let in_buffer = usize::try_from(request.body_len)
             .unwrap_or(usize::MAX)
-            .min(self.buf.len() - request.head_len);
-        // The head and the body bytes already read are consumed once sent (or when the
-        // exchange fails before that).
-        self.pending = request.head_len + in_buffer;
-        let mut body_consumed = request.body_len == in_buffer as u64;
+            .min(self.buf.len());
+        // No body, no split: a split makes the buffer's storage shared.
+        let mut body_start = match in_buffer {
+            0 => BytesMut::new(),
+            _ => self.buf.split_to(in_buffer),
+        };
+        // The whole request is at hand (head and body): only such a request can go again.
+        let whole = request.body_len == in_buffer as u64;
+        let mut body_consumed = whole;
         let (mut request_copy, primary_slot) = match request.mirrors {
             true => match mirror::plan(self.proxy, &mut request, &self.request_head) {
                 Some((copy, slot)) => (Some(copy), Some(slot)),
@@ -266,13 +283,9 @@ impl Connection<'_> {
                         }
                     },
                 };
-                let body_start = request.head_len;
                 let sent = upload::write_request(
                     &mut conn,
-                    &mut [
-                        IoSlice::new(&self.request_head),
-                        IoSlice::new(&self.buf[body_start..body_start + in_buffer]),
-                    ],
+                    &mut [IoSlice::new(&self.request_head), IoSlice::new(&body_start)],
                     Some(upstream.response_timeout),
                     heard,
                 )
@@ -281,7 +294,8 @@ impl Connection<'_> {
                     Ok(wrote) => matches!(wrote, Wrote::Answered(())),
                     Err(failure) => {
                         let stale = !matches!(failure, WriteFailure::Stalled);
-                        if stale && conn.reused && request.retryable && tries < MAX_STALE_RETRIES {
+                        let again = whole && request.retryable && tries < MAX_STALE_RETRIES;
+                        if stale && conn.reused && again {
                             tries += 1;
                             continue;
                         }
@@ -289,9 +303,8 @@ impl Connection<'_> {
                     }
                 };
                 if let (false, Some(copy)) = (answered, request_copy.as_mut()) {
-                    copy.push_slice(&self.buf[body_start..body_start + in_buffer]);
+                    copy.push_slice(&body_start);
                 }
-                self.buf.advance(std::mem::take(&mut self.pending));
                 let sent_at = Instant::now();
                 // The response timeout runs from the request's end: a body streamed for
                 // longer than it is the client's pace, not the upstream's delay.
@@ -299,8 +312,11 @@ impl Connection<'_> {
                 if answered {
                     // The upstream answered before the body was all sent: the client's
                     // connection closes after the answer (the rest of its body unread).
-                } else if request.body_len > in_buffer as u64 {
-                    let left = request.body_len - in_buffer as u64;
+                } else if !whole {
+                    // A request whose body must still be read is never sent again: its first
+                    // bytes are let go, so the buffer's storage is the buffer's alone again.
+                    body_start = BytesMut::new();
+                    let left = request.body_len.saturating_sub(in_buffer as u64);
                     let streamed = self
                         .stream_request_body(
                             client,
@@ -347,6 +363,7 @@ impl Connection<'_> {
                 let keep = primary_slot.is_some().then_some(&mut primary_fields);
                 match self
                     .read_response_head(
+                        client,
                         &mut conn,
                         &request,
                         close_after || !body_consumed,
@@ -356,8 +373,20 @@ impl Connection<'_> {
                     .await
                 {
                     Ok(head) => break 'sent (conn, head, sent_at),
+                    Err(HeadFailure::ClientClosed) => {
+                        // Abandoned at once: the upstream socket, mid-exchange, is closed
+                        // (never pooled), and the request counted as the client's leaving.
+                        drop(conn);
+                        let id = self.request_head.get(request.request_id.clone());
+                        let id = id.and_then(|id| std::str::from_utf8(id).ok());
+                        unanswered.abandoned(id.unwrap_or("-"));
+                        return Next::Close;
+                    }
                     Err(HeadFailure::ClosedBeforeResponse(_))
-                        if conn.reused && request.retryable && tries < MAX_STALE_RETRIES =>
+                        if conn.reused
+                            && whole
+                            && request.retryable
+                            && tries < MAX_STALE_RETRIES =>
                     {
                         tries += 1;
                     }
@@ -384,13 +413,21 @@ impl Connection<'_> {
             // A body that failed on its way up was not consumed (`body_consumed` is still
             // false then): the client connection cannot be reused.
             return self
-                .fail(client, &request, error, started, body_consumed, close_after)
+                .fail(
+                    client,
+                    &request,
+                    error,
+                    unanswered,
+                    body_consumed,
+                    close_after,
+                )
                 .await;
         };
 
         let metrics = self.proxy.metrics();
         let route = metrics.route(Some(request.route));
         let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
+        unanswered.settle();
         metrics.record_request(route, request.method, status);
         let mut capture = primary_slot
             .map(|slot| mirror::capture(self.proxy, slot, status, primary_fields, sent_at));
@@ -400,6 +437,7 @@ impl Connection<'_> {
         if let (Ok(_), Some(capture)) = (&outcome, capture.as_mut()) {
             capture.complete();
         }
+        let started = unanswered.started();
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         match outcome {
             Ok(_) if !body_consumed => {
@@ -495,25 +533,21 @@ impl Connection<'_> {
                     Some(Err(error)) => return Err(UploadFailure::Client(error)),
                 }
             }
-            let take = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
-            let wrote = upload::write_listening(
-                conn,
-                &mut [IoSlice::new(&self.buf[..take])],
-                Some(stall),
-                heard,
-            )
-            .await
-            .map_err(UploadFailure::Upstream)?;
+            let piece = prefix(&self.buf, left);
+            let wrote =
+                upload::write_listening(conn, &mut [IoSlice::new(piece)], Some(stall), heard)
+                    .await
+                    .map_err(UploadFailure::Upstream)?;
             if let Wrote::Answered(()) = wrote {
                 return Ok(wrote);
             }
+            let piece = prefix(&self.buf, left);
             if let Some(copy) = copy.as_deref_mut() {
-                copy.push_slice(&self.buf[..take]);
+                copy.push_slice(piece);
             }
-            self.buf.advance(take);
-            left -= take as u64;
+            let taken = piece.len();
+            self.buf.advance(taken);
+            left = left.saturating_sub(taken as u64);
         }
         if self.buf.is_empty() && self.buf.capacity() > 2 * READ_BUFFER {
             // An idle keep-alive connection holds READ_BUFFER, not a large body's slice.
@@ -524,8 +558,14 @@ impl Connection<'_> {
 
     /// Reads the upstream's final response head (skipping 1xx), writing the client's head
     /// into `self.response_head` (and its end-to-end fields into `keep`, when given).
+    ///
+    /// Meanwhile the client is watched: its closing the connection (EOF) or resetting it
+    /// is [`HeadFailure::ClientClosed`]. A pipelining client's next request is no hang-up:
+    /// its bytes are kept in `self.buf`, up to the listener's `max_header_bytes` (past that
+    /// the watch stops for this request).
     async fn read_response_head(
         &mut self,
+        client: &TcpStream,
         conn: &mut UpstreamConn,
         request: &Request,
         close_after: bool,
@@ -533,6 +573,7 @@ impl Connection<'_> {
         mut keep: Option<&mut crate::shadow::fields::Fields>,
     ) -> Result<Head, HeadFailure> {
         let mut received_any = false;
+        let mut watching = true;
         loop {
             if !conn.buf.is_empty() {
                 received_any = true;
@@ -576,6 +617,14 @@ impl Connection<'_> {
                     }
                     Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
                 },
+                ready = std::future::poll_fn(|cx| client.poll_read_ready(cx)), if watching => {
+                    let limit = self.config.max_header_bytes;
+                    match ready.map(|()| hear_client(&mut self.buf, client, limit)) {
+                        Ok(ClientHeard::Open) => {}
+                        Ok(ClientHeard::Full) => watching = false,
+                        Ok(ClientHeard::Closed) | Err(_) => return Err(HeadFailure::ClientClosed),
+                    }
+                }
                 () = deadline.as_mut() => return Err(HeadFailure::TimedOut),
             }
         }
@@ -608,33 +657,25 @@ impl Connection<'_> {
                 Ok(conn.buf.is_empty())
             }
             Framing::Length(length) => {
-                let now = usize::try_from(length)
-                    .unwrap_or(usize::MAX)
-                    .min(conn.buf.len());
+                let now = prefix(&conn.buf, length);
                 write_to_client(
                     client,
-                    &mut [
-                        IoSlice::new(&self.response_head),
-                        IoSlice::new(&conn.buf[..now]),
-                    ],
+                    &mut [IoSlice::new(&self.response_head), IoSlice::new(now)],
                     &self.config.client_send_timeout,
                 )
                 .await
                 .map_err(BodyFailure::Client)?;
-                keep(&conn.buf[..now]);
-                conn.buf.advance(now);
-                let mut left = length - now as u64;
+                keep(now);
+                let mut left = length.saturating_sub(now.len() as u64);
+                conn.buf.advance(now.len());
                 while left > 0 {
                     conn.buf.clear();
                     read_upstream(conn).await?;
-                    let take = usize::try_from(left)
-                        .unwrap_or(usize::MAX)
-                        .min(conn.buf.len());
-                    write_client(client, &conn.buf[..take], &self.config.client_send_timeout)
-                        .await?;
-                    keep(&conn.buf[..take]);
-                    conn.buf.advance(take);
-                    left -= take as u64;
+                    let piece = prefix(&conn.buf, left);
+                    write_client(client, piece, &self.config.client_send_timeout).await?;
+                    keep(piece);
+                    left = left.saturating_sub(piece.len() as u64);
+                    conn.buf.advance(piece.len());
                 }
                 Ok(conn.buf.is_empty())
             }
@@ -700,21 +741,24 @@ impl Connection<'_> {
         client: &mut TcpStream,
         request: &Request,
         error: ForwardError,
-        started: Instant,
+        mut unanswered: Unanswered<'_>,
         body_consumed: bool,
         close_after: bool,
     ) -> Next {
-        self.buf.advance(std::mem::take(&mut self.pending));
+        let started = unanswered.started();
+        unanswered.settle();
         let error = ProxyError::Forward(error);
         let status = error.status();
         let metrics = self.proxy.metrics();
         let route = metrics.route(Some(request.route));
         metrics.record_request(route, request.method, status);
         metrics.record_error(route, error.reason());
-        let method = std::str::from_utf8(&self.request_head[request.method_text.clone()])
-            .unwrap_or(METHODS[METHODS.len() - 1]);
-        let request_id =
-            std::str::from_utf8(&self.request_head[request.request_id.clone()]).unwrap_or("-");
+        let text = |range: std::ops::Range<usize>| {
+            let bytes = self.request_head.get(range)?;
+            std::str::from_utf8(bytes).ok()
+        };
+        let method = text(request.method_text.clone()).unwrap_or(OTHER_METHOD);
+        let request_id = text(request.request_id.clone()).unwrap_or("-");
         error.log_failed(method, route.label(), request_id);
         let close = close_after || !body_consumed;
         let message = error.client_message();
@@ -746,6 +790,34 @@ impl Connection<'_> {
             Ok(()) if !close => Next::KeepAlive,
             Ok(()) if !body_consumed => Next::CloseUnread,
             _ => Next::Close,
+        }
+    }
+}
+
+/// What a client sent while its request waited on the upstream ([`hear_client`]).
+enum ClientHeard {
+    /// Nothing more, or the start of its next request (kept).
+    Open,
+    /// Its next request filled the buffer to the limit: no more is read now.
+    Full,
+    /// It closed the connection or reset it.
+    Closed,
+}
+
+/// Reads, without waiting, what the client sent while its request waits on the upstream,
+/// into `buf` (where the next request is parsed from), until the socket has no more or
+/// `buf` holds `limit` bytes.
+fn hear_client(buf: &mut BytesMut, client: &TcpStream, limit: usize) -> ClientHeard {
+    loop {
+        if buf.len() >= limit {
+            return ClientHeard::Full;
+        }
+        buf.reserve(READ_BUFFER / 2);
+        match client.try_read_buf(buf) {
+            Ok(0) => return ClientHeard::Closed,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return ClientHeard::Open,
+            Err(_) => return ClientHeard::Closed,
         }
     }
 }
@@ -814,6 +886,13 @@ async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
     }
 }
 
+/// The first `at_most` bytes of `bytes`, or all of them when there are fewer: a body's next
+/// piece, its length derived from the slice rather than computed beside it.
+pub(crate) fn prefix(bytes: &[u8], at_most: u64) -> &[u8] {
+    let at_most = usize::try_from(at_most).unwrap_or(usize::MAX);
+    bytes.get(..at_most).unwrap_or(bytes)
+}
+
 /// Writes `bytes` to the client ([`write_to_client`] for one buffer, kept apart because the
 /// state of this future sits in every connection's task).
 async fn write_client(
@@ -824,7 +903,7 @@ async fn write_client(
     while !bytes.is_empty() {
         match client.try_write(bytes) {
             Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::WriteZero.into())),
-            Ok(written) => bytes = &bytes[written..],
+            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 wait_writable(client, send_timeout)
                     .await

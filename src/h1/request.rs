@@ -367,8 +367,10 @@ pub fn prepare(
     head.recorded(line_start, b"x-request-id".len());
     head.out.extend_from_slice(b"\r\n");
 
-    let method_index = METHODS[..METHODS.len() - 1]
+    // The last entry is "other": a method not among the known ones.
+    let method_index = METHODS
         .iter()
+        .take(METHODS.len() - 1)
         .position(|m| *m == method)
         .unwrap_or(METHODS.len() - 1);
     Prepared::Native(Request {

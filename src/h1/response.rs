@@ -105,7 +105,7 @@ pub fn inspect_map(buf: &[u8], is_head: bool, map: &mut HeaderMap) -> Result<Par
 pub fn answered(mut buf: &[u8], max_head: usize) -> bool {
     loop {
         match parse_head(buf, false, false, None, None, None, None) {
-            Ok(Parsed::Interim(len)) => buf = &buf[len..],
+            Ok(Parsed::Interim(len)) => buf = buf.get(len..).unwrap_or_default(),
             Ok(Parsed::Final(_)) | Err(_) => return true,
             Ok(Parsed::Partial) => return buf.len() >= max_head,
         }
@@ -208,11 +208,13 @@ fn parse_head(
         keep_alive,
         minor: version,
     };
+    // httparse's length is within `buf`; `get` keeps that an argument, not a panic.
+    let head_bytes = buf.get(..len).unwrap_or(buf);
     if let Some(keep) = keep {
-        *keep = end_to_end_fields(&buf[..len], parsed.headers, named_by_connection);
+        *keep = end_to_end_fields(head_bytes, parsed.headers, named_by_connection);
     }
     if let Some(map) = map {
-        end_to_end_map(&buf[..len], parsed.headers, named_by_connection, map);
+        end_to_end_map(head_bytes, parsed.headers, named_by_connection, map);
     }
     let Some(out) = out else {
         return Ok(Parsed::Final(head));

@@ -474,11 +474,13 @@ impl HeadScanner {
         while !self.off && self.found.is_none() && !bytes.is_empty() {
             match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
-                    let line = &bytes[..at];
+                    let (line, rest) = bytes.split_at_checked(at).unwrap_or((bytes, &[]));
                     if self.len == 0 {
                         // The common case: the whole line is in this read; look at it in place.
-                        let start = &line[..line.len().min(Self::START)];
-                        let end = &line[line.len().saturating_sub(Self::END)..];
+                        let start = line.get(..Self::START).unwrap_or(line);
+                        let end = line
+                            .get(line.len().saturating_sub(Self::END)..)
+                            .unwrap_or(line);
                         self.classify(start, end, line.len());
                     } else {
                         self.extend(line);
@@ -491,7 +493,8 @@ impl HeadScanner {
                         self.end.clear();
                     }
                     self.len = 0;
-                    bytes = &bytes[at + 1..];
+                    // `rest` starts with the '\n' memchr found.
+                    bytes = rest.get(1..).unwrap_or_default();
                 }
                 None => {
                     self.extend(bytes);
@@ -505,10 +508,15 @@ impl HeadScanner {
     /// Buffers the start and end of a line split across reads.
     fn extend(&mut self, part: &[u8]) {
         let room = Self::START.saturating_sub(self.start.len());
-        self.start.extend_from_slice(&part[..part.len().min(room)]);
-        if part.len() >= Self::END {
+        self.start
+            .extend_from_slice(part.get(..room).unwrap_or(part));
+        if let Some(tail) = part
+            .len()
+            .checked_sub(Self::END)
+            .and_then(|at| part.get(at..))
+        {
             self.end.clear();
-            self.end.extend_from_slice(&part[part.len() - Self::END..]);
+            self.end.extend_from_slice(tail);
         } else {
             self.end.extend_from_slice(part);
             let excess = self.end.len().saturating_sub(Self::END);
@@ -532,7 +540,7 @@ impl HeadScanner {
         } else if self.in_head {
             if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
-                let name = start[..colon].trim_ascii_end();
+                let name = start.get(..colon).unwrap_or(start).trim_ascii_end();
                 if name.eq_ignore_ascii_case(b"content-length") {
                     self.lengths = self.lengths.saturating_add(1);
                 }

@@ -11,6 +11,9 @@
 //!
 //! The handler never fails outward: every outcome is a response, counted and logged once.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod body;
 pub mod client_body;
 pub mod forward;
@@ -40,6 +43,8 @@ use tracing::Instrument;
 /// What the handler knows about the connection a request came on.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
+    /// The listener's address (for the log line of a panic in the connection's task).
+    pub listener: Option<SocketAddr>,
     /// The client's address.
     pub peer: SocketAddr,
     /// The client's IP as an `X-Forwarded-For` element, formatted once per connection.
@@ -205,7 +210,12 @@ impl Proxy {
             request_id = tracing::field::Empty,
         );
         let request_method = request.method().clone();
-        let mut request_id = None;
+        // Counts the request if hyper drops this future before it is answered: the client
+        // closed its connection or reset its stream meanwhile.
+        let mut pending = Pending {
+            unanswered: Unanswered::new(&self.metrics, route_key, method, started),
+            request_id: None,
+        };
         // Boxed: the forwarding state machine is large, and hyper moves the handler's future
         // several times; moving a pointer is cheaper than moving the state (callgrind).
         let forwarding = Box::pin(self.forward(
@@ -213,9 +223,11 @@ impl Proxy {
             found.map(|m| (m.route, m.label)),
             connection,
             &span,
-            &mut request_id,
+            &mut pending.request_id,
         ));
         let result = forwarding.instrument(span.clone()).await;
+        pending.unanswered.settle();
+        let request_id = pending.request_id.take();
         let route_metrics = self.metrics.route(route_key);
         let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
         match result {
@@ -437,6 +449,101 @@ pub(crate) fn strip_port(host: &str) -> &str {
             .unwrap_or(host);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// A request that reached the router and has not been counted yet. Settled when it is
+/// counted with its status; dropped unsettled — its future was dropped before an answer:
+/// hyper drops the handler when the client closes its connection or resets its stream
+/// while the upstream is still thinking, and a connection still busy when the shutdown
+/// grace period ends is aborted — it counts the request once as `client_closed` (nginx's
+/// 499) and logs it at `info`. The upstream request, owned by the same future, is abandoned
+/// with it. Kept small: it lives in every native connection's task.
+pub(crate) struct Unanswered<'a> {
+    metrics: &'a Metrics,
+    route: Option<(u32, u32)>,
+    started: Instant,
+    method: u8,
+    settled: bool,
+}
+
+impl<'a> Unanswered<'a> {
+    /// A request of `method` (index in [`METHODS`](crate::telemetry::metrics::METHODS))
+    /// on `route`, under way since `started`.
+    #[inline]
+    pub(crate) fn new(
+        metrics: &'a Metrics,
+        route: Option<(usize, usize)>,
+        method: usize,
+        started: Instant,
+    ) -> Unanswered<'a> {
+        Unanswered {
+            metrics,
+            route: route.and_then(|(route, label)| {
+                Some((u32::try_from(route).ok()?, u32::try_from(label).ok()?))
+            }),
+            started,
+            method: u8::try_from(method).unwrap_or(u8::MAX),
+            settled: false,
+        }
+    }
+
+    /// When the request started.
+    #[inline]
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The request is counted elsewhere (answered, or failed with a status).
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        self.settled = true;
+    }
+
+    /// Counts and logs the request as `client_closed`, once (`request_id` for the log).
+    #[cold]
+    pub(crate) fn abandoned(&mut self, request_id: &str) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let key = self
+            .route
+            .map(|(route, label)| (route as usize, label as usize));
+        let route = self.metrics.route(key);
+        let method = usize::from(self.method);
+        self.metrics.record_client_closed(route, method);
+        let waited = self.started.elapsed();
+        if key.is_some() {
+            self.metrics
+                .record_primary_duration(route, waited.as_secs_f64());
+        }
+        let methods = &crate::telemetry::metrics::METHODS;
+        let method = methods.get(method).copied().unwrap_or("other");
+        crate::error::log_client_closed(method, route.label(), request_id, waited);
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.settled {
+            self.abandoned("-");
+        }
+    }
+}
+
+/// The hyper path's [`Unanswered`], with the request id once it is known (for the log).
+struct Pending<'a> {
+    unanswered: Unanswered<'a>,
+    request_id: Option<HeaderValue>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.unanswered.settled {
+            let id = self.request_id.as_ref().and_then(|id| id.to_str().ok());
+            self.unanswered.abandoned(id.unwrap_or("-"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -388,7 +388,14 @@ fn work(state: &State, queue: &PairQueue<CompletedPair>) {
     let mut batch = Vec::with_capacity(WORKER_BATCH);
     while queue.pop_batch(&mut batch, WORKER_BATCH) {
         for pair in batch.drain(..) {
-            process(state, pair);
+            // A panic while judging one pair is logged and counted, and the worker goes on
+            // with the next (a worker lost to it would shrink the pool for good).
+            let judged =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(state, pair)));
+            if let Err(payload) = judged {
+                let task = crate::telemetry::metrics::Task::Compare;
+                crate::supervise::report(&state.metrics, task, &(), &*payload);
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use super::pair::{
 };
 use crate::config::{MirrorConfig, UpstreamConfig};
 use crate::proxy::forward::{ForwardError, UpstreamClient};
+use crate::telemetry::metrics::Task;
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -235,7 +236,10 @@ impl ShadowTarget {
             let sink = sink.clone();
             // Boxed: the spawn path moves its future by value several times, and this one
             // (the job, the exchange, the pairing) is kilobytes; a box moves as a pointer.
-            tokio::spawn(Box::pin(target.run(job, permit, metrics, sink)).in_current_span());
+            // Supervised: a panic is logged (in the shadow's span) and counted.
+            let task = Box::pin(target.run(job, permit, metrics.clone(), sink));
+            let task = crate::supervise::task(task, metrics, Task::Shadow);
+            tokio::spawn(task.in_current_span());
         }
     }
 

@@ -193,7 +193,7 @@ impl Fields {
     pub fn to_map(&self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.lines.len());
         for line in &self.lines {
-            let Ok(name) = HeaderName::from_bytes(&self.buf[line.name()]) else {
+            let Some(Ok(name)) = self.buf.get(line.name()).map(HeaderName::from_bytes) else {
                 continue;
             };
             if let Ok(value) = HeaderValue::from_maybe_shared(self.buf.slice(line.value())) {
@@ -305,7 +305,9 @@ impl NameSet {
             if set.by_len.len() <= bytes.len() {
                 set.by_len.resize_with(bytes.len() + 1, Vec::new);
             }
-            set.by_len[bytes.len()].push(bytes.into());
+            if let Some(same_length) = set.by_len.get_mut(bytes.len()) {
+                same_length.push(bytes.into());
+            }
         }
         set
     }

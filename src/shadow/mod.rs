@@ -16,6 +16,8 @@
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
 //! | [`fields`] | captured header fields: views into one copy of a head |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod breaker;
 pub mod budget;

@@ -6,6 +6,9 @@
 //! resolved once per label set and cached, so the request path does an atomic add, not a
 //! registry lookup.
 
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
@@ -42,6 +45,9 @@ pub const PROCESS_METRICS: [&str; 8] = [
 /// `shadowtap_http1_handovers_total{reason}`: client connections the native HTTP/1.1 engine
 /// handed to hyper, by what the first request it did not serve needed.
 pub const HTTP1_HANDOVERS_TOTAL: &str = "shadowtap_http1_handovers_total";
+/// `shadowtap_task_panics_total{task}`: data-path tasks that panicked (caught, logged at
+/// ERROR, and ended; see [`crate::supervise`]).
+pub const TASK_PANICS_TOTAL: &str = "shadowtap_task_panics_total";
 
 /// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
 /// sampled for a shadow; every sampled request ends in exactly one outcome.
@@ -99,16 +105,23 @@ pub const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other",
 ];
 
-/// Index of a method in [`METHODS`].
+/// The `method` label of methods not in [`METHODS`] by name (its last entry).
+pub const OTHER_METHOD: &str = "other";
+
+/// Index of a method in [`METHODS`] (a method spelt `other` is counted as `other` anyway).
 pub fn method_index(method: &http::Method) -> usize {
-    METHODS[..METHODS.len() - 1]
+    METHODS
         .iter()
         .position(|m| *m == method.as_str())
         .unwrap_or(METHODS.len() - 1)
 }
 
-/// The `status_class` label values.
-pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The `status_class` label values: the status's class, or `client_closed` for a request
+/// whose client closed its connection before the response head (nginx's 499).
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "client_closed"];
+
+/// Index of `client_closed` in [`STATUS_CLASSES`].
+const CLIENT_CLOSED_CLASS: usize = 5;
 
 /// Index of a status in [`STATUS_CLASSES`].
 pub fn status_class_index(status: http::StatusCode) -> usize {
@@ -135,11 +148,14 @@ pub enum ErrorReason {
     /// The client's request body failed mid-upload: it closed, reset or broke its framing
     /// (400; usually nobody is left to read it).
     ClientAborted,
+    /// The client closed its connection (or reset its stream) while the request waited on
+    /// the upstream: the upstream request was abandoned and nothing was answered (nginx's 499).
+    ClientClosed,
 }
 
 impl ErrorReason {
     /// Every reason, in label-index order.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 9] = [
         ErrorReason::BadRequest,
         ErrorReason::NoRoute,
         ErrorReason::UpstreamUnreachable,
@@ -148,6 +164,7 @@ impl ErrorReason {
         ErrorReason::UpstreamBodyError,
         ErrorReason::ClientTimeout,
         ErrorReason::ClientAborted,
+        ErrorReason::ClientClosed,
     ];
 
     /// The label value.
@@ -161,6 +178,7 @@ impl ErrorReason {
             ErrorReason::UpstreamBodyError => "upstream_body_error",
             ErrorReason::ClientTimeout => "client_timeout",
             ErrorReason::ClientAborted => "client_aborted",
+            ErrorReason::ClientClosed => "client_closed",
         }
     }
 }
@@ -283,15 +301,15 @@ impl<K, V> Default for HandleCache<K, V> {
 
 impl<K: PartialEq, V> HandleCache<K, V> {
     /// The handle for `key`, made by `make` the first time.
-    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &V {
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Option<&V> {
         let index = match self.entries.iter().position(|(known, _)| *known == key) {
             Some(index) => index,
             None => {
                 self.entries.push((key, make()));
-                self.entries.len() - 1
+                self.entries.len().saturating_sub(1)
             }
         };
-        &self.entries[index].1
+        self.entries.get(index).map(|(_, handle)| handle)
     }
 }
 
@@ -321,6 +339,32 @@ pub struct Metrics {
     handovers: [Counter; Handover::ALL.len()],
     mirror_buffered_bytes: Gauge,
     process: metrics_process::Collector,
+    task_panics: [Counter; Task::ALL.len()],
+}
+
+/// A kind of supervised data-path task (the `task` label of `shadowtap_task_panics_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// A client connection (either engine).
+    Connection,
+    /// A shadow request.
+    Shadow,
+    /// A comparison of one pair (on a comparison worker).
+    Compare,
+}
+
+impl Task {
+    /// Every kind, in label order.
+    pub const ALL: [Task; 3] = [Task::Connection, Task::Shadow, Task::Compare];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Connection => "connection",
+            Task::Shadow => "shadow",
+            Task::Compare => "compare",
+        }
+    }
 }
 
 /// Why the native HTTP/1.1 engine handed a connection to hyper (the `reason` label of
@@ -445,7 +489,15 @@ impl Metrics {
                 &METADATA,
             )
         });
+        // Registered up front: a panic counter that exists at 0 can be alerted on.
+        let task_panics = Task::ALL.map(|task| {
+            recorder.register_counter(
+                &key(TASK_PANICS_TOTAL, &[("task", task.as_str())]),
+                &METADATA,
+            )
+        });
         Metrics {
+            task_panics,
             recorder,
             handle,
             routes,
@@ -467,14 +519,35 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn record_request(&self, route: &RouteMetrics, method: usize, status: http::StatusCode) {
+        self.record_request_class(route, method, status_class_index(status));
+    }
+
+    /// Counts a request whose client closed its connection before its response head, once:
+    /// `status_class="client_closed"` and `reason="client_closed"`.
+    pub fn record_client_closed(&self, route: &RouteMetrics, method: usize) {
+        self.record_request_class(route, method, CLIENT_CLOSED_CLASS);
+        self.record_error(route, ErrorReason::ClientClosed);
+    }
+
+    fn record_request_class(&self, route: &RouteMetrics, method: usize, class: usize) {
         let method = method.min(METHODS.len() - 1);
-        let class = status_class_index(status);
-        route.requests[method][class]
+        let class = class.min(STATUS_CLASSES.len() - 1);
+        let (Some(counters), Some(name), Some(class_name)) = (
+            route.requests.get(method),
+            METHODS.get(method),
+            STATUS_CLASSES.get(class),
+        ) else {
+            return;
+        };
+        let Some(counter) = counters.get(class) else {
+            return;
+        };
+        counter
             .get_or_init(|| {
                 let labels = [
                     ("route", &*route.route),
-                    ("method", METHODS[method]),
-                    ("status_class", STATUS_CLASSES[class]),
+                    ("method", *name),
+                    ("status_class", *class_name),
                 ];
                 self.counter(REQUESTS_TOTAL, &labels)
             })
@@ -498,12 +571,14 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .unwrap_or(0);
-        route.errors[index]
-            .get_or_init(|| {
-                let labels = [("route", &*route.route), ("reason", reason.as_str())];
-                self.counter(PROXY_ERRORS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = route.errors.get(index) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [("route", &*route.route), ("reason", reason.as_str())];
+            self.counter(PROXY_ERRORS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Counts the outcome of one request sampled for the route's `shadow`-th shadow.
@@ -511,16 +586,18 @@ impl Metrics {
         let Some(entry) = route.shadows.get(shadow) else {
             return;
         };
-        entry.outcomes[outcome.index()]
-            .get_or_init(|| {
-                let labels = [
-                    ("route", &*route.route),
-                    ("shadow", entry.shadow.as_str()),
-                    ("outcome", outcome.as_str()),
-                ];
-                self.counter(MIRROR_REQUESTS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = entry.outcomes.get(outcome.index()) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [
+                ("route", &*route.route),
+                ("shadow", entry.shadow.as_str()),
+                ("outcome", outcome.as_str()),
+            ];
+            self.counter(MIRROR_REQUESTS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Records a shadow request's duration (dispatch to last body byte).
@@ -564,7 +641,7 @@ impl Metrics {
                     label,
                 ],
             )
-        });
+        })?;
         Some(counter.clone())
     }
 
@@ -583,7 +660,7 @@ impl Metrics {
                 name,
                 &[("route", &*route.route), ("shadow", entry.shadow.as_str())],
             )
-        });
+        })?;
         Some(histogram.clone())
     }
 
@@ -593,16 +670,18 @@ impl Metrics {
             return;
         };
         let index = usize::from(result == PairResult::PrimaryUnavailable);
-        entry.pairs[index]
-            .get_or_init(|| {
-                let labels = [
-                    ("route", &*route.route),
-                    ("shadow", entry.shadow.as_str()),
-                    ("result", result.as_str()),
-                ];
-                self.counter(MIRROR_PAIRS_TOTAL, &labels)
-            })
-            .increment(1);
+        let Some(slot) = entry.pairs.get(index) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            let labels = [
+                ("route", &*route.route),
+                ("shadow", entry.shadow.as_str()),
+                ("result", result.as_str()),
+            ];
+            self.counter(MIRROR_PAIRS_TOTAL, &labels)
+        })
+        .increment(1);
     }
 
     /// Counts a request not mirrored because it already carried the shadow marker.
@@ -653,7 +732,17 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .unwrap_or(Handover::ALL.len() - 1);
-        self.handovers[index].increment(1);
+        if let Some(counter) = self.handovers.get(index) {
+            counter.increment(1);
+        }
+    }
+
+    /// A supervised task of kind `task` panicked.
+    pub fn record_task_panic(&self, task: Task) {
+        let index = Task::ALL.iter().position(|t| *t == task);
+        if let Some(counter) = index.and_then(|index| self.task_panics.get(index)) {
+            counter.increment(1);
+        }
     }
 
     /// The gauge of bytes the mirror side holds (`shadowtap_mirror_buffered_bytes`).
@@ -742,13 +831,13 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         REQUESTS_TOTAL,
         None,
-        "Live requests answered, by route template, method and status class.",
+        "Live requests, by route template, method and status class (client_closed: the client left before the response head).",
     );
     help(
         recorder,
         PROXY_ERRORS_TOTAL,
         None,
-        "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), by reason.",
+        "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), or abandoned because the client closed first (client_closed), by reason.",
     );
     help(
         recorder,
@@ -761,6 +850,12 @@ fn describe(recorder: &PrometheusRecorder) {
         HTTP1_HANDOVERS_TOTAL,
         None,
         "Client connections the native HTTP/1.1 engine handed to hyper, by reason.",
+    );
+    help(
+        recorder,
+        TASK_PANICS_TOTAL,
+        None,
+        "Data-path tasks that panicked (caught, logged at ERROR, ended), by kind.",
     );
     help(
         recorder,

@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod raw;
 pub mod shadow;
 
 use bytes::Bytes;
