@@ -19,7 +19,7 @@ use crate::config::{MirrorConfig, UpstreamConfig};
 use crate::proxy::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
@@ -84,7 +84,40 @@ struct Limits {
 /// known body), or hyper's for an h2c shadow. One pool per shadow either way.
 enum ShadowClient {
     Http1(crate::h1::client::Client),
-    Http2(UpstreamClient<Full<Bytes>>),
+    Http2(UpstreamClient<CopyBody>),
+}
+
+/// A copy's body for hyper's client: the captured bytes in one frame, then the trailer
+/// fields, when the original had them, in a second.
+struct CopyBody {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for CopyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = match this.data.take() {
+            Some(data) => Some(http_body::Frame::data(data)),
+            None => this.trailers.take().map(http_body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let len = self.data.as_ref().map_or(0, Bytes::len);
+        http_body::SizeHint::with_exact(u64::try_from(len).unwrap_or(u64::MAX))
+    }
 }
 
 /// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
@@ -347,6 +380,7 @@ impl ShadowTarget {
                         &request.headers,
                         edits,
                         &request.body,
+                        request.trailers.as_ref(),
                         Keeper::new(cap, &self.budget),
                     )
                     .await
@@ -361,7 +395,10 @@ impl ShadowTarget {
         let uri = client
             .uri_for(Some(path_and_query))
             .map_err(ShadowError::Uri)?;
-        let mut copy = http::Request::new(Full::new(request.body.clone()));
+        let mut copy = http::Request::new(CopyBody {
+            data: Some(request.body.clone()).filter(|data| !data.is_empty()),
+            trailers: request.trailers.clone(),
+        });
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);

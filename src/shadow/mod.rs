@@ -32,7 +32,7 @@ use budget::Budget;
 use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use fields::{FieldLookup, Fields};
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
@@ -289,7 +289,13 @@ impl Mirror {
             .map_or(0, |route| route.max_body_bytes)
     }
 
-    fn finish(&self, plan: MirrorPlan, request: RequestHead, result: TeeResult) {
+    fn finish(
+        &self,
+        plan: MirrorPlan,
+        request: RequestHead,
+        trailers: Option<HeaderMap>,
+        result: TeeResult,
+    ) {
         let route_metrics = self.metrics.route(Some(plan.route));
         let Some(Some(compiled)) = self.routes.get(plan.route_index) else {
             return;
@@ -333,6 +339,7 @@ impl Mirror {
                 .to_string(),
             headers: request.headers,
             body,
+            trailers,
             request_id: request.request_id,
             held,
         });
@@ -503,22 +510,42 @@ pub struct RequestTee {
     mirror: Arc<Mirror>,
     plan: MirrorPlan,
     head: RequestHead,
+    /// The body's trailer fields, when it had any (a chunked or HTTP/2 request).
+    trailers: Option<HeaderMap>,
 }
 
 impl RequestTee {
     /// Ties a plan to the request head it will copy.
     pub fn new(mirror: Arc<Mirror>, plan: MirrorPlan, head: RequestHead) -> RequestTee {
-        RequestTee { mirror, plan, head }
+        RequestTee {
+            mirror,
+            plan,
+            head,
+            trailers: None,
+        }
     }
 }
 
 /// The captured body is charged to the mirror's byte budget as it arrives.
 impl TeeSink for RequestTee {
     fn finish(self, result: TeeResult) {
-        self.mirror.finish(self.plan, self.head, result);
+        self.mirror
+            .finish(self.plan, self.head, self.trailers, result);
     }
 
     fn budget(&self) -> Option<&Arc<Budget>> {
         Some(&self.mirror.budget)
+    }
+
+    /// Kept as the primary gets them: without the fields a trailer section must not carry,
+    /// which the primary's writer leaves out too (one rule for every copy).
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        let mut kept = HeaderMap::with_capacity(trailers.len());
+        for (name, value) in trailers {
+            if !crate::h1::upstream::forbidden_trailer(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        self.trailers = Some(kept);
     }
 }
