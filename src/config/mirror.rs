@@ -15,7 +15,9 @@ pub(crate) mod defaults {
     pub const MAX_IN_FLIGHT: usize = 256;
     pub const TIMEOUT: &str = "5s";
     pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
-    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// An ordinary upload (an 8 MiB file in a multipart form is a little over 8 MiB) is
+    /// mirrored; `MAX_BUFFERED_BYTES` still bounds all copies together, eight of these.
+    pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
     pub const MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
     pub const MARKER_HEADER: &str = "x-shadowtap-shadow";
     pub const MARKER_VALUE: &str = "1";
