@@ -75,7 +75,8 @@ async fn a_body_over_the_cap_reaches_the_primary_but_not_the_shadow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_8_mib_upload_is_mirrored_by_default() {
     let file: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let mut form = b"--xyz\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n".to_vec();
+    let mut form =
+        b"--xyz\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n".to_vec();
     form.extend_from_slice(&file);
     form.extend_from_slice(b"\r\n--xyz--\r\n");
     for engine in ["native", "hyper"] {

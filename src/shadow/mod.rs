@@ -15,6 +15,7 @@
 //! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
 //! | [`fields`] | captured header fields: views into one copy of a head |
+//! | [`notice`] | failures and drops logged for operators, rate-limited |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 
 pub mod breaker;
@@ -22,6 +23,7 @@ pub mod budget;
 pub mod copy;
 pub mod dispatch;
 pub mod fields;
+pub mod notice;
 pub mod pair;
 pub mod sample;
 
@@ -319,13 +321,15 @@ impl Mirror {
         let (body, held) = match kept {
             Ok(kept) => kept,
             Err(outcome) => {
-                for position in plan
-                    .shadows
-                    .iter()
-                    .copied()
-                    .chain(secondary.map(|(position, _)| position))
-                {
+                let shadows = plan.shadows.iter().filter_map(|position| {
+                    Some((*position, compiled.shadows.get(*position)?.target))
+                });
+                let secondary = secondary.map(|(position, secondary)| (position, secondary.target));
+                for (position, target) in shadows.chain(secondary) {
                     self.metrics.record_mirror(route_metrics, position, outcome);
+                    if let Some(target) = self.targets.get(target) {
+                        target.notice(outcome);
+                    }
                 }
                 return;
             }
@@ -397,6 +401,7 @@ impl Mirror {
         let Some(path_and_query) = shadow_path(shadow, path_and_query) else {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::Error);
+            target.notice(MirrorOutcome::Error);
             return;
         };
         let job = ShadowJob {
@@ -411,6 +416,7 @@ impl Mirror {
         if !target.try_enqueue(job) {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
+            target.notice(MirrorOutcome::DroppedQueueFull);
         }
     }
 }
