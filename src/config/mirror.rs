@@ -25,7 +25,7 @@ pub(crate) mod defaults {
     pub const BREAKER_MIN_REQUESTS: u32 = 20;
     pub const BREAKER_ERROR_RATIO: f64 = 0.5;
     pub const BREAKER_INITIAL_COOLDOWN: &str = "1s";
-    pub const BREAKER_COOLDOWN: &str = "30s";
+    pub const BREAKER_COOLDOWN: &str = "10s";
     pub const BREAKER_PROBES: u32 = 5;
     /// The side-effect policy: only these are mirrored unless a route opts in to more.
     pub const SAFE_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];

@@ -4,11 +4,13 @@
 //!
 //! Closed: every request is admitted; outcomes are counted over fixed windows. When a window
 //! holds at least `min_requests` and the share of errors and timeouts reaches `error_ratio`,
-//! the breaker opens. Open: nothing is admitted for a cooldown. Half-open: a share of the
-//! requests is admitted — one in [`FIRST_PERIOD`] at first, the first of them at once —
-//! and the share doubles each time `probes` admitted requests in a row have succeeded, until
-//! it reaches every request and the breaker closes. Any failure while half-open opens it
-//! again. Shadow 5xx answers are *responses* (the comparison judges them), not failures; only
+//! the breaker opens. Open: nothing is admitted for a cooldown. Half-open: the first request
+//! goes alone, as a probe; once it succeeds, a share of the requests is admitted — one in
+//! [`FIRST_PERIOD`] at first — and the share doubles each time `probes` admitted requests in
+//! a row have succeeded, until it reaches every request and the breaker closes. Any failure
+//! while half-open opens it again. The lone first probe keeps a shadow that still hangs from
+//! tying up copies until their timeout at every cooldown's end, which is what lets the
+//! cooldowns stay short. Shadow 5xx answers are *responses* (the comparison judges them), not failures; only
 //! transport errors and timeouts count.
 //!
 //! Cooldowns back off only while failures continue: the first opening waits
@@ -47,6 +49,9 @@ pub struct BreakerConfig {
     pub cooldown: Duration,
     /// Successes in a row, while half-open, that double the share admitted.
     pub probes: u32,
+    /// How long a lone first probe may take (the mirror timeout): past it, its outcome is
+    /// taken to be lost and another request goes as the probe.
+    pub probe_timeout: Duration,
 }
 
 /// The breaker's state, as exported in the `shadowtap_mirror_circuit_state` gauge.
@@ -97,6 +102,10 @@ enum Inner {
         until: Instant,
     },
     HalfOpen {
+        /// The first probe succeeded: admit by the share, not only that probe.
+        confirmed: bool,
+        /// When the lone probe was sent (until `confirmed`).
+        probe_sent: Instant,
         /// One request in `period` is admitted.
         period: u32,
         /// Requests offered in this step (admitted or not).
@@ -186,8 +195,10 @@ impl Guarded {
         }
     }
 
-    fn half_open(&mut self) -> Transition {
+    fn half_open(&mut self, now: Instant) -> Transition {
         self.set(Inner::HalfOpen {
+            confirmed: false,
+            probe_sent: now,
             period: FIRST_PERIOD,
             offered: 0,
             successes: 0,
@@ -254,22 +265,37 @@ impl Breaker {
     /// current period is admitted; each admitted request's [`Breaker::record`] moves the
     /// breaker on.
     pub fn admit(&self, now: Instant) -> Option<Admission> {
+        let config = self.config;
         let (admitted, transition) = {
             let mut guarded = self.inner.lock().ok()?;
             let mut transition = None;
             if let Inner::Open { until } = guarded.state {
                 if now >= until {
-                    transition = Some(guarded.half_open());
+                    transition = Some(guarded.half_open(now));
                 }
             }
             let admitted = match &mut guarded.state {
                 Inner::Closed { .. } => true,
                 Inner::Open { .. } => false,
                 Inner::HalfOpen {
-                    period, offered, ..
+                    confirmed,
+                    probe_sent,
+                    period,
+                    offered,
+                    ..
                 } => {
-                    // The first request of each step goes, then one in `period`.
-                    let admit = *offered % (*period).max(1) == 0;
+                    // The first request of each step goes, then one in `period`; until the
+                    // first probe has succeeded, only it (or, once its time is up, another).
+                    let admit = if *confirmed {
+                        *offered % (*period).max(1) == 0
+                    } else if *offered == 0
+                        || now.saturating_duration_since(*probe_sent) >= config.probe_timeout
+                    {
+                        *probe_sent = now;
+                        true
+                    } else {
+                        false
+                    };
                     *offered = offered.wrapping_add(1);
                     admit
                 }
@@ -327,10 +353,15 @@ impl Breaker {
                 }
                 Inner::Open { .. } => None,
                 Inner::HalfOpen {
+                    confirmed,
                     period,
                     offered,
                     successes,
+                    ..
                 } => {
+                    if success {
+                        *confirmed = true;
+                    }
                     if !success {
                         Some(guarded.open(&config, now, 1, 1))
                     } else {
@@ -363,7 +394,8 @@ impl Breaker {
         }
     }
 
-    /// The share of requests admitted now: 1 closed, 0 open, 1/period half-open.
+    /// The share of requests admitted now: 1 closed, 0 open, 1/period half-open (at most:
+    /// until the first probe has succeeded, only it goes).
     pub fn share(&self) -> f64 {
         match self.inner.lock().as_deref().map(|guarded| &guarded.state) {
             Ok(Inner::Closed { .. }) => 1.0,

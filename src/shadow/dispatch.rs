@@ -175,6 +175,7 @@ impl ShadowTarget {
                 initial_cooldown: breaker_settings.initial_cooldown,
                 cooldown: breaker_settings.cooldown,
                 probes: breaker_settings.probes,
+                probe_timeout: mirror.timeout,
             },
             Instant::now(),
         )

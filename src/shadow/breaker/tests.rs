@@ -14,6 +14,7 @@ fn config() -> BreakerConfig {
         initial_cooldown: Duration::from_secs(1),
         cooldown: Duration::from_secs(8),
         probes: 3,
+        probe_timeout: Duration::from_secs(5),
     }
 }
 
@@ -80,6 +81,41 @@ fn opens_on_failures_then_admits_a_doubling_share_until_closed() {
     assert_eq!(succeed(&breaker, 3, t1), 5);
     assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(breaker.share(), 1.0);
+}
+
+#[test]
+fn until_the_first_probe_succeeds_it_goes_alone() {
+    let t0 = Instant::now();
+    let breaker = Breaker::new(config(), t0);
+    open(&breaker, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let probe = breaker.admit(t1).expect("the first probe");
+    // A shadow that still hangs holds one copy, not one in eight, until the probe times out.
+    for _ in 0..100 {
+        assert!(breaker.admit(t1 + config().probe_timeout - MS).is_none());
+    }
+    breaker.record(probe, true, t1);
+    // 101 offered so far: the next admitted is at 104 (one in 8, counted from the first).
+    assert_eq!(succeed(&breaker, 1, t1), 4);
+    assert_eq!(succeed(&breaker, 1, t1), 8);
+    assert_eq!(breaker.share(), 1.0 / 4.0);
+}
+
+#[test]
+fn a_lone_probe_whose_outcome_never_comes_is_replaced_after_the_probe_timeout() {
+    let t0 = Instant::now();
+    let breaker = Breaker::new(config(), t0);
+    open(&breaker, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    let _lost = breaker.admit(t1).expect("the first probe");
+    assert!(breaker.admit(t1 + Duration::from_secs(4)).is_none());
+    let t2 = t1 + Duration::from_secs(5);
+    let probe = breaker
+        .admit(t2)
+        .expect("a new probe once the first one's time is up");
+    assert!(breaker.admit(t2).is_none(), "still one at a time");
+    breaker.record(probe, true, t2);
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
 }
 
 #[test]
@@ -228,15 +264,19 @@ fn random_config() -> impl Strategy<Value = BreakerConfig> {
         1u64..2_000,
         1u64..20,
         1u32..6,
+        1u64..10_000,
     )
         .prop_map(
-            |(window, min_requests, tenths, initial, max_factor, probes)| BreakerConfig {
-                window: Duration::from_secs(window),
-                min_requests,
-                error_ratio: f64::from(tenths) / 10.0,
-                initial_cooldown: Duration::from_millis(initial),
-                cooldown: Duration::from_millis(initial * max_factor),
-                probes,
+            |(window, min_requests, tenths, initial, max_factor, probes, probe_timeout)| {
+                BreakerConfig {
+                    window: Duration::from_secs(window),
+                    min_requests,
+                    error_ratio: f64::from(tenths) / 10.0,
+                    initial_cooldown: Duration::from_millis(initial),
+                    cooldown: Duration::from_millis(initial * max_factor),
+                    probes,
+                    probe_timeout: Duration::from_millis(probe_timeout),
+                }
             },
         )
 }
@@ -253,6 +293,15 @@ fn check_run(config: BreakerConfig, ops: &[Op], t0: Instant) -> Result<Instant, 
     // The share of the current half-open step, and its offers and admissions so far.
     let (mut step, mut offered, mut admitted) = (None, 0u32, 0u32);
     for op in ops {
+        // A request's outcome always comes within the mirror timeout (the probe timeout):
+        // whatever is still pending then times out, a failure.
+        while let Some((admission, _, _)) = pending
+            .front()
+            .filter(|(_, _, at)| now.saturating_duration_since(*at) >= config.probe_timeout)
+        {
+            breaker.record(*admission, false, now);
+            pending.pop_front();
+        }
         match op {
             Op::Wait(ms) => now += Duration::from_millis(*ms),
             Op::Offer { success, later } => {
@@ -265,7 +314,7 @@ fn check_run(config: BreakerConfig, ops: &[Op], t0: Instant) -> Result<Instant, 
                 if let Some(admission) = admission {
                     admitted += 1;
                     if *later {
-                        pending.push_back((admission, *success));
+                        pending.push_back((admission, *success, now));
                     } else {
                         breaker.record(admission, *success, now);
                     }
@@ -280,7 +329,7 @@ fn check_run(config: BreakerConfig, ops: &[Op], t0: Instant) -> Result<Instant, 
                 }
             }
             Op::Complete => {
-                if let Some((admission, success)) = pending.pop_front() {
+                if let Some((admission, success, _)) = pending.pop_front() {
                     breaker.record(admission, success, now);
                 }
             }
@@ -330,6 +379,8 @@ fn check_run(config: BreakerConfig, ops: &[Op], t0: Instant) -> Result<Instant, 
     let steps = FIRST_PERIOD.trailing_zeros();
     let mut good = 0;
     while breaker.state() != BreakerState::Closed {
+        // Time passes between offers, so a lone probe whose outcome never came is replaced.
+        now += config.probe_timeout / 16;
         if let Some(admission) = breaker.admit(now) {
             breaker.record(admission, true, now);
             good += 1;
