@@ -121,9 +121,9 @@ fn the_cooldown_keys_are_checked_and_old_configs_keep_working() {
         shadow: "",
     };
     let text = mirror_toml(dummy, dummy, &bad);
-    let error = shadowtap::config::Config::from_toml(&text, &Default::default())
-        .err()
-        .expect("rejected");
+    let Err(error) = shadowtap::config::Config::from_toml(&text, &Default::default()) else {
+        panic!("initial_cooldown longer than cooldown was accepted");
+    };
     let message = error.to_string();
     assert!(
         message.contains("mirror.circuit_breaker.initial_cooldown") && message.contains("5s"),
