@@ -128,3 +128,56 @@ async fn a_chunked_request_with_trailers_is_mirrored_with_its_trailers() {
         }
     }
 }
+
+/// The other side of the same class: a primary answer that ends with trailers is a complete
+/// answer, paired and compared with the shadow's (not `primary_unavailable`), on each engine
+/// and for an HTTP/1.1 client that accepts trailers and an HTTP/2 one. (Checked, not a
+/// defect: the response writers poll a body to its end, past the trailers frame.)
+#[tokio::test]
+async fn a_primary_answer_with_trailers_is_paired() {
+    for engine in ["native", "hyper"] {
+        for h2 in [false, true] {
+            let primary = upstream()
+                .fallback(|_| async {
+                    let (tx, body) = channel_body(2);
+                    tx.try_send(Frame::data(Bytes::from_static(b"answer")))
+                        .unwrap();
+                    tx.try_send(Frame::trailers(trailers())).unwrap();
+                    http::Response::new(body)
+                })
+                .start()
+                .await;
+            let shadow = healthy_shadow(std::time::Duration::ZERO).await;
+            let toml = mirror_toml(primary.addr, shadow.addr, &POLICY).replacen(
+                "address = \"127.0.0.1:0\"\n",
+                &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
+                1,
+            );
+            let proxy = Shadowtap::start(config(&toml)).await;
+            let (client, request) = if h2 {
+                (h2_client(), get_request(&proxy.url("/t")))
+            } else {
+                let mut request = get_request(&proxy.url("/t"));
+                request
+                    .headers_mut()
+                    .insert("te", "trailers".parse().unwrap());
+                (http1_client(), request)
+            };
+            let reply = send(&client, request).await.unwrap();
+            assert_eq!(reply.status, 200, "{engine} h2={h2}");
+            let metrics = settled(&proxy).await;
+            let pairs = |result: &str| {
+                metric_sum(
+                    &metrics,
+                    "shadowtap_mirror_pairs_total",
+                    &[("shadow", "shadow"), ("result", result)],
+                )
+            };
+            assert_eq!(
+                (pairs("complete"), pairs("primary_unavailable")),
+                (1.0, 0.0),
+                "{engine} h2={h2}"
+            );
+        }
+    }
+}
