@@ -16,6 +16,7 @@
 use crate::digest::{BodyDigest, Digester};
 use crate::shadow::budget::{Budget, Held};
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -59,6 +60,12 @@ pub trait TeeSink {
     fn digests(&self) -> bool {
         false
     }
+
+    /// The body's trailer fields, seen while the copy is still kept (before [`finish`]).
+    /// Ignored by default: only a request copy sends them on.
+    ///
+    /// [`finish`]: TeeSink::finish
+    fn trailers(&mut self, _trailers: &HeaderMap) {}
 }
 
 /// A capped copy under construction.
@@ -133,7 +140,15 @@ impl<S: TeeSink> Tee<S> {
                 if let Some(data) = frame.data_ref() {
                     self.take(data, Bytes::clone);
                 }
-                if at_end {
+                if let (Some(trailers), Some(_), Some(sink)) =
+                    (frame.trailers_ref(), &self.copy, self.sink.as_mut())
+                {
+                    sink.trailers(trailers);
+                }
+                // A trailers frame is a body's last: its consumer may stop polling there,
+                // so the copy is complete now, not at an end of stream that may never be
+                // polled (it would be dropped as incomplete).
+                if at_end || frame.is_trailers() {
                     self.complete();
                 }
             }
@@ -346,6 +361,62 @@ mod tests {
         drop(body);
         assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::Incomplete]);
         assert_eq!(*recorder2.0.lock().unwrap(), vec![TeeResult::Incomplete]);
+    }
+
+    /// Records the trailers it is shown, and its one result.
+    #[derive(Clone, Default)]
+    struct TrailerRecorder(Arc<Mutex<(Option<HeaderMap>, Vec<TeeResult>)>>);
+
+    impl TeeSink for TrailerRecorder {
+        fn finish(self, result: TeeResult) {
+            self.0.lock().unwrap().1.push(result);
+        }
+
+        fn trailers(&mut self, trailers: &HeaderMap) {
+            self.0.lock().unwrap().0 = Some(trailers.clone());
+        }
+    }
+
+    /// Data, then trailers; never says it is at its end (as hyper's incoming body does not).
+    struct WithTrailers(std::collections::VecDeque<Frame<Bytes>>);
+
+    impl Body for WithTrailers {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(Ok))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trailers_frame_completes_the_copy_even_if_nothing_polls_past_it() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        let recorder = TrailerRecorder::default();
+        let mut body = TeeBody::new(
+            WithTrailers(
+                [
+                    Frame::data(Bytes::from_static(b"data")),
+                    Frame::trailers(trailers.clone()),
+                ]
+                .into(),
+            ),
+            Some(Tee::new(64, recorder.clone())),
+        );
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
+        // The consumer stops here (a trailers frame is the last), and drops the body.
+        drop(body);
+        let seen = recorder.0.lock().unwrap();
+        assert_eq!(seen.0.as_ref(), Some(&trailers));
+        assert_eq!(
+            seen.1,
+            vec![TeeResult::Complete(Bytes::from("data"), Held::nothing())]
+        );
     }
 
     #[tokio::test]

@@ -97,6 +97,52 @@ async fn the_breaker_opens_on_a_failing_shadow_and_closes_after_it_recovers() {
     assert_eq!(state(&metrics), 0.0);
     assert_eq!(sampled(&metrics), sent, "{counts:?}");
     assert_eq!(primary.count() as u64, sent);
-    let last = shadow.last();
-    assert_eq!(last.uri.path(), "/closed/2");
+    // The copies are sent concurrently: the last three to arrive are these, in any order.
+    let received = shadow.received();
+    let mut last: Vec<String> = received
+        .iter()
+        .rev()
+        .take(3)
+        .map(|r| r.uri.path().to_string())
+        .collect();
+    last.sort();
+    assert_eq!(last, ["/closed/0", "/closed/1", "/closed/2"]);
+}
+
+/// `initial_cooldown` longer than `cooldown` (the longest) is an error naming the key; a
+/// config written before the backoff, with only a short `cooldown`, still works: that
+/// cooldown is then the first one too.
+#[test]
+fn the_cooldown_keys_are_checked_and_old_configs_keep_working() {
+    let dummy: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let bad = Policy {
+        global: "[mirror.circuit_breaker]\ninitial_cooldown = \"20s\"\ncooldown = \"5s\"\n",
+        route: "",
+        shadow: "",
+    };
+    let text = mirror_toml(dummy, dummy, &bad);
+    let Err(error) = shadowtap::config::Config::from_toml(&text, &Default::default()) else {
+        panic!("initial_cooldown longer than cooldown was accepted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("mirror.circuit_breaker.initial_cooldown") && message.contains("5s"),
+        "{message}"
+    );
+
+    let old = Policy {
+        global: "[mirror.circuit_breaker]\ncooldown = \"300ms\"\n",
+        route: "",
+        shadow: "",
+    };
+    let parsed = config(&mirror_toml(dummy, dummy, &old));
+    let breaker = &parsed.mirror.circuit_breaker;
+    assert_eq!(breaker.cooldown, Duration::from_millis(300));
+    assert_eq!(breaker.initial_cooldown, Duration::from_millis(300));
+    let defaults = config(&mirror_toml(dummy, dummy, &Policy::default()));
+    let breaker = &defaults.mirror.circuit_breaker;
+    assert_eq!(
+        (breaker.initial_cooldown, breaker.cooldown, breaker.probes),
+        (Duration::from_secs(1), Duration::from_secs(10), 5)
+    );
 }

@@ -70,6 +70,44 @@ async fn a_body_over_the_cap_reaches_the_primary_but_not_the_shadow() {
     assert_eq!(&copies[0].body[..], &exact[..]);
 }
 
+/// The default cap (no `max_body_bytes` set) mirrors an ordinary upload: an 8 MiB file in a
+/// multipart form, a little over 8 MiB, on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_8_mib_upload_is_mirrored_by_default() {
+    let file: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut form =
+        b"--xyz\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n".to_vec();
+    form.extend_from_slice(&file);
+    form.extend_from_slice(b"\r\n--xyz--\r\n");
+    for engine in ["native", "hyper"] {
+        let primary = echo_primary().await;
+        let shadow = healthy_shadow(Duration::ZERO).await;
+        let policy = Policy {
+            global: "",
+            route: "",
+            shadow: "methods = \"all\"",
+        };
+        let toml = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
+            "address = \"127.0.0.1:0\"\n",
+            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
+            1,
+        );
+        let proxy = Shadowtap::start(config(&toml)).await;
+        let mut request = post_request(&proxy.url("/upload"), form.clone());
+        request.headers_mut().insert(
+            "content-type",
+            "multipart/form-data; boundary=xyz".parse().unwrap(),
+        );
+        let reply = send(&http1_client(), request).await.unwrap();
+        assert_eq!(reply.status, 200, "{engine}");
+        let metrics = settled(&proxy).await;
+        let counts = outcomes(&metrics);
+        assert_eq!(counts["completed"], 1, "{engine}: {counts:?}");
+        let copy = received_at_least(&shadow, 1).await.remove(0);
+        assert!(copy.body == form, "{engine}: the shadow got the whole body");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_aborts_mid_body_leaves_no_shadow_request() {
     let (_primary, shadow, proxy) = start().await;

@@ -15,14 +15,17 @@ pub(crate) mod defaults {
     pub const MAX_IN_FLIGHT: usize = 256;
     pub const TIMEOUT: &str = "5s";
     pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
-    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// An ordinary upload (an 8 MiB file in a multipart form is a little over 8 MiB) is
+    /// mirrored; `MAX_BUFFERED_BYTES` still bounds all copies together, eight of these.
+    pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
     pub const MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
     pub const MARKER_HEADER: &str = "x-shadowtap-shadow";
     pub const MARKER_VALUE: &str = "1";
     pub const BREAKER_WINDOW: &str = "10s";
     pub const BREAKER_MIN_REQUESTS: u32 = 20;
     pub const BREAKER_ERROR_RATIO: f64 = 0.5;
-    pub const BREAKER_COOLDOWN: &str = "30s";
+    pub const BREAKER_INITIAL_COOLDOWN: &str = "1s";
+    pub const BREAKER_COOLDOWN: &str = "10s";
     pub const BREAKER_PROBES: u32 = 5;
     /// The side-effect policy: only these are mirrored unless a route opts in to more.
     pub const SAFE_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
@@ -51,6 +54,7 @@ pub struct RawBreaker {
     pub window: Option<String>,
     pub min_requests: Option<u32>,
     pub error_ratio: Option<f64>,
+    pub initial_cooldown: Option<String>,
     pub cooldown: Option<String>,
     pub probes: Option<u32>,
 }
@@ -147,10 +151,13 @@ pub struct BreakerSettings {
     pub min_requests: u32,
     /// Error/timeout share that opens it.
     pub error_ratio: f64,
-    /// Pause before probing.
+    /// The first pause before probing, in an outage.
+    #[serde(with = "super::duration_str")]
+    pub initial_cooldown: Duration,
+    /// The longest pause: each failed probe doubles the last one, up to this.
     #[serde(with = "super::duration_str")]
     pub cooldown: Duration,
-    /// Successful probes that close it.
+    /// Successful probes in a row, half-open, that double the share admitted.
     pub probes: u32,
 }
 
@@ -286,6 +293,41 @@ pub(crate) fn validate_global(raw: Option<RawMirror>, problems: &mut Problems) -
             format!("{error_ratio} must be in (0, 1]"),
         );
     }
+    let cooldown = duration(
+        "mirror.circuit_breaker.cooldown",
+        breaker.cooldown.as_deref(),
+        defaults::BREAKER_COOLDOWN,
+        problems,
+    );
+    // A config written before the backoff set only `cooldown`: when it is shorter than the
+    // default first cooldown, it is the only one.
+    let initial_cooldown = match breaker.initial_cooldown.as_deref() {
+        None => duration(
+            "mirror.circuit_breaker.initial_cooldown",
+            None,
+            defaults::BREAKER_INITIAL_COOLDOWN,
+            problems,
+        )
+        .min(cooldown),
+        Some(text) => {
+            let initial = duration(
+                "mirror.circuit_breaker.initial_cooldown",
+                Some(text),
+                defaults::BREAKER_INITIAL_COOLDOWN,
+                problems,
+            );
+            if initial > cooldown {
+                problems.push(
+                    "mirror.circuit_breaker.initial_cooldown",
+                    format!(
+                        "{text:?} is longer than cooldown ({}), the longest a cooldown may grow",
+                        humantime::format_duration(cooldown)
+                    ),
+                );
+            }
+            initial
+        }
+    };
     let circuit_breaker = BreakerSettings {
         window: duration(
             "mirror.circuit_breaker.window",
@@ -298,12 +340,8 @@ pub(crate) fn validate_global(raw: Option<RawMirror>, problems: &mut Problems) -
             .unwrap_or(defaults::BREAKER_MIN_REQUESTS)
             .max(1),
         error_ratio,
-        cooldown: duration(
-            "mirror.circuit_breaker.cooldown",
-            breaker.cooldown.as_deref(),
-            defaults::BREAKER_COOLDOWN,
-            problems,
-        ),
+        initial_cooldown,
+        cooldown,
         probes: breaker.probes.unwrap_or(defaults::BREAKER_PROBES).max(1),
     };
     MirrorConfig {

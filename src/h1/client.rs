@@ -9,7 +9,7 @@
 //! body (past it, a digest of the whole), decoding chunked bodies strictly ([`Decoder`]). The
 //! caller bounds the whole exchange with the mirror timeout.
 
-use super::chunked::{ChunkError, Decoder};
+use super::chunked::{self, ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn};
 use super::request::put;
 use super::response::{self, Framing, HeadError, Parsed};
@@ -19,7 +19,7 @@ use crate::shadow::budget::{Keeper, KeptBody};
 use crate::shadow::copy::HeaderEdits;
 use crate::shadow::fields::Fields;
 use bytes::{Buf, Bytes};
-use http::header::HeaderValue;
+use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use std::io::{self, IoSlice};
 use tokio::io::AsyncReadExt;
@@ -87,11 +87,13 @@ impl Client {
         }
     }
 
-    /// Sends one request — `headers` as `edits` change them — and reads its answer, its body
-    /// into `keeper` (a cap, and a budget the bytes are held against as they are read; past
-    /// either, only a digest). The body is read to its end, so it can be compared by length
-    /// and hash, unless the keeper's bound cuts it short (the connection is then dropped, not
+    /// Sends one request — `headers` as `edits` change them, `body`, then `trailers` when
+    /// the original had a trailer section — and reads its answer, its body into `keeper` (a
+    /// cap, and a budget the bytes are held against as they are read; past either, only a
+    /// digest). The body is read to its end, so it can be compared by length and hash,
+    /// unless the keeper's bound cuts it short (the connection is then dropped, not
     /// drained); the caller's deadline bounds how long reading may take.
+    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         method: &Method,
@@ -99,9 +101,25 @@ impl Client {
         headers: &Fields,
         edits: &HeaderEdits,
         body: &Bytes,
+        trailers: Option<&HeaderMap>,
         mut keeper: Keeper<'_>,
     ) -> Result<Answer, ClientError> {
-        let head = self.request_head(method, path_and_query, headers, edits, body.len());
+        // Trailer fields only travel in a chunked body: the copy is then sent as one chunk
+        // and the last chunk with the trailers, framed around the body without copying it.
+        let (framing, before, after) = match trailers {
+            Some(trailers) => {
+                let mut before = Vec::new();
+                let mut after = Vec::new();
+                if !body.is_empty() {
+                    chunked::push_size_line(&mut before, body.len());
+                    after.extend_from_slice(b"\r\n");
+                }
+                super::upstream::last_chunk(&mut after, Some(trailers));
+                (BodyFraming::Chunked, before, after)
+            }
+            None => (BodyFraming::Length(body.len()), Vec::new(), Vec::new()),
+        };
+        let head = self.request_head(method, path_and_query, headers, edits, framing);
         let retryable = body.is_empty() && matches!(*method, Method::GET | Method::HEAD);
         let is_head = *method == Method::HEAD;
         let mut tries = 0;
@@ -113,7 +131,12 @@ impl Client {
             let stale_retry = conn.reused && retryable && tries < MAX_STALE_RETRIES;
             if let Err(error) = write_all_vectored(
                 &mut conn.stream,
-                &mut [IoSlice::new(&head), IoSlice::new(body)],
+                &mut [
+                    IoSlice::new(&head),
+                    IoSlice::new(&before),
+                    IoSlice::new(body),
+                    IoSlice::new(&after),
+                ],
             )
             .await
             {
@@ -144,7 +167,7 @@ impl Client {
         path_and_query: &str,
         headers: &Fields,
         edits: &HeaderEdits,
-        body_len: usize,
+        framing: BodyFraming,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(method.as_str().as_bytes());
@@ -169,16 +192,27 @@ impl Client {
             *method,
             Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
         );
-        if body_len > 0 || !bodiless_method {
-            put(
+        match framing {
+            BodyFraming::Chunked => put(&mut out, b"transfer-encoding", b"chunked"),
+            BodyFraming::Length(len) if len > 0 || !bodiless_method => put(
                 &mut out,
                 b"content-length",
-                itoa::Buffer::new().format(body_len).as_bytes(),
-            );
+                itoa::Buffer::new().format(len).as_bytes(),
+            ),
+            BodyFraming::Length(_) => {}
         }
         out.extend_from_slice(b"\r\n");
         out
     }
+}
+
+/// How the copy's body is framed on the wire.
+#[derive(Debug, Clone, Copy)]
+enum BodyFraming {
+    /// `Content-Length` (left out for an empty body of a bodiless method).
+    Length(usize),
+    /// Chunked, because the copy carries trailer fields.
+    Chunked,
 }
 
 /// Why reading an answer failed: before a byte of it (a stale pooled connection, when the
@@ -328,7 +362,13 @@ mod tests {
                 HeaderValue::from_static("1"),
             ),
         );
-        let head = client().request_head(&Method::POST, "/a?b=c", &headers, &edits, 5);
+        let head = client().request_head(
+            &Method::POST,
+            "/a?b=c",
+            &headers,
+            &edits,
+            BodyFraming::Length(5),
+        );
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("POST /a?b=c HTTP/1.1\r\n"), "{text}");
         // The fields go as the primary got them, names in their case.
@@ -340,10 +380,21 @@ mod tests {
         assert!(text.ends_with("\r\n\r\n"));
 
         let headers = Fields::from_pairs(fields.into_iter().chain([("Host", "shadow.internal")]));
-        let head = client().request_head(&Method::GET, "/", &headers, &edits, 0);
+        let head =
+            client().request_head(&Method::GET, "/", &headers, &edits, BodyFraming::Length(0));
         let text = String::from_utf8(head).unwrap();
         assert!(text.contains("Host: shadow.internal\r\n"), "{text}");
         assert!(!text.contains("127.0.0.1"), "{text}");
         assert!(!text.contains("content-length"), "a bodiless GET: {text}");
+
+        // A copy with trailers goes chunked: one framing field, this hop's.
+        let head =
+            client().request_head(&Method::POST, "/", &headers, &edits, BodyFraming::Chunked);
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(
+            !text.contains("content-length") && !text.contains("999"),
+            "{text}"
+        );
     }
 }

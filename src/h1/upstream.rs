@@ -519,7 +519,7 @@ fn check_length(outgoing: Outgoing, sent: u64) -> Result<(), ExchangeError> {
 }
 
 /// The last chunk, the trailer fields (framing ones left out) and the final CRLF.
-fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
+pub(crate) fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
     out.extend_from_slice(b"0\r\n");
     for (name, value) in trailers.into_iter().flatten() {
         if forbidden_trailer(name) {
@@ -531,7 +531,7 @@ fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
 }
 
 /// Fields a trailer section must not carry (they frame or route the message).
-fn forbidden_trailer(name: &HeaderName) -> bool {
+pub(crate) fn forbidden_trailer(name: &HeaderName) -> bool {
     *name == header::CONTENT_LENGTH
         || *name == header::HOST
         || crate::proxy::headers::is_hop_by_hop(name.as_str().as_bytes())

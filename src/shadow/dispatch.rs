@@ -9,10 +9,11 @@
 //! [`crate::digest`], while that can still settle its verdict). Each shadow has its own
 //! queue and pool, so one slow shadow never delays another.
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, BreakerState, Transition};
 use super::budget::{Budget, Keeper, ReadBound};
 use super::copy::HeaderEdits;
 use super::fields::Fields;
+use super::notice::Notices;
 use super::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
@@ -21,7 +22,7 @@ use crate::proxy::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::metrics::Task;
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
@@ -64,7 +65,7 @@ pub enum JobRole {
     },
 }
 
-/// Why a shadow request failed (logged at debug; counted as `error`).
+/// Why a shadow request failed (logged rate-limited at WARN; counted as `error`).
 #[derive(Debug, thiserror::Error)]
 enum ShadowError {
     #[error("shadow request failed")]
@@ -88,12 +89,47 @@ struct Limits {
 /// known body), or hyper's for an h2c shadow. One pool per shadow either way.
 enum ShadowClient {
     Http1(crate::h1::client::Client),
-    Http2(UpstreamClient<Full<Bytes>>),
+    Http2(UpstreamClient<CopyBody>),
+}
+
+/// A copy's body for hyper's client: the captured bytes in one frame, then the trailer
+/// fields, when the original had them, in a second.
+struct CopyBody {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for CopyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = match this.data.take() {
+            Some(data) => Some(http_body::Frame::data(data)),
+            None => this.trailers.take().map(http_body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let len = self.data.as_ref().map_or(0, Bytes::len);
+        http_body::SizeHint::with_exact(u64::try_from(len).unwrap_or(u64::MAX))
+    }
 }
 
 /// A shadow upstream as the live path sees it: where to send, and whether it is healthy.
 pub struct ShadowTarget {
     name: Arc<str>,
+    /// Failures and drops, logged rate-limited.
+    notices: Arc<Notices>,
     sender: mpsc::Sender<ShadowJob>,
     receiver: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     breaker: Arc<Breaker>,
@@ -133,24 +169,29 @@ impl ShadowTarget {
             }
         };
         let breaker_settings = &mirror.circuit_breaker;
+        let gauges = Arc::new(metrics.shadow_gauges(name));
+        let name: Arc<str> = Arc::from(name);
         let breaker = Breaker::new(
             super::breaker::BreakerConfig {
                 window: breaker_settings.window,
                 min_requests: breaker_settings.min_requests,
                 error_ratio: breaker_settings.error_ratio,
+                initial_cooldown: breaker_settings.initial_cooldown,
                 cooldown: breaker_settings.cooldown,
                 probes: breaker_settings.probes,
+                probe_timeout: mirror.timeout,
             },
             Instant::now(),
-        );
-        let gauges = metrics.shadow_gauges(name);
+        )
+        .observed(transition_observer(name.clone(), gauges.clone()));
         gauges.circuit_state.set(breaker.state().gauge());
         ShadowTarget {
-            name: Arc::from(name),
+            notices: Arc::new(Notices::new(name.clone(), super::notice::INTERVAL)),
+            name,
             sender,
             receiver: Mutex::new(Some(receiver)),
             breaker: Arc::new(breaker),
-            gauges: Arc::new(gauges),
+            gauges,
             client,
             limits: Limits {
                 timeout: mirror.timeout,
@@ -165,6 +206,12 @@ impl ShadowTarget {
     /// The shadow upstream's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Logs (rate-limited) an outcome of a request sampled for this shadow, when it is a
+    /// failure or a drop.
+    pub fn notice(&self, outcome: MirrorOutcome) {
+        self.notices.outcome(outcome, None);
     }
 
     /// Whether the breaker is open (a cheap look for sampling).
@@ -197,6 +244,24 @@ impl ShadowTarget {
         let target = self.clone();
         let span = tracing::info_span!("shadow", shadow = %self.name);
         tokio::spawn(target.dispatch(receiver, metrics, sink).instrument(span));
+        tokio::spawn(self.clone().flush_notices());
+    }
+
+    /// Every interval, logs the failures and drops suppressed since their last line, so a
+    /// burst that ends is accounted for; stops with the dispatcher.
+    async fn flush_notices(self: Arc<Self>) {
+        let mut stop_flag = self.stop.subscribe();
+        let mut stop = std::pin::pin!(crate::shutdown::flagged(&mut stop_flag));
+        let mut ticks = tokio::time::interval(super::notice::INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                _ = ticks.tick() => self.notices.flush(),
+            }
+        }
+        self.notices.flush();
     }
 
     async fn dispatch(
@@ -254,6 +319,7 @@ impl ShadowTarget {
         let queued = job.enqueued.elapsed();
         let Some(remaining) = self.limits.timeout.checked_sub(queued) else {
             metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
+            self.notices.outcome(MirrorOutcome::Timeout, None);
             return;
         };
         let Some(admission) = self.breaker.admit(Instant::now()) else {
@@ -290,12 +356,16 @@ impl ShadowTarget {
             Ok(Err(error)) => {
                 self.breaker.record(admission, false, Instant::now());
                 metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Error);
-                tracing::debug!(error = %crate::telemetry::logging::ErrorChain(&error), "shadow request failed");
+                self.notices.outcome(
+                    MirrorOutcome::Error,
+                    Some(&crate::telemetry::logging::ErrorChain(&error)),
+                );
                 None
             }
             Err(_) => {
                 self.breaker.record(admission, false, Instant::now());
                 metrics.record_mirror(route_metrics, job.shadow, MirrorOutcome::Timeout);
+                self.notices.outcome(MirrorOutcome::Timeout, None);
                 None
             }
         };
@@ -362,6 +432,7 @@ impl ShadowTarget {
                         &request.headers,
                         edits,
                         &request.body,
+                        request.trailers.as_ref(),
                         Keeper::new(cap, &self.budget).bounded_by(bound),
                     )
                     .await
@@ -376,7 +447,10 @@ impl ShadowTarget {
         let uri = client
             .uri_for(Some(path_and_query))
             .map_err(ShadowError::Uri)?;
-        let mut copy = http::Request::new(Full::new(request.body.clone()));
+        let mut copy = http::Request::new(CopyBody {
+            data: Some(request.body.clone()).filter(|data| !data.is_empty()),
+            trailers: request.trailers.clone(),
+        });
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);
@@ -410,6 +484,34 @@ fn read_bound(primary: &PrimaryCell) -> Option<u64> {
         Some(answer) => answer.whole_len(),
         None => Some(0),
     }
+}
+
+/// Logs the breaker's transitions (opened at WARN, probing and recovered at INFO) and keeps
+/// the state gauge current. Not rate-limited: the cooldowns already space them out.
+fn transition_observer(shadow: Arc<str>, gauges: Arc<ShadowGauges>) -> super::breaker::Observer {
+    Box::new(move |transition: Transition| {
+        gauges.circuit_state.set(transition.to.gauge());
+        let shadow = &*shadow;
+        match transition.to {
+            BreakerState::Open => tracing::warn!(
+                shadow,
+                failures = transition.failures,
+                requests = transition.requests,
+                cooldown_ms = u64::try_from(transition.cooldown.as_millis()).unwrap_or(u64::MAX),
+                "shadow circuit breaker opened: mirroring to this shadow paused"
+            ),
+            BreakerState::HalfOpen => tracing::info!(
+                shadow,
+                share = 1.0 / f64::from(super::breaker::FIRST_PERIOD),
+                "shadow circuit breaker half-open: probing with a growing share of copies"
+            ),
+            BreakerState::Closed => tracing::info!(
+                shadow,
+                outage_ms = u64::try_from(transition.outage.as_millis()).unwrap_or(u64::MAX),
+                "shadow circuit breaker closed: the shadow recovered, full mirroring resumed"
+            ),
+        }
+    })
 }
 
 /// The published answer in `cell`, waiting at most `limit`; `None` if it never came or failed.

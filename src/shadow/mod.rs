@@ -15,6 +15,7 @@
 //! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
 //! | [`fields`] | captured header fields: views into one copy of a head |
+//! | [`notice`] | failures and drops logged for operators, rate-limited |
 //! | [`pair`] | the (request, primary, shadow) hand-off to comparison |
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -24,6 +25,7 @@ pub mod budget;
 pub mod copy;
 pub mod dispatch;
 pub mod fields;
+pub mod notice;
 pub mod pair;
 pub mod sample;
 
@@ -34,7 +36,7 @@ use budget::Budget;
 use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
 use fields::{FieldLookup, Fields};
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
 use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
@@ -291,7 +293,13 @@ impl Mirror {
             .map_or(0, |route| route.max_body_bytes)
     }
 
-    fn finish(&self, plan: MirrorPlan, request: RequestHead, result: TeeResult) {
+    fn finish(
+        &self,
+        plan: MirrorPlan,
+        request: RequestHead,
+        trailers: Option<HeaderMap>,
+        result: TeeResult,
+    ) {
         let route_metrics = self.metrics.route(Some(plan.route));
         let Some(Some(compiled)) = self.routes.get(plan.route_index) else {
             return;
@@ -317,13 +325,15 @@ impl Mirror {
         let (body, held) = match kept {
             Ok(kept) => kept,
             Err(outcome) => {
-                for position in plan
-                    .shadows
-                    .iter()
-                    .copied()
-                    .chain(secondary.map(|(position, _)| position))
-                {
+                let shadows = plan.shadows.iter().filter_map(|position| {
+                    Some((*position, compiled.shadows.get(*position)?.target))
+                });
+                let secondary = secondary.map(|(position, secondary)| (position, secondary.target));
+                for (position, target) in shadows.chain(secondary) {
                     self.metrics.record_mirror(route_metrics, position, outcome);
+                    if let Some(target) = self.targets.get(target) {
+                        target.notice(outcome);
+                    }
                 }
                 return;
             }
@@ -337,6 +347,7 @@ impl Mirror {
                 .to_string(),
             headers: request.headers,
             body,
+            trailers,
             request_id: request.request_id,
             held,
         });
@@ -397,6 +408,7 @@ impl Mirror {
         let Some(path_and_query) = shadow_path(shadow, path_and_query) else {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::Error);
+            target.notice(MirrorOutcome::Error);
             return;
         };
         let job = ShadowJob {
@@ -411,6 +423,7 @@ impl Mirror {
         if !target.try_enqueue(job) {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
+            target.notice(MirrorOutcome::DroppedQueueFull);
         }
     }
 }
@@ -510,22 +523,42 @@ pub struct RequestTee {
     mirror: Arc<Mirror>,
     plan: MirrorPlan,
     head: RequestHead,
+    /// The body's trailer fields, when it had any (a chunked or HTTP/2 request).
+    trailers: Option<HeaderMap>,
 }
 
 impl RequestTee {
     /// Ties a plan to the request head it will copy.
     pub fn new(mirror: Arc<Mirror>, plan: MirrorPlan, head: RequestHead) -> RequestTee {
-        RequestTee { mirror, plan, head }
+        RequestTee {
+            mirror,
+            plan,
+            head,
+            trailers: None,
+        }
     }
 }
 
 /// The captured body is charged to the mirror's byte budget as it arrives.
 impl TeeSink for RequestTee {
     fn finish(self, result: TeeResult) {
-        self.mirror.finish(self.plan, self.head, result);
+        self.mirror
+            .finish(self.plan, self.head, self.trailers, result);
     }
 
     fn budget(&self) -> Option<&Arc<Budget>> {
         Some(&self.mirror.budget)
+    }
+
+    /// Kept as the primary gets them: without the fields a trailer section must not carry,
+    /// which the primary's writer leaves out too (one rule for every copy).
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        let mut kept = HeaderMap::with_capacity(trailers.len());
+        for (name, value) in trailers {
+            if !crate::h1::upstream::forbidden_trailer(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        self.trailers = Some(kept);
     }
 }

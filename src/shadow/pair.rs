@@ -27,6 +27,8 @@ pub struct CapturedRequest {
     pub headers: Fields,
     /// The whole body (within the route's `max_body_bytes`).
     pub body: Bytes,
+    /// The body's trailer fields, when it ended with a trailer section (sent on with it).
+    pub trailers: Option<http::HeaderMap>,
     /// The `x-request-id` both upstreams saw.
     pub request_id: String,
     /// The body's bytes held against `mirror.max_buffered_bytes` while this lives.

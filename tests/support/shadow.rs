@@ -334,3 +334,44 @@ pub async fn received_at_least(upstream: &Upstream, n: usize) -> Vec<Received> {
     })
     .await
 }
+
+/// A shadow that, while the flag is set, drops each connection on its next request without
+/// answering (a transport failure, at once: a crashed or restarting build), and answers
+/// `200` otherwise. Returns its address, the flag (set at start) and the count of answers.
+pub async fn crashing_shadow() -> (
+    SocketAddr,
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    JoinHandle<()>,
+) {
+    let listener = within("shadow bind", TcpListener::bind("127.0.0.1:0"))
+        .await
+        .expect("bind shadow");
+    let addr = listener.local_addr().expect("shadow address");
+    let down = Arc::new(AtomicBool::new(true));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (flag, count) = (down.clone(), answered.clone());
+    let task = tokio::spawn(async move {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        while let Ok((stream, _)) = listener.accept().await {
+            let (flag, count) = (flag.clone(), count.clone());
+            let service = service_fn(move |request: Request<Incoming>| {
+                let (flag, count) = (flag.clone(), count.clone());
+                async move {
+                    let _ = request.into_body().collect().await;
+                    if flag.load(Ordering::SeqCst) {
+                        // A service error makes hyper close the connection unanswered.
+                        return Err("down");
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    Ok(status(StatusCode::OK, "shadow\n"))
+                }
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            tokio::spawn(connection);
+        }
+    });
+    (addr, down, answered, task)
+}
