@@ -893,14 +893,16 @@ pub enum Strict {
 /// lines ended by CRLF; no bare CR, LF or NUL in the head; no whitespace before a colon; no
 /// obs-fold; at most one `Content-Length` of plain digits, or exactly one
 /// `Transfer-Encoding: chunked` (HTTP/1.1 only), never both; a chunked body of plain hex
-/// sizes, extensions and trailers of field bytes, CRLF everywhere.
+/// sizes (BWS after them), extensions without CR or LF, trailer fields of field bytes and
+/// no framing field among them, CRLF everywhere.
 pub fn strict_request(bytes: &[u8]) -> Strict {
     read_request(bytes, false)
 }
 
-/// [`strict_request`], except that a bare LF ends a line of the head (RFC 9112 §2.2 lets a
-/// recipient read it so; it cannot move where the head ends, only what a line holds). The
-/// reading a proxy may apply to what a client sends; what it forwards must be CRLF.
+/// [`strict_request`] with the two readings RFC 9112 and RFC 9110 leave to a recipient, the
+/// reading a proxy may apply to what a client sends (what it forwards must be strict): a bare
+/// LF ends a line of the head (§2.2), and a framing field in a trailer section is ignored,
+/// never merged (RFC 9110 §6.5.1).
 pub fn client_request(bytes: &[u8]) -> Strict {
     read_request(bytes, true)
 }
@@ -923,7 +925,8 @@ fn head_end(bytes: &[u8], bare_lf: bool) -> Option<usize> {
     None
 }
 
-fn read_request(bytes: &[u8], bare_lf: bool) -> Strict {
+fn read_request(bytes: &[u8], client: bool) -> Strict {
+    let bare_lf = client;
     let Some(head_len) = head_end(bytes, bare_lf) else {
         return match strict_head(bytes, false) {
             Err(why) if !bare_lf => Strict::Invalid(why),
@@ -949,7 +952,7 @@ fn read_request(bytes: &[u8], bare_lf: bool) -> Strict {
     let body_len = match framing {
         Some(length) if body.len() >= length => Ok(Some(length)),
         Some(_) => Ok(None),
-        None => strict_chunked(body),
+        None => strict_chunked(body, client),
     };
     match body_len {
         Ok(Some(len)) => Strict::Complete {
@@ -1072,8 +1075,8 @@ fn strict_head(head: &[u8], complete: bool) -> Result<Option<usize>, String> {
 }
 
 /// The length of a strict chunked body at the start of `body`; `Ok(None)` when more bytes
-/// are needed.
-fn strict_chunked(body: &[u8]) -> Result<Option<usize>, String> {
+/// are needed. `client`: a framing field in the trailers is let pass (a recipient ignores it).
+fn strict_chunked(body: &[u8], client: bool) -> Result<Option<usize>, String> {
     let mut at = 0;
     loop {
         let rest = &body[at..];
@@ -1116,7 +1119,11 @@ fn strict_chunked(body: &[u8]) -> Result<Option<usize>, String> {
                 if line.contains(&b'\r') || line.contains(&b'\n') {
                     return Err("a bare CR or LF in a trailer".into());
                 }
-                strict_field(line)?;
+                let (name, _) = strict_field(line)?;
+                // RFC 9110 §6.5.1: framing is never a trailer's business.
+                if !client && ["content-length", "transfer-encoding"].contains(&name.as_str()) {
+                    return Err(format!("{name} in a trailer section"));
+                }
             }
         }
         let Some(data_end) = at.checked_add(size) else {
