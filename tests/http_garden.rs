@@ -700,3 +700,57 @@ fn trophy_payloads_are_decoded() {
         ]
     );
 }
+
+/// The upstreams' reader refuses every shape the invariant names, and takes the plain ones:
+/// otherwise a proxy that forwarded malformed framing would pass unseen.
+#[test]
+fn the_strict_reader_refuses_what_an_upstream_must_never_get() {
+    let refused: &[&[u8]] = &[
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nZ",
+        b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nZ",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\nZ\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a\rb\r\nZ\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\nX: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+        b"GET /a b HTTP/1.1\r\n\r\n",
+    ];
+    for bytes in refused {
+        assert!(
+            matches!(strict_request(bytes), Strict::Invalid(_)),
+            "taken: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    let taken: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nZ",
+        b"POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n1;a=b\r\nZ\r\n0\r\nX: t\r\n\r\n",
+    ];
+    for bytes in taken {
+        assert!(
+            matches!(strict_request(bytes), Strict::Complete { len, .. } if len == bytes.len()),
+            "refused: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    // What a recipient may read more kindly in a client's request, and no more.
+    assert_eq!(
+        strict_count(b"GET / HTTP/1.1\nHost: a\n\nGET / HTTP/1.1\r\n\r\n"),
+        2
+    );
+    assert_eq!(
+        strict_count(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n"
+        ),
+        1
+    );
+    assert_eq!(strict_count(b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), 0);
+}
