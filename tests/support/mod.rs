@@ -798,3 +798,342 @@ pub async fn raw_exchange_within(addr: SocketAddr, bytes: &[u8], wait: Duration)
         .is_ok();
     (String::from_utf8_lossy(&out).into_owned(), closed)
 }
+
+/// What a [`framing_upstream`] saw: every complete request (head bytes as received) and every
+/// message whose framing it could not trust.
+#[derive(Debug, Default, Clone)]
+pub struct FramingLog {
+    /// Heads of complete requests (head and whole body read), in arrival order.
+    pub requests: Vec<String>,
+    /// Why a received message was refused, with its bytes: malformed framing reached us.
+    pub violations: Vec<String>,
+}
+
+/// A raw HTTP/1 upstream that holds every request it receives to [`strict_request`]. A
+/// complete request is logged and answered `200 ok` on the same connection; anything else
+/// is logged as a violation and the connection closed. Written by hand because a server
+/// library would repair or refuse such bytes before a test could see them.
+pub async fn framing_upstream() -> FramingUpstream {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind framing upstream");
+    let addr = listener.local_addr().expect("framing upstream address");
+    let log: Arc<Mutex<FramingLog>> = Arc::default();
+    let seen = log.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_strictly(stream, seen.clone()));
+        }
+    });
+    FramingUpstream { addr, log, task }
+}
+
+async fn serve_strictly(mut stream: TcpStream, log: Arc<Mutex<FramingLog>>) {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match strict_request(&buffer) {
+            Strict::Complete { head, len } => {
+                log.lock().expect("log lock").requests.push(head);
+                buffer.drain(..len);
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Strict::Invalid(why) => {
+                let shown = String::from_utf8_lossy(&buffer).into_owned();
+                let entry = format!("{why}: {shown:?}");
+                log.lock().expect("log lock").violations.push(entry);
+                return;
+            }
+            Strict::Incomplete => {}
+        }
+        match stream.read(&mut chunk).await {
+            // A request cut short by the proxy is not a forwarded request.
+            Ok(0) | Err(_) => return,
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// A strict raw upstream (see [`framing_upstream`]).
+pub struct FramingUpstream {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<FramingLog>>,
+    task: JoinHandle<()>,
+}
+
+impl FramingUpstream {
+    /// Everything seen so far.
+    pub fn log(&self) -> FramingLog {
+        self.log.lock().expect("log lock").clone()
+    }
+}
+
+impl Drop for FramingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// [`strict_request`]'s reading of the bytes at the start of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Strict {
+    /// One whole request: its head (lossily as text) and its length in bytes, body included.
+    Complete { head: String, len: usize },
+    /// A prefix of a request that could still be valid.
+    Incomplete,
+    /// Bytes no strict reader would take, and why.
+    Invalid(String),
+}
+
+/// Reads one HTTP/1 request at the start of `bytes` by the strictest reading of RFC 9112,
+/// where nothing can be read two ways: `METHOD SP target SP HTTP/1.x` and `name: value`
+/// lines ended by CRLF; no bare CR, LF or NUL in the head; no whitespace before a colon; no
+/// obs-fold; at most one `Content-Length` of plain digits, or exactly one
+/// `Transfer-Encoding: chunked` (HTTP/1.1 only), never both; a chunked body of plain hex
+/// sizes (BWS after them), extensions without CR or LF, trailer fields of field bytes and
+/// no framing field among them, CRLF everywhere.
+pub fn strict_request(bytes: &[u8]) -> Strict {
+    read_request(bytes, false)
+}
+
+/// [`strict_request`] with the two readings RFC 9112 and RFC 9110 leave to a recipient, the
+/// reading a proxy may apply to what a client sends (what it forwards must be strict): a bare
+/// LF ends a line of the head (§2.2), and a framing field in a trailer section is ignored,
+/// never merged (RFC 9110 §6.5.1).
+pub fn client_request(bytes: &[u8]) -> Strict {
+    read_request(bytes, true)
+}
+
+/// Where the head ends (after its empty line), when it has ended.
+fn head_end(bytes: &[u8], bare_lf: bool) -> Option<usize> {
+    if !bare_lf {
+        return find(bytes, b"\r\n\r\n").map(|at| at + 4);
+    }
+    let mut line_start = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            let line = &bytes[line_start..at];
+            if line.is_empty() || line == b"\r" {
+                return Some(at + 1);
+            }
+            line_start = at + 1;
+        }
+    }
+    None
+}
+
+fn read_request(bytes: &[u8], client: bool) -> Strict {
+    let bare_lf = client;
+    let Some(head_len) = head_end(bytes, bare_lf) else {
+        return match strict_head(bytes, false) {
+            Err(why) if !bare_lf => Strict::Invalid(why),
+            _ => Strict::Incomplete,
+        };
+    };
+    let head = &bytes[..head_len];
+    // Lines re-joined with CRLF, so one strict check serves both readings.
+    let normalized: Vec<u8> = if bare_lf {
+        let lines: Vec<&[u8]> = head
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .collect();
+        lines.join(b"\r\n".as_slice())
+    } else {
+        head.to_vec()
+    };
+    let framing = match strict_head(&normalized, true) {
+        Ok(framing) => framing,
+        Err(why) => return Strict::Invalid(why),
+    };
+    let body = &bytes[head.len()..];
+    let body_len = match framing {
+        Some(length) if body.len() >= length => Ok(Some(length)),
+        Some(_) => Ok(None),
+        None => strict_chunked(body, client),
+    };
+    match body_len {
+        Ok(Some(len)) => Strict::Complete {
+            head: String::from_utf8_lossy(head).into_owned(),
+            len: head.len() + len,
+        },
+        Ok(None) => Strict::Incomplete,
+        Err(why) => Strict::Invalid(why),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Field-value bytes RFC 9110 §5.5 allows: VCHAR, obs-text, SP, HTAB.
+fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// Splits at CRLF; the last piece is what follows the last CRLF.
+fn split_crlf(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while let Some(at) = find(rest, b"\r\n") {
+        lines.push(&rest[..at]);
+        rest = &rest[at + 2..];
+    }
+    lines.push(rest);
+    lines
+}
+
+/// One field line (without CRLF): (lower-case name, value without surrounding whitespace).
+fn strict_field(line: &[u8]) -> Result<(String, String), String> {
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| "a field line without a colon".to_string())?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err("a field name that is not a token (whitespace, fold, odd byte)".into());
+    }
+    if !value.iter().all(|&b| is_field_byte(b)) {
+        return Err("a field value with a control byte (bare CR or LF, NUL...)".into());
+    }
+    Ok((
+        String::from_utf8_lossy(name).to_ascii_lowercase(),
+        String::from_utf8_lossy(value.trim_ascii()).into_owned(),
+    ))
+}
+
+/// Checks a head (`complete`: it ends with CRLF CRLF; otherwise only the whole lines seen so
+/// far are checked) and returns its framing: `Some(length)`, or `None` for chunked.
+fn strict_head(head: &[u8], complete: bool) -> Result<Option<usize>, String> {
+    let text = if complete {
+        head.get(..head.len() - 4).unwrap_or_default()
+    } else {
+        head
+    };
+    let mut lines = split_crlf(text);
+    if !complete {
+        lines.pop(); // the line still being received
+    }
+    if lines
+        .iter()
+        .any(|l| l.contains(&b'\r') || l.contains(&b'\n'))
+    {
+        return Err("a bare CR or LF in the head".into());
+    }
+    let Some((request_line, field_lines)) = lines.split_first() else {
+        return Ok(Some(0));
+    };
+    let parts: Vec<&[u8]> = request_line.split(|&b| b == b' ').collect();
+    let [method, target, version] = parts.as_slice() else {
+        return Err("a request line that is not three words".into());
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err("a method that is not a token".into());
+    }
+    if target.is_empty() || !target.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
+        return Err("a target with odd bytes".into());
+    }
+    if *version != b"HTTP/1.1" && *version != b"HTTP/1.0" {
+        return Err("a version other than HTTP/1.0 or HTTP/1.1".into());
+    }
+    let fields = field_lines
+        .iter()
+        .map(|line| strict_field(line))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !complete {
+        return Ok(Some(0));
+    }
+    let values = |want: &str| -> Vec<&str> {
+        fields
+            .iter()
+            .filter(|(name, _)| name == want)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    };
+    let (lengths, encodings) = (values("content-length"), values("transfer-encoding"));
+    match (lengths.as_slice(), encodings.as_slice()) {
+        ([], []) => Ok(Some(0)),
+        ([length], []) if !length.is_empty() && length.bytes().all(|b| b.is_ascii_digit()) => {
+            length
+                .parse()
+                .map(Some)
+                .map_err(|_| "a Content-Length too large".to_string())
+        }
+        ([], [coding]) if coding.eq_ignore_ascii_case("chunked") && *version == b"HTTP/1.1" => {
+            Ok(None)
+        }
+        _ => Err(format!(
+            "ambiguous framing: Content-Length {lengths:?}, Transfer-Encoding {encodings:?}"
+        )),
+    }
+}
+
+/// The length of a strict chunked body at the start of `body`; `Ok(None)` when more bytes
+/// are needed. `client`: a framing field in the trailers is let pass (a recipient ignores it).
+fn strict_chunked(body: &[u8], client: bool) -> Result<Option<usize>, String> {
+    let mut at = 0;
+    loop {
+        let rest = &body[at..];
+        let Some(end) = find(rest, b"\r\n") else {
+            return if rest.contains(&b'\n') || rest.contains(&b'\r') && !rest.ends_with(b"\r") {
+                Err("a bare CR or LF in a chunk line".into())
+            } else {
+                Ok(None)
+            };
+        };
+        let line = &rest[..end];
+        if line.contains(&b'\r') || line.contains(&b'\n') {
+            return Err("a bare CR or LF in a chunk line".into());
+        }
+        let size_end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
+        let size = line.get(..size_end).unwrap_or_default();
+        // BWS may precede an extension's `;`; a parser that reads `5 ` as 5 reads no other way.
+        let size = size.trim_ascii_end();
+        let significant = size.iter().skip_while(|&&b| b == b'0').count();
+        if size.is_empty() || significant > 15 || !size.iter().all(|b| b.is_ascii_hexdigit()) {
+            let shown = String::from_utf8_lossy(line);
+            return Err(format!("a chunk size that is not plain hex: {shown:?}"));
+        }
+        // Extensions are dropped when the body is re-chunked; a control byte in one cannot
+        // move where the line ends (a bare CR or LF, refused above, can).
+        let size = usize::from_str_radix(&String::from_utf8_lossy(size), 16)
+            .map_err(|_| "a chunk size too large".to_string())?;
+        at += end + 2;
+        if size == 0 {
+            loop {
+                let rest = &body[at..];
+                let Some(end) = find(rest, b"\r\n") else {
+                    return Ok(None);
+                };
+                let line = &rest[..end];
+                at += end + 2;
+                if line.is_empty() {
+                    return Ok(Some(at));
+                }
+                if line.contains(&b'\r') || line.contains(&b'\n') {
+                    return Err("a bare CR or LF in a trailer".into());
+                }
+                let (name, _) = strict_field(line)?;
+                // RFC 9110 §6.5.1: framing is never a trailer's business.
+                if !client && ["content-length", "transfer-encoding"].contains(&name.as_str()) {
+                    return Err(format!("{name} in a trailer section"));
+                }
+            }
+        }
+        let Some(data_end) = at.checked_add(size) else {
+            return Err("a chunk size too large".into());
+        };
+        match body.get(data_end..data_end + 2) {
+            None => return Ok(None),
+            Some(b"\r\n") => at = data_end + 2,
+            Some(_) => return Err("chunk data not followed by CRLF".into()),
+        }
+    }
+}
