@@ -453,6 +453,9 @@ fn own_vectors() -> Vec<Vector> {
     vectors.push(control("control: CL POST then GET", b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /ok2 HTTP/1.1\r\nHost: a\r\n\r\n"));
     vectors.push(control("control: chunked POST, the coding in capitals", b"POST /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
     vectors.push(control("control: chunked POST", b"POST /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+    // The mirror once lost this copy (counted `dropped_client_aborted`): the copy must carry
+    // the body and the trailer.
+    vectors.push(control("control: chunked POST with a trailer", b"POST /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n"));
     vectors.push(control("control: chunked POST with extension", b"POST /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n"));
     vectors.push(control(
         "control: HTTP/1.0 with CL",
