@@ -5,12 +5,15 @@
 #
 #   loadtests/profile.sh [--requests N] [--connections C] [--path /16k] [--mirror]
 #                        [--percent P] [--h2c] [--log LEVEL] [--ports BASE] [--out DIR]
+#                        [--max-response-body BYTES]
 #
 # Defaults: 20000 requests (after 2000 unmeasured warm-up requests), 8 connections, path /
 # (64-byte body; /16k: 16 KiB, /json: 16 KiB of JSON), the live path only. --mirror: every
 # request also mirrored to a healthy shadow (a second nginx serving the same bodies) and
 # compared (conf/shadowtap-mirror.toml.in, the comparison workers' instructions included);
 # --percent P samples P % of them instead of every one.
+# --max-response-body BYTES: mirror.max_response_body_bytes (with --mirror): answers longer
+# than it are compared by length and running hash instead of kept (what that hash costs).
 # --h2c: the client speaks HTTP/2 with prior knowledge (oha --http2), the upstreams HTTP/1.1.
 # --log: RUST_LOG for shadowtap [warn].
 # --ports BASE: listen on BASE+81.. instead of 18081.., to profile beside a run.sh run.
@@ -22,7 +25,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""; MIRROR=0; LOG=warn; PORTS=18000; CLIENT=()
+MAX_BODY=""; REQUESTS=20000; CONNS=8; URLPATH=/; OUT=""; MIRROR=0; LOG=warn; PORTS=18000; CLIENT=()
 LOADGEN_CPU="${LOADGEN_CPU:-0}"; PROXY_CPU="${PROXY_CPU:-1}"
 while (($#)); do
   case "$1" in
@@ -31,11 +34,12 @@ while (($#)); do
     --path) URLPATH="$2"; shift 2;;
     --mirror) MIRROR=1; shift;;
     --percent) export MIRROR_PERCENT="$2"; shift 2;;
+    --max-response-body) MAX_BODY="$2"; shift 2;;
     --h2c) CLIENT=(--http2); shift;;
     --log) LOG="$2"; shift 2;;
     --ports) PORTS="$2"; shift 2;;
     --out) OUT="$2"; shift 2;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -79,6 +83,9 @@ trap 'exit 130' INT TERM
 start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
 ((MIRROR)) && start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"
 write_shadowtap_config "$RUN_DIR/shadowtap.toml" "$MIRROR"
+if [[ -n "$MAX_BODY" ]]; then
+  sed -i "/^\[mirror\]/a max_response_body_bytes = $MAX_BODY" "$RUN_DIR/shadowtap.toml"
+fi
 # Instrumentation starts off and is switched on after the warm-up, so start-up and the first
 # connections do not count.
 taskset -c "$PROXY_CPU" env RUST_LOG="$LOG" valgrind --tool=callgrind --instr-atstart=no \
