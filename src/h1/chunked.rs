@@ -104,7 +104,8 @@ impl Decoder {
             match self.state {
                 State::Done => return Ok(at),
                 State::Size => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((len, size))) => {
+                    // The limit holds whether the line arrives whole or in pieces.
+                    Ok(httparse::Status::Complete((len, size))) if len <= MAX_SIZE_LINE => {
                         at += len;
                         self.state = if size == 0 {
                             State::Trailers
@@ -146,7 +147,7 @@ impl Decoder {
                 State::Trailers => {
                     let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
                     match httparse::parse_headers(rest, &mut fields) {
-                        Ok(httparse::Status::Complete((len, _))) => {
+                        Ok(httparse::Status::Complete((len, _))) if len <= MAX_TRAILERS => {
                             sink.end(&rest[..len]);
                             at += len;
                             self.state = State::Done;
