@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property tests of the chunked decoder (`src/h1/chunked.rs`), the same invariants the
 //! `chunked` fuzz target checks (fuzz/README.md), run by CI on every commit:
 //! - a body we encode (random data, random chunking, size spellings, extensions and

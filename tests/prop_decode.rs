@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property tests of the body decoders before comparison (`src/compare/decode.rs`), the
 //! invariants the `decode` fuzz target checks (fuzz/README.md), run by CI on every commit:
 //! the decompression-bomb cap is always honoured (a decoded body is never larger than the

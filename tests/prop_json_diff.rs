@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property tests of the structural JSON diff (`src/compare/json.rs`), the invariants the
 //! `json_diff` fuzz target checks (fuzz/README.md), run by CI on every commit:
 //! `diff(a, a)` is empty, and `diff(a, b)` mirrors `diff(b, a)`: the same pointers, added

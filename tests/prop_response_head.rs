@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property tests of the upstream response head parser (`src/h1/response.rs`), the
 //! invariants the `response_head` fuzz target checks (fuzz/README.md), run by CI on every
 //! commit: every status line and framing field combination either is refused, or is
