@@ -14,7 +14,7 @@
 
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use shadowtap::h1::response::{answered, inspect, inspect_map, parse, Framing, Parsed};
+use shadowtap::h1::response::{answered, inspect, inspect_map, parse, Framing, HeadError, Parsed};
 use shadowtap::shadow::fields::Fields;
 
 /// The comparable part of a parse result.
@@ -65,6 +65,12 @@ fuzz_target!(|input: &[u8]| {
     // The client's head: one framing, and the one the body is sent in.
     let mut client = Fields::default();
     let reparsed = inspect(&out, is_head, &mut client);
+    // The head for the client may have a field or two more than the upstream's (`date`,
+    // `transfer-encoding`, `connection`), so an upstream head at our field limit gives a
+    // client head over it: that limit is the client's to set, not a framing question.
+    if let Err(HeadError::Malformed("too many header fields")) = reparsed {
+        return;
+    }
     let Ok(Parsed::Final(client_head)) = reparsed else {
         panic!(
             "the client's head does not parse: {:?}\n{}",
