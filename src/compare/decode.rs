@@ -41,11 +41,16 @@ pub fn decode(headers: &Fields, body: &Bytes, max_decoded: usize) -> Result<Byte
             "gzip" | "x-gzip" => {
                 read_capped(flate2::read::MultiGzDecoder::new(&current[..]), max_decoded)?
             }
-            "deflate" => read_capped(flate2::read::ZlibDecoder::new(&current[..]), max_decoded)
-                // Some servers send raw deflate despite RFC 9110 saying zlib.
-                .or_else(|_| {
-                    read_capped(flate2::read::DeflateDecoder::new(&current[..]), max_decoded)
-                })?,
+            "deflate" => {
+                match read_capped(flate2::read::ZlibDecoder::new(&current[..]), max_decoded) {
+                    // Some servers send raw deflate despite RFC 9110 saying zlib. Only a
+                    // corrupt zlib stream is retried: a zlib body over the cap is too large.
+                    Err(DecodeError::Corrupt) => {
+                        read_capped(flate2::read::DeflateDecoder::new(&current[..]), max_decoded)
+                    }
+                    decoded => decoded,
+                }?
+            }
             "br" => read_capped(
                 brotli_decompressor::Decompressor::new(&current[..], 8192),
                 max_decoded,

@@ -253,7 +253,9 @@ impl<'v> Walk<'_, 'v> {
     /// applied inside them); unmatched ones are reported as removed/added at their index.
     fn unordered(&mut self, a: &'v [Value], b: &'v [Value]) {
         let mut unmatched: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, right) in b.iter().enumerate() {
+        // Listed last to first, so `pop` matches the k-th copy of a value on one side with
+        // the k-th on the other, and a surplus copy has the same index both ways round.
+        for (index, right) in b.iter().enumerate().rev() {
             self.path.push(Segment::Index(index));
             let key = self.canonical(right);
             self.path.pop();

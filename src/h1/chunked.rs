@@ -104,7 +104,8 @@ impl Decoder {
             match self.state {
                 State::Done => break,
                 State::Size => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((len, size))) => {
+                    // The limit holds whether the line arrives whole or in pieces.
+                    Ok(httparse::Status::Complete((len, size))) if len <= MAX_SIZE_LINE => {
                         rest = rest.get(len..).ok_or(ChunkError::Size)?;
                         self.state = if size == 0 {
                             State::Trailers
@@ -140,7 +141,7 @@ impl Decoder {
                 State::Trailers => {
                     let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
                     match httparse::parse_headers(rest, &mut fields) {
-                        Ok(httparse::Status::Complete((len, _))) => {
+                        Ok(httparse::Status::Complete((len, _))) if len <= MAX_TRAILERS => {
                             let (section, after) =
                                 rest.split_at_checked(len).ok_or(ChunkError::Trailers)?;
                             sink.end(section);

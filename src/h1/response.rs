@@ -142,6 +142,10 @@ fn parse_head(
     let (Some(version), Some(status)) = (parsed.version, parsed.code) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };
+    // httparse reads any three digits; a code under 100 is no status (hyper refuses it too).
+    if status < 100 {
+        return Err(HeadError::Malformed("bad status code"));
+    }
     if (100..200).contains(&status) {
         if status == 101 {
             // Nothing asked for a protocol switch.
