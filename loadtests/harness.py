@@ -193,9 +193,11 @@ def scrape(metrics_url=None, status_url=None):
                 continue
             name, labels, value = m.group(1), dict(PROM_LABEL.findall(m.group(2) or "")), float(m.group(3))
             if name == "shadowtap_requests_total":
+                # client_closed: abandoned by the client (a load generator stopping with
+                # requests in flight), not an answer.
                 if labels.get("status_class") == "2xx":
                     ok += value
-                else:
+                elif labels.get("status_class") != "client_closed":
                     bad += value
             elif name == "shadowtap_mirror_requests_total":
                 outcomes[labels.get("outcome", "?")] = outcomes.get(labels.get("outcome", "?"), 0.0) + value

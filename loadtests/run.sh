@@ -462,10 +462,12 @@ settle() { # instance
   fi
 }
 
-# Requests shadowtap itself counted (from its /metrics): "<2xx> <other>".
+# Requests shadowtap itself counted (from its /metrics): "<2xx> <other>". Requests the
+# client abandoned (status_class="client_closed": wrk closes its connections with requests
+# still in flight when its time is up) are no answer at all, so neither.
 probe_shadowtap() {
   curl -fsS --max-time 2 "http://127.0.0.1:$SHADOWTAP_ADMIN_PORT/metrics" 2>/dev/null |
-    awk '/^shadowtap_requests_total\{/ { if ($1 ~ /status_class="2xx"/) ok += $2; else bad += $2 }
+    awk '/^shadowtap_requests_total\{/ { if ($1 ~ /status_class="2xx"/) ok += $2; else if ($1 !~ /status_class="client_closed"/) bad += $2 }
          END { printf "%d %d\n", ok, bad }'
 }
 
