@@ -447,14 +447,14 @@ fn process(state: &State, pair: CompletedPair) {
     let metrics = &state.metrics;
     let route_metrics = metrics.route(Some(pair.route_key));
     let shadow = pair.shadow_position;
-    if let Some(counter) = metrics.pair_counter(
+    // Counted last, once everything else about the pair is recorded (divergences, skips,
+    // stats, the sample, the diff log): whoever sees the count sees the rest of the pair.
+    let compared = metrics.pair_counter(
         route_metrics,
         shadow,
         COMPARISONS_TOTAL,
         ("result", verdict.as_str()),
-    ) {
-        counter.increment(1);
-    }
+    );
     let delta = pair.shadow_response.latency.as_secs_f64() - pair.primary.latency.as_secs_f64();
     if let Some(histogram) = metrics.pair_histogram(route_metrics, shadow, LATENCY_DELTA_SECONDS) {
         histogram.record(delta);
@@ -522,6 +522,9 @@ fn process(state: &State, pair: CompletedPair) {
     }
 
     if verdict != PairVerdict::Diverged {
+        if let Some(counter) = compared {
+            counter.increment(1);
+        }
         return;
     }
     let sample = divergent_pair(state, setup, &pair, &comparison.differences);
@@ -541,6 +544,9 @@ fn process(state: &State, pair: CompletedPair) {
     }
     if let Ok(mut store) = state.samples.lock() {
         store.push(sample);
+    }
+    if let Some(counter) = compared {
+        counter.increment(1);
     }
 }
 
