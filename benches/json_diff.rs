@@ -17,7 +17,8 @@
 //!
 //! The target is `compare` ≤ 2 × `parse`: the diff itself may cost at most as much as the
 //! parse it cannot avoid. Run: `cargo bench --bench json_diff -- --warm-up-time 1
-//! --measurement-time 3`.
+//! --measurement-time 3`; the latest figures are in docs/PERFORMANCE.md, "JSON diff
+//! (criterion)".
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -5,8 +5,9 @@
 //! `mirror.max_buffered_bytes`, cannot be held for comparison, but two bodies of different
 //! lengths, or of equal length and different hashes, certainly differ. The hash is xxh3
 //! (non-cryptographic): no one chooses both answers to collide, and it costs a fraction of
-//! copying the bytes. Both sides hash the body as framed on the wire minus the transfer
-//! coding, so `Content-Encoding` is still applied (see `compare` for how that is used).
+//! copying the bytes (see docs/PERFORMANCE.md, "Instructions per request"). Both sides hash
+//! the body as framed on the wire minus the transfer coding, so `Content-Encoding` is still
+//! applied (see `compare` for how that is used).
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 

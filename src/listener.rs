@@ -229,8 +229,9 @@ impl Connection {
             }
             Http1Engine::Hyper => (stream, Bytes::new()),
         };
-        // Boxed: hyper's connection state is kilobytes, and the task of every connection would
-        // carry it, touched or not, while the native engine serves it.
+        // Boxed: hyper's connection state is large, and the task of every connection would
+        // carry it, touched or not, while the native engine serves it (see docs/PERFORMANCE.md,
+        // "Memory" and "What bought what", 4164bc1).
         Box::pin(self.serve_hyper(stream, read)).await;
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// mimalloc instead of the system allocator: the mirror path allocates on the runtime thread
 /// and frees on the comparison workers, the pattern glibc's per-thread caches handle worst
-/// (measured: see docs/PERFORMANCE.md, "What the optimisations bought").
+/// (see docs/PERFORMANCE.md, "What bought what", c754849).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

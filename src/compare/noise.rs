@@ -162,9 +162,9 @@ pub fn field_key(difference: &Difference) -> String {
 /// The learning decision for a field present in `present` pairs, differing in `differing`
 /// of them: at least `learn_after` observations, and the lower bound of the one-sided 99 %
 /// Wilson score interval of its difference rate at least `learn_ratio`. A plain share would
-/// learn a field that differs in 40 % of pairs about one time in three within a few hundred
-/// pairs; the bound almost never does, and still learns an always-differing field after
-/// six observations.
+/// often learn a field that differs in a minority of pairs, hiding a real regression; the
+/// bound almost never does, and still learns an always-differing field after a handful of
+/// observations (the figures, and how to reproduce them: docs/NOISE.md).
 pub fn learned(present: u64, differing: u64, settings: &LearnSettings) -> bool {
     settings.learn_after > 0
         && present >= settings.learn_after

@@ -3,10 +3,10 @@
 //!
 //! A channel that wakes a sleeping worker for every item costs a futex wake and two context
 //! switches per mirrored request — on a one-core proxy that was most of mirroring's system
-//! time (profiled: ~3 context switches per request). Here a push only wakes a worker when
-//! the queue fills past a high-water mark (so bursts are not dropped) or on close; otherwise
-//! the workers drain what has gathered every [`PairQueue::tick`]. Comparison results are
-//! asynchronous anyway, so they arrive at most one tick later.
+//! time (see docs/PERFORMANCE.md, "What bought what", c3fcea7). Here a push only wakes a
+//! worker when the queue fills past a high-water mark (so bursts are not dropped) or on close;
+//! otherwise the workers drain what has gathered every [`PairQueue::tick`]. Comparison
+//! results are asynchronous anyway, so they arrive at most one tick later.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};

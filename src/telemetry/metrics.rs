@@ -286,7 +286,7 @@ struct ShadowRouteMetrics {
 
 /// Metric handles by a small key, found by a linear scan. Why not a `HashMap`: the keys are
 /// a handful of static strings, and hashing them (SipHash) cost more per comparison than
-/// the scan does (callgrind, `loadtests/profile.sh --mirror`).
+/// the scan does (see docs/PERFORMANCE.md, "What bought what", cebecee).
 struct HandleCache<K, V> {
     entries: Vec<(K, V)>,
 }
