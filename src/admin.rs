@@ -1,11 +1,15 @@
-//! The admin port: liveness, readiness and Prometheus metrics, on its own listener so a
-//! flood of live traffic (or a closed live port during drain) never hides the proxy's health.
+//! The admin port: liveness, readiness, Prometheus metrics and the comparison results as JSON,
+//! on its own listener so a flood of live traffic (or a closed live port during drain) never
+//! hides the proxy's health.
 //!
 //! | path | answer |
 //! |---|---|
 //! | `/healthz` | 200 while the process serves |
 //! | `/readyz` | 200 once every listener is bound, 503 before and while draining |
 //! | `/metrics` | Prometheus text format |
+//! | `/api/v1/routes`, `/api/v1/endpoints` | comparison results per route and shadow, per endpoint |
+//! | `/api/v1/samples` | redacted samples of divergent pairs |
+//! | `/api/v1/noise` | per route: fields learned, pinned or seen by the secondary as noise, with their counts |
 
 use crate::report::Reporter;
 use crate::telemetry::Metrics;
