@@ -8,6 +8,7 @@
 //! | [`config`] | TOML + CLI flags -> validated, typed [`config::Config`]; every problem reported at once |
 //! | [`listener`] | accepts connections (HTTP/1.1 + h2c), limits, graceful drain |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
+//! | [`pattern`] | the path template and JSON Pointer grammars, shared by config validation and their readers |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
@@ -29,6 +30,7 @@ pub mod digest;
 pub mod error;
 pub mod h1;
 pub mod listener;
+pub mod pattern;
 pub mod pause;
 pub mod proxy;
 pub mod report;

@@ -3,8 +3,8 @@
 //! Kept apart from the live-path config so each half reads on its own; the raw types,
 //! defaults and checks for mirroring all live here.
 
+use super::check::{duration, header_name, positive};
 use super::error::Problems;
-use super::validate::duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -560,22 +560,5 @@ fn validate_sticky(path: &str, raw: RawSticky, problems: &mut Problems) -> Optio
             );
             None
         }
-    }
-}
-
-fn header_name(path: &str, name: &str, problems: &mut Problems) {
-    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        problems.push(path, format!("{name:?} is not a valid header name"));
-    }
-}
-
-fn positive(path: &str, value: Option<usize>, default: usize, problems: &mut Problems) -> usize {
-    match value {
-        Some(0) => {
-            problems.push(path, "must be at least 1");
-            default
-        }
-        Some(value) => value,
-        None => default,
     }
 }

@@ -4,6 +4,7 @@
 //! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
 //! from every stage is collected and reported together, each with its key path.
 
+mod check;
 pub(crate) mod compare;
 mod error;
 mod mirror;

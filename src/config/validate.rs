@@ -3,6 +3,7 @@
 //! Each check adds a problem with the key path and keeps going, so the user sees every
 //! mistake in one run. Defaults live here and only here.
 
+use super::check::duration;
 use super::error::Problems;
 use super::mirror::{RawMethods, RawRouteMirror, RawShadow};
 use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream, RawVia};
@@ -513,7 +514,7 @@ fn validate_route(
         Some(RawTemplates::Many(templates)) => templates,
     };
     for (i, template) in templates.iter().enumerate() {
-        if let Err(reason) = crate::router::check_template(template) {
+        if let Err(reason) = crate::pattern::template::parse(template) {
             problems.push(
                 format!("{path}.template[{i}]"),
                 format!("{template:?}: {reason}"),
@@ -606,29 +607,6 @@ fn parse_addr(path: &str, text: &str, problems: &mut Problems) -> Option<SocketA
                 ),
             );
             None
-        }
-    }
-}
-
-pub(crate) fn duration(
-    path: &str,
-    value: Option<&str>,
-    default: &str,
-    problems: &mut Problems,
-) -> Duration {
-    let text = value.unwrap_or(default);
-    match humantime::parse_duration(text) {
-        Ok(duration) if !duration.is_zero() => duration,
-        Ok(_) => {
-            problems.push(path, "must be greater than zero");
-            Duration::from_secs(1)
-        }
-        Err(_) => {
-            problems.push(
-                path,
-                format!("{text:?} is not a duration (e.g. \"250ms\", \"10s\", \"1m\")"),
-            );
-            Duration::from_secs(1)
         }
     }
 }
