@@ -146,13 +146,24 @@ fn host_matches(rule: Option<&HostMatch>, host: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Overrides, UpstreamRef};
+
+    /// A reference to an upstream `p`; only validation makes one, and routing never reads it.
+    fn upstream_p() -> UpstreamRef {
+        let config = Config::from_toml(
+            "[upstreams.p]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"p\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        config.routes[0].primary.clone()
+    }
 
     fn route(name: &str, host: Option<HostMatch>, prefix: &str, templates: &[&str]) -> RouteConfig {
         RouteConfig {
             name: name.into(),
             host,
             path_prefix: prefix.into(),
-            primary: "p".into(),
+            primary: upstream_p(),
             templates: templates.iter().map(|t| t.to_string()).collect(),
             host_rewrite: None,
             mirror: None,

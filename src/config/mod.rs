@@ -10,6 +10,7 @@ mod error;
 mod mirror;
 mod parse;
 mod raw;
+mod upstreams;
 mod validate;
 mod writable;
 
@@ -19,6 +20,7 @@ pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
     StickySource,
 };
+pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -33,8 +35,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// The admin port (health, readiness, metrics).
     pub admin: AdminConfig,
-    /// Named upstreams that routes refer to.
-    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Named upstreams that routes refer to, by [`UpstreamRef`].
+    pub upstreams: Upstreams,
     /// Routes in match order: the first that matches a request wins.
     pub routes: Vec<RouteConfig>,
     /// Tokio runtime settings.
@@ -47,7 +49,15 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// Comparison budget and reporting limits.
     pub compare: CompareConfig,
+    /// Kept private so that a `Config` is made only by validation ([`Config::from_toml`]):
+    /// its routes' [`UpstreamRef`]s then point into its own `upstreams`.
+    #[serde(skip)]
+    _validated: Validated,
 }
+
+/// The proof, private to this module, that a [`Config`] came out of validation.
+#[derive(Debug, Clone, Copy)]
+struct Validated;
 
 /// One listening socket for live traffic (HTTP/1.1 and h2c on the same port).
 #[derive(Debug, Clone, Serialize)]
@@ -252,8 +262,8 @@ pub struct RouteConfig {
     pub host: Option<HostMatch>,
     /// Path prefix the request path must start with (`/` takes everything).
     pub path_prefix: String,
-    /// Name of the upstream serving live traffic.
-    pub primary: String,
+    /// The upstream serving live traffic.
+    pub primary: UpstreamRef,
     /// Path templates such as `/users/{id}` used as the `route` metric label. Printed under
     /// the key it is written with (`template`), so `check`'s output reads back in.
     #[serde(rename = "template")]

@@ -7,6 +7,7 @@ use super::check::duration;
 use super::error::Problems;
 use super::mirror::{RawMethods, RawRouteMirror, RawShadow};
 use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream, RawVia};
+use super::upstreams::UpstreamNames;
 use super::*;
 use std::collections::HashSet;
 
@@ -168,6 +169,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
             upstreams.insert(name, upstream);
         }
     }
+    let upstreams = UpstreamNames::new(known_upstreams, upstreams);
 
     if raw.routes.is_empty() {
         problems.push(
@@ -179,15 +181,14 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let mut routes = Vec::new();
     for (index, route) in raw.routes.into_iter().enumerate() {
         let path = format!("routes[{index}]");
-        if let Some(route) = validate_route(&path, index, route, &known_upstreams, problems) {
-            if !names.insert(route.name.clone()) {
-                problems.push(
-                    format!("{path}.name"),
-                    format!("duplicate route name {:?}", route.name),
-                );
-            }
-            routes.push(route);
+        let (name, route) = validate_route(&path, index, route, &upstreams, problems);
+        if !names.insert(name.clone()) {
+            problems.push(
+                format!("{path}.name"),
+                format!("duplicate route name {name:?}"),
+            );
         }
+        routes.extend(route);
     }
 
     let mirror = super::mirror::validate_global(raw.mirror, problems);
@@ -238,13 +239,14 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     Config {
         listeners,
         admin,
-        upstreams,
+        upstreams: upstreams.into_upstreams(),
         routes,
         runtime,
         shutdown,
         logging,
         mirror,
         compare,
+        _validated: Validated,
     }
 }
 
@@ -466,13 +468,15 @@ fn parse_upstream_url(
     Some(authority)
 }
 
+/// The route's name, which the duplicate check needs even when the route itself cannot be
+/// built, and the route.
 fn validate_route(
     path: &str,
     index: usize,
     raw: RawRoute,
-    upstreams: &HashSet<String>,
+    upstreams: &UpstreamNames,
     problems: &mut Problems,
-) -> Option<RouteConfig> {
+) -> (String, Option<RouteConfig>) {
     let name = raw.name.unwrap_or_else(|| format!("route{index}"));
     check_name(&format!("{path}.name"), &name, problems);
 
@@ -491,20 +495,20 @@ fn validate_route(
 
     let primary = match raw.primary {
         Some(primary) => {
-            if !upstreams.contains(&primary) {
+            if !upstreams.is_known(&primary) {
                 problems.push(
                     format!("{path}.primary"),
                     format!("unknown upstream {primary:?}"),
                 );
             }
-            primary
+            upstreams.resolve(&primary)
         }
         None => {
             problems.push(
                 format!("{path}.primary"),
                 "missing: name the upstream that serves this route",
             );
-            String::new()
+            None
         }
     };
 
@@ -545,16 +549,19 @@ fn validate_route(
 
     let compare = super::compare::validate_route(&format!("{path}.compare"), raw.compare, problems);
 
-    Some(RouteConfig {
+    // Without its primary the route is left out; that is always reported above (or by the
+    // upstream's own checks), so the config is refused anyway.
+    let route = primary.map(|primary| RouteConfig {
         compare,
         mirror,
-        name,
+        name: name.clone(),
         host,
         path_prefix,
         primary,
         templates,
         host_rewrite: raw.host_rewrite,
-    })
+    });
+    (name, route)
 }
 
 fn parse_host_match(path: &str, host: &str, problems: &mut Problems) -> Option<HostMatch> {
