@@ -12,52 +12,17 @@
 pub mod shape;
 
 use crate::config::{HostMatch, RouteConfig};
-use crate::pattern::template::{self, Segment};
+use crate::pattern::template::PathTemplate;
 
 /// Suffix of the label for paths that match a route but none of its templates.
 pub const OTHER_LABEL_SUFFIX: &str = ":other";
-
-/// A compiled path template (its grammar is [`crate::pattern::template`]).
-#[derive(Debug, Clone)]
-struct Template {
-    segments: Vec<Segment>,
-}
-
-impl Template {
-    fn compile(text: &str) -> Result<Template, String> {
-        template::parse(text).map(|segments| Template { segments })
-    }
-
-    fn matches(&self, path: &str) -> bool {
-        let rest = path.strip_prefix('/').unwrap_or(path);
-        // "/" has no segments; split("") would yield one empty one.
-        let mut parts = (!rest.is_empty())
-            .then(|| rest.split('/'))
-            .into_iter()
-            .flatten();
-        for segment in &self.segments {
-            match segment {
-                Segment::Rest => return true,
-                Segment::Literal(literal) => match parts.next() {
-                    Some(part) if part == literal => {}
-                    _ => return false,
-                },
-                Segment::Param => match parts.next() {
-                    Some(part) if !part.is_empty() => {}
-                    _ => return false,
-                },
-            }
-        }
-        parts.next().is_none()
-    }
-}
 
 /// A route ready for matching.
 #[derive(Debug)]
 struct CompiledRoute {
     host: Option<HostMatch>,
     path_prefix: String,
-    templates: Vec<Template>,
+    templates: Vec<PathTemplate>,
 }
 
 /// The result of routing: which route, and which of its labels.
@@ -77,19 +42,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the routes. Templates were checked by config validation; an invalid one here
-    /// (only possible through a hand-built config) is skipped rather than crashing.
+    /// Compiles the routes (their templates were parsed by config validation).
     pub fn new(routes: &[RouteConfig]) -> Router {
         let mut compiled = Vec::with_capacity(routes.len());
         let mut labels = Vec::with_capacity(routes.len());
         for route in routes {
-            let templates: Vec<(Template, String)> = route
-                .templates
+            let templates = route.templates.clone();
+            let mut route_labels: Vec<String> = templates
                 .iter()
-                .filter_map(|text| Template::compile(text).ok().map(|t| (t, text.clone())))
+                .map(|template| template.as_str().to_string())
                 .collect();
-            let mut route_labels: Vec<String> =
-                templates.iter().map(|(_, text)| text.clone()).collect();
             // The last label is the route's fallback: its name, or `<name>:other` when it has
             // templates and the path fits none of them.
             if templates.is_empty() {
@@ -101,7 +63,7 @@ impl Router {
             compiled.push(CompiledRoute {
                 host: route.host.clone(),
                 path_prefix: route.path_prefix.clone(),
-                templates: templates.into_iter().map(|(t, _)| t).collect(),
+                templates,
             });
         }
         Router {
@@ -164,7 +126,10 @@ mod tests {
             host,
             path_prefix: prefix.into(),
             primary: upstream_p(),
-            templates: templates.iter().map(|t| t.to_string()).collect(),
+            templates: templates
+                .iter()
+                .map(|t| PathTemplate::parse(t).unwrap())
+                .collect(),
             host_rewrite: None,
             mirror: None,
             compare: Default::default(),
@@ -225,12 +190,5 @@ mod tests {
         let router = Router::new(&[route("api", None, "/api/", &[])]);
         assert!(router.find(None, "/other").is_none());
         assert!(router.find(None, "/api/x").is_some());
-    }
-
-    #[test]
-    fn the_root_template_matches_only_the_root() {
-        let root = Template::compile("/").unwrap();
-        assert!(root.matches("/"));
-        assert!(!root.matches("/a"));
     }
 }

@@ -22,6 +22,7 @@ pub use mirror::{
 };
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
 
+use crate::pattern::template::PathTemplate;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -267,7 +268,7 @@ pub struct RouteConfig {
     /// Path templates such as `/users/{id}` used as the `route` metric label. Printed under
     /// the key it is written with (`template`), so `check`'s output reads back in.
     #[serde(rename = "template")]
-    pub templates: Vec<String>,
+    pub templates: Vec<PathTemplate>,
     /// Replace the `Host` header sent upstream (default: keep the client's).
     pub host_rewrite: Option<String>,
     /// Mirroring policy; `None` when the route has no shadows.

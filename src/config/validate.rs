@@ -517,14 +517,20 @@ fn validate_route(
         Some(RawTemplates::One(template)) => vec![template],
         Some(RawTemplates::Many(templates)) => templates,
     };
-    for (i, template) in templates.iter().enumerate() {
-        if let Err(reason) = crate::pattern::template::parse(template) {
-            problems.push(
-                format!("{path}.template[{i}]"),
-                format!("{template:?}: {reason}"),
-            );
-        }
-    }
+    let templates = templates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, template)| match PathTemplate::parse(template) {
+            Ok(template) => Some(template),
+            Err(reason) => {
+                problems.push(
+                    format!("{path}.template[{i}]"),
+                    format!("{template:?}: {reason}"),
+                );
+                None
+            }
+        })
+        .collect();
 
     if let Some(rewrite) = &raw.host_rewrite {
         if rewrite.is_empty() || http::HeaderValue::from_str(rewrite).is_err() {

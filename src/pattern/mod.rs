@@ -1,10 +1,10 @@
 //! The two pattern languages a config is written in: path templates (`/users/{id}`) and
 //! JSON Pointer patterns (`/items/*/id`).
 //!
-//! Each grammar turns text into segments, once, at the bottom of the house: config
-//! validation checks a pattern with the very parser its reader runs, and the readers
-//! ([`crate::router`] matching paths, [`crate::compare::json`] matching JSON walks) import no
-//! config code to do it.
+//! They sit at the bottom of the house so that config validation parses a pattern with the
+//! very code its reader runs, and imports no reader to do it: the router matches paths with
+//! a [`template::PathTemplate`] that validation made, and [`crate::compare::json`] builds its
+//! pointer patterns from [`pointer::parse`].
 
 pub mod pointer;
 pub mod template;
