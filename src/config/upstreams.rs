@@ -95,28 +95,18 @@ impl Upstreams {
 
     /// The upstream called `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&UpstreamConfig> {
+        let (_, upstream) = self.entries.get(self.position(name)?)?;
+        Some(upstream)
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
         self.entries
             .binary_search_by(|(known, _)| known.as_str().cmp(name))
             .ok()
-            .and_then(|at| self.entries.get(at))
-            .map(|(_, upstream)| upstream.as_ref())
-    }
-
-    /// How many upstreams there are.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none (only in a config that failed validation).
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     fn reference(&self, name: &str) -> Option<UpstreamRef> {
-        let at = self
-            .entries
-            .binary_search_by(|(known, _)| known.as_str().cmp(name))
-            .ok()?;
+        let at = self.position(name)?;
         let (_, config) = self.entries.get(at)?;
         Some(UpstreamRef {
             name: name.to_string(),
