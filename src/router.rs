@@ -12,93 +12,17 @@
 pub mod shape;
 
 use crate::config::{HostMatch, RouteConfig};
+use crate::pattern::template::PathTemplate;
 
 /// Suffix of the label for paths that match a route but none of its templates.
 pub const OTHER_LABEL_SUFFIX: &str = ":other";
-
-/// One template segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    /// `{name}`: exactly one non-empty segment.
-    Param,
-    /// A final `*`: the rest of the path, possibly empty.
-    Rest,
-}
-
-/// A compiled path template.
-#[derive(Debug, Clone)]
-struct Template {
-    segments: Vec<Segment>,
-}
-
-impl Template {
-    fn compile(text: &str) -> Result<Template, String> {
-        let Some(rest) = text.strip_prefix('/') else {
-            return Err("a template must start with '/'".into());
-        };
-        let parts: Vec<&str> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/').collect()
-        };
-        let last = parts.len().saturating_sub(1);
-        let mut segments = Vec::with_capacity(parts.len());
-        for (i, part) in parts.iter().enumerate() {
-            let segment = if *part == "*" {
-                if i != last {
-                    return Err("'*' may only be the last segment".into());
-                }
-                Segment::Rest
-            } else if part.starts_with('{') && part.ends_with('}') && part.len() > 2 {
-                Segment::Param
-            } else if part.contains(['{', '}', '*']) {
-                return Err(format!(
-                    "segment {part:?}: use {{name}} for a whole segment or a final *"
-                ));
-            } else {
-                Segment::Literal((*part).to_string())
-            };
-            segments.push(segment);
-        }
-        Ok(Template { segments })
-    }
-
-    fn matches(&self, path: &str) -> bool {
-        let rest = path.strip_prefix('/').unwrap_or(path);
-        // "/" has no segments; split("") would yield one empty one.
-        let mut parts = (!rest.is_empty())
-            .then(|| rest.split('/'))
-            .into_iter()
-            .flatten();
-        for segment in &self.segments {
-            match segment {
-                Segment::Rest => return true,
-                Segment::Literal(literal) => match parts.next() {
-                    Some(part) if part == literal => {}
-                    _ => return false,
-                },
-                Segment::Param => match parts.next() {
-                    Some(part) if !part.is_empty() => {}
-                    _ => return false,
-                },
-            }
-        }
-        parts.next().is_none()
-    }
-}
-
-/// Checks a template's syntax (used by config validation).
-pub fn check_template(text: &str) -> Result<(), String> {
-    Template::compile(text).map(|_| ())
-}
 
 /// A route ready for matching.
 #[derive(Debug)]
 struct CompiledRoute {
     host: Option<HostMatch>,
     path_prefix: String,
-    templates: Vec<Template>,
+    templates: Vec<PathTemplate>,
 }
 
 /// The result of routing: which route, and which of its labels.
@@ -118,19 +42,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the routes. Templates were checked by config validation; an invalid one here
-    /// (only possible through a hand-built config) is skipped rather than crashing.
+    /// Compiles the routes (their templates were parsed by config validation).
     pub fn new(routes: &[RouteConfig]) -> Router {
         let mut compiled = Vec::with_capacity(routes.len());
         let mut labels = Vec::with_capacity(routes.len());
         for route in routes {
-            let templates: Vec<(Template, String)> = route
-                .templates
+            let templates = route.templates.clone();
+            let mut route_labels: Vec<String> = templates
                 .iter()
-                .filter_map(|text| Template::compile(text).ok().map(|t| (t, text.clone())))
+                .map(|template| template.as_str().to_string())
                 .collect();
-            let mut route_labels: Vec<String> =
-                templates.iter().map(|(_, text)| text.clone()).collect();
             // The last label is the route's fallback: its name, or `<name>:other` when it has
             // templates and the path fits none of them.
             if templates.is_empty() {
@@ -142,7 +63,7 @@ impl Router {
             compiled.push(CompiledRoute {
                 host: route.host.clone(),
                 path_prefix: route.path_prefix.clone(),
-                templates: templates.into_iter().map(|(t, _)| t).collect(),
+                templates,
             });
         }
         Router {
@@ -187,14 +108,28 @@ fn host_matches(rule: Option<&HostMatch>, host: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Overrides, UpstreamRef};
+
+    /// A reference to an upstream `p`; only validation makes one, and routing never reads it.
+    fn upstream_p() -> UpstreamRef {
+        let config = Config::from_toml(
+            "[upstreams.p]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"p\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        config.routes[0].primary.clone()
+    }
 
     fn route(name: &str, host: Option<HostMatch>, prefix: &str, templates: &[&str]) -> RouteConfig {
         RouteConfig {
             name: name.into(),
             host,
             path_prefix: prefix.into(),
-            primary: "p".into(),
-            templates: templates.iter().map(|t| t.to_string()).collect(),
+            primary: upstream_p(),
+            templates: templates
+                .iter()
+                .map(|t| PathTemplate::parse(t).unwrap())
+                .collect(),
             host_rewrite: None,
             mirror: None,
             compare: Default::default(),
@@ -255,18 +190,5 @@ mod tests {
         let router = Router::new(&[route("api", None, "/api/", &[])]);
         assert!(router.find(None, "/other").is_none());
         assert!(router.find(None, "/api/x").is_some());
-    }
-
-    #[test]
-    fn template_syntax() {
-        assert!(check_template("/users/{id}").is_ok());
-        assert!(check_template("/").is_ok());
-        assert!(check_template("/static/*").is_ok());
-        assert!(check_template("users").is_err());
-        assert!(check_template("/a/*/b").is_err());
-        assert!(check_template("/a/x{id}").is_err());
-        let root = Template::compile("/").unwrap();
-        assert!(root.matches("/"));
-        assert!(!root.matches("/a"));
     }
 }

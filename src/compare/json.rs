@@ -49,19 +49,7 @@ pub struct PointerPattern {
 impl PointerPattern {
     /// Parses `/a/*/b` (RFC 6901 escapes `~0` and `~1` apply). `""` is the whole document.
     pub fn parse(text: &str) -> Result<PointerPattern, String> {
-        if text.is_empty() {
-            return Ok(PointerPattern {
-                segments: Vec::new(),
-            });
-        }
-        let Some(rest) = text.strip_prefix('/') else {
-            return Err("a JSON Pointer starts with '/'".into());
-        };
-        let segments = rest
-            .split('/')
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
-        Ok(PointerPattern { segments })
+        crate::pattern::pointer::parse(text).map(|segments| PointerPattern { segments })
     }
 
     fn matches(&self, path: &[Segment<'_>]) -> bool {

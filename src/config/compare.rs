@@ -1,6 +1,7 @@
 //! Comparison and reporting config: the global `[compare]` budget and each route's
 //! `[routes.compare]` rules.
 
+use super::check::{header_name, positive};
 use super::error::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -218,15 +219,6 @@ pub(crate) fn validate_global(
     problems: &mut Problems,
 ) -> CompareConfig {
     let raw = raw.unwrap_or_default();
-    let at_least_one =
-        |path: &str, value: Option<usize>, default: usize, problems: &mut Problems| match value {
-            Some(0) => {
-                problems.push(path, "must be at least 1");
-                default
-            }
-            Some(value) => value,
-            None => default,
-        };
     let learn_ratio = raw.learn_ratio.unwrap_or(defaults::LEARN_RATIO);
     if !(learn_ratio > 0.0 && learn_ratio <= 1.0) {
         problems.push(
@@ -235,27 +227,22 @@ pub(crate) fn validate_global(
         );
     }
     for (i, name) in raw.redact_headers.iter().enumerate() {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.push(
-                format!("compare.redact_headers[{i}]"),
-                format!("{name:?} is not a valid header name"),
-            );
-        }
+        header_name(&format!("compare.redact_headers[{i}]"), name, problems);
     }
     let diff_log = diff_log_flag.map(str::to_string).or(raw.diff_log);
     if diff_log.as_deref() == Some("") {
         problems.push("compare.diff_log", "must be a file path");
     }
     CompareConfig {
-        workers: at_least_one("compare.workers", raw.workers, defaults::WORKERS, problems),
-        queue_capacity: at_least_one(
+        workers: positive("compare.workers", raw.workers, defaults::WORKERS, problems),
+        queue_capacity: positive(
             "compare.queue_capacity",
             raw.queue_capacity,
             defaults::QUEUE_CAPACITY,
             problems,
         ),
         max_decoded_bytes: raw.max_decoded_bytes.unwrap_or(defaults::MAX_DECODED_BYTES),
-        max_differences: at_least_one(
+        max_differences: positive(
             "compare.max_differences",
             raw.max_differences,
             defaults::MAX_DIFFERENCES,
@@ -263,7 +250,7 @@ pub(crate) fn validate_global(
         ),
         learn_after: raw.learn_after.unwrap_or(defaults::LEARN_AFTER),
         learn_ratio,
-        endpoints_per_route: at_least_one(
+        endpoints_per_route: positive(
             "compare.endpoints_per_route",
             raw.endpoints_per_route,
             defaults::ENDPOINTS_PER_ROUTE,
@@ -299,7 +286,7 @@ pub(crate) fn validate_route(
     let raw = raw.unwrap_or_default();
     let pointers = |key: &str, list: &[String], problems: &mut Problems| {
         for (i, pointer) in list.iter().enumerate() {
-            if let Err(reason) = crate::compare::json::PointerPattern::parse(pointer) {
+            if let Err(reason) = crate::pattern::pointer::parse(pointer) {
                 problems.push(
                     format!("{path}.{key}[{i}]"),
                     format!("{pointer:?}: {reason}"),
@@ -311,12 +298,7 @@ pub(crate) fn validate_route(
     pointers("unordered_paths", &raw.unordered_paths, problems);
     pointers("redact_pointers", &raw.redact_pointers, problems);
     for (i, name) in raw.ignore_headers.iter().enumerate() {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.push(
-                format!("{path}.ignore_headers[{i}]"),
-                format!("{name:?} is not a valid header name"),
-            );
-        }
+        header_name(&format!("{path}.ignore_headers[{i}]"), name, problems);
     }
     for (field, pin) in &raw.noise {
         if pin != "noise" && pin != "signal" {

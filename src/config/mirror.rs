@@ -3,8 +3,9 @@
 //! Kept apart from the live-path config so each half reads on its own; the raw types,
 //! defaults and checks for mirroring all live here.
 
+use super::check::{duration, header_name, positive};
 use super::error::Problems;
-use super::validate::duration;
+use super::upstreams::{UpstreamNames, UpstreamRef};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -170,7 +171,7 @@ pub struct RouteMirror {
     pub shadows: Vec<ShadowPolicy>,
     /// An upstream running the primary's build that receives every mirrored request too;
     /// differences it shares with the primary are noise (Diffy's method).
-    pub secondary: Option<String>,
+    pub secondary: Option<UpstreamRef>,
 }
 
 /// Which methods a shadow receives.
@@ -215,8 +216,8 @@ pub struct PathRewrite {
 /// One shadow of a route.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShadowPolicy {
-    /// Name of the shadow upstream (the `shadow` metric label).
-    pub upstream: String,
+    /// The shadow upstream (its name is the `shadow` metric label).
+    pub upstream: UpstreamRef,
     /// Share of requests mirrored, 0–100 (fractional).
     pub percent: f64,
     /// Make sampling deterministic per key.
@@ -359,7 +360,7 @@ pub(crate) fn validate_global(raw: Option<RawMirror>, problems: &mut Problems) -
 pub(crate) fn validate_route_mirror(
     path: &str,
     raw: RawRouteMirror,
-    upstreams: &HashSet<String>,
+    upstreams: &UpstreamNames,
     problems: &mut Problems,
 ) -> RouteMirror {
     let mut seen = HashSet::new();
@@ -369,18 +370,24 @@ pub(crate) fn validate_route_mirror(
         .enumerate()
         .filter_map(|(index, shadow)| {
             let path = format!("{path}.shadows[{index}]");
-            let policy = validate_shadow(&path, shadow, upstreams, problems)?;
-            if !seen.insert(policy.upstream.clone()) {
-                problems.push(
-                    format!("{path}.upstream"),
-                    format!("{:?} is already a shadow of this route", policy.upstream),
-                );
+            let name = shadow
+                .upstream
+                .clone()
+                .filter(|name| upstreams.is_known(name));
+            let policy = validate_shadow(&path, shadow, upstreams, problems);
+            if let Some(name) = name {
+                if !seen.insert(name.clone()) {
+                    problems.push(
+                        format!("{path}.upstream"),
+                        format!("{name:?} is already a shadow of this route"),
+                    );
+                }
             }
-            Some(policy)
+            policy
         })
         .collect();
     let secondary = raw.secondary.filter(|secondary| {
-        let known = upstreams.contains(secondary);
+        let known = upstreams.is_known(secondary);
         if !known {
             problems.push(
                 format!("{path}.secondary"),
@@ -397,18 +404,18 @@ pub(crate) fn validate_route_mirror(
     RouteMirror {
         max_body_bytes: raw.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES),
         shadows,
-        secondary,
+        secondary: secondary.and_then(|name| upstreams.resolve(&name)),
     }
 }
 
 fn validate_shadow(
     path: &str,
     raw: RawShadow,
-    upstreams: &HashSet<String>,
+    upstreams: &UpstreamNames,
     problems: &mut Problems,
 ) -> Option<ShadowPolicy> {
     let upstream = match raw.upstream {
-        Some(upstream) if upstreams.contains(&upstream) => upstream,
+        Some(upstream) if upstreams.is_known(&upstream) => upstream,
         Some(upstream) => {
             problems.push(
                 format!("{path}.upstream"),
@@ -486,7 +493,9 @@ fn validate_shadow(
         }
     });
     Some(ShadowPolicy {
-        upstream,
+        // Checked last: a known upstream that failed its own checks still has every other
+        // key of the shadow checked.
+        upstream: upstreams.resolve(&upstream)?,
         percent,
         sticky,
         methods,
@@ -560,22 +569,5 @@ fn validate_sticky(path: &str, raw: RawSticky, problems: &mut Problems) -> Optio
             );
             None
         }
-    }
-}
-
-fn header_name(path: &str, name: &str, problems: &mut Problems) {
-    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        problems.push(path, format!("{name:?} is not a valid header name"));
-    }
-}
-
-fn positive(path: &str, value: Option<usize>, default: usize, problems: &mut Problems) -> usize {
-    match value {
-        Some(0) => {
-            problems.push(path, "must be at least 1");
-            default
-        }
-        Some(value) => value,
-        None => default,
     }
 }

@@ -4,11 +4,13 @@
 //! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
 //! from every stage is collected and reported together, each with its key path.
 
+mod check;
 pub(crate) mod compare;
 mod error;
 mod mirror;
 mod parse;
 mod raw;
+mod upstreams;
 mod validate;
 mod writable;
 
@@ -18,7 +20,9 @@ pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
     StickySource,
 };
+pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
 
+use crate::pattern::template::PathTemplate;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,8 +36,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// The admin port (health, readiness, metrics).
     pub admin: AdminConfig,
-    /// Named upstreams that routes refer to.
-    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Named upstreams that routes refer to, by [`UpstreamRef`].
+    pub upstreams: Upstreams,
     /// Routes in match order: the first that matches a request wins.
     pub routes: Vec<RouteConfig>,
     /// Tokio runtime settings.
@@ -46,7 +50,15 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// Comparison budget and reporting limits.
     pub compare: CompareConfig,
+    /// Kept private so that a `Config` is made only by validation ([`Config::from_toml`]):
+    /// its routes' [`UpstreamRef`]s then point into its own `upstreams`.
+    #[serde(skip)]
+    _validated: Validated,
 }
+
+/// The proof, private to this module, that a [`Config`] came out of validation.
+#[derive(Debug, Clone, Copy)]
+struct Validated;
 
 /// One listening socket for live traffic (HTTP/1.1 and h2c on the same port).
 #[derive(Debug, Clone, Serialize)]
@@ -251,12 +263,12 @@ pub struct RouteConfig {
     pub host: Option<HostMatch>,
     /// Path prefix the request path must start with (`/` takes everything).
     pub path_prefix: String,
-    /// Name of the upstream serving live traffic.
-    pub primary: String,
+    /// The upstream serving live traffic.
+    pub primary: UpstreamRef,
     /// Path templates such as `/users/{id}` used as the `route` metric label. Printed under
     /// the key it is written with (`template`), so `check`'s output reads back in.
     #[serde(rename = "template")]
-    pub templates: Vec<String>,
+    pub templates: Vec<PathTemplate>,
     /// Replace the `Host` header sent upstream (default: keep the client's).
     pub host_rewrite: Option<String>,
     /// Mirroring policy; `None` when the route has no shadows.

@@ -3,9 +3,11 @@
 //! Each check adds a problem with the key path and keeps going, so the user sees every
 //! mistake in one run. Defaults live here and only here.
 
+use super::check::duration;
 use super::error::Problems;
 use super::mirror::{RawMethods, RawRouteMirror, RawShadow};
 use super::raw::{RawConfig, RawListener, RawRoute, RawTemplates, RawUpstream, RawVia};
+use super::upstreams::UpstreamNames;
 use super::*;
 use std::collections::HashSet;
 
@@ -167,6 +169,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
             upstreams.insert(name, upstream);
         }
     }
+    let upstreams = UpstreamNames::new(known_upstreams, upstreams);
 
     if raw.routes.is_empty() {
         problems.push(
@@ -178,15 +181,14 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let mut routes = Vec::new();
     for (index, route) in raw.routes.into_iter().enumerate() {
         let path = format!("routes[{index}]");
-        if let Some(route) = validate_route(&path, index, route, &known_upstreams, problems) {
-            if !names.insert(route.name.clone()) {
-                problems.push(
-                    format!("{path}.name"),
-                    format!("duplicate route name {:?}", route.name),
-                );
-            }
-            routes.push(route);
+        let (name, route) = validate_route(&path, index, route, &upstreams, problems);
+        if !names.insert(name.clone()) {
+            problems.push(
+                format!("{path}.name"),
+                format!("duplicate route name {name:?}"),
+            );
         }
+        routes.extend(route);
     }
 
     let mirror = super::mirror::validate_global(raw.mirror, problems);
@@ -237,13 +239,14 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     Config {
         listeners,
         admin,
-        upstreams,
+        upstreams: upstreams.into_upstreams(),
         routes,
         runtime,
         shutdown,
         logging,
         mirror,
         compare,
+        _validated: Validated,
     }
 }
 
@@ -465,13 +468,15 @@ fn parse_upstream_url(
     Some(authority)
 }
 
+/// The route's name, which the duplicate check needs even when the route itself cannot be
+/// built, and the route.
 fn validate_route(
     path: &str,
     index: usize,
     raw: RawRoute,
-    upstreams: &HashSet<String>,
+    upstreams: &UpstreamNames,
     problems: &mut Problems,
-) -> Option<RouteConfig> {
+) -> (String, Option<RouteConfig>) {
     let name = raw.name.unwrap_or_else(|| format!("route{index}"));
     check_name(&format!("{path}.name"), &name, problems);
 
@@ -490,20 +495,20 @@ fn validate_route(
 
     let primary = match raw.primary {
         Some(primary) => {
-            if !upstreams.contains(&primary) {
+            if !upstreams.is_known(&primary) {
                 problems.push(
                     format!("{path}.primary"),
                     format!("unknown upstream {primary:?}"),
                 );
             }
-            primary
+            upstreams.resolve(&primary)
         }
         None => {
             problems.push(
                 format!("{path}.primary"),
                 "missing: name the upstream that serves this route",
             );
-            String::new()
+            None
         }
     };
 
@@ -512,14 +517,20 @@ fn validate_route(
         Some(RawTemplates::One(template)) => vec![template],
         Some(RawTemplates::Many(templates)) => templates,
     };
-    for (i, template) in templates.iter().enumerate() {
-        if let Err(reason) = crate::router::check_template(template) {
-            problems.push(
-                format!("{path}.template[{i}]"),
-                format!("{template:?}: {reason}"),
-            );
-        }
-    }
+    let templates = templates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, template)| match PathTemplate::parse(template) {
+            Ok(template) => Some(template),
+            Err(reason) => {
+                problems.push(
+                    format!("{path}.template[{i}]"),
+                    format!("{template:?}: {reason}"),
+                );
+                None
+            }
+        })
+        .collect();
 
     if let Some(rewrite) = &raw.host_rewrite {
         if rewrite.is_empty() || http::HeaderValue::from_str(rewrite).is_err() {
@@ -544,16 +555,19 @@ fn validate_route(
 
     let compare = super::compare::validate_route(&format!("{path}.compare"), raw.compare, problems);
 
-    Some(RouteConfig {
+    // Without its primary the route is left out; that is always reported above (or by the
+    // upstream's own checks), so the config is refused anyway.
+    let route = primary.map(|primary| RouteConfig {
         compare,
         mirror,
-        name,
+        name: name.clone(),
         host,
         path_prefix,
         primary,
         templates,
         host_rewrite: raw.host_rewrite,
-    })
+    });
+    (name, route)
 }
 
 fn parse_host_match(path: &str, host: &str, problems: &mut Problems) -> Option<HostMatch> {
@@ -606,29 +620,6 @@ fn parse_addr(path: &str, text: &str, problems: &mut Problems) -> Option<SocketA
                 ),
             );
             None
-        }
-    }
-}
-
-pub(crate) fn duration(
-    path: &str,
-    value: Option<&str>,
-    default: &str,
-    problems: &mut Problems,
-) -> Duration {
-    let text = value.unwrap_or(default);
-    match humantime::parse_duration(text) {
-        Ok(duration) if !duration.is_zero() => duration,
-        Ok(_) => {
-            problems.push(path, "must be greater than zero");
-            Duration::from_secs(1)
-        }
-        Err(_) => {
-            problems.push(
-                path,
-                format!("{text:?} is not a duration (e.g. \"250ms\", \"10s\", \"1m\")"),
-            );
-            Duration::from_secs(1)
         }
     }
 }

@@ -106,7 +106,6 @@ impl Proxy {
             &Mirror::route_shadow_names(config),
         ));
         let mirror = Arc::new(Mirror::new(config, metrics.clone()));
-        let names: Vec<&String> = config.upstreams.keys().collect();
         let upstreams: Vec<UpstreamClient<RequestBody>> = config
             .upstreams
             .iter()
@@ -127,11 +126,8 @@ impl Proxy {
             .routes
             .iter()
             .map(|route| RouteTarget {
-                // Validation guarantees the name exists; 0 is never used for a bad config.
-                upstream: names
-                    .iter()
-                    .position(|name| **name == route.primary)
-                    .unwrap_or(0),
+                // `upstreams` was built in `config.upstreams` order: the order ids index.
+                upstream: route.primary.id().index(),
                 host_rewrite: route
                     .host_rewrite
                     .as_deref()

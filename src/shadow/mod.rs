@@ -29,7 +29,9 @@ pub mod notice;
 pub mod pair;
 pub mod sample;
 
-use crate::config::{Config, MethodSet, PathRewrite, ShadowPolicy, StickySource};
+use crate::config::{
+    Config, MethodSet, PathRewrite, ShadowPolicy, StickySource, UpstreamId, UpstreamRef,
+};
 use crate::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
 use budget::Budget;
@@ -94,8 +96,8 @@ impl Mirror {
                         mirror
                             .shadows
                             .iter()
-                            .map(|s| s.upstream.clone())
-                            .chain(mirror.secondary.clone())
+                            .map(|s| s.upstream.name().to_string())
+                            .chain(mirror.secondary.as_ref().map(|s| s.name().to_string()))
                             .collect()
                     })
                     .unwrap_or_default()
@@ -115,22 +117,21 @@ impl Mirror {
             config.mirror.max_buffered_bytes,
             metrics.mirror_buffered_bytes(),
         );
-        let mut names: Vec<String> = Vec::new();
+        let mut ids: Vec<UpstreamId> = Vec::new();
         let mut targets: Vec<Arc<ShadowTarget>> = Vec::new();
-        let mut target_for = |name: &str| -> Option<usize> {
-            if let Some(index) = names.iter().position(|known| known == name) {
-                return Some(index);
+        let mut target_for = |upstream: &UpstreamRef| -> usize {
+            if let Some(index) = ids.iter().position(|known| *known == upstream.id()) {
+                return index;
             }
-            let upstream = config.upstreams.get(name)?;
-            names.push(name.to_string());
+            ids.push(upstream.id());
             targets.push(Arc::new(ShadowTarget::new(
-                name,
-                upstream,
+                upstream.name(),
+                upstream.config(),
                 &config.mirror,
                 &metrics,
                 budget.clone(),
             )));
-            Some(targets.len() - 1)
+            targets.len() - 1
         };
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
@@ -141,17 +142,12 @@ impl Mirror {
             let shadows = mirror
                 .shadows
                 .iter()
-                .filter_map(|policy| {
-                    Some(compile_shadow(
-                        policy,
-                        target_for(&policy.upstream)?,
-                        &route.name,
-                        &marker,
-                    ))
+                .map(|policy| {
+                    compile_shadow(policy, target_for(&policy.upstream), &route.name, &marker)
                 })
                 .collect();
             // The secondary gets a plain copy: no sampling of its own, no header rewrites.
-            let secondary = mirror.secondary.as_ref().and_then(|name| {
+            let secondary = mirror.secondary.as_ref().map(|name| {
                 let policy = ShadowPolicy {
                     upstream: name.clone(),
                     percent: 100.0,
@@ -164,12 +160,7 @@ impl Mirror {
                     host_rewrite: None,
                     path_rewrite: None,
                 };
-                Some(compile_shadow(
-                    &policy,
-                    target_for(name)?,
-                    &route.name,
-                    &marker,
-                ))
+                compile_shadow(&policy, target_for(name), &route.name, &marker)
             });
             routes.push(Some(CompiledRoute {
                 max_body_bytes: mirror.max_body_bytes,
