@@ -10,6 +10,7 @@
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
+//! | [`header_rules`] | the header rulebook: field classes (hop-by-hop, forwarded, framing, request id) and `Connection` options, applied by both engines |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod h1;
+pub mod header_rules;
 pub mod listener;
 pub mod pause;
 pub mod proxy;
