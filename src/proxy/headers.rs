@@ -3,7 +3,7 @@
 //! ids), and the framing and Host checks that stop request smuggling.
 
 use crate::config::ViaName;
-use crate::header_rules::{self, ConnectionOption};
+use crate::header_rules::{self, ConnectionOption, FieldClass};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -525,10 +525,11 @@ impl HeadScanner {
             if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
                 let name = start.get(..colon).unwrap_or(start).trim_ascii_end();
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    self.lengths = self.lengths.saturating_add(1);
+                match header_rules::classify(name) {
+                    FieldClass::ContentLength => self.lengths = self.lengths.saturating_add(1),
+                    FieldClass::TransferEncoding => self.saw_encoding = true,
+                    _ => {}
                 }
-                self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
                 self.found = match (self.lengths, self.saw_encoding) {
                     (1.., true) => Some(FramingError::ContentLengthAndTransferEncoding),
                     (2.., false) => Some(FramingError::MultipleContentLength),
