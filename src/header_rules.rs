@@ -7,7 +7,7 @@
 //! | class | fields | forwarding does |
 //! |---|---|---|
 //! | hop-by-hop | `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade` | removes them (RFC 9110 §7.6.1); `TE: trailers` is passed on as `te: trailers` |
-//! | named by `Connection` | any field a `Connection` option names, except `Host` and `Content-Length` | removes them before the proxy reads the rest |
+//! | named by `Connection` | any other field a `Connection` option names, except `Host` and `Content-Length` | removes them before the proxy reads the rest |
 //! | framing | `Content-Length` (`Transfer-Encoding` above) | kept; the framing rule decides whether the head is forwarded at all |
 //! | host | `Host` | kept, or replaced by the route's `host_rewrite` |
 //! | forwarded | `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` | `-For` joined into one field with the client's address last; `-Proto`/`-Host` kept only when the listener trusts the hop in front, else replaced; `Via` joined with this proxy's element when `via` is on, else kept |
@@ -73,12 +73,14 @@ impl FieldClass {
         )
     }
 
-    /// Whether a `Connection` option naming the field removes it. `Host` and
-    /// `Content-Length` stay: the request was already routed by one and is framed by the
-    /// other, so a client cannot make the next hop read it differently.
+    /// Whether a `Connection` option naming the field removes it: any end-to-end field but
+    /// `Host` and `Content-Length`, which stay (the request was already routed by one and
+    /// is framed by the other, so a client cannot make the next hop read it differently).
+    /// Hop-by-hop fields go anyway, and are read before they go (`TE: trailers`, the
+    /// `Connection` options themselves), so naming them changes nothing.
     #[inline]
     pub fn may_be_named_by_connection(self) -> bool {
-        !matches!(self, FieldClass::Host | FieldClass::ContentLength)
+        !(self.is_hop_by_hop() || matches!(self, FieldClass::Host | FieldClass::ContentLength))
     }
 }
 

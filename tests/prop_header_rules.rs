@@ -50,7 +50,7 @@ const NAMES: [&str; 19] = [
 
 /// Values, many of them meaningful to some class: `Connection` lists naming others,
 /// `TE` codings, request ids sane and not, `Via` elements, addresses.
-const VALUES: [&[u8]; 24] = [
+const VALUES: [&[u8]; 26] = [
     b"",
     b"1",
     b"close",
@@ -62,6 +62,8 @@ const VALUES: [&[u8]; 24] = [
     b"via , X-Request-Id",
     b"x-forwarded-proto,x-forwarded-host",
     b"host, content-length, x-secret",
+    b"TE, Connection, expect, Upgrade",
+    b"keep-alive, proxy-connection, transfer-encoding",
     b"close, accept,, ",
     b"trailers",
     b"gzip, Trailers",

@@ -113,6 +113,8 @@ impl<'b> Seen<'b> {
                 kept.note(classify(name), field.value);
             }
         }
+        // The handover's reason is the first unusual field as sent, named or not.
+        kept.unusual = seen.unusual;
         kept
     }
 
