@@ -16,6 +16,7 @@
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) and endpoint name |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`pattern`] | the path template and JSON Pointer grammars, shared by config validation and their readers |
+//! | [`header_rules`] | the header rulebook: field classes (hop-by-hop, forwarded, framing, request id) and `Connection` options, applied by both engines |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
 //! | [`tee`] | a capped copy of a body as it streams past, for the mirror; the live body is never delayed |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
@@ -36,6 +37,7 @@ pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod h1;
+pub mod header_rules;
 pub mod listener;
 pub mod pattern;
 pub mod pause;

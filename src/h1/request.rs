@@ -11,9 +11,12 @@
 //! The upstream head is written straight from the parsed slices: the request line and the
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
 //! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host`, `te: trailers` and `via` —
-//! by the same rules as [`crate::proxy::headers`], whose framing and Host rules also decide
-//! what is plain enough to serve here.
+//! by the rulebook in [`crate::header_rules`], the one the hyper path's `HeaderMap` editor
+//! applies too; the framing and Host rules of [`crate::proxy::headers`] decide what is
+//! plain enough to serve here.
 
+use crate::config::ViaName;
+use crate::header_rules::{self, classify, ConnectionOption, FieldClass};
 use crate::proxy::headers::{self, Via};
 use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
 use crate::shadow::fields::FieldSpan;
@@ -84,110 +87,93 @@ struct Seen<'b> {
     forwarded_host: bool,
     close: bool,
     trailers: bool,
+    /// A `Connection` option names other fields: the writer leaves those out.
+    names_fields: bool,
     /// A field that only the hyper path handles (Transfer-Encoding, Expect, Upgrade, a
     /// `Connection` naming other fields), as the reason for the handover.
     unusual: Option<Handover>,
 }
 
-/// How the upstream head treats a client field.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Field {
-    /// Copied as sent.
-    Keep,
-    /// Hop-by-hop or owned by the proxy: not copied (the proxy may write its own).
-    Drop,
-    Host,
-    XForwardedFor,
-    XForwardedProto,
-    XForwardedHost,
-    /// Joined with this proxy's element when `Via` is on, else kept.
-    Via,
-}
-
-fn classify(name: &[u8]) -> (Field, Option<Special>) {
-    // Most fields are none of these: their length alone tells.
-    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
-    match name.len() {
-        2 if eq(b"te") => (Field::Drop, Some(Special::Te)),
-        4 if eq(b"host") => (Field::Host, Some(Special::Host)),
-        6 if eq(b"expect") => (Field::Drop, Some(Special::Unusual(Handover::Expect))),
-        7 if eq(b"upgrade") => (
-            Field::Drop,
-            Some(Special::Unusual(Handover::ConnectionOptions)),
-        ),
-        10 if eq(b"connection") => (Field::Drop, Some(Special::Connection)),
-        10 if eq(b"keep-alive") => (Field::Drop, None),
-        12 if eq(b"x-request-id") => (Field::Drop, Some(Special::RequestId)),
-        14 if eq(b"content-length") => (Field::Keep, Some(Special::ContentLength)),
-        15 if eq(b"x-forwarded-for") => (Field::XForwardedFor, None),
-        16 if eq(b"proxy-connection") => (Field::Drop, None),
-        16 if eq(b"x-forwarded-host") => (Field::XForwardedHost, Some(Special::ForwardedHost)),
-        17 if eq(b"x-forwarded-proto") => (Field::XForwardedProto, Some(Special::ForwardedProto)),
-        3 if eq(b"via") => (Field::Via, None),
-        17 if eq(b"transfer-encoding") => (
-            Field::Drop,
-            Some(Special::Unusual(Handover::TransferEncoding)),
-        ),
-        _ => (Field::Keep, None),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Special {
-    Te,
-    Host,
-    Connection,
-    RequestId,
-    ContentLength,
-    ForwardedHost,
-    ForwardedProto,
-    Unusual(Handover),
-}
-
 impl<'b> Seen<'b> {
-    fn note(&mut self, special: Special, value: &'b [u8]) {
-        match special {
-            Special::Te => self.trailers |= has_token(value, b"trailers"),
-            Special::Host => {
+    /// One pass over the head's fields. When a `Connection` option names other fields, a
+    /// second pass leaves those out: by the rulebook they are gone before the proxy reads
+    /// the rest (the native engine hands such heads over, so this is never the hot path).
+    fn scan(fields: &[httparse::Header<'b>]) -> Seen<'b> {
+        let mut seen = Seen::default();
+        for field in fields {
+            seen.note(classify(field.name.as_bytes()), field.value);
+        }
+        if !seen.names_fields {
+            return seen;
+        }
+        let mut kept = Seen::default();
+        for field in fields {
+            let name = field.name.as_bytes();
+            if !named_by_connection(fields, name) {
+                kept.note(classify(name), field.value);
+            }
+        }
+        // The handover's reason is the first unusual field as sent, named or not.
+        kept.unusual = seen.unusual;
+        kept
+    }
+
+    fn note(&mut self, class: FieldClass, value: &'b [u8]) {
+        match class {
+            FieldClass::Te => self.trailers |= header_rules::te_accepts_trailers(value),
+            FieldClass::Host => {
                 self.host = Some(value);
                 self.hosts += 1;
             }
-            Special::Connection => {
-                for token in tokens(value) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        self.close = true;
-                    } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                        self.unusual.get_or_insert(Handover::ConnectionOptions);
+            FieldClass::Connection => {
+                for option in header_rules::connection_options(value) {
+                    match option {
+                        ConnectionOption::Close => self.close = true,
+                        ConnectionOption::KeepAlive => {}
+                        ConnectionOption::Names(_) => {
+                            self.names_fields = true;
+                            self.unusual.get_or_insert(Handover::ConnectionOptions);
+                        }
                     }
                 }
             }
-            Special::RequestId => {
+            FieldClass::RequestId => {
                 self.request_id = Some(value);
                 self.request_ids += 1;
             }
-            Special::ContentLength => {
+            FieldClass::ContentLength => {
                 self.content_length = Some(value);
                 self.content_lengths += 1;
             }
-            Special::ForwardedHost => self.forwarded_host = true,
-            Special::ForwardedProto => self.forwarded_proto = true,
-            Special::Unusual(reason) => {
-                self.unusual.get_or_insert(reason);
+            FieldClass::XForwardedHost => self.forwarded_host = true,
+            FieldClass::XForwardedProto => self.forwarded_proto = true,
+            FieldClass::Expect => {
+                self.unusual.get_or_insert(Handover::Expect);
             }
+            FieldClass::Upgrade => {
+                self.unusual.get_or_insert(Handover::ConnectionOptions);
+            }
+            FieldClass::TransferEncoding => {
+                self.unusual.get_or_insert(Handover::TransferEncoding);
+            }
+            FieldClass::EndToEnd
+            | FieldClass::HopByHop
+            | FieldClass::XForwardedFor
+            | FieldClass::Via => {}
         }
     }
 }
 
-/// The comma-separated tokens of a field value, trimmed, empty ones skipped.
-fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|token| !token.is_empty())
-}
-
-fn has_token(value: &[u8], want: &[u8]) -> bool {
-    tokens(value).any(|token| token.eq_ignore_ascii_case(want))
+/// Whether a `Connection` field of the head names the field `name` (the rulebook's
+/// [`header_rules::named_by_connection`] over parsed fields).
+fn named_by_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
+    header_rules::named_by_connection(
+        fields
+            .iter()
+            .filter(|field| classify(field.name.as_bytes()) == FieldClass::Connection)
+            .map(|field| field.value),
+        name,
+    )
 }
 
 /// A `Content-Length` value by the one rule both engines use
@@ -234,12 +220,7 @@ pub fn prepare(
     {
         return Prepared::Fallback(Handover::Other);
     }
-    let mut seen = Seen::default();
-    for field in parsed.headers.iter() {
-        if let (_, Some(special)) = classify(field.name.as_bytes()) {
-            seen.note(special, field.value);
-        }
-    }
+    let seen = Seen::scan(parsed.headers);
     let body_len = match (seen.content_lengths, seen.content_length) {
         (0, _) => 0,
         (1, Some(value)) => match parse_length(value) {
@@ -289,82 +270,14 @@ pub fn prepare(
     head.out.extend_from_slice(target.as_bytes());
     let target_range = method_text.end + 1..head.out.len();
     head.out.extend_from_slice(b" HTTP/1.1\r\n");
-    let trust = connection.trust_forwarded_headers;
-    let mut forwarded_for = false;
-    let via = connection.via.as_ref().map(Via::h1);
-    let mut client_via = false;
-    for field in parsed.headers.iter() {
-        let name = field.name.as_bytes();
-        let value = field.value;
-        match classify(name).0 {
-            Field::Keep => head.put(name, value),
-            Field::Drop => {}
-            Field::Host => head.put(name, host_rewrite.unwrap_or(value)),
-            Field::XForwardedProto | Field::XForwardedHost if trust => head.put(name, value),
-            Field::XForwardedProto | Field::XForwardedHost => {}
-            Field::XForwardedFor => forwarded_for = true,
-            Field::Via if via.is_some() => client_via = true,
-            Field::Via => head.put(name, value),
-        }
-    }
-    // Every `X-Forwarded-For` line joined into one, the client's address appended.
-    let line_start = head.out.len();
-    head.out.extend_from_slice(b"x-forwarded-for: ");
-    if forwarded_for {
-        for field in parsed.headers.iter() {
-            if classify(field.name.as_bytes()).0 == Field::XForwardedFor {
-                head.out.extend_from_slice(field.value);
-                head.out.extend_from_slice(b", ");
-            }
-        }
-    }
-    head.out
-        .extend_from_slice(connection.client_address.as_bytes());
-    head.out.extend_from_slice(b"\r\n");
-    head.recorded(line_start, b"x-forwarded-for".len());
-    if !(trust && seen.forwarded_proto) {
-        head.put(b"x-forwarded-proto", connection.proto.as_bytes());
-    }
-    if !(trust && seen.forwarded_host) {
-        head.put(b"x-forwarded-host", host.as_bytes());
-    }
-    if seen.trailers {
-        head.put(b"te", b"trailers");
-    }
-    if let Some(via) = via {
-        let line_start = head.out.len();
-        if client_via {
-            // Earlier hops' elements first, in order, then ours: one field.
-            head.out.extend_from_slice(b"via: ");
-            for field in parsed.headers.iter() {
-                if classify(field.name.as_bytes()).0 == Field::Via {
-                    head.out.extend_from_slice(field.value);
-                    head.out.extend_from_slice(b", ");
-                }
-            }
-            head.out.extend_from_slice(via.element(1));
-            head.out.extend_from_slice(b"\r\n");
-        } else {
-            head.out.extend_from_slice(via.line(1));
-        }
-        head.recorded(line_start, b"via".len());
-    }
-    let line_start = head.out.len();
-    head.out.extend_from_slice(b"x-request-id: ");
-    let id_start = head.out.len();
-    match seen.request_id {
-        Some(id) if seen.request_ids == 1 && headers::request_id_is_sane(id) => {
-            head.out.extend_from_slice(id);
-        }
-        _ => {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            head.out
-                .extend_from_slice(headers::new_request_id(&mut buffer).as_bytes());
-        }
-    }
-    let request_id = id_start..head.out.len();
-    head.out.extend_from_slice(b"\r\n");
-    head.recorded(line_start, b"x-request-id".len());
+    let forwarding = Forwarding {
+        client_address: connection.client_address.as_bytes(),
+        proto: connection.proto,
+        trust_forwarded_headers: connection.trust_forwarded_headers,
+        via: connection.via.as_ref().map(Via::h1),
+        host_rewrite,
+    };
+    let request_id = head.forwarded_fields(parsed.headers, &seen, &forwarding);
     head.out.extend_from_slice(b"\r\n");
 
     // The last entry is "other": a method not among the known ones.
@@ -391,6 +304,38 @@ pub fn prepare(
     })
 }
 
+/// What the proxy-owned fields of the upstream head are made of, besides the client's head.
+pub struct Forwarding<'a> {
+    /// The client's address, the last `X-Forwarded-For` element.
+    pub client_address: &'a [u8],
+    /// `X-Forwarded-Proto` (`http`, or `https` behind TLS).
+    pub proto: &'a str,
+    /// Keep the client's `X-Forwarded-Proto`/`-Host` (the listener trusts the hop in front).
+    pub trust_forwarded_headers: bool,
+    /// The listener's `Via` lines (`None`: `via = false`).
+    pub via: Option<&'a ViaName>,
+    /// The route's `host_rewrite`, replacing the client's `Host`.
+    pub host_rewrite: Option<&'a [u8]>,
+}
+
+/// Writes the upstream head's field lines for the client's `fields` into `out` (appended;
+/// no request line, no final empty line) and returns where the request id is in `out`:
+/// the byte-level form of [`crate::header_rules`], exactly what [`prepare`] writes after
+/// the request line. Public so the property test can hold it against the `HeaderMap` form.
+pub fn write_fields(
+    fields: &[httparse::Header<'_>],
+    forwarding: &Forwarding<'_>,
+    out: &mut Vec<u8>,
+) -> Range<usize> {
+    let seen = Seen::scan(fields);
+    let mut head = HeadWriter {
+        out,
+        fields: Vec::new(),
+        record: false,
+    };
+    head.forwarded_fields(fields, &seen, forwarding)
+}
+
 /// The upstream head being written, and (when `record`) where each field line went.
 struct HeadWriter<'o> {
     out: &'o mut Vec<u8>,
@@ -399,6 +344,116 @@ struct HeadWriter<'o> {
 }
 
 impl HeadWriter<'_> {
+    /// The field lines of the upstream head by the rulebook ([`crate::header_rules`]): the
+    /// client's end-to-end fields in order (names keep their case), then the fields the
+    /// proxy owns. Returns where the request id went.
+    // Inlined: the whole of the head's fields, on every request.
+    #[inline(always)]
+    fn forwarded_fields(
+        &mut self,
+        fields: &[httparse::Header<'_>],
+        seen: &Seen<'_>,
+        forwarding: &Forwarding<'_>,
+    ) -> Range<usize> {
+        let trust = forwarding.trust_forwarded_headers;
+        let via = forwarding.via;
+        // Fields a `Connection` option names are gone before anything else is decided.
+        let named_away = |name: &[u8]| seen.names_fields && named_by_connection(fields, name);
+        let mut forwarded_for = false;
+        let mut client_via = false;
+        for field in fields {
+            let name = field.name.as_bytes();
+            let value = field.value;
+            let class = classify(name);
+            if named_away(name) {
+                continue;
+            }
+            match class {
+                FieldClass::EndToEnd | FieldClass::ContentLength | FieldClass::Expect => {
+                    self.put(name, value);
+                }
+                FieldClass::Host => self.put(name, forwarding.host_rewrite.unwrap_or(value)),
+                FieldClass::XForwardedProto | FieldClass::XForwardedHost if trust => {
+                    self.put(name, value);
+                }
+                FieldClass::XForwardedProto | FieldClass::XForwardedHost => {}
+                FieldClass::XForwardedFor => forwarded_for = true,
+                FieldClass::Via if via.is_some() => client_via = true,
+                FieldClass::Via => self.put(name, value),
+                FieldClass::Connection
+                | FieldClass::Te
+                | FieldClass::TransferEncoding
+                | FieldClass::Upgrade
+                | FieldClass::HopByHop
+                | FieldClass::RequestId => {}
+            }
+        }
+        // Every `X-Forwarded-For` line joined into one, the client's address appended.
+        let line_start = self.out.len();
+        self.out.extend_from_slice(b"x-forwarded-for: ");
+        if forwarded_for {
+            self.join(fields, FieldClass::XForwardedFor, &named_away);
+        }
+        self.out.extend_from_slice(forwarding.client_address);
+        self.out.extend_from_slice(b"\r\n");
+        self.recorded(line_start, b"x-forwarded-for".len());
+        if !(trust && seen.forwarded_proto) {
+            self.put(b"x-forwarded-proto", forwarding.proto.as_bytes());
+        }
+        if !(trust && seen.forwarded_host) {
+            self.put(b"x-forwarded-host", seen.host.unwrap_or_default());
+        }
+        if seen.trailers {
+            self.put(b"te", b"trailers");
+        }
+        if let Some(via) = via {
+            let line_start = self.out.len();
+            if client_via {
+                // Earlier hops' elements first, in order, then ours: one field.
+                self.out.extend_from_slice(b"via: ");
+                self.join(fields, FieldClass::Via, &named_away);
+                self.out.extend_from_slice(via.element(1));
+                self.out.extend_from_slice(b"\r\n");
+            } else {
+                self.out.extend_from_slice(via.line(1));
+            }
+            self.recorded(line_start, b"via".len());
+        }
+        let line_start = self.out.len();
+        self.out.extend_from_slice(b"x-request-id: ");
+        let id_start = self.out.len();
+        match seen.request_id {
+            Some(id) if seen.request_ids == 1 && header_rules::request_id_is_sane(id) => {
+                self.out.extend_from_slice(id);
+            }
+            _ => {
+                let mut buffer = uuid::Uuid::encode_buffer();
+                self.out
+                    .extend_from_slice(header_rules::new_request_id(&mut buffer).as_bytes());
+            }
+        }
+        let request_id = id_start..self.out.len();
+        self.out.extend_from_slice(b"\r\n");
+        self.recorded(line_start, b"x-request-id".len());
+        request_id
+    }
+
+    /// Appends the values of every kept field of `class`, each followed by `, `.
+    fn join(
+        &mut self,
+        fields: &[httparse::Header<'_>],
+        class: FieldClass,
+        named_away: &impl Fn(&[u8]) -> bool,
+    ) {
+        for field in fields {
+            let name = field.name.as_bytes();
+            if classify(name) == class && !named_away(name) {
+                self.out.extend_from_slice(field.value);
+                self.out.extend_from_slice(b", ");
+            }
+        }
+    }
+
     /// Appends one `name: value` field line.
     // Inlined: called per field on every request, mirrored or not.
     #[inline(always)]
@@ -434,10 +489,10 @@ mod tests {
     #[test]
     fn connection_tokens() {
         let mut seen = Seen::default();
-        seen.note(Special::Connection, b"keep-alive, Close");
+        seen.note(FieldClass::Connection, b"keep-alive, Close");
         assert!(seen.close && seen.unusual.is_none());
         let mut seen = Seen::default();
-        seen.note(Special::Connection, b"keep-alive, x-secret");
+        seen.note(FieldClass::Connection, b"keep-alive, x-secret");
         assert_eq!(seen.unusual, Some(Handover::ConnectionOptions));
     }
 }

@@ -10,7 +10,8 @@
 //! apply to requests too) is refused: the client gets 502 and the connection is dropped.
 
 use crate::config::ViaName;
-use crate::proxy::headers::{is_hop_by_hop, BodyFraming, FramingError, FramingFields};
+use crate::header_rules::{self, connection_options, is_hop_by_hop, ConnectionOption};
+use crate::proxy::headers::{BodyFraming, FramingError, FramingFields};
 use crate::shadow::fields::{offset_in, Fields};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -168,13 +169,11 @@ fn parse_head(
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             framing_fields.transfer_encoding(field.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    connection_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    connection_keep_alive = true;
-                } else if !token.is_empty() {
-                    named_by_connection = true;
+            for option in connection_options(field.value) {
+                match option {
+                    ConnectionOption::Close => connection_close = true,
+                    ConnectionOption::KeepAlive => connection_keep_alive = true,
+                    ConnectionOption::Names(_) => named_by_connection = true,
                 }
             }
         } else if name.eq_ignore_ascii_case(b"date") {
@@ -336,12 +335,13 @@ fn is_end_to_end(fields: &[httparse::Header<'_>], name: &[u8], named_by_connecti
 }
 
 pub(crate) fn named_in_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
-    fields
-        .iter()
-        .filter(|field| field.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|field| field.value.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .any(|token| token.eq_ignore_ascii_case(name))
+    header_rules::named_by_connection(
+        fields
+            .iter()
+            .filter(|field| field.name.eq_ignore_ascii_case("connection"))
+            .map(|field| field.value),
+        name,
+    )
 }
 
 /// Appends the current time as an IMF-fixdate, formatted at most once a second per thread.

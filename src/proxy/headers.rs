@@ -1,35 +1,20 @@
-//! Header rules of a forwarding proxy: hop-by-hop removal, `X-Forwarded-*`, request ids,
-//! and the framing checks that stop request smuggling.
+//! Header rules of a forwarding proxy, applied to a `HeaderMap` (the hyper path): the
+//! rulebook of [`crate::header_rules`] (hop-by-hop removal, `X-Forwarded-*`, `Via`, request
+//! ids), and the framing and Host checks that stop request smuggling.
 
 use crate::config::ViaName;
+use crate::header_rules::{self, ConnectionOption, FieldClass};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
 /// `x-request-id`: propagated when the client sent a sane one, generated otherwise.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static(header_rules::REQUEST_ID);
 /// `x-forwarded-for`, `-proto`, `-host`: set on every forwarded request.
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Longest client-supplied request id we propagate; longer ones are replaced.
-const MAX_REQUEST_ID_LEN: usize = 200;
-
-/// Whether `name` (any case) is hop-by-hop by definition (RFC 9110 §7.6.1, plus the
-/// non-standard `Proxy-Connection`): `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
-/// `Transfer-Encoding`, `Upgrade`. The one list both engines use; over bytes, so the native
-/// engine asks it of parsed field names without building a `HeaderName`.
-pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
-    match name.len() {
-        2 => eq(b"te"),
-        7 => eq(b"upgrade"),
-        10 => eq(b"connection") || eq(b"keep-alive"),
-        16 => eq(b"proxy-connection"),
-        17 => eq(b"transfer-encoding"),
-        _ => false,
-    }
-}
+pub use crate::header_rules::{is_hop_by_hop, new_request_id, request_id_is_sane};
 
 /// Hop-by-hop names one header map can hold (each distinct name is found once).
 const HOP_BY_HOP_COUNT: usize = 6;
@@ -58,18 +43,19 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flatten()
         .any(|name| name == header::CONNECTION)
     {
-        // Fields the `Connection` header names are hop-by-hop too. `keep-alive` and `close`
-        // (the usual tokens) name no other field, so they allocate nothing.
+        // Fields the `Connection` header names are hop-by-hop too (but never `Host` or
+        // `Content-Length`: the rulebook's exception). `keep-alive` and `close` (the usual
+        // options) name no other field, so they allocate nothing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|token| {
-                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+            .flat_map(|value| header_rules::connection_options(value.as_bytes()))
+            .filter_map(|option| match option {
+                ConnectionOption::Names(name) => Some(name),
+                ConnectionOption::Close | ConnectionOption::KeepAlive => None,
             })
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .filter(|name| header_rules::classify(name).may_be_named_by_connection())
+            .filter_map(|name| HeaderName::from_bytes(name).ok())
             .collect();
         for name in named {
             headers.remove(&name);
@@ -86,9 +72,7 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+        .any(|value| header_rules::te_accepts_trailers(value.as_bytes()))
 }
 
 /// Why a message's framing is refused: a request gets 400 and its connection is closed, an
@@ -541,10 +525,11 @@ impl HeadScanner {
             if let Some(colon) = memchr::memchr(b':', start) {
                 // hyper refuses whitespace before the colon; matching it anyway costs nothing.
                 let name = start.get(..colon).unwrap_or(start).trim_ascii_end();
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    self.lengths = self.lengths.saturating_add(1);
+                match header_rules::classify(name) {
+                    FieldClass::ContentLength => self.lengths = self.lengths.saturating_add(1),
+                    FieldClass::TransferEncoding => self.saw_encoding = true,
+                    _ => {}
                 }
-                self.saw_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
                 self.found = match (self.lengths, self.saw_encoding) {
                     (1.., true) => Some(FramingError::ContentLengthAndTransferEncoding),
                     (2.., false) => Some(FramingError::MultipleContentLength),
@@ -554,6 +539,62 @@ impl HeadScanner {
         }
         self.lines += 1;
     }
+}
+
+/// What the proxy-owned fields of a forwarded request are made of, besides its own fields:
+/// the `HeaderMap` counterpart of [`crate::h1::request::Forwarding`].
+pub struct Forwarding<'a> {
+    /// The client's address, the last `X-Forwarded-For` element.
+    pub client_address: &'a HeaderValue,
+    /// `X-Forwarded-Proto` (`http`, or `https` behind TLS).
+    pub proto: &'static str,
+    /// Keep the client's `X-Forwarded-Proto`/`-Host` (the listener trusts the hop in front).
+    pub trust_forwarded_headers: bool,
+    /// This proxy's `Via` element for the request's version (`None`: `via = false`).
+    pub via: Option<&'a HeaderValue>,
+    /// The host the request is for ([`forwarded_host`]), and whether it came from the
+    /// target rather than the `Host` field.
+    pub host: Option<HeaderValue>,
+    /// See [`Forwarding::host`].
+    pub host_from_target: bool,
+    /// The route's `host_rewrite`, replacing the request's `Host`.
+    pub host_rewrite: Option<&'a HeaderValue>,
+}
+
+/// Edits a request's fields for the upstream by the rulebook ([`crate::header_rules`]),
+/// the `HeaderMap` form of what the native engine writes as bytes: hop-by-hop fields and
+/// those `Connection` names go first, then the proxy's own fields are made from what is
+/// left — the request id (returned: the one to log), `te: trailers`, `X-Forwarded-*`,
+/// `Host`, `Via`.
+pub fn forward_request_headers(headers: &mut HeaderMap, forwarding: Forwarding<'_>) -> HeaderValue {
+    let trailers = accepts_trailers(headers);
+    remove_hop_by_hop(headers);
+    let request_id = ensure_request_id(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    set_forwarded(
+        headers,
+        forwarding.client_address,
+        forwarding.proto,
+        forwarding.host.as_ref(),
+        forwarding.trust_forwarded_headers,
+    );
+    match (forwarding.host_rewrite, forwarding.host) {
+        (Some(rewrite), _) => {
+            headers.insert(header::HOST, rewrite.clone());
+        }
+        // The client's Host field is already in place; a host taken from the target
+        // (HTTP/2's :authority, an absolute-form target) replaces or supplies it.
+        (None, Some(host)) if forwarding.host_from_target => {
+            headers.insert(header::HOST, host);
+        }
+        (None, _) => {}
+    }
+    if let Some(via) = forwarding.via {
+        append_via(headers, via);
+    }
+    request_id
 }
 
 /// Returns the request id to use: the client's when it is a reasonable token, else a new UUID.
@@ -573,21 +614,6 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     value
 }
 
-/// Whether a client's request id (when it sent exactly one) is propagated as it is: a
-/// non-empty run of visible ASCII, at most 200 bytes.
-pub fn request_id_is_sane(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.iter().all(|b| b.is_ascii_graphic())
-}
-
-/// A new request id, written into `buffer`: a version-4 UUID from the thread-local fast
-/// generator. Ids must be unique, not unpredictable, and this skips the CSPRNG the uuid crate
-/// would use.
-pub fn new_request_id(buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
-    let random = fastrand::u128(..).to_le_bytes();
-    let id = uuid::Builder::from_random_bytes(random).into_uuid();
-    id.hyphenated().encode_lower(buffer)
-}
-
 /// Appends the client address to `X-Forwarded-For` (as nginx's `$proxy_add_x_forwarded_for`
 /// and Envoy do) and sets `X-Forwarded-Proto`/`-Host`, which are kept as sent only when the
 /// listener trusts the hop in front of it.
@@ -605,14 +631,14 @@ pub fn set_forwarded(
             entry.insert(client.clone());
         }
         http::header::Entry::Occupied(mut entry) => {
-            let mut joined = entry
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(", ");
-            joined.push_str(", ");
-            joined.push_str(client.to_str().unwrap_or_default());
-            if let Ok(value) = HeaderValue::from_str(&joined) {
+            // As bytes, like the native engine: a value with non-ASCII bytes is kept too.
+            let mut joined = Vec::new();
+            for value in entry.iter() {
+                joined.extend_from_slice(value.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(client.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
                 entry.insert(value);
             }
         }

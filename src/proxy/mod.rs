@@ -312,40 +312,26 @@ impl Proxy {
             .ok_or(ProxyError::NoRoute)?;
 
         let (mut parts, body) = request.into_parts();
-        let request_id = headers::ensure_request_id(&mut parts.headers);
+        // Before the tee: the shadow copy carries the same fields (and Via) as the primary's.
+        let request_id = headers::forward_request_headers(
+            &mut parts.headers,
+            headers::Forwarding {
+                client_address: &connection.client_address,
+                proto: connection.proto,
+                trust_forwarded_headers: connection.trust_forwarded_headers,
+                via: connection
+                    .via
+                    .as_ref()
+                    .map(|via| via.element(parts.version)),
+                host: original_host,
+                host_from_target,
+                host_rewrite: target.host_rewrite.as_ref(),
+            },
+        );
         if let Ok(id) = request_id.to_str() {
             span.record("request_id", id);
         }
         *request_id_out = Some(request_id.clone());
-        let trailers = headers::accepts_trailers(&parts.headers);
-        headers::remove_hop_by_hop(&mut parts.headers);
-        if trailers {
-            parts
-                .headers
-                .insert(header::TE, HeaderValue::from_static("trailers"));
-        }
-        headers::set_forwarded(
-            &mut parts.headers,
-            &connection.client_address,
-            connection.proto,
-            original_host.as_ref(),
-            connection.trust_forwarded_headers,
-        );
-        match (&target.host_rewrite, original_host) {
-            (Some(rewrite), _) => {
-                parts.headers.insert(header::HOST, rewrite.clone());
-            }
-            // The client's Host field is already in place; a host taken from the target
-            // (HTTP/2's :authority, an absolute-form target) replaces or supplies it.
-            (None, Some(host)) if host_from_target => {
-                parts.headers.insert(header::HOST, host);
-            }
-            (None, _) => {}
-        }
-        // Before the tee: the shadow copy carries the same Via as the primary's request.
-        if let Some(via) = &connection.via {
-            headers::append_via(&mut parts.headers, via.element(parts.version));
-        }
         let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
         let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
         parts.uri = upstream

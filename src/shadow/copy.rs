@@ -8,6 +8,7 @@
 //! ([`HeaderEdits::apply`]) — from the same two rules, so both send the same fields.
 
 use super::fields::{Fields, NameSet};
+use crate::header_rules::{classify, FieldClass};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// A shadow policy's header changes, plus the marker every shadow copy carries.
@@ -16,17 +17,21 @@ pub struct HeaderEdits {
     add: Vec<(HeaderName, HeaderValue)>,
     host: Option<HeaderValue>,
     marker: (HeaderName, HeaderValue),
-    /// Every primary field the copy leaves out: framing, removals, the fields it sets.
+    /// Every primary field the copy leaves out besides framing: removals, the fields it sets.
     dropped: NameSet,
 }
 
-/// Framing: this hop's business, since the copy's body is complete and its length known.
-const HOP_FIELDS: [&str; 4] = [
-    "content-length",
-    "transfer-encoding",
-    "expect",
-    "connection",
-];
+/// Framing and connection options (by the rulebook's classes): this hop's business, since
+/// the copy's body is complete and its length known.
+fn reframed(name: &[u8]) -> bool {
+    matches!(
+        classify(name),
+        FieldClass::ContentLength
+            | FieldClass::TransferEncoding
+            | FieldClass::Expect
+            | FieldClass::Connection
+    )
+}
 
 impl HeaderEdits {
     /// The edits of one policy: `remove` these fields, set each of `add` (replacing the
@@ -39,9 +44,9 @@ impl HeaderEdits {
     ) -> HeaderEdits {
         let set = add.iter().map(|(name, _)| name);
         let dropped = NameSet::new(
-            HOP_FIELDS
+            host.is_some()
+                .then_some("host")
                 .into_iter()
-                .chain(host.is_some().then_some("host"))
                 .chain(std::iter::once(marker.0.as_str()))
                 .chain(remove.iter().chain(set).map(HeaderName::as_str)),
         );
@@ -58,7 +63,7 @@ impl HeaderEdits {
     /// client's business, since the copy's body is complete; removed fields go; fields the
     /// edits set are replaced.
     pub fn keeps(&self, name: &[u8]) -> bool {
-        !self.dropped.contains_raw(name)
+        !reframed(name) && !self.dropped.contains_raw(name)
     }
 
     /// The fields the copy carries after the kept ones.

@@ -1,0 +1,190 @@
+//! The header rulebook: which class each request field belongs to, and what forwarding does
+//! with each class. Both engines apply it: the native engine's byte-level head writer
+//! (`h1/request.rs`) and the hyper path's `HeaderMap` editor (`proxy/headers.rs`); a
+//! property test (`tests/prop_header_rules.rs`) runs both forms on the same generated heads
+//! and requires the same fields.
+//!
+//! | class | fields | forwarding does |
+//! |---|---|---|
+//! | hop-by-hop | `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade` | removes them (RFC 9110 §7.6.1); `TE: trailers` is passed on as `te: trailers` |
+//! | named by `Connection` | any other field a `Connection` option names, except `Host` and `Content-Length` | removes them before the proxy reads the rest |
+//! | framing | `Content-Length` (`Transfer-Encoding` above) | kept; the framing rule decides whether the head is forwarded at all |
+//! | host | `Host` | kept, or replaced by the route's `host_rewrite` |
+//! | forwarded | `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` | `-For` joined into one field with the client's address last; `-Proto`/`-Host` kept only when the listener trusts the hop in front, else replaced; `Via` joined with this proxy's element when `via` is on, else kept |
+//! | request id | `x-request-id` | the client's kept when it sent exactly one sane id, else a new one; always written |
+//! | expect | `Expect` | kept (the hyper path answers `100-continue`; the native engine hands such requests over) |
+//! | end-to-end | everything else | kept as sent, in order |
+//!
+//! This module sits at the bottom of the house: it imports neither the engines nor the proxy,
+//! so both may import it.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+/// `x-request-id`, lowercase, as the proxy writes it.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Longest client-supplied request id we propagate; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+/// The class of a request field by its name (any case): what forwarding does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldClass {
+    /// Not in the table: end-to-end, copied as sent.
+    EndToEnd,
+    /// `Connection`: hop-by-hop, and its options name more hop-by-hop fields.
+    Connection,
+    /// `TE`: hop-by-hop; its `trailers` token is passed on as `te: trailers`.
+    Te,
+    /// `Transfer-Encoding`: hop-by-hop framing (the next hop is framed afresh).
+    TransferEncoding,
+    /// `Upgrade`: hop-by-hop; a protocol switch is the hyper path's business.
+    Upgrade,
+    /// `Keep-Alive`, `Proxy-Connection`: hop-by-hop and nothing more.
+    HopByHop,
+    /// `Content-Length`: framing that travels with the message.
+    ContentLength,
+    /// `Host`: what the request was routed by.
+    Host,
+    /// `Expect`: end-to-end, but `100-continue` is answered by the hyper path.
+    Expect,
+    /// `X-Forwarded-For`: joined, the client's address appended.
+    XForwardedFor,
+    /// `X-Forwarded-Proto`: kept only from a trusted hop.
+    XForwardedProto,
+    /// `X-Forwarded-Host`: kept only from a trusted hop.
+    XForwardedHost,
+    /// `Via`: joined with this proxy's element when `via` is on.
+    Via,
+    /// `x-request-id`: the id the proxy logs, always written.
+    RequestId,
+}
+
+impl FieldClass {
+    /// Whether the field is hop-by-hop by definition (RFC 9110 §7.6.1, plus the
+    /// non-standard `Proxy-Connection`).
+    #[inline]
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            FieldClass::Connection
+                | FieldClass::Te
+                | FieldClass::TransferEncoding
+                | FieldClass::Upgrade
+                | FieldClass::HopByHop
+        )
+    }
+
+    /// Whether a `Connection` option naming the field removes it: any end-to-end field but
+    /// `Host` and `Content-Length`, which stay (the request was already routed by one and
+    /// is framed by the other, so a client cannot make the next hop read it differently).
+    /// Hop-by-hop fields go anyway, and are read before they go (`TE: trailers`, the
+    /// `Connection` options themselves), so naming them changes nothing.
+    #[inline]
+    pub fn may_be_named_by_connection(self) -> bool {
+        !(self.is_hop_by_hop() || matches!(self, FieldClass::Host | FieldClass::ContentLength))
+    }
+}
+
+/// The class of the field `name` (any case). Most fields are none of the table's: their
+/// length alone tells, so this costs a compare or two per field on the native engine.
+#[inline]
+pub fn classify(name: &[u8]) -> FieldClass {
+    let eq = |want: &[u8]| name.eq_ignore_ascii_case(want);
+    match name.len() {
+        2 if eq(b"te") => FieldClass::Te,
+        3 if eq(b"via") => FieldClass::Via,
+        4 if eq(b"host") => FieldClass::Host,
+        6 if eq(b"expect") => FieldClass::Expect,
+        7 if eq(b"upgrade") => FieldClass::Upgrade,
+        10 if eq(b"connection") => FieldClass::Connection,
+        10 if eq(b"keep-alive") => FieldClass::HopByHop,
+        12 if eq(b"x-request-id") => FieldClass::RequestId,
+        14 if eq(b"content-length") => FieldClass::ContentLength,
+        15 if eq(b"x-forwarded-for") => FieldClass::XForwardedFor,
+        16 if eq(b"proxy-connection") => FieldClass::HopByHop,
+        16 if eq(b"x-forwarded-host") => FieldClass::XForwardedHost,
+        17 if eq(b"x-forwarded-proto") => FieldClass::XForwardedProto,
+        17 if eq(b"transfer-encoding") => FieldClass::TransferEncoding,
+        _ => FieldClass::EndToEnd,
+    }
+}
+
+/// Whether `name` (any case) is hop-by-hop by definition ([`FieldClass::is_hop_by_hop`]).
+#[inline]
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    classify(name).is_hop_by_hop()
+}
+
+/// One option of a `Connection` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionOption<'v> {
+    /// `close`: the connection ends after this message.
+    Close,
+    /// `keep-alive`: the connection persists (HTTP/1.0's opt-in).
+    KeepAlive,
+    /// Any other token: the name of a field that is hop-by-hop on this connection.
+    Names(&'v [u8]),
+}
+
+/// The options of one `Connection` field value: the one place its tokens are parsed
+/// (comma-separated, whitespace around each trimmed, empty ones skipped, any case).
+#[inline]
+pub fn connection_options(value: &[u8]) -> impl Iterator<Item = ConnectionOption<'_>> {
+    tokens(value).map(|token| {
+        if token.eq_ignore_ascii_case(b"close") {
+            ConnectionOption::Close
+        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            ConnectionOption::KeepAlive
+        } else {
+            ConnectionOption::Names(token)
+        }
+    })
+}
+
+/// Whether a field called `name` is removed because one of the `Connection` values names
+/// it ([`FieldClass::may_be_named_by_connection`]).
+pub fn named_by_connection<'v>(
+    connection_values: impl IntoIterator<Item = &'v [u8]>,
+    name: &[u8],
+) -> bool {
+    classify(name).may_be_named_by_connection()
+        && connection_values.into_iter().any(|value| {
+            connection_options(value).any(|option| {
+                matches!(option, ConnectionOption::Names(named) if named.eq_ignore_ascii_case(name))
+            })
+        })
+}
+
+/// Whether a `TE` value accepts trailers: the client is told the same by the upstream
+/// request's `te: trailers`, since trailers are passed through.
+#[inline]
+pub fn te_accepts_trailers(value: &[u8]) -> bool {
+    tokens(value).any(|token| token.eq_ignore_ascii_case(b"trailers"))
+}
+
+/// The comma-separated tokens of a field value, trimmed, empty ones skipped.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
+}
+
+/// Whether a client's request id (when it sent exactly one) is propagated as it is: a
+/// non-empty run of visible ASCII, at most 200 bytes.
+#[inline]
+pub fn request_id_is_sane(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// A new request id, written into `buffer`: a version-4 UUID from the thread-local fast
+/// generator. Ids must be unique, not unpredictable, and this skips the CSPRNG the uuid crate
+/// would use.
+pub fn new_request_id(buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
+    let random = fastrand::u128(..).to_le_bytes();
+    let id = uuid::Builder::from_random_bytes(random).into_uuid();
+    id.hyphenated().encode_lower(buffer)
+}
+
+#[cfg(test)]
+#[path = "header_rules_tests.rs"]
+mod tests;

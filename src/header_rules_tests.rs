@@ -1,0 +1,132 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+use super::*;
+
+/// Every name the table knows, with its class: the documented table, tested against
+/// [`classify`] in every case spelling.
+const TABLE: [(&str, FieldClass); 14] = [
+    ("connection", FieldClass::Connection),
+    ("keep-alive", FieldClass::HopByHop),
+    ("proxy-connection", FieldClass::HopByHop),
+    ("te", FieldClass::Te),
+    ("transfer-encoding", FieldClass::TransferEncoding),
+    ("upgrade", FieldClass::Upgrade),
+    ("content-length", FieldClass::ContentLength),
+    ("host", FieldClass::Host),
+    ("expect", FieldClass::Expect),
+    ("x-forwarded-for", FieldClass::XForwardedFor),
+    ("x-forwarded-proto", FieldClass::XForwardedProto),
+    ("x-forwarded-host", FieldClass::XForwardedHost),
+    ("via", FieldClass::Via),
+    ("x-request-id", FieldClass::RequestId),
+];
+
+#[test]
+fn every_name_in_the_table_classifies_in_any_case() {
+    for (name, class) in TABLE {
+        assert_eq!(classify(name.as_bytes()), class, "{name}");
+        assert_eq!(
+            classify(name.to_ascii_uppercase().as_bytes()),
+            class,
+            "{name}"
+        );
+        // Alternate case, the spelling a careless or hostile client might send.
+        let mixed: String = name
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match i % 2 {
+                0 => c.to_ascii_uppercase(),
+                _ => c,
+            })
+            .collect();
+        assert_eq!(classify(mixed.as_bytes()), class, "{mixed}");
+    }
+}
+
+#[test]
+fn a_name_one_byte_off_is_end_to_end() {
+    for (name, _) in TABLE {
+        for at in 0..name.len() {
+            let mut near = name.as_bytes().to_vec();
+            near[at] = b'q';
+            if near != name.as_bytes() {
+                assert_eq!(classify(&near), FieldClass::EndToEnd, "{near:?}");
+            }
+        }
+        let longer = format!("{name}s");
+        assert_eq!(classify(longer.as_bytes()), FieldClass::EndToEnd);
+        assert_eq!(
+            classify(&name.as_bytes()[..name.len() - 1]),
+            FieldClass::EndToEnd
+        );
+    }
+}
+
+#[test]
+fn hop_by_hop_is_exactly_the_rfc_list_and_proxy_connection() {
+    let hop: Vec<&str> = TABLE
+        .iter()
+        .filter(|(_, class)| class.is_hop_by_hop())
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(
+        hop,
+        [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "transfer-encoding",
+            "upgrade"
+        ]
+    );
+}
+
+#[test]
+fn connection_options_are_trimmed_and_close_and_keep_alive_name_nothing() {
+    let options: Vec<ConnectionOption<'_>> =
+        connection_options(b" keep-alive ,, Close,\tX-Hop , ").collect();
+    assert_eq!(
+        options,
+        [
+            ConnectionOption::KeepAlive,
+            ConnectionOption::Close,
+            ConnectionOption::Names(b"X-Hop"),
+        ]
+    );
+}
+
+#[test]
+fn connection_names_any_field_but_host_and_content_length() {
+    let values: [&[u8]; 2] = [b"keep-alive", b"x-hop, HOST, content-length, Via"];
+    assert!(named_by_connection(values, b"X-HOP"));
+    assert!(named_by_connection(values, b"via"));
+    assert!(!named_by_connection(values, b"host"));
+    assert!(!named_by_connection(values, b"Content-Length"));
+    // Hop-by-hop fields go anyway: naming them removes nothing more (`TE` is read first).
+    assert!(!named_by_connection([b"te, connection".as_slice()], b"TE"));
+    assert!(!named_by_connection(
+        [b"te, connection".as_slice()],
+        b"connection"
+    ));
+    // `close` is an option, not a field name: a field called `close` stays.
+    assert!(!named_by_connection([b"close".as_slice()], b"close"));
+    assert!(!named_by_connection(values, b"x-other"));
+}
+
+#[test]
+fn te_trailers_is_found_among_other_codings() {
+    assert!(te_accepts_trailers(b"gzip, Trailers"));
+    assert!(!te_accepts_trailers(b"gzip"));
+    assert!(!te_accepts_trailers(b"trailers-not"));
+}
+
+#[test]
+fn request_ids_are_visible_ascii_up_to_200_bytes() {
+    assert!(request_id_is_sane(b"abc-123"));
+    assert!(!request_id_is_sane(b""));
+    assert!(!request_id_is_sane(b"a b"));
+    assert!(request_id_is_sane(&[b'a'; 200]));
+    assert!(!request_id_is_sane(&[b'a'; 201]));
+    let mut buffer = uuid::Uuid::encode_buffer();
+    assert_eq!(new_request_id(&mut buffer).len(), 36);
+}
