@@ -10,6 +10,7 @@
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
+//! | [`layer`] | the mirror as a tower layer ([`MirrorLayer`]): tee, sample, dispatch, compare around any service |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod h1;
+pub mod layer;
 pub mod listener;
 pub mod pause;
 pub mod proxy;
@@ -41,3 +43,4 @@ pub mod telemetry;
 
 pub use app::BoundApp;
 pub use config::Config;
+pub use layer::{MirrorLayer, Shadowing};
