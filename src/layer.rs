@@ -14,20 +14,17 @@
 //! The live request and answer pass through unchanged and are never delayed by a shadow:
 //! shadows are dispatched and compared off the live path by [`crate::shadow`] and
 //! [`crate::report`]. The proxy's hyper path uses this layer with the route it already
-//! found; [`Shadowing`] builds the whole mirror side from a [`Config`] for a Rust service
-//! (axum, tonic) that shadows its own traffic in-process.
+//! found; [`Shadowing`](crate::shadowing::Shadowing) builds the whole mirror side from a
+//! config for a Rust service (axum, tonic) that shadows its own traffic in-process.
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::config::Config;
-use crate::report::{ReportError, Reporter};
 use crate::router::{request_host, RouteMatch, Router};
 use crate::shadow::budget::Budget;
 use crate::shadow::fields::Fields;
-use crate::shadow::pair::{PairSink, PrimarySink, PrimarySlot};
+use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{Mirror, RequestHead, RequestTee};
 use crate::tee::{Tee, TeeBody};
-use crate::telemetry::Metrics;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -279,8 +276,8 @@ impl<B: Body> MirroredBody<B> {
     /// Wraps `inner`; a body that is already at its end (HEAD, 204, 304, empty) is captured
     /// now, since it may never be polled.
     fn new(inner: B, mut capture: Option<Tee<PrimarySink>>) -> MirroredBody<B> {
-        if inner.is_end_stream() {
-            if let Some(tee) = capture.as_mut() {
+        if let Some(tee) = capture.as_mut() {
+            if inner.is_end_stream() {
                 tee.complete();
             }
         }
@@ -319,59 +316,5 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// The mirror side of shadowtap, built from a [`Config`] for a service that shadows its own
-/// traffic: the router, the metrics, the shadow dispatchers and the comparison engine. The
-/// config's routes say what is mirrored where; their `primary` names the service itself and
-/// is never dialled.
-pub struct Shadowing {
-    layer: MirrorLayer,
-    metrics: Arc<Metrics>,
-    report: Arc<Reporter>,
-}
-
-impl Shadowing {
-    /// Builds the mirror side and starts the shadow dispatchers and comparison workers.
-    /// Call it inside a tokio runtime: the dispatchers are tasks on it.
-    pub fn start(config: &Config) -> Result<Shadowing, ReportError> {
-        let router = Router::new(&config.routes);
-        let metrics = Arc::new(Metrics::new(
-            router.labels(),
-            &Mirror::route_shadow_names(config),
-        ));
-        let mirror = Arc::new(Mirror::new(config, metrics.clone()));
-        let report = Reporter::start(config, metrics.clone())?;
-        let sink: Arc<dyn PairSink> = report.clone();
-        mirror.start(Some(sink));
-        let layer = MirrorLayer::new(mirror, config.mirror.max_response_body_bytes)
-            .with_router(Arc::new(router));
-        Ok(Shadowing {
-            layer,
-            metrics,
-            report,
-        })
-    }
-
-    /// The layer to wrap the service in (as many times as needed: it is shared).
-    pub fn layer(&self) -> MirrorLayer {
-        self.layer.clone()
-    }
-
-    /// The metrics the mirror records (`render()` gives the Prometheus text).
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    /// The comparison results: per route and shadow, divergent samples, endpoints.
-    pub fn report(&self) -> &Arc<Reporter> {
-        &self.report
-    }
-
-    /// Stops the shadow dispatchers and the comparison workers (once live traffic is done).
-    pub fn stop(&self) {
-        self.layer.mirror.stop();
-        self.report.stop();
     }
 }

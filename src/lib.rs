@@ -11,6 +11,7 @@
 //! | [`router`] | host + path -> route, path -> bounded metric label (templates) |
 //! | [`h1`] | the native HTTP/1.1 engine: plain requests (mirrored or not) without hyper, and every exchange with an HTTP/1 upstream |
 //! | [`layer`] | the mirror as a tower layer ([`MirrorLayer`]): tee, sample, dispatch, compare around any service |
+//! | [`shadowing`] | the mirror side on its own ([`Shadowing`]), for a Rust service wrapped in [`MirrorLayer`] |
 //! | [`proxy`] | the live path under hyper: framing checks, header rules, pooled forwarding, streamed bodies, mirroring |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
@@ -36,6 +37,7 @@ pub mod proxy;
 pub mod report;
 pub mod router;
 pub mod shadow;
+pub mod shadowing;
 pub mod shutdown;
 pub mod supervise;
 pub mod tee;
@@ -43,4 +45,5 @@ pub mod telemetry;
 
 pub use app::BoundApp;
 pub use config::Config;
-pub use layer::{MirrorLayer, Shadowing};
+pub use layer::MirrorLayer;
+pub use shadowing::Shadowing;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `MirrorLayer` outside the proxy: a real axum app wrapped in the layer, a real client, real
 //! shadow servers on loopback. The comparison must be recorded exactly as the proxy records
 //! it, and a dead or hanging shadow must not change or delay the live answer.
