@@ -17,6 +17,7 @@ mod example;
 
 use http::StatusCode;
 use shadowtap::config::Overrides;
+use shadowtap::shadow::Mirror;
 use shadowtap::telemetry::metrics::{COMPARISONS_TOTAL, MIRROR_REQUESTS_TOTAL};
 use shadowtap::{Config, Shadowing};
 use std::net::SocketAddr;
@@ -252,4 +253,33 @@ async fn the_example_serves_and_shadows_to_its_builtin_candidate() {
     assert_eq!(count("/users/{id}", "diverged"), 1.0);
     assert_eq!(count("/health", "match"), 1.0);
     shadowing.stop();
+}
+
+/// The config in the README's "Shadowing inside a Rust service" section is valid and means
+/// what the example's does: the same route, templates and shadow.
+#[test]
+fn the_readme_layer_config_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Shadowing inside a Rust service: MirrorLayer")
+        .nth(1)
+        .expect("the MirrorLayer section");
+    let toml = section
+        .split("r#\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\"#").next())
+        .expect("a TOML string in the section's example");
+    let config = Config::from_toml(toml, &Overrides::default()).expect("README config is valid");
+    let example = example::shadow_config("http://127.0.0.1:3001").expect("example config");
+    assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.routes[0].templates, example.routes[0].templates);
+    assert_eq!(
+        Mirror::route_shadow_names(&config),
+        Mirror::route_shadow_names(&example)
+    );
+    assert_eq!(
+        config.upstreams["candidate"].authority,
+        example.upstreams["candidate"].authority
+    );
 }
