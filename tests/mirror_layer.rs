@@ -17,6 +17,7 @@ mod example;
 
 use http::StatusCode;
 use shadowtap::config::Overrides;
+use shadowtap::router::RouteMatch;
 use shadowtap::shadow::Mirror;
 use shadowtap::telemetry::metrics::{COMPARISONS_TOTAL, MIRROR_REQUESTS_TOTAL};
 use shadowtap::{Config, Shadowing};
@@ -282,4 +283,33 @@ fn the_readme_layer_config_is_valid() {
         config.upstreams["candidate"].authority,
         example.upstreams["candidate"].authority
     );
+}
+
+/// A stack that routed the request already says so with a `RouteMatch` extension, and the
+/// layer takes it instead of routing again: here it names the `/users/{id}` label for a
+/// request the layer's own router would label `/health`.
+#[tokio::test]
+async fn a_route_match_extension_is_used_instead_of_routing_again() {
+    let shadow = upstream()
+        .route("/health", |_| async { json_ok(r#"{"ok":true}"#) })
+        .start()
+        .await;
+    let shadowing = Shadowing::start(&layer_config(shadow.addr, "")).expect("mirror side starts");
+    let routed = RouteMatch { route: 0, label: 0 };
+    let app = example::app(1)
+        .layer(shadowing.layer())
+        .layer(axum::Extension(routed));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let health = get(&format!("http://{address}/health")).await;
+    assert_eq!(health.text(), r#"{"ok":true}"#);
+    let metrics = wait_metrics(&shadowing, "one comparison", |m| {
+        metric_sum(m, COMPARISONS_TOTAL, &[("shadow", SHADOW)]) >= 1.0
+    })
+    .await;
+    assert_eq!(comparisons(&metrics, "/users/{id}", "match"), 1.0);
+    assert_eq!(comparisons(&metrics, "/health", "match"), 0.0);
+    shadowing.stop();
 }
