@@ -21,6 +21,8 @@
 //! | [`tee`] | a capped copy of a body as it streams past, for the mirror; the live body is never delayed |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`shadow`] | the mirror: the per-request plan (filters, sampling, breaker), the shadow's copy, bounded queues and dispatch per shadow, the byte budget, pairing |
+//! | [`layer`] | the mirror as a tower layer ([`MirrorLayer`]): tee, sample, dispatch, compare around any service |
+//! | [`shadowing`] | the mirror side on its own ([`Shadowing`]), for a Rust service wrapped in [`MirrorLayer`] |
 //! | [`compare`] | pure comparison of a pair: status, headers, decoded bodies (JSON, text), latency, noise |
 //! | [`report`] | comparison workers, per-route and per-endpoint statistics, redacted samples, the JSONL diff log |
 //! | [`telemetry`] | metric names and handles (one Prometheus recorder per instance), log setup |
@@ -38,6 +40,7 @@ pub mod digest;
 pub mod error;
 pub mod h1;
 pub mod header_rules;
+pub mod layer;
 pub mod listener;
 pub mod pattern;
 pub mod pause;
@@ -45,6 +48,7 @@ pub mod proxy;
 pub mod report;
 pub mod router;
 pub mod shadow;
+pub mod shadowing;
 pub mod shutdown;
 pub mod supervise;
 pub mod tee;
@@ -52,3 +56,5 @@ pub mod telemetry;
 
 pub use app::BoundApp;
 pub use config::Config;
+pub use layer::MirrorLayer;
+pub use shadowing::Shadowing;

@@ -13,6 +13,7 @@ pub mod shape;
 
 use crate::config::{HostMatch, RouteConfig};
 use crate::pattern::template::PathTemplate;
+use std::borrow::Cow;
 
 /// Suffix of the label for paths that match a route but none of its templates.
 pub const OTHER_LABEL_SUFFIX: &str = ":other";
@@ -103,6 +104,40 @@ fn host_matches(rule: Option<&HostMatch>, host: Option<&str>) -> bool {
             host.len() > suffix.len() && host.ends_with(suffix.as_str())
         }
     }
+}
+
+/// The request's host, lowercase and without port: from the target's authority (HTTP/2,
+/// absolute-form) or the Host field.
+pub fn request_host<B>(request: &http::Request<B>) -> Option<Cow<'_, str>> {
+    match request.uri().authority() {
+        Some(authority) => Some(routing_host(authority.host())),
+        None => {
+            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+            Some(routing_host(strip_port(host)))
+        }
+    }
+}
+
+/// A host as routes match it: without a trailing dot, lowercase (borrowed when it already is).
+pub fn routing_host(raw: &str) -> Cow<'_, str> {
+    let raw = raw.strip_suffix('.').unwrap_or(raw);
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(raw.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+/// A Host field's value without its port (`[v6]:port` keeps the brackets).
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port; without its `]` (not a valid Host, refused later) it is left whole.
+        return host
+            .find(']')
+            .and_then(|end| host.get(..=end))
+            .unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::forward::{BoxError, UpstreamBody};
+use crate::layer::MirroredBody;
 use crate::shadow::pair::PrimarySink;
 use crate::tee::Tee;
 use crate::telemetry::Metrics;
@@ -88,19 +89,14 @@ pub enum ResponseBody {
 }
 
 impl ResponseBody {
-    /// The upstream's body, optionally teed into a capped copy for comparison.
+    /// The upstream's body as the mirror layer passed it back, with its capture (when the
+    /// request was mirrored) fed here, frame by frame, after a failure is counted.
     pub fn upstream(
-        body: UpstreamBody,
+        body: MirroredBody<UpstreamBody>,
         completion: Option<Completion>,
-        mut capture: Option<Tee<PrimarySink>>,
     ) -> ResponseBody {
-        if body.is_end_stream() {
-            // No frame will ever be polled (HEAD, 204, 304, empty bodies): the copy is
-            // complete now.
-            if let Some(tee) = capture.as_mut() {
-                tee.complete();
-            }
-        }
+        // An empty body's copy was completed by the layer: no frame may ever be polled.
+        let (body, capture) = body.into_parts();
         ResponseBody::Upstream {
             body,
             completion,

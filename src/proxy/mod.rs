@@ -5,7 +5,9 @@
 //! 2. **route** by host and path to a route and its metric label;
 //! 3. **rewrite** headers: hop-by-hop removed, `X-Forwarded-*` set, request id ensured,
 //!    Host kept (or rewritten when the route says so);
-//! 4. **forward** over the upstream's pooled client, with the response-head timeout;
+//! 4. **forward** over the upstream's pooled client, with the response-head timeout, through
+//!    the [`MirrorLayer`](crate::layer::MirrorLayer) (which tees a sampled request for its
+//!    shadows and captures the primary's answer for comparison);
 //! 5. **respond** with the upstream's head and its body streamed through, or with exactly
 //!    one error response (400/404/405/502/504) when a step failed.
 //!
@@ -21,11 +23,9 @@ pub mod headers;
 
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::router::Router;
-use crate::shadow::fields::Fields;
-use crate::shadow::pair::{PrimarySink, PrimarySlot};
-use crate::shadow::{Mirror, RequestHead, RequestTee};
-use crate::tee::{Tee, TeeBody};
+use crate::layer::{MirrorLayer, MirroredBody, TeedRequestBody};
+use crate::router::{request_host, RouteMatch, Router};
+use crate::shadow::Mirror;
 use crate::telemetry::metrics::method_index;
 use crate::telemetry::Metrics;
 use body::{Completion, ResponseBody};
@@ -34,11 +34,12 @@ use forward::{ForwardError, UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
+
+pub(crate) use crate::router::{routing_host, strip_port};
 
 /// What the handler knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -76,14 +77,10 @@ struct RouteTarget {
 }
 
 /// The body sent upstream: the client's, streamed, with a capped copy when mirrored.
-pub type RequestBody = TeeBody<ClientBody, RequestTee>;
+pub type RequestBody = TeedRequestBody<ClientBody>;
 
-/// What the primary returned, with what must travel with its body.
-struct Forwarded {
-    response: Response<UpstreamBody>,
-    /// Where the primary's answer is published for comparison, and when it was sent.
-    primary: Option<(PrimarySlot, Instant)>,
-}
+/// What the primary returned, its body captured for comparison when the request is mirrored.
+type Forwarded = Response<MirroredBody<UpstreamBody>>;
 
 /// The request handler shared by all connections of all listeners.
 pub struct Proxy {
@@ -93,8 +90,8 @@ pub struct Proxy {
     /// The same upstreams for the native engine; `None` for h2c upstreams (hyper's).
     native_upstreams: Vec<Option<NativeUpstream>>,
     metrics: Arc<Metrics>,
-    mirror: Arc<Mirror>,
-    max_response_body_bytes: usize,
+    /// Mirrors the requests sent to the primary and captures its answers.
+    mirroring: MirrorLayer,
 }
 
 impl Proxy {
@@ -106,6 +103,7 @@ impl Proxy {
             &Mirror::route_shadow_names(config),
         ));
         let mirror = Arc::new(Mirror::new(config, metrics.clone()));
+        let mirroring = MirrorLayer::new(mirror, config.mirror.max_response_body_bytes);
         let upstreams: Vec<UpstreamClient<RequestBody>> = config
             .upstreams
             .iter()
@@ -140,14 +138,13 @@ impl Proxy {
             upstreams,
             native_upstreams,
             metrics,
-            mirror,
-            max_response_body_bytes: config.mirror.max_response_body_bytes,
+            mirroring,
         }
     }
 
     /// The mirroring engine (its dispatchers are started by the app).
     pub fn mirror(&self) -> &Arc<Mirror> {
-        &self.mirror
+        self.mirroring.mirror()
     }
 
     /// The router (the native engine routes with it too).
@@ -168,7 +165,7 @@ impl Proxy {
 
     /// Cap on the primary response body kept for comparison.
     pub(crate) fn max_response_body_bytes(&self) -> usize {
-        self.max_response_body_bytes
+        self.mirroring.max_response_body_bytes()
     }
 
     /// The native engine's view of an upstream.
@@ -214,38 +211,19 @@ impl Proxy {
         };
         // Boxed: the forwarding state machine is large, and hyper moves the handler's future
         // several times; moving a pointer is cheaper than moving the state (callgrind).
-        let forwarding = Box::pin(self.forward(
-            request,
-            found.map(|m| (m.route, m.label)),
-            connection,
-            &span,
-            &mut pending.request_id,
-        ));
+        let forwarding =
+            Box::pin(self.forward(request, found, connection, &span, &mut pending.request_id));
         let result = forwarding.instrument(span.clone()).await;
         pending.unanswered.settle();
         let request_id = pending.request_id.take();
         let route_metrics = self.metrics.route(route_key);
         let completion = Some(Completion::new(self.metrics.clone(), route_key, started));
         match result {
-            Ok(Forwarded {
-                response,
-                primary: slot,
-            }) => {
+            Ok(mut response) => {
                 self.metrics
                     .record_request(route_metrics, method, response.status());
-                let capture = slot.map(|(slot, sent)| {
-                    let sink = PrimarySink::new(
-                        slot,
-                        response.status(),
-                        Fields::from_map(response.headers()),
-                        sent,
-                        self.mirror.budget().clone(),
-                    );
-                    Tee::new(self.max_response_body_bytes, sink)
-                });
-                let mut response = response;
-                // After the capture took the primary's fields: the shadow's answer carries no
-                // Via of ours, and comparing one would be a false difference.
+                // After the layer captured the primary's fields: the shadow's answer carries
+                // no Via of ours, and comparing one would be a false difference.
                 if let Some(via) = &connection.via {
                     let version = match response.extensions().get::<headers::ReceivedAsHttp10>() {
                         Some(_) => http::Version::HTTP_10,
@@ -253,7 +231,7 @@ impl Proxy {
                     };
                     headers::append_via(response.headers_mut(), via.element(version));
                 }
-                response.map(|body| ResponseBody::upstream(body, completion, capture))
+                response.map(|body| ResponseBody::upstream(body, completion))
             }
             Err(error) => {
                 let status = error.status();
@@ -287,7 +265,7 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        route: Option<(usize, usize)>,
+        route: Option<RouteMatch>,
         connection: &ConnectionInfo,
         span: &tracing::Span,
         request_id_out: &mut Option<HeaderValue>,
@@ -304,8 +282,8 @@ impl Proxy {
         if request.method() == Method::CONNECT {
             return Err(ProxyError::Unsupported("CONNECT is not supported\n"));
         }
-        let (route, label) = route.ok_or(ProxyError::NoRoute)?;
-        let target = self.routes.get(route).ok_or(ProxyError::NoRoute)?;
+        let found = route.ok_or(ProxyError::NoRoute)?;
+        let target = self.routes.get(found.route).ok_or(ProxyError::NoRoute)?;
         let upstream = self
             .upstreams
             .get(target.upstream)
@@ -331,106 +309,33 @@ impl Proxy {
         if let Ok(id) = request_id.to_str() {
             span.record("request_id", id);
         }
-        *request_id_out = Some(request_id.clone());
+        *request_id_out = Some(request_id);
         let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
-        let (body, slot) = self.tee_for_mirror(route, label, &parts, body, &request_id);
-        parts.uri = upstream
-            .uri_for(parts.uri.path_and_query())
-            .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
-
-        // The primary's latency for comparison is measured like the shadow's: from sending.
-        let sent = Instant::now();
-        let response = match upstream.send(Request::from_parts(parts, body)).await {
-            Ok(response) => response,
-            Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
-                Some(failure) => {
-                    return Err(ForwardError::after_client_failure(failure, error).into())
-                }
-                None => return Err(error.into()),
-            },
+        // The layer tees the request as it stands now (routed here, not again) and captures
+        // the answer; the request target becomes the upstream's only after the copy is planned.
+        let send = |mut request: Request<RequestBody>| async move {
+            *request.uri_mut() = upstream
+                .uri_for(request.uri().path_and_query())
+                .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
+            match upstream.send(request).await {
+                Ok(response) => Ok::<_, ProxyError>(response),
+                Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
+                    Some(failure) => Err(ForwardError::after_client_failure(failure, error).into()),
+                    None => Err(error.into()),
+                },
+            }
         };
+        let response = self
+            .mirroring
+            .mirror_request(Some(found), Request::from_parts(parts, body), send)
+            .await?;
         tracing::debug!(
             upstream = upstream.name(),
             status = response.status().as_u16(),
             "primary answered"
         );
-        Ok(Forwarded {
-            response,
-            primary: slot.map(|slot| (slot, sent)),
-        })
+        Ok(response)
     }
-
-    /// Wraps the request body in a tee when the request is mirrored (the plan decides), so
-    /// the shadow copy is taken while the body streams to the primary.
-    fn tee_for_mirror(
-        &self,
-        route: usize,
-        label: usize,
-        parts: &http::request::Parts,
-        body: ClientBody,
-        request_id: &HeaderValue,
-    ) -> (RequestBody, Option<PrimarySlot>) {
-        if !self.mirror.route_mirrors(route) {
-            return (TeeBody::new(body, None), None);
-        }
-        let plan = self.mirror.plan(
-            route,
-            (route, label),
-            &parts.method,
-            parts.uri.path(),
-            parts.uri.query(),
-            &parts.headers,
-        );
-        let Some((plan, slot)) = plan else {
-            return (TeeBody::new(body, None), None);
-        };
-        // Sampled: only now are the fields copied out of the map.
-        let head = RequestHead {
-            method: parts.method.clone(),
-            path_and_query: parts.uri.path_and_query().cloned(),
-            headers: Fields::from_map(&parts.headers),
-            request_id: request_id.to_str().unwrap_or_default().to_string(),
-        };
-        let tee = Tee::new(
-            self.mirror.max_body_bytes(route),
-            RequestTee::new(self.mirror.clone(), plan, head),
-        );
-        (TeeBody::new(body, Some(tee)), Some(slot))
-    }
-}
-
-/// The request's host, lowercase and without port: from the target's authority (HTTP/2,
-/// absolute-form) or the Host field.
-fn request_host(request: &Request<Incoming>) -> Option<Cow<'_, str>> {
-    match request.uri().authority() {
-        Some(authority) => Some(routing_host(authority.host())),
-        None => {
-            let host = request.headers().get(header::HOST)?.to_str().ok()?;
-            Some(routing_host(strip_port(host)))
-        }
-    }
-}
-
-/// A host as routes match it: without a trailing dot, lowercase (borrowed when it already is).
-pub(crate) fn routing_host(raw: &str) -> Cow<'_, str> {
-    let raw = raw.strip_suffix('.').unwrap_or(raw);
-    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(raw.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(raw)
-    }
-}
-
-/// A Host field's value without its port (`[v6]:port` keeps the brackets).
-pub(crate) fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // [v6]:port; without its `]` (not a valid Host, refused later) it is left whole.
-        return host
-            .find(']')
-            .and_then(|end| host.get(..=end))
-            .unwrap_or(host);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
 /// A request that reached the router and has not been counted yet. Settled when it is
