@@ -22,7 +22,7 @@ fn value(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_carry_build_info_and_plausible_process_metrics_from_the_first_scrape() {
     let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "ok\n") })
+        .always(http::StatusCode::OK, "ok\n")
         .start()
         .await;
     let listen = closed_port().await.to_string();

@@ -431,7 +431,7 @@ fn bad_listen_flag_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_flags_alone_serves_and_exits_zero_on_sigterm() {
     let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "from the primary\n") })
+        .always(http::StatusCode::OK, "from the primary\n")
         .start()
         .await;
     let listen = closed_port().await.to_string();

@@ -238,7 +238,7 @@ async fn exchange(proxy: &Shadowtap, upstream: &Upstream, request: &str) -> Outc
 
 async fn recording_upstream() -> Upstream {
     upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "forwarded\n") })
+        .always(http::StatusCode::OK, "forwarded\n")
         .start()
         .await
 }

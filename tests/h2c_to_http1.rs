@@ -8,7 +8,7 @@
 mod support;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Frame;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,12 +46,6 @@ async fn echo() -> Upstream {
         })
         .start()
         .await
-}
-
-fn checksum_trailers() -> HeaderMap {
-    let mut trailers = HeaderMap::new();
-    trailers.insert("x-checksum", "abc123".parse().unwrap());
-    trailers
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 async fn slow(latency: Duration) -> Upstream {
     upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "slow but complete\n") })
+        .always(http::StatusCode::OK, "slow but complete\n")
         .with_latency(latency)
         .start()
         .await

@@ -158,27 +158,6 @@ pub async fn samples(proxy: &Shadowtap, route: &str) -> Vec<Value> {
     }
 }
 
-/// The sum of every series of `name` carrying all of `labels` (0 when there is none:
-/// counters appear on first use).
-pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let rest = rest.strip_suffix('}').unwrap_or(rest);
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            all.then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 /// Pairs of `route` compared so far, whatever their result.
 pub fn compared(metrics: &str, route: &str) -> f64 {
     metric_sum(

@@ -18,8 +18,15 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod fixtures;
+pub mod metrics;
 pub mod raw;
 pub mod shadow;
+
+// Each test binary uses its own subset of the fixtures.
+#[allow(unused_imports)]
+pub use fixtures::*;
+pub use metrics::{metric_sum, metric_value};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
@@ -181,6 +188,11 @@ impl UpstreamBuilder {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Answers every path no route matched with `status` and the text `body`.
+    pub fn always(self, status_code: StatusCode, body: &'static str) -> Self {
+        self.fallback(move |_| async move { status(status_code, body) })
     }
 
     /// Never answers any request (the request is still recorded).
@@ -501,7 +513,7 @@ impl Shadowtap {
 
     /// `shadowtap_proxy_errors_total{reason}`, every route.
     pub async fn proxy_errors(&self, reason: &str) -> f64 {
-        compare::metric_sum(
+        metric_sum(
             &self.metrics().await,
             "shadowtap_proxy_errors_total",
             &[("reason", reason)],
@@ -604,29 +616,6 @@ pub fn raw_status(answer: &str) -> Option<u16> {
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
-}
-
-/// The value of a sample line in Prometheus text, matched by metric name and every label
-/// given (`name{a="b",...} value`); `None` when no such series exists.
-pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            all.then(|| value.parse().ok())?
-        })
-        .next()
 }
 
 /// A child process a test started (the real binary); killed by its own handle if the test
@@ -773,13 +762,61 @@ impl Drop for ScriptedUpstream {
     }
 }
 
-/// Both HTTP/1.1 engines, for tests that must hold on each (`http1_engine`).
+/// Both HTTP/1.1 engines, for tests that must hold on each (`http1_engine`); `hyper` is
+/// the reference behaviour.
 pub const ENGINES: [&str; 2] = ["native", "hyper"];
+
+/// The `[[listeners]]` line selecting `engine`.
+pub fn engine_line(engine: &str) -> String {
+    format!("http1_engine = \"{engine}\"")
+}
 
 /// [`Shadowtap::in_front_of`] with the given `http1_engine`.
 pub async fn shadowtap_with_engine(upstream: SocketAddr, engine: &str) -> Shadowtap {
-    let extra = format!("http1_engine = \"{engine}\"");
-    Shadowtap::start(config(&simple_toml(upstream, &extra, ""))).await
+    shadowtap_on(upstream, engine, "", "").await
+}
+
+/// shadowtap with [`simple_toml`] in front of `upstream`, its listener on `engine` plus
+/// `listener_extra` lines, and `upstream_extra` lines for the upstream.
+pub async fn shadowtap_on(
+    upstream: SocketAddr,
+    engine: &str,
+    listener_extra: &str,
+    upstream_extra: &str,
+) -> Shadowtap {
+    let listener = format!("{}\n{listener_extra}", engine_line(engine));
+    Shadowtap::start(config(&simple_toml(upstream, &listener, upstream_extra))).await
+}
+
+/// A config with two routes: `/broken/...` to upstream `broken` (with `broken_extra` lines),
+/// everything else to `ok`; `listener_extra` lines go into `[[listeners]]`.
+pub fn two_upstreams(
+    listener_extra: &str,
+    broken: SocketAddr,
+    broken_extra: &str,
+    ok: SocketAddr,
+) -> String {
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+{listener_extra}
+[admin]
+address = "127.0.0.1:0"
+[upstreams.broken]
+url = "http://{broken}"
+{broken_extra}
+[upstreams.ok]
+url = "http://{ok}"
+[[routes]]
+name = "broken"
+path_prefix = "/broken/"
+primary = "broken"
+[[routes]]
+name = "ok"
+primary = "ok"
+"#
+    )
 }
 
 /// Writes `bytes` on a new connection and reads for at most `wait`: everything read, lossily

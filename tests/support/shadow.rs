@@ -164,23 +164,6 @@ pub async fn switchable_shadow() -> (Upstream, Arc<AtomicBool>) {
     (shadow, failing)
 }
 
-/// Sums every series of `name` carrying all of `labels` (0 when there is none).
-pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let rest = rest.trim_end_matches('}');
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            (metric == name && all).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 /// The `default` route's mirror outcomes for `shadow`, every outcome present (0 if unseen).
 pub fn outcomes(metrics: &str) -> BTreeMap<&'static str, u64> {
     OUTCOMES
