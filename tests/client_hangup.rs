@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::time::{Duration, Instant};
-use support::raw::{thinking_upstream, until, RawClient, ThinkingUpstream};
+use support::raw::{thinking_upstream, RawClient, ThinkingUpstream};
 use support::*;
 use tokio::net::TcpStream;
 

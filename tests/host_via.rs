@@ -13,15 +13,9 @@ use support::*;
 /// Two upstreams routed by host: `internal.example` -> `internal`, anything else -> `public`.
 /// A request routed by one host and forwarded with the other shows at once.
 fn by_host_toml(internal: &Upstream, public: &Upstream, listener_extra: &str) -> String {
+    let head = listener_and_admin(listener_extra);
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{listener_extra}
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.internal]
 url = "http://{}"
 
@@ -275,10 +269,9 @@ async fn shadow_copies_carry_the_same_via_as_the_primary() {
     for engine in ENGINES {
         let primary = recording("primary").await;
         let shadow = recording("shadow").await;
-        let toml = mirror_toml(primary.addr, shadow.addr, &Policy::default()).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
+        let toml = engine_toml(
+            &mirror_toml(primary.addr, shadow.addr, &Policy::default()),
+            engine,
         );
         let proxy = Shadowtap::start(config(&toml)).await;
         let request = "GET /m HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";

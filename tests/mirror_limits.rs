@@ -87,11 +87,7 @@ async fn an_8_mib_upload_is_mirrored_by_default() {
             route: "",
             shadow: "methods = \"all\"",
         };
-        let toml = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
-        );
+        let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &policy), engine);
         let proxy = Shadowtap::start(config(&toml)).await;
         let mut request = post_request(&proxy.url("/upload"), form.clone());
         request.headers_mut().insert(

@@ -77,17 +77,11 @@ async fn check(engine: &str, client: ClientKind, shadow_protocol: &str) {
     let context = format!("engine {engine}, client {client:?}, shadow {shadow_protocol}");
     let primary = echo_primary().await;
     let shadow = healthy_shadow(std::time::Duration::ZERO).await;
-    let toml = mirror_toml(primary.addr, shadow.addr, &POLICY)
-        .replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
-        )
-        .replacen(
-            "[upstreams.shadow]\n",
-            &format!("[upstreams.shadow]\nprotocol = \"{shadow_protocol}\"\n"),
-            1,
-        );
+    let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &POLICY), engine).replacen(
+        "[upstreams.shadow]\n",
+        &format!("[upstreams.shadow]\nprotocol = \"{shadow_protocol}\"\n"),
+        1,
+    );
     let proxy = Shadowtap::start(config(&toml)).await;
 
     assert_eq!(send_with_trailers(client, &proxy).await, 200, "{context}");
@@ -148,11 +142,7 @@ async fn a_primary_answer_with_trailers_is_paired() {
                 .start()
                 .await;
             let shadow = healthy_shadow(std::time::Duration::ZERO).await;
-            let toml = mirror_toml(primary.addr, shadow.addr, &POLICY).replacen(
-                "address = \"127.0.0.1:0\"\n",
-                &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-                1,
-            );
+            let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &POLICY), engine);
             let proxy = Shadowtap::start(config(&toml)).await;
             let (client, request) = if h2 {
                 (h2_client(), get_request(&proxy.url("/t")))

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use support::raw::RawClient;
+use support::raw::{content_length, read_until_head, RawClient};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -139,24 +139,10 @@ impl Drop for Scripted {
 
 /// Reads one request head (and its Content-Length body) from `stream`; `None` at EOF.
 async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
-    let end = loop {
-        if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        buffer.reserve(16 * 1024);
-        match stream.read_buf(buffer).await {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    };
+    let end = read_until_head(stream, buffer).await?;
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
     buffer.drain(..end);
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
+    let length = content_length(head.as_bytes());
     while buffer.len() < length {
         buffer.reserve(16 * 1024);
         match stream.read_buf(buffer).await {
@@ -1646,11 +1632,7 @@ async fn mirrored_requests_stay_native_and_pair_like_on_hyper() {
     for engine in ENGINES {
         let primary = echo_primary().await;
         let shadow = healthy_shadow(Duration::ZERO).await;
-        let text = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\n{}\n", engine_line(engine)),
-            1,
-        );
+        let text = engine_toml(&mirror_toml(primary.addr, shadow.addr, &policy), engine);
         let proxy = Shadowtap::start(config(&text)).await;
         // A GET, a POST with a body in the first read, and one larger than a read buffer.
         let big = vec![b'x'; 100_000];

@@ -42,14 +42,9 @@ pub fn mirror_toml(
         ),
         None => (String::new(), ""),
     };
+    let head = listener_and_admin("");
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.stable]
 url = "http://{primary}"
 
@@ -178,17 +173,7 @@ pub async fn wait_admin_metrics(
     what: &str,
     done: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let text = admin_text(admin, "/metrics").await.0;
-        if done(&text) {
-            return text;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {STEP:?} waiting for {what}; metrics:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_metrics(admin, what, done, |text| format!("metrics:\n{text}")).await
 }
 
 /// Waits until `route` has at least `pairs` comparisons; returns the metrics text.
@@ -353,15 +338,9 @@ pub const ENGINE_PAIRS: [(&str, &str); 4] = [
 /// `toml` made by [`mirror_toml`], its listener on `engine` and its shadow spoken to over
 /// `shadow_protocol`.
 pub fn on_engine(toml: &str, engine: &str, shadow_protocol: &str) -> String {
-    let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
     let shadow = format!("[upstreams.{SHADOW}]\n");
-    assert!(toml.contains(listener) && toml.contains(&shadow), "{toml}");
-    toml.replacen(
-        listener,
-        &format!("{listener}http1_engine = \"{engine}\"\n"),
-        1,
-    )
-    .replacen(
+    assert!(toml.contains(&shadow), "{toml}");
+    engine_toml(toml, engine).replacen(
         &shadow,
         &format!("{shadow}protocol = \"{shadow_protocol}\"\n"),
         1,

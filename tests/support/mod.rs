@@ -68,6 +68,54 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
+/// Waits (at most [`STEP`]) until `done` holds, checking every 20 ms; panics naming `what`
+/// when it does not.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {STEP:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Scrapes `/metrics` on the admin port `admin` until `done` holds for the text; returns that
+/// text. Panics after [`STEP`] naming `what`, with `explain` of the last scrape.
+pub async fn until_metrics(
+    admin: SocketAddr,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+    explain: impl Fn(&str) -> String,
+) -> String {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let text = admin_metrics(admin).await;
+        if done(&text) {
+            return text;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {STEP:?} waiting for {what}; {}",
+                explain(&text)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `/metrics` text of the admin port `admin` (status 200 required).
+pub async fn admin_metrics(admin: SocketAddr) -> String {
+    let reply = send(
+        &http1_client(),
+        get_request(&format!("http://{admin}/metrics")),
+    )
+    .await
+    .expect("admin /metrics answers");
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.text()
+}
+
 /// A complete body.
 pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
@@ -418,19 +466,21 @@ pub fn config(text: &str) -> Config {
     }
 }
 
+/// The start of every test config: one listener and the admin port, both on `127.0.0.1:0`,
+/// with `listener_extra` lines in `[[listeners]]`.
+pub fn listener_and_admin(listener_extra: &str) -> String {
+    format!(
+        "\n[[listeners]]\naddress = \"127.0.0.1:0\"\n{listener_extra}\n\n[admin]\naddress = \"127.0.0.1:0\"\n"
+    )
+}
+
 /// A config with listener and admin on port 0, one upstream `app` at `upstream` and one
 /// catch-all route `default` to it. `listener_extra` lines go into `[[listeners]]`,
 /// `upstream_extra` into `[upstreams.app]`.
 pub fn simple_toml(upstream: SocketAddr, listener_extra: &str, upstream_extra: &str) -> String {
+    let head = listener_and_admin(listener_extra);
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{listener_extra}
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.app]
 url = "http://{upstream}"
 {upstream_extra}
@@ -501,14 +551,7 @@ impl Shadowtap {
 
     /// The admin `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let reply = send(
-            &http1_client(),
-            get_request(&format!("http://{}/metrics", self.admin)),
-        )
-        .await
-        .expect("admin /metrics answers");
-        assert_eq!(reply.status, StatusCode::OK);
-        reply.text()
+        admin_metrics(self.admin).await
     }
 
     /// `shadowtap_proxy_errors_total{reason}`, every route.
@@ -644,6 +687,62 @@ impl Spawned {
         Spawned(child)
     }
 
+    /// Starts the real binary as `run --primary P --listen L --admin A`, then `extra`.
+    pub fn run(primary: &str, listen: &str, admin: &str, extra: &[&str]) -> Spawned {
+        let mut args = vec![
+            "run",
+            "--primary",
+            primary,
+            "--listen",
+            listen,
+            "--admin",
+            admin,
+        ];
+        args.extend_from_slice(extra);
+        Spawned::start(&args)
+    }
+
+    /// Waits for exit at most `limit`; panics if the process is still running.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "shadowtap still running after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything left on its stderr pipe (read to the end: call once it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut stderr, &mut text).expect("read stderr");
+        }
+        text
+    }
+
+    /// Sends SIGTERM to this process (by its PID), waits at most [`STEP`] for it to exit
+    /// and returns its exit status and stderr.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.0.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill -TERM {pid}");
+        tokio::task::spawn_blocking(move || {
+            let status = self.wait(STEP);
+            (status, self.stderr())
+        })
+        .await
+        .expect("the waiting thread")
+    }
+
     /// Waits until the admin port at `admin` answers `/readyz` with 200; panics if the
     /// process exits first.
     pub async fn ready(&mut self, admin: &str) {
@@ -771,6 +870,16 @@ pub fn engine_line(engine: &str) -> String {
     format!("http1_engine = \"{engine}\"")
 }
 
+/// `toml` (a config made here) with its listener on `engine`.
+pub fn engine_toml(toml: &str, engine: &str) -> String {
+    let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
+    assert!(
+        toml.contains(listener),
+        "no listener to set the engine of in:\n{toml}"
+    );
+    toml.replacen(listener, &format!("{listener}{}\n", engine_line(engine)), 1)
+}
+
 /// [`Shadowtap::in_front_of`] with the given `http1_engine`.
 pub async fn shadowtap_with_engine(upstream: SocketAddr, engine: &str) -> Shadowtap {
     shadowtap_on(upstream, engine, "", "").await
@@ -796,13 +905,9 @@ pub fn two_upstreams(
     broken_extra: &str,
     ok: SocketAddr,
 ) -> String {
+    let head = listener_and_admin(listener_extra);
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{listener_extra}
-[admin]
-address = "127.0.0.1:0"
+        r#"{head}
 [upstreams.broken]
 url = "http://{broken}"
 {broken_extra}

@@ -2,7 +2,7 @@
 //! each side closes: a keep-alive client that reads responses one by one, and upstreams that
 //! misbehave at chosen points of an exchange.
 
-use super::{within, STEP};
+use super::within;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -301,6 +301,21 @@ pub fn head_end(bytes: &[u8]) -> Option<usize> {
         .map(|at| at + 4)
 }
 
+/// Reads from `stream` into `buf` until `buf` holds a whole head; returns where the head ends,
+/// `None` at EOF or on a read error.
+pub async fn read_until_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = head_end(buf) {
+            return Some(end);
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => buf.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
 /// The `content-length` of a head, 0 without one.
 pub fn content_length(head: &[u8]) -> usize {
     String::from_utf8_lossy(head)
@@ -400,14 +415,8 @@ async fn serve_flaky(mut stream: TcpStream, plan: Arc<Mutex<OnReuse>>, answered:
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     for index in 0usize.. {
-        let end = loop {
-            if let Some(end) = head_end(&buf) {
-                break end;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => buf.extend_from_slice(&chunk[..read]),
-            }
+        let Some(end) = read_until_head(&mut stream, &mut buf).await else {
+            return;
         };
         let length = content_length(&buf[..end]);
         let plan = match index {
@@ -490,14 +499,8 @@ pub async fn thinking_upstream(think: Duration, body: usize) -> ThinkingUpstream
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
                 loop {
-                    let end = loop {
-                        if let Some(end) = head_end(&buf) {
-                            break end;
-                        }
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buf.extend_from_slice(&chunk[..read]),
-                        }
+                    let Some(end) = read_until_head(&mut stream, &mut buf).await else {
+                        return;
                     };
                     let length = content_length(&buf[..end]);
                     buf.drain(..end);
@@ -548,16 +551,5 @@ pub async fn thinking_upstream(think: Duration, body: usize) -> ThinkingUpstream
         addr,
         closed_after,
         task,
-    }
-}
-
-/// Waits (at most [`STEP`]) until `done` holds, checking every 20 ms.
-pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + STEP;
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {STEP:?}: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

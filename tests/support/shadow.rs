@@ -44,14 +44,9 @@ pub fn mirror_toml(primary: SocketAddr, shadow: SocketAddr, policy: &Policy) -> 
         route,
         shadow: shadow_lines,
     } = policy;
+    let head = listener_and_admin("");
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.app]
 url = "http://{primary}"
 
@@ -200,19 +195,10 @@ pub fn shadow_gauge(metrics: &str, which: &str) -> f64 {
 
 /// Polls `/metrics` until `done` holds; panics with the last scrape after [`STEP`].
 pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let metrics = proxy.metrics().await;
-        if done(&metrics) {
-            return metrics;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {STEP:?} waiting for {what}; outcomes {:?}\n{metrics}",
-            outcomes(&metrics)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until_metrics(proxy.admin, what, done, |metrics| {
+        format!("outcomes {:?}\n{metrics}", outcomes(metrics))
+    })
+    .await
 }
 
 /// Waits until the shadow side is idle: queue and in-flight at 0 and the outcome counts
@@ -306,16 +292,9 @@ pub async fn abort_mid_body(addr: SocketAddr, path: &str, declared: usize, sent:
 
 /// Waits until `upstream` has received `n` requests; panics after [`STEP`].
 pub async fn received_at_least(upstream: &Upstream, n: usize) -> Vec<Received> {
-    within(&format!("the upstream to receive {n} requests"), async {
-        loop {
-            let received = upstream.received();
-            if received.len() >= n {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
+    let what = format!("the upstream to receive {n} requests");
+    until(&what, || upstream.count() >= n).await;
+    upstream.received()
 }
 
 /// A shadow that, while the flag is set, drops each connection on its next request without
