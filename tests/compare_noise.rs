@@ -155,11 +155,7 @@ async fn volatile_field_is_learned_as_noise_after_learn_after_pairs() {
     let primary = build("pro").await;
     let shadow = build("pro").await;
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[ORDER],
         &format!("learn_after = {LEARN_AFTER}\nlearn_ratio = 0.5\nworkers = 1"),
         "",

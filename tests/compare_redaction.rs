@@ -77,11 +77,7 @@ fn redaction_toml(primary: &Upstream, shadow: &Upstream, diff_log: Option<&str>)
         .map(|path| format!("diff_log = {path:?}"))
         .unwrap_or_default();
     mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[ACCOUNT, DROPPED, BIG],
         &format!(
             "learn_after = 0\nredact_headers = [\"X-Api-Key\"]\n{diff_log}\n\n\

@@ -182,14 +182,7 @@ async fn h2c_authority_wins_over_a_host_field() {
     let public = recording("public").await;
     let proxy = with_engine(&internal, &public, "native", "").await;
     // hyper's connection-level client: `:authority` is the URI's, whatever socket it is on.
-    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2_connection(proxy.addr).await;
     let mut request = get_request("http://internal.example/x");
     request
         .headers_mut()

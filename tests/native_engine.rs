@@ -247,11 +247,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order() {
             "GET /after body=",
             "{engine}"
         );
-        let paths: Vec<String> = upstream
-            .received()
-            .iter()
-            .map(|r| r.uri.path().to_string())
-            .collect();
+        let paths = upstream.paths();
         assert_eq!(
             paths,
             ["/slow", "/echo", "/fast", "/after"],

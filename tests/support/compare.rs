@@ -20,6 +20,17 @@ pub struct Mirrored {
     pub secondary: Option<SocketAddr>,
 }
 
+impl Mirrored {
+    /// A primary and a shadow, no secondary.
+    pub fn pair(primary: SocketAddr, shadow: SocketAddr) -> Mirrored {
+        Mirrored {
+            primary,
+            shadow,
+            secondary: None,
+        }
+    }
+}
+
 /// A config with one mirrored route `api` (every request copied to [`SHADOW`]) whose
 /// `templates` become the `route` labels. `compare` lines go into `[compare]`,
 /// `route_compare` lines into `[routes.compare]`.

@@ -367,6 +367,14 @@ impl Upstream {
         self.received().pop().expect("upstream received no request")
     }
 
+    /// The path of every request received so far, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| r.uri.path().to_string())
+            .collect()
+    }
+
     /// Number of requests received so far.
     pub fn count(&self) -> usize {
         self.received.lock().expect("log lock").len()
@@ -638,12 +646,7 @@ pub async fn get(url: &str) -> Reply {
 /// Writes `bytes` on a new connection and reads until the server closes it (or 10 s pass);
 /// returns everything read, lossily as text.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = within("raw connect", TcpStream::connect(addr))
-        .await
-        .expect("connect");
-    within("raw write", stream.write_all(bytes))
-        .await
-        .expect("write");
+    let mut stream = connect_and_write(addr, bytes).await;
     let mut out = Vec::new();
     let _ = within(
         "server to close the connection",
@@ -651,6 +654,33 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     )
     .await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A new connection to `addr` with `bytes` written on it.
+async fn connect_and_write(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = within("raw connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    within("raw write", stream.write_all(bytes))
+        .await
+        .expect("write");
+    stream
+}
+
+/// An HTTP/2 connection (prior knowledge) to `addr` driven by its own task, for requests
+/// whose `:authority` or framing a pooled client would choose itself.
+pub async fn h2_connection(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+    let stream = within("h2 connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let (sender, connection) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    sender
 }
 
 /// The status code of the first response in a raw HTTP/1 answer (`None` when there was none).
@@ -928,12 +958,7 @@ primary = "ok"
 /// as text, and whether the server closed the connection in that time (where
 /// [`raw_exchange`] fails the test when it does not).
 pub async fn raw_exchange_within(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (String, bool) {
-    let mut stream = within("raw connect", TcpStream::connect(addr))
-        .await
-        .expect("connect");
-    within("raw write", stream.write_all(bytes))
-        .await
-        .expect("write");
+    let mut stream = connect_and_write(addr, bytes).await;
     let mut out = Vec::new();
     let closed = tokio::time::timeout(wait, stream.read_to_end(&mut out))
         .await
