@@ -119,12 +119,7 @@ async fn a_client_that_pauses_mid_body_gets_a_408_after_the_client_body_timeout(
         }
         // h2c: a stream whose body stops after its first frame.
         let client = h2_client();
-        let (frames, body) = channel_body(4);
-        frames
-            .send(Frame::data(Bytes::from_static(b"first piece")))
-            .await
-            .unwrap();
-        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        let (frames, request) = stalled_upload(&proxy.url("/upload")).await;
         let reply = send(&client, request).await.unwrap();
         assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT, "{engine}, h2c");
         drop(frames);

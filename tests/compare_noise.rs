@@ -33,27 +33,62 @@ async fn build(plan: &'static str) -> Upstream {
         .await
 }
 
-#[tokio::test]
-async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
+/// A run with a secondary: primary and secondary of build `pro`, the shadow of build
+/// `shadow_plan`, all behind the route `template`.
+struct SecondaryRun {
+    _primary: Upstream,
+    secondary: Upstream,
+    _shadow: Upstream,
+    proxy: Shadowtap,
+    /// `/metrics` once the `pairs` requests are compared.
+    metrics: String,
+}
+
+/// Sends `GET {prefix}{n}` for `n` in `0..pairs` through a [`SecondaryRun`] with learning off
+/// (only the secondary may call anything noise here) and waits until all are compared.
+async fn secondary_run(
+    shadow_plan: &'static str,
+    template: &str,
+    prefix: &str,
+    pairs: usize,
+) -> SecondaryRun {
     let primary = build("pro").await;
     let secondary = build("pro").await;
-    let same_build = build("pro").await;
+    let shadow = build(shadow_plan).await;
     let toml = mirror_toml(
         &Mirrored {
             primary: primary.addr,
-            shadow: same_build.addr,
+            shadow: shadow.addr,
             secondary: Some(secondary.addr),
         },
-        &[ORDER],
-        // Learning off: only the secondary may call anything noise here.
+        &[template],
         "learn_after = 0",
         "",
     );
     let proxy = Shadowtap::start(config(&toml)).await;
-    for n in 0..5 {
-        get_expect(&proxy, &format!("/orders/{n}"), StatusCode::OK).await;
+    for n in 0..pairs {
+        get_expect(&proxy, &format!("{prefix}{n}"), StatusCode::OK).await;
     }
-    let metrics = wait_compared(&proxy, ORDER, 5).await;
+    let metrics = wait_compared(&proxy, template, pairs).await;
+    SecondaryRun {
+        _primary: primary,
+        secondary,
+        _shadow: shadow,
+        proxy,
+        metrics,
+    }
+}
+
+#[tokio::test]
+async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
+    // The shadow is the same build: every difference is noise.
+    let run = secondary_run("pro", ORDER, "/orders/", 5).await;
+    let SecondaryRun {
+        secondary,
+        proxy,
+        metrics,
+        ..
+    } = &run;
     let result = |r| [("route", ORDER), ("shadow", SHADOW), ("result", r)];
     assert_eq!(
         metric_sum(
@@ -91,24 +126,9 @@ async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
 
 #[tokio::test]
 async fn a_regression_next_to_secondary_noise_still_diverges() {
-    let primary = build("pro").await;
-    let secondary = build("pro").await;
-    let canary = build("basic").await;
-    let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: canary.addr,
-            secondary: Some(secondary.addr),
-        },
-        &[USER],
-        "learn_after = 0",
-        "",
-    );
-    let proxy = Shadowtap::start(config(&toml)).await;
-    for n in 0..3 {
-        get_expect(&proxy, &format!("/users/{n}"), StatusCode::OK).await;
-    }
-    let metrics = wait_compared(&proxy, USER, 3).await;
+    // The canary is another build: `plan` differs, besides the noise.
+    let run = secondary_run("basic", USER, "/users/", 3).await;
+    let SecondaryRun { proxy, metrics, .. } = &run;
     let labels = |k, v| [("route", USER), ("shadow", SHADOW), (k, v)];
     assert_eq!(
         metric_sum(

@@ -169,6 +169,18 @@ async fn assert_redacted_samples(samples_of: impl AsyncFn(&str) -> Vec<Value>) {
     assert_eq!(big[0]["shadow_response"]["status"], 500);
 }
 
+/// [`assert_redacted_samples`] over the records of a diff log.
+async fn assert_redacted_log(records: &[Value]) {
+    assert_redacted_samples(async |route: &str| {
+        records
+            .iter()
+            .filter(|r| r["route"] == route)
+            .cloned()
+            .collect()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn samples_and_the_diff_log_hold_no_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,14 +242,7 @@ async fn samples_and_the_diff_log_hold_no_secret() {
         .map(|r| r["route"].as_str().unwrap())
         .collect();
     assert_eq!(routes, [ACCOUNT, BIG, DROPPED].into_iter().collect());
-    assert_redacted_samples(async |route: &str| {
-        records
-            .iter()
-            .filter(|r| r["route"] == route)
-            .cloned()
-            .collect()
-    })
-    .await;
+    assert_redacted_log(&records).await;
 }
 
 /// The address a JSON log line announces for `message` (`listening`, `admin listening`).
@@ -318,12 +323,5 @@ async fn the_binary_logs_at_debug_and_writes_diff_log_flag_file_without_secrets(
         3,
         "the --diff-log file has one line per divergent pair"
     );
-    assert_redacted_samples(async |route: &str| {
-        records
-            .iter()
-            .filter(|r| r["route"] == route)
-            .cloned()
-            .collect()
-    })
-    .await;
+    assert_redacted_log(&records).await;
 }

@@ -337,12 +337,7 @@ async fn an_upstream_that_closes_mid_upload_fails_the_request_at_once() {
     let (addr, task) = head_only_upstream(OnHead::Close).await;
     let proxy = Shadowtap::in_front_of(addr).await;
     for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
-        let (frames, body) = channel_body(4);
-        frames
-            .send(Frame::data(Bytes::from_static(b"first piece")))
-            .await
-            .unwrap();
-        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        let (frames, request) = stalled_upload(&proxy.url("/upload")).await;
         // `frames` stays open: the body never ends.
         let reply = send(&client, request)
             .await

@@ -598,6 +598,18 @@ pub fn post_request(url: &str, body: impl Into<Bytes>) -> Request<Body> {
         .expect("valid request")
 }
 
+/// A POST to `url` whose body has sent its first piece and then stalls, open for as long as
+/// the returned sender lives (a client that stopped mid-upload).
+pub async fn stalled_upload(url: &str) -> (mpsc::Sender<Frame<Bytes>>, Request<Body>) {
+    let (frames, body) = channel_body(4);
+    frames
+        .send(Frame::data(Bytes::from_static(b"first piece")))
+        .await
+        .expect("room for the first piece");
+    let request = Request::post(url).body(body).expect("valid request");
+    (frames, request)
+}
+
 /// A whole response as the client saw it.
 #[derive(Debug)]
 pub struct Reply {
