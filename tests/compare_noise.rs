@@ -294,6 +294,21 @@ fn flags_only(
         .unwrap_or_else(|e| panic!("flags-only config: {e}"))
 }
 
+/// shadowtap started with [`flags_only`], its diff log in a new temporary directory: the
+/// directory (removed when dropped, after the proxy when bound in this order), the log's path
+/// and the proxy.
+async fn start_flags_only(
+    primary: &Upstream,
+    shadow: &Upstream,
+    compare: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, Shadowtap) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("diffs.jsonl");
+    let config = flags_only(primary, shadow, log.to_str().expect("utf-8"), compare);
+    let proxy = Shadowtap::start(config).await;
+    (dir, log, proxy)
+}
+
 const CATCH_ALL: &str = "default";
 const FLAG_SHADOW: &str = "shadow";
 
@@ -359,15 +374,7 @@ async fn catch_all_route_learns_each_endpoints_noise_and_still_reports_a_regress
     const MEASURED: u64 = 100;
     let primary = api_build(false).await;
     let shadow = api_build(true).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("diffs.jsonl");
-    let proxy = Shadowtap::start(flags_only(
-        &primary,
-        &shadow,
-        log.to_str().expect("utf-8"),
-        "",
-    ))
-    .await;
+    let (_dir, log, proxy) = start_flags_only(&primary, &shadow, "").await;
     let paths = |n: u64| {
         [
             format!("/users/{n}"),
@@ -512,15 +519,7 @@ async fn catch_all_route_learns_each_endpoints_noise_and_still_reports_a_regress
 async fn endpoints_past_the_bound_share_the_overflow_endpoint() {
     let primary = api_build(false).await;
     let shadow = api_build(false).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("diffs.jsonl");
-    let proxy = Shadowtap::start(flags_only(
-        &primary,
-        &shadow,
-        log.to_str().expect("utf-8"),
-        "endpoints_per_route = 2",
-    ))
-    .await;
+    let (_dir, _log, proxy) = start_flags_only(&primary, &shadow, "endpoints_per_route = 2").await;
     for path in [
         "/users/1",
         "/users/2",

@@ -169,6 +169,25 @@ async fn assert_redacted_samples(samples_of: impl AsyncFn(&str) -> Vec<Value>) {
     assert_eq!(big[0]["shadow_response"]["status"], 500);
 }
 
+/// The diff log at `path`: no secret in it, and one JSON object per divergent pair (three).
+fn read_diff_log(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        !text.contains(MARKER),
+        "a secret leaked to the diff log: {text}"
+    );
+    let records: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(
+        records.len(),
+        3,
+        "the diff log has one line per divergent pair:\n{text}"
+    );
+    records
+}
+
 /// [`assert_redacted_samples`] over the records of a diff log.
 async fn assert_redacted_log(records: &[Value]) {
     assert_redacted_samples(async |route: &str| {
@@ -198,16 +217,7 @@ async fn samples_and_the_diff_log_hold_no_secret() {
     assert_redacted_samples(async |route: &str| samples(&proxy, route).await).await;
 
     // The diff log: one JSON object per divergent pair, with the documented fields.
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !text.contains(MARKER),
-        "a secret leaked to the diff log: {text}"
-    );
-    let records: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
-    assert_eq!(records.len(), 3, "{text}");
+    let records = read_diff_log(&log_path);
     for record in &records {
         for field in [
             "time",
@@ -309,19 +319,6 @@ async fn the_binary_logs_at_debug_and_writes_diff_log_flag_file_without_secrets(
     let from_api: Vec<Value> = serde_json::from_str(&api).unwrap();
     assert_eq!(from_api.len(), 3);
 
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !text.contains(MARKER),
-        "a secret leaked to the diff log: {text}"
-    );
-    let records: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(
-        records.len(),
-        3,
-        "the --diff-log file has one line per divergent pair"
-    );
+    let records = read_diff_log(&log_path);
     assert_redacted_log(&records).await;
 }
