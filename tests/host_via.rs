@@ -48,7 +48,7 @@ async fn with_engine(
     engine: &str,
     extra: &str,
 ) -> Shadowtap {
-    let listener = format!("http1_engine = \"{engine}\"\n{extra}");
+    let listener = format!("{}\n{extra}", engine_line(engine));
     Shadowtap::start(config(&by_host_toml(internal, public, &listener))).await
 }
 
@@ -215,12 +215,7 @@ async fn via_is_appended_to_requests_and_responses_on_both_engines() {
             ("via = true", Some("shadowtap")),
             ("via = false", None),
         ] {
-            let toml = simple_toml(
-                app.addr,
-                &format!("http1_engine = \"{engine}\"\n{extra}"),
-                "",
-            );
-            let proxy = Shadowtap::start(config(&toml)).await;
+            let proxy = shadowtap_on(app.addr, engine, extra, "").await;
             let request =
                 "GET /v HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";
             let answer = raw_exchange(proxy.addr, request.as_bytes()).await;

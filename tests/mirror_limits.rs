@@ -79,7 +79,7 @@ async fn an_8_mib_upload_is_mirrored_by_default() {
         b"--xyz\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n".to_vec();
     form.extend_from_slice(&file);
     form.extend_from_slice(b"\r\n--xyz--\r\n");
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         let primary = echo_primary().await;
         let shadow = healthy_shadow(Duration::ZERO).await;
         let policy = Policy {

@@ -114,7 +114,7 @@ async fn check(engine: &str, client: ClientKind, shadow_protocol: &str) {
 
 #[tokio::test]
 async fn a_chunked_request_with_trailers_is_mirrored_with_its_trailers() {
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         for client in [ClientKind::RawHttp1, ClientKind::Http2] {
             for shadow in ["http1", "http2"] {
                 check(engine, client, shadow).await;
@@ -129,7 +129,7 @@ async fn a_chunked_request_with_trailers_is_mirrored_with_its_trailers() {
 /// defect: the response writers poll a body to its end, past the trailers frame.)
 #[tokio::test]
 async fn a_primary_answer_with_trailers_is_paired() {
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         for h2 in [false, true] {
             let primary = upstream()
                 .fallback(|_| async {
