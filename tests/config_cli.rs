@@ -318,10 +318,7 @@ const HELP: [&[&str]; 4] = [
 
 /// Runs the binary with `args` to completion.
 fn shadowtap_output(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .args(args)
-        .output()
-        .unwrap()
+    std::process::Command::new(BIN).args(args).output().unwrap()
 }
 
 #[test]

@@ -20,13 +20,16 @@
 pub mod compare;
 pub mod fixtures;
 pub mod metrics;
+pub mod process;
 pub mod raw;
 pub mod shadow;
 
-// Each test binary uses its own subset of the fixtures.
+// Each test binary uses its own subset of the fixtures and process wrappers.
 #[allow(unused_imports)]
 pub use fixtures::*;
 pub use metrics::{metric_sum, metric_value};
+#[allow(unused_imports)]
+pub use process::{Process, Spawned, BIN};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
@@ -701,109 +704,6 @@ pub fn raw_status(answer: &str) -> Option<u16> {
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
-}
-
-/// A child process a test started (the real binary); killed by its own handle if the test
-/// fails before stopping it, so no process outlives its test.
-pub struct Spawned(pub std::process::Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Spawned {
-    /// Starts the real binary with `args` (`RUST_LOG=warn`, stdout and stderr piped).
-    pub fn start(args: &[&str]) -> Spawned {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn shadowtap");
-        Spawned(child)
-    }
-
-    /// Starts the real binary as `run --primary P --listen L --admin A`, then `extra`.
-    pub fn run(primary: &str, listen: &str, admin: &str, extra: &[&str]) -> Spawned {
-        let mut args = vec![
-            "run",
-            "--primary",
-            primary,
-            "--listen",
-            listen,
-            "--admin",
-            admin,
-        ];
-        args.extend_from_slice(extra);
-        Spawned::start(&args)
-    }
-
-    /// Waits for exit at most `limit`; panics if the process is still running.
-    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "shadowtap still running after {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Everything left on its stderr pipe (read to the end: call once it has exited).
-    pub fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.0.stderr.take() {
-            std::io::Read::read_to_string(&mut stderr, &mut text).expect("read stderr");
-        }
-        text
-    }
-
-    /// Sends SIGTERM to this process (by its PID), waits at most [`STEP`] for it to exit
-    /// and returns its exit status and stderr.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.0.id().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success(), "kill -TERM {pid}");
-        tokio::task::spawn_blocking(move || {
-            let status = self.wait(STEP);
-            (status, self.stderr())
-        })
-        .await
-        .expect("the waiting thread")
-    }
-
-    /// Waits until the admin port at `admin` answers `/readyz` with 200; panics if the
-    /// process exits first.
-    pub async fn ready(&mut self, admin: &str) {
-        let readyz = format!("http://{admin}/readyz");
-        within("the binary to become ready", async {
-            loop {
-                if let Ok(reply) = send(&http1_client(), get_request(&readyz)).await {
-                    if reply.status == 200 {
-                        break;
-                    }
-                }
-                if let Ok(Some(status)) = self.0.try_wait() {
-                    panic!("shadowtap exited early: {status}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-    }
 }
 
 /// What a head-only upstream does once it has read a request head.
