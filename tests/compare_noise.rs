@@ -82,13 +82,14 @@ async fn secondary_run(
 #[tokio::test]
 async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
     // The shadow is the same build: every difference is noise.
-    let run = secondary_run("pro", ORDER, "/orders/", 5).await;
+    // Bound by name (not `..`): every upstream lives to the end of the test, as before.
     let SecondaryRun {
+        _primary,
         secondary,
+        _shadow,
         proxy,
         metrics,
-        ..
-    } = &run;
+    } = secondary_run("pro", ORDER, "/orders/", 5).await;
     let result = |r| [("route", ORDER), ("shadow", SHADOW), ("result", r)];
     assert_eq!(
         metric_sum(
@@ -127,8 +128,13 @@ async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
 #[tokio::test]
 async fn a_regression_next_to_secondary_noise_still_diverges() {
     // The canary is another build: `plan` differs, besides the noise.
-    let run = secondary_run("basic", USER, "/users/", 3).await;
-    let SecondaryRun { proxy, metrics, .. } = &run;
+    let SecondaryRun {
+        _primary,
+        secondary: _secondary,
+        _shadow,
+        proxy,
+        metrics,
+    } = secondary_run("basic", USER, "/users/", 3).await;
     let labels = |k, v| [("route", USER), ("shadow", SHADOW), (k, v)];
     assert_eq!(
         metric_sum(
