@@ -11,6 +11,14 @@
 //! - Clients: hyper-util's legacy client (HTTP/1.1, or h2c with prior knowledge) and raw TCP
 //!   for requests no well-behaved client would send.
 //!
+//! - Both HTTP/1.1 engines: [`ENGINES`], [`engine_line`], [`engine_toml`], [`shadowtap_on`].
+//! - Waiting: [`until`] for a condition, [`until_metrics`] for the admin `/metrics`.
+//!
+//! The submodules: [`raw`] (the one raw HTTP/1 client, and upstreams that misbehave at chosen
+//! bytes), [`shadow`] (mirroring configs and accounting), [`compare`] (comparison configs and
+//! the admin API), [`metrics`] (reading Prometheus text), [`fixtures`] (answers several files
+//! use), [`process`] (the real binary as a child process).
+//!
 //! Every await that talks to a server goes through [`within`], so a bug fails a test
 //! instead of hanging it.
 
