@@ -22,22 +22,14 @@ fn value(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_carry_build_info_and_plausible_process_metrics_from_the_first_scrape() {
     let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "ok\n") })
+        .always(http::StatusCode::OK, "ok\n")
         .start()
         .await;
     let listen = closed_port().await.to_string();
     let admin = closed_port().await.to_string();
     let primary = upstream.url("");
     let spawned_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let mut child = Spawned::start(&[
-        "run",
-        "--primary",
-        &primary,
-        "--listen",
-        &listen,
-        "--admin",
-        &admin,
-    ]);
+    let mut child = Spawned::run(&primary, &listen, &admin, &[]);
     child.ready(&admin).await;
     // Before any /metrics request: readiness polls do not scrape.
     let scrape = || async {

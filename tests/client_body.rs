@@ -22,20 +22,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Every engine a listener can run.
-const ENGINES: [&str; 2] = ["native", "hyper"];
-
-/// shadowtap in front of `upstream` on `engine`, with `listener_extra` and `upstream_extra`.
-async fn proxy(
-    upstream: SocketAddr,
-    engine: &str,
-    listener_extra: &str,
-    upstream_extra: &str,
-) -> Shadowtap {
-    let listener = format!("http1_engine = \"{engine}\"\n{listener_extra}");
-    Shadowtap::start(config(&simple_toml(upstream, &listener, upstream_extra))).await
-}
-
 /// Waits (within the test step) until `reason` has been counted `count` times.
 async fn counted(proxy: &Shadowtap, reason: &str, count: f64) {
     within(&format!("{count} counted as {reason}"), async {
@@ -111,7 +97,7 @@ async fn a_client_that_pauses_mid_body_gets_a_408_after_the_client_body_timeout(
     // default 30 s: whatever ends the exchange within the test step is the client's timeout.
     let (addr, task) = head_only_upstream(OnHead::Stall).await;
     for engine in ENGINES {
-        let proxy = proxy(addr, engine, "client_body_timeout = \"400ms\"", "").await;
+        let proxy = shadowtap_on(addr, engine, "client_body_timeout = \"400ms\"", "").await;
         let mut paused = 0.0;
         for framing in [Framing::Length, Framing::Chunked] {
             let (answer, took) = pause_and_read(&proxy, framing).await;
@@ -133,12 +119,7 @@ async fn a_client_that_pauses_mid_body_gets_a_408_after_the_client_body_timeout(
         }
         // h2c: a stream whose body stops after its first frame.
         let client = h2_client();
-        let (frames, body) = channel_body(4);
-        frames
-            .send(Frame::data(Bytes::from_static(b"first piece")))
-            .await
-            .unwrap();
-        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        let (frames, request) = stalled_upload(&proxy.url("/upload")).await;
         let reply = send(&client, request).await.unwrap();
         assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT, "{engine}, h2c");
         drop(frames);
@@ -164,7 +145,7 @@ async fn a_client_that_leaves_mid_body_is_counted_as_client_aborted() {
         .into_iter()
         .flat_map(|engine| upstreams.map(|upstream| (engine, upstream)))
     {
-        let proxy = proxy(addr, engine, "", upstream_extra).await;
+        let proxy = shadowtap_on(addr, engine, "", upstream_extra).await;
         let mut left = 0.0;
         for framing in [Framing::Length, Framing::Chunked] {
             let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
@@ -207,7 +188,7 @@ async fn a_slow_steady_upload_is_not_cut_by_the_upstream_response_timeout() {
     let gap = Duration::from_millis(100);
     let upstream = length_echo().await;
     for engine in ENGINES {
-        let proxy = proxy(
+        let proxy = shadowtap_on(
             upstream.addr,
             engine,
             "client_body_timeout = \"2s\"",
@@ -310,7 +291,7 @@ async fn a_paused_upload_to_an_h2c_upstream_is_a_408_too() {
     // be told apart from the upstream's failure.
     let upstream = upstream().hang().start().await;
     for engine in ENGINES {
-        let proxy = proxy(
+        let proxy = shadowtap_on(
             upstream.addr,
             engine,
             "client_body_timeout = \"400ms\"",

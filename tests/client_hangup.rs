@@ -15,23 +15,15 @@ mod support;
 use bytes::Bytes;
 use http::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::compare::metric_sum;
-use support::raw::{thinking_upstream, until, RawClient, ThinkingUpstream};
+use support::raw::{thinking_upstream, RawClient, ThinkingUpstream};
 use support::*;
 use tokio::net::TcpStream;
 
-const ENGINES: [&str; 2] = ["native", "hyper"];
 /// How long the upstream thinks: far past what a test waits for the hang-up to be seen.
 const THINK: Duration = Duration::from_secs(6);
 /// The generous bound within which the hang-up must have reached the upstream.
 const NOTICED_WITHIN: Duration = Duration::from_secs(3);
-
-async fn proxy(upstream: SocketAddr, engine: &str) -> Shadowtap {
-    let listener = format!("http1_engine = \"{engine}\"");
-    Shadowtap::start(config(&simple_toml(upstream, &listener, ""))).await
-}
 
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: app.test\r\n\r\n").into_bytes()
@@ -106,7 +98,7 @@ async fn assert_abandoned(what: &str, upstream: &ThinkingUpstream, proxy: &Shado
 async fn an_http1_client_that_hangs_up_is_noticed_and_counted_once() {
     for engine in ENGINES {
         let upstream = thinking_upstream(THINK, 4).await;
-        let proxy = proxy(upstream.addr, engine).await;
+        let proxy = shadowtap_with_engine(upstream.addr, engine).await;
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get("/slow")).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -120,7 +112,7 @@ async fn an_http1_client_that_hangs_up_is_noticed_and_counted_once() {
 #[tokio::test]
 async fn an_h2c_client_that_resets_its_stream_is_noticed_and_counted_once() {
     let upstream = thinking_upstream(THINK, 4).await;
-    let proxy = proxy(upstream.addr, "native").await;
+    let proxy = shadowtap_with_engine(upstream.addr, "native").await;
     let client = h2_client();
     let request = send(&client, get_request(&proxy.url("/slow")));
     let abandoned = tokio::time::timeout(Duration::from_millis(200), request).await;
@@ -132,7 +124,7 @@ async fn an_h2c_client_that_resets_its_stream_is_noticed_and_counted_once() {
 #[tokio::test]
 async fn an_h2c_client_that_closes_its_connection_is_noticed_and_counted_once() {
     let upstream = thinking_upstream(THINK, 4).await;
-    let proxy = proxy(upstream.addr, "native").await;
+    let proxy = shadowtap_with_engine(upstream.addr, "native").await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -155,7 +147,7 @@ async fn an_h2c_client_that_closes_its_connection_is_noticed_and_counted_once() 
 async fn a_pipelined_request_is_not_a_hang_up() {
     for engine in ENGINES {
         let upstream = thinking_upstream(Duration::from_millis(300), 4).await;
-        let proxy = proxy(upstream.addr, engine).await;
+        let proxy = shadowtap_with_engine(upstream.addr, engine).await;
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get("/first")).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -173,18 +165,6 @@ async fn a_pipelined_request_is_not_a_hang_up() {
             0,
             "{engine}: the upstream request was not abandoned"
         );
-    }
-}
-
-/// A tiny deterministic generator (xorshift), so a failing sequence can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 
@@ -210,7 +190,7 @@ async fn wherever_clients_leave_each_routed_request_is_counted_once() {
         let mut rng = Rng(0x5851_f42d_4c95_7f2d);
         // Thinks long enough that every "waiting" hang-up comes before the answer.
         let upstream = thinking_upstream(Duration::from_millis(700), 64 * 1024).await;
-        let proxy = proxy(upstream.addr, engine).await;
+        let proxy = shadowtap_with_engine(upstream.addr, engine).await;
         let (mut routed, mut waiting) = (0, 0);
         let mut clients = Vec::new();
         for round in 0..24 {
@@ -278,7 +258,7 @@ async fn wherever_h2c_streams_are_dropped_each_routed_request_is_counted_once() 
     use http_body_util::BodyExt;
     let mut rng = Rng(0x1405_7b7e_f767_814f);
     let upstream = thinking_upstream(Duration::from_millis(700), 64 * 1024).await;
-    let proxy = proxy(upstream.addr, "native").await;
+    let proxy = shadowtap_with_engine(upstream.addr, "native").await;
     let client = h2_client();
     let (mut sent, mut waiting) = (0, 0);
     let mut streams = Vec::new();
@@ -332,8 +312,7 @@ async fn wherever_h2c_streams_are_dropped_each_routed_request_is_counted_once() 
 async fn a_request_cut_off_by_the_end_of_the_grace_period_is_counted_once() {
     for engine in ENGINES {
         let upstream = thinking_upstream(THINK, 4).await;
-        let listener = format!("http1_engine = \"{engine}\"");
-        let text = simple_toml(upstream.addr, &listener, "")
+        let text = simple_toml(upstream.addr, &engine_line(engine), "")
             .replace("grace_period = \"5s\"", "grace_period = \"300ms\"");
         let app = within("bind", shadowtap::BoundApp::bind(config(&text)))
             .await

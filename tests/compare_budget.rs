@@ -36,11 +36,7 @@ async fn a_burst_of_large_pairs_overflows_the_compare_queue_and_is_counted() {
         .start()
         .await;
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &["/big"],
         "workers = 1\nqueue_capacity = 1\nlearn_after = 0\nmax_differences = 10000",
         // Multiset comparison of 2000 objects: the expensive path.

@@ -65,11 +65,7 @@ async fn shadow() -> Upstream {
 async fn setup() -> (Upstream, Upstream, Shadowtap) {
     let (primary, shadow) = (primary().await, shadow().await);
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[USERS, FAIL, SAME],
         // No learning: every difference here is a regression and must stay one.
         "learn_after = 0",

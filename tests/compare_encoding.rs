@@ -55,11 +55,7 @@ async fn setup() -> (Upstream, Upstream, Shadowtap) {
         .start()
         .await;
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[DOC, CHANGED, BOMB],
         "learn_after = 0\nmax_decoded_bytes = 1048576",
         "",

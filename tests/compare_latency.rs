@@ -44,15 +44,9 @@ percent = 100
 "#
         )
     };
+    let head = listener_and_admin(&engine_line(engine));
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-http1_engine = "{engine}"
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.stable]
 url = "http://{primary}"
 
@@ -80,7 +74,7 @@ grace_period = "1s"
 
 #[tokio::test]
 async fn a_shadow_slower_than_the_rule_diverges_with_kind_latency_and_no_rule_changes_nothing() {
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         let primary = upstream()
             .route(RULED_SLOW, |_| after(10))
             .route(RULED_OK, |_| after(20))

@@ -33,27 +33,63 @@ async fn build(plan: &'static str) -> Upstream {
         .await
 }
 
-#[tokio::test]
-async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
+/// A run with a secondary: primary and secondary of build `pro`, the shadow of build
+/// `shadow_plan`, all behind the route `template`.
+struct SecondaryRun {
+    _primary: Upstream,
+    secondary: Upstream,
+    _shadow: Upstream,
+    proxy: Shadowtap,
+    /// `/metrics` once the `pairs` requests are compared.
+    metrics: String,
+}
+
+/// Sends `GET {prefix}{n}` for `n` in `0..pairs` through a [`SecondaryRun`] with learning off
+/// (only the secondary may call anything noise here) and waits until all are compared.
+async fn secondary_run(
+    shadow_plan: &'static str,
+    template: &str,
+    prefix: &str,
+    pairs: usize,
+) -> SecondaryRun {
     let primary = build("pro").await;
     let secondary = build("pro").await;
-    let same_build = build("pro").await;
+    let shadow = build(shadow_plan).await;
     let toml = mirror_toml(
         &Mirrored {
             primary: primary.addr,
-            shadow: same_build.addr,
+            shadow: shadow.addr,
             secondary: Some(secondary.addr),
         },
-        &[ORDER],
-        // Learning off: only the secondary may call anything noise here.
+        &[template],
         "learn_after = 0",
         "",
     );
     let proxy = Shadowtap::start(config(&toml)).await;
-    for n in 0..5 {
-        get_expect(&proxy, &format!("/orders/{n}"), StatusCode::OK).await;
+    for n in 0..pairs {
+        get_expect(&proxy, &format!("{prefix}{n}"), StatusCode::OK).await;
     }
-    let metrics = wait_compared(&proxy, ORDER, 5).await;
+    let metrics = wait_compared(&proxy, template, pairs).await;
+    SecondaryRun {
+        _primary: primary,
+        secondary,
+        _shadow: shadow,
+        proxy,
+        metrics,
+    }
+}
+
+#[tokio::test]
+async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
+    // The shadow is the same build: every difference is noise.
+    // Bound by name (not `..`): every upstream lives to the end of the test, as before.
+    let SecondaryRun {
+        _primary,
+        secondary,
+        _shadow,
+        proxy,
+        metrics,
+    } = secondary_run("pro", ORDER, "/orders/", 5).await;
     let result = |r| [("route", ORDER), ("shadow", SHADOW), ("result", r)];
     assert_eq!(
         metric_sum(
@@ -91,24 +127,14 @@ async fn secondary_turns_timestamps_and_uuids_into_noise_but_not_regressions() {
 
 #[tokio::test]
 async fn a_regression_next_to_secondary_noise_still_diverges() {
-    let primary = build("pro").await;
-    let secondary = build("pro").await;
-    let canary = build("basic").await;
-    let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: canary.addr,
-            secondary: Some(secondary.addr),
-        },
-        &[USER],
-        "learn_after = 0",
-        "",
-    );
-    let proxy = Shadowtap::start(config(&toml)).await;
-    for n in 0..3 {
-        get_expect(&proxy, &format!("/users/{n}"), StatusCode::OK).await;
-    }
-    let metrics = wait_compared(&proxy, USER, 3).await;
+    // The canary is another build: `plan` differs, besides the noise.
+    let SecondaryRun {
+        _primary,
+        secondary: _secondary,
+        _shadow,
+        proxy,
+        metrics,
+    } = secondary_run("basic", USER, "/users/", 3).await;
     let labels = |k, v| [("route", USER), ("shadow", SHADOW), (k, v)];
     assert_eq!(
         metric_sum(
@@ -155,11 +181,7 @@ async fn volatile_field_is_learned_as_noise_after_learn_after_pairs() {
     let primary = build("pro").await;
     let shadow = build("pro").await;
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[ORDER],
         &format!("learn_after = {LEARN_AFTER}\nlearn_ratio = 0.5\nworkers = 1"),
         "",
@@ -278,6 +300,21 @@ fn flags_only(
         .unwrap_or_else(|e| panic!("flags-only config: {e}"))
 }
 
+/// shadowtap started with [`flags_only`], its diff log in a new temporary directory: the
+/// directory (removed when dropped, after the proxy when bound in this order), the log's path
+/// and the proxy.
+async fn start_flags_only(
+    primary: &Upstream,
+    shadow: &Upstream,
+    compare: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, Shadowtap) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("diffs.jsonl");
+    let config = flags_only(primary, shadow, log.to_str().expect("utf-8"), compare);
+    let proxy = Shadowtap::start(config).await;
+    (dir, log, proxy)
+}
+
 const CATCH_ALL: &str = "default";
 const FLAG_SHADOW: &str = "shadow";
 
@@ -343,15 +380,7 @@ async fn catch_all_route_learns_each_endpoints_noise_and_still_reports_a_regress
     const MEASURED: u64 = 100;
     let primary = api_build(false).await;
     let shadow = api_build(true).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("diffs.jsonl");
-    let proxy = Shadowtap::start(flags_only(
-        &primary,
-        &shadow,
-        log.to_str().expect("utf-8"),
-        "",
-    ))
-    .await;
+    let (_dir, log, proxy) = start_flags_only(&primary, &shadow, "").await;
     let paths = |n: u64| {
         [
             format!("/users/{n}"),
@@ -496,15 +525,7 @@ async fn catch_all_route_learns_each_endpoints_noise_and_still_reports_a_regress
 async fn endpoints_past_the_bound_share_the_overflow_endpoint() {
     let primary = api_build(false).await;
     let shadow = api_build(false).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("diffs.jsonl");
-    let proxy = Shadowtap::start(flags_only(
-        &primary,
-        &shadow,
-        log.to_str().expect("utf-8"),
-        "endpoints_per_route = 2",
-    ))
-    .await;
+    let (_dir, _log, proxy) = start_flags_only(&primary, &shadow, "endpoints_per_route = 2").await;
     for path in [
         "/users/1",
         "/users/2",

@@ -77,11 +77,7 @@ fn redaction_toml(primary: &Upstream, shadow: &Upstream, diff_log: Option<&str>)
         .map(|path| format!("diff_log = {path:?}"))
         .unwrap_or_default();
     mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &[ACCOUNT, DROPPED, BIG],
         &format!(
             "learn_after = 0\nredact_headers = [\"X-Api-Key\"]\n{diff_log}\n\n\
@@ -173,6 +169,37 @@ async fn assert_redacted_samples(samples_of: impl AsyncFn(&str) -> Vec<Value>) {
     assert_eq!(big[0]["shadow_response"]["status"], 500);
 }
 
+/// The diff log at `path`: no secret in it, and one JSON object per divergent pair (three).
+fn read_diff_log(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        !text.contains(MARKER),
+        "a secret leaked to the diff log: {text}"
+    );
+    let records: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(
+        records.len(),
+        3,
+        "the diff log has one line per divergent pair:\n{text}"
+    );
+    records
+}
+
+/// [`assert_redacted_samples`] over the records of a diff log.
+async fn assert_redacted_log(records: &[Value]) {
+    assert_redacted_samples(async |route: &str| {
+        records
+            .iter()
+            .filter(|r| r["route"] == route)
+            .cloned()
+            .collect()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn samples_and_the_diff_log_hold_no_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,16 +217,7 @@ async fn samples_and_the_diff_log_hold_no_secret() {
     assert_redacted_samples(async |route: &str| samples(&proxy, route).await).await;
 
     // The diff log: one JSON object per divergent pair, with the documented fields.
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !text.contains(MARKER),
-        "a secret leaked to the diff log: {text}"
-    );
-    let records: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
-    assert_eq!(records.len(), 3, "{text}");
+    let records = read_diff_log(&log_path);
     for record in &records {
         for field in [
             "time",
@@ -234,14 +252,7 @@ async fn samples_and_the_diff_log_hold_no_secret() {
         .map(|r| r["route"].as_str().unwrap())
         .collect();
     assert_eq!(routes, [ACCOUNT, BIG, DROPPED].into_iter().collect());
-    assert_redacted_samples(async |route: &str| {
-        records
-            .iter()
-            .filter(|r| r["route"] == route)
-            .cloned()
-            .collect()
-    })
-    .await;
+    assert_redacted_log(&records).await;
 }
 
 /// The address a JSON log line announces for `message` (`listening`, `admin listening`).
@@ -308,26 +319,6 @@ async fn the_binary_logs_at_debug_and_writes_diff_log_flag_file_without_secrets(
     let from_api: Vec<Value> = serde_json::from_str(&api).unwrap();
     assert_eq!(from_api.len(), 3);
 
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !text.contains(MARKER),
-        "a secret leaked to the diff log: {text}"
-    );
-    let records: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(
-        records.len(),
-        3,
-        "the --diff-log file has one line per divergent pair"
-    );
-    assert_redacted_samples(async |route: &str| {
-        records
-            .iter()
-            .filter(|r| r["route"] == route)
-            .cloned()
-            .collect()
-    })
-    .await;
+    let records = read_diff_log(&log_path);
+    assert_redacted_log(&records).await;
 }

@@ -168,11 +168,7 @@ const ROUTES: [&str; 7] = [
 async fn run(engine: &str, protocol: &str, mirror: &str) -> (Shadowtap, String) {
     let (primary, shadow) = upstreams().await;
     let toml = mirror_toml(
-        &Mirrored {
-            primary: primary.addr,
-            shadow: shadow.addr,
-            secondary: None,
-        },
+        &Mirrored::pair(primary.addr, shadow.addr),
         &ROUTES,
         "learn_after = 0",
         "",

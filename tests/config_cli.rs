@@ -5,36 +5,9 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
 use support::*;
-
-impl Spawned {
-    /// Waits for exit at most `limit`; panics if the process is still running.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "shadowtap still running after {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.0.stderr.take() {
-            stderr.read_to_string(&mut text).expect("read stderr");
-        }
-        text
-    }
-}
 
 /// Runs the binary to completion (at most 10 s); returns exit status and stderr.
 fn run(args: &[&str]) -> (ExitStatus, String) {
@@ -335,18 +308,23 @@ async fn a_port_that_cannot_be_bound_is_named_with_the_os_error() {
     }
 }
 
+/// The argument lists that print each command's help.
+const HELP: [&[&str]; 4] = [
+    &["--help"],
+    &["run", "--help"],
+    &["check", "--help"],
+    &["demo", "--help"],
+];
+
+/// Runs the binary with `args` to completion.
+fn shadowtap_output(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN).args(args).output().unwrap()
+}
+
 #[test]
 fn help_shows_examples_defaults_and_exit_codes_for_every_command() {
-    for command in [
-        &["--help"][..],
-        &["run", "--help"],
-        &["check", "--help"],
-        &["demo", "--help"],
-    ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-            .args(command)
-            .output()
-            .unwrap();
+    for command in HELP {
+        let output = shadowtap_output(command);
         assert!(output.status.success(), "{command:?}");
         let help = String::from_utf8(output.stdout).unwrap();
         assert!(
@@ -361,10 +339,7 @@ fn help_shows_examples_defaults_and_exit_codes_for_every_command() {
             );
         }
     }
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-        .args(["run", "--help"])
-        .output()
-        .unwrap();
+    let output = shadowtap_output(&["run", "--help"]);
     let help = String::from_utf8(output.stdout).unwrap();
     for default in [
         "[default: 127.0.0.1:8080]",
@@ -378,16 +353,8 @@ fn help_shows_examples_defaults_and_exit_codes_for_every_command() {
 /// Every example command in the help text is real: it parses with the binary's own parser.
 #[test]
 fn every_example_in_the_help_parses() {
-    for command in [
-        &["--help"][..],
-        &["run", "--help"],
-        &["check", "--help"],
-        &["demo", "--help"],
-    ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-            .args(command)
-            .output()
-            .unwrap();
+    for command in HELP {
+        let output = shadowtap_output(command);
         let help = String::from_utf8(output.stdout).unwrap();
         let examples = help
             .split("Examples:\n")
@@ -408,10 +375,7 @@ fn every_example_in_the_help_parses() {
             // refuses unknown flags or bad values) before it prints help.
             let mut args = words.clone();
             args.push("--help");
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-                .args(&args)
-                .output()
-                .unwrap();
+            let output = shadowtap_output(&args);
             assert!(
                 output.status.success(),
                 "{subcommand}: {line}: {}",
@@ -431,40 +395,20 @@ fn bad_listen_flag_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_with_flags_alone_serves_and_exits_zero_on_sigterm() {
     let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "from the primary\n") })
+        .always(http::StatusCode::OK, "from the primary\n")
         .start()
         .await;
     let listen = closed_port().await.to_string();
     let admin = closed_port().await.to_string();
     let primary = upstream.url("");
-    let mut child = Spawned::start(&[
-        "run",
-        "--primary",
-        &primary,
-        "--listen",
-        &listen,
-        "--admin",
-        &admin,
-    ]);
-    let pid = child.0.id().to_string();
-
+    let mut child = Spawned::run(&primary, &listen, &admin, &[]);
     child.ready(&admin).await;
     let reply = get(&format!("http://{listen}/anything")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "from the primary\n");
     assert_eq!(upstream.count(), 1);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || {
-        let status = child.wait(STEP);
-        (status, child.stderr())
-    })
-    .await
-    .unwrap();
+    let status = child.terminate().await;
     assert!(status.0.success(), "exit {}: {}", status.0, status.1);
 }
 

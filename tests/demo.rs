@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::Duration;
-use support::compare::Process;
+use support::Process;
 
 /// One row of the demo's table.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 mod support;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Frame;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,12 +46,6 @@ async fn echo() -> Upstream {
         })
         .start()
         .await
-}
-
-fn checksum_trailers() -> HeaderMap {
-    let mut trailers = HeaderMap::new();
-    trailers.insert("x-checksum", "abc123".parse().unwrap());
-    trailers
 }
 
 #[tokio::test]
@@ -343,12 +337,7 @@ async fn an_upstream_that_closes_mid_upload_fails_the_request_at_once() {
     let (addr, task) = head_only_upstream(OnHead::Close).await;
     let proxy = Shadowtap::in_front_of(addr).await;
     for (client_name, client) in [("h2c", h2_client()), ("http/1.1", http1_client())] {
-        let (frames, body) = channel_body(4);
-        frames
-            .send(Frame::data(Bytes::from_static(b"first piece")))
-            .await
-            .unwrap();
-        let request = Request::post(proxy.url("/upload")).body(body).unwrap();
+        let (frames, request) = stalled_upload(&proxy.url("/upload")).await;
         // `frames` stays open: the body never ends.
         let reply = send(&client, request)
             .await

@@ -13,15 +13,9 @@ use support::*;
 /// Two upstreams routed by host: `internal.example` -> `internal`, anything else -> `public`.
 /// A request routed by one host and forwarded with the other shows at once.
 fn by_host_toml(internal: &Upstream, public: &Upstream, listener_extra: &str) -> String {
+    let head = listener_and_admin(listener_extra);
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{listener_extra}
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.internal]
 url = "http://{}"
 
@@ -54,7 +48,7 @@ async fn with_engine(
     engine: &str,
     extra: &str,
 ) -> Shadowtap {
-    let listener = format!("http1_engine = \"{engine}\"\n{extra}");
+    let listener = format!("{}\n{extra}", engine_line(engine));
     Shadowtap::start(config(&by_host_toml(internal, public, &listener))).await
 }
 
@@ -188,14 +182,7 @@ async fn h2c_authority_wins_over_a_host_field() {
     let public = recording("public").await;
     let proxy = with_engine(&internal, &public, "native", "").await;
     // hyper's connection-level client: `:authority` is the URI's, whatever socket it is on.
-    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2_connection(proxy.addr).await;
     let mut request = get_request("http://internal.example/x");
     request
         .headers_mut()
@@ -228,12 +215,7 @@ async fn via_is_appended_to_requests_and_responses_on_both_engines() {
             ("via = true", Some("shadowtap")),
             ("via = false", None),
         ] {
-            let toml = simple_toml(
-                app.addr,
-                &format!("http1_engine = \"{engine}\"\n{extra}"),
-                "",
-            );
-            let proxy = Shadowtap::start(config(&toml)).await;
+            let proxy = shadowtap_on(app.addr, engine, extra, "").await;
             let request =
                 "GET /v HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";
             let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
@@ -275,10 +257,9 @@ async fn shadow_copies_carry_the_same_via_as_the_primary() {
     for engine in ENGINES {
         let primary = recording("primary").await;
         let shadow = recording("shadow").await;
-        let toml = mirror_toml(primary.addr, shadow.addr, &Policy::default()).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
+        let toml = engine_toml(
+            &mirror_toml(primary.addr, shadow.addr, &Policy::default()),
+            engine,
         );
         let proxy = Shadowtap::start(config(&toml)).await;
         let request = "GET /m HTTP/1.1\r\nHost: a\r\nVia: 1.0 front\r\nConnection: close\r\n\r\n";

@@ -531,11 +531,7 @@ fn statuses(answer: &str) -> Vec<u16> {
 async fn replay(engine: &str, vectors: &[Vector]) -> Vec<String> {
     let primary = framing_upstream().await;
     let shadow = framing_upstream().await;
-    let toml = mirror_toml(primary.addr, shadow.addr, &MIRROR_ALL).replacen(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n",
-        &format!("[[listeners]]\naddress = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-        1,
-    );
+    let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &MIRROR_ALL), engine);
     assert!(toml.contains("http1_engine"), "engine not set in:\n{toml}");
     let proxy = Shadowtap::start(config(&toml)).await;
     let mut failures = Vec::new();

@@ -15,7 +15,7 @@ const CUT_OFF_WITHIN: Duration = Duration::from_secs(4);
 
 async fn limited(listener_extra: &str) -> (Upstream, Shadowtap) {
     let upstream = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "ok\n") })
+        .always(http::StatusCode::OK, "ok\n")
         .start()
         .await;
     let proxy = Shadowtap::start(config(&simple_toml(upstream.addr, listener_extra, ""))).await;

@@ -6,7 +6,6 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +14,7 @@ async fn a_failed_request_is_logged_once_with_its_context_at_the_default_level()
     let listen = closed_port().await.to_string();
     let admin = closed_port().await.to_string();
     let primary = format!("http://{dead_primary}");
-    let child = Command::new(env!("CARGO_BIN_EXE_shadowtap"))
+    let child = Command::new(BIN)
         .args([
             "run",
             "--primary",
@@ -52,28 +51,8 @@ async fn a_failed_request_is_logged_once_with_its_context_at_the_default_level()
         200
     );
 
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let stderr = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if child.0.try_wait().unwrap().is_some() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.0.stderr.take() {
-                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
-                }
-                return stderr;
-            }
-            assert!(Instant::now() < deadline, "still running after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    // Its exit status is not this test's business; that it exits (within STEP) is.
+    let (_, stderr) = child.terminate().await;
 
     let failures: Vec<serde_json::Value> = stderr
         .lines()
@@ -108,7 +87,7 @@ async fn logs_of_a_mixed_run(format: &str) -> String {
     let admin = closed_port().await.to_string();
     let primary = format!("http://{dead_primary}");
     let shadow = format!("http://{dead_shadow}");
-    let mut child = support::compare::Process::start(
+    let mut child = Process::start(
         &[
             "run",
             "--primary",
@@ -125,14 +104,7 @@ async fn logs_of_a_mixed_run(format: &str) -> String {
         // The default level; an empty NO_COLOR counts as unset.
         &[("RUST_LOG", "info"), ("NO_COLOR", "")],
     );
-    let readyz = format!("http://{admin}/readyz");
-    within("ready", async {
-        while !matches!(send(&http1_client(), get_request(&readyz)).await, Ok(r) if r.status == 200)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    child.ready(&admin).await;
     for client in [http1_client(), h2_client()] {
         for path in ["/a", "/b?x=1"] {
             let reply = send(&client, get_request(&format!("http://{listen}{path}")))

@@ -5,8 +5,7 @@
 mod support;
 
 use http::{Method, Request};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::shadow::*;
 use support::*;
 
@@ -18,22 +17,19 @@ async fn run_with_shadow_flags_mirrors_the_catch_all_route() {
     let listen = closed_port().await.to_string();
     let admin = closed_port().await.to_string();
     let (primary_url, shadow_url) = (primary.url(""), shadow.url(""));
-    let args = [
-        "run",
-        "--primary",
+    let mut child = Spawned::run(
         &primary_url,
-        "--shadow",
-        &shadow_url,
-        "--sample",
-        "100",
-        "--mirror-methods",
-        "GET,POST",
-        "--listen",
         &listen,
-        "--admin",
         &admin,
-    ];
-    let mut child = Spawned::start(&args);
+        &[
+            "--shadow",
+            &shadow_url,
+            "--sample",
+            "100",
+            "--mirror-methods",
+            "GET,POST",
+        ],
+    );
     child.ready(&admin).await;
 
     let base = format!("http://{listen}");
@@ -81,31 +77,7 @@ async fn run_with_shadow_flags_mirrors_the_catch_all_route() {
         "DELETE is not in --mirror-methods:\n{metrics}"
     );
 
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + STEP;
-        loop {
-            if let Some(status) = child.0.try_wait().expect("try_wait") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.0.stderr.take() {
-                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
-                }
-                return (status, stderr);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running {STEP:?} after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    let status = child.terminate().await;
     assert!(status.0.success(), "exit {}: {}", status.0, status.1);
     assert_eq!(shadow.count(), 2, "nothing else was mirrored");
 }

@@ -79,7 +79,7 @@ async fn an_8_mib_upload_is_mirrored_by_default() {
         b"--xyz\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n".to_vec();
     form.extend_from_slice(&file);
     form.extend_from_slice(b"\r\n--xyz--\r\n");
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         let primary = echo_primary().await;
         let shadow = healthy_shadow(Duration::ZERO).await;
         let policy = Policy {
@@ -87,11 +87,7 @@ async fn an_8_mib_upload_is_mirrored_by_default() {
             route: "",
             shadow: "methods = \"all\"",
         };
-        let toml = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
-        );
+        let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &policy), engine);
         let proxy = Shadowtap::start(config(&toml)).await;
         let mut request = post_request(&proxy.url("/upload"), form.clone());
         request.headers_mut().insert(

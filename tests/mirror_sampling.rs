@@ -207,11 +207,7 @@ async fn path_prefix_and_required_headers_filter_before_sampling() {
     assert_eq!(primary.count(), cases.len());
 
     let metrics = settled(&proxy).await;
-    let mirrored: Vec<String> = shadow
-        .received()
-        .iter()
-        .map(|r| r.uri.path().to_string())
-        .collect();
+    let mirrored = shadow.paths();
     let expected: Vec<&str> = cases
         .iter()
         .filter(|(_, _, mirrored)| *mirrored)

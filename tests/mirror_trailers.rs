@@ -77,17 +77,11 @@ async fn check(engine: &str, client: ClientKind, shadow_protocol: &str) {
     let context = format!("engine {engine}, client {client:?}, shadow {shadow_protocol}");
     let primary = echo_primary().await;
     let shadow = healthy_shadow(std::time::Duration::ZERO).await;
-    let toml = mirror_toml(primary.addr, shadow.addr, &POLICY)
-        .replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-            1,
-        )
-        .replacen(
-            "[upstreams.shadow]\n",
-            &format!("[upstreams.shadow]\nprotocol = \"{shadow_protocol}\"\n"),
-            1,
-        );
+    let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &POLICY), engine).replacen(
+        "[upstreams.shadow]\n",
+        &format!("[upstreams.shadow]\nprotocol = \"{shadow_protocol}\"\n"),
+        1,
+    );
     let proxy = Shadowtap::start(config(&toml)).await;
 
     assert_eq!(send_with_trailers(client, &proxy).await, 200, "{context}");
@@ -120,7 +114,7 @@ async fn check(engine: &str, client: ClientKind, shadow_protocol: &str) {
 
 #[tokio::test]
 async fn a_chunked_request_with_trailers_is_mirrored_with_its_trailers() {
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         for client in [ClientKind::RawHttp1, ClientKind::Http2] {
             for shadow in ["http1", "http2"] {
                 check(engine, client, shadow).await;
@@ -135,7 +129,7 @@ async fn a_chunked_request_with_trailers_is_mirrored_with_its_trailers() {
 /// defect: the response writers poll a body to its end, past the trailers frame.)
 #[tokio::test]
 async fn a_primary_answer_with_trailers_is_paired() {
-    for engine in ["native", "hyper"] {
+    for engine in ENGINES {
         for h2 in [false, true] {
             let primary = upstream()
                 .fallback(|_| async {
@@ -148,11 +142,7 @@ async fn a_primary_answer_with_trailers_is_paired() {
                 .start()
                 .await;
             let shadow = healthy_shadow(std::time::Duration::ZERO).await;
-            let toml = mirror_toml(primary.addr, shadow.addr, &POLICY).replacen(
-                "address = \"127.0.0.1:0\"\n",
-                &format!("address = \"127.0.0.1:0\"\nhttp1_engine = \"{engine}\"\n"),
-                1,
-            );
+            let toml = engine_toml(&mirror_toml(primary.addr, shadow.addr, &POLICY), engine);
             let proxy = Shadowtap::start(config(&toml)).await;
             let (client, request) = if h2 {
                 (h2_client(), get_request(&proxy.url("/t")))

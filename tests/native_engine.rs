@@ -20,286 +20,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use support::raw::{content_length, read_until_head, RawClient};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Every engine a listener can run; `hyper` is the reference behaviour.
-const ENGINES: [&str; 2] = ["native", "hyper"];
-
-/// The `[[listeners]]` line selecting `engine`.
-fn engine_line(engine: &str) -> String {
-    format!("http1_engine = \"{engine}\"")
-}
-
 /// shadowtap with one catch-all route to `upstream`, its listener on `engine`.
 async fn proxy_for(upstream: SocketAddr, engine: &str, upstream_extra: &str) -> Shadowtap {
-    Shadowtap::start(config(&simple_toml(
-        upstream,
-        &engine_line(engine),
-        upstream_extra,
-    )))
-    .await
-}
-
-// ---------------------------------------------------------------------------------------
-// A raw HTTP/1.1 client: one TCP connection, responses parsed by hand.
-// ---------------------------------------------------------------------------------------
-
-/// One response as it came over the wire.
-#[derive(Debug, Clone, PartialEq)]
-struct RawResponse {
-    version: String,
-    status: u16,
-    /// Names lower-cased, values trimmed, in wire order.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    trailers: Vec<(String, String)>,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Every token of every `Connection` field, lower-cased.
-    fn connection_tokens(&self) -> Vec<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "connection")
-            .flat_map(|(_, v)| v.split(','))
-            .map(|token| token.trim().to_ascii_lowercase())
-            .filter(|token| !token.is_empty())
-            .collect()
-    }
-
-    fn is_chunked(&self) -> bool {
-        self.header("transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
-    }
-}
-
-/// A response that ended before it was complete (or was not HTTP at all).
-#[derive(Debug)]
-struct Cut {
-    status: Option<u16>,
-    body: Vec<u8>,
-    why: String,
-}
-
-struct RawClient {
-    stream: TcpStream,
-    /// Bytes read and not yet parsed.
-    buffer: Vec<u8>,
-}
-
-impl RawClient {
-    async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = within("raw connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        RawClient {
-            stream,
-            buffer: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        within("raw write", self.stream.write_all(bytes))
-            .await
-            .expect("raw write");
-    }
-
-    /// Reads more into the buffer; `false` at EOF or on a read error (a reset ends it too).
-    /// Cancel-safe: bytes are only ever appended whole.
-    async fn fill(&mut self) -> bool {
-        self.buffer.reserve(64 * 1024);
-        matches!(self.stream.read_buf(&mut self.buffer).await, Ok(n) if n > 0)
-    }
-
-    async fn line(&mut self) -> Result<String, Vec<u8>> {
-        loop {
-            if let Some(pos) = self.buffer.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buffer[..pos]).into_owned();
-                self.buffer.drain(..pos + 2);
-                return Ok(line);
-            }
-            if !self.fill().await {
-                return Err(std::mem::take(&mut self.buffer));
-            }
-        }
-    }
-
-    async fn exact(&mut self, n: usize) -> Result<Vec<u8>, Vec<u8>> {
-        while self.buffer.len() < n {
-            if !self.fill().await {
-                return Err(std::mem::take(&mut self.buffer));
-            }
-        }
-        Ok(self.buffer.drain(..n).collect())
-    }
-
-    /// Parses the next response; `head_request` says it answers a HEAD (no body follows).
-    async fn read_response(&mut self, head_request: bool) -> Result<RawResponse, Cut> {
-        let cut = |status: Option<u16>, body: Vec<u8>, why: String| Cut { status, body, why };
-        let status_line = self.line().await.map_err(|rest| {
-            cut(
-                None,
-                rest.clone(),
-                format!(
-                    "connection ended before a status line; got {:?}",
-                    String::from_utf8_lossy(&rest)
-                ),
-            )
-        })?;
-        let (version, rest) = status_line
-            .split_once(' ')
-            .ok_or_else(|| cut(None, Vec::new(), format!("bad status line {status_line:?}")))?;
-        let status: u16 = rest
-            .get(..3)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| cut(None, Vec::new(), format!("bad status line {status_line:?}")))?;
-        let mut response = RawResponse {
-            version: version.to_string(),
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-            trailers: Vec::new(),
-        };
-        loop {
-            let line = self
-                .line()
-                .await
-                .map_err(|_| cut(Some(status), Vec::new(), "ended in the head".into()))?;
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| cut(Some(status), Vec::new(), format!("bad field {line:?}")))?;
-            response
-                .headers
-                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-            return Ok(response);
-        }
-        if response.is_chunked() {
-            loop {
-                let size_line = self.line().await.map_err(|_| {
-                    cut(
-                        Some(status),
-                        response.body.clone(),
-                        "ended before a chunk size".into(),
-                    )
-                })?;
-                let size = size_line.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size, 16).map_err(|_| {
-                    cut(
-                        Some(status),
-                        response.body.clone(),
-                        format!("bad chunk size line {size_line:?}"),
-                    )
-                })?;
-                if size == 0 {
-                    loop {
-                        let line = self.line().await.map_err(|_| {
-                            cut(
-                                Some(status),
-                                response.body.clone(),
-                                "ended in the trailers".into(),
-                            )
-                        })?;
-                        if line.is_empty() {
-                            return Ok(response);
-                        }
-                        if let Some((name, value)) = line.split_once(':') {
-                            response
-                                .trailers
-                                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-                        }
-                    }
-                }
-                let data = self.exact(size + 2).await.map_err(|partial| {
-                    let mut body = response.body.clone();
-                    body.extend_from_slice(&partial);
-                    cut(Some(status), body, "ended inside a chunk".into())
-                })?;
-                if !data.ends_with(b"\r\n") {
-                    return Err(cut(
-                        Some(status),
-                        response.body.clone(),
-                        "chunk not followed by CRLF".into(),
-                    ));
-                }
-                response.body.extend_from_slice(&data[..size]);
-            }
-        }
-        if let Some(length) = response.header("content-length") {
-            let length: usize = length.parse().map_err(|_| {
-                cut(
-                    Some(status),
-                    Vec::new(),
-                    format!("bad content-length {length:?}"),
-                )
-            })?;
-            response.body = self.exact(length).await.map_err(|partial| {
-                let why = format!("ended after {} of {length} body bytes", partial.len());
-                cut(Some(status), partial, why)
-            })?;
-            return Ok(response);
-        }
-        // Close-delimited.
-        while self.fill().await {}
-        response.body = std::mem::take(&mut self.buffer);
-        Ok(response)
-    }
-
-    /// The next complete response; panics when the connection ends first or none comes
-    /// within [`STEP`].
-    async fn response(&mut self, head_request: bool) -> RawResponse {
-        match within("a complete response", self.read_response(head_request)).await {
-            Ok(response) => response,
-            Err(cut) => panic!(
-                "incomplete response: {} (status {:?}, {} body bytes: {:?})",
-                cut.why,
-                cut.status,
-                cut.body.len(),
-                String::from_utf8_lossy(&cut.body)
-            ),
-        }
-    }
-
-    /// Reads until the server closes; returns what arrived after the last parsed response.
-    async fn until_closed(&mut self) -> Vec<u8> {
-        within("the server to close the connection", async {
-            while self.fill().await {}
-        })
-        .await;
-        std::mem::take(&mut self.buffer)
-    }
-
-    /// What happens on the connection within `wait`: `"open"` (nothing), `"closed"` (EOF
-    /// with nothing more) or `"data"` (unexpected bytes arrived).
-    async fn state_after(&mut self, wait: Duration) -> &'static str {
-        if !self.buffer.is_empty() {
-            return "data";
-        }
-        match tokio::time::timeout(wait, self.fill()).await {
-            Err(_) => "open",
-            Ok(true) => "data",
-            Ok(false) if self.buffer.is_empty() => "closed",
-            Ok(false) => "data",
-        }
-    }
+    shadowtap_on(upstream, engine, "", upstream_extra).await
 }
 
 /// `GET path` with `Host: a` and any extra header lines (each ending in `\r\n`).
@@ -322,22 +50,6 @@ fn echo_text(r: &Received) -> String {
         r.uri.path_and_query().map_or("", |pq| pq.as_str()),
         String::from_utf8_lossy(&r.body)
     )
-}
-
-fn trailers_response() -> Response<Body> {
-    let (tx, body) = channel_body(4);
-    tx.try_send(Frame::data(Bytes::from_static(b"part one, ")))
-        .unwrap();
-    tx.try_send(Frame::data(Bytes::from_static(b"part two")))
-        .unwrap();
-    let mut trailers = HeaderMap::new();
-    trailers.insert("x-checksum", "abc123".parse().unwrap());
-    tx.try_send(Frame::trailers(trailers)).unwrap();
-    let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert("trailer", "x-checksum".parse().unwrap());
-    response
 }
 
 /// A hyper upstream with the paths the tests use; anything else is echoed ([`echo_text`])
@@ -371,16 +83,7 @@ async fn app() -> Upstream {
             response
         })
         .route("/trailers", |_| async { trailers_response() })
-        .route("/hop-response", |_| async {
-            let mut response = Response::new(full("hop\n"));
-            let headers = response.headers_mut();
-            headers.insert("connection", "x-upstream-hop".parse().unwrap());
-            headers.insert("x-upstream-hop", "internal".parse().unwrap());
-            headers.insert("keep-alive", "timeout=99".parse().unwrap());
-            headers.insert("proxy-connection", "keep-alive".parse().unwrap());
-            headers.insert("x-end-to-end", "kept".parse().unwrap());
-            response
-        })
+        .route("/hop-response", |_| async { hop_by_hop_response("hop\n") })
         .fallback(|r: Received| async move {
             let mut response = Response::new(full(echo_text(&r)));
             let headers = response.headers_mut();
@@ -436,24 +139,10 @@ impl Drop for Scripted {
 
 /// Reads one request head (and its Content-Length body) from `stream`; `None` at EOF.
 async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
-    let end = loop {
-        if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        buffer.reserve(16 * 1024);
-        match stream.read_buf(buffer).await {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    };
+    let end = read_until_head(stream, buffer).await?;
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
     buffer.drain(..end);
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
+    let length = content_length(head.as_bytes());
     while buffer.len() < length {
         buffer.reserve(16 * 1024);
         match stream.read_buf(buffer).await {
@@ -542,7 +231,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order() {
             "GET /fast?n=3 body=",
         ];
         for (i, want) in expected.iter().enumerate() {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: response {i}: {response:?}");
             assert_eq!(response.text(), *want, "{engine}: response {i}");
         }
@@ -554,15 +243,11 @@ async fn pipelined_requests_in_one_write_are_answered_in_order() {
         );
         client.send(&get_bytes("/after", "")).await;
         assert_eq!(
-            client.response(false).await.text(),
+            client.complete_response(false).await.text(),
             "GET /after body=",
             "{engine}"
         );
-        let paths: Vec<String> = upstream
-            .received()
-            .iter()
-            .map(|r| r.uri.path().to_string())
-            .collect();
+        let paths = upstream.paths();
         assert_eq!(
             paths,
             ["/slow", "/echo", "/fast", "/after"],
@@ -589,7 +274,7 @@ async fn request_head_and_body_split_across_writes_are_reassembled() {
             client.send(piece).await;
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        let response = client.response(false).await;
+        let response = client.complete_response(false).await;
         assert_eq!(response.status, 200, "{engine}: {response:?}");
         assert_eq!(
             response.text(),
@@ -601,7 +286,7 @@ async fn request_head_and_body_split_across_writes_are_reassembled() {
         tokio::time::sleep(Duration::from_millis(30)).await;
         client.send(b"\n").await;
         assert_eq!(
-            client.response(false).await.text(),
+            client.complete_response(false).await.text(),
             "GET /second body=",
             "{engine}"
         );
@@ -621,7 +306,7 @@ async fn native_get_then_chunked_post_then_get_on_one_connection() {
         let mut client = RawClient::connect(proxy.addr).await;
 
         client.send(&get_bytes("/one", "")).await;
-        let first = client.response(false).await;
+        let first = client.complete_response(false).await;
         assert_eq!(
             (first.status, first.text().as_str()),
             (200, "GET /one body="),
@@ -634,7 +319,7 @@ async fn native_get_then_chunked_post_then_get_on_one_connection() {
                   5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
             )
             .await;
-        let second = client.response(false).await;
+        let second = client.complete_response(false).await;
         assert_eq!(
             (second.status, second.text().as_str()),
             (200, "POST /two body=hello world"),
@@ -642,7 +327,7 @@ async fn native_get_then_chunked_post_then_get_on_one_connection() {
         );
 
         client.send(&get_bytes("/three?q=3", "")).await;
-        let third = client.response(false).await;
+        let third = client.complete_response(false).await;
         assert_eq!(
             (third.status, third.text().as_str()),
             (200, "GET /three?q=3 body="),
@@ -670,7 +355,7 @@ async fn expect_continue_and_http_1_0_after_a_native_request_get_the_hyper_answe
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get_bytes("/native-first", "")).await;
         assert_eq!(
-            client.response(false).await.text(),
+            client.complete_response(false).await.text(),
             "GET /native-first body=",
             "{engine}"
         );
@@ -684,16 +369,16 @@ async fn expect_continue_and_http_1_0_after_a_native_request_get_the_hyper_answe
             .ok()
             .map(|r| r.map(|r| r.status).map_err(|cut| cut.why));
         client.send(b"data").await;
-        let mut last = client.response(false).await;
+        let mut last = client.complete_response(false).await;
         if last.status == 100 {
-            last = client.response(false).await;
+            last = client.complete_response(false).await;
         }
         assert_eq!(last.status, 200, "{engine}: {last:?}");
         assert_eq!(last.text(), "POST /expect body=data", "{engine}");
 
         // HTTP/1.0 without keep-alive: answered, then the connection is closed.
         client.send(b"GET /ten HTTP/1.0\r\nHost: a\r\n\r\n").await;
-        let old = client.response(false).await;
+        let old = client.complete_response(false).await;
         assert_eq!(old.status, 200, "{engine}: {old:?}");
         assert_eq!(old.text(), "GET /ten body=", "{engine}");
         let rest = client.until_closed().await;
@@ -730,7 +415,7 @@ async fn client_connection_close_is_answered_with_close_and_the_socket_closed() 
         client
             .send(&get_bytes("/bye", "Connection: close\r\n"))
             .await;
-        let response = client.response(false).await;
+        let response = client.complete_response(false).await;
         assert_eq!(response.status, 200, "{engine}");
         assert_eq!(response.text(), "GET /bye body=", "{engine}");
         assert!(
@@ -745,13 +430,13 @@ async fn client_connection_close_is_answered_with_close_and_the_socket_closed() 
         // After a keep-alive request on the same connection.
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get_bytes("/a", "")).await;
-        let first = client.response(false).await;
+        let first = client.complete_response(false).await;
         assert!(
             !first.connection_tokens().contains(&"close".to_string()),
             "{engine}: {first:?}"
         );
         client.send(&get_bytes("/b", "connection: Close\r\n")).await;
-        let second = client.response(false).await;
+        let second = client.complete_response(false).await;
         assert_eq!(second.text(), "GET /b body=", "{engine}");
         assert!(
             second.connection_tokens().contains(&"close".to_string()),
@@ -766,7 +451,7 @@ async fn client_connection_close_is_answered_with_close_and_the_socket_closed() 
         let mut pipeline = get_bytes("/last", "Connection: close\r\n");
         pipeline.extend_from_slice(&get_bytes("/ignored", ""));
         client.send(&pipeline).await;
-        let response = client.response(false).await;
+        let response = client.complete_response(false).await;
         assert_eq!(response.text(), "GET /last body=", "{engine}");
         let rest = client.until_closed().await;
         assert!(
@@ -803,7 +488,7 @@ async fn upstream_connection_close_is_not_reused_and_the_client_connection_stays
         let mut client = RawClient::connect(proxy.addr).await;
         for i in 0..3 {
             client.send(&get_bytes(&format!("/close/{i}"), "")).await;
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: request {i}: {response:?}");
             assert_eq!(response.text(), "ok", "{engine}: request {i}");
             assert!(
@@ -846,7 +531,7 @@ async fn close_delimited_upstream_response_is_reframed_as_chunked() {
         let mut client = RawClient::connect(proxy.addr).await;
         for i in 0..2 {
             client.send(&get_bytes(&format!("/cd/{i}"), "")).await;
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: request {i}: {response:?}");
             assert_eq!(response.text(), "hello world", "{engine}: request {i}");
             assert!(
@@ -887,7 +572,7 @@ async fn early_hints_from_the_upstream_are_skipped() {
         let mut client = RawClient::connect(proxy.addr).await;
         for i in 0..2 {
             client.send(&get_bytes(&format!("/hints/{i}"), "")).await;
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(
                 response.status, 200,
                 "{engine}: request {i}: the first response must be the final one: {response:?}"
@@ -959,7 +644,7 @@ async fn upstream_bytes_beyond_content_length_never_reach_the_client() {
         let proxy = proxy_for(upstream.addr, engine, "").await;
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get_bytes("/over/1", "")).await;
-        let first = client.response(false).await;
+        let first = client.complete_response(false).await;
         assert_eq!(first.status, 200, "{engine}: {first:?}");
         assert_eq!(first.text(), "hello", "{engine}");
         let after = client.state_after(Duration::from_millis(150)).await;
@@ -971,7 +656,7 @@ async fn upstream_bytes_beyond_content_length_never_reach_the_client() {
         );
         // The next request must get a real answer, not the leftovers parsed as a response.
         client.send(&get_bytes("/over/2", "")).await;
-        let second = client.response(false).await;
+        let second = client.complete_response(false).await;
         assert_eq!(
             (second.status, second.text().as_str()),
             (200, "hello"),
@@ -986,37 +671,18 @@ async fn upstream_bytes_beyond_content_length_never_reach_the_client() {
     }
 }
 
-/// Two routes: `/broken/...` to `broken`, everything else to `ok`; the listener on `engine`.
-fn two_upstreams(broken: SocketAddr, ok: SocketAddr, engine: &str) -> String {
-    format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{engine_line}
-[admin]
-address = "127.0.0.1:0"
-[upstreams.broken]
-url = "http://{broken}"
-[upstreams.ok]
-url = "http://{ok}"
-[[routes]]
-name = "broken"
-path_prefix = "/broken/"
-primary = "broken"
-[[routes]]
-name = "ok"
-primary = "ok"
-"#,
-        engine_line = engine_line(engine)
-    )
-}
-
 #[tokio::test]
 async fn upstream_body_cut_short_is_an_error_for_the_client_and_the_proxy_carries_on() {
     for engine in ENGINES {
         let reset = reset_mid_body(1000, b"partial").await;
         let ok = app().await;
-        let proxy = Shadowtap::start(config(&two_upstreams(reset.addr, ok.addr, engine))).await;
+        let proxy = Shadowtap::start(config(&two_upstreams(
+            &engine_line(engine),
+            reset.addr,
+            "",
+            ok.addr,
+        )))
+        .await;
 
         // A real client: the exchange fails, it is never a complete 200.
         match send(&http1_client(), get_request(&proxy.url("/broken/a"))).await {
@@ -1052,7 +718,7 @@ async fn upstream_body_cut_short_is_an_error_for_the_client_and_the_proxy_carrie
         let mut client = RawClient::connect(proxy.addr).await;
         client.send(&get_bytes("/after-raw", "")).await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         assert_eq!(reset.count(), 2, "{engine}");
@@ -1092,7 +758,7 @@ async fn response_trailers_reach_a_client_that_asked_for_them() {
         client
             .send(&get_bytes("/trailers", "TE: trailers\r\n"))
             .await;
-        let raw = client.response(false).await;
+        let raw = client.complete_response(false).await;
         assert!(raw.is_chunked(), "{engine}: {raw:?}");
         assert_eq!(raw.text(), "part one, part two", "{engine}");
         assert_eq!(
@@ -1112,7 +778,7 @@ async fn response_trailers_reach_a_client_that_asked_for_them() {
             "{engine}: te sent upstream though the client sent none"
         );
         client.send(&get_bytes("/trailers", "")).await;
-        let raw = client.response(false).await;
+        let raw = client.complete_response(false).await;
         assert_eq!(raw.text(), "part one, part two", "{engine}");
         without_te.push((reply.trailers, raw.trailers));
     }
@@ -1247,7 +913,7 @@ async fn head_204_and_304_carry_no_body_and_the_connection_stays_in_step() {
         client
             .send(b"HEAD /fixed HTTP/1.1\r\nHost: a\r\n\r\n")
             .await;
-        let head = client.response(true).await;
+        let head = client.complete_response(true).await;
         assert_eq!(head.status, 200, "{engine}: {head:?}");
         assert_eq!(
             head.header("content-length"),
@@ -1263,28 +929,32 @@ async fn head_204_and_304_carry_no_body_and_the_connection_stays_in_step() {
         );
 
         client.send(&get_bytes("/fixed", "")).await;
-        let get = client.response(false).await;
+        let get = client.complete_response(false).await;
         assert_eq!(get.body, FIXED, "{engine}");
 
         client
             .send(&get_bytes("/not-modified", "If-None-Match: \"v1\"\r\n"))
             .await;
-        let not_modified = client.response(false).await;
+        let not_modified = client.complete_response(false).await;
         assert_eq!(not_modified.status, 304, "{engine}");
         assert_eq!(not_modified.header("etag"), Some("\"v1\""), "{engine}");
 
         client
             .send(b"DELETE /no-content HTTP/1.1\r\nHost: a\r\n\r\n")
             .await;
-        assert_eq!(client.response(false).await.status, 204, "{engine}");
+        assert_eq!(
+            client.complete_response(false).await.status,
+            204,
+            "{engine}"
+        );
 
         // HEAD and GET pipelined: the GET's response starts right after the HEAD's head.
         let mut pipeline = b"HEAD /fixed HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
         pipeline.extend_from_slice(&get_bytes("/fixed", ""));
         client.send(&pipeline).await;
-        let head = client.response(true).await;
+        let head = client.complete_response(true).await;
         assert_eq!(head.status, 200, "{engine}");
-        let get = client.response(false).await;
+        let get = client.complete_response(false).await;
         assert_eq!(get.status, 200, "{engine}: {get:?}");
         assert_eq!(get.body, FIXED, "{engine}");
         assert_eq!(
@@ -1707,7 +1377,7 @@ async fn request_header_rules_hold_on_both_engines() {
             )
             .await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         let seen = upstream.last();
@@ -1739,7 +1409,7 @@ async fn request_header_rules_hold_on_both_engines() {
             )
             .await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         let seen = upstream.last();
@@ -1770,7 +1440,7 @@ async fn request_header_rules_hold_on_both_engines() {
             )
             .await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         let seen = upstream.last();
@@ -1788,7 +1458,7 @@ async fn request_header_rules_hold_on_both_engines() {
             .send(b"GET /hop2 HTTP/1.1\r\nHost: a\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\n\r\n")
             .await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         let seen = upstream.last();
@@ -1805,7 +1475,7 @@ async fn request_header_rules_hold_on_both_engines() {
         for _ in 0..2 {
             client.send(&get_bytes("/id", "")).await;
             {
-                let response = client.response(false).await;
+                let response = client.complete_response(false).await;
                 assert_eq!(response.status, 200, "{engine}: {response:?}");
             }
             let id = upstream.last().header("x-request-id").unwrap().to_string();
@@ -1817,7 +1487,7 @@ async fn request_header_rules_hold_on_both_engines() {
 
         // Hop-by-hop fields on the way back.
         client.send(&get_bytes("/hop-response", "")).await;
-        let response = client.response(false).await;
+        let response = client.complete_response(false).await;
         for name in ["x-upstream-hop", "keep-alive", "proxy-connection"] {
             assert_eq!(
                 response.header(name),
@@ -1860,7 +1530,7 @@ host_rewrite = "api.internal"
             .send(b"GET /v1/x HTTP/1.1\r\nHost: API.example:80\r\n\r\n")
             .await;
         {
-            let response = client.response(false).await;
+            let response = client.complete_response(false).await;
             assert_eq!(response.status, 200, "{engine}: {response:?}");
         }
         let seen = upstream.last();
@@ -1891,10 +1561,7 @@ fn handovers(metrics: &str, reason: &str) -> (f64, f64) {
 
 #[tokio::test]
 async fn plain_requests_stay_native_and_handovers_are_counted_by_reason() {
-    let upstream = upstream()
-        .fallback(|_| async { status(StatusCode::OK, "ok") })
-        .start()
-        .await;
+    let upstream = upstream().always(StatusCode::OK, "ok").start().await;
     let proxy = proxy_for(upstream.addr, "native", "").await;
 
     // Plain GET and POST (Content-Length), and Connection: close: the native engine's shape.
@@ -1961,11 +1628,7 @@ async fn mirrored_requests_stay_native_and_pair_like_on_hyper() {
     for engine in ENGINES {
         let primary = echo_primary().await;
         let shadow = healthy_shadow(Duration::ZERO).await;
-        let text = mirror_toml(primary.addr, shadow.addr, &policy).replacen(
-            "address = \"127.0.0.1:0\"\n",
-            &format!("address = \"127.0.0.1:0\"\n{}\n", engine_line(engine)),
-            1,
-        );
+        let text = engine_toml(&mirror_toml(primary.addr, shadow.addr, &policy), engine);
         let proxy = Shadowtap::start(config(&text)).await;
         // A GET, a POST with a body in the first read, and one larger than a read buffer.
         let big = vec![b'x'; 100_000];

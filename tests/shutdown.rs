@@ -11,20 +11,10 @@ use tokio::net::TcpStream;
 
 async fn slow(latency: Duration) -> Upstream {
     upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "slow but complete\n") })
+        .always(http::StatusCode::OK, "slow but complete\n")
         .with_latency(latency)
         .start()
         .await
-}
-
-/// Polls until `f` holds (every 10 ms, at most [`STEP`]).
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    within(what, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 async fn refuses_connections(addr: std::net::SocketAddr) -> bool {
@@ -48,7 +38,7 @@ async fn shutdown_finishes_an_in_flight_request_and_refuses_new_connections() {
     let mut proxy = Shadowtap::in_front_of(upstream.addr).await;
     let url = proxy.url("/slow");
     let in_flight = tokio::spawn(async move { send(&http1_client(), get_request(&url)).await });
-    eventually("the request reaches the upstream", || upstream.count() == 1).await;
+    until("the request reaches the upstream", || upstream.count() == 1).await;
 
     proxy.begin_shutdown();
     let readyz = format!("http://{}/readyz", proxy.admin);
@@ -112,7 +102,7 @@ async fn grace_period_bounds_the_drain() {
     let mut proxy = Shadowtap::start(config(&text)).await;
     let url = proxy.url("/stuck");
     let in_flight = tokio::spawn(async move { send(&http1_client(), get_request(&url)).await });
-    eventually("the request reaches the upstream", || upstream.count() == 1).await;
+    until("the request reaches the upstream", || upstream.count() == 1).await;
     let started = Instant::now();
     proxy.begin_shutdown();
     proxy.stopped().await;

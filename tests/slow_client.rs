@@ -52,9 +52,9 @@ fn request(http10: bool) -> &'static [u8] {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_after_the_send_timeout() {
     let upstream = big_upstream().await;
-    for engine in ["native", "hyper"] {
-        let listener = format!("http1_engine = \"{engine}\"\nclient_send_timeout = \"300ms\"");
-        let proxy = Shadowtap::start(config(&simple_toml(upstream.addr, &listener, ""))).await;
+    for engine in ENGINES {
+        let proxy =
+            shadowtap_on(upstream.addr, engine, "client_send_timeout = \"300ms\"", "").await;
         for http10 in [false, true] {
             let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
             stream.write_all(request(http10)).await.unwrap();
@@ -81,9 +81,9 @@ async fn a_client_that_reads_slowly_but_steadily_gets_every_byte() {
         .fallback(|_| async { http::Response::new(full(vec![b's'; ANSWER])) })
         .start()
         .await;
-    for engine in ["native", "hyper"] {
-        let listener = format!("http1_engine = \"{engine}\"\nclient_send_timeout = \"300ms\"");
-        let proxy = Shadowtap::start(config(&simple_toml(upstream.addr, &listener, ""))).await;
+    for engine in ENGINES {
+        let proxy =
+            shadowtap_on(upstream.addr, engine, "client_send_timeout = \"300ms\"", "").await;
         let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
         stream
             .write_all(b"GET /slow HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n")

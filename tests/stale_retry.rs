@@ -13,18 +13,9 @@
 mod support;
 
 use http::StatusCode;
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::compare::metric_sum;
 use support::raw::{flaky_upstream, OnReuse, RawClient, RawResponse};
 use support::*;
-
-const ENGINES: [&str; 2] = ["native", "hyper"];
-
-async fn proxy(upstream: SocketAddr, engine: &str) -> Shadowtap {
-    let listener = format!("http1_engine = \"{engine}\"");
-    Shadowtap::start(config(&simple_toml(upstream, &listener, ""))).await
-}
 
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: app.test\r\n\r\n").into_bytes()
@@ -52,7 +43,7 @@ async fn a_get_on_a_connection_the_upstream_closed_is_sent_again() {
     for engine in ENGINES {
         for plan in OnReuse::ALL {
             let upstream = flaky_upstream(plan).await;
-            let proxy = proxy(upstream.addr, engine).await;
+            let proxy = shadowtap_with_engine(upstream.addr, engine).await;
             let mut client = RawClient::connect(proxy.addr).await;
             for round in 0..4 {
                 client.send(&get(&format!("/get/{round}"))).await;
@@ -82,7 +73,7 @@ async fn a_post_with_a_partly_buffered_body_is_answered_once() {
     for engine in ENGINES {
         for plan in OnReuse::ALL {
             let upstream = flaky_upstream(plan).await;
-            let proxy = proxy(upstream.addr, engine).await;
+            let proxy = shadowtap_with_engine(upstream.addr, engine).await;
             let mut client = RawClient::connect(proxy.addr).await;
             // A fresh upstream connection serves the first request.
             client.send(&get("/warm")).await;
@@ -135,7 +126,7 @@ async fn post_in_two_parts(
 async fn h2c_gets_on_closed_connections_are_sent_again() {
     for plan in OnReuse::ALL {
         let upstream = flaky_upstream(plan).await;
-        let proxy = proxy(upstream.addr, "native").await;
+        let proxy = shadowtap_with_engine(upstream.addr, "native").await;
         let client = h2_client();
         for round in 0..4 {
             let reply = send(&client, get_request(&proxy.url(&format!("/h2/{round}"))))
@@ -144,18 +135,6 @@ async fn h2c_gets_on_closed_connections_are_sent_again() {
             assert_eq!(reply.status, StatusCode::OK, "{plan:?}, request {round}");
         }
         assert_eq!(requests_counted(&proxy).await, 4.0, "{plan:?}");
-    }
-}
-
-/// A tiny deterministic generator (xorshift), so a failing sequence can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 
@@ -169,7 +148,7 @@ async fn mixed_keep_alive_traffic_against_closing_upstreams() {
         for seed in [0x9e37_79b9_7f4a_7c15_u64, 0x2545_f491_4f6c_dd1d] {
             let mut rng = Rng(seed);
             let upstream = flaky_upstream(OnReuse::Answer).await;
-            let proxy = proxy(upstream.addr, engine).await;
+            let proxy = shadowtap_with_engine(upstream.addr, engine).await;
             let mut client = RawClient::connect(proxy.addr).await;
             let requests = 60;
             for round in 0..requests {

@@ -100,21 +100,7 @@ async fn app() -> Upstream {
                         .insert("etag", "\"v1\"".parse().unwrap());
                     response
                 }
-                "/trailers" => {
-                    let (tx, body) = channel_body(4);
-                    tx.try_send(Frame::data(Bytes::from_static(b"part one, ")))
-                        .unwrap();
-                    tx.try_send(Frame::data(Bytes::from_static(b"part two")))
-                        .unwrap();
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("x-checksum", "abc123".parse().unwrap());
-                    tx.try_send(Frame::trailers(trailers)).unwrap();
-                    let mut response = Response::new(body);
-                    response
-                        .headers_mut()
-                        .insert("trailer", "x-checksum".parse().unwrap());
-                    response
-                }
+                "/trailers" => trailers_response(),
                 // A fixed-length answer (also what HEAD gets: same head, no body).
                 "/fixed" => Response::new(full(&b"0123456789abcdefghijklmnopqrstuvwxyz012345"[..])),
                 // Echo: method, target, the client's own x-multi values and body.

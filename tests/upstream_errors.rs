@@ -5,37 +5,12 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
 
-/// Two routes: `/broken/...` to `broken` (with `broken_extra` settings), everything else to `ok`.
-fn two_upstreams(broken: SocketAddr, broken_extra: &str, ok: SocketAddr) -> String {
-    format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-[admin]
-address = "127.0.0.1:0"
-[upstreams.broken]
-url = "http://{broken}"
-{broken_extra}
-[upstreams.ok]
-url = "http://{ok}"
-[[routes]]
-name = "broken"
-path_prefix = "/broken/"
-primary = "broken"
-[[routes]]
-name = "ok"
-primary = "ok"
-"#
-    )
-}
-
 async fn healthy() -> Upstream {
     upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "fine\n") })
+        .always(http::StatusCode::OK, "fine\n")
         .start()
         .await
 }
@@ -49,6 +24,7 @@ fn count(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn refused_upstream_is_502_and_counted_as_unreachable() {
     let ok = healthy().await;
     let proxy = Shadowtap::start(config(&two_upstreams(
+        "",
         closed_port().await,
         "connect_timeout = \"1s\"",
         ok.addr,
@@ -100,12 +76,13 @@ async fn refused_upstream_is_502_and_counted_as_unreachable() {
 #[tokio::test]
 async fn upstream_slower_than_response_timeout_is_504_and_counted_as_timeout() {
     let slow = upstream()
-        .fallback(|_| async { status(http::StatusCode::OK, "late\n") })
+        .always(http::StatusCode::OK, "late\n")
         .with_latency(Duration::from_secs(3))
         .start()
         .await;
     let ok = healthy().await;
     let proxy = Shadowtap::start(config(&two_upstreams(
+        "",
         slow.addr,
         "response_timeout = \"200ms\"",
         ok.addr,
@@ -153,6 +130,7 @@ async fn hanging_upstream_is_504_not_a_hang() {
     let hung = upstream().hang().start().await;
     let ok = healthy().await;
     let proxy = Shadowtap::start(config(&two_upstreams(
+        "",
         hung.addr,
         "response_timeout = \"300ms\"",
         ok.addr,
@@ -166,7 +144,7 @@ async fn hanging_upstream_is_504_not_a_hang() {
 async fn upstream_reset_mid_body_truncates_the_client_body_and_the_proxy_carries_on() {
     let reset = reset_mid_body(1000, b"only the first bytes").await;
     let ok = healthy().await;
-    let proxy = Shadowtap::start(config(&two_upstreams(reset.addr, "", ok.addr))).await;
+    let proxy = Shadowtap::start(config(&two_upstreams("", reset.addr, "", ok.addr))).await;
 
     // Direct, the harness upstream is really broken the way we think.
     let direct = send(

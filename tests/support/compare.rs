@@ -20,6 +20,17 @@ pub struct Mirrored {
     pub secondary: Option<SocketAddr>,
 }
 
+impl Mirrored {
+    /// A primary and a shadow, no secondary.
+    pub fn pair(primary: SocketAddr, shadow: SocketAddr) -> Mirrored {
+        Mirrored {
+            primary,
+            shadow,
+            secondary: None,
+        }
+    }
+}
+
 /// A config with one mirrored route `api` (every request copied to [`SHADOW`]) whose
 /// `templates` become the `route` labels. `compare` lines go into `[compare]`,
 /// `route_compare` lines into `[routes.compare]`.
@@ -42,14 +53,9 @@ pub fn mirror_toml(
         ),
         None => (String::new(), ""),
     };
+    let head = listener_and_admin("");
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.stable]
 url = "http://{primary}"
 
@@ -158,27 +164,6 @@ pub async fn samples(proxy: &Shadowtap, route: &str) -> Vec<Value> {
     }
 }
 
-/// The sum of every series of `name` carrying all of `labels` (0 when there is none:
-/// counters appear on first use).
-pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let rest = rest.strip_suffix('}').unwrap_or(rest);
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            all.then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 /// Pairs of `route` compared so far, whatever their result.
 pub fn compared(metrics: &str, route: &str) -> f64 {
     metric_sum(
@@ -199,17 +184,7 @@ pub async fn wait_admin_metrics(
     what: &str,
     done: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let text = admin_text(admin, "/metrics").await.0;
-        if done(&text) {
-            return text;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {STEP:?} waiting for {what}; metrics:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_metrics(admin, what, done, |text| format!("metrics:\n{text}")).await
 }
 
 /// Waits until `route` has at least `pairs` comparisons; returns the metrics text.
@@ -240,127 +215,6 @@ pub fn difference_triples(sample: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The real binary, for tests that need its logging or its command line.
-pub const BIN: &str = env!("CARGO_BIN_EXE_shadowtap");
-
-/// A `shadowtap` child process this test started, its stdout and stderr collected by reader
-/// threads. Ended by its own PID (SIGTERM via `kill`, or its handle when dropped early).
-pub struct Process {
-    child: std::process::Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-fn collect(
-    stream: impl std::io::Read + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = std::io::BufReader::new(stream);
-        let mut line = String::new();
-        while matches!(std::io::BufRead::read_line(&mut reader, &mut line), Ok(n) if n > 0) {
-            into.lock().expect("output lock").push_str(&line);
-            line.clear();
-        }
-    })
-}
-
-impl Process {
-    /// Starts `shadowtap args...` with extra environment variables.
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut command = std::process::Command::new(BIN);
-        command
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("spawn shadowtap");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().expect("stdout"), stdout.clone()),
-            collect(child.stderr.take().expect("stderr"), stderr.clone()),
-        ];
-        Process {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    /// Everything written to stdout so far.
-    pub fn stdout(&self) -> String {
-        self.stdout.lock().expect("output lock").clone()
-    }
-
-    /// Everything written to stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("output lock").clone()
-    }
-
-    /// Polls stderr until `found` returns something; panics after `limit`.
-    pub async fn wait_stderr<T>(&self, limit: Duration, found: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let text = self.stderr();
-            if let Some(value) = found(&text) {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not found in stderr after {limit:?}:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits for the process to exit on its own, at most `limit`; then its output is complete.
-    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "shadowtap still running after {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Sends SIGTERM to this process (by its PID) and waits for it to exit.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid}");
-        self.wait_exit(STEP).await
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Every listener engine (`http1_engine`) and every protocol a shadow is spoken to with:
 /// the primary's answer is captured by each engine's own tee, the shadow's read by each
 /// client.
@@ -374,15 +228,9 @@ pub const ENGINE_PAIRS: [(&str, &str); 4] = [
 /// `toml` made by [`mirror_toml`], its listener on `engine` and its shadow spoken to over
 /// `shadow_protocol`.
 pub fn on_engine(toml: &str, engine: &str, shadow_protocol: &str) -> String {
-    let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
     let shadow = format!("[upstreams.{SHADOW}]\n");
-    assert!(toml.contains(listener) && toml.contains(&shadow), "{toml}");
-    toml.replacen(
-        listener,
-        &format!("{listener}http1_engine = \"{engine}\"\n"),
-        1,
-    )
-    .replacen(
+    assert!(toml.contains(&shadow), "{toml}");
+    engine_toml(toml, engine).replacen(
         &shadow,
         &format!("{shadow}protocol = \"{shadow_protocol}\"\n"),
         1,

@@ -11,6 +11,14 @@
 //! - Clients: hyper-util's legacy client (HTTP/1.1, or h2c with prior knowledge) and raw TCP
 //!   for requests no well-behaved client would send.
 //!
+//! - Both HTTP/1.1 engines: [`ENGINES`], [`engine_line`], [`engine_toml`], [`shadowtap_on`].
+//! - Waiting: [`until`] for a condition, [`until_metrics`] for the admin `/metrics`.
+//!
+//! The submodules: [`raw`] (the one raw HTTP/1 client, and upstreams that misbehave at chosen
+//! bytes), [`shadow`] (mirroring configs and accounting), [`compare`] (comparison configs and
+//! the admin API), [`metrics`] (reading Prometheus text), [`fixtures`] (answers several files
+//! use), [`process`] (the real binary as a child process).
+//!
 //! Every await that talks to a server goes through [`within`], so a bug fails a test
 //! instead of hanging it.
 
@@ -18,8 +26,18 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod fixtures;
+pub mod metrics;
+pub mod process;
 pub mod raw;
 pub mod shadow;
+
+// Each test binary uses its own subset of the fixtures and process wrappers.
+#[allow(unused_imports)]
+pub use fixtures::*;
+pub use metrics::{metric_sum, metric_value};
+#[allow(unused_imports)]
+pub use process::{Process, Spawned, BIN};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
@@ -59,6 +77,54 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
         Ok(output) => output,
         Err(_) => panic!("timed out after {STEP:?}: {what}"),
     }
+}
+
+/// Waits (at most [`STEP`]) until `done` holds, checking every 20 ms; panics naming `what`
+/// when it does not.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {STEP:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Scrapes `/metrics` on the admin port `admin` until `done` holds for the text; returns that
+/// text. Panics after [`STEP`] naming `what`, with `explain` of the last scrape.
+pub async fn until_metrics(
+    admin: SocketAddr,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+    explain: impl Fn(&str) -> String,
+) -> String {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let text = admin_metrics(admin).await;
+        if done(&text) {
+            return text;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {STEP:?} waiting for {what}; {}",
+                explain(&text)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `/metrics` text of the admin port `admin` (status 200 required).
+pub async fn admin_metrics(admin: SocketAddr) -> String {
+    let reply = send(
+        &http1_client(),
+        get_request(&format!("http://{admin}/metrics")),
+    )
+    .await
+    .expect("admin /metrics answers");
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.text()
 }
 
 /// A complete body.
@@ -181,6 +247,11 @@ impl UpstreamBuilder {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Answers every path no route matched with `status` and the text `body`.
+    pub fn always(self, status_code: StatusCode, body: &'static str) -> Self {
+        self.fallback(move |_| async move { status(status_code, body) })
     }
 
     /// Never answers any request (the request is still recorded).
@@ -307,6 +378,14 @@ impl Upstream {
         self.received().pop().expect("upstream received no request")
     }
 
+    /// The path of every request received so far, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| r.uri.path().to_string())
+            .collect()
+    }
+
     /// Number of requests received so far.
     pub fn count(&self) -> usize {
         self.received.lock().expect("log lock").len()
@@ -406,19 +485,21 @@ pub fn config(text: &str) -> Config {
     }
 }
 
+/// The start of every test config: one listener and the admin port, both on `127.0.0.1:0`,
+/// with `listener_extra` lines in `[[listeners]]`.
+pub fn listener_and_admin(listener_extra: &str) -> String {
+    format!(
+        "\n[[listeners]]\naddress = \"127.0.0.1:0\"\n{listener_extra}\n\n[admin]\naddress = \"127.0.0.1:0\"\n"
+    )
+}
+
 /// A config with listener and admin on port 0, one upstream `app` at `upstream` and one
 /// catch-all route `default` to it. `listener_extra` lines go into `[[listeners]]`,
 /// `upstream_extra` into `[upstreams.app]`.
 pub fn simple_toml(upstream: SocketAddr, listener_extra: &str, upstream_extra: &str) -> String {
+    let head = listener_and_admin(listener_extra);
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-{listener_extra}
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.app]
 url = "http://{upstream}"
 {upstream_extra}
@@ -489,19 +570,12 @@ impl Shadowtap {
 
     /// The admin `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let reply = send(
-            &http1_client(),
-            get_request(&format!("http://{}/metrics", self.admin)),
-        )
-        .await
-        .expect("admin /metrics answers");
-        assert_eq!(reply.status, StatusCode::OK);
-        reply.text()
+        admin_metrics(self.admin).await
     }
 
     /// `shadowtap_proxy_errors_total{reason}`, every route.
     pub async fn proxy_errors(&self, reason: &str) -> f64 {
-        compare::metric_sum(
+        metric_sum(
             &self.metrics().await,
             "shadowtap_proxy_errors_total",
             &[("reason", reason)],
@@ -533,6 +607,18 @@ pub fn post_request(url: &str, body: impl Into<Bytes>) -> Request<Body> {
         .uri(url)
         .body(full(body))
         .expect("valid request")
+}
+
+/// A POST to `url` whose body has sent its first piece and then stalls, open for as long as
+/// the returned sender lives (a client that stopped mid-upload).
+pub async fn stalled_upload(url: &str) -> (mpsc::Sender<Frame<Bytes>>, Request<Body>) {
+    let (frames, body) = channel_body(4);
+    frames
+        .send(Frame::data(Bytes::from_static(b"first piece")))
+        .await
+        .expect("room for the first piece");
+    let request = Request::post(url).body(body).expect("valid request");
+    (frames, request)
 }
 
 /// A whole response as the client saw it.
@@ -583,12 +669,7 @@ pub async fn get(url: &str) -> Reply {
 /// Writes `bytes` on a new connection and reads until the server closes it (or 10 s pass);
 /// returns everything read, lossily as text.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = within("raw connect", TcpStream::connect(addr))
-        .await
-        .expect("connect");
-    within("raw write", stream.write_all(bytes))
-        .await
-        .expect("write");
+    let mut stream = connect_and_write(addr, bytes).await;
     let mut out = Vec::new();
     let _ = within(
         "server to close the connection",
@@ -598,82 +679,39 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A new connection to `addr` with `bytes` written on it.
+async fn connect_and_write(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = within("raw connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    within("raw write", stream.write_all(bytes))
+        .await
+        .expect("write");
+    stream
+}
+
+/// An HTTP/2 connection (prior knowledge) to `addr` driven by its own task, for requests
+/// whose `:authority` or framing a pooled client would choose itself.
+pub async fn h2_connection(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+    let stream = within("h2 connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let (sender, connection) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
 /// The status code of the first response in a raw HTTP/1 answer (`None` when there was none).
 pub fn raw_status(answer: &str) -> Option<u16> {
     answer
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
-}
-
-/// The value of a sample line in Prometheus text, matched by metric name and every label
-/// given (`name{a="b",...} value`); `None` when no such series exists.
-pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            all.then(|| value.parse().ok())?
-        })
-        .next()
-}
-
-/// A child process a test started (the real binary); killed by its own handle if the test
-/// fails before stopping it, so no process outlives its test.
-pub struct Spawned(pub std::process::Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Spawned {
-    /// Starts the real binary with `args` (`RUST_LOG=warn`, stdout and stderr piped).
-    pub fn start(args: &[&str]) -> Spawned {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowtap"))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn shadowtap");
-        Spawned(child)
-    }
-
-    /// Waits until the admin port at `admin` answers `/readyz` with 200; panics if the
-    /// process exits first.
-    pub async fn ready(&mut self, admin: &str) {
-        let readyz = format!("http://{admin}/readyz");
-        within("the binary to become ready", async {
-            loop {
-                if let Ok(reply) = send(&http1_client(), get_request(&readyz)).await {
-                    if reply.status == 200 {
-                        break;
-                    }
-                }
-                if let Ok(Some(status)) = self.0.try_wait() {
-                    panic!("shadowtap exited early: {status}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-    }
 }
 
 /// What a head-only upstream does once it has read a request head.
@@ -773,25 +811,74 @@ impl Drop for ScriptedUpstream {
     }
 }
 
-/// Both HTTP/1.1 engines, for tests that must hold on each (`http1_engine`).
+/// Both HTTP/1.1 engines, for tests that must hold on each (`http1_engine`); `hyper` is
+/// the reference behaviour.
 pub const ENGINES: [&str; 2] = ["native", "hyper"];
+
+/// The `[[listeners]]` line selecting `engine`.
+pub fn engine_line(engine: &str) -> String {
+    format!("http1_engine = \"{engine}\"")
+}
+
+/// `toml` (a config made here) with its listener on `engine`.
+pub fn engine_toml(toml: &str, engine: &str) -> String {
+    let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
+    assert!(
+        toml.contains(listener),
+        "no listener to set the engine of in:\n{toml}"
+    );
+    toml.replacen(listener, &format!("{listener}{}\n", engine_line(engine)), 1)
+}
 
 /// [`Shadowtap::in_front_of`] with the given `http1_engine`.
 pub async fn shadowtap_with_engine(upstream: SocketAddr, engine: &str) -> Shadowtap {
-    let extra = format!("http1_engine = \"{engine}\"");
-    Shadowtap::start(config(&simple_toml(upstream, &extra, ""))).await
+    shadowtap_on(upstream, engine, "", "").await
+}
+
+/// shadowtap with [`simple_toml`] in front of `upstream`, its listener on `engine` plus
+/// `listener_extra` lines, and `upstream_extra` lines for the upstream.
+pub async fn shadowtap_on(
+    upstream: SocketAddr,
+    engine: &str,
+    listener_extra: &str,
+    upstream_extra: &str,
+) -> Shadowtap {
+    let listener = format!("{}\n{listener_extra}", engine_line(engine));
+    Shadowtap::start(config(&simple_toml(upstream, &listener, upstream_extra))).await
+}
+
+/// A config with two routes: `/broken/...` to upstream `broken` (with `broken_extra` lines),
+/// everything else to `ok`; `listener_extra` lines go into `[[listeners]]`.
+pub fn two_upstreams(
+    listener_extra: &str,
+    broken: SocketAddr,
+    broken_extra: &str,
+    ok: SocketAddr,
+) -> String {
+    let head = listener_and_admin(listener_extra);
+    format!(
+        r#"{head}
+[upstreams.broken]
+url = "http://{broken}"
+{broken_extra}
+[upstreams.ok]
+url = "http://{ok}"
+[[routes]]
+name = "broken"
+path_prefix = "/broken/"
+primary = "broken"
+[[routes]]
+name = "ok"
+primary = "ok"
+"#
+    )
 }
 
 /// Writes `bytes` on a new connection and reads for at most `wait`: everything read, lossily
 /// as text, and whether the server closed the connection in that time (where
 /// [`raw_exchange`] fails the test when it does not).
 pub async fn raw_exchange_within(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (String, bool) {
-    let mut stream = within("raw connect", TcpStream::connect(addr))
-        .await
-        .expect("connect");
-    within("raw write", stream.write_all(bytes))
-        .await
-        .expect("write");
+    let mut stream = connect_and_write(addr, bytes).await;
     let mut out = Vec::new();
     let closed = tokio::time::timeout(wait, stream.read_to_end(&mut out))
         .await

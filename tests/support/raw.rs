@@ -2,7 +2,7 @@
 //! each side closes: a keep-alive client that reads responses one by one, and upstreams that
 //! misbehave at chosen points of an exchange.
 
-use super::{within, STEP};
+use super::within;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,15 +11,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// One response as a raw client read it.
-#[derive(Debug, Clone)]
+/// One response as it came over the wire.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawResponse {
+    /// The status line's version, as sent.
+    pub version: String,
     /// The status code.
     pub status: u16,
-    /// The head's field lines, lowercased names.
+    /// Names lower-cased, values trimmed, in wire order.
     pub headers: Vec<(String, String)>,
-    /// The body (framed by `Content-Length`; none without one).
+    /// The body, unframed (chunked, by length, or up to the close).
     pub body: Vec<u8>,
+    /// The trailer fields of a chunked body, as `headers`.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl RawResponse {
@@ -27,8 +31,30 @@ impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.as_str())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body, lossily as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Every token of every `Connection` field, lower-cased.
+    pub fn connection_tokens(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "connection")
+            .flat_map(|(_, v)| v.split(','))
+            .map(|token| token.trim().to_ascii_lowercase())
+            .filter(|token| !token.is_empty())
+            .collect()
+    }
+
+    /// The body is framed as chunked.
+    pub fn is_chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
     }
 
     /// The server said it closes the connection after this response.
@@ -38,11 +64,233 @@ impl RawResponse {
     }
 }
 
-/// A keep-alive HTTP/1.1 client on one TCP connection.
+/// A response that ended before it was complete (or was not HTTP at all).
+#[derive(Debug)]
+pub struct Cut {
+    /// The status, when the status line arrived.
+    pub status: Option<u16>,
+    /// The body bytes that arrived.
+    pub body: Vec<u8>,
+    /// Where it ended.
+    pub why: String,
+}
+
+/// A keep-alive HTTP/1.1 client on one TCP connection, responses parsed by hand.
 pub struct RawClient {
     /// The socket.
     pub stream: TcpStream,
-    buf: Vec<u8>,
+    /// Bytes read and not yet parsed.
+    pub buffer: Vec<u8>,
+}
+
+impl RawClient {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = within("raw connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes`.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        within("raw write", self.stream.write_all(bytes))
+            .await
+            .expect("raw write");
+    }
+
+    /// Reads more into the buffer; `false` at EOF or on a read error (a reset ends it too).
+    /// Cancel-safe: bytes are only ever appended whole.
+    async fn fill(&mut self) -> bool {
+        self.buffer.reserve(64 * 1024);
+        matches!(self.stream.read_buf(&mut self.buffer).await, Ok(n) if n > 0)
+    }
+
+    async fn line(&mut self) -> Result<String, Vec<u8>> {
+        loop {
+            if let Some(pos) = self.buffer.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[..pos]).into_owned();
+                self.buffer.drain(..pos + 2);
+                return Ok(line);
+            }
+            if !self.fill().await {
+                return Err(std::mem::take(&mut self.buffer));
+            }
+        }
+    }
+
+    async fn exact(&mut self, n: usize) -> Result<Vec<u8>, Vec<u8>> {
+        while self.buffer.len() < n {
+            if !self.fill().await {
+                return Err(std::mem::take(&mut self.buffer));
+            }
+        }
+        Ok(self.buffer.drain(..n).collect())
+    }
+
+    /// Parses the next response; `head_request` says it answers a HEAD (no body follows).
+    pub async fn read_response(&mut self, head_request: bool) -> Result<RawResponse, Cut> {
+        let cut = |status: Option<u16>, body: Vec<u8>, why: String| Cut { status, body, why };
+        let status_line = self.line().await.map_err(|rest| {
+            cut(
+                None,
+                rest.clone(),
+                format!(
+                    "connection ended before a status line; got {:?}",
+                    String::from_utf8_lossy(&rest)
+                ),
+            )
+        })?;
+        let (version, rest) = status_line
+            .split_once(' ')
+            .ok_or_else(|| cut(None, Vec::new(), format!("bad status line {status_line:?}")))?;
+        let status: u16 = rest
+            .get(..3)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| cut(None, Vec::new(), format!("bad status line {status_line:?}")))?;
+        let mut response = RawResponse {
+            version: version.to_string(),
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            trailers: Vec::new(),
+        };
+        loop {
+            let line = self
+                .line()
+                .await
+                .map_err(|_| cut(Some(status), Vec::new(), "ended in the head".into()))?;
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| cut(Some(status), Vec::new(), format!("bad field {line:?}")))?;
+            response
+                .headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Ok(response);
+        }
+        if response.is_chunked() {
+            loop {
+                let size_line = self.line().await.map_err(|_| {
+                    cut(
+                        Some(status),
+                        response.body.clone(),
+                        "ended before a chunk size".into(),
+                    )
+                })?;
+                let size = size_line.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size, 16).map_err(|_| {
+                    cut(
+                        Some(status),
+                        response.body.clone(),
+                        format!("bad chunk size line {size_line:?}"),
+                    )
+                })?;
+                if size == 0 {
+                    loop {
+                        let line = self.line().await.map_err(|_| {
+                            cut(
+                                Some(status),
+                                response.body.clone(),
+                                "ended in the trailers".into(),
+                            )
+                        })?;
+                        if line.is_empty() {
+                            return Ok(response);
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            response
+                                .trailers
+                                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+                        }
+                    }
+                }
+                let data = self.exact(size + 2).await.map_err(|partial| {
+                    let mut body = response.body.clone();
+                    body.extend_from_slice(&partial);
+                    cut(Some(status), body, "ended inside a chunk".into())
+                })?;
+                if !data.ends_with(b"\r\n") {
+                    return Err(cut(
+                        Some(status),
+                        response.body.clone(),
+                        "chunk not followed by CRLF".into(),
+                    ));
+                }
+                response.body.extend_from_slice(&data[..size]);
+            }
+        }
+        if let Some(length) = response.header("content-length") {
+            let length: usize = length.parse().map_err(|_| {
+                cut(
+                    Some(status),
+                    Vec::new(),
+                    format!("bad content-length {length:?}"),
+                )
+            })?;
+            response.body = self.exact(length).await.map_err(|partial| {
+                let why = format!("ended after {} of {length} body bytes", partial.len());
+                cut(Some(status), partial, why)
+            })?;
+            return Ok(response);
+        }
+        // Close-delimited.
+        while self.fill().await {}
+        response.body = std::mem::take(&mut self.buffer);
+        Ok(response)
+    }
+
+    /// The next response to a request that is not a HEAD; `None` when the connection ended
+    /// before it was complete. Panics when none comes within [`STEP`].
+    pub async fn response(&mut self) -> Option<RawResponse> {
+        within("a response", self.read_response(false)).await.ok()
+    }
+
+    /// The next complete response; panics when the connection ends first or none comes
+    /// within [`STEP`].
+    pub async fn complete_response(&mut self, head_request: bool) -> RawResponse {
+        match within("a complete response", self.read_response(head_request)).await {
+            Ok(response) => response,
+            Err(cut) => panic!(
+                "incomplete response: {} (status {:?}, {} body bytes: {:?})",
+                cut.why,
+                cut.status,
+                cut.body.len(),
+                String::from_utf8_lossy(&cut.body)
+            ),
+        }
+    }
+
+    /// Reads until the server closes; returns what arrived after the last parsed response.
+    pub async fn until_closed(&mut self) -> Vec<u8> {
+        within("the server to close the connection", async {
+            while self.fill().await {}
+        })
+        .await;
+        std::mem::take(&mut self.buffer)
+    }
+
+    /// What happens on the connection within `wait`: `"open"` (nothing), `"closed"` (EOF
+    /// with nothing more) or `"data"` (unexpected bytes arrived).
+    pub async fn state_after(&mut self, wait: Duration) -> &'static str {
+        if !self.buffer.is_empty() {
+            return "data";
+        }
+        match tokio::time::timeout(wait, self.fill()).await {
+            Err(_) => "open",
+            Ok(true) => "data",
+            Ok(false) if self.buffer.is_empty() => "closed",
+            Ok(false) => "data",
+        }
+    }
 }
 
 /// Where the end of a head (`\r\n\r\n`) is in `bytes`.
@@ -53,6 +301,21 @@ pub fn head_end(bytes: &[u8]) -> Option<usize> {
         .map(|at| at + 4)
 }
 
+/// Reads from `stream` into `buf` until `buf` holds a whole head; returns where the head ends,
+/// `None` at EOF or on a read error.
+pub async fn read_until_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = head_end(buf) {
+            return Some(end);
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => buf.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
 /// The `content-length` of a head, 0 without one.
 pub fn content_length(head: &[u8]) -> usize {
     String::from_utf8_lossy(head)
@@ -61,78 +324,6 @@ pub fn content_length(head: &[u8]) -> usize {
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
         .and_then(|(_, value)| value.trim().parse().ok())
         .unwrap_or(0)
-}
-
-impl RawClient {
-    /// Connects to `addr`.
-    pub async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = within("raw client connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        RawClient {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Writes `bytes`.
-    pub async fn send(&mut self, bytes: &[u8]) {
-        within("raw client write", self.stream.write_all(bytes))
-            .await
-            .expect("write");
-    }
-
-    /// Reads the next response; `None` when the server closed the connection first.
-    pub async fn response(&mut self) -> Option<RawResponse> {
-        within("a response", self.read_response()).await
-    }
-
-    async fn read_response(&mut self) -> Option<RawResponse> {
-        let end = loop {
-            if let Some(end) = head_end(&self.buf) {
-                break end;
-            }
-            if !self.fill().await {
-                return None;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|code| code.parse().ok())?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            .collect();
-        let length = content_length(head.as_bytes());
-        while self.buf.len() < end + length {
-            if !self.fill().await {
-                return None;
-            }
-        }
-        let body = self.buf[end..end + length].to_vec();
-        self.buf.drain(..end + length);
-        Some(RawResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// Reads more; false on EOF or error.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 8192];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(read) => {
-                self.buf.extend_from_slice(&chunk[..read]);
-                true
-            }
-        }
-    }
 }
 
 /// What a [`flaky_upstream`] does with a request that arrives on a connection that already
@@ -224,14 +415,8 @@ async fn serve_flaky(mut stream: TcpStream, plan: Arc<Mutex<OnReuse>>, answered:
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     for index in 0usize.. {
-        let end = loop {
-            if let Some(end) = head_end(&buf) {
-                break end;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => buf.extend_from_slice(&chunk[..read]),
-            }
+        let Some(end) = read_until_head(&mut stream, &mut buf).await else {
+            return;
         };
         let length = content_length(&buf[..end]);
         let plan = match index {
@@ -314,14 +499,8 @@ pub async fn thinking_upstream(think: Duration, body: usize) -> ThinkingUpstream
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
                 loop {
-                    let end = loop {
-                        if let Some(end) = head_end(&buf) {
-                            break end;
-                        }
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buf.extend_from_slice(&chunk[..read]),
-                        }
+                    let Some(end) = read_until_head(&mut stream, &mut buf).await else {
+                        return;
                     };
                     let length = content_length(&buf[..end]);
                     buf.drain(..end);
@@ -372,16 +551,5 @@ pub async fn thinking_upstream(think: Duration, body: usize) -> ThinkingUpstream
         addr,
         closed_after,
         task,
-    }
-}
-
-/// Waits (at most [`STEP`]) until `done` holds, checking every 20 ms.
-pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + STEP;
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {STEP:?}: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

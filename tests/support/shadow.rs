@@ -44,14 +44,9 @@ pub fn mirror_toml(primary: SocketAddr, shadow: SocketAddr, policy: &Policy) -> 
         route,
         shadow: shadow_lines,
     } = policy;
+    let head = listener_and_admin("");
     format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
+        r#"{head}
 [upstreams.app]
 url = "http://{primary}"
 
@@ -164,23 +159,6 @@ pub async fn switchable_shadow() -> (Upstream, Arc<AtomicBool>) {
     (shadow, failing)
 }
 
-/// Sums every series of `name` carrying all of `labels` (0 when there is none).
-pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let rest = rest.trim_end_matches('}');
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
-            (metric == name && all).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 /// The `default` route's mirror outcomes for `shadow`, every outcome present (0 if unseen).
 pub fn outcomes(metrics: &str) -> BTreeMap<&'static str, u64> {
     OUTCOMES
@@ -217,19 +195,10 @@ pub fn shadow_gauge(metrics: &str, which: &str) -> f64 {
 
 /// Polls `/metrics` until `done` holds; panics with the last scrape after [`STEP`].
 pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let metrics = proxy.metrics().await;
-        if done(&metrics) {
-            return metrics;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {STEP:?} waiting for {what}; outcomes {:?}\n{metrics}",
-            outcomes(&metrics)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until_metrics(proxy.admin, what, done, |metrics| {
+        format!("outcomes {:?}\n{metrics}", outcomes(metrics))
+    })
+    .await
 }
 
 /// Waits until the shadow side is idle: queue and in-flight at 0 and the outcome counts
@@ -323,16 +292,9 @@ pub async fn abort_mid_body(addr: SocketAddr, path: &str, declared: usize, sent:
 
 /// Waits until `upstream` has received `n` requests; panics after [`STEP`].
 pub async fn received_at_least(upstream: &Upstream, n: usize) -> Vec<Received> {
-    within(&format!("the upstream to receive {n} requests"), async {
-        loop {
-            let received = upstream.received();
-            if received.len() >= n {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
+    let what = format!("the upstream to receive {n} requests");
+    until(&what, || upstream.count() >= n).await;
+    upstream.received()
 }
 
 /// A shadow that, while the flag is set, drops each connection on its next request without
