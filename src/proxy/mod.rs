@@ -192,10 +192,10 @@ impl Proxy {
         let route_label = found
             .and_then(|m| self.router.labels().get(m.route)?.get(m.label))
             .map_or(crate::telemetry::metrics::NO_ROUTE_LABEL, String::as_str);
-        // The span is at DEBUG: at the default INFO level an enabled per-request span cost
-        // ~9k instructions per request (the fmt layer formats its fields on creation; +21 %
-        // on the live path, callgrind). The one INFO+ event of a request, its failure,
-        // carries the same fields itself.
+        // The span is at DEBUG: at the default INFO level an enabled per-request span is
+        // formatted on creation by the fmt layer, a fifth of the path's cost then (see
+        // docs/PERFORMANCE.md, "What bought what", 705582e). The one INFO+ event of a
+        // request, its failure, carries the same fields itself.
         let span = tracing::debug_span!(
             "request",
             method = %request.method(),
@@ -210,7 +210,8 @@ impl Proxy {
             request_id: None,
         };
         // Boxed: the forwarding state machine is large, and hyper moves the handler's future
-        // several times; moving a pointer is cheaper than moving the state (callgrind).
+        // several times; moving a pointer is cheaper than moving the state (see
+        // docs/PERFORMANCE.md, "What bought what", 4e36b76).
         let forwarding =
             Box::pin(self.forward(request, found, connection, &span, &mut pending.request_id));
         let result = forwarding.instrument(span.clone()).await;

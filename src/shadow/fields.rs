@@ -4,8 +4,8 @@
 //! Why not a `HeaderMap`: every mirrored request keeps two answers' heads (the primary's and
 //! the shadow's) only to compare them, and nearly always they turn out equal. Building a map
 //! costs a name parse, a hash and an insert per field, and dropping it a reference count per
-//! value — about a seventh of a mirrored request's instructions. A list of ranges over one
-//! copy of the head costs one allocation, and comparing two lists in order is one walk.
+//! value; a list of ranges over one copy of the head costs one allocation, and comparing two
+//! lists in order is one walk (see docs/PERFORMANCE.md, "What bought what", dcf888a).
 //! The rare pair that differs is turned into maps ([`Fields::to_map`]) where the diff needs
 //! lookups by name.
 
