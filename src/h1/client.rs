@@ -198,7 +198,7 @@ async fn read_answer(
         Framing::Length(length) => {
             let mut left = length;
             loop {
-                let piece = exchange::prefix(&conn.buf, left);
+                let piece = chunked::prefix(&conn.buf, left);
                 let reading = keeper.keep(piece);
                 left = left.saturating_sub(piece.len() as u64);
                 conn.buf.advance(piece.len());

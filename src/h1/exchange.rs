@@ -341,13 +341,6 @@ where
     }
 }
 
-/// The first `at_most` bytes of `bytes`, or all of them when there are fewer: a body's next
-/// piece, its length derived from the slice rather than computed beside it.
-pub(crate) fn prefix(bytes: &[u8], at_most: u64) -> &[u8] {
-    let at_most = usize::try_from(at_most).unwrap_or(usize::MAX);
-    bytes.get(..at_most).unwrap_or(bytes)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
