@@ -7,7 +7,7 @@
 //! deciding the body's framing and reading more of it — and that lives here once, with the one
 //! error type all three report. What differs is plugged in by each caller: the head it writes
 //! (the client's bytes, a `HeaderMap`, captured fields), what it keeps of the response head
-//! (a [`HeadReader`]) and where the body goes (the client's socket, a hyper body, a capped
+//! (a `HeadReader`) and where the body goes (the client's socket, a hyper body, a capped
 //! copy). The policy is tabled in `docs/ARCHITECTURE.md` ("HTTP/1 upstream exchange: one
 //! policy").
 //!

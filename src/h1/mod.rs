@@ -14,7 +14,13 @@
 //! ([`Ended::Fallback`]), so every other shape — smuggling attempts, chunked uploads,
 //! `Expect`, HTTP/1.0, h2c — keeps exactly the behaviour it had. The hyper path, in turn,
 //! reaches HTTP/1 upstreams through this module too ([`upstream`]), on the same pooled
-//! sockets: hyper serves the client, shadowtap speaks to the upstream.
+//! sockets: hyper serves the client, shadowtap speaks to the upstream. All three HTTP/1
+//! upstream clients (this engine, [`upstream`] and the shadows' [`client`]) share one
+//! exchange core, [`exchange`]: its retry rule, head read, limits and error type.
+//!
+//! An exchange reads as its phases, each a method of `Connection`: `accept_head` → `route`
+//! → `plan_mirror` → `forward` → `stream_answer` → `finish` (or `fail`, when no response
+//! head came).
 //!
 //! Guarantees kept from the hyper path: exactly one response per request (a 502/504 written
 //! by the proxy when the upstream fails before its head, a 408/400 when the client's body

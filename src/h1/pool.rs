@@ -9,7 +9,7 @@
 //! socket's read readiness when a read comes back short, so an idle socket that shows
 //! readable again has received something — a FIN, a reset or stray bytes — and is dropped
 //! (one `read` confirms it). What slips through (a close racing the next request) is retried
-//! by the exchange's one rule ([`super::exchange::Retries`]).
+//! by the exchange's one rule (`exchange::Retries`).
 
 use bytes::BytesMut;
 use std::io;
