@@ -9,11 +9,10 @@
 //! body (past it, a digest of the whole), decoding chunked bodies strictly ([`Decoder`]). The
 //! caller bounds the whole exchange with the mirror timeout.
 
-use super::chunked::{self, Decoder};
+use super::chunked::{self, ChunkError, Decoder};
 use super::exchange::{self, ExchangeError, KeepFields, Retries, Sent};
 use super::pool::{RawPool, UpstreamConn};
 use super::request::put;
-use super::response::Framing;
 use crate::config::UpstreamConfig;
 use crate::shadow::budget::{Keeper, KeptBody};
 use crate::shadow::copy::HeaderEdits;
@@ -193,52 +192,61 @@ async fn read_answer(
     let (head, status) =
         exchange::read_head_only(&mut conn.stream, &mut conn.buf, &mut reader).await?;
     conn.buf.advance(head.len);
-    let complete = match head.framing {
-        Framing::Empty => true,
-        Framing::Length(length) => {
-            let mut left = length;
-            loop {
-                let piece = chunked::prefix(&conn.buf, left);
-                let reading = keeper.keep(piece);
-                left = left.saturating_sub(piece.len() as u64);
-                conn.buf.advance(piece.len());
-                if left == 0 || !reading {
-                    break left == 0;
-                }
-                exchange::read_body(&mut conn.stream, &mut conn.buf).await?;
-            }
-        }
-        Framing::Chunked => {
-            let mut decoder = Decoder::new(false);
-            let mut scratch = Vec::new();
-            loop {
-                let used = decoder.decode_with(&conn.buf, &mut scratch, |data| {
-                    keeper.keep(data);
-                })?;
-                scratch.clear();
-                conn.buf.advance(used);
-                if decoder.is_done() || keeper.cut_short() {
-                    break decoder.is_done();
-                }
-                exchange::read_body(&mut conn.stream, &mut conn.buf).await?;
-            }
-        }
-        Framing::UntilClose => loop {
-            if !keeper.keep(&conn.buf.split())
-                // The end of the body; the connection is gone with it.
-                || !exchange::read_more(&mut conn.stream, &mut conn.buf).await?
-            {
-                break false;
-            }
-        },
+    let mut sink = ToKeeper {
+        keeper,
+        scratch: Vec::new(),
     };
-    let reusable = complete && head.keep_alive && conn.buf.is_empty();
+    let complete = exchange::read_body_into(
+        &mut conn.stream,
+        &mut conn.buf,
+        head.framing,
+        false,
+        &mut sink,
+    )
+    .await?;
+    let reusable = complete && head.keep_alive;
     let answer = Answer {
         status,
         headers,
         body: keeper.finish(),
     };
     Ok((answer, reusable))
+}
+
+/// The shadow client's body sink: the keeper (a cap and a byte budget; past either, a
+/// digest), the body decoded.
+struct ToKeeper<'k, 'b> {
+    keeper: &'k mut Keeper<'b>,
+    /// The decoder's re-framed output, which nobody reads here.
+    scratch: Vec<u8>,
+}
+
+impl exchange::BodySink for ToKeeper<'_, '_> {
+    type Error = ExchangeError;
+
+    fn data(&mut self, data: &[u8], _rechunk: bool) -> bool {
+        self.keeper.keep(data)
+    }
+
+    fn chunked(&mut self, decoder: &mut Decoder, input: &[u8]) -> Result<usize, ChunkError> {
+        let keeper = &mut *self.keeper;
+        decoder.decode_with(input, &mut self.scratch, |data| {
+            keeper.keep(data);
+        })
+    }
+
+    fn cut_short(&self) -> bool {
+        self.keeper.cut_short()
+    }
+
+    async fn flush(&mut self, _raw: &[u8]) -> Result<(), ExchangeError> {
+        self.scratch.clear();
+        Ok(())
+    }
+
+    async fn closed(&mut self) -> Result<(), ExchangeError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

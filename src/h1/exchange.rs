@@ -14,9 +14,9 @@
 //! The reads and writes here are generic over the byte stream (`AsyncRead`/`AsyncWrite`), so a
 //! TLS stream plugs in without a copy; only the pool dials TCP.
 
-use super::chunked::ChunkError;
+use super::chunked::{prefix, ChunkError, Decoder};
 use super::pool::{ConnectError, RawPool, UpstreamConn};
-use super::response::{self, Head, HeadError, Parsed};
+use super::response::{self, Framing, Head, HeadError, Parsed};
 use crate::config::ViaName;
 use crate::shadow::fields::Fields;
 use bytes::{Buf, BytesMut};
@@ -338,6 +338,99 @@ where
     match stream.read_buf(buf).await {
         Ok(read) => Ok(read > 0),
         Err(error) => Err(ExchangeError::BodyIo(error)),
+    }
+}
+
+/// Where a response body goes: the one thing reading a body differs in between the native
+/// live path (the client's socket, the body re-framed when its framing is not a length) and
+/// the shadows (a capped copy). The hyper path's body is polled by hyper instead
+/// (`NativeBody`), over the same framing decisions.
+pub(crate) trait BodySink {
+    /// Why delivering failed; an upstream failure converts into it.
+    type Error: From<ExchangeError>;
+    /// Takes a piece of a body delimited by its length, or (`rechunk`) by the connection's
+    /// close, which a sink passing it on frames as a chunk. `false`: no more is wanted.
+    fn data(&mut self, data: &[u8], rechunk: bool) -> bool;
+    /// Decodes chunked `input` with `decoder`, taking its data; returns the bytes used.
+    fn chunked(&mut self, decoder: &mut Decoder, input: &[u8]) -> Result<usize, ChunkError>;
+    /// Whether no more of the body is wanted (a cap or bound reached).
+    fn cut_short(&self) -> bool;
+    /// Sends on what was taken since the last call, then `raw` (a piece of a body delimited
+    /// by its length, passed on unchanged), in one write where it can.
+    async fn flush(&mut self, raw: &[u8]) -> Result<(), Self::Error>;
+    /// The body ended with the connection: a sink that re-framed it sends the last chunk.
+    async fn closed(&mut self) -> Result<(), Self::Error>;
+}
+
+/// Reads a response body, delimited by `framing`, from `stream` into `sink`; what came with
+/// the head is at the start of `buf`. `Ok(true)` when it was read exactly to its end and
+/// nothing followed it (the connection may go back to the pool, if the head allows);
+/// `Ok(false)` when the close delimited it or the sink wanted no more.
+pub(crate) async fn read_body_into<S, K>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    framing: Framing,
+    pass_trailers: bool,
+    sink: &mut K,
+) -> Result<bool, K::Error>
+where
+    S: AsyncRead + Unpin,
+    K: BodySink,
+{
+    match framing {
+        Framing::Empty => {
+            sink.flush(&[]).await?;
+            Ok(buf.is_empty())
+        }
+        Framing::Length(length) => {
+            let mut left = length;
+            loop {
+                let piece = prefix(buf, left);
+                sink.flush(piece).await?;
+                let wanted = sink.data(piece, false);
+                left = left.saturating_sub(piece.len() as u64);
+                buf.advance(piece.len());
+                if left == 0 {
+                    return Ok(buf.is_empty());
+                }
+                if !wanted {
+                    return Ok(false);
+                }
+                read_body(stream, buf).await?;
+            }
+        }
+        Framing::Chunked => {
+            let mut decoder = Decoder::new(pass_trailers);
+            loop {
+                let used = sink
+                    .chunked(&mut decoder, buf)
+                    .map_err(ExchangeError::from)?;
+                buf.advance(used);
+                sink.flush(&[]).await?;
+                if decoder.is_done() {
+                    return Ok(buf.is_empty());
+                }
+                if sink.cut_short() {
+                    return Ok(false);
+                }
+                read_body(stream, buf).await?;
+            }
+        }
+        Framing::UntilClose => {
+            loop {
+                let wanted = sink.data(buf, true);
+                buf.clear();
+                sink.flush(&[]).await?;
+                if !wanted {
+                    return Ok(false);
+                }
+                if !read_more(stream, buf).await? {
+                    break;
+                }
+            }
+            sink.closed().await?;
+            Ok(false)
+        }
     }
 }
 

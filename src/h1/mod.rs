@@ -59,7 +59,7 @@ use chunked::Decoder;
 use exchange::{ClientHead, ExchangeError, HeadStop, Retries, Sent};
 use pool::UpstreamConn;
 use request::{Prepared, Request};
-use response::{Framing, Head};
+use response::Head;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::time::Instant;
@@ -698,105 +698,33 @@ impl<'a> Connection<'a> {
         Ok(Wrote::All)
     }
 
-    /// Writes the client head and streams the body by its framing. `Ok(true)` when the
-    /// upstream connection ended exactly at the end of the body (reusable).
+    /// Writes the client head and streams the body by its framing ([`ToClient`]).
+    /// `Ok(true)` when the upstream connection ended exactly at the end of the body
+    /// (reusable).
     async fn stream_response_body(
         &mut self,
         client: &mut TcpStream,
         conn: &mut UpstreamConn,
         head: &Head,
         request: &Request,
-        mut capture: Option<&mut Tee<PrimarySink>>,
+        capture: Option<&mut Tee<PrimarySink>>,
     ) -> Result<bool, BodyFailure> {
         conn.buf.advance(head.len);
-        let mut keep = |data: &[u8]| {
-            if let Some(capture) = capture.as_deref_mut() {
-                capture.push_slice(data);
-            }
+        let mut sink = ToClient {
+            client,
+            out: &mut self.response_head,
+            send_timeout: &self.config.client_send_timeout,
+            capture,
         };
-        match head.framing {
-            Framing::Empty => {
-                write_client(
-                    client,
-                    &self.response_head,
-                    &self.config.client_send_timeout,
-                )
-                .await?;
-                Ok(conn.buf.is_empty())
-            }
-            Framing::Length(length) => {
-                let now = prefix(&conn.buf, length);
-                write_to_client(
-                    client,
-                    &mut [IoSlice::new(&self.response_head), IoSlice::new(now)],
-                    &self.config.client_send_timeout,
-                )
-                .await
-                .map_err(BodyFailure::Client)?;
-                keep(now);
-                let mut left = length.saturating_sub(now.len() as u64);
-                conn.buf.advance(now.len());
-                while left > 0 {
-                    conn.buf.clear();
-                    read_upstream(conn).await?;
-                    let piece = prefix(&conn.buf, left);
-                    write_client(client, piece, &self.config.client_send_timeout).await?;
-                    keep(piece);
-                    left = left.saturating_sub(piece.len() as u64);
-                    conn.buf.advance(piece.len());
-                }
-                Ok(conn.buf.is_empty())
-            }
-            Framing::Chunked => {
-                let mut decoder = Decoder::new(request.trailers);
-                loop {
-                    let used = decoder
-                        .decode_with(&conn.buf, &mut self.response_head, &mut keep)
-                        .map_err(|error| BodyFailure::Upstream(error.into()))?;
-                    conn.buf.advance(used);
-                    if !self.response_head.is_empty() {
-                        write_client(
-                            client,
-                            &self.response_head,
-                            &self.config.client_send_timeout,
-                        )
-                        .await?;
-                        self.response_head.clear();
-                    }
-                    if decoder.is_done() {
-                        return Ok(conn.buf.is_empty());
-                    }
-                    read_upstream(conn).await?;
-                }
-            }
-            Framing::UntilClose => {
-                loop {
-                    chunked::push_chunk(&mut self.response_head, &conn.buf);
-                    keep(&conn.buf);
-                    conn.buf.clear();
-                    if !self.response_head.is_empty() {
-                        write_client(
-                            client,
-                            &self.response_head,
-                            &self.config.client_send_timeout,
-                        )
-                        .await?;
-                        self.response_head.clear();
-                    }
-                    let more = exchange::read_more(&mut conn.stream, &mut conn.buf).await;
-                    if !more.map_err(BodyFailure::Upstream)? {
-                        break;
-                    }
-                }
-                write_client(
-                    client,
-                    chunked::LAST_CHUNK,
-                    &self.config.client_send_timeout,
-                )
-                .await?;
-                Ok(false)
-            }
-        }
+        let framing = head.framing;
+        exchange::read_body_into(
+            &mut conn.stream,
+            &mut conn.buf,
+            framing,
+            request.trailers,
+            &mut sink,
+        )
+        .await
     }
 
     /// Answers a request that failed before the upstream's head (502/504 for the upstream,
@@ -960,11 +888,71 @@ enum BodyFailure {
     Upstream(ExchangeError),
 }
 
-/// Reads more of the response body; the upstream closing here is a truncated body.
-async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
-    exchange::read_body(&mut conn.stream, &mut conn.buf)
-        .await
-        .map_err(BodyFailure::Upstream)
+impl From<ExchangeError> for BodyFailure {
+    fn from(error: ExchangeError) -> BodyFailure {
+        BodyFailure::Upstream(error)
+    }
+}
+
+/// The native path's body sink: the client's socket. The client's head is in `out` and goes
+/// with the first piece; a body not delimited by a length is re-framed as chunks in `out`;
+/// the shadows' capture, when mirrored, takes the decoded data.
+struct ToClient<'a> {
+    client: &'a mut TcpStream,
+    /// The client's head, then the re-framed bytes not yet written.
+    out: &'a mut Vec<u8>,
+    send_timeout: &'a std::time::Duration,
+    capture: Option<&'a mut Tee<PrimarySink>>,
+}
+
+impl exchange::BodySink for ToClient<'_> {
+    type Error = BodyFailure;
+
+    fn data(&mut self, data: &[u8], rechunk: bool) -> bool {
+        if rechunk {
+            chunked::push_chunk(self.out, data);
+        }
+        if let Some(capture) = self.capture.as_deref_mut() {
+            capture.push_slice(data);
+        }
+        true
+    }
+
+    fn chunked(
+        &mut self,
+        decoder: &mut Decoder,
+        input: &[u8],
+    ) -> Result<usize, chunked::ChunkError> {
+        let capture = &mut self.capture;
+        decoder.decode_with(input, self.out, |data| {
+            if let Some(capture) = capture.as_deref_mut() {
+                capture.push_slice(data);
+            }
+        })
+    }
+
+    fn cut_short(&self) -> bool {
+        false
+    }
+
+    async fn flush(&mut self, raw: &[u8]) -> Result<(), BodyFailure> {
+        match (self.out.is_empty(), raw.is_empty()) {
+            (true, _) => write_client(self.client, raw, self.send_timeout).await?,
+            (false, true) => write_client(self.client, self.out, self.send_timeout).await?,
+            (false, false) => {
+                let slices = &mut [IoSlice::new(self.out), IoSlice::new(raw)];
+                write_to_client(self.client, slices, self.send_timeout)
+                    .await
+                    .map_err(BodyFailure::Client)?;
+            }
+        }
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn closed(&mut self) -> Result<(), BodyFailure> {
+        write_client(self.client, chunked::LAST_CHUNK, self.send_timeout).await
+    }
 }
 
 /// Writes `bytes` to the client ([`write_to_client`] for one buffer, kept apart because the
