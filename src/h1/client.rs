@@ -92,7 +92,10 @@ impl Client {
         let is_head = *method == Method::HEAD;
         let mut retries = Retries::default();
         loop {
-            let mut conn = exchange::check_out(&self.pool).await?;
+            let mut conn = match self.pool.check_out() {
+                Some(conn) => conn,
+                None => self.pool.connect().await?,
+            };
             let written = exchange::write_all(
                 &mut conn.stream,
                 &mut [

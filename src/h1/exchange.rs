@@ -2,7 +2,7 @@
 //!
 //! Why: the native live path, the hyper path and the shadow client all speak HTTP/1.1 to
 //! an upstream over a pooled socket. What they share is the protocol — checking a connection
-//! out, deciding whether a request may go again on a stale one, writing a head, reading the
+//! out (the pool's warmest idle socket, else a new one), deciding whether a request may go again on a stale one, writing a head, reading the
 //! final response head (interim answers skipped, one size limit, one stale-connection test),
 //! deciding the body's framing and reading more of it — and that lives here once, with the one
 //! error type all three report. What differs is plugged in by each caller: the head it writes
@@ -15,7 +15,7 @@
 //! TLS stream plugs in without a copy; only the pool dials TCP.
 
 use super::chunked::{prefix, ChunkError, Decoder};
-use super::pool::{ConnectError, RawPool, UpstreamConn};
+use super::pool::ConnectError;
 use super::response::{self, Framing, Head, HeadError, Parsed};
 use crate::config::ViaName;
 use crate::shadow::fields::Fields;
@@ -78,14 +78,6 @@ pub enum ExchangeError {
     /// The response body's chunked coding was malformed.
     #[error(transparent)]
     Chunked(#[from] ChunkError),
-}
-
-/// Checks a connection out of `pool`, or dials a new one: the warmest idle socket first.
-pub(crate) async fn check_out(pool: &RawPool) -> Result<UpstreamConn, ExchangeError> {
-    match pool.check_out() {
-        Some(conn) => Ok(conn),
-        None => Ok(pool.connect().await?),
-    }
 }
 
 /// How far a request got on a connection that then turned out dead.

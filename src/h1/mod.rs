@@ -121,20 +121,27 @@ pub async fn serve(
         deadline
             .as_mut()
             .reset((Instant::now() + config.header_read_timeout).into());
-        let accepted = connection
-            .accept_head(
-                &mut client,
-                info,
-                deadline.as_mut(),
-                stop.as_mut(),
-                &mut stopping,
-            )
-            .await;
-        let request = match accepted {
-            Accepted::Request(request) => request,
-            Accepted::Fallback => return Ended::Fallback(client, connection.buf),
-            Accepted::Gone => return Ended::Closed,
-            Accepted::Close => return close(client).await,
+        let request = loop {
+            match connection.accept_head(info) {
+                Accepted::Request(request) => break request,
+                Accepted::Fallback => return Ended::Fallback(client, connection.buf),
+                Accepted::Partial => {}
+                Accepted::Nothing if stopping => return close(client).await,
+                Accepted::Nothing => {}
+            }
+            connection.buf.reserve(READ_BUFFER / 2);
+            tokio::select! {
+                biased;
+                read = client.read_buf(&mut connection.buf) => match read {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+                () = deadline.as_mut() => {
+                    tracing::debug!("no complete request head within the header read timeout; closing");
+                    return close(client).await;
+                }
+                () = stop.as_mut(), if !stopping => stopping = true,
+            }
         };
         let close_after = request.close || stopping || *shutdown.borrow();
         match connection
@@ -191,17 +198,16 @@ struct Connection<'a> {
     config: &'a ListenerConfig,
 }
 
-/// What reading the next request head gave ([`Connection::accept_head`]).
+/// What the client's buffer holds ([`Connection::accept_head`]).
 enum Accepted {
     /// A request the native engine serves.
     Request(Request),
     /// One it does not serve: the connection goes to the hyper path.
     Fallback,
-    /// The client closed (or reset) the connection.
-    Gone,
-    /// Nothing more will be read (header read timeout, or shutdown between requests): the
-    /// connection is closed with a FIN.
-    Close,
+    /// The start of a request head: more is to be read.
+    Partial,
+    /// Nothing yet.
+    Nothing,
 }
 
 /// A request between its phases: what [`Connection::route`] resolved and what the later
@@ -257,57 +263,34 @@ enum Waited {
 }
 
 impl<'a> Connection<'a> {
-    /// Phase 1, accept head: reads until `self.buf` starts with a complete request head the
-    /// engine serves (its upstream head written into `self.request_head`), or the
-    /// connection ends or goes to the hyper path. `deadline` is the header read timeout; a
-    /// shutdown (`stop`) lets a request already begun finish arriving.
-    async fn accept_head(
-        &mut self,
-        client: &mut TcpStream,
-        info: &ConnectionInfo,
-        mut deadline: Pin<&mut Sleep>,
-        mut stop: Pin<&mut impl std::future::Future<Output = ()>>,
-        stopping: &mut bool,
-    ) -> Accepted {
+    /// Phase 1, accept head: whether `self.buf` starts with a complete request head the
+    /// engine serves (its upstream head then written into `self.request_head`), one it hands
+    /// to the hyper path, or not a whole head yet. `serve` reads the client between calls.
+    #[inline(always)]
+    fn accept_head(&mut self, info: &ConnectionInfo) -> Accepted {
+        if self.buf.is_empty() {
+            return Accepted::Nothing;
+        }
         let proxy = self.proxy;
         let config = self.config;
-        loop {
-            if !self.buf.is_empty() {
-                match request::prepare(
-                    &self.buf,
-                    proxy,
-                    info,
-                    config.max_headers,
-                    &mut self.request_head,
-                ) {
-                    Prepared::Native(request) => return Accepted::Request(request),
-                    Prepared::Fallback(reason) => {
-                        proxy.metrics().record_handover(reason);
-                        return Accepted::Fallback;
-                    }
-                    // The hyper path answers an oversized head (431).
-                    Prepared::Partial if self.buf.len() >= config.max_header_bytes => {
-                        proxy.metrics().record_handover(Handover::HeadTooLarge);
-                        return Accepted::Fallback;
-                    }
-                    Prepared::Partial => {}
-                }
-            } else if *stopping {
-                return Accepted::Close;
+        match request::prepare(
+            &self.buf,
+            proxy,
+            info,
+            config.max_headers,
+            &mut self.request_head,
+        ) {
+            Prepared::Native(request) => Accepted::Request(request),
+            Prepared::Fallback(reason) => {
+                proxy.metrics().record_handover(reason);
+                Accepted::Fallback
             }
-            self.buf.reserve(READ_BUFFER / 2);
-            tokio::select! {
-                biased;
-                read = client.read_buf(&mut self.buf) => match read {
-                    Ok(0) | Err(_) => return Accepted::Gone,
-                    Ok(_) => {}
-                },
-                () = deadline.as_mut() => {
-                    tracing::debug!("no complete request head within the header read timeout; closing");
-                    return Accepted::Close;
-                }
-                () = stop.as_mut(), if !*stopping => *stopping = true,
+            // The hyper path answers an oversized head (431).
+            Prepared::Partial if self.buf.len() >= config.max_header_bytes => {
+                proxy.metrics().record_handover(Handover::HeadTooLarge);
+                Accepted::Fallback
             }
+            Prepared::Partial => Accepted::Partial,
         }
     }
 
@@ -334,13 +317,14 @@ impl<'a> Connection<'a> {
         let outcome = self
             .stream_answer(client, &mut flight, &mut forwarded, route)
             .await;
-        self.finish(flight, forwarded, route, outcome)
+        self.finish(&flight, forwarded, route, outcome)
     }
 
     /// Phase 2, route: the upstream the request's route leads to (resolved by `prepare`),
     /// the request counted as under way, and its bytes taken out of the client's buffer —
     /// the head (the upstream gets `self.request_head`, written from it) and the body bytes
     /// read with it — once, so the buffer from now on holds only what follows.
+    #[inline(always)]
     fn route(&mut self, request: Request, close_after: bool) -> Option<InFlight<'a>> {
         let proxy = self.proxy;
         let upstream = proxy.native_upstream(request.upstream)?;
@@ -377,6 +361,7 @@ impl<'a> Connection<'a> {
 
     /// Phase 3, plan mirror: asks the route's mirror plan whether this request is shadowed;
     /// when it is, the capped copy of its body and the slot for the primary's answer.
+    #[inline(always)]
     fn plan_mirror(&self, flight: &mut InFlight<'a>) {
         if !flight.request.mirrors {
             return;
@@ -402,7 +387,13 @@ impl<'a> Connection<'a> {
         let failed = |error| Unsent::Failed(ForwardError::from_exchange(&upstream.name, error));
         let mut retries = Retries::default();
         loop {
-            let mut conn = exchange::check_out(&upstream.pool).await.map_err(failed)?;
+            let mut conn = match upstream.pool.check_out() {
+                Some(conn) => conn,
+                None => match upstream.pool.connect().await {
+                    Ok(conn) => conn,
+                    Err(error) => return Err(failed(error.into())),
+                },
+            };
             let sent = upload::write_request(
                 &mut conn,
                 &mut [
@@ -556,15 +547,24 @@ impl<'a> Connection<'a> {
                 forwarded.sent_at,
             )
         });
-        let outcome = self
-            .stream_response_body(
-                client,
-                &mut forwarded.conn,
-                &forwarded.head,
-                &flight.request,
-                capture.as_mut(),
-            )
-            .await;
+        // The client's head, then the body as framed ([`ToClient`]).
+        let conn = &mut forwarded.conn;
+        conn.buf.advance(forwarded.head.len);
+        let mut sink = ToClient {
+            client,
+            out: &mut self.response_head,
+            send_timeout: &self.config.client_send_timeout,
+            capture: capture.as_mut(),
+        };
+        let framing = forwarded.head.framing;
+        let outcome = exchange::read_body_into(
+            &mut conn.stream,
+            &mut conn.buf,
+            framing,
+            flight.request.trailers,
+            &mut sink,
+        )
+        .await;
         if let (Ok(_), Some(capture)) = (&outcome, capture.as_mut()) {
             capture.complete();
         }
@@ -573,9 +573,10 @@ impl<'a> Connection<'a> {
 
     /// Phase 6, finish: the exchange's duration counted, the upstream connection pooled when
     /// it ended exactly at the body's end, and whether the client's connection carries on.
+    #[inline(always)]
     fn finish(
         &self,
-        flight: InFlight<'a>,
+        flight: &InFlight<'a>,
         forwarded: Forwarded,
         route: &RouteMetrics,
         outcome: Result<bool, BodyFailure>,
@@ -696,35 +697,6 @@ impl<'a> Connection<'a> {
             self.buf = BytesMut::with_capacity(READ_BUFFER);
         }
         Ok(Wrote::All)
-    }
-
-    /// Writes the client head and streams the body by its framing ([`ToClient`]).
-    /// `Ok(true)` when the upstream connection ended exactly at the end of the body
-    /// (reusable).
-    async fn stream_response_body(
-        &mut self,
-        client: &mut TcpStream,
-        conn: &mut UpstreamConn,
-        head: &Head,
-        request: &Request,
-        capture: Option<&mut Tee<PrimarySink>>,
-    ) -> Result<bool, BodyFailure> {
-        conn.buf.advance(head.len);
-        let mut sink = ToClient {
-            client,
-            out: &mut self.response_head,
-            send_timeout: &self.config.client_send_timeout,
-            capture,
-        };
-        let framing = head.framing;
-        exchange::read_body_into(
-            &mut conn.stream,
-            &mut conn.buf,
-            framing,
-            request.trailers,
-            &mut sink,
-        )
-        .await
     }
 
     /// Answers a request that failed before the upstream's head (502/504 for the upstream,

@@ -112,7 +112,10 @@ where
     // Registered in the timer wheel only when a phase actually waits.
     let mut deadline = std::pin::pin!(tokio::time::sleep(response_timeout));
     let (mut conn, (mut headers, response_head, status)) = loop {
-        let mut conn = exchange::check_out(pool).await?;
+        let mut conn = match pool.check_out() {
+            Some(conn) => conn,
+            None => pool.connect().await?,
+        };
         let mut sent = 0;
         // The head and what is already at hand of the body go in one write; the first frame
         // is kept, so a request of which nothing was written may go again whatever it is.
