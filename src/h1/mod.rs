@@ -908,15 +908,32 @@ impl exchange::BodySink for ToClient<'_> {
     }
 
     async fn flush(&mut self, raw: &[u8]) -> Result<(), BodyFailure> {
-        match (self.out.is_empty(), raw.is_empty()) {
-            (true, _) => write_client(self.client, raw, self.send_timeout).await?,
-            (false, true) => write_client(self.client, self.out, self.send_timeout).await?,
-            (false, false) => {
-                let slices = &mut [IoSlice::new(self.out), IoSlice::new(raw)];
-                write_to_client(self.client, slices, self.send_timeout)
-                    .await
-                    .map_err(BodyFailure::Client)?;
-            }
+        // Usually the socket takes it all at once: one system call, no timer and no nested
+        // future; only what it leaves waits on the client.
+        let wanted = self.out.len() + raw.len();
+        let tried = match (self.out.is_empty(), raw.is_empty()) {
+            (true, true) => return Ok(()),
+            (true, false) => self.client.try_write(raw),
+            (false, true) => self.client.try_write(self.out),
+            (false, false) => self
+                .client
+                .try_write_vectored(&[IoSlice::new(self.out), IoSlice::new(raw)]),
+        };
+        let written = match tried {
+            Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::WriteZero.into())),
+            Ok(written) => written,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(error) => return Err(BodyFailure::Client(error)),
+        };
+        if written < wanted {
+            let out_rest = self.out.get(written..).unwrap_or_default();
+            let raw_rest = raw
+                .get(written.saturating_sub(self.out.len())..)
+                .unwrap_or_default();
+            let slices = &mut [IoSlice::new(out_rest), IoSlice::new(raw_rest)];
+            write_to_client(self.client, slices, self.send_timeout)
+                .await
+                .map_err(BodyFailure::Client)?;
         }
         self.out.clear();
         Ok(())
