@@ -120,7 +120,7 @@ impl Decoder {
                     if rest.is_empty() {
                         break;
                     }
-                    let data = super::prefix(rest, left);
+                    let data = prefix(rest, left);
                     sink.data(data);
                     rest = rest.get(data.len()..).unwrap_or_default();
                     let left = left.saturating_sub(data.len() as u64);
@@ -232,6 +232,13 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// The last chunk with no trailers.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The first `at_most` bytes of `bytes`, or all of them when there are fewer: a body's next
+/// piece, its length derived from the slice rather than computed beside it.
+pub(crate) fn prefix(bytes: &[u8], at_most: u64) -> &[u8] {
+    let at_most = usize::try_from(at_most).unwrap_or(usize::MAX);
+    bytes.get(..at_most).unwrap_or(bytes)
+}
 
 #[cfg(test)]
 mod tests {

@@ -10,10 +10,9 @@
 //! caller bounds the whole exchange with the mirror timeout.
 
 use super::chunked::{self, ChunkError, Decoder};
-use super::pool::{ConnectError, RawPool, UpstreamConn};
+use super::exchange::{self, ExchangeError, KeepFields, Retries, Sent};
+use super::pool::{RawPool, UpstreamConn};
 use super::request::put;
-use super::response::{self, Framing, HeadError, Parsed};
-use super::{write_all_vectored, MAX_STALE_RETRIES};
 use crate::config::UpstreamConfig;
 use crate::shadow::budget::{Keeper, KeptBody};
 use crate::shadow::copy::HeaderEdits;
@@ -21,38 +20,7 @@ use crate::shadow::fields::Fields;
 use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use std::io::{self, IoSlice};
-use tokio::io::AsyncReadExt;
-
-/// Largest response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// Why a request through [`Client`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// No connection could be made.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// The connection failed while sending or receiving.
-    #[error("connection failed")]
-    Io(#[source] io::Error),
-    /// The upstream closed the connection before a complete response.
-    #[error("connection closed before the response was complete")]
-    Closed,
-    /// The response head was malformed.
-    #[error(transparent)]
-    Head(#[from] HeadError),
-    /// The chunked body was malformed.
-    #[error(transparent)]
-    Chunked(#[from] ChunkError),
-}
-
-impl ClientError {
-    /// The upstream could not be reached at all (as opposed to failing once reached).
-    pub fn is_connect(&self) -> bool {
-        matches!(self, ClientError::Connect(_))
-    }
-}
+use std::io::IoSlice;
 
 /// A response, its body kept up to a cap and within a byte budget.
 pub struct Answer {
@@ -103,7 +71,7 @@ impl Client {
         body: &Bytes,
         trailers: Option<&HeaderMap>,
         mut keeper: Keeper<'_>,
-    ) -> Result<Answer, ClientError> {
+    ) -> Result<Answer, ExchangeError> {
         // Trailer fields only travel in a chunked body: the copy is then sent as one chunk
         // and the last chunk with the trailers, framed around the body without copying it.
         let (framing, before, after) = match trailers {
@@ -120,16 +88,15 @@ impl Client {
             None => (BodyFraming::Length(body.len()), Vec::new(), Vec::new()),
         };
         let head = self.request_head(method, path_and_query, headers, edits, framing);
-        let retryable = body.is_empty() && matches!(*method, Method::GET | Method::HEAD);
+        let replayable = exchange::replayable(method.as_str().as_bytes(), body.is_empty());
         let is_head = *method == Method::HEAD;
-        let mut tries = 0;
+        let mut retries = Retries::default();
         loop {
             let mut conn = match self.pool.check_out() {
                 Some(conn) => conn,
                 None => self.pool.connect().await?,
             };
-            let stale_retry = conn.reused && retryable && tries < MAX_STALE_RETRIES;
-            if let Err(error) = write_all_vectored(
+            let written = exchange::write_all(
                 &mut conn.stream,
                 &mut [
                     IoSlice::new(&head),
@@ -138,13 +105,12 @@ impl Client {
                     IoSlice::new(&after),
                 ],
             )
-            .await
-            {
-                if stale_retry {
-                    tries += 1;
+            .await;
+            if let Err(error) = written {
+                if retries.again(conn.reused, error.sent, replayable) {
                     continue;
                 }
-                return Err(ClientError::Io(error));
+                return Err(ExchangeError::Io(error.source));
             }
             // A retry comes only before any of the answer: the keeper is still empty.
             match read_answer(&mut conn, is_head, &mut keeper).await {
@@ -154,9 +120,9 @@ impl Client {
                     }
                     return Ok(answer);
                 }
-                Err(ReadFailure::BeforeResponse(_)) if stale_retry => tries += 1,
-                Err(ReadFailure::BeforeResponse(error)) => return Err(ClientError::Io(error)),
-                Err(ReadFailure::After(error)) => return Err(error),
+                Err(ExchangeError::ClosedBeforeResponse(_))
+                    if retries.again(conn.reused, Sent::Request, replayable) => {}
+                Err(error) => return Err(error),
             }
         }
     }
@@ -215,119 +181,75 @@ enum BodyFraming {
     Chunked,
 }
 
-/// Why reading an answer failed: before a byte of it (a stale pooled connection, when the
-/// connection was reused) or after.
-enum ReadFailure {
-    BeforeResponse(io::Error),
-    After(ClientError),
-}
-
-/// Reads more from the upstream; `Ok(false)` at its end.
-async fn fill(conn: &mut UpstreamConn) -> io::Result<bool> {
-    conn.buf.reserve(16 * 1024);
-    Ok(conn.stream.read_buf(&mut conn.buf).await? > 0)
-}
-
 /// Reads one answer; the flag says whether the connection ended exactly at its end.
 async fn read_answer(
     conn: &mut UpstreamConn,
     is_head: bool,
     keeper: &mut Keeper<'_>,
-) -> Result<(Answer, bool), ReadFailure> {
-    let mut received_any = false;
+) -> Result<(Answer, bool), ExchangeError> {
     let mut headers = Fields::default();
-    let head = loop {
-        if !conn.buf.is_empty() {
-            received_any = true;
-            match response::inspect(&conn.buf, is_head, &mut headers) {
-                Ok(Parsed::Final(head)) => break head,
-                Ok(Parsed::Interim(len)) => {
-                    conn.buf.advance(len);
-                    continue;
-                }
-                Ok(Parsed::Partial) if conn.buf.len() < MAX_RESPONSE_HEAD => {}
-                Ok(Parsed::Partial) => {
-                    return Err(ReadFailure::After(ClientError::Head(HeadError::Malformed(
-                        "response head too large",
-                    ))))
-                }
-                Err(error) => return Err(ReadFailure::After(ClientError::Head(error))),
-            }
-        }
-        match fill(conn).await {
-            Ok(true) => {}
-            Ok(false) if !received_any => {
-                return Err(ReadFailure::BeforeResponse(
-                    io::ErrorKind::UnexpectedEof.into(),
-                ))
-            }
-            Ok(false) => return Err(ReadFailure::After(ClientError::Closed)),
-            Err(error) if !received_any => return Err(ReadFailure::BeforeResponse(error)),
-            Err(error) => return Err(ReadFailure::After(ClientError::Io(error))),
-        }
+    let mut reader = KeepFields {
+        is_head,
+        fields: &mut headers,
     };
-    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let (head, status) =
+        exchange::read_head_only(&mut conn.stream, &mut conn.buf, &mut reader).await?;
     conn.buf.advance(head.len);
-    let after = ReadFailure::After;
-    let complete = match head.framing {
-        Framing::Empty => true,
-        Framing::Length(length) => {
-            let mut left = length;
-            loop {
-                let piece = super::prefix(&conn.buf, left);
-                let reading = keeper.keep(piece);
-                left = left.saturating_sub(piece.len() as u64);
-                conn.buf.advance(piece.len());
-                if left == 0 || !reading {
-                    break left == 0;
-                }
-                match fill(conn).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err(after(ClientError::Closed)),
-                    Err(error) => return Err(after(ClientError::Io(error))),
-                }
-            }
-        }
-        Framing::Chunked => {
-            let mut decoder = Decoder::new(false);
-            let mut scratch = Vec::new();
-            loop {
-                let used = decoder
-                    .decode_with(&conn.buf, &mut scratch, |data| {
-                        keeper.keep(data);
-                    })
-                    .map_err(|error| after(ClientError::Chunked(error)))?;
-                scratch.clear();
-                conn.buf.advance(used);
-                if decoder.is_done() || keeper.cut_short() {
-                    break decoder.is_done();
-                }
-                match fill(conn).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err(after(ClientError::Closed)),
-                    Err(error) => return Err(after(ClientError::Io(error))),
-                }
-            }
-        }
-        Framing::UntilClose => loop {
-            if !keeper.keep(&conn.buf.split()) {
-                break false;
-            }
-            match fill(conn).await {
-                Ok(true) => {}
-                // The end of the body; the connection is gone with it.
-                Ok(false) => break false,
-                Err(error) => return Err(after(ClientError::Io(error))),
-            }
-        },
+    let mut sink = ToKeeper {
+        keeper,
+        scratch: Vec::new(),
     };
-    let reusable = complete && head.keep_alive && conn.buf.is_empty();
+    let complete = exchange::read_body_into(
+        &mut conn.stream,
+        &mut conn.buf,
+        head.framing,
+        false,
+        &mut sink,
+    )
+    .await?;
+    let reusable = complete && head.keep_alive;
     let answer = Answer {
         status,
         headers,
         body: keeper.finish(),
     };
     Ok((answer, reusable))
+}
+
+/// The shadow client's body sink: the keeper (a cap and a byte budget; past either, a
+/// digest), the body decoded.
+struct ToKeeper<'k, 'b> {
+    keeper: &'k mut Keeper<'b>,
+    /// The decoder's re-framed output, which nobody reads here.
+    scratch: Vec<u8>,
+}
+
+impl exchange::BodySink for ToKeeper<'_, '_> {
+    type Error = ExchangeError;
+
+    fn data(&mut self, data: &[u8], _rechunk: bool) -> bool {
+        self.keeper.keep(data)
+    }
+
+    fn chunked(&mut self, decoder: &mut Decoder, input: &[u8]) -> Result<usize, ChunkError> {
+        let keeper = &mut *self.keeper;
+        decoder.decode_with(input, &mut self.scratch, |data| {
+            keeper.keep(data);
+        })
+    }
+
+    fn cut_short(&self) -> bool {
+        self.keeper.cut_short()
+    }
+
+    async fn flush(&mut self, _raw: &[u8]) -> Result<(), ExchangeError> {
+        self.scratch.clear();
+        Ok(())
+    }
+
+    async fn closed(&mut self) -> Result<(), ExchangeError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,13 @@
 //! ([`Ended::Fallback`]), so every other shape — smuggling attempts, chunked uploads,
 //! `Expect`, HTTP/1.0, h2c — keeps exactly the behaviour it had. The hyper path, in turn,
 //! reaches HTTP/1 upstreams through this module too ([`upstream`]), on the same pooled
-//! sockets: hyper serves the client, shadowtap speaks to the upstream.
+//! sockets: hyper serves the client, shadowtap speaks to the upstream. All three HTTP/1
+//! upstream clients (this engine, [`upstream`] and the shadows' [`client`]) share one
+//! exchange core, [`exchange`]: its retry rule, head read, limits and error type.
+//!
+//! An exchange reads as its phases, each a method of `Connection`: `accept_head` → `route`
+//! → `plan_mirror` → `forward` → `stream_answer` → `finish` (or `fail`, when no response
+//! head came).
 //!
 //! Guarantees kept from the hyper path: exactly one response per request (a 502/504 written
 //! by the proxy when the upstream fails before its head, a 408/400 when the client's body
@@ -28,6 +34,7 @@
 
 pub mod chunked;
 pub mod client;
+pub mod exchange;
 mod mirror;
 pub mod pool;
 pub mod request;
@@ -38,18 +45,21 @@ pub mod upstream;
 use crate::config::ListenerConfig;
 use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
-use crate::proxy::{ConnectionInfo, NativeUpstream, Proxy, Unanswered};
-use crate::shadow::pair::PrimarySink;
+use crate::proxy::{ConnectionInfo, Proxy, Unanswered};
+use crate::shadow::fields::Fields;
+use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::RequestTee;
 use crate::tee::Tee;
 use crate::telemetry::logging::ErrorChain;
-use crate::telemetry::metrics::{Handover, OTHER_METHOD};
+use crate::telemetry::metrics::{Handover, RouteMetrics, OTHER_METHOD};
 use crate::telemetry::ErrorReason;
 use bytes::{Buf, BytesMut};
+pub(crate) use chunked::prefix;
 use chunked::Decoder;
+use exchange::{ClientHead, ExchangeError, HeadStop, Retries, Sent};
 use pool::UpstreamConn;
 use request::{Prepared, Request};
-use response::{Framing, Head, Parsed};
+use response::Head;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::time::Instant;
@@ -65,12 +75,9 @@ const READ_BUFFER: usize = 16 * 1024;
 /// [`READ_BUFFER`] is read in slices up to this size, so a 64 KiB upload costs one read and
 /// one write instead of four of each. The buffer shrinks back after the body.
 const MAX_BODY_READ: usize = 64 * 1024;
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// How long a connection closed before its request body was all read keeps reading (and
 /// dropping) what the client still sends, so the answer is not lost to a reset.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-use pool::MAX_STALE_RETRIES;
 
 /// How a connection left the native engine.
 pub enum Ended {
@@ -115,28 +122,12 @@ pub async fn serve(
             .as_mut()
             .reset((Instant::now() + config.header_read_timeout).into());
         let request = loop {
-            if !connection.buf.is_empty() {
-                match request::prepare(
-                    &connection.buf,
-                    proxy,
-                    info,
-                    config.max_headers,
-                    &mut connection.request_head,
-                ) {
-                    Prepared::Native(request) => break request,
-                    Prepared::Fallback(reason) => {
-                        proxy.metrics().record_handover(reason);
-                        return Ended::Fallback(client, connection.buf);
-                    }
-                    // The hyper path answers an oversized head (431).
-                    Prepared::Partial if connection.buf.len() >= config.max_header_bytes => {
-                        proxy.metrics().record_handover(Handover::HeadTooLarge);
-                        return Ended::Fallback(client, connection.buf);
-                    }
-                    Prepared::Partial => {}
-                }
-            } else if stopping {
-                return close(client).await;
+            match connection.accept_head(info) {
+                Accepted::Request(request) => break request,
+                Accepted::Fallback => return Ended::Fallback(client, connection.buf),
+                Accepted::Partial => {}
+                Accepted::Nothing if stopping => return close(client).await,
+                Accepted::Nothing => {}
             }
             connection.buf.reserve(READ_BUFFER / 2);
             tokio::select! {
@@ -207,258 +198,410 @@ struct Connection<'a> {
     config: &'a ListenerConfig,
 }
 
-/// Why no response head came from the upstream.
-enum HeadFailure {
-    /// The connection closed or reset before a byte of the response: a pooled connection the
-    /// upstream had closed, when the connection was reused.
-    ClosedBeforeResponse(io::Error),
-    /// The client closed its connection (or reset it) while the request waited.
-    ClientClosed,
-    /// The response timeout ran out.
-    TimedOut,
-    /// Anything else: a broken or malformed response.
-    Failed(Box<dyn std::error::Error + Send + Sync>),
+/// What the client's buffer holds ([`Connection::accept_head`]).
+enum Accepted {
+    /// A request the native engine serves.
+    Request(Request),
+    /// One it does not serve: the connection goes to the hyper path.
+    Fallback,
+    /// The start of a request head: more is to be read.
+    Partial,
+    /// Nothing yet.
+    Nothing,
 }
 
-impl Connection<'_> {
-    /// One request and its response. The request head is in `self.request_head`; its bytes
-    /// are at the start of `self.buf`.
+/// A request between its phases: what [`Connection::route`] resolved and what the later
+/// phases share and update.
+struct InFlight<'a> {
+    request: Request,
+    upstream: &'a NativeUpstream,
+    /// Counted once, whichever way the exchange ends (see `Unanswered`).
+    unanswered: Unanswered<'a>,
+    /// The client connection closes after this exchange (asked for, or shutting down).
+    close_after: bool,
+    /// The body bytes read with the head, kept apart for as long as the request may be sent
+    /// again: every attempt writes from these, never from the client's buffer.
+    body_start: BytesMut,
+    /// How many of the body's bytes came with the head.
+    in_buffer: usize,
+    /// The whole request (head and body) is at hand: only such a request can go again once
+    /// any of it was written.
+    whole: bool,
+    /// The client's body was all read, so its connection may carry on.
+    body_consumed: bool,
+    /// The shadows' capped copy of the request body, when the request is mirrored.
+    request_copy: Option<Tee<RequestTee>>,
+    /// Where the primary's answer is published for the shadows, when mirrored.
+    primary_slot: Option<PrimarySlot>,
+    /// The primary's end-to-end fields, kept while its head is parsed when mirrored.
+    primary_fields: Fields,
+}
+
+/// A request whose response head has arrived ([`Connection::forward`]).
+struct Forwarded {
+    conn: UpstreamConn,
+    head: Head,
+    status: http::StatusCode,
+    /// When the request's first bytes went up (the shadows' latency is compared from it).
+    sent_at: Instant,
+}
+
+/// Why no response head came for a request.
+enum Unsent {
+    /// The upstream (or the client's body) failed: the proxy answers ([`Connection::fail`]).
+    Failed(ForwardError),
+    /// The client left while its request waited: no one to answer (already counted).
+    Abandoned,
+}
+
+/// What ended the wait for a response head beside the upstream ([`watch_client`]).
+enum Waited {
+    /// The client closed its connection (or reset it).
+    ClientClosed,
+    /// The upstream's response timeout ran out.
+    TimedOut,
+}
+
+impl<'a> Connection<'a> {
+    /// Phase 1, accept head: whether `self.buf` starts with a complete request head the
+    /// engine serves (its upstream head then written into `self.request_head`), one it hands
+    /// to the hyper path, or not a whole head yet. `serve` reads the client between calls.
+    #[inline(always)]
+    fn accept_head(&mut self, info: &ConnectionInfo) -> Accepted {
+        if self.buf.is_empty() {
+            return Accepted::Nothing;
+        }
+        let proxy = self.proxy;
+        let config = self.config;
+        match request::prepare(
+            &self.buf,
+            proxy,
+            info,
+            config.max_headers,
+            &mut self.request_head,
+        ) {
+            Prepared::Native(request) => Accepted::Request(request),
+            Prepared::Fallback(reason) => {
+                proxy.metrics().record_handover(reason);
+                Accepted::Fallback
+            }
+            // The hyper path answers an oversized head (431).
+            Prepared::Partial if self.buf.len() >= config.max_header_bytes => {
+                proxy.metrics().record_handover(Handover::HeadTooLarge);
+                Accepted::Fallback
+            }
+            Prepared::Partial => Accepted::Partial,
+        }
+    }
+
+    /// One request and its response, as its phases. The request head is in
+    /// `self.request_head`; its bytes are at the start of `self.buf`.
     async fn exchange(
         &mut self,
         client: &mut TcpStream,
-        mut request: Request,
+        request: Request,
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
     ) -> Next {
-        let proxy = self.proxy;
-        let Some(upstream) = proxy.native_upstream(request.upstream) else {
+        let Some(mut flight) = self.route(request, close_after) else {
             // prepare() only accepts routes whose upstream has a native pool.
             return Next::Close;
         };
-        // Counted once, whichever way the exchange ends (see `Unanswered`).
-        let mut unanswered = Unanswered::new(
+        self.plan_mirror(&mut flight);
+        let mut forwarded = match self.forward(client, &mut flight, deadline.as_mut()).await {
+            Ok(forwarded) => forwarded,
+            Err(Unsent::Failed(error)) => return self.fail(client, flight, error).await,
+            Err(Unsent::Abandoned) => return Next::Close,
+        };
+        let route = self.proxy.metrics().route(Some(flight.request.route));
+        let outcome = self
+            .stream_answer(client, &mut flight, &mut forwarded, route)
+            .await;
+        self.finish(&flight, forwarded, route, outcome)
+    }
+
+    /// Phase 2, route: the upstream the request's route leads to (resolved by `prepare`),
+    /// the request counted as under way, and its bytes taken out of the client's buffer —
+    /// the head (the upstream gets `self.request_head`, written from it) and the body bytes
+    /// read with it — once, so the buffer from now on holds only what follows.
+    #[inline(always)]
+    fn route(&mut self, request: Request, close_after: bool) -> Option<InFlight<'a>> {
+        let proxy = self.proxy;
+        let upstream = proxy.native_upstream(request.upstream)?;
+        let unanswered = Unanswered::new(
             proxy.metrics(),
             Some(request.route),
             request.method,
             Instant::now(),
         );
-        // The request leaves the client's buffer here, once: its head (the upstream gets
-        // `self.request_head`, written from it) and the body bytes read with it, which are
-        // kept apart for as long as the request may be sent again. Every attempt writes from
-        // these, never from the buffer, which from now on holds only what follows.
         self.buf.advance(request.head_len.min(self.buf.len()));
         let in_buffer = usize::try_from(request.body_len)
             .unwrap_or(usize::MAX)
             .min(self.buf.len());
         // No body, no split: a split makes the buffer's storage shared.
-        let mut body_start = match in_buffer {
+        let body_start = match in_buffer {
             0 => BytesMut::new(),
             _ => self.buf.split_to(in_buffer),
         };
-        // The whole request is at hand (head and body): only such a request can go again.
         let whole = request.body_len == in_buffer as u64;
-        let mut body_consumed = whole;
-        let (mut request_copy, primary_slot) = match request.mirrors {
-            true => match mirror::plan(self.proxy, &mut request, &self.request_head) {
-                Some((copy, slot)) => (Some(copy), Some(slot)),
-                None => (None, None),
-            },
-            false => (None, None),
-        };
-        // The primary's end-to-end fields, kept while its head is parsed when mirrored.
-        let mut primary_fields = crate::shadow::fields::Fields::default();
-        let mut tries = 0;
-        // Each failure breaks out of the loop with its error; success leaves the block.
-        let (mut conn, head, sent_at) = 'sent: {
-            let error = loop {
-                let mut conn = match upstream.pool.check_out() {
-                    Some(conn) => conn,
-                    None => match upstream.pool.connect().await {
-                        Ok(conn) => conn,
-                        Err(source) => {
-                            break ForwardError::Unreachable {
-                                upstream: upstream.name.clone(),
-                                source: Box::new(source),
-                            };
-                        }
-                    },
-                };
-                let sent = upload::write_request(
-                    &mut conn,
-                    &mut [IoSlice::new(&self.request_head), IoSlice::new(&body_start)],
-                    Some(upstream.response_timeout),
-                    heard,
-                )
-                .await;
-                let answered = match sent {
-                    Ok(wrote) => matches!(wrote, Wrote::Answered(())),
-                    Err(failure) => {
-                        let stale = !matches!(failure, WriteFailure::Stalled);
-                        let again = whole && request.retryable && tries < MAX_STALE_RETRIES;
-                        if stale && conn.reused && again {
-                            tries += 1;
-                            continue;
-                        }
-                        break upload_error(upstream, failure);
+        Some(InFlight {
+            request,
+            upstream,
+            unanswered,
+            close_after,
+            body_start,
+            in_buffer,
+            whole,
+            body_consumed: whole,
+            request_copy: None,
+            primary_slot: None,
+            primary_fields: Fields::default(),
+        })
+    }
+
+    /// Phase 3, plan mirror: asks the route's mirror plan whether this request is shadowed;
+    /// when it is, the capped copy of its body and the slot for the primary's answer.
+    #[inline(always)]
+    fn plan_mirror(&self, flight: &mut InFlight<'a>) {
+        if !flight.request.mirrors {
+            return;
+        }
+        if let Some((copy, slot)) =
+            mirror::plan(self.proxy, &mut flight.request, &self.request_head)
+        {
+            flight.request_copy = Some(copy);
+            flight.primary_slot = Some(slot);
+        }
+    }
+
+    /// Phase 4, forward: sends the request on a pooled upstream connection (a stale one
+    /// retried by the exchange's one rule, [`Retries`]), streams the rest of its body from
+    /// the client, and reads the response head while watching the client.
+    async fn forward(
+        &mut self,
+        client: &mut TcpStream,
+        flight: &mut InFlight<'a>,
+        mut deadline: Pin<&mut Sleep>,
+    ) -> Result<Forwarded, Unsent> {
+        let upstream = flight.upstream;
+        let failed = |error| Unsent::Failed(ForwardError::from_exchange(&upstream.name, error));
+        let mut retries = Retries::default();
+        loop {
+            let mut conn = match upstream.pool.check_out() {
+                Some(conn) => conn,
+                None => match upstream.pool.connect().await {
+                    Ok(conn) => conn,
+                    Err(error) => return Err(failed(error.into())),
+                },
+            };
+            let sent = upload::write_request(
+                &mut conn,
+                &mut [
+                    IoSlice::new(&self.request_head),
+                    IoSlice::new(&flight.body_start),
+                ],
+                Some(upstream.response_timeout),
+                heard,
+            )
+            .await;
+            let answered = match sent {
+                Ok(wrote) => matches!(wrote, Wrote::Answered(())),
+                Err((failure, sent)) => {
+                    let stale = !matches!(failure, WriteFailure::Stalled);
+                    if stale && retries.again(conn.reused, sent, self.replayable(flight)) {
+                        continue;
                     }
-                };
-                if let (false, Some(copy)) = (answered, request_copy.as_mut()) {
-                    copy.push_slice(&body_start);
-                }
-                let sent_at = Instant::now();
-                // The response timeout runs from the request's end: a body streamed for
-                // longer than it is the client's pace, not the upstream's delay.
-                let mut head_from = sent_at;
-                if answered {
-                    // The upstream answered before the body was all sent: the client's
-                    // connection closes after the answer (the rest of its body unread).
-                } else if !whole {
-                    // A request whose body must still be read is never sent again: its first
-                    // bytes are let go, so the buffer's storage is the buffer's alone again.
-                    body_start = BytesMut::new();
-                    let left = request.body_len.saturating_sub(in_buffer as u64);
-                    let streamed = self
-                        .stream_request_body(
-                            client,
-                            &mut conn,
-                            left,
-                            request_copy.as_mut(),
-                            upstream.response_timeout,
-                            deadline.as_mut(),
-                        )
-                        .await;
-                    head_from = Instant::now();
-                    match streamed {
-                        Ok(Wrote::All) => body_consumed = true,
-                        // Answered first: `body_consumed` stays false, so the client's
-                        // connection closes after the answer.
-                        Ok(Wrote::Answered(())) => {}
-                        // The client left mid-body: counted as the hyper path counts it; the
-                        // 400 is written in case it only stopped sending.
-                        Err(UploadFailure::Client(error)) => {
-                            break ForwardError::ClientAborted {
-                                source: Box::new(error),
-                            };
-                        }
-                        Err(UploadFailure::Upstream(failure)) => {
-                            break upload_error(upstream, failure);
-                        }
-                        Err(UploadFailure::ClientPaused) => {
-                            break ForwardError::ClientTimeout {
-                                after: self.config.client_body_timeout,
-                            };
-                        }
-                    }
-                } else {
-                    body_consumed = true;
-                }
-                // The whole body went to the primary: the shadows' copy is complete. (Not
-                // when the upstream answered first: dropped, the copy is abandoned.)
-                if let (true, Some(mut copy)) = (body_consumed, request_copy.take()) {
-                    copy.complete();
-                }
-                deadline
-                    .as_mut()
-                    .reset((head_from + upstream.response_timeout).into());
-                let keep = primary_slot.is_some().then_some(&mut primary_fields);
-                match self
-                    .read_response_head(
-                        client,
-                        &mut conn,
-                        &request,
-                        close_after || !body_consumed,
-                        deadline.as_mut(),
-                        keep,
-                    )
-                    .await
-                {
-                    Ok(head) => break 'sent (conn, head, sent_at),
-                    Err(HeadFailure::ClientClosed) => {
-                        // Abandoned at once: the upstream socket, mid-exchange, is closed
-                        // (never pooled), and the request counted as the client's leaving.
-                        drop(conn);
-                        let id = self.request_head.get(request.request_id.clone());
-                        let id = id.and_then(|id| std::str::from_utf8(id).ok());
-                        unanswered.abandoned(id.unwrap_or("-"));
-                        return Next::Close;
-                    }
-                    Err(HeadFailure::ClosedBeforeResponse(_))
-                        if conn.reused
-                            && whole
-                            && request.retryable
-                            && tries < MAX_STALE_RETRIES =>
-                    {
-                        tries += 1;
-                    }
-                    Err(HeadFailure::TimedOut) => {
-                        break ForwardError::Timeout {
-                            upstream: upstream.name.clone(),
-                            after: upstream.response_timeout,
-                        };
-                    }
-                    Err(HeadFailure::ClosedBeforeResponse(source)) => {
-                        break ForwardError::Failed {
-                            upstream: upstream.name.clone(),
-                            source: Box::new(source),
-                        };
-                    }
-                    Err(HeadFailure::Failed(source)) => {
-                        break ForwardError::Failed {
-                            upstream: upstream.name.clone(),
-                            source,
-                        };
-                    }
+                    return Err(failed(upload_error(upstream, failure)));
                 }
             };
-            // A body that failed on its way up was not consumed (`body_consumed` is still
-            // false then): the client connection cannot be reused.
-            return self
-                .fail(
-                    client,
-                    &request,
-                    error,
-                    unanswered,
-                    body_consumed,
-                    close_after,
-                )
-                .await;
-        };
+            if let (false, Some(copy)) = (answered, flight.request_copy.as_mut()) {
+                copy.push_slice(&flight.body_start);
+            }
+            let sent_at = Instant::now();
+            // The response timeout runs from the request's end: a body streamed for longer
+            // than it is the client's pace, not the upstream's delay.
+            let mut head_from = sent_at;
+            if answered {
+                // The upstream answered before the body was all sent: the client's
+                // connection closes after the answer (the rest of its body unread).
+            } else if !flight.whole {
+                // A request whose body must still be read is never sent again: its first
+                // bytes are let go, so the buffer's storage is the buffer's alone again.
+                flight.body_start = BytesMut::new();
+                let left = flight
+                    .request
+                    .body_len
+                    .saturating_sub(flight.in_buffer as u64);
+                let streamed = self
+                    .stream_request_body(
+                        client,
+                        &mut conn,
+                        left,
+                        flight.request_copy.as_mut(),
+                        upstream.response_timeout,
+                        deadline.as_mut(),
+                    )
+                    .await;
+                head_from = Instant::now();
+                match streamed {
+                    Ok(Wrote::All) => flight.body_consumed = true,
+                    // Answered first: `body_consumed` stays false, so the client's
+                    // connection closes after the answer.
+                    Ok(Wrote::Answered(())) => {}
+                    // The client left mid-body: counted as the hyper path counts it; the
+                    // 400 is written in case it only stopped sending.
+                    Err(UploadFailure::Client(error)) => {
+                        return Err(Unsent::Failed(ForwardError::ClientAborted {
+                            source: Box::new(error),
+                        }));
+                    }
+                    Err(UploadFailure::Upstream(failure)) => {
+                        return Err(failed(upload_error(upstream, failure)));
+                    }
+                    Err(UploadFailure::ClientPaused) => {
+                        return Err(Unsent::Failed(ForwardError::ClientTimeout {
+                            after: self.config.client_body_timeout,
+                        }));
+                    }
+                }
+            } else {
+                flight.body_consumed = true;
+            }
+            // The whole body went to the primary: the shadows' copy is complete. (Not when
+            // the upstream answered first: dropped, the copy is abandoned.)
+            if let (true, Some(mut copy)) = (flight.body_consumed, flight.request_copy.take()) {
+                copy.complete();
+            }
+            deadline
+                .as_mut()
+                .reset((head_from + upstream.response_timeout).into());
+            let mut reader = ClientHead {
+                is_head: flight.request.is_head,
+                close: flight.close_after || !flight.body_consumed,
+                via: self.config.via.pseudonym(),
+                out: &mut self.response_head,
+                keep: flight
+                    .primary_slot
+                    .is_some()
+                    .then_some(&mut flight.primary_fields),
+            };
+            let limit = self.config.max_header_bytes;
+            let watch = watch_client(client, &mut self.buf, limit, deadline.as_mut());
+            match exchange::read_head(&mut conn.stream, &mut conn.buf, &mut reader, watch).await {
+                Ok((head, status)) => {
+                    return Ok(Forwarded {
+                        conn,
+                        head,
+                        status,
+                        sent_at,
+                    })
+                }
+                Err(HeadStop::Watch(Waited::ClientClosed)) => {
+                    // Abandoned at once: the upstream socket, mid-exchange, is closed (never
+                    // pooled), and the request counted as the client's leaving.
+                    drop(conn);
+                    let id = self.request_head.get(flight.request.request_id.clone());
+                    let id = id.and_then(|id| std::str::from_utf8(id).ok());
+                    flight.unanswered.abandoned(id.unwrap_or("-"));
+                    return Err(Unsent::Abandoned);
+                }
+                Err(HeadStop::Watch(Waited::TimedOut)) => {
+                    return Err(failed(ExchangeError::TimedOut(upstream.response_timeout)));
+                }
+                Err(HeadStop::Upstream(ExchangeError::ClosedBeforeResponse(_)))
+                    if retries.again(conn.reused, Sent::Request, self.replayable(flight)) => {}
+                Err(HeadStop::Upstream(error)) => return Err(failed(error)),
+            }
+        }
+    }
 
-        let metrics = self.proxy.metrics();
-        let route = metrics.route(Some(request.route));
-        let status = http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::OK);
-        unanswered.settle();
-        metrics.record_request(route, request.method, status);
-        let mut capture = primary_slot
-            .map(|slot| mirror::capture(self.proxy, slot, status, primary_fields, sent_at));
-        let outcome = self
-            .stream_response_body(client, &mut conn, &head, &request, capture.as_mut())
-            .await;
+    /// Whether the request may go again after the upstream may have seen it (the exchange's
+    /// rule, [`exchange::replayable`]). Asked only when a connection died.
+    fn replayable(&self, flight: &InFlight<'_>) -> bool {
+        let method = self.request_head.get(flight.request.method_text.clone());
+        let bodiless = flight.request.body_len == 0;
+        method.is_some_and(|method| exchange::replayable(method, bodiless))
+    }
+
+    /// Phase 5, stream answer: the request counted with its status, then the client's head
+    /// and the body as framed, copied (capped) for the shadows when mirrored. `Ok(true)` when
+    /// the upstream connection ended exactly at the end of the body.
+    async fn stream_answer(
+        &mut self,
+        client: &mut TcpStream,
+        flight: &mut InFlight<'a>,
+        forwarded: &mut Forwarded,
+        route: &RouteMetrics,
+    ) -> Result<bool, BodyFailure> {
+        flight.unanswered.settle();
+        self.proxy
+            .metrics()
+            .record_request(route, flight.request.method, forwarded.status);
+        let mut capture = flight.primary_slot.take().map(|slot| {
+            let fields = std::mem::take(&mut flight.primary_fields);
+            mirror::capture(
+                self.proxy,
+                slot,
+                forwarded.status,
+                fields,
+                forwarded.sent_at,
+            )
+        });
+        // The client's head, then the body as framed ([`ToClient`]).
+        let conn = &mut forwarded.conn;
+        conn.buf.advance(forwarded.head.len);
+        let mut sink = ToClient {
+            client,
+            out: &mut self.response_head,
+            send_timeout: &self.config.client_send_timeout,
+            capture: capture.as_mut(),
+        };
+        let framing = forwarded.head.framing;
+        let outcome = exchange::read_body_into(
+            &mut conn.stream,
+            &mut conn.buf,
+            framing,
+            flight.request.trailers,
+            &mut sink,
+        )
+        .await;
         if let (Ok(_), Some(capture)) = (&outcome, capture.as_mut()) {
             capture.complete();
         }
-        let started = unanswered.started();
+        outcome
+    }
+
+    /// Phase 6, finish: the exchange's duration counted, the upstream connection pooled when
+    /// it ended exactly at the body's end, and whether the client's connection carries on.
+    #[inline(always)]
+    fn finish(
+        &self,
+        flight: &InFlight<'a>,
+        forwarded: Forwarded,
+        route: &RouteMetrics,
+        outcome: Result<bool, BodyFailure>,
+    ) -> Next {
+        let metrics = self.proxy.metrics();
+        let started = flight.unanswered.started();
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
+        let upstream = flight.upstream;
+        let status = forwarded.head.status;
         match outcome {
-            Ok(_) if !body_consumed => {
+            Ok(_) if !flight.body_consumed => {
                 // Answered before the upload ended: the upstream socket holds a partial
                 // request, and the client's the rest of its body.
                 tracing::debug!(
                     upstream = %upstream.name,
-                    status = head.status,
+                    status,
                     "primary answered before the request body was all sent"
                 );
                 Next::CloseUnread
             }
             Ok(reusable) => {
-                if reusable && head.keep_alive {
-                    upstream.pool.check_in(conn);
+                if reusable && forwarded.head.keep_alive {
+                    upstream.pool.check_in(forwarded.conn);
                 }
-                tracing::debug!(
-                    upstream = %upstream.name,
-                    status = head.status,
-                    "primary answered"
-                );
+                tracing::debug!(upstream = %upstream.name, status, "primary answered");
                 Next::KeepAlive
             }
             Err(BodyFailure::Client(error)) if error.kind() == io::ErrorKind::TimedOut => {
@@ -556,197 +699,20 @@ impl Connection<'_> {
         Ok(Wrote::All)
     }
 
-    /// Reads the upstream's final response head (skipping 1xx), writing the client's head
-    /// into `self.response_head` (and its end-to-end fields into `keep`, when given).
-    ///
-    /// Meanwhile the client is watched: its closing the connection (EOF) or resetting it
-    /// is [`HeadFailure::ClientClosed`]. A pipelining client's next request is no hang-up:
-    /// its bytes are kept in `self.buf`, up to the listener's `max_header_bytes` (past that
-    /// the watch stops for this request).
-    async fn read_response_head(
-        &mut self,
-        client: &TcpStream,
-        conn: &mut UpstreamConn,
-        request: &Request,
-        close_after: bool,
-        mut deadline: Pin<&mut Sleep>,
-        mut keep: Option<&mut crate::shadow::fields::Fields>,
-    ) -> Result<Head, HeadFailure> {
-        let mut received_any = false;
-        let mut watching = true;
-        loop {
-            if !conn.buf.is_empty() {
-                received_any = true;
-                match response::parse(
-                    &conn.buf,
-                    request.is_head,
-                    close_after,
-                    self.config.via.pseudonym(),
-                    &mut self.response_head,
-                    keep.as_deref_mut(),
-                ) {
-                    Ok(Parsed::Final(head)) => return Ok(head),
-                    Ok(Parsed::Interim(len)) => {
-                        conn.buf.advance(len);
-                        continue;
-                    }
-                    Ok(Parsed::Partial) if conn.buf.len() >= MAX_RESPONSE_HEAD => {
-                        return Err(HeadFailure::Failed("response head too large".into()))
-                    }
-                    Ok(Parsed::Partial) => {}
-                    Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
-                }
-            }
-            conn.buf.reserve(READ_BUFFER);
-            tokio::select! {
-                biased;
-                read = conn.stream.read_buf(&mut conn.buf) => match read {
-                    Ok(0) if !received_any => {
-                        return Err(HeadFailure::ClosedBeforeResponse(
-                            io::ErrorKind::UnexpectedEof.into(),
-                        ))
-                    }
-                    Ok(0) => {
-                        return Err(HeadFailure::Failed(
-                            "connection closed inside the response head".into(),
-                        ))
-                    }
-                    Ok(_) => {}
-                    Err(error) if !received_any => {
-                        return Err(HeadFailure::ClosedBeforeResponse(error))
-                    }
-                    Err(error) => return Err(HeadFailure::Failed(Box::new(error))),
-                },
-                ready = std::future::poll_fn(|cx| client.poll_read_ready(cx)), if watching => {
-                    let limit = self.config.max_header_bytes;
-                    match ready.map(|()| hear_client(&mut self.buf, client, limit)) {
-                        Ok(ClientHeard::Open) => {}
-                        Ok(ClientHeard::Full) => watching = false,
-                        Ok(ClientHeard::Closed) | Err(_) => return Err(HeadFailure::ClientClosed),
-                    }
-                }
-                () = deadline.as_mut() => return Err(HeadFailure::TimedOut),
-            }
-        }
-    }
-
-    /// Writes the client head and streams the body by its framing. `Ok(true)` when the
-    /// upstream connection ended exactly at the end of the body (reusable).
-    async fn stream_response_body(
-        &mut self,
-        client: &mut TcpStream,
-        conn: &mut UpstreamConn,
-        head: &Head,
-        request: &Request,
-        mut capture: Option<&mut Tee<PrimarySink>>,
-    ) -> Result<bool, BodyFailure> {
-        conn.buf.advance(head.len);
-        let mut keep = |data: &[u8]| {
-            if let Some(capture) = capture.as_deref_mut() {
-                capture.push_slice(data);
-            }
-        };
-        match head.framing {
-            Framing::Empty => {
-                write_client(
-                    client,
-                    &self.response_head,
-                    &self.config.client_send_timeout,
-                )
-                .await?;
-                Ok(conn.buf.is_empty())
-            }
-            Framing::Length(length) => {
-                let now = prefix(&conn.buf, length);
-                write_to_client(
-                    client,
-                    &mut [IoSlice::new(&self.response_head), IoSlice::new(now)],
-                    &self.config.client_send_timeout,
-                )
-                .await
-                .map_err(BodyFailure::Client)?;
-                keep(now);
-                let mut left = length.saturating_sub(now.len() as u64);
-                conn.buf.advance(now.len());
-                while left > 0 {
-                    conn.buf.clear();
-                    read_upstream(conn).await?;
-                    let piece = prefix(&conn.buf, left);
-                    write_client(client, piece, &self.config.client_send_timeout).await?;
-                    keep(piece);
-                    left = left.saturating_sub(piece.len() as u64);
-                    conn.buf.advance(piece.len());
-                }
-                Ok(conn.buf.is_empty())
-            }
-            Framing::Chunked => {
-                let mut decoder = Decoder::new(request.trailers);
-                loop {
-                    let used = decoder
-                        .decode_with(&conn.buf, &mut self.response_head, &mut keep)
-                        .map_err(|error| BodyFailure::Upstream(io::Error::other(error)))?;
-                    conn.buf.advance(used);
-                    if !self.response_head.is_empty() {
-                        write_client(
-                            client,
-                            &self.response_head,
-                            &self.config.client_send_timeout,
-                        )
-                        .await?;
-                        self.response_head.clear();
-                    }
-                    if decoder.is_done() {
-                        return Ok(conn.buf.is_empty());
-                    }
-                    read_upstream(conn).await?;
-                }
-            }
-            Framing::UntilClose => {
-                loop {
-                    chunked::push_chunk(&mut self.response_head, &conn.buf);
-                    keep(&conn.buf);
-                    conn.buf.clear();
-                    if !self.response_head.is_empty() {
-                        write_client(
-                            client,
-                            &self.response_head,
-                            &self.config.client_send_timeout,
-                        )
-                        .await?;
-                        self.response_head.clear();
-                    }
-                    conn.buf.reserve(READ_BUFFER);
-                    match conn.stream.read_buf(&mut conn.buf).await {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(error) => return Err(BodyFailure::Upstream(error)),
-                    }
-                }
-                write_client(
-                    client,
-                    chunked::LAST_CHUNK,
-                    &self.config.client_send_timeout,
-                )
-                .await?;
-                Ok(false)
-            }
-        }
-    }
-
     /// Answers a request that failed before the upstream's head (502/504 for the upstream,
     /// 408/400 for the client's body), counted and logged once like the hyper path does.
     /// The connection stays open only when the request body was consumed.
     async fn fail(
         &mut self,
         client: &mut TcpStream,
-        request: &Request,
+        mut flight: InFlight<'_>,
         error: ForwardError,
-        mut unanswered: Unanswered<'_>,
-        body_consumed: bool,
-        close_after: bool,
     ) -> Next {
-        let started = unanswered.started();
-        unanswered.settle();
+        let request = &flight.request;
+        let body_consumed = flight.body_consumed;
+        let close_after = flight.close_after;
+        let started = flight.unanswered.started();
+        flight.unanswered.settle();
         let error = ProxyError::Forward(error);
         let status = error.status();
         let metrics = self.proxy.metrics();
@@ -832,18 +798,39 @@ enum UploadFailure {
     ClientPaused,
 }
 
-/// What an upstream that fails during an upload is, for the client: 504 when it stalled,
-/// 502 otherwise.
-fn upload_error(upstream: &NativeUpstream, failure: WriteFailure<io::Error>) -> ForwardError {
+/// What an upstream that fails during an upload is: a timeout when it stalled, a failed
+/// connection otherwise.
+fn upload_error(upstream: &NativeUpstream, failure: WriteFailure<io::Error>) -> ExchangeError {
     match failure {
-        WriteFailure::Stalled => ForwardError::Timeout {
-            upstream: upstream.name.clone(),
-            after: upstream.response_timeout,
-        },
-        WriteFailure::Heard(source) | WriteFailure::Io(source) => ForwardError::Failed {
-            upstream: upstream.name.clone(),
-            source: Box::new(source),
-        },
+        WriteFailure::Stalled => ExchangeError::TimedOut(upstream.response_timeout),
+        WriteFailure::Heard(source) | WriteFailure::Io(source) => ExchangeError::Io(source),
+    }
+}
+
+/// Waits beside the upstream for its response head ([`exchange::read_head`]): the
+/// client's closing the connection (EOF) or resetting it is [`Waited::ClientClosed`], the
+/// response timeout running out on `deadline` [`Waited::TimedOut`]. A pipelining client's
+/// next request is no hang-up: its bytes are kept in `buf`, up to `limit` (the listener's
+/// `max_header_bytes`; past that the watch on the client stops for this request).
+async fn watch_client(
+    client: &TcpStream,
+    buf: &mut BytesMut,
+    limit: usize,
+    mut deadline: Pin<&mut Sleep>,
+) -> Waited {
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            biased;
+            ready = std::future::poll_fn(|cx| client.poll_read_ready(cx)), if watching => {
+                match ready.map(|()| hear_client(buf, client, limit)) {
+                    Ok(ClientHeard::Open) => {}
+                    Ok(ClientHeard::Full) => watching = false,
+                    Ok(ClientHeard::Closed) | Err(_) => return Waited::ClientClosed,
+                }
+            }
+            () = deadline.as_mut() => return Waited::TimedOut,
+        }
     }
 }
 
@@ -851,8 +838,8 @@ fn upload_error(upstream: &NativeUpstream, failure: WriteFailure<io::Error>) -> 
 /// answer's head is complete in the connection's buffer (or what it sent can never become
 /// one, which reading the head then reports), an error when it closed or failed first.
 fn heard(conn: &mut UpstreamConn) -> io::Result<Option<()>> {
-    let state = upload::read_available(conn, MAX_RESPONSE_HEAD);
-    if response::answered(&conn.buf, MAX_RESPONSE_HEAD) {
+    let state = upload::read_available(conn, exchange::MAX_RESPONSE_HEAD);
+    if response::answered(&conn.buf, exchange::MAX_RESPONSE_HEAD) {
         return Ok(Some(()));
     }
     match state {
@@ -869,28 +856,92 @@ fn heard(conn: &mut UpstreamConn) -> io::Result<Option<()>> {
 enum BodyFailure {
     /// Writing to (or reading from) the client failed: it went away.
     Client(io::Error),
-    /// Reading from (or writing to) the upstream failed, or its framing was broken.
-    Upstream(io::Error),
+    /// Reading from the upstream failed, or its framing was broken.
+    Upstream(ExchangeError),
 }
 
-/// Reads more of the response body; the upstream closing here is a truncated body.
-async fn read_upstream(conn: &mut UpstreamConn) -> Result<(), BodyFailure> {
-    conn.buf.reserve(READ_BUFFER);
-    match conn.stream.read_buf(&mut conn.buf).await {
-        Ok(0) => Err(BodyFailure::Upstream(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "upstream closed the connection before the end of the body",
-        ))),
-        Ok(_) => Ok(()),
-        Err(error) => Err(BodyFailure::Upstream(error)),
+impl From<ExchangeError> for BodyFailure {
+    fn from(error: ExchangeError) -> BodyFailure {
+        BodyFailure::Upstream(error)
     }
 }
 
-/// The first `at_most` bytes of `bytes`, or all of them when there are fewer: a body's next
-/// piece, its length derived from the slice rather than computed beside it.
-pub(crate) fn prefix(bytes: &[u8], at_most: u64) -> &[u8] {
-    let at_most = usize::try_from(at_most).unwrap_or(usize::MAX);
-    bytes.get(..at_most).unwrap_or(bytes)
+/// The native path's body sink: the client's socket. The client's head is in `out` and goes
+/// with the first piece; a body not delimited by a length is re-framed as chunks in `out`;
+/// the shadows' capture, when mirrored, takes the decoded data.
+struct ToClient<'a> {
+    client: &'a mut TcpStream,
+    /// The client's head, then the re-framed bytes not yet written.
+    out: &'a mut Vec<u8>,
+    send_timeout: &'a std::time::Duration,
+    capture: Option<&'a mut Tee<PrimarySink>>,
+}
+
+impl exchange::BodySink for ToClient<'_> {
+    type Error = BodyFailure;
+
+    fn data(&mut self, data: &[u8], rechunk: bool) -> bool {
+        if rechunk {
+            chunked::push_chunk(self.out, data);
+        }
+        if let Some(capture) = self.capture.as_deref_mut() {
+            capture.push_slice(data);
+        }
+        true
+    }
+
+    fn chunked(
+        &mut self,
+        decoder: &mut Decoder,
+        input: &[u8],
+    ) -> Result<usize, chunked::ChunkError> {
+        let capture = &mut self.capture;
+        decoder.decode_with(input, self.out, |data| {
+            if let Some(capture) = capture.as_deref_mut() {
+                capture.push_slice(data);
+            }
+        })
+    }
+
+    fn cut_short(&self) -> bool {
+        false
+    }
+
+    async fn flush(&mut self, raw: &[u8]) -> Result<(), BodyFailure> {
+        // Usually the socket takes it all at once: one system call, no timer and no nested
+        // future; only what it leaves waits on the client.
+        let wanted = self.out.len() + raw.len();
+        let tried = match (self.out.is_empty(), raw.is_empty()) {
+            (true, true) => return Ok(()),
+            (true, false) => self.client.try_write(raw),
+            (false, true) => self.client.try_write(self.out),
+            (false, false) => self
+                .client
+                .try_write_vectored(&[IoSlice::new(self.out), IoSlice::new(raw)]),
+        };
+        let written = match tried {
+            Ok(0) => return Err(BodyFailure::Client(io::ErrorKind::WriteZero.into())),
+            Ok(written) => written,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(error) => return Err(BodyFailure::Client(error)),
+        };
+        if written < wanted {
+            let out_rest = self.out.get(written..).unwrap_or_default();
+            let raw_rest = raw
+                .get(written.saturating_sub(self.out.len())..)
+                .unwrap_or_default();
+            let slices = &mut [IoSlice::new(out_rest), IoSlice::new(raw_rest)];
+            write_to_client(self.client, slices, self.send_timeout)
+                .await
+                .map_err(BodyFailure::Client)?;
+        }
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn closed(&mut self) -> Result<(), BodyFailure> {
+        write_client(self.client, chunked::LAST_CHUNK, self.send_timeout).await
+    }
 }
 
 /// Writes `bytes` to the client ([`write_to_client`] for one buffer, kept apart because the
@@ -957,23 +1008,17 @@ fn wait_writable<'a>(
     })
 }
 
-/// Writes every slice, in as few system calls as the socket allows.
-pub(super) async fn write_all_vectored(
-    stream: &mut TcpStream,
-    mut slices: &mut [IoSlice<'_>],
-) -> io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let written = stream.write_vectored(slices).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, written);
-    }
-    Ok(())
+/// An HTTP/1 upstream as the native engine reaches it: what it reads of the upstream's
+/// config per request, and the pool of sockets it shares with the hyper path's client.
+pub struct NativeUpstream {
+    /// The upstream's name, for logs and errors.
+    pub name: String,
+    /// Time allowed from sending a request to its response head (exceeded: 504).
+    pub response_timeout: std::time::Duration,
+    /// Its idle keep-alive sockets (shared with the hyper path's client of the upstream).
+    pub pool: std::sync::Arc<pool::RawPool>,
 }
 
-/// For the upstream config that the engine reads per request.
 impl NativeUpstream {
     /// The native engine's view of an HTTP/1 upstream whose idle sockets are `pool`.
     pub fn new(

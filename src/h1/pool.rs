@@ -9,7 +9,7 @@
 //! socket's read readiness when a read comes back short, so an idle socket that shows
 //! readable again has received something — a FIN, a reset or stray bytes — and is dropped
 //! (one `read` confirms it). What slips through (a close racing the next request) is retried
-//! by the engine for requests without a body.
+//! by the exchange's one rule (`exchange::Retries`).
 
 use bytes::BytesMut;
 use std::io;
@@ -17,10 +17,6 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-
-/// How often a request whose pooled connection turned out closed (before any of its answer
-/// arrived) is tried again on another connection.
-pub(crate) const MAX_STALE_RETRIES: usize = 3;
 
 /// Read buffer of an upstream connection: one read takes a 16 KiB response whole.
 const READ_BUFFER: usize = 32 * 1024;

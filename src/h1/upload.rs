@@ -9,6 +9,7 @@
 //! waits on writability *or* readability. The caller decides, with its `hear` function,
 //! when what was read is an answer.
 
+use super::exchange::Sent;
 use super::pool::UpstreamConn;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -107,23 +108,27 @@ pub(super) async fn write_listening<T, E>(
 /// The first write of a request on a socket: the upstream has had nothing to answer yet,
 /// so the bytes go at once when the socket takes them all (the usual case: a head and a
 /// small body; no readiness check, no system call beyond the write), and only what is left
-/// goes through [`write_listening`].
+/// goes through [`write_listening`]. A failure says how far the request got: nothing, when
+/// that first write failed outright (for the retry rule of [`super::exchange::Retries`]);
+/// otherwise, conservatively, some of it.
 pub(super) async fn write_request<T, E>(
     conn: &mut UpstreamConn,
     mut slices: &mut [IoSlice<'_>],
     stall: Option<Duration>,
     hear: impl FnMut(&mut UpstreamConn) -> Result<Option<T>, E>,
-) -> Result<Wrote<T>, WriteFailure<E>> {
+) -> Result<Wrote<T>, (WriteFailure<E>, Sent)> {
     IoSlice::advance_slices(&mut slices, 0);
     match conn.stream.try_write_vectored(slices) {
         Ok(written) => IoSlice::advance_slices(&mut slices, written),
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-        Err(error) => return Err(WriteFailure::Io(error)),
+        Err(error) => return Err((WriteFailure::Io(error), Sent::Nothing)),
     }
     if slices.is_empty() {
         return Ok(Wrote::All);
     }
-    write_listening(conn, slices, stall, hear).await
+    write_listening(conn, slices, stall, hear)
+        .await
+        .map_err(|failure| (failure, Sent::Request))
 }
 
 /// Whether the socket may have something to read (tokio's cached readiness; no system call).

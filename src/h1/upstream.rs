@@ -19,11 +19,12 @@
 //! after the body's end. How long the *client* takes to send its body is not the upstream's
 //! to answer for (the listener's `client_body_timeout` bounds its pauses).
 
-use super::chunked::{push_size_line, ChunkError, Decoder};
-use super::pool::{ConnectError, RawPool, UpstreamConn, MAX_STALE_RETRIES};
-use super::response::{self, Framing, HeadError, Parsed};
+use super::chunked::{push_size_line, Decoder};
+pub use super::exchange::BoxError;
+use super::exchange::{self, ExchangeError, KeepMap, Retries, Sent, WriteError, READ_SIZE};
+use super::pool::{RawPool, UpstreamConn};
+use super::response::{self, Framing};
 use super::upload::{self, Heard, WriteFailure, Wrote};
-use super::write_all_vectored;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -34,59 +35,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, Sleep};
 
-/// Largest response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Read size while a response body streams.
-const READ_SIZE: usize = 16 * 1024;
 /// Trailer fields taken from a chunked response.
 const MAX_TRAILER_FIELDS: usize = 64;
 
-/// Type-erased error with its cause chain.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Why an exchange failed before its response head.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    /// No connection could be made.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// The connection failed while sending the request or reading the response head.
-    #[error("connection failed")]
-    Io(#[source] io::Error),
-    /// The upstream closed the connection before a complete response head.
-    #[error("connection closed before the response head was complete")]
-    Closed,
-    /// The response head was malformed.
-    #[error(transparent)]
-    Head(#[from] HeadError),
-    /// The client's request body failed (it went away mid-upload).
-    #[error("request body failed")]
-    RequestBody(#[source] BoxError),
-    /// The request body was longer or shorter than its `Content-Length`.
-    #[error("request body length does not match its Content-Length")]
-    RequestLength,
-    /// The upstream took no byte of the request, or sent no response head after it, for
-    /// its response timeout.
-    #[error("the upstream took nothing of the request, or sent no answer, for {0:?}")]
-    TimedOut(Duration),
-}
-
-/// Why a response body stopped before its end.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// Reading from the upstream failed.
-    #[error("reading the response body failed")]
-    Io(#[source] io::Error),
-    /// The upstream closed the connection before the end of the body.
-    #[error("upstream closed the connection before the end of the body")]
-    Closed,
-    /// The chunked coding was malformed.
-    #[error(transparent)]
-    Chunked(#[from] ChunkError),
-}
+/// A final response head, parsed, and its status.
+type Answer = (HeaderMap, response::Head, StatusCode);
 
 /// How the request body is delimited on the upstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,36 +105,30 @@ where
         }
         _ => {}
     }
-    let retryable = ended
-        && first_len == 0
-        && matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        );
-    let mut tries = 0;
+    let replayable =
+        exchange::replayable(parts.method.as_str().as_bytes(), ended && first_len == 0);
+    let mut retries = Retries::default();
     let mut early = false;
     // Registered in the timer wheel only when a phase actually waits.
     let mut deadline = std::pin::pin!(tokio::time::sleep(response_timeout));
-    let (mut conn, mut headers, response_head) = loop {
+    let (mut conn, (mut headers, response_head, status)) = loop {
         let mut conn = match pool.check_out() {
             Some(conn) => conn,
             None => pool.connect().await?,
         };
-        let stale_retry = conn.reused && tries < MAX_STALE_RETRIES;
         let mut sent = 0;
-        // The head and what is already at hand of the body go in one write; a failure here
-        // lost nothing of the body (the first frame is kept), so any request may go again.
+        // The head and what is already at hand of the body go in one write; the first frame
+        // is kept, so a request of which nothing was written may go again whatever it is.
         let start = write_start(&mut conn, &head, first.as_ref(), outgoing, ended, &mut sent);
         // The timer was set when the exchange began (a retry keeps what is left of it).
         if let Err(error) = bounded(start, deadline.as_mut(), response_timeout, false).await? {
-            if stale_retry {
-                tries += 1;
+            if retries.again(conn.reused, error.sent, replayable) {
                 continue;
             }
-            return Err(ExchangeError::Io(error));
+            return Err(ExchangeError::Io(error.source));
         }
         if !ended {
-            if let Some((headers, head)) = send_rest(
+            if let Some(answer) = send_rest(
                 &mut conn,
                 &mut body,
                 outgoing,
@@ -191,15 +140,15 @@ where
             {
                 // Answered before the body was all sent: this connection is done.
                 early = true;
-                break (conn, headers, head);
+                break (conn, answer);
             }
         }
         let head_read = read_head(&mut conn, is_head);
         match bounded(head_read, deadline.as_mut(), response_timeout, true).await? {
-            Ok((headers, head)) => break (conn, headers, head),
-            Err(ReadFailure::BeforeResponse(_)) if stale_retry && retryable => tries += 1,
-            Err(ReadFailure::BeforeResponse(error)) => return Err(ExchangeError::Io(error)),
-            Err(ReadFailure::After(error)) => return Err(error),
+            Ok(answer) => break (conn, answer),
+            Err(ExchangeError::ClosedBeforeResponse(_))
+                if retries.again(conn.reused, Sent::Request, replayable) => {}
+            Err(error) => return Err(error),
         }
     };
     conn.buf.advance(response_head.len);
@@ -211,8 +160,6 @@ where
         // coding is not the body's.
         headers.remove(header::CONTENT_LENGTH);
     }
-    let status = StatusCode::from_u16(response_head.status)
-        .map_err(|_| ExchangeError::Head(HeadError::Malformed("bad status code")))?;
     let body = NativeBody::new(
         conn,
         pool.clone(),
@@ -310,7 +257,7 @@ async fn write_start(
     outgoing: Outgoing,
     ended: bool,
     sent: &mut u64,
-) -> io::Result<()> {
+) -> Result<(), WriteError> {
     let data = first
         .and_then(Frame::data_ref)
         .map_or(&[][..], |data| &data[..]);
@@ -325,7 +272,7 @@ async fn write_start(
         &mut after,
     );
     *sent += data.len() as u64;
-    write_all_vectored(
+    exchange::write_all(
         &mut conn.stream,
         &mut [
             IoSlice::new(head),
@@ -374,7 +321,7 @@ async fn send_rest<B>(
     mut sent: u64,
     is_head: bool,
     stall: Duration,
-) -> Result<Option<(HeaderMap, response::Head)>, ExchangeError>
+) -> Result<Option<Answer>, ExchangeError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -395,7 +342,7 @@ where
         let frame = match next {
             // The upstream may have spoken.
             None => match hear(conn, is_head, &mut headers)? {
-                Some(head) => return Ok(Some((headers, head))),
+                Some((head, status)) => return Ok(Some((headers, head, status))),
                 None => continue,
             },
             Some(None) => break,
@@ -425,9 +372,10 @@ where
             IoSlice::new(&data),
             IoSlice::new(&after),
         ];
-        if let Some(head) = write_listening(conn, &mut slices, is_head, &mut headers, stall).await?
+        if let Some((head, status)) =
+            write_listening(conn, &mut slices, is_head, &mut headers, stall).await?
         {
-            return Ok(Some((headers, head)));
+            return Ok(Some((headers, head, status)));
         }
         if last {
             return check_length(outgoing, sent).map(|()| None);
@@ -436,7 +384,7 @@ where
     // The body ended without saying so beforehand: the last chunk still has to go.
     if outgoing == Outgoing::Chunked {
         chunk_framing(outgoing, 0, None, true, &mut before, &mut after);
-        if let Some(head) = write_listening(
+        if let Some((head, status)) = write_listening(
             conn,
             &mut [IoSlice::new(&after)],
             is_head,
@@ -445,7 +393,7 @@ where
         )
         .await?
         {
-            return Ok(Some((headers, head)));
+            return Ok(Some((headers, head, status)));
         }
     }
     check_length(outgoing, sent).map(|()| None)
@@ -460,7 +408,7 @@ async fn write_listening(
     is_head: bool,
     headers: &mut HeaderMap,
     stall: Duration,
-) -> Result<Option<response::Head>, ExchangeError> {
+) -> Result<Option<(response::Head, StatusCode)>, ExchangeError> {
     let heard = |conn: &mut UpstreamConn| hear(conn, is_head, headers);
     match upload::write_listening(conn, slices, Some(stall), heard).await {
         Ok(Wrote::All) => Ok(None),
@@ -479,36 +427,18 @@ fn hear(
     conn: &mut UpstreamConn,
     is_head: bool,
     headers: &mut HeaderMap,
-) -> Result<Option<response::Head>, ExchangeError> {
-    let heard = upload::read_available(conn, MAX_RESPONSE_HEAD);
-    match (parse_answer(&mut conn.buf, is_head, headers)?, heard) {
+) -> Result<Option<(response::Head, StatusCode)>, ExchangeError> {
+    let heard = upload::read_available(conn, exchange::MAX_RESPONSE_HEAD);
+    let mut reader = KeepMap {
+        is_head,
+        map: headers,
+    };
+    match (exchange::parse_final(&mut conn.buf, &mut reader)?, heard) {
         (Some(head), _) => Ok(Some(head)),
         (None, Heard::Open) => Ok(None),
         (None, Heard::Closed) => Err(ExchangeError::Closed),
         (None, Heard::Failed(error)) => Err(ExchangeError::Io(error)),
     }
-}
-
-/// Parses what is at the start of `buf`: the final answer's head when it is complete,
-/// interim (1xx) answers skipped and consumed, `None` while more is needed.
-fn parse_answer(
-    buf: &mut BytesMut,
-    is_head: bool,
-    headers: &mut HeaderMap,
-) -> Result<Option<response::Head>, ExchangeError> {
-    while !buf.is_empty() {
-        match response::inspect_map(buf, is_head, headers)? {
-            Parsed::Final(head) => return Ok(Some(head)),
-            Parsed::Interim(len) => buf.advance(len),
-            Parsed::Partial if buf.len() < MAX_RESPONSE_HEAD => break,
-            Parsed::Partial => {
-                return Err(ExchangeError::Head(HeadError::Malformed(
-                    "response head too large",
-                )))
-            }
-        }
-    }
-    Ok(None)
 }
 
 fn check_length(outgoing: Outgoing, sent: u64) -> Result<(), ExchangeError> {
@@ -537,42 +467,16 @@ pub(crate) fn forbidden_trailer(name: &HeaderName) -> bool {
         || crate::proxy::headers::is_hop_by_hop(name.as_str().as_bytes())
 }
 
-/// Why reading the response head failed: before a byte of it (a stale pooled connection,
-/// when the connection was reused) or after.
-enum ReadFailure {
-    BeforeResponse(io::Error),
-    After(ExchangeError),
-}
-
 /// Reads the final response head (1xx skipped), its end-to-end fields kept.
-async fn read_head(
-    conn: &mut UpstreamConn,
-    is_head: bool,
-) -> Result<(HeaderMap, response::Head), ReadFailure> {
-    let mut received_any = false;
+async fn read_head(conn: &mut UpstreamConn, is_head: bool) -> Result<Answer, ExchangeError> {
     let mut headers = HeaderMap::new();
-    loop {
-        if !conn.buf.is_empty() {
-            received_any = true;
-            if let Some(head) =
-                parse_answer(&mut conn.buf, is_head, &mut headers).map_err(ReadFailure::After)?
-            {
-                return Ok((headers, head));
-            }
-        }
-        conn.buf.reserve(READ_SIZE);
-        match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) if !received_any => {
-                return Err(ReadFailure::BeforeResponse(
-                    io::ErrorKind::UnexpectedEof.into(),
-                ))
-            }
-            Ok(0) => return Err(ReadFailure::After(ExchangeError::Closed)),
-            Ok(_) => {}
-            Err(error) if !received_any => return Err(ReadFailure::BeforeResponse(error)),
-            Err(error) => return Err(ReadFailure::After(ExchangeError::Io(error))),
-        }
-    }
+    let mut reader = KeepMap {
+        is_head,
+        map: &mut headers,
+    };
+    let (head, status) =
+        exchange::read_head_only(&mut conn.stream, &mut conn.buf, &mut reader).await?;
+    Ok((headers, head, status))
 }
 
 /// Where a response body is.
@@ -635,7 +539,10 @@ impl NativeBody {
     }
 
     /// The body broke: the socket is dropped, the error handed out once.
-    fn abandon(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn abandon(
+        &mut self,
+        error: ExchangeError,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         self.conn = None;
         self.state = BodyState::Done;
         Poll::Ready(Some(Err(error)))
@@ -658,12 +565,12 @@ impl NativeBody {
 
 impl Body for NativeBody {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = ExchangeError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         let this = self.get_mut();
         loop {
             if let BodyState::Trailers(map) = &mut this.state {
@@ -730,8 +637,8 @@ impl Body for NativeBody {
                     this.state = BodyState::Done;
                     return Poll::Ready(None);
                 }
-                Ok(false) => return this.abandon(BodyError::Closed),
-                Err(error) => return this.abandon(BodyError::Io(error)),
+                Ok(false) => return this.abandon(ExchangeError::BodyClosed),
+                Err(error) => return this.abandon(ExchangeError::BodyIo(error)),
             }
         }
     }

@@ -2,8 +2,9 @@
 //! response timeouts, and errors classified into what a client should be told.
 
 use crate::config::{UpstreamConfig, UpstreamProtocol};
+use crate::h1::exchange::ExchangeError;
 use crate::h1::pool::RawPool;
-use crate::h1::upstream::{self as native, ExchangeError, NativeBody};
+use crate::h1::upstream::{self as native, NativeBody};
 use crate::proxy::client_body::ClientBodyFailure;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub use crate::h1::upstream::BoxError;
+pub use crate::h1::exchange::BoxError;
 
 /// Why a forward failed, classified once here so the edge can map it to a status: 502 or
 /// 504 when the upstream failed, 408 or 400 when the client's request body did.
@@ -69,6 +70,23 @@ pub enum ForwardError {
 }
 
 impl ForwardError {
+    /// What an HTTP/1 upstream exchange's failure is for the client, on every path that
+    /// answers one: unreachable (502), timed out (504), or failed (502).
+    pub fn from_exchange(upstream: &str, error: ExchangeError) -> ForwardError {
+        let upstream = upstream.to_string();
+        match error {
+            ExchangeError::Connect(source) => ForwardError::Unreachable {
+                upstream,
+                source: Box::new(source),
+            },
+            ExchangeError::TimedOut(after) => ForwardError::Timeout { upstream, after },
+            source => ForwardError::Failed {
+                upstream,
+                source: Box::new(source),
+            },
+        }
+    }
+
     /// What `error` becomes when the client's request body failed first ([`BodyWatch`]):
     /// the client's fault, with what the upstream client reported as its cause.
     ///
@@ -230,18 +248,7 @@ where
             Transport::Http1(pool) => {
                 match native::send(pool, request, self.response_timeout).await {
                     Ok(response) => Ok(response.map(UpstreamBody::Native)),
-                    Err(ExchangeError::Connect(source)) => Err(ForwardError::Unreachable {
-                        upstream: self.name.clone(),
-                        source: Box::new(source),
-                    }),
-                    Err(ExchangeError::TimedOut(after)) => Err(ForwardError::Timeout {
-                        upstream: self.name.clone(),
-                        after,
-                    }),
-                    Err(source) => Err(ForwardError::Failed {
-                        upstream: self.name.clone(),
-                        source: Box::new(source),
-                    }),
+                    Err(error) => Err(ForwardError::from_exchange(&self.name, error)),
                 }
             }
             // hyper's client sends the body from its connection task: the response timeout

@@ -23,6 +23,7 @@ pub mod headers;
 
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::h1::NativeUpstream;
 use crate::layer::{MirrorLayer, MirroredBody, TeedRequestBody};
 use crate::router::{request_host, RouteMatch, Router};
 use crate::shadow::Mirror;
@@ -58,16 +59,6 @@ pub struct ConnectionInfo {
     pub client_body_timeout: std::time::Duration,
     /// The listener's `Via` elements (`None`: `via = false`), made once per listener.
     pub via: Option<headers::Via>,
-}
-
-/// An HTTP/1 upstream as the native engine ([`crate::h1`]) reaches it.
-pub struct NativeUpstream {
-    /// The upstream's name, for logs and errors.
-    pub name: String,
-    /// Time allowed from sending a request to its response head (exceeded: 504).
-    pub response_timeout: std::time::Duration,
-    /// Its idle keep-alive sockets (shared with the hyper path's client of the upstream).
-    pub pool: Arc<crate::h1::pool::RawPool>,
 }
 
 /// Per-route settings the handler needs on every request, resolved once at start.

@@ -73,7 +73,7 @@ enum ShadowError {
     #[error("shadow response body failed")]
     Body(#[source] crate::proxy::forward::BoxError),
     #[error("shadow request failed")]
-    Native(#[source] crate::h1::client::ClientError),
+    Native(#[source] crate::h1::exchange::ExchangeError),
     #[error("no valid request target for the shadow")]
     Uri(#[source] http::Error),
 }
