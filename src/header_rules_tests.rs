@@ -130,3 +130,27 @@ fn request_ids_are_visible_ascii_up_to_200_bytes() {
     let mut buffer = uuid::Uuid::encode_buffer();
     assert_eq!(new_request_id(&mut buffer).len(), 36);
 }
+
+/// Any bytes at all, table names with one byte changed to anything: [`classify`] agrees with
+/// the plain reading of the table (a case-insensitive compare against each name), so the fast
+/// first-letter dispatch and the branch-free compare cannot drift from it.
+#[test]
+fn classify_is_the_table_read_plainly_for_any_bytes() {
+    use proptest::prelude::*;
+    fn plainly(name: &[u8]) -> FieldClass {
+        TABLE
+            .iter()
+            .find(|(known, _)| name.eq_ignore_ascii_case(known.as_bytes()))
+            .map_or(FieldClass::EndToEnd, |(_, class)| *class)
+    }
+    let near_table = (0..TABLE.len(), any::<usize>(), any::<u8>()).prop_map(|(i, at, byte)| {
+        let mut name = TABLE[i].0.as_bytes().to_vec();
+        let at = at % name.len();
+        name[at] = byte;
+        name
+    });
+    let names = prop_oneof![proptest::collection::vec(any::<u8>(), 0..20), near_table];
+    proptest!(ProptestConfig::with_cases(4096), |(name in names)| {
+        prop_assert_eq!(classify(&name), plainly(&name));
+    });
+}

@@ -99,6 +99,22 @@ impl MirrorLayer {
         B: Body,
         F: FnOnce(Request<TeedRequestBody<B>>) -> Fut,
     {
+        let (request, capture) = self.begin(route, request);
+        MirrorFuture {
+            inner: send(request),
+            capture: Some(capture),
+        }
+    }
+
+    /// The first half of [`MirrorLayer::mirror_request`], for a caller that sends the request
+    /// itself (the proxy awaits its upstream inside its own future, so no second future is
+    /// built and moved around on every request): the request with its body teed when
+    /// sampled, and the [`AnswerCapture`] to give the answer to.
+    pub fn begin<B: Body>(
+        &self,
+        route: Option<RouteMatch>,
+        request: Request<B>,
+    ) -> (Request<TeedRequestBody<B>>, AnswerCapture) {
         let (parts, body) = request.into_parts();
         let (body, slot) = self.tee_request(route, &parts, body);
         // The answer's latency for comparison is measured like a shadow's: from sending.
@@ -108,10 +124,7 @@ impl MirrorLayer {
             budget: self.mirror.budget().clone(),
             cap: self.max_response_body_bytes,
         });
-        MirrorFuture {
-            inner: send(Request::from_parts(parts, body)),
-            capture,
-        }
+        (Request::from_parts(parts, body), AnswerCapture { capture })
     }
 
     /// Wraps the request body in a tee when the request is mirrored (the plan decides), so
@@ -231,7 +244,7 @@ pin_project_lite::pin_project! {
     pub struct MirrorFuture<F> {
         #[pin]
         inner: F,
-        capture: Option<Capture>,
+        capture: Option<AnswerCapture>,
     }
 }
 
@@ -245,12 +258,29 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answered = ready!(this.inner.poll(cx));
-        // Taken either way: on an error the slot is dropped now, publishing "no answer".
+        // Taken either way: on an error the capture is dropped now, publishing "no answer".
         let capture = this.capture.take();
         let response = answered?;
-        // The answer's fields as the inner service gave them: a caller that adds its own
-        // (the proxy's Via) does so after, and the shadow's answer carries none of them.
-        let capture = capture.map(|capture| {
+        Poll::Ready(Ok(match capture {
+            Some(capture) => capture.answered(response),
+            None => response.map(|body| MirroredBody::new(body, None)),
+        }))
+    }
+}
+
+/// The second half of a mirrored exchange ([`MirrorLayer::begin`]): given the answer, it
+/// captures its head at once and its body as it streams. Dropped without an answer (the
+/// inner service failed), it publishes "no answer" to the shadows' comparison.
+pub struct AnswerCapture {
+    capture: Option<Capture>,
+}
+
+impl AnswerCapture {
+    /// The answer, its body wrapped so a mirrored request's answer is captured as it
+    /// streams. Its fields are taken as given: a caller that adds its own (the proxy's Via)
+    /// does so after, and the shadow's answer carries none of them.
+    pub fn answered<RB: Body>(self, response: Response<RB>) -> Response<MirroredBody<RB>> {
+        let capture = self.capture.map(|capture| {
             let sink = PrimarySink::new(
                 capture.slot,
                 response.status(),
@@ -260,7 +290,7 @@ where
             );
             Tee::new(capture.cap, sink)
         });
-        Poll::Ready(Ok(response.map(|body| MirroredBody::new(body, capture))))
+        response.map(|body| MirroredBody::new(body, capture))
     }
 }
 

@@ -305,22 +305,23 @@ impl Proxy {
         let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
         // The layer tees the request as it stands now (routed here, not again) and captures
         // the answer; the request target becomes the upstream's only after the copy is planned.
-        let send = |mut request: Request<RequestBody>| async move {
-            *request.uri_mut() = upstream
-                .uri_for(request.uri().path_and_query())
-                .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
-            match upstream.send(request).await {
-                Ok(response) => Ok::<_, ProxyError>(response),
-                Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
-                    Some(failure) => Err(ForwardError::after_client_failure(failure, error).into()),
-                    None => Err(error.into()),
-                },
-            }
-        };
-        let response = self
+        // Its two halves around our own await, so no second future is built and moved.
+        let (request, capture) = self
             .mirroring
-            .mirror_request(Some(found), Request::from_parts(parts, body), send)
-            .await?;
+            .begin(Some(found), Request::from_parts(parts, body));
+        let (mut parts, body) = request.into_parts();
+        parts.uri = upstream
+            .uri_for(parts.uri.path_and_query())
+            .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
+        let response = match upstream.send(Request::from_parts(parts, body)).await {
+            Ok(response) => capture.answered(response),
+            Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
+                Some(failure) => {
+                    return Err(ForwardError::after_client_failure(failure, error).into())
+                }
+                None => return Err(error.into()),
+            },
+        };
         tracing::debug!(
             upstream = upstream.name(),
             status = response.status().as_u16(),
