@@ -35,6 +35,8 @@ pub mod admin;
 pub mod app;
 pub mod compare;
 pub mod config;
+pub mod connection;
+pub mod context;
 pub mod demo;
 pub mod digest;
 pub mod error;

@@ -6,10 +6,11 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::config::{Http1Engine, ListenerConfig};
+use crate::connection::ConnectionInfo;
 use crate::h1::Ended;
 use crate::pause::PauseTimer;
 use crate::proxy::headers::{FramingError, HeadScanner};
-use crate::proxy::{ConnectionInfo, Proxy};
+use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
@@ -82,14 +83,14 @@ pub async fn serve(
                 Err(_) => break,
             },
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.metrics(), local);
+                reaped(joined, proxy.context().metrics(), local);
                 continue;
             }
             _ = crate::shutdown::flagged(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.metrics(), local);
+                reaped(joined, proxy.context().metrics(), local);
                 continue;
             }
             accepted = listener.accept() => match accepted {
@@ -114,7 +115,7 @@ pub async fn serve(
             client_body_timeout: config.client_body_timeout,
             via: via.clone(),
         });
-        let open = OpenConnection::new(proxy.metrics().clone(), permit);
+        let open = OpenConnection::new(proxy.context().metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
             proxy: proxy.clone(),
@@ -131,7 +132,7 @@ pub async fn serve(
                     connection.serve(stream).await;
                     drop(open);
                 },
-                proxy.metrics().clone(),
+                proxy.context().metrics().clone(),
                 info,
             )
             .instrument(span),
@@ -144,7 +145,7 @@ pub async fn serve(
     );
     let drained = async {
         while let Some(joined) = connections.join_next().await {
-            reaped(joined, proxy.metrics(), local);
+            reaped(joined, proxy.context().metrics(), local);
         }
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
@@ -216,7 +217,7 @@ impl Connection {
             Http1Engine::Native => {
                 match crate::h1::serve(
                     stream,
-                    &self.proxy,
+                    self.proxy.context(),
                     &self.info,
                     &self.config,
                     &self.shutdown,

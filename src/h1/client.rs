@@ -10,9 +10,8 @@
 //! caller bounds the whole exchange with the mirror timeout.
 
 use super::chunked::{self, ChunkError, Decoder};
-use super::exchange::{self, ExchangeError, KeepFields, Retries, Sent};
+use super::exchange::{self, put, ExchangeError, KeepFields, Retries, Sent};
 use super::pool::{RawPool, UpstreamConn};
-use super::request::put;
 use crate::config::UpstreamConfig;
 use crate::shadow::budget::{Keeper, KeptBody};
 use crate::shadow::copy::HeaderEdits;

@@ -43,9 +43,10 @@ mod upload;
 pub mod upstream;
 
 use crate::config::ListenerConfig;
+use crate::connection::{ConnectionInfo, Unanswered};
+use crate::context::{Context, NativeUpstream};
 use crate::error::ProxyError;
 use crate::proxy::forward::ForwardError;
-use crate::proxy::{ConnectionInfo, Proxy, Unanswered};
 use crate::shadow::fields::Fields;
 use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::RequestTee;
@@ -99,13 +100,13 @@ enum Next {
 /// Serves one client connection until it closes or needs the hyper path.
 pub async fn serve(
     mut client: TcpStream,
-    proxy: &Proxy,
+    context: &Context,
     info: &ConnectionInfo,
     config: &ListenerConfig,
     shutdown: &watch::Receiver<bool>,
 ) -> Ended {
     let mut connection = Connection {
-        proxy,
+        context,
         buf: BytesMut::with_capacity(READ_BUFFER),
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
@@ -185,7 +186,7 @@ async fn close_unread(mut client: TcpStream, mut scratch: BytesMut) -> Ended {
 
 /// A client connection's state on the native path.
 struct Connection<'a> {
-    proxy: &'a Proxy,
+    context: &'a Context,
     /// Bytes read from the client and not yet consumed.
     buf: BytesMut,
     /// The head sent upstream (kept until the response head arrives, for a retry).
@@ -271,23 +272,23 @@ impl<'a> Connection<'a> {
         if self.buf.is_empty() {
             return Accepted::Nothing;
         }
-        let proxy = self.proxy;
+        let context = self.context;
         let config = self.config;
         match request::prepare(
             &self.buf,
-            proxy,
+            context,
             info,
             config.max_headers,
             &mut self.request_head,
         ) {
             Prepared::Native(request) => Accepted::Request(request),
             Prepared::Fallback(reason) => {
-                proxy.metrics().record_handover(reason);
+                context.metrics().record_handover(reason);
                 Accepted::Fallback
             }
             // The hyper path answers an oversized head (431).
             Prepared::Partial if self.buf.len() >= config.max_header_bytes => {
-                proxy.metrics().record_handover(Handover::HeadTooLarge);
+                context.metrics().record_handover(Handover::HeadTooLarge);
                 Accepted::Fallback
             }
             Prepared::Partial => Accepted::Partial,
@@ -313,7 +314,7 @@ impl<'a> Connection<'a> {
             Err(Unsent::Failed(error)) => return self.fail(client, flight, error).await,
             Err(Unsent::Abandoned) => return Next::Close,
         };
-        let route = self.proxy.metrics().route(Some(flight.request.route));
+        let route = self.context.metrics().route(Some(flight.request.route));
         let outcome = self
             .stream_answer(client, &mut flight, &mut forwarded, route)
             .await;
@@ -326,10 +327,10 @@ impl<'a> Connection<'a> {
     /// read with it — once, so the buffer from now on holds only what follows.
     #[inline(always)]
     fn route(&mut self, request: Request, close_after: bool) -> Option<InFlight<'a>> {
-        let proxy = self.proxy;
-        let upstream = proxy.native_upstream(request.upstream)?;
+        let context = self.context;
+        let upstream = context.native_upstream(request.upstream)?;
         let unanswered = Unanswered::new(
-            proxy.metrics(),
+            context.metrics(),
             Some(request.route),
             request.method,
             Instant::now(),
@@ -367,7 +368,7 @@ impl<'a> Connection<'a> {
             return;
         }
         if let Some((copy, slot)) =
-            mirror::plan(self.proxy, &mut flight.request, &self.request_head)
+            mirror::plan(self.context, &mut flight.request, &self.request_head)
         {
             flight.request_copy = Some(copy);
             flight.primary_slot = Some(slot);
@@ -534,13 +535,13 @@ impl<'a> Connection<'a> {
         route: &RouteMetrics,
     ) -> Result<bool, BodyFailure> {
         flight.unanswered.settle();
-        self.proxy
+        self.context
             .metrics()
             .record_request(route, flight.request.method, forwarded.status);
         let mut capture = flight.primary_slot.take().map(|slot| {
             let fields = std::mem::take(&mut flight.primary_fields);
             mirror::capture(
-                self.proxy,
+                self.context,
                 slot,
                 forwarded.status,
                 fields,
@@ -581,7 +582,7 @@ impl<'a> Connection<'a> {
         route: &RouteMetrics,
         outcome: Result<bool, BodyFailure>,
     ) -> Next {
-        let metrics = self.proxy.metrics();
+        let metrics = self.context.metrics();
         let started = flight.unanswered.started();
         metrics.record_primary_duration(route, started.elapsed().as_secs_f64());
         let upstream = flight.upstream;
@@ -715,7 +716,7 @@ impl<'a> Connection<'a> {
         flight.unanswered.settle();
         let error = ProxyError::Forward(error);
         let status = error.status();
-        let metrics = self.proxy.metrics();
+        let metrics = self.context.metrics();
         let route = metrics.route(Some(request.route));
         metrics.record_request(route, request.method, status);
         metrics.record_error(route, error.reason());
@@ -1006,30 +1007,4 @@ fn wait_writable<'a>(
             )),
         }
     })
-}
-
-/// An HTTP/1 upstream as the native engine reaches it: what it reads of the upstream's
-/// config per request, and the pool of sockets it shares with the hyper path's client.
-pub struct NativeUpstream {
-    /// The upstream's name, for logs and errors.
-    pub name: String,
-    /// Time allowed from sending a request to its response head (exceeded: 504).
-    pub response_timeout: std::time::Duration,
-    /// Its idle keep-alive sockets (shared with the hyper path's client of the upstream).
-    pub pool: std::sync::Arc<pool::RawPool>,
-}
-
-impl NativeUpstream {
-    /// The native engine's view of an HTTP/1 upstream whose idle sockets are `pool`.
-    pub fn new(
-        name: &str,
-        config: &crate::config::UpstreamConfig,
-        pool: std::sync::Arc<pool::RawPool>,
-    ) -> NativeUpstream {
-        NativeUpstream {
-            name: name.to_string(),
-            response_timeout: config.response_timeout,
-            pool,
-        }
-    }
 }
