@@ -7,8 +7,8 @@
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::context::Context;
+use crate::forward::UpstreamClient;
 use crate::listener;
-use crate::proxy::forward::UpstreamClient;
 use crate::proxy::{Proxy, RequestBody};
 use crate::report::{ReportError, Reporter};
 use crate::router::Router;

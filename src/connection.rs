@@ -9,7 +9,7 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::proxy::headers;
+use crate::headers;
 use crate::telemetry::Metrics;
 use http::header::HeaderValue;
 use std::net::SocketAddr;

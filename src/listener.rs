@@ -7,9 +7,9 @@
 
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::connection::ConnectionInfo;
-use crate::h1::Ended;
+use crate::headers::{FramingError, HeadScanner};
+use crate::native::Ended;
 use crate::pause::PauseTimer;
-use crate::proxy::headers::{FramingError, HeadScanner};
 use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
 use bytes::{Buf, Bytes};
@@ -66,10 +66,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
-    let via = config
-        .via
-        .pseudonym()
-        .and_then(crate::proxy::headers::Via::new);
+    let via = config.via.pseudonym().and_then(crate::headers::Via::new);
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)
@@ -109,7 +106,7 @@ pub async fn serve(
         let info = Arc::new(ConnectionInfo {
             listener: local,
             peer,
-            client_address: crate::proxy::headers::client_address_value(peer.ip()),
+            client_address: crate::headers::client_address_value(peer.ip()),
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
             client_body_timeout: config.client_body_timeout,
@@ -215,7 +212,7 @@ impl Connection {
     async fn serve(self, stream: TcpStream) {
         let (stream, read) = match self.config.http1_engine {
             Http1Engine::Native => {
-                match crate::h1::serve(
+                match crate::native::serve(
                     stream,
                     self.proxy.context(),
                     &self.info,
@@ -427,7 +424,7 @@ impl AsyncRead for Rewind {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.read.is_empty() {
-            let piece = crate::h1::prefix(&this.read, buf.remaining() as u64);
+            let piece = crate::h1::chunked::prefix(&this.read, buf.remaining() as u64);
             buf.put_slice(piece);
             let taken = piece.len();
             this.read.advance(taken);

@@ -41,7 +41,7 @@ pub struct Client {
 impl Client {
     /// A client with its own pool of at most `max_idle` idle connections.
     pub fn new(config: &UpstreamConfig, max_idle: usize) -> Client {
-        let address = crate::proxy::forward::socket_address(&config.authority);
+        let address = crate::forward::socket_address(&config.authority);
         Client {
             authority: HeaderValue::from_str(config.authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),

@@ -427,14 +427,14 @@ where
 }
 
 /// A `Content-Length` value by the one rule both engines use
-/// ([`crate::proxy::headers::parse_content_length`]).
-pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
-    crate::proxy::headers::parse_content_length(value)
+/// ([`crate::headers::parse_content_length`]).
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
+    crate::headers::parse_content_length(value)
 }
 
 /// Appends one `name: value` field line.
 #[inline]
-pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(crate) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

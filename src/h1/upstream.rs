@@ -174,7 +174,7 @@ where
         // answers the client with, so it stays HTTP/1.1).
         response
             .extensions_mut()
-            .insert(crate::proxy::headers::ReceivedAsHttp10);
+            .insert(crate::headers::ReceivedAsHttp10);
     }
     Ok(response)
 }
@@ -464,7 +464,7 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
 pub(crate) fn forbidden_trailer(name: &HeaderName) -> bool {
     *name == header::CONTENT_LENGTH
         || *name == header::HOST
-        || crate::proxy::headers::is_hop_by_hop(name.as_str().as_bytes())
+        || crate::headers::is_hop_by_hop(name.as_str().as_bytes())
 }
 
 /// Reads the final response head (1xx skipped), its end-to-end fields kept.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::forward::{BoxError, UpstreamBody};
+use crate::forward::{BoxError, UpstreamBody};
 use crate::layer::MirroredBody;
 use crate::shadow::pair::PrimarySink;
 use crate::tee::Tee;

@@ -17,19 +17,17 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod body;
-pub mod client_body;
-pub mod forward;
-pub mod headers;
 
 use crate::connection::{ConnectionInfo, Unanswered};
 use crate::context::Context;
 use crate::error::ProxyError;
+use crate::forward::client_body::{BodyWatch, ClientBody};
+use crate::forward::{ForwardError, UpstreamBody, UpstreamClient};
+use crate::headers;
 use crate::layer::{MirrorLayer, MirroredBody, TeedRequestBody};
 use crate::router::{request_host, RouteMatch};
 use crate::telemetry::metrics::method_index;
 use body::{Completion, ResponseBody};
-use client_body::{BodyWatch, ClientBody};
-use forward::{ForwardError, UpstreamBody, UpstreamClient};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;

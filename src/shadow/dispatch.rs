@@ -18,7 +18,7 @@ use super::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
 use crate::config::{MirrorConfig, UpstreamConfig};
-use crate::proxy::forward::{ForwardError, UpstreamClient};
+use crate::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::metrics::Task;
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::Bytes;
@@ -71,7 +71,7 @@ enum ShadowError {
     #[error("shadow request failed")]
     Request(#[source] ForwardError),
     #[error("shadow response body failed")]
-    Body(#[source] crate::proxy::forward::BoxError),
+    Body(#[source] crate::forward::BoxError),
     #[error("shadow request failed")]
     Native(#[source] crate::h1::exchange::ExchangeError),
     #[error("no valid request target for the shadow")]

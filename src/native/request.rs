@@ -12,15 +12,15 @@
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
 //! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host`, `te: trailers` and `via` —
 //! by the rulebook in [`crate::header_rules`], the one the hyper path's `HeaderMap` editor
-//! applies too; the framing and Host rules of [`crate::proxy::headers`] decide what is
+//! applies too; the framing and Host rules of [`crate::headers`] decide what is
 //! plain enough to serve here.
 
-use super::exchange::{parse_length, put};
 use crate::config::ViaName;
 use crate::connection::ConnectionInfo;
 use crate::context::Context;
+use crate::h1::exchange::{parse_length, put};
 use crate::header_rules::{self, classify, ConnectionOption, FieldClass};
-use crate::proxy::headers::{self, Via};
+use crate::headers::{self, Via};
 use crate::router::{routing_host, strip_port};
 use crate::shadow::fields::FieldSpan;
 use crate::telemetry::metrics::{Handover, METHODS};
