@@ -46,6 +46,7 @@ pub mod header_rules;
 pub mod headers;
 pub mod layer;
 pub mod listener;
+pub mod message;
 pub mod native;
 pub mod pattern;
 pub mod pause;
@@ -56,7 +57,6 @@ pub mod shadow;
 pub mod shadowing;
 pub mod shutdown;
 pub mod supervise;
-pub mod tee;
 pub mod telemetry;
 
 pub use app::BoundApp;

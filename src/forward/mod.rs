@@ -12,7 +12,7 @@ pub mod client_body;
 
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::exchange::ExchangeError;
-use crate::h1::pool::RawPool;
+use crate::h1::pool::{socket_address, RawPool};
 use crate::h1::upstream::{self as native, NativeBody};
 use bytes::Bytes;
 use client_body::ClientBodyFailure;
@@ -285,13 +285,5 @@ where
                 }
             }
         }
-    }
-}
-
-/// `host:port` to dial, with the scheme's default port when the URL gave none.
-pub(crate) fn socket_address(authority: &Authority) -> String {
-    match authority.port_u16() {
-        Some(_) => authority.as_str().to_string(),
-        None => format!("{}:80", authority.host()),
     }
 }

@@ -18,7 +18,7 @@ use super::chunked::{prefix, ChunkError, Decoder};
 use super::pool::ConnectError;
 use super::response::{self, Framing, Head, HeadError, Parsed};
 use crate::config::ViaName;
-use crate::shadow::fields::Fields;
+use crate::message::fields::Fields;
 use bytes::{Buf, BytesMut};
 use http::header::HeaderMap;
 use http::StatusCode;

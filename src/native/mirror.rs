@@ -9,10 +9,10 @@
 
 use super::request::Request;
 use crate::context::Context;
-use crate::shadow::fields::{Fields, FieldsView};
-use crate::shadow::pair::{PrimarySink, PrimarySlot};
+use crate::message::fields::{Fields, FieldsView};
+use crate::message::pair::{PrimarySink, PrimarySlot};
+use crate::message::tee::Tee;
 use crate::shadow::{RequestHead, RequestTee};
-use crate::tee::Tee;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};

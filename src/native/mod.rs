@@ -44,10 +44,10 @@ use crate::h1::exchange::{self, ClientHead, ExchangeError, HeadStop, Retries, Se
 use crate::h1::pool::UpstreamConn;
 use crate::h1::response::{self, Head};
 use crate::h1::upload::{self, Heard, WriteFailure, Wrote};
-use crate::shadow::fields::Fields;
-use crate::shadow::pair::{PrimarySink, PrimarySlot};
+use crate::message::fields::Fields;
+use crate::message::pair::{PrimarySink, PrimarySlot};
+use crate::message::tee::Tee;
 use crate::shadow::RequestTee;
-use crate::tee::Tee;
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::{Handover, RouteMetrics, OTHER_METHOD};
 use crate::telemetry::ErrorReason;
