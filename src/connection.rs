@@ -2,7 +2,7 @@
 //!
 //! The listener fills a [`ConnectionInfo`] once per connection and hands it to whichever
 //! engine serves the connection (the native HTTP/1 engine or hyper's); the connection's
-//! supervisor keeps it for the log line of a panic. [`Unanswered`] counts a request whose
+//! supervisor keeps it for the log line of a panic. `Unanswered` counts a request whose
 //! future was dropped before it was answered, the same way on both engines. Both sit below
 //! the engines so neither has to reach into the other for them.
 

@@ -2,7 +2,7 @@
 //! the native engine's view of each HTTP/1 upstream, the mirror and the metrics.
 //!
 //! [`crate::app`] builds it once (it is the composition root) and hands it to the hyper
-//! engine ([`crate::proxy::Proxy`]) and the native HTTP/1 engine ([`crate::h1::serve`]) as
+//! engine ([`crate::proxy::Proxy`]) and the native HTTP/1 engine ([`crate::native::serve`]) as
 //! equals: neither engine builds the parts the other reads, and neither reaches into the
 //! other for them. Reading through a `&Context` costs what reading through the engine did.
 

@@ -4,7 +4,7 @@
 //! Everything that speaks HTTP/1.1 to an upstream lives here, below both engines and the
 //! mirror, in the spirit of pingora's `protocols/http/v1`: the pooled sockets ([`pool`]),
 //! response-head parsing ([`response`]), chunked framing ([`chunked`]), the request-body
-//! upload ([`upload`]) and one exchange core ([`exchange`]: checkout, the stale-connection
+//! upload (`upload`) and one exchange core ([`exchange`]: checkout, the stale-connection
 //! retry rule, head write and read, limits, body, and one error type). Its three callers
 //! plug in only what differs: the native engine ([`crate::native`]) writes the client's
 //! bytes, the hyper path's client ([`upstream`]) a `HeaderMap`, and the shadows' client

@@ -6,7 +6,7 @@
 //! 3. **rewrite** headers: hop-by-hop removed, `X-Forwarded-*` set, request id ensured,
 //!    Host kept (or rewritten when the route says so);
 //! 4. **forward** over the upstream's pooled client, with the response-head timeout, through
-//!    the [`MirrorLayer`](crate::layer::MirrorLayer) (which tees a sampled request for its
+//!    the [`MirrorLayer`] (which tees a sampled request for its
 //!    shadows and captures the primary's answer for comparison);
 //! 5. **respond** with the upstream's head and its body streamed through, or with exactly
 //!    one error response (400/404/405/502/504) when a step failed.
