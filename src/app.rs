@@ -6,10 +6,14 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::context::Context;
+use crate::forward::UpstreamClient;
 use crate::listener;
-use crate::proxy::Proxy;
+use crate::message::pair::PairSink;
+use crate::proxy::{Proxy, RequestBody};
 use crate::report::{ReportError, Reporter};
-use crate::shadow::pair::PairSink;
+use crate::router::Router;
+use crate::shadow::Mirror;
 use crate::telemetry::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +50,9 @@ pub struct BoundApp {
     config: Config,
     listeners: Vec<(TcpListener, SocketAddr)>,
     admin: Option<(TcpListener, SocketAddr)>,
+    /// What both engines serve with.
+    context: Arc<Context>,
+    /// The hyper engine (the native one is started per connection by the listener).
     proxy: Arc<Proxy>,
     report: Arc<Reporter>,
 }
@@ -66,6 +73,29 @@ async fn bind(address: SocketAddr, what: String) -> Result<(TcpListener, SocketA
     Ok((listener, local))
 }
 
+/// The composition root: builds the router, the metrics, the mirror and one pool of
+/// sockets per HTTP/1 upstream into the one [`Context`], and the hyper engine over it. The
+/// native engine is handed the same context by the listener, so the two engines are equals.
+fn compose(config: &Config) -> (Arc<Context>, Arc<Proxy>) {
+    let router = Router::new(&config.routes);
+    let metrics = Arc::new(Metrics::new(
+        router.labels(),
+        &Mirror::route_shadow_names(config),
+    ));
+    let mirror = Arc::new(Mirror::new(config, metrics.clone()));
+    // In `config.upstreams` order: the order upstream ids index.
+    let clients: Vec<UpstreamClient<RequestBody>> = config
+        .upstreams
+        .iter()
+        .map(|(name, upstream)| UpstreamClient::new(name, upstream))
+        .collect();
+    // Both engines use one set of idle sockets per HTTP/1 upstream.
+    let pools = clients.iter().map(|client| client.native_pool().cloned());
+    let context = Arc::new(Context::new(config, router, pools, mirror, metrics));
+    let proxy = Arc::new(Proxy::new(context.clone(), clients));
+    (context, proxy)
+}
+
 impl BoundApp {
     /// Binds every listener and the admin port. Fails without serving anything if one cannot be bound.
     pub async fn bind(config: Config) -> Result<BoundApp, StartError> {
@@ -77,12 +107,13 @@ impl BoundApp {
             Some(address) => Some(bind(address, "admin".to_string()).await?),
             None => None,
         };
-        let proxy = Arc::new(Proxy::new(&config));
-        let report = Reporter::start(&config, proxy.metrics().clone())?;
+        let (context, proxy) = compose(&config);
+        let report = Reporter::start(&config, context.metrics().clone())?;
         Ok(BoundApp {
             config,
             listeners,
             admin,
+            context,
             proxy,
             report,
         })
@@ -105,7 +136,7 @@ impl BoundApp {
 
     /// The proxy's metrics (for in-process readers such as `demo`).
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.proxy.metrics().clone()
+        self.context.metrics().clone()
     }
 
     /// Serves until `shutdown` resolves, then drains: readiness goes false, listeners stop
@@ -115,7 +146,7 @@ impl BoundApp {
         let grace = self.config.shutdown.grace_period;
         let state = Arc::new(AdminState {
             ready: Default::default(),
-            metrics: self.proxy.metrics().clone(),
+            metrics: self.context.metrics().clone(),
             report: self.report.clone(),
         });
 
@@ -138,7 +169,7 @@ impl BoundApp {
             tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx))
         });
         let upkeep = {
-            let metrics = self.proxy.metrics().clone();
+            let metrics = self.context.metrics().clone();
             tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
                 loop {
@@ -148,7 +179,7 @@ impl BoundApp {
             })
         };
         let sink: Arc<dyn PairSink> = self.report.clone();
-        self.proxy.mirror().start(Some(sink));
+        self.context.mirror().start(Some(sink));
         state.ready.store(true, Ordering::Release);
 
         shutdown.await;
@@ -165,7 +196,7 @@ impl BoundApp {
             let _ = task.await;
         }
         upkeep.abort();
-        self.proxy.mirror().stop();
+        self.context.mirror().stop();
         self.report.stop();
         tracing::info!("stopped");
     }

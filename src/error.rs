@@ -7,8 +7,8 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::proxy::forward::ForwardError;
-use crate::proxy::headers::{FramingError, HostError};
+use crate::forward::ForwardError;
+use crate::headers::{FramingError, HostError};
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::ErrorReason;
 use http::StatusCode;

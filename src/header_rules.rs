@@ -1,6 +1,6 @@
 //! The header rulebook: which class each request field belongs to, and what forwarding does
 //! with each class. Both engines apply it: the native engine's byte-level head writer
-//! (`h1/request.rs`) and the hyper path's `HeaderMap` editor (`proxy/headers.rs`); a
+//! (`native/request.rs`) and the hyper path's `HeaderMap` editor (`headers.rs`); a
 //! property test (`tests/prop_header_rules.rs`) runs both forms on the same generated heads
 //! and requires the same fields.
 //!

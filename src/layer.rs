@@ -19,12 +19,12 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+use crate::message::budget::Budget;
+use crate::message::fields::Fields;
+use crate::message::pair::{PrimarySink, PrimarySlot};
+use crate::message::tee::{Tee, TeeBody};
 use crate::router::{request_host, RouteMatch, Router};
-use crate::shadow::budget::Budget;
-use crate::shadow::fields::Fields;
-use crate::shadow::pair::{PrimarySink, PrimarySlot};
 use crate::shadow::{Mirror, RequestHead, RequestTee};
-use crate::tee::{Tee, TeeBody};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};

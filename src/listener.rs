@@ -6,10 +6,11 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::config::{Http1Engine, ListenerConfig};
-use crate::h1::Ended;
+use crate::connection::ConnectionInfo;
+use crate::headers::{FramingError, HeadScanner};
+use crate::native::Ended;
 use crate::pause::PauseTimer;
-use crate::proxy::headers::{FramingError, HeadScanner};
-use crate::proxy::{ConnectionInfo, Proxy};
+use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
@@ -65,10 +66,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
-    let via = config
-        .via
-        .pseudonym()
-        .and_then(crate::proxy::headers::Via::new);
+    let via = config.via.pseudonym().and_then(crate::headers::Via::new);
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)
@@ -82,14 +80,14 @@ pub async fn serve(
                 Err(_) => break,
             },
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.metrics(), local);
+                reaped(joined, proxy.context().metrics(), local);
                 continue;
             }
             _ = crate::shutdown::flagged(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.metrics(), local);
+                reaped(joined, proxy.context().metrics(), local);
                 continue;
             }
             accepted = listener.accept() => match accepted {
@@ -108,13 +106,13 @@ pub async fn serve(
         let info = Arc::new(ConnectionInfo {
             listener: local,
             peer,
-            client_address: crate::proxy::headers::client_address_value(peer.ip()),
+            client_address: crate::headers::client_address_value(peer.ip()),
             proto: "http",
             trust_forwarded_headers: config.trust_forwarded_headers,
             client_body_timeout: config.client_body_timeout,
             via: via.clone(),
         });
-        let open = OpenConnection::new(proxy.metrics().clone(), permit);
+        let open = OpenConnection::new(proxy.context().metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
             proxy: proxy.clone(),
@@ -131,7 +129,7 @@ pub async fn serve(
                     connection.serve(stream).await;
                     drop(open);
                 },
-                proxy.metrics().clone(),
+                proxy.context().metrics().clone(),
                 info,
             )
             .instrument(span),
@@ -144,7 +142,7 @@ pub async fn serve(
     );
     let drained = async {
         while let Some(joined) = connections.join_next().await {
-            reaped(joined, proxy.metrics(), local);
+            reaped(joined, proxy.context().metrics(), local);
         }
     };
     if tokio::time::timeout(grace, drained).await.is_err() {
@@ -214,9 +212,9 @@ impl Connection {
     async fn serve(self, stream: TcpStream) {
         let (stream, read) = match self.config.http1_engine {
             Http1Engine::Native => {
-                match crate::h1::serve(
+                match crate::native::serve(
                     stream,
-                    &self.proxy,
+                    self.proxy.context(),
                     &self.info,
                     &self.config,
                     &self.shutdown,
@@ -426,7 +424,7 @@ impl AsyncRead for Rewind {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.read.is_empty() {
-            let piece = crate::h1::prefix(&this.read, buf.remaining() as u64);
+            let piece = crate::h1::chunked::prefix(&this.read, buf.remaining() as u64);
             buf.put_slice(piece);
             let taken = piece.len();
             this.read.advance(taken);

@@ -8,9 +8,9 @@
 
 use crate::config::Config;
 use crate::layer::MirrorLayer;
+use crate::message::pair::PairSink;
 use crate::report::{ReportError, Reporter};
 use crate::router::Router;
-use crate::shadow::pair::PairSink;
 use crate::shadow::Mirror;
 use crate::telemetry::Metrics;
 use std::sync::Arc;

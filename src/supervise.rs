@@ -17,7 +17,7 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::proxy::ConnectionInfo;
+use crate::connection::ConnectionInfo;
 use crate::telemetry::metrics::Task;
 use crate::telemetry::Metrics;
 use pin_project_lite::pin_project;

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property test of the header rulebook (`src/header_rules.rs`): its two forms, the native
-//! engine's byte-level writer ([`shadowtap::h1::request::write_fields`]) and the hyper
-//! path's `HeaderMap` editor ([`shadowtap::proxy::headers::forward_request_headers`]), run
+//! engine's byte-level writer ([`shadowtap::native::request::write_fields`]) and the hyper
+//! path's `HeaderMap` editor ([`shadowtap::headers::forward_request_headers`]), run
 //! on the same generated request head, must forward the same fields.
 //!
 //! The generated heads mix the table's names (in varied case) with other names, repeat
@@ -22,8 +22,8 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Version};
 use proptest::prelude::*;
 use shadowtap::config::ViaName;
-use shadowtap::h1::request::{self, write_fields};
-use shadowtap::proxy::headers::{self, forward_request_headers, Via};
+use shadowtap::headers::{self, forward_request_headers, Via};
+use shadowtap::native::request::{self, write_fields};
 
 /// Names of every class of the rulebook, and a few end-to-end ones the lists below name.
 const NAMES: [&str; 19] = [

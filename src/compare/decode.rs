@@ -3,7 +3,7 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::shadow::fields::Fields;
+use crate::message::fields::Fields;
 use bytes::Bytes;
 use std::io::Read;
 

@@ -1,9 +1,9 @@
 //! Header comparison: case-insensitive names, multi-valued fields compared as ordered lists
 //! (however they are split over lines), volatile headers ignored.
 
-pub use crate::shadow::fields::NameSet;
+pub use crate::message::fields::NameSet;
 
-use crate::shadow::fields::Fields;
+use crate::message::fields::Fields;
 use http::header::{HeaderMap, HeaderName};
 
 /// Headers that differ between any two healthy servers and say nothing about behaviour.

@@ -38,8 +38,8 @@ pub mod noise;
 pub mod text;
 
 use crate::digest::BodyDigest;
-use crate::shadow::fields::Fields;
-use crate::shadow::pair::CapturedResponse;
+use crate::message::fields::Fields;
+use crate::message::pair::CapturedResponse;
 use bytes::Bytes;
 use serde::Serialize;
 use std::time::Duration;

@@ -11,7 +11,7 @@ fn response(status: u16, content_type: &'static str, body: &'static str) -> Capt
         over_budget: false,
         digest: None,
         cut_short: false,
-        held: crate::shadow::budget::Held::nothing(),
+        held: crate::message::budget::Held::nothing(),
         latency: Duration::from_millis(1),
     }
 }

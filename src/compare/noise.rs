@@ -24,8 +24,8 @@
 //! (`/items/*/updated_at`, `""` for a whole body).
 
 use super::{DiffKind, Difference};
+use crate::message::pair::CapturedResponse;
 use crate::router::shape::Endpoint;
-use crate::shadow::pair::CapturedResponse;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

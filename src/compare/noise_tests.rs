@@ -212,7 +212,7 @@ fn a_field_of_one_endpoint_is_learned_behind_a_catch_all() {
 fn answer() -> CapturedResponse {
     CapturedResponse::over_budget(
         http::StatusCode::OK,
-        crate::shadow::fields::Fields::from_pairs([]),
+        crate::message::fields::Fields::from_pairs([]),
     )
 }
 

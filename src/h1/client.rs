@@ -10,13 +10,12 @@
 //! caller bounds the whole exchange with the mirror timeout.
 
 use super::chunked::{self, ChunkError, Decoder};
-use super::exchange::{self, ExchangeError, KeepFields, Retries, Sent};
+use super::exchange::{self, put, ExchangeError, KeepFields, Retries, Sent};
 use super::pool::{RawPool, UpstreamConn};
-use super::request::put;
 use crate::config::UpstreamConfig;
-use crate::shadow::budget::{Keeper, KeptBody};
-use crate::shadow::copy::HeaderEdits;
-use crate::shadow::fields::Fields;
+use crate::message::budget::{Keeper, KeptBody};
+use crate::message::copy::HeaderEdits;
+use crate::message::fields::Fields;
 use bytes::{Buf, Bytes};
 use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -42,7 +41,7 @@ pub struct Client {
 impl Client {
     /// A client with its own pool of at most `max_idle` idle connections.
     pub fn new(config: &UpstreamConfig, max_idle: usize) -> Client {
-        let address = crate::proxy::forward::socket_address(&config.authority);
+        let address = super::pool::socket_address(&config.authority);
         Client {
             authority: HeaderValue::from_str(config.authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),

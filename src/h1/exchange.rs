@@ -18,7 +18,7 @@ use super::chunked::{prefix, ChunkError, Decoder};
 use super::pool::ConnectError;
 use super::response::{self, Framing, Head, HeadError, Parsed};
 use crate::config::ViaName;
-use crate::shadow::fields::Fields;
+use crate::message::fields::Fields;
 use bytes::{Buf, BytesMut};
 use http::header::HeaderMap;
 use http::StatusCode;
@@ -424,6 +424,21 @@ where
             Ok(false)
         }
     }
+}
+
+/// A `Content-Length` value by the one rule both engines use
+/// ([`crate::headers::parse_content_length`]).
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
+    crate::headers::parse_content_length(value)
+}
+
+/// Appends one `name: value` field line.
+#[inline]
+pub(crate) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! by the exchange's one rule (`exchange::Retries`).
 
 use bytes::BytesMut;
+use http::uri::Authority;
 use std::io;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
@@ -154,6 +155,14 @@ fn still_open(stream: &TcpStream) -> bool {
             let mut probe = [0u8; 1];
             matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
         }
+    }
+}
+
+/// `host:port` to dial, with the scheme's default port when the URL gave none.
+pub(crate) fn socket_address(authority: &Authority) -> String {
+    match authority.port_u16() {
+        Some(_) => authority.as_str().to_string(),
+        None => format!("{}:80", authority.host()),
     }
 }
 

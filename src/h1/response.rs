@@ -11,8 +11,8 @@
 
 use crate::config::ViaName;
 use crate::header_rules::{self, connection_options, is_hop_by_hop, ConnectionOption};
-use crate::proxy::headers::{BodyFraming, FramingError, FramingFields};
-use crate::shadow::fields::{offset_in, Fields};
+use crate::headers::{BodyFraming, FramingError, FramingFields};
+use crate::message::fields::{offset_in, Fields};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::mem::MaybeUninit;

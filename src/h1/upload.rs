@@ -21,7 +21,7 @@ use std::time::Duration;
 const READ_SIZE: usize = 16 * 1024;
 
 /// How a listening write ended well.
-pub(super) enum Wrote<T> {
+pub(crate) enum Wrote<T> {
     /// Every byte was written.
     All,
     /// The upstream answered first; what `hear` found.
@@ -29,7 +29,7 @@ pub(super) enum Wrote<T> {
 }
 
 /// Why a listening write failed.
-pub(super) enum WriteFailure<E> {
+pub(crate) enum WriteFailure<E> {
     /// `hear` failed: the upstream closed, failed or sent garbage without an answer.
     Heard(E),
     /// Writing failed and nothing answering had been sent.
@@ -43,7 +43,7 @@ pub(super) enum WriteFailure<E> {
 /// answer is complete (the write stops there), `None` while there is none yet. With a
 /// `stall` limit, a socket that takes nothing for that long (and the upstream silent) fails
 /// with [`WriteFailure::Stalled`]; each byte taken starts the limit again.
-pub(super) async fn write_listening<T, E>(
+pub(crate) async fn write_listening<T, E>(
     conn: &mut UpstreamConn,
     mut slices: &mut [IoSlice<'_>],
     stall: Option<Duration>,
@@ -111,7 +111,7 @@ pub(super) async fn write_listening<T, E>(
 /// goes through [`write_listening`]. A failure says how far the request got: nothing, when
 /// that first write failed outright (for the retry rule of [`super::exchange::Retries`]);
 /// otherwise, conservatively, some of it.
-pub(super) async fn write_request<T, E>(
+pub(crate) async fn write_request<T, E>(
     conn: &mut UpstreamConn,
     mut slices: &mut [IoSlice<'_>],
     stall: Option<Duration>,
@@ -132,13 +132,13 @@ pub(super) async fn write_request<T, E>(
 }
 
 /// Whether the socket may have something to read (tokio's cached readiness; no system call).
-pub(super) fn read_ready(stream: &tokio::net::TcpStream) -> bool {
+pub(crate) fn read_ready(stream: &tokio::net::TcpStream) -> bool {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     stream.poll_read_ready(&mut cx).is_ready()
 }
 
 /// How the upstream's side of the socket stood after [`read_available`].
-pub(super) enum Heard {
+pub(crate) enum Heard {
     /// Open: everything sent so far is in the buffer.
     Open,
     /// The upstream closed its side.
@@ -150,7 +150,7 @@ pub(super) enum Heard {
 /// Reads what the upstream has sent into the connection's buffer, without waiting, until
 /// the socket has no more or the buffer holds `limit` bytes (the caller then treats what it
 /// has as too large, so the socket is not left readable and asked again).
-pub(super) fn read_available(conn: &mut UpstreamConn, limit: usize) -> Heard {
+pub(crate) fn read_available(conn: &mut UpstreamConn, limit: usize) -> Heard {
     while conn.buf.len() < limit {
         conn.buf.reserve(READ_SIZE);
         match conn.stream.try_read_buf(&mut conn.buf) {

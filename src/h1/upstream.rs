@@ -174,7 +174,7 @@ where
         // answers the client with, so it stays HTTP/1.1).
         response
             .extensions_mut()
-            .insert(crate::proxy::headers::ReceivedAsHttp10);
+            .insert(crate::headers::ReceivedAsHttp10);
     }
     Ok(response)
 }
@@ -205,7 +205,7 @@ fn outgoing_framing<B: Body>(headers: &HeaderMap, body: &B) -> Outgoing {
     }
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|value| super::request::parse_length(value.as_bytes()))
+        .and_then(|value| exchange::parse_length(value.as_bytes()))
     {
         return Outgoing::Length(length);
     }
@@ -234,16 +234,16 @@ fn encode_head(parts: &http::request::Parts, outgoing: Outgoing) -> Vec<u8> {
         {
             continue;
         }
-        super::request::put(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        exchange::put(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     match outgoing {
         Outgoing::Empty => {}
-        Outgoing::Length(length) => super::request::put(
+        Outgoing::Length(length) => exchange::put(
             &mut out,
             b"content-length",
             itoa::Buffer::new().format(length).as_bytes(),
         ),
-        Outgoing::Chunked => super::request::put(&mut out, b"transfer-encoding", b"chunked"),
+        Outgoing::Chunked => exchange::put(&mut out, b"transfer-encoding", b"chunked"),
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -455,7 +455,7 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
         if forbidden_trailer(name) {
             continue;
         }
-        super::request::put(out, name.as_str().as_bytes(), value.as_bytes());
+        exchange::put(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -464,7 +464,7 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
 pub(crate) fn forbidden_trailer(name: &HeaderName) -> bool {
     *name == header::CONTENT_LENGTH
         || *name == header::HOST
-        || crate::proxy::headers::is_hop_by_hop(name.as_str().as_bytes())
+        || crate::headers::is_hop_by_hop(name.as_str().as_bytes())
 }
 
 /// Reads the final response head (1xx skipped), its end-to-end fields kept.

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::forward::{BoxError, UpstreamBody};
+use crate::forward::{BoxError, UpstreamBody};
 use crate::layer::MirroredBody;
-use crate::shadow::pair::PrimarySink;
-use crate::tee::Tee;
+use crate::message::pair::PrimarySink;
+use crate::message::tee::Tee;
 use crate::telemetry::Metrics;
 
 /// Records a request's duration exactly once, when its response body is finished or dropped.

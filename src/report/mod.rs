@@ -24,7 +24,7 @@ use crate::compare::json::{JsonRules, PointerPattern};
 use crate::compare::noise::{LearnSettings, NoiseField, NoiseModel, Pin};
 use crate::compare::{self, headers, CompareRules, DiffKind, LatencyRule};
 use crate::config::{CompareConfig, Config};
-use crate::shadow::pair::{CompletedPair, PairSink};
+use crate::message::pair::{CompletedPair, PairSink};
 use crate::telemetry::metrics::{
     COMPARE_BODY_SKIPPED_TOTAL, COMPARE_DROPPED_TOTAL, COMPARISONS_TOTAL, DIVERGENCES_TOTAL,
     LATENCY_DELTA_SECONDS,

@@ -8,7 +8,7 @@
 
 use crate::compare::json::PointerPattern;
 use crate::compare::{DiffKind, Difference};
-use crate::shadow::pair::CapturedResponse;
+use crate::message::pair::CapturedResponse;
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

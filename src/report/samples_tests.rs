@@ -1,5 +1,5 @@
 use super::*;
-use crate::shadow::fields::Fields;
+use crate::message::fields::Fields;
 
 fn sample(route: &str, id: &str) -> DivergentPair {
     let excerpt = MessageExcerpt {

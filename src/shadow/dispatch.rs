@@ -10,15 +10,15 @@
 //! queue and pool, so one slow shadow never delays another.
 
 use super::breaker::{Breaker, BreakerState, Transition};
-use super::budget::{Budget, Keeper, ReadBound};
-use super::copy::HeaderEdits;
-use super::fields::Fields;
 use super::notice::Notices;
-use super::pair::{
+use crate::config::{MirrorConfig, UpstreamConfig};
+use crate::forward::{ForwardError, UpstreamClient};
+use crate::message::budget::{Budget, Keeper, ReadBound};
+use crate::message::copy::HeaderEdits;
+use crate::message::fields::Fields;
+use crate::message::pair::{
     CapturedRequest, CapturedResponse, CompletedPair, PairSink, PrimaryCell, PrimarySlot,
 };
-use crate::config::{MirrorConfig, UpstreamConfig};
-use crate::proxy::forward::{ForwardError, UpstreamClient};
 use crate::telemetry::metrics::Task;
 use crate::telemetry::{Metrics, MirrorOutcome, PairResult, ShadowGauges};
 use bytes::Bytes;
@@ -71,7 +71,7 @@ enum ShadowError {
     #[error("shadow request failed")]
     Request(#[source] ForwardError),
     #[error("shadow response body failed")]
-    Body(#[source] crate::proxy::forward::BoxError),
+    Body(#[source] crate::forward::BoxError),
     #[error("shadow request failed")]
     Native(#[source] crate::h1::exchange::ExchangeError),
     #[error("no valid request target for the shadow")]

@@ -20,28 +20,28 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+// The message types moved below the engines; re-exported so their public paths
+// (`shadowtap::shadow::fields::Fields`, ...) keep working for tests, benches and fuzzers.
+pub use crate::message::{budget, copy, fields, pair};
+
 pub mod breaker;
-pub mod budget;
-pub mod copy;
 pub mod dispatch;
-pub mod fields;
 pub mod notice;
-pub mod pair;
 pub mod sample;
 
 use crate::config::{
     Config, MethodSet, PathRewrite, ShadowPolicy, StickySource, UpstreamId, UpstreamRef,
 };
-use crate::tee::{TeeResult, TeeSink};
+use crate::message::budget::Budget;
+use crate::message::copy::HeaderEdits;
+use crate::message::fields::{FieldLookup, Fields};
+use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
+use crate::message::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
-use budget::Budget;
-use copy::HeaderEdits;
 use dispatch::{JobRole, ShadowJob, ShadowTarget};
-use fields::{FieldLookup, Fields};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
-use pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use sample::{Sampler, StickyKey};
 use std::sync::Arc;
 use std::time::Instant;

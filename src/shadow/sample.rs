@@ -5,7 +5,7 @@
 //! restarts, so the same user is always in or always out — what you want when a session
 //! spans requests. The shadow's name is mixed in so two shadows at 10% see different users.
 
-use super::fields::FieldLookup;
+use crate::message::fields::FieldLookup;
 use http::header::HeaderName;
 
 /// Where a sticky key is read from.
@@ -123,7 +123,7 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shadow::fields::Fields;
+    use crate::message::fields::Fields;
 
     #[test]
     fn edges_are_exact() {

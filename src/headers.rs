@@ -1,6 +1,12 @@
 //! Header rules of a forwarding proxy, applied to a `HeaderMap` (the hyper path): the
 //! rulebook of [`crate::header_rules`] (hop-by-hop removal, `X-Forwarded-*`, `Via`, request
 //! ids), and the framing and Host checks that stop request smuggling.
+//!
+//! Below both engines: the native engine and the HTTP/1 protocol layer share its framing,
+//! Host and `Content-Length` rules, and the listener its raw-head scanner.
+
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::config::ViaName;
 use crate::header_rules::{self, ConnectionOption, FieldClass};
@@ -542,7 +548,7 @@ impl HeadScanner {
 }
 
 /// What the proxy-owned fields of a forwarded request are made of, besides its own fields:
-/// the `HeaderMap` counterpart of [`crate::h1::request::Forwarding`].
+/// the `HeaderMap` counterpart of [`crate::native::request::Forwarding`].
 pub struct Forwarding<'a> {
     /// The client's address, the last `X-Forwarded-For` element.
     pub client_address: &'a HeaderValue,

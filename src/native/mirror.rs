@@ -8,11 +8,11 @@
 //! pairing, comparison — is the shared machinery of [`crate::shadow`].
 
 use super::request::Request;
-use crate::proxy::Proxy;
-use crate::shadow::fields::{Fields, FieldsView};
-use crate::shadow::pair::{PrimarySink, PrimarySlot};
+use crate::context::Context;
+use crate::message::fields::{Fields, FieldsView};
+use crate::message::pair::{PrimarySink, PrimarySlot};
+use crate::message::tee::Tee;
 use crate::shadow::{RequestHead, RequestTee};
-use crate::tee::Tee;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
@@ -22,7 +22,7 @@ use std::time::Instant;
 /// body (fed by the engine, complete when the body is) and the slot the primary's answer is
 /// published in.
 pub(super) fn plan(
-    proxy: &Proxy,
+    context: &Context,
     request: &mut Request,
     upstream_head: &[u8],
 ) -> Option<(Tee<RequestTee>, PrimarySlot)> {
@@ -35,7 +35,7 @@ pub(super) fn plan(
         None => (target, None),
     };
     let (route, _) = request.route;
-    let mirror = proxy.mirror();
+    let mirror = context.mirror();
     let (plan, slot) = mirror.plan(
         route,
         request.route,
@@ -72,14 +72,20 @@ pub(super) fn plan(
 /// fields as the upstream sent them (kept while its head was parsed), and (fed by the
 /// engine) its decoded body.
 pub(super) fn capture(
-    proxy: &Proxy,
+    context: &Context,
     slot: PrimarySlot,
     status: StatusCode,
     headers: Fields,
     sent: Instant,
 ) -> Tee<PrimarySink> {
     Tee::new(
-        proxy.max_response_body_bytes(),
-        PrimarySink::new(slot, status, headers, sent, proxy.mirror().budget().clone()),
+        context.max_response_body_bytes(),
+        PrimarySink::new(
+            slot,
+            status,
+            headers,
+            sent,
+            context.mirror().budget().clone(),
+        ),
     )
 }

@@ -12,14 +12,17 @@
 //! end-to-end fields as the client sent them (names keep their case), then the fields the
 //! proxy owns — `x-request-id`, `x-forwarded-for/-proto/-host`, `te: trailers` and `via` —
 //! by the rulebook in [`crate::header_rules`], the one the hyper path's `HeaderMap` editor
-//! applies too; the framing and Host rules of [`crate::proxy::headers`] decide what is
+//! applies too; the framing and Host rules of [`crate::headers`] decide what is
 //! plain enough to serve here.
 
 use crate::config::ViaName;
+use crate::connection::ConnectionInfo;
+use crate::context::Context;
+use crate::h1::exchange::{parse_length, put};
 use crate::header_rules::{self, classify, ConnectionOption, FieldClass};
-use crate::proxy::headers::{self, Via};
-use crate::proxy::{routing_host, strip_port, ConnectionInfo, Proxy};
-use crate::shadow::fields::FieldSpan;
+use crate::headers::{self, Via};
+use crate::message::fields::FieldSpan;
+use crate::router::{routing_host, strip_port};
 use crate::telemetry::metrics::{Handover, METHODS};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -178,17 +181,11 @@ fn named_by_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
     )
 }
 
-/// A `Content-Length` value by the one rule both engines use
-/// ([`headers::parse_content_length`]).
-pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
-    headers::parse_content_length(value)
-}
-
 /// Parses the head at the start of `buf` and, when the native engine serves it, writes the
 /// upstream's request head into `out` (cleared first).
 pub fn prepare(
     buf: &[u8],
-    proxy: &Proxy,
+    context: &Context,
     connection: &ConnectionInfo,
     max_headers: usize,
     out: &mut Vec<u8>,
@@ -246,17 +243,17 @@ pub fn prepare(
         return Prepared::Fallback(reason);
     }
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let Some(found) = proxy
+    let Some(found) = context
         .router()
         .find(Some(&routing_host(strip_port(host))), path)
     else {
         return Prepared::Fallback(Handover::NoRoute);
     };
-    let Some((upstream, host_rewrite)) = proxy.native_target(found.route) else {
+    let Some((upstream, host_rewrite)) = context.native_target(found.route) else {
         return Prepared::Fallback(Handover::Other);
     };
 
-    let mirrors = proxy.mirror().route_mirrors(found.route);
+    let mirrors = context.mirror().route_mirrors(found.route);
     let mut head = HeadWriter {
         out,
         fields: match mirrors {
@@ -473,15 +470,6 @@ impl HeadWriter<'_> {
                 .extend(FieldSpan::of_line(line_start, name_len, self.out.len()));
         }
     }
-}
-
-/// Appends one `name: value` field line.
-#[inline]
-pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

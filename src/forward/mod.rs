@@ -1,12 +1,21 @@
 //! Pooled upstream clients: one keep-alive pool per named upstream, with connect and
 //! response timeouts, and errors classified into what a client should be told.
+//!
+//! Below both engines and the mirror: the hyper engine forwards through an
+//! [`UpstreamClient`], the shadows reach h2c upstreams with one, and every stage reports an
+//! upstream failure as the one [`ForwardError`].
+
+// The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+pub mod client_body;
 
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::exchange::ExchangeError;
-use crate::h1::pool::RawPool;
+use crate::h1::pool::{socket_address, RawPool};
 use crate::h1::upstream::{self as native, NativeBody};
-use crate::proxy::client_body::ClientBodyFailure;
 use bytes::Bytes;
+use client_body::ClientBodyFailure;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
@@ -90,7 +99,7 @@ impl ForwardError {
     /// What `error` becomes when the client's request body failed first ([`BodyWatch`]):
     /// the client's fault, with what the upstream client reported as its cause.
     ///
-    /// [`BodyWatch`]: crate::proxy::client_body::BodyWatch
+    /// [`BodyWatch`]: crate::forward::client_body::BodyWatch
     pub fn after_client_failure(failure: ClientBodyFailure, error: ForwardError) -> ForwardError {
         match failure {
             ClientBodyFailure::TimedOut { after } => ForwardError::ClientTimeout { after },
@@ -258,7 +267,7 @@ where
                 let exchange = client.request(request);
                 match tokio::time::timeout(self.response_timeout, exchange).await {
                     Ok(Ok(mut response)) => {
-                        super::headers::remove_hop_by_hop(response.headers_mut());
+                        crate::headers::remove_hop_by_hop(response.headers_mut());
                         Ok(response.map(UpstreamBody::Hyper))
                     }
                     Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
@@ -276,13 +285,5 @@ where
                 }
             }
         }
-    }
-}
-
-/// `host:port` to dial, with the scheme's default port when the URL gave none.
-pub(crate) fn socket_address(authority: &Authority) -> String {
-    match authority.port_u16() {
-        Some(_) => authority.as_str().to_string(),
-        None => format!("{}:80", authority.host()),
     }
 }

@@ -232,7 +232,7 @@ impl PrimarySink {
 }
 
 /// The captured answer is charged to the mirror's byte budget as it arrives.
-impl crate::tee::TeeSink for PrimarySink {
+impl crate::message::tee::TeeSink for PrimarySink {
     fn budget(&self) -> Option<&Arc<Budget>> {
         Some(&self.budget)
     }
@@ -242,7 +242,7 @@ impl crate::tee::TeeSink for PrimarySink {
         true
     }
 
-    fn finish(self, result: crate::tee::TeeResult) {
+    fn finish(self, result: crate::message::tee::TeeResult) {
         let PrimarySink {
             slot,
             status,
@@ -252,7 +252,7 @@ impl crate::tee::TeeSink for PrimarySink {
         } = self;
         let answer = match result {
             // Charged as it was captured: this sink names the budget.
-            crate::tee::TeeResult::Complete(body, held) => {
+            crate::message::tee::TeeResult::Complete(body, held) => {
                 debug_assert_eq!(held.bytes(), body.len(), "a primary capture is charged");
                 let kept = super::budget::KeptBody {
                     body,
@@ -264,7 +264,7 @@ impl crate::tee::TeeSink for PrimarySink {
                 };
                 CapturedResponse::from_kept(status, headers, kept)
             }
-            crate::tee::TeeResult::Digested {
+            crate::message::tee::TeeResult::Digested {
                 digest,
                 over_budget,
             } => {
@@ -278,8 +278,11 @@ impl crate::tee::TeeSink for PrimarySink {
                 };
                 CapturedResponse::from_kept(status, headers, kept)
             }
-            crate::tee::TeeResult::OverBudget => CapturedResponse::over_budget(status, headers),
-            crate::tee::TeeResult::TooLarge | crate::tee::TeeResult::Incomplete => {
+            crate::message::tee::TeeResult::OverBudget => {
+                CapturedResponse::over_budget(status, headers)
+            }
+            crate::message::tee::TeeResult::TooLarge
+            | crate::message::tee::TeeResult::Incomplete => {
                 return slot.publish(None);
             }
         };

@@ -14,7 +14,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::digest::{BodyDigest, Digester};
-use crate::shadow::budget::{Budget, Held};
+use crate::message::budget::{Budget, Held};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
