@@ -25,9 +25,9 @@ use crate::message::pair::{PrimarySink, PrimarySlot};
 use crate::message::tee::{Tee, TeeBody};
 use crate::router::{request_host, RouteMatch, Router};
 use crate::shadow::{Mirror, RequestHead, RequestTee};
-use bytes::Bytes;
+
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -296,55 +296,5 @@ impl AnswerCapture {
 
 /// An answer's body on its way back through the layer: passed on frame by frame, and, when
 /// the request was mirrored, copied (capped, charged to the mirror's byte budget) for
-/// comparison.
-pub struct MirroredBody<B> {
-    inner: B,
-    capture: Option<Tee<PrimarySink>>,
-}
-
-impl<B: Body> MirroredBody<B> {
-    /// Wraps `inner`; a body that is already at its end (HEAD, 204, 304, empty) is captured
-    /// now, since it may never be polled.
-    fn new(inner: B, mut capture: Option<Tee<PrimarySink>>) -> MirroredBody<B> {
-        if let Some(tee) = capture.as_mut() {
-            if inner.is_end_stream() {
-                tee.complete();
-            }
-        }
-        MirroredBody { inner, capture }
-    }
-
-    /// The body and its capture, for a caller that streams the body inside a type of its
-    /// own (the proxy's response body) and feeds the capture itself.
-    pub fn into_parts(self) -> (B, Option<Tee<PrimarySink>>) {
-        (self.inner, self.capture)
-    }
-}
-
-impl<B> Body for MirroredBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(tee) = this.capture.as_mut() {
-            tee.observe(&polled, this.inner.is_end_stream());
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// comparison. The same tee as the request body's, with the primary's sink.
+pub type MirroredBody<B> = TeeBody<B, PrimarySink>;

@@ -241,6 +241,12 @@ impl<B: Body, S: TeeSink> TeeBody<B, S> {
         }
         body
     }
+
+    /// The body and its tee, for a caller that streams the body inside a type of its own
+    /// (the proxy's response body) and feeds the tee itself.
+    pub fn into_parts(self) -> (B, Option<Tee<S>>) {
+        (self.inner, self.tee)
+    }
 }
 
 impl<B, S> Body for TeeBody<B, S>
