@@ -2,8 +2,8 @@
 //! shapes the native engine hands over), on the native engine's pooled sockets.
 //!
 //! Why: hyper's HTTP/1 client runs a connection task per upstream socket and passes every
-//! request and response through a channel to it. Measured with callgrind on an h2c client,
-//! that task and its dispatch were a quarter of shadowtap's instructions per request. Here the
+//! request and response through a channel to it, a large share of an h2c request's cost
+//! (see docs/PERFORMANCE.md, "What bought what", e686b60). Here the
 //! request's own task writes the head and body on a socket checked out of the upstream's
 //! [`RawPool`] (the one the native engine uses), parses the response head in place
 //! ([`response::inspect`]) and hands hyper a [`NativeBody`] that reads the rest from the

@@ -1,10 +1,10 @@
 //! The native HTTP/1.1 engine: the live path for plain HTTP/1.1 requests, without hyper.
 //!
 //! Why: on the live path a proxy's cost is mostly framing — parsing and writing two heads
-//! each way — and the machinery around it. Measured with callgrind, hyper's server and client
-//! (HeaderMap building, encoding, a connection task and a channel per upstream connection)
-//! were most of shadowtap's instructions per request, and even a minimal hyper proxy costs
-//! more CPU per request than nginx. This engine does what nginx does: one task per client
+//! each way — and the machinery around it. hyper's server and client (HeaderMap building,
+//! encoding, a connection task and a channel per upstream connection) were most of
+//! shadowtap's instructions per request, and even a minimal hyper proxy costs more CPU per
+//! request than nginx (see docs/PERFORMANCE.md, "What bought what", acaba80). This engine does what nginx does: one task per client
 //! connection parses the head in place, writes the upstream's head straight from the parsed
 //! slices, reads the response head the same way and streams both bodies through fixed
 //! buffers, on a pooled upstream socket it owns for the exchange.
@@ -982,8 +982,9 @@ async fn write_to_client(
 }
 
 /// Waits until the client can take more, for at most `send_timeout`. Boxed: the wait is
-/// rare, and its timer would otherwise sit in the state of every connection's task
-/// (measured: it pushed an idle connection from 8.8 to 9.4 KiB).
+/// rare, and its timer would otherwise sit in the state of every connection's task, and so
+/// in every idle connection's memory (see docs/PERFORMANCE.md, "Memory", and "What bought
+/// what", ed8e8fd).
 fn wait_writable<'a>(
     client: &'a TcpStream,
     send_timeout: &std::time::Duration,

@@ -300,7 +300,8 @@ impl ShadowTarget {
             let metrics = metrics.clone();
             let sink = sink.clone();
             // Boxed: the spawn path moves its future by value several times, and this one
-            // (the job, the exchange, the pairing) is kilobytes; a box moves as a pointer.
+            // (the job, the exchange, the pairing) is large; a box moves as a pointer (see
+            // docs/PERFORMANCE.md, "What bought what", cebecee).
             // Supervised: a panic is logged (in the shadow's span) and counted.
             let task = Box::pin(target.run(job, permit, metrics.clone(), sink));
             let task = crate::supervise::task(task, metrics, Task::Shadow);
