@@ -26,9 +26,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 200;
 
 /// The class of a request field by its name (any case): what forwarding does with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldClass {
     /// Not in the table: end-to-end, copied as sent.
+    #[default]
     EndToEnd,
     /// `Connection`: hop-by-hop, and its options name more hop-by-hop fields.
     Connection,
@@ -125,9 +126,23 @@ fn same_name(name: &[u8], want: &[u8]) -> bool {
 }
 
 /// Whether `name` (any case) is hop-by-hop by definition ([`FieldClass::is_hop_by_hop`]).
+/// Its own dispatch over the hop-by-hop rows only: a field of another class (every
+/// `Content-Length`, `Host`) is told apart by length and first letter, with no compare.
 #[inline]
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    classify(name).is_hop_by_hop()
+    let Some(first) = name.first() else {
+        return false;
+    };
+    let eq = |want: &[u8]| same_name(name, want);
+    match (name.len(), first.to_ascii_lowercase()) {
+        (2, b't') => eq(b"te"),
+        (7, b'u') => eq(b"upgrade"),
+        (10, b'c') => eq(b"connection"),
+        (10, b'k') => eq(b"keep-alive"),
+        (16, b'p') => eq(b"proxy-connection"),
+        (17, b't') => eq(b"transfer-encoding"),
+        _ => false,
+    }
 }
 
 /// One option of a `Connection` field.

@@ -152,5 +152,6 @@ fn classify_is_the_table_read_plainly_for_any_bytes() {
     let names = prop_oneof![proptest::collection::vec(any::<u8>(), 0..20), near_table];
     proptest!(ProptestConfig::with_cases(4096), |(name in names)| {
         prop_assert_eq!(classify(&name), plainly(&name));
+        prop_assert_eq!(is_hop_by_hop(&name), plainly(&name).is_hop_by_hop());
     });
 }

@@ -77,6 +77,10 @@ pub enum Prepared {
     Fallback(Handover),
 }
 
+/// How many fields' classes [`Seen::scan`] keeps for the writer: more than a request
+/// usually has; past it the writer classifies the name itself.
+const CLASSES_KEPT: usize = 32;
+
 /// Fields the proxy looks at or owns, found in one pass over the head.
 #[derive(Default)]
 struct Seen<'b> {
@@ -92,6 +96,9 @@ struct Seen<'b> {
     trailers: bool,
     /// A `Connection` option names other fields: the writer leaves those out.
     names_fields: bool,
+    /// The class of each of the first [`CLASSES_KEPT`] fields, so the writer's pass over
+    /// them does not classify their names again.
+    classes: [FieldClass; CLASSES_KEPT],
     /// A field that only the hyper path handles (Transfer-Encoding, Expect, Upgrade, a
     /// `Connection` naming other fields), as the reason for the handover.
     unusual: Option<Handover>,
@@ -103,8 +110,12 @@ impl<'b> Seen<'b> {
     /// the rest (the native engine hands such heads over, so this is never the hot path).
     fn scan(fields: &[httparse::Header<'b>]) -> Seen<'b> {
         let mut seen = Seen::default();
-        for field in fields {
-            seen.note(classify(field.name.as_bytes()), field.value);
+        for (index, field) in fields.iter().enumerate() {
+            let class = classify(field.name.as_bytes());
+            if let Some(kept) = seen.classes.get_mut(index) {
+                *kept = class;
+            }
+            seen.note(class, field.value);
         }
         if !seen.names_fields {
             return seen;
@@ -118,7 +129,17 @@ impl<'b> Seen<'b> {
         }
         // The handover's reason is the first unusual field as sent, named or not.
         kept.unusual = seen.unusual;
+        kept.classes = seen.classes;
         kept
+    }
+
+    /// The class of field `index` called `name`: kept by the scan, or found again.
+    #[inline(always)]
+    fn class(&self, index: usize, name: &[u8]) -> FieldClass {
+        match self.classes.get(index) {
+            Some(class) => *class,
+            None => classify(name),
+        }
     }
 
     // Inlined into the one pass over the head: a call per field costs more than the match.
@@ -360,10 +381,10 @@ impl HeadWriter<'_> {
         let named_away = |name: &[u8]| seen.names_fields && named_by_connection(fields, name);
         let mut forwarded_for = false;
         let mut client_via = false;
-        for field in fields {
+        for (index, field) in fields.iter().enumerate() {
             let name = field.name.as_bytes();
             let value = field.value;
-            let class = classify(name);
+            let class = seen.class(index, name);
             if named_away(name) {
                 continue;
             }
