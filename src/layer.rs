@@ -102,7 +102,7 @@ impl MirrorLayer {
         let (request, capture) = self.begin(route, request);
         MirrorFuture {
             inner: send(request),
-            capture: Some(capture),
+            capture,
         }
     }
 
@@ -244,7 +244,7 @@ pin_project_lite::pin_project! {
     pub struct MirrorFuture<F> {
         #[pin]
         inner: F,
-        capture: Option<AnswerCapture>,
+        capture: AnswerCapture,
     }
 }
 
@@ -259,18 +259,17 @@ where
         let this = self.project();
         let answered = ready!(this.inner.poll(cx));
         // Taken either way: on an error the capture is dropped now, publishing "no answer".
-        let capture = this.capture.take();
+        let capture = std::mem::take(this.capture);
         let response = answered?;
-        Poll::Ready(Ok(match capture {
-            Some(capture) => capture.answered(response),
-            None => response.map(|body| MirroredBody::new(body, None)),
-        }))
+        Poll::Ready(Ok(capture.answered(response)))
     }
 }
 
 /// The second half of a mirrored exchange ([`MirrorLayer::begin`]): given the answer, it
 /// captures its head at once and its body as it streams. Dropped without an answer (the
-/// inner service failed), it publishes "no answer" to the shadows' comparison.
+/// inner service failed), it publishes "no answer" to the shadows' comparison. The default
+/// captures nothing (a request that was not mirrored).
+#[derive(Default)]
 pub struct AnswerCapture {
     capture: Option<Capture>,
 }
