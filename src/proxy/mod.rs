@@ -218,14 +218,13 @@ impl Proxy {
         // The layer tees the request as it stands now (routed here, not again) and captures
         // the answer; the request target becomes the upstream's only after the copy is planned.
         // Its two halves around our own await, so no second future is built and moved.
-        let (request, capture) = self
+        let (mut request, capture) = self
             .mirroring
             .begin(Some(found), Request::from_parts(parts, body));
-        let (mut parts, body) = request.into_parts();
-        parts.uri = upstream
-            .uri_for(parts.uri.path_and_query())
+        *request.uri_mut() = upstream
+            .uri_for(request.uri().path_and_query())
             .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
-        let response = match upstream.send(Request::from_parts(parts, body)).await {
+        let response = match upstream.send(request).await {
             Ok(response) => capture.answered(response),
             Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
                 Some(failure) => {
