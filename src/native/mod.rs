@@ -461,8 +461,12 @@ impl<'a> Connection<'a> {
             }
             // The whole body went to the primary: the shadows' copy is complete. (Not when
             // the upstream answered first: dropped, the copy is abandoned.)
-            if let (true, Some(mut copy)) = (flight.body_consumed, flight.request_copy.take()) {
-                copy.complete();
+            // Completed in place: `take()` would move the whole copy out, mirrored or not.
+            if flight.body_consumed {
+                if let Some(copy) = flight.request_copy.as_mut() {
+                    copy.complete();
+                    flight.request_copy = None;
+                }
             }
             deadline
                 .as_mut()
