@@ -177,6 +177,7 @@ fn by_writer(case: &Case, head: &[u8], via: Option<&ViaName>) -> Vec<(String, Ve
     request.parse(head).expect("a generated head parses");
     let mut out = b"GET /p HTTP/1.1\r\n".to_vec();
     let id = write_fields(
+        head,
         request.headers,
         &request::Forwarding {
             client_address: CLIENT.as_bytes(),

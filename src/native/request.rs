@@ -282,14 +282,21 @@ pub fn prepare(
             false => Vec::new(),
         },
         record: mirrors,
+        source: buf,
+        run: 0..0,
     };
     head.out.clear();
-    head.out.extend_from_slice(method.as_bytes());
     let method_text = 0..method.len();
-    head.out.push(b' ');
-    head.out.extend_from_slice(target.as_bytes());
-    let target_range = method_text.end + 1..head.out.len();
-    head.out.extend_from_slice(b" HTTP/1.1\r\n");
+    let target_range = method_text.end + 1..method_text.end + 1 + target.len();
+    match canonical_request_line(buf, method, target) {
+        Some(line) => head.out.extend_from_slice(line),
+        None => {
+            head.out.extend_from_slice(method.as_bytes());
+            head.out.push(b' ');
+            head.out.extend_from_slice(target.as_bytes());
+            head.out.extend_from_slice(b" HTTP/1.1\r\n");
+        }
+    }
     let forwarding = Forwarding {
         client_address: connection.client_address.as_bytes(),
         proto: connection.proto,
@@ -338,11 +345,13 @@ pub struct Forwarding<'a> {
     pub host_rewrite: Option<&'a [u8]>,
 }
 
-/// Writes the upstream head's field lines for the client's `fields` into `out` (appended;
-/// no request line, no final empty line) and returns where the request id is in `out`:
-/// the byte-level form of [`crate::header_rules`], exactly what [`prepare`] writes after
-/// the request line. Public so the property test can hold it against the `HeaderMap` form.
+/// Writes the upstream head's field lines for the client's `fields`, parsed from `source`,
+/// into `out` (appended; no request line, no final empty line) and returns where the
+/// request id is in `out`: the byte-level form of [`crate::header_rules`], exactly what
+/// [`prepare`] writes after the request line. Public so the property test can hold it
+/// against the `HeaderMap` form.
 pub fn write_fields(
+    source: &[u8],
     fields: &[httparse::Header<'_>],
     forwarding: &Forwarding<'_>,
     out: &mut Vec<u8>,
@@ -352,18 +361,57 @@ pub fn write_fields(
         out,
         fields: Vec::new(),
         record: false,
+        source,
+        run: 0..0,
     };
     head.forwarded_fields(fields, &seen, forwarding)
 }
 
+/// The client's request line when it is exactly what the upstream gets
+/// (`METHOD SP target SP HTTP/1.1 CRLF`, nothing before it): copied as one piece.
+fn canonical_request_line<'b>(source: &'b [u8], method: &str, target: &str) -> Option<&'b [u8]> {
+    const VERSION: &[u8] = b" HTTP/1.1\r\n";
+    let target_start = method.len() + 1;
+    let line_end = target_start + target.len() + VERSION.len();
+    let canonical = offset_in(source, method.as_bytes()) == Some(0)
+        && source.get(method.len()) == Some(&b' ')
+        && offset_in(source, target.as_bytes()) == Some(target_start)
+        && source.get(line_end - VERSION.len()..line_end) == Some(VERSION);
+    canonical.then(|| source.get(..line_end)).flatten()
+}
+
+/// Where `part`, a slice the parser took from `source`, starts in it (`None` when it is not
+/// from `source`).
+fn offset_in(source: &[u8], part: &[u8]) -> Option<usize> {
+    let offset = (part.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
+    (offset + part.len() <= source.len()).then_some(offset)
+}
+
+/// Where the field line of `name` and `value` is in `source`, when it is written exactly as
+/// the upstream gets it (`name: value CRLF`): such lines are copied as they stand.
+fn canonical_field_line(source: &[u8], name: &[u8], value: &[u8]) -> Option<Range<usize>> {
+    let start = offset_in(source, name)?;
+    let value_start = start + name.len() + 2;
+    let end = value_start + value.len() + 2;
+    let canonical = source.get(start + name.len()..value_start) == Some(b": ")
+        && offset_in(source, value) == Some(value_start)
+        && source.get(end - 2..end) == Some(b"\r\n");
+    canonical.then_some(start..end)
+}
+
 /// The upstream head being written, and (when `record`) where each field line went.
-struct HeadWriter<'o> {
+struct HeadWriter<'o, 's> {
     out: &'o mut Vec<u8>,
     fields: Vec<FieldSpan>,
     record: bool,
+    /// The client's head the fields were parsed from.
+    source: &'s [u8],
+    /// Field lines of `source` kept as they stand and not yet copied into `out`: adjacent
+    /// ones go in one copy, not one per line.
+    run: Range<usize>,
 }
 
-impl HeadWriter<'_> {
+impl HeadWriter<'_, '_> {
     /// The field lines of the upstream head by the rulebook ([`crate::header_rules`]): the
     /// client's end-to-end fields in order (names keep their case), then the fields the
     /// proxy owns. Returns where the request id went.
@@ -390,16 +438,19 @@ impl HeadWriter<'_> {
             }
             match class {
                 FieldClass::EndToEnd | FieldClass::ContentLength | FieldClass::Expect => {
-                    self.put(name, value);
+                    self.keep(name, value);
                 }
-                FieldClass::Host => self.put(name, forwarding.host_rewrite.unwrap_or(value)),
+                FieldClass::Host => match forwarding.host_rewrite {
+                    Some(rewritten) => self.put(name, rewritten),
+                    None => self.keep(name, value),
+                },
                 FieldClass::XForwardedProto | FieldClass::XForwardedHost if trust => {
-                    self.put(name, value);
+                    self.keep(name, value);
                 }
                 FieldClass::XForwardedProto | FieldClass::XForwardedHost => {}
                 FieldClass::XForwardedFor => forwarded_for = true,
                 FieldClass::Via if via.is_some() => client_via = true,
-                FieldClass::Via => self.put(name, value),
+                FieldClass::Via => self.keep(name, value),
                 FieldClass::Connection
                 | FieldClass::Te
                 | FieldClass::TransferEncoding
@@ -408,6 +459,7 @@ impl HeadWriter<'_> {
                 | FieldClass::RequestId => {}
             }
         }
+        self.copy_run();
         // Every `X-Forwarded-For` line joined into one, the client's address appended.
         let line_start = self.out.len();
         self.out.extend_from_slice(b"x-forwarded-for: ");
@@ -474,10 +526,47 @@ impl HeadWriter<'_> {
         }
     }
 
-    /// Appends one `name: value` field line.
+    /// Keeps the client's field line unchanged: copied with its neighbours when it is
+    /// written as the upstream gets it, else written anew.
+    // Inlined: called per field on every request, mirrored or not.
+    #[inline(always)]
+    fn keep(&mut self, name: &[u8], value: &[u8]) {
+        let Some(line) = canonical_field_line(self.source, name, value) else {
+            return self.put(name, value);
+        };
+        if self.run.end != line.start {
+            self.copy_run();
+            self.run.start = line.start;
+        }
+        if self.record {
+            // Where the line lands in `out` once the run is copied.
+            let line_start = self.out.len() + (line.start - self.run.start);
+            self.fields.extend(FieldSpan::of_line(
+                line_start,
+                name.len(),
+                line_start + line.len(),
+            ));
+        }
+        self.run.end = line.end;
+    }
+
+    /// Copies the pending run of kept lines into `out`.
+    #[inline(always)]
+    fn copy_run(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        if let Some(lines) = self.source.get(self.run.clone()) {
+            self.out.extend_from_slice(lines);
+        }
+        self.run = 0..0;
+    }
+
+    /// Appends one `name: value` field line (after the lines kept so far).
     // Inlined: called per field on every request, mirrored or not.
     #[inline(always)]
     fn put(&mut self, name: &[u8], value: &[u8]) {
+        self.copy_run();
         let line_start = self.out.len();
         put(self.out, name, value);
         self.recorded(line_start, name.len());
@@ -505,5 +594,60 @@ mod tests {
         let mut seen = Seen::default();
         seen.note(FieldClass::Connection, b"keep-alive, x-secret");
         assert_eq!(seen.unusual, Some(Handover::ConnectionOptions));
+    }
+
+    /// Lines copied as they stand (runs of canonical lines) and lines written anew (padded
+    /// values, no space after the colon, a rewritten Host) are recorded where they landed:
+    /// the recorded fields are the written head's fields, in order.
+    #[test]
+    fn recorded_spans_match_the_written_lines_whichever_way_they_were_written() {
+        let heads: [&[u8]; 4] = [
+            b"GET /a?b HTTP/1.1\r\nHost: app.test\r\nAccept: */*\r\nX-One: 1\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost:app.test\r\nAccept:  */*  \r\nX-One: 1\r\nX-Two: 2\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nX-One: 1\r\nConnection: x-two\r\nX-Two: 2\r\nHost: app.test\r\nX-Three:\t3\r\n\r\n",
+            b"GET /a HTTP/1.1\nHost: app.test\nX-One: 1\n\n",
+        ];
+        for (case, source) in heads.iter().enumerate() {
+            for host_rewrite in [None, Some(&b"internal.test"[..])] {
+                let mut fields = [httparse::EMPTY_HEADER; 16];
+                let mut parsed = httparse::Request::new(&mut fields);
+                assert!(parsed.parse(source).unwrap().is_complete(), "case {case}");
+                let seen = Seen::scan(parsed.headers);
+                let mut out = b"GET /a HTTP/1.1\r\n".to_vec();
+                let mut head = HeadWriter {
+                    out: &mut out,
+                    fields: Vec::new(),
+                    record: true,
+                    source,
+                    run: 0..0,
+                };
+                let forwarding = Forwarding {
+                    client_address: b"192.0.2.1",
+                    proto: "http",
+                    trust_forwarded_headers: false,
+                    via: None,
+                    host_rewrite,
+                };
+                head.forwarded_fields(parsed.headers, &seen, &forwarding);
+                let spans = std::mem::take(&mut head.fields);
+                out.extend_from_slice(b"\r\n");
+                let recorded: Vec<(Vec<u8>, Vec<u8>)> = crate::message::fields::Fields::from_spans(
+                    bytes::Bytes::from(out.clone()),
+                    spans,
+                )
+                .iter()
+                .map(|(name, value)| (name.to_vec(), value.to_vec()))
+                .collect();
+                let mut fields = [httparse::EMPTY_HEADER; 16];
+                let mut written = httparse::Request::new(&mut fields);
+                assert!(written.parse(&out).unwrap().is_complete(), "case {case}");
+                let written: Vec<(Vec<u8>, Vec<u8>)> = written
+                    .headers
+                    .iter()
+                    .map(|field| (field.name.as_bytes().to_vec(), field.value.to_vec()))
+                    .collect();
+                assert_eq!(recorded, written, "case {case}, rewrite {host_rewrite:?}");
+            }
+        }
     }
 }
