@@ -142,13 +142,15 @@ impl Client {
         // Framing is this hop's business (`keeps` leaves it out): the body is complete and
         // its length known.
         let mut has_host = false;
-        let kept = headers.iter().filter(|(name, _)| edits.keeps(name));
-        let added = edits
-            .additions()
-            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
-        for (name, value) in kept.chain(added) {
+        headers.write_lines(&mut out, |name| {
+            let kept = edits.keeps(name);
+            has_host |= kept && name.eq_ignore_ascii_case(b"host");
+            kept
+        });
+        for (name, value) in edits.additions() {
+            let name = name.as_str().as_bytes();
             has_host |= name.eq_ignore_ascii_case(b"host");
-            put(&mut out, name, value);
+            put(&mut out, name, value.as_bytes());
         }
         if !has_host {
             put(&mut out, b"host", self.authority.as_bytes());

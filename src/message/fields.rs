@@ -61,6 +61,16 @@ impl FieldSpan {
         let start = self.value_start as usize;
         start..start + self.value_len as usize
     }
+
+    /// The whole line in `buf` when it stands there as `name: value\r\n`.
+    fn line_in(&self, buf: &[u8]) -> Option<std::ops::Range<usize>> {
+        let name = self.name();
+        let value = self.value();
+        let canonical = value.start == name.end + 2
+            && buf.get(name.end..value.start) == Some(b": ")
+            && buf.get(value.end..value.end + 2) == Some(b"\r\n");
+        canonical.then_some(name.start..value.end + 2)
+    }
 }
 
 /// Header fields in arrival order; names keep the case they were sent in (HTTP/1) or are
@@ -166,6 +176,37 @@ impl Fields {
     /// `(name, value)` of every field, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.view().into_iter()
+    }
+
+    /// Appends the line `name: value\r\n` of every field `keep` accepts, in order: a head
+    /// for the next hop. Adjacent lines that already stand so in the buffer go in one copy.
+    pub fn write_lines(&self, out: &mut Vec<u8>, mut keep: impl FnMut(&[u8]) -> bool) {
+        let mut run = 0..0;
+        for line in &self.lines {
+            let (Some(name), Some(value)) = (self.buf.get(line.name()), self.buf.get(line.value()))
+            else {
+                continue;
+            };
+            if !keep(name) {
+                continue;
+            }
+            match line.line_in(&self.buf) {
+                Some(whole) if whole.start == run.end => run.end = whole.end,
+                Some(whole) => {
+                    out.extend_from_slice(self.buf.get(run).unwrap_or_default());
+                    run = whole;
+                }
+                None => {
+                    out.extend_from_slice(self.buf.get(run).unwrap_or_default());
+                    run = 0..0;
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(value);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        out.extend_from_slice(self.buf.get(run).unwrap_or_default());
     }
 
     /// Every value of `name` (any case), in order.

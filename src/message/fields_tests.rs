@@ -101,3 +101,50 @@ fn maps_round_trip_with_lowercase_names_and_repeated_values() {
     );
     assert_eq!((back.len(), Fields::default().is_empty()), (3, true));
 }
+
+/// `write_lines` writes exactly what one `name: value\r\n` per kept field would, whether the
+/// fields stand in their buffer as such lines (copied in runs) or not (padded values, no
+/// space, bare LF, fields from a map), whichever fields the filter leaves out.
+#[test]
+fn written_lines_are_the_kept_fields_one_line_each() {
+    let heads: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-One: 1\r\nX-Two: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost:a\r\nAccept:  */*  \r\nX-One: 1\r\nX-Two:\t2\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\nX-One: 1\nX-Empty: \r\nX-Two: 2\n\n",
+        b"GET / HTTP/1.1\r\nX-One: 1\r\nX-Drop: 0\r\nX-Two: 2\r\nX-Drop: 9\r\nHost: a\r\n\r\n",
+    ];
+    let mut all = Vec::new();
+    for head in heads {
+        let mut parsed = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut parsed);
+        assert!(request.parse(head).unwrap().is_complete());
+        let fields = Fields::from_parsed(
+            head,
+            Bytes::copy_from_slice(head),
+            request.headers.len(),
+            request.headers.iter().map(|f| (f.name.as_bytes(), f.value)),
+        );
+        all.push(Fields::from_map(&fields.to_map()));
+        all.push(fields);
+    }
+    let filters: [fn(&[u8]) -> bool; 3] = [
+        |_| true,
+        |name| !name.eq_ignore_ascii_case(b"x-drop"),
+        |name| name.eq_ignore_ascii_case(b"x-two"),
+    ];
+    for fields in &all {
+        for keep in filters {
+            let mut expected = Vec::new();
+            for (name, value) in fields.iter().filter(|(name, _)| keep(name)) {
+                expected.extend_from_slice(&[name, b": ", value, b"\r\n"].concat());
+            }
+            let mut written = b"start\r\n".to_vec();
+            fields.write_lines(&mut written, keep);
+            assert_eq!(
+                String::from_utf8_lossy(&written[7..]),
+                String::from_utf8_lossy(&expected),
+                "{fields:?}"
+            );
+        }
+    }
+}

@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::h1::exchange::{parse_length, put};
 use crate::header_rules::{self, classify, ConnectionOption, FieldClass};
 use crate::headers::{self, Via};
-use crate::message::fields::FieldSpan;
+use crate::message::fields::{offset_in, FieldSpan};
 use crate::router::{routing_host, strip_port};
 use crate::telemetry::metrics::{Handover, METHODS};
 use std::mem::MaybeUninit;
@@ -378,13 +378,6 @@ fn canonical_request_line<'b>(source: &'b [u8], method: &str, target: &str) -> O
         && offset_in(source, target.as_bytes()) == Some(target_start)
         && source.get(line_end - VERSION.len()..line_end) == Some(VERSION);
     canonical.then(|| source.get(..line_end)).flatten()
-}
-
-/// Where `part`, a slice the parser took from `source`, starts in it (`None` when it is not
-/// from `source`).
-fn offset_in(source: &[u8], part: &[u8]) -> Option<usize> {
-    let offset = (part.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
-    (offset + part.len() <= source.len()).then_some(offset)
 }
 
 /// Where the field line of `name` and `value` is in `source`, when it is written exactly as
