@@ -227,13 +227,18 @@ impl<S: TeeSink> Drop for Tee<S> {
 /// A body wrapped in an optional tee. With no tee it is a plain pass-through.
 pub struct TeeBody<B, S: TeeSink> {
     inner: B,
-    tee: Option<Tee<S>>,
+    /// Boxed: the body is moved with its request or response through every layer, and a
+    /// tee (a sampled request's copy) is far larger than the pointer most requests carry.
+    tee: Option<Box<Tee<S>>>,
 }
 
 impl<B: Body, S: TeeSink> TeeBody<B, S> {
     /// Wraps `inner`; a `tee` of `None` costs one branch per frame.
     pub fn new(inner: B, tee: Option<Tee<S>>) -> TeeBody<B, S> {
-        let mut body = TeeBody { inner, tee };
+        let mut body = TeeBody {
+            inner,
+            tee: tee.map(Box::new),
+        };
         if body.inner.is_end_stream() {
             if let Some(tee) = body.tee.as_mut() {
                 tee.complete();
@@ -244,7 +249,7 @@ impl<B: Body, S: TeeSink> TeeBody<B, S> {
 
     /// The body and its tee, for a caller that streams the body inside a type of its own
     /// (the proxy's response body) and feeds the tee itself.
-    pub fn into_parts(self) -> (B, Option<Tee<S>>) {
+    pub fn into_parts(self) -> (B, Option<Box<Tee<S>>>) {
         (self.inner, self.tee)
     }
 }

@@ -77,7 +77,7 @@ pub enum ResponseBody {
         /// Dropped (and so recorded) at the end of the stream.
         completion: Option<Completion>,
         /// A capped copy for comparison, when the request was mirrored.
-        capture: Option<Tee<PrimarySink>>,
+        capture: Option<Box<Tee<PrimarySink>>>,
     },
     /// A complete body (error pages); `None` once sent.
     Full {
