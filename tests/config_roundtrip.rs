@@ -17,12 +17,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The maximal config with its diff log placed in `dir`.
+/// The maximal config with its diff log placed in `dir`, and a client certificate and key
+/// (made now, so no key is committed) written there for its TLS upstream.
 fn maximal(dir: &Path) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/maximal.toml");
     let text = std::fs::read_to_string(&path).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("client.pem"), certificate.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
     let diff_log = dir.join("diffs.jsonl");
     text.replace("DIFF_LOG", diff_log.to_str().unwrap())
+        .replace("TLS_DIR", dir.to_str().unwrap())
 }
 
 fn examples() -> Vec<PathBuf> {

@@ -174,8 +174,24 @@ impl super::Config {
 mod tests {
     use crate::config::{Config, Overrides};
 
-    fn file(name: &str) -> String {
-        format!("{}/tests/configs/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    /// A CA certificate, a client certificate and its key, made now, in a temporary
+    /// directory (kept alive by the returned handle).
+    fn files() -> (tempfile::TempDir, impl Fn(&str) -> String) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+            .unwrap()
+            .signed_by(&client_key, &ca, &key)
+            .unwrap();
+        std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
+        let root = dir.path().to_path_buf();
+        (dir, move |name: &str| root.join(name).display().to_string())
     }
 
     fn load(upstream: &str) -> Result<Config, Vec<String>> {
@@ -186,6 +202,7 @@ mod tests {
 
     #[test]
     fn an_https_upstream_with_a_ca_file_and_a_client_certificate_is_accepted_and_printed_back() {
+        let (_dir, file) = files();
         let config = load(&format!(
             "url = \"https://127.0.0.1:8443/\"\n[upstreams.up.tls]\nca_file = {:?}\n\
              client_cert = {:?}\nclient_key = {:?}\nserver_name = \"api.internal\"\n",
@@ -233,6 +250,7 @@ mod tests {
 
     #[test]
     fn tls_settings_on_a_plaintext_url_and_a_skipped_verification_with_a_ca_are_refused() {
+        let (_dir, file) = files();
         let problems =
             load("url = \"http://127.0.0.1:80\"\ntls = { server_name = \"x\" }\n").unwrap_err();
         assert!(
@@ -262,6 +280,7 @@ mod tests {
 
     #[test]
     fn a_client_key_that_is_not_a_key_is_reported_with_its_file() {
+        let (_dir, file) = files();
         let problems = load(&format!(
             "url = \"https://127.0.0.1\"\ntls = {{ insecure_skip_verify = true, client_cert = {:?}, client_key = {:?} }}\n",
             file("client.pem"),

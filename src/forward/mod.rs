@@ -12,7 +12,7 @@ pub mod client_body;
 
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::exchange::ExchangeError;
-use crate::h1::pool::{socket_address, RawPool};
+use crate::h1::pool::{socket_address, ConnectError, RawPool};
 use crate::h1::upstream::{self as native, NativeBody};
 use bytes::Bytes;
 use client_body::ClientBodyFailure;
@@ -41,6 +41,16 @@ pub enum ForwardError {
         /// Upstream name.
         upstream: String,
         /// The connector's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The TLS handshake with the upstream failed (certificate not trusted or not for the
+    /// verification name, our client certificate refused): 502, `upstream_tls`.
+    #[error("upstream {upstream}: TLS handshake failed")]
+    Tls {
+        /// Upstream name.
+        upstream: String,
+        /// The handshake's error, rustls' reason at the end of its chain.
         #[source]
         source: BoxError,
     },
@@ -80,10 +90,15 @@ pub enum ForwardError {
 
 impl ForwardError {
     /// What an HTTP/1 upstream exchange's failure is for the client, on every path that
-    /// answers one: unreachable (502), timed out (504), or failed (502).
+    /// answers one: unreachable (502), a failed TLS handshake (502), timed out (504), or
+    /// failed (502).
     pub fn from_exchange(upstream: &str, error: ExchangeError) -> ForwardError {
         let upstream = upstream.to_string();
         match error {
+            ExchangeError::Connect(source @ ConnectError::Handshake { .. }) => ForwardError::Tls {
+                upstream,
+                source: Box::new(source),
+            },
             ExchangeError::Connect(source) => ForwardError::Unreachable {
                 upstream,
                 source: Box::new(source),
@@ -180,7 +195,8 @@ where
     pub fn new(name: &str, config: &UpstreamConfig) -> UpstreamClient<B> {
         let transport = match config.protocol {
             UpstreamProtocol::Http1 => Transport::Http1(Arc::new(RawPool::new(
-                socket_address(&config.authority),
+                socket_address(&config.authority, config.tls.is_some()),
+                config.tls.as_ref().map(|tls| tls.client.clone()),
                 config.connect_timeout,
                 config.pool_max_idle,
                 config.pool_idle_timeout,

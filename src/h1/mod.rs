@@ -18,5 +18,6 @@ pub mod client;
 pub mod exchange;
 pub mod pool;
 pub mod response;
+pub mod stream;
 pub(crate) mod upload;
 pub mod upstream;
