@@ -84,21 +84,78 @@ async fn an_https_primary_with_a_private_ca_is_reached_over_one_kept_alive_conne
 }
 
 #[tokio::test]
+async fn h2_over_tls_is_spoken_when_named_and_auto_follows_what_the_upstream_chooses_by_alpn() {
+    let pki = Pki::new("alpn");
+    let ca = format!("ca_file = {:?}", pki.ca_file());
+    let h2_first: &[&[u8]] = &[b"h2", b"http/1.1"];
+    // (what the upstream accepts by ALPN, protocol, the version it is spoken to in)
+    for (alpn, protocol, version) in [
+        (h2_first, "http2", "HTTP/2.0"),
+        (h2_first, "auto", "HTTP/2.0"),
+        (HTTP1, "auto", "HTTP/1.1"),
+        (h2_first, "http1", "HTTP/1.1"),
+    ] {
+        let upstream = tls_upstream(TlsServer {
+            pki: &pki,
+            names: &["127.0.0.1"],
+            alpn,
+            client_ca: None,
+        })
+        .await;
+        for engine in ENGINES {
+            let protocol_line = format!("protocol = \"{protocol}\"");
+            let toml = tls_toml(&upstream.url(), &protocol_line, &ca, engine);
+            let proxy = Shadowtap::start(config(&toml)).await;
+            let client = http1_client();
+            for index in 0..3 {
+                let url = proxy.url(&format!("/v/{index}"));
+                let reply = send(&client, get_request(&url)).await.unwrap();
+                assert_eq!(
+                    reply.text(),
+                    format!("tls {version} /v/{index}"),
+                    "{protocol} on {engine}"
+                );
+            }
+            let reply = send(&client, post_request(&proxy.url("/up"), vec![b'y'; 70_000]))
+                .await
+                .unwrap();
+            assert_eq!(reply.text(), format!("tls {version} /up"), "{protocol}");
+        }
+        // One connection per proxy (auto's first one, which found h2, is given up for the
+        // h2 client's own).
+        let per_proxy = if protocol == "auto" && version == "HTTP/2.0" {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            upstream.accepted.load(Ordering::SeqCst),
+            per_proxy * ENGINES.len(),
+            "{protocol} with {alpn:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_upstream_certificate_of_another_ca_is_a_502_counted_as_upstream_tls() {
     let theirs = Pki::new("theirs");
     let ours = Pki::new("ours");
     let upstream = upstream_on(&theirs, &["127.0.0.1"]).await;
-    for engine in ENGINES {
+    for (engine, protocol) in [("native", "http1"), ("hyper", "http1"), ("native", "http2")] {
         let toml = tls_toml(
             &upstream.url(),
-            "",
+            &format!("protocol = \"{protocol}\""),
             &format!("ca_file = {:?}", ours.ca_file()),
             engine,
         );
         let proxy = Shadowtap::start(config(&toml)).await;
         let reply = get(&proxy.url("/x")).await;
-        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{engine}");
-        assert_eq!(proxy.proxy_errors("upstream_tls").await, 1.0, "{engine}");
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{engine} {protocol}");
+        assert_eq!(
+            proxy.proxy_errors("upstream_tls").await,
+            1.0,
+            "{engine} {protocol}"
+        );
         assert_eq!(proxy.proxy_errors("upstream_unreachable").await, 0.0);
     }
     assert_eq!(upstream.requests.load(Ordering::SeqCst), 0);

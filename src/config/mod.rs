@@ -211,6 +211,8 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2: with prior knowledge (h2c), or offered alone by ALPN over TLS.
     Http2,
+    /// `https://` only: h2 or HTTP/1.1, as the upstream chooses by ALPN.
+    Auto,
 }
 
 /// A named upstream: where requests are forwarded and how patiently.

@@ -124,6 +124,7 @@ pub(crate) fn validate(
     let offer = match protocol {
         UpstreamProtocol::Http1 => Offer::Http1,
         UpstreamProtocol::Http2 => Offer::Http2,
+        UpstreamProtocol::Auto => Offer::Either,
     };
     let client = match UpstreamTls::new(server_name, trust, client_auth, offer) {
         Ok(client) => client,

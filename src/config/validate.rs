@@ -382,10 +382,11 @@ fn validate_upstream(
     let protocol = match raw.protocol.as_deref() {
         None | Some("http1") => UpstreamProtocol::Http1,
         Some("http2") => UpstreamProtocol::Http2,
+        Some("auto") => UpstreamProtocol::Auto,
         Some(other) => {
             problems.push(
                 format!("{path}.protocol"),
-                format!("unknown protocol {other:?} (expected \"http1\" or \"http2\")"),
+                format!("unknown protocol {other:?} (expected \"http1\", \"http2\" or \"auto\")"),
             );
             UpstreamProtocol::Http1
         }
@@ -407,6 +408,13 @@ fn validate_upstream(
             protocol,
             problems,
         )?),
+        (false, _) if protocol == UpstreamProtocol::Auto => {
+            problems.push(
+                format!("{path}.protocol"),
+                format!("\"auto\" chooses by ALPN, which needs TLS: {url:?} is plaintext"),
+            );
+            return None;
+        }
         (false, None) => None,
         (false, Some(_)) => {
             problems.push(
