@@ -201,10 +201,15 @@ fn the_maximal_config_sets_every_key_the_parser_accepts_and_prints_each_under_it
             .keys()
             .cloned()
             .collect();
+        // Upstreams are a map of names, instances of one section like routes[0] and
+        // routes[1]: a plaintext one has no `tls` table, an https one has.
+        let under_upstreams = matches!(path.first(), Some(Step::Key(key)) if key == "upstreams");
         let section: Vec<Step> = path
             .iter()
-            .map(|step| match step {
+            .enumerate()
+            .map(|(at, step)| match step {
                 Step::Index(_) => Step::Key("[*]".to_string()),
+                Step::Key(_) if at == 1 && under_upstreams => Step::Key("*".to_string()),
                 key => key.clone(),
             })
             .collect();

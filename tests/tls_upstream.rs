@@ -314,3 +314,39 @@ async fn an_https_shadow_that_fails_its_handshake_never_touches_the_client_and_o
     assert_eq!(shadow.requests.load(Ordering::SeqCst), 0);
     assert!(shadow.failed_handshakes.load(Ordering::SeqCst) >= 4);
 }
+
+#[tokio::test]
+async fn check_accepts_insecure_skip_verify_but_warns_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("insecure.toml");
+    let toml = tls_toml(
+        "https://127.0.0.1:9443",
+        "",
+        "insecure_skip_verify = true",
+        "native",
+    );
+    std::fs::write(&file, toml).unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["check", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING: upstreams.app.tls.insecure_skip_verify = true")
+            && stderr.contains("NOT verified"),
+        "{stderr}"
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("insecure_skip_verify = true"), "{printed}");
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_reaches_an_upstream_whose_certificate_nobody_signed_for_us() {
+    let stranger = Pki::new("unknown");
+    let upstream = upstream_on(&stranger, &["somewhere.else"]).await;
+    let toml = tls_toml(&upstream.url(), "", "insecure_skip_verify = true", "native");
+    let proxy = Shadowtap::start(config(&toml)).await;
+    let reply = get(&proxy.url("/i")).await;
+    assert_eq!(reply.text(), "tls HTTP/1.1 /i");
+}
