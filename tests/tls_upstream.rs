@@ -350,3 +350,48 @@ async fn insecure_skip_verify_reaches_an_upstream_whose_certificate_nobody_signe
     let reply = get(&proxy.url("/i")).await;
     assert_eq!(reply.text(), "tls HTTP/1.1 /i");
 }
+
+#[tokio::test]
+async fn the_binary_logs_the_rustls_cause_of_a_failed_handshake_once_and_warns_of_skipped_checks() {
+    let theirs = Pki::new("theirs");
+    let ours = Pki::new("ours");
+    let upstream = upstream_on(&theirs, &["127.0.0.1"]).await;
+    let listen = closed_port().await.to_string();
+    let admin = closed_port().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    let toml = format!(
+        "[[listeners]]\naddress = \"{listen}\"\n[admin]\naddress = \"{admin}\"\n\
+         [upstreams.app]\nurl = \"{}\"\ntls = {{ ca_file = {:?} }}\n\
+         [upstreams.lab]\nurl = \"https://127.0.0.1:9\"\ntls = {{ insecure_skip_verify = true }}\n\
+         [[routes]]\nprimary = \"app\"\n",
+        upstream.url(),
+        ours.ca_file(),
+    );
+    std::fs::write(&file, toml).unwrap();
+    let mut child = Process::start(
+        &["run", "--config", file.to_str().unwrap()],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "")],
+    );
+    child.ready(&admin).await;
+    let reply = get(&format!("http://{listen}/x")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    child
+        .wait_stderr(STEP, |stderr| {
+            stderr.contains("UnknownIssuer").then_some(())
+        })
+        .await;
+    child.terminate().await;
+    let stderr = child.stderr();
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("request failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert!(failed[0].contains("upstream_tls"), "{stderr}");
+    assert_eq!(stderr.matches("UnknownIssuer").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("upstreams.lab.tls.insecure_skip_verify = true"),
+        "{stderr}"
+    );
+}
