@@ -228,3 +228,8 @@ impl AsyncWrite for UpstreamStream {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[path = "stream_tests.rs"]
+mod tests;
