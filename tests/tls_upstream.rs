@@ -84,6 +84,22 @@ async fn an_https_primary_with_a_private_ca_is_reached_over_one_kept_alive_conne
 }
 
 #[tokio::test]
+async fn a_new_connection_to_an_upstream_resumes_the_session_of_an_earlier_one() {
+    let pki = Pki::new("resume");
+    let upstream = upstream_on(&pki, &["127.0.0.1"]).await;
+    let ca = format!("ca_file = {:?}", pki.ca_file());
+    // No idle connection kept: every request dials, and all but the first resume.
+    let toml = tls_toml(&upstream.url(), "pool_max_idle = 0", &ca, "native");
+    let proxy = Shadowtap::start(config(&toml)).await;
+    for index in 0..3 {
+        let reply = get(&proxy.url(&format!("/r/{index}"))).await;
+        assert_eq!(reply.text(), format!("tls HTTP/1.1 /r/{index}"));
+    }
+    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(upstream.resumed.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn h2_over_tls_is_spoken_when_named_and_auto_follows_what_the_upstream_chooses_by_alpn() {
     let pki = Pki::new("alpn");
     let ca = format!("ca_file = {:?}", pki.ca_file());

@@ -89,6 +89,8 @@ pub struct TlsUpstream {
     pub failed_handshakes: Arc<AtomicUsize>,
     /// Requests answered.
     pub requests: Arc<AtomicUsize>,
+    /// Handshakes that resumed an earlier session.
+    pub resumed: Arc<AtomicUsize>,
 }
 
 impl TlsUpstream {
@@ -137,23 +139,29 @@ pub async fn tls_upstream(server: TlsServer<'_>) -> TlsUpstream {
     let accepted = Arc::new(AtomicUsize::new(0));
     let failed_handshakes = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
+    let resumed = Arc::new(AtomicUsize::new(0));
     let counts = (
         accepted.clone(),
         failed_handshakes.clone(),
         requests.clone(),
+        resumed.clone(),
     );
     tokio::spawn(async move {
-        let (accepted, failed, requests) = counts;
+        let (accepted, failed, requests, resumed) = counts;
         while let Ok((tcp, _)) = listener.accept().await {
             accepted.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let failed = failed.clone();
             let requests = requests.clone();
+            let resumed = resumed.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     failed.fetch_add(1, Ordering::SeqCst);
                     return;
                 };
+                if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                    resumed.fetch_add(1, Ordering::SeqCst);
+                }
                 let service = service_fn(move |request: Request<Incoming>| {
                     requests.fetch_add(1, Ordering::SeqCst);
                     async move {
@@ -176,5 +184,6 @@ pub async fn tls_upstream(server: TlsServer<'_>) -> TlsUpstream {
         accepted,
         failed_handshakes,
         requests,
+        resumed,
     }
 }
