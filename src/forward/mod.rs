@@ -93,8 +93,9 @@ pub enum ForwardError {
 
 impl ForwardError {
     /// What an HTTP/1 upstream exchange's failure is for the client, on every path that
-    /// answers one: unreachable (502), a failed TLS handshake (502), timed out (504), or
-    /// failed (502).
+    /// answers one: unreachable (502), a TLS failure (502: the handshake, or a TLS alert
+    /// after it, as a TLS 1.3 upstream refusing our client certificate sends), timed out
+    /// (504), or failed (502).
     pub fn from_exchange(upstream: &str, error: ExchangeError) -> ForwardError {
         let upstream = upstream.to_string();
         match error {
@@ -107,6 +108,10 @@ impl ForwardError {
                 source: Box::new(source),
             },
             ExchangeError::TimedOut(after) => ForwardError::Timeout { upstream, after },
+            source if is_tls_failure(&source) => ForwardError::Tls {
+                upstream,
+                source: Box::new(source),
+            },
             source => ForwardError::Failed {
                 upstream,
                 source: Box::new(source),
@@ -376,18 +381,14 @@ where
                 crate::headers::remove_hop_by_hop(response.headers_mut());
                 Ok(response.map(UpstreamBody::Hyper))
             }
-            Ok(Err(source)) if source.is_connect() => {
-                let handshake = chain_has::<TlsConnectError>(&source, |error| {
-                    matches!(error, TlsConnectError::Handshake(_))
-                });
-                let upstream = self.name.clone();
-                let source = Box::new(source);
-                Err(if handshake {
-                    ForwardError::Tls { upstream, source }
-                } else {
-                    ForwardError::Unreachable { upstream, source }
-                })
-            }
+            Ok(Err(source)) if is_tls_failure(&source) => Err(ForwardError::Tls {
+                upstream: self.name.clone(),
+                source: Box::new(source),
+            }),
+            Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
+                upstream: self.name.clone(),
+                source: Box::new(source),
+            }),
             Ok(Err(source)) => Err(ForwardError::Failed {
                 upstream: self.name.clone(),
                 source: Box::new(source),
@@ -415,15 +416,29 @@ where
     }
 }
 
-/// Whether an error of type `E` matching `test` is in `error`'s source chain.
-fn chain_has<E: std::error::Error + 'static>(
-    error: &(dyn std::error::Error + 'static),
-    test: impl Fn(&E) -> bool,
-) -> bool {
+/// Whether the TLS layer failed somewhere in `error`'s chain: a handshake that failed (our
+/// connector's or the pool's), or an I/O error whose inner error is rustls' (an alert from
+/// the upstream, a record that does not decrypt). Found by type, never by message.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
-        if error.downcast_ref::<E>().is_some_and(&test) {
+        if matches!(
+            error.downcast_ref::<TlsConnectError>(),
+            Some(TlsConnectError::Handshake(_))
+        ) || matches!(
+            error.downcast_ref::<ConnectError>(),
+            Some(ConnectError::Handshake { .. })
+        ) {
             return true;
+        }
+        // An io::Error's `source` skips its inner error: look at it directly.
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
         }
         next = error.source();
     }
