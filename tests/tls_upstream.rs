@@ -420,3 +420,48 @@ async fn the_binary_logs_the_rustls_cause_of_a_failed_handshake_once_and_warns_o
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_shadow_handshake_failure_is_logged_with_its_tls_cause() {
+    let pki = Pki::new("live");
+    let stranger = Pki::new("stranger");
+    let primary = upstream_on(&pki, &["127.0.0.1"]).await;
+    let shadow = upstream_on(&stranger, &["127.0.0.1"]).await;
+    let listen = closed_port().await.to_string();
+    let admin = closed_port().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    let ca = pki.ca_file();
+    let toml = format!(
+        "[[listeners]]\naddress = \"{listen}\"\n[admin]\naddress = \"{admin}\"\n\
+         [upstreams.app]\nurl = \"{}\"\ntls = {{ ca_file = {ca:?} }}\n\
+         [upstreams.shadow]\nurl = \"{}\"\ntls = {{ ca_file = {ca:?} }}\n\
+         [[routes]]\nprimary = \"app\"\n[[routes.mirror.shadows]]\nupstream = \"shadow\"\n",
+        primary.url(),
+        shadow.url(),
+    );
+    std::fs::write(&file, toml).unwrap();
+    let mut child = Process::start(
+        &["run", "--config", file.to_str().unwrap()],
+        &[("RUST_LOG", "warn"), ("NO_COLOR", "")],
+    );
+    child.ready(&admin).await;
+    let reply = get(&format!("http://{listen}/s")).await;
+    assert_eq!(reply.text(), "tls HTTP/1.1 /s");
+    let line = child
+        .wait_stderr(STEP, |stderr| {
+            stderr
+                .lines()
+                .find(|line| line.contains("shadow request failed"))
+                .map(str::to_string)
+        })
+        .await;
+    assert!(line.contains("UnknownIssuer"), "{line}");
+    child.terminate().await;
+    let stderr = child.stderr();
+    let live_failures = stderr
+        .lines()
+        .filter(|line| line.contains("request failed") && !line.contains("shadow request failed"))
+        .count();
+    assert_eq!(live_failures, 0, "the live request did not fail:\n{stderr}");
+}
