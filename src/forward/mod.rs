@@ -2,8 +2,8 @@
 //! response timeouts, and errors classified into what a client should be told.
 //!
 //! Below both engines and the mirror: the hyper engine forwards through an
-//! [`UpstreamClient`], the shadows reach h2c upstreams with one, and every stage reports an
-//! upstream failure as the one [`ForwardError`].
+//! [`UpstreamClient`], the shadows reach HTTP/2 (h2c or h2 over TLS) and `auto` upstreams
+//! with one, and every stage reports an upstream failure as the one [`ForwardError`].
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]

@@ -19,8 +19,8 @@
 //!   them again), so every read-side call first pushes rustls' pending output on: a caller
 //!   that wrote a request and waits for its answer therefore also drives the rest of the
 //!   request out.
-//! - the non-waiting calls are `poll_read` / `poll_write` with a no-op waker: "would
-//!   block" is their `Pending`.
+//! - the non-waiting calls are tokio-rustls' `poll_fill_buf` / `poll_write_vectored` with a
+//!   no-op waker: "would block" is their `Pending`.
 
 use bytes::BufMut;
 use std::future::poll_fn;
