@@ -107,6 +107,9 @@ impl BoundApp {
             Some(address) => Some(bind(address, "admin".to_string()).await?),
             None => None,
         };
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         let (context, proxy) = compose(&config);
         let report = Reporter::start(&config, context.metrics().clone())?;
         Ok(BoundApp {

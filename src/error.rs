@@ -58,6 +58,7 @@ impl ProxyError {
             ProxyError::Forward(ForwardError::Unreachable { .. }) => {
                 ErrorReason::UpstreamUnreachable
             }
+            ProxyError::Forward(ForwardError::Tls { .. }) => ErrorReason::UpstreamTls,
             ProxyError::Forward(ForwardError::Timeout { .. }) => ErrorReason::UpstreamTimeout,
             ProxyError::Forward(ForwardError::Failed { .. }) => ErrorReason::UpstreamError,
             ProxyError::Forward(ForwardError::ClientTimeout { .. }) => ErrorReason::ClientTimeout,
@@ -92,6 +93,9 @@ impl ProxyError {
             ProxyError::NoRoute => "no route\n",
             ProxyError::Forward(ForwardError::Unreachable { .. }) => {
                 "bad gateway: upstream unreachable\n"
+            }
+            ProxyError::Forward(ForwardError::Tls { .. }) => {
+                "bad gateway: TLS handshake with the upstream failed\n"
             }
             ProxyError::Forward(ForwardError::Timeout { .. }) => {
                 "gateway timeout: upstream did not answer in time\n"

@@ -22,7 +22,7 @@
 //! | [`supervise`] | data-path tasks whose panics are caught, logged and counted |
 //! | [`connection`] | what both engines know of a client connection, and the request not yet answered |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
-//! | [`forward`] | one client per upstream (HTTP/1 through [`h1`], h2c through hyper) and the one [`forward::ForwardError`] |
+//! | [`forward`] | one client per upstream (HTTP/1 through [`h1`], h2c and h2 over TLS through hyper, `auto` by ALPN) and the one [`forward::ForwardError`] |
 //! | [`h1`] | the HTTP/1.1 protocol layer, upstream side: one exchange core (checkout, stale retry, head, limits, body) under the native engine's, the hyper path's and the shadows' clients |
 //! | [`compare`] | pure comparison of a pair: status, headers, decoded bodies (JSON, text), latency, noise |
 //! | [`headers`] | the header rulebook applied to a `HeaderMap`, and the framing and Host checks both engines share |
@@ -32,7 +32,7 @@
 //! | [`message`] | the types every stage shares: captured fields, the byte budget, the capped body tee, captured responses and pairs, a shadow's head edits |
 //! | [`header_rules`] | the header rulebook: field classes (hop-by-hop, forwarded, framing, request id) and `Connection` options, applied by both engines |
 //! | [`pattern`] | the path template and JSON Pointer grammars, shared by config validation and their readers |
-//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file |
+//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file; each `https://` upstream's one rustls client (`tls::client`) |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`shutdown`] | SIGINT/SIGTERM |

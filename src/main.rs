@@ -140,6 +140,9 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
         .to_toml()
         .context("cannot print the effective config")?;
     print!("{printed}");
+    for warning in config.warnings() {
+        eprintln!("WARNING: {warning}");
+    }
     eprintln!("{}: ok", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -17,12 +17,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The maximal config with its diff log placed in `dir`.
+/// The maximal config with its diff log placed in `dir`, and a client certificate and key
+/// (made now, so no key is committed) written there for its TLS upstream.
 fn maximal(dir: &Path) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/maximal.toml");
     let text = std::fs::read_to_string(&path).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("client.pem"), certificate.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
     let diff_log = dir.join("diffs.jsonl");
     text.replace("DIFF_LOG", diff_log.to_str().unwrap())
+        .replace("TLS_DIR", dir.to_str().unwrap())
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -192,10 +201,15 @@ fn the_maximal_config_sets_every_key_the_parser_accepts_and_prints_each_under_it
             .keys()
             .cloned()
             .collect();
+        // Upstreams are a map of names, instances of one section like routes[0] and
+        // routes[1]: a plaintext one has no `tls` table, an https one has.
+        let under_upstreams = matches!(path.first(), Some(Step::Key(key)) if key == "upstreams");
         let section: Vec<Step> = path
             .iter()
-            .map(|step| match step {
+            .enumerate()
+            .map(|(at, step)| match step {
                 Step::Index(_) => Step::Key("[*]".to_string()),
+                Step::Key(_) if at == 1 && under_upstreams => Step::Key("*".to_string()),
                 key => key.clone(),
             })
             .collect();

@@ -10,6 +10,7 @@ mod error;
 mod mirror;
 mod parse;
 mod raw;
+mod upstream_tls;
 mod upstreams;
 mod validate;
 mod writable;
@@ -20,6 +21,7 @@ pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
     StickySource,
 };
+pub use upstream_tls::UpstreamTlsConfig;
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
 
 use crate::pattern::template::PathTemplate;
@@ -207,14 +209,16 @@ impl Serialize for AdminConfig {
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with keep-alive.
     Http1,
-    /// HTTP/2 with prior knowledge (h2c).
+    /// HTTP/2: with prior knowledge (h2c), or offered alone by ALPN over TLS.
     Http2,
+    /// `https://` only: h2 or HTTP/1.1, as the upstream chooses by ALPN.
+    Auto,
 }
 
 /// A named upstream: where requests are forwarded and how patiently.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamConfig {
-    /// `http://host:port` as written (normalised).
+    /// `http://host:port` or `https://host:port` as written (normalised).
     pub url: String,
     /// Scheme and authority used to build the forwarded request URI.
     #[serde(skip)]
@@ -231,8 +235,11 @@ pub struct UpstreamConfig {
     /// An idle pooled connection is closed after this long.
     #[serde(with = "duration_str")]
     pub pool_idle_timeout: Duration,
-    /// HTTP/1.1 or h2c.
+    /// HTTP/1.1 or HTTP/2 (h2c, or h2 over TLS).
     pub protocol: UpstreamProtocol,
+    /// TLS settings of an `https://` upstream (`None`: plaintext). Printed last: a table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// How a route matches the request's host.

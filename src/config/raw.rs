@@ -70,6 +70,7 @@ pub struct RawUpstream {
     pub pool_max_idle: Option<usize>,
     pub pool_idle_timeout: Option<String>,
     pub protocol: Option<String>,
+    pub tls: Option<super::upstream_tls::RawUpstreamTls>,
 }
 
 /// A route template: one string or a list of them.

@@ -382,10 +382,11 @@ fn validate_upstream(
     let protocol = match raw.protocol.as_deref() {
         None | Some("http1") => UpstreamProtocol::Http1,
         Some("http2") => UpstreamProtocol::Http2,
+        Some("auto") => UpstreamProtocol::Auto,
         Some(other) => {
             problems.push(
                 format!("{path}.protocol"),
-                format!("unknown protocol {other:?} (expected \"http1\" or \"http2\")"),
+                format!("unknown protocol {other:?} (expected \"http1\", \"http2\" or \"auto\")"),
             );
             UpstreamProtocol::Http1
         }
@@ -398,24 +399,51 @@ fn validate_upstream(
         );
         return None;
     };
-    let authority = parse_upstream_url(&url_path, &url, problems)?;
+    let (authority, https) = parse_upstream_url(&url_path, &url, problems)?;
+    let tls = match (https, raw.tls) {
+        (true, raw_tls) => Some(super::upstream_tls::validate(
+            &format!("{path}.tls"),
+            raw_tls.unwrap_or_default(),
+            authority.host(),
+            protocol,
+            problems,
+        )?),
+        (false, _) if protocol == UpstreamProtocol::Auto => {
+            problems.push(
+                format!("{path}.protocol"),
+                format!("\"auto\" chooses by ALPN, which needs TLS: {url:?} is plaintext"),
+            );
+            return None;
+        }
+        (false, None) => None,
+        (false, Some(_)) => {
+            problems.push(
+                format!("{path}.tls"),
+                format!("{url:?} is plaintext: TLS settings need an https:// URL"),
+            );
+            return None;
+        }
+    };
+    let scheme = if https { "https" } else { "http" };
     Some(UpstreamConfig {
-        url: format!("http://{authority}"),
+        url: format!("{scheme}://{authority}"),
         authority,
         connect_timeout,
         response_timeout,
         pool_max_idle: raw.pool_max_idle.unwrap_or(defaults::POOL_MAX_IDLE),
         pool_idle_timeout,
         protocol,
+        tls,
     })
 }
 
-/// Accepts `http://host[:port][/]`; anything the proxy would silently drop is an error.
+/// Accepts `http://host[:port][/]` and `https://...` (the flag: TLS); anything the proxy
+/// would silently drop is an error.
 fn parse_upstream_url(
     path: &str,
     url: &str,
     problems: &mut Problems,
-) -> Option<http::uri::Authority> {
+) -> Option<(http::uri::Authority, bool)> {
     let uri: http::Uri = match url.parse() {
         Ok(uri) => uri,
         Err(err) => {
@@ -423,19 +451,13 @@ fn parse_upstream_url(
             return None;
         }
     };
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            problems.push(
-                path,
-                format!("{url:?}: https upstreams are not supported yet; use http:// (TLS to upstreams is planned)"),
-            );
-            return None;
-        }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
             problems.push(
                 path,
-                format!("{url:?}: unsupported scheme {other:?} (expected http)"),
+                format!("{url:?}: unsupported scheme {other:?} (expected http or https)"),
             );
             return None;
         }
@@ -446,7 +468,7 @@ fn parse_upstream_url(
             );
             return None;
         }
-    }
+    };
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         problems.push(
             path,
@@ -465,7 +487,7 @@ fn parse_upstream_url(
         );
         return None;
     }
-    Some(authority)
+    Some((authority, https))
 }
 
 /// The route's name, which the duplicate check needs even when the route itself cannot be

@@ -2,30 +2,33 @@
 //! response timeouts, and errors classified into what a client should be told.
 //!
 //! Below both engines and the mirror: the hyper engine forwards through an
-//! [`UpstreamClient`], the shadows reach h2c upstreams with one, and every stage reports an
-//! upstream failure as the one [`ForwardError`].
+//! [`UpstreamClient`], the shadows reach HTTP/2 (h2c or h2 over TLS) and `auto` upstreams
+//! with one, and every stage reports an upstream failure as the one [`ForwardError`].
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod client_body;
+pub mod connector;
 
 use crate::config::{UpstreamConfig, UpstreamProtocol};
 use crate::h1::exchange::ExchangeError;
-use crate::h1::pool::{socket_address, RawPool};
+use crate::h1::pool::{socket_address, ConnectError, RawPool};
 use crate::h1::upstream::{self as native, NativeBody};
+use crate::tls::client::ALPN_H2;
 use bytes::Bytes;
 use client_body::ClientBodyFailure;
+use connector::{TlsConnectError, TlsConnector};
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body::{Frame, SizeHint};
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +44,16 @@ pub enum ForwardError {
         /// Upstream name.
         upstream: String,
         /// The connector's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The TLS handshake with the upstream failed (certificate not trusted or not for the
+    /// verification name, our client certificate refused): 502, `upstream_tls`.
+    #[error("upstream {upstream}: TLS handshake failed")]
+    Tls {
+        /// Upstream name.
+        upstream: String,
+        /// The handshake's error, rustls' reason at the end of its chain.
         #[source]
         source: BoxError,
     },
@@ -80,15 +93,25 @@ pub enum ForwardError {
 
 impl ForwardError {
     /// What an HTTP/1 upstream exchange's failure is for the client, on every path that
-    /// answers one: unreachable (502), timed out (504), or failed (502).
+    /// answers one: unreachable (502), a TLS failure (502: the handshake, or a TLS alert
+    /// after it, as a TLS 1.3 upstream refusing our client certificate sends), timed out
+    /// (504), or failed (502).
     pub fn from_exchange(upstream: &str, error: ExchangeError) -> ForwardError {
         let upstream = upstream.to_string();
         match error {
+            ExchangeError::Connect(source @ ConnectError::Handshake { .. }) => ForwardError::Tls {
+                upstream,
+                source: Box::new(source),
+            },
             ExchangeError::Connect(source) => ForwardError::Unreachable {
                 upstream,
                 source: Box::new(source),
             },
             ExchangeError::TimedOut(after) => ForwardError::Timeout { upstream, after },
+            source if is_tls_failure(&source) => ForwardError::Tls {
+                upstream,
+                source: Box::new(source),
+            },
             source => ForwardError::Failed {
                 upstream,
                 source: Box::new(source),
@@ -117,8 +140,66 @@ impl ForwardError {
 enum Transport<B> {
     /// HTTP/1.1: the native engine's sockets of this upstream ([`crate::h1::upstream`]).
     Http1(Arc<RawPool>),
-    /// h2c: hyper-util's client, which multiplexes streams over its pooled connection.
-    Http2(Box<Client<HttpConnector, B>>),
+    /// HTTP/2: hyper-util's client, which multiplexes streams over its pooled connection.
+    Http2(Box<H2Client<B>>),
+    /// `protocol = "auto"`: what the upstream chose by ALPN.
+    Auto(Box<Auto<B>>),
+}
+
+/// hyper's HTTP/2 client: h2c (prior knowledge), or h2 over TLS.
+enum H2Client<B> {
+    Plain(Client<HttpConnector, B>),
+    Tls(Client<TlsConnector, B>),
+}
+
+impl<B> H2Client<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// The client for `config`: over TLS when the upstream is `https://`.
+    fn new(config: &UpstreamConfig) -> H2Client<B> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .http2_only(true);
+        match &config.tls {
+            None => {
+                connector.enforce_http(true);
+                H2Client::Plain(builder.build(connector))
+            }
+            Some(tls) => {
+                connector.enforce_http(false);
+                let connector =
+                    TlsConnector::new(connector, tls.client.clone(), config.connect_timeout);
+                H2Client::Tls(builder.build(connector))
+            }
+        }
+    }
+
+    fn request(&self, request: Request<B>) -> ResponseFuture {
+        match self {
+            H2Client::Plain(client) => client.request(request),
+            H2Client::Tls(client) => client.request(request),
+        }
+    }
+}
+
+/// An `https://` upstream with `protocol = "auto"`: both clients over the one TLS client
+/// (which offers h2 and http/1.1), and which one the upstream chose. The first request
+/// connects through the HTTP/1 pool, reads the ALPN answer and remembers it for the
+/// upstream's lifetime (an upstream that changes its mind needs a restart); that connection
+/// is kept for HTTP/1, or dropped for the h2 client's own.
+struct Auto<B> {
+    http1: Arc<RawPool>,
+    h2: H2Client<B>,
+    speaks_h2: OnceLock<bool>,
 }
 
 /// A response body from an upstream: read by this crate from an HTTP/1 socket, or by
@@ -167,6 +248,7 @@ impl Body for UpstreamBody {
 pub struct UpstreamClient<B> {
     name: String,
     authority: Authority,
+    scheme: Scheme,
     response_timeout: Duration,
     transport: Transport<B>,
 }
@@ -178,31 +260,32 @@ where
 {
     /// Builds the pool for one upstream. Connections are reused (keep-alive), never one per request.
     pub fn new(name: &str, config: &UpstreamConfig) -> UpstreamClient<B> {
-        let transport = match config.protocol {
-            UpstreamProtocol::Http1 => Transport::Http1(Arc::new(RawPool::new(
-                socket_address(&config.authority),
+        let pool = || {
+            Arc::new(RawPool::new(
+                socket_address(&config.authority, config.tls.is_some()),
+                config.tls.as_ref().map(|tls| tls.client.clone()),
                 config.connect_timeout,
                 config.pool_max_idle,
                 config.pool_idle_timeout,
-            ))),
-            UpstreamProtocol::Http2 => {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(Some(config.connect_timeout));
-                connector.enforce_http(true);
-                let mut builder = Client::builder(TokioExecutor::new());
-                builder
-                    .timer(TokioTimer::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_max_idle_per_host(config.pool_max_idle)
-                    .pool_idle_timeout(config.pool_idle_timeout)
-                    .http2_only(true);
-                Transport::Http2(Box::new(builder.build(connector)))
-            }
+            ))
+        };
+        let transport = match config.protocol {
+            UpstreamProtocol::Http1 => Transport::Http1(pool()),
+            UpstreamProtocol::Http2 => Transport::Http2(Box::new(H2Client::new(config))),
+            UpstreamProtocol::Auto => Transport::Auto(Box::new(Auto {
+                http1: pool(),
+                h2: H2Client::new(config),
+                speaks_h2: OnceLock::new(),
+            })),
         };
         UpstreamClient {
             name: name.to_string(),
             authority: config.authority.clone(),
+            scheme: if config.tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             response_timeout: config.response_timeout,
             transport,
         }
@@ -213,24 +296,27 @@ where
         &self.name
     }
 
-    /// The idle sockets of an HTTP/1 upstream, which the native engine shares.
+    /// The idle sockets of an HTTP/1 upstream, which the native engine shares. None for an
+    /// `auto` one: the protocol is known only once connected, so its requests take the
+    /// hyper path, which asks [`Self::send`].
     pub fn native_pool(&self) -> Option<&Arc<RawPool>> {
         match &self.transport {
             Transport::Http1(pool) => Some(pool),
-            Transport::Http2(_) => None,
+            Transport::Http2(_) | Transport::Auto(_) => None,
         }
     }
 
     /// The request target for a path on this upstream: origin-form (`/path?query`) on an
-    /// HTTP/1 connection of our own, absolute for the h2 client, which routes by it.
+    /// HTTP/1 connection of our own, absolute for the h2 client, which routes by it (and
+    /// for `auto`, whose HTTP/1 writer takes only the path from it).
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
         let path_and_query = path_and_query
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         match self.transport {
             Transport::Http1(_) => Uri::builder().path_and_query(path_and_query).build(),
-            Transport::Http2(_) => Uri::builder()
-                .scheme(Scheme::HTTP)
+            Transport::Http2(_) | Transport::Auto(_) => Uri::builder()
+                .scheme(self.scheme.clone())
                 .authority(self.authority.clone())
                 .path_and_query(path_and_query)
                 .build(),
@@ -253,37 +339,108 @@ where
             }
         }
         match &self.transport {
-            // Timed per phase inside: the client's pace of uploading is not the upstream's.
-            Transport::Http1(pool) => {
-                match native::send(pool, request, self.response_timeout).await {
-                    Ok(response) => Ok(response.map(UpstreamBody::Native)),
-                    Err(error) => Err(ForwardError::from_exchange(&self.name, error)),
-                }
-            }
-            // hyper's client sends the body from its connection task: the response timeout
-            // runs over the whole exchange, upload included.
-            Transport::Http2(client) => {
-                *request.version_mut() = http::Version::HTTP_2;
-                let exchange = client.request(request);
-                match tokio::time::timeout(self.response_timeout, exchange).await {
-                    Ok(Ok(mut response)) => {
-                        crate::headers::remove_hop_by_hop(response.headers_mut());
-                        Ok(response.map(UpstreamBody::Hyper))
-                    }
-                    Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
-                        upstream: self.name.clone(),
-                        source: Box::new(source),
-                    }),
-                    Ok(Err(source)) => Err(ForwardError::Failed {
-                        upstream: self.name.clone(),
-                        source: Box::new(source),
-                    }),
-                    Err(_) => Err(ForwardError::Timeout {
-                        upstream: self.name.clone(),
-                        after: self.response_timeout,
-                    }),
+            Transport::Http1(pool) => self.send_http1(pool, request).await,
+            Transport::Http2(client) => self.send_h2(client, request).await,
+            Transport::Auto(auto) => {
+                let speaks_h2 = match auto.speaks_h2.get() {
+                    Some(speaks_h2) => *speaks_h2,
+                    None => self.negotiate(auto).await?,
+                };
+                if speaks_h2 {
+                    self.send_h2(&auto.h2, request).await
+                } else {
+                    self.send_http1(&auto.http1, request).await
                 }
             }
         }
     }
+
+    /// Timed per phase inside: the client's pace of uploading is not the upstream's.
+    async fn send_http1(
+        &self,
+        pool: &Arc<RawPool>,
+        request: Request<B>,
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
+        match native::send(pool, request, self.response_timeout).await {
+            Ok(response) => Ok(response.map(UpstreamBody::Native)),
+            Err(error) => Err(ForwardError::from_exchange(&self.name, error)),
+        }
+    }
+
+    /// hyper's client sends the body from its connection task: the response timeout runs
+    /// over the whole exchange, upload included.
+    async fn send_h2(
+        &self,
+        client: &H2Client<B>,
+        mut request: Request<B>,
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
+        *request.version_mut() = http::Version::HTTP_2;
+        let exchange = client.request(request);
+        match tokio::time::timeout(self.response_timeout, exchange).await {
+            Ok(Ok(mut response)) => {
+                crate::headers::remove_hop_by_hop(response.headers_mut());
+                Ok(response.map(UpstreamBody::Hyper))
+            }
+            Ok(Err(source)) if is_tls_failure(&source) => Err(ForwardError::Tls {
+                upstream: self.name.clone(),
+                source: Box::new(source),
+            }),
+            Ok(Err(source)) if source.is_connect() => Err(ForwardError::Unreachable {
+                upstream: self.name.clone(),
+                source: Box::new(source),
+            }),
+            Ok(Err(source)) => Err(ForwardError::Failed {
+                upstream: self.name.clone(),
+                source: Box::new(source),
+            }),
+            Err(_) => Err(ForwardError::Timeout {
+                upstream: self.name.clone(),
+                after: self.response_timeout,
+            }),
+        }
+    }
+
+    /// `auto`'s first connection: which protocol the upstream chose by ALPN, remembered. An
+    /// HTTP/1 connection goes to the pool for the request about to be sent.
+    async fn negotiate(&self, auto: &Auto<B>) -> Result<bool, ForwardError> {
+        let conn =
+            auto.http1.connect().await.map_err(|error| {
+                ForwardError::from_exchange(&self.name, ExchangeError::from(error))
+            })?;
+        let speaks_h2 = conn.stream.alpn() == Some(ALPN_H2);
+        if !speaks_h2 {
+            auto.http1.check_in(conn);
+        }
+        tracing::debug!(upstream = %self.name, h2 = speaks_h2, "protocol chosen by ALPN");
+        Ok(*auto.speaks_h2.get_or_init(|| speaks_h2))
+    }
+}
+
+/// Whether the TLS layer failed somewhere in `error`'s chain: a handshake that failed (our
+/// connector's or the pool's), or an I/O error whose inner error is rustls' (an alert from
+/// the upstream, a record that does not decrypt). Found by type, never by message.
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if matches!(
+            error.downcast_ref::<TlsConnectError>(),
+            Some(TlsConnectError::Handshake(_))
+        ) || matches!(
+            error.downcast_ref::<ConnectError>(),
+            Some(ConnectError::Handshake { .. })
+        ) {
+            return true;
+        }
+        // An io::Error's `source` skips its inner error: look at it directly.
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+        }
+        next = error.source();
+    }
+    false
 }

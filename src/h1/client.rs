@@ -41,12 +41,14 @@ pub struct Client {
 impl Client {
     /// A client with its own pool of at most `max_idle` idle connections.
     pub fn new(config: &UpstreamConfig, max_idle: usize) -> Client {
-        let address = super::pool::socket_address(&config.authority);
+        let tls = config.tls.as_ref().map(|tls| tls.client.clone());
+        let address = super::pool::socket_address(&config.authority, tls.is_some());
         Client {
             authority: HeaderValue::from_str(config.authority.as_str())
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             pool: RawPool::new(
                 address,
+                tls,
                 config.connect_timeout,
                 max_idle,
                 config.pool_idle_timeout,

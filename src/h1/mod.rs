@@ -2,7 +2,8 @@
 //! built on it.
 //!
 //! Everything that speaks HTTP/1.1 to an upstream lives here, below both engines and the
-//! mirror, in the spirit of pingora's `protocols/http/v1`: the pooled sockets ([`pool`]),
+//! mirror, in the spirit of pingora's `protocols/http/v1`: the pooled connections ([`pool`],
+//! each a plain or TLS [`stream`]),
 //! response-head parsing ([`response`]), chunked framing ([`chunked`]), the request-body
 //! upload (`upload`) and one exchange core ([`exchange`]: checkout, the stale-connection
 //! retry rule, head write and read, limits, body, and one error type). Its three callers
@@ -18,5 +19,6 @@ pub mod client;
 pub mod exchange;
 pub mod pool;
 pub mod response;
+pub mod stream;
 pub(crate) mod upload;
 pub mod upstream;

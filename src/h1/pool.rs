@@ -11,11 +11,12 @@
 //! (one `read` confirms it). What slips through (a close racing the next request) is retried
 //! by the exchange's one rule (`exchange::Retries`).
 
+use super::stream::UpstreamStream;
+use crate::tls::client::UpstreamTls;
 use bytes::BytesMut;
 use http::uri::Authority;
 use std::io;
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -24,8 +25,8 @@ const READ_BUFFER: usize = 32 * 1024;
 
 /// One connection to the upstream, with the bytes read from it and not yet consumed.
 pub struct UpstreamConn {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket, or TLS over it.
+    pub stream: UpstreamStream,
     /// Bytes read from the upstream that belong to the current response.
     pub buf: BytesMut,
     /// Came from the pool (so it may have been closed by the upstream meanwhile).
@@ -44,7 +45,17 @@ pub enum ConnectError {
         #[source]
         source: io::Error,
     },
-    /// The connect did not finish within the upstream's `connect_timeout`.
+    /// The TLS handshake failed: the upstream's certificate was not trusted or not for the
+    /// verification name, it refused our client certificate, or it does not speak TLS.
+    #[error("TLS handshake with {address} failed")]
+    Handshake {
+        /// `host:port`.
+        address: String,
+        /// tokio-rustls' error, whose inner error is rustls' reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The connect (and TLS handshake) did not finish within the upstream's `connect_timeout`.
     #[error("connect to {address} timed out after {after:?}")]
     TimedOut {
         /// `host:port`.
@@ -62,6 +73,7 @@ struct Idle {
 /// The idle connections of one upstream (LIFO: the warmest first).
 pub struct RawPool {
     address: String,
+    tls: Option<UpstreamTls>,
     connect_timeout: Duration,
     max_idle: usize,
     idle_timeout: Duration,
@@ -69,15 +81,17 @@ pub struct RawPool {
 }
 
 impl RawPool {
-    /// A pool for `address` (`host:port`).
+    /// A pool for `address` (`host:port`), over TLS when `tls` is given.
     pub fn new(
         address: String,
+        tls: Option<UpstreamTls>,
         connect_timeout: Duration,
         max_idle: usize,
         idle_timeout: Duration,
     ) -> RawPool {
         RawPool {
             address,
+            tls,
             connect_timeout,
             max_idle,
             idle_timeout,
@@ -88,8 +102,8 @@ impl RawPool {
     /// The most recently used idle connection that is still usable, if any.
     pub fn check_out(&self) -> Option<UpstreamConn> {
         loop {
-            let entry = self.idle.lock().ok()?.pop()?;
-            if entry.since.elapsed() < self.idle_timeout && still_open(&entry.conn.stream) {
+            let mut entry = self.idle.lock().ok()?.pop()?;
+            if entry.since.elapsed() < self.idle_timeout && entry.conn.stream.still_open() {
                 let mut conn = entry.conn;
                 conn.reused = true;
                 return Some(conn);
@@ -115,17 +129,10 @@ impl RawPool {
         }
     }
 
-    /// Dials a new connection (bounded by `connect_timeout`).
+    /// Dials a new connection, TLS handshake included (both bounded by `connect_timeout`).
     pub async fn connect(&self) -> Result<UpstreamConn, ConnectError> {
-        let connecting = TcpStream::connect(self.address.as_str());
-        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
-                return Err(ConnectError::Failed {
-                    address: self.address.clone(),
-                    source,
-                })
-            }
+        let stream = match tokio::time::timeout(self.connect_timeout, self.dial()).await {
+            Ok(dialed) => dialed?,
             Err(_) => {
                 return Err(ConnectError::TimedOut {
                     address: self.address.clone(),
@@ -133,35 +140,42 @@ impl RawPool {
                 })
             }
         };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(error = %error, "set_nodelay failed on an upstream connection");
-        }
         Ok(UpstreamConn {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER),
             reused: false,
         })
     }
-}
 
-/// Whether an idle socket is still usable: not readable (nothing arrived since its last short
-/// read), or readable but a read finds nothing after all.
-fn still_open(stream: &TcpStream) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match stream.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+    async fn dial(&self) -> Result<UpstreamStream, ConnectError> {
+        let tcp = TcpStream::connect(self.address.as_str())
+            .await
+            .map_err(|source| ConnectError::Failed {
+                address: self.address.clone(),
+                source,
+            })?;
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %error, "set_nodelay failed on an upstream connection");
+        }
+        let Some(tls) = &self.tls else {
+            return Ok(UpstreamStream::Plain(tcp));
+        };
+        match tls.handshake(tcp).await {
+            Ok(stream) => Ok(UpstreamStream::Tls(Box::new(stream))),
+            Err(source) => Err(ConnectError::Handshake {
+                address: self.address.clone(),
+                source,
+            }),
         }
     }
 }
 
-/// `host:port` to dial, with the scheme's default port when the URL gave none.
-pub(crate) fn socket_address(authority: &Authority) -> String {
+/// `host:port` to dial, with the scheme's default port (443 with TLS, else 80) when the
+/// URL gave none.
+pub(crate) fn socket_address(authority: &Authority, tls: bool) -> String {
     match authority.port_u16() {
         Some(_) => authority.as_str().to_string(),
+        None if tls => format!("{}:443", authority.host()),
         None => format!("{}:80", authority.host()),
     }
 }
@@ -176,6 +190,7 @@ mod tests {
         let address = listener.local_addr().unwrap().to_string();
         let pool = RawPool::new(
             address,
+            None,
             Duration::from_secs(1),
             max_idle,
             Duration::from_secs(60),

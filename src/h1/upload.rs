@@ -14,7 +14,7 @@ use super::pool::UpstreamConn;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 /// Read size while listening to the upstream.
@@ -55,7 +55,7 @@ pub(crate) async fn write_listening<T, E>(
     while !slices.is_empty() {
         // Read what came before writing more: once the upstream resets the connection,
         // what it sent and was not read yet is gone.
-        if read_ready(&conn.stream) {
+        if conn.stream.read_ready() {
             if let Some(answer) = hear(conn).map_err(WriteFailure::Heard)? {
                 return Ok(Wrote::Answered(answer));
             }
@@ -129,12 +129,6 @@ pub(crate) async fn write_request<T, E>(
     write_listening(conn, slices, stall, hear)
         .await
         .map_err(|failure| (failure, Sent::Request))
-}
-
-/// Whether the socket may have something to read (tokio's cached readiness; no system call).
-pub(crate) fn read_ready(stream: &tokio::net::TcpStream) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    stream.poll_read_ready(&mut cx).is_ready()
 }
 
 /// How the upstream's side of the socket stood after [`read_available`].

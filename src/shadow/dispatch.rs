@@ -164,7 +164,8 @@ impl ShadowTarget {
             crate::config::UpstreamProtocol::Http1 => ShadowClient::Http1(
                 crate::h1::client::Client::new(&pooled, pooled.pool_max_idle),
             ),
-            crate::config::UpstreamProtocol::Http2 => {
+            // `auto` decides per upstream at its first connection (`UpstreamClient`).
+            crate::config::UpstreamProtocol::Http2 | crate::config::UpstreamProtocol::Auto => {
                 ShadowClient::Http2(UpstreamClient::new(name, &pooled))
             }
         };

@@ -137,6 +137,9 @@ pub enum ErrorReason {
     NoRoute,
     /// The upstream could not be reached (502).
     UpstreamUnreachable,
+    /// The TLS handshake with the upstream failed: its certificate was not trusted or not for
+    /// the verification name, or it refused ours (502).
+    UpstreamTls,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
     /// The upstream failed in some other way, e.g. closed the connection (502).
@@ -155,10 +158,11 @@ pub enum ErrorReason {
 
 impl ErrorReason {
     /// Every reason, in label-index order.
-    pub const ALL: [ErrorReason; 9] = [
+    pub const ALL: [ErrorReason; 10] = [
         ErrorReason::BadRequest,
         ErrorReason::NoRoute,
         ErrorReason::UpstreamUnreachable,
+        ErrorReason::UpstreamTls,
         ErrorReason::UpstreamTimeout,
         ErrorReason::UpstreamError,
         ErrorReason::UpstreamBodyError,
@@ -173,6 +177,7 @@ impl ErrorReason {
             ErrorReason::BadRequest => "bad_request",
             ErrorReason::NoRoute => "no_route",
             ErrorReason::UpstreamUnreachable => "upstream_unreachable",
+            ErrorReason::UpstreamTls => "upstream_tls",
             ErrorReason::UpstreamTimeout => "upstream_timeout",
             ErrorReason::UpstreamError => "upstream_error",
             ErrorReason::UpstreamBodyError => "upstream_body_error",

@@ -3,6 +3,8 @@
 //! Listener TLS (certificates chosen by SNI, rotation, client certificates) and upstream TLS
 //! (trust roots, client certificates for meshes) both start from files an operator or
 //! cert-manager writes; this module reads them once, with errors that name the file and say
-//! what was wrong, so `check` and a reload report the same reason.
+//! what was wrong, so `check` and a reload report the same reason. `client` builds an
+//! upstream's one rustls client from them and does its handshakes.
 
+pub mod client;
 pub mod pem;

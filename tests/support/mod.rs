@@ -17,7 +17,8 @@
 //! The submodules: [`raw`] (the one raw HTTP/1 client, and upstreams that misbehave at chosen
 //! bytes), [`shadow`] (mirroring configs and accounting), [`compare`] (comparison configs and
 //! the admin API), [`metrics`] (reading Prometheus text), [`fixtures`] (answers several files
-//! use), [`process`] (the real binary as a child process).
+//! use), [`process`] (the real binary as a child process), [`upstream_tls`] (a private CA and
+//! real TLS upstreams).
 //!
 //! Every await that talks to a server goes through [`within`], so a bug fails a test
 //! instead of hanging it.
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod process;
 pub mod raw;
 pub mod shadow;
+pub mod upstream_tls;
 
 // Each test binary uses its own subset of the fixtures and process wrappers.
 #[allow(unused_imports)]
