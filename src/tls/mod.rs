@@ -5,4 +5,5 @@
 //! cert-manager writes; this module reads them once, with errors that name the file and say
 //! what was wrong, so `check` and a reload report the same reason.
 
+pub mod certificates;
 pub mod pem;

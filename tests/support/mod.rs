@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod process;
 pub mod raw;
 pub mod shadow;
+pub mod tls;
 
 // Each test binary uses its own subset of the fixtures and process wrappers.
 #[allow(unused_imports)]

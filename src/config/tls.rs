@@ -1,0 +1,253 @@
+//! `[listeners.tls]`: the certificates a listener terminates TLS with, chosen by SNI, how
+//! often they are re-read, and the optional client certificates (mTLS).
+//!
+//! Validation reads every file it names and checks each key against its certificate, so
+//! `check` refuses a config that `run` would fail on, with the key path and the reason.
+
+use super::check::duration;
+use super::error::Problems;
+use crate::tls::certificates::{self, ServerNames};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Defaults of `[listeners.tls]`.
+pub(crate) mod defaults {
+    pub const HANDSHAKE_TIMEOUT: &str = "10s";
+    pub const RELOAD_INTERVAL: &str = "30s";
+}
+
+/// `[listeners.tls]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub certificates: Vec<RawSniCertificate>,
+    pub handshake_timeout: Option<String>,
+    pub reload_interval: Option<String>,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<String>,
+    pub client_subject_header: Option<String>,
+}
+
+/// One `[[listeners.tls.certificates]]` entry as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniCertificate {
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+/// A listener's TLS settings. Paths are as written (relative ones resolve against the
+/// working directory), so a reload re-reads the same files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerTls {
+    /// The default certificate chain: served when no SNI entry matches (or no SNI is sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The default certificate's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Certificates chosen by the client's SNI, in config order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<SniCertificate>,
+    /// A client must complete its handshake within this time.
+    #[serde(with = "super::duration_str")]
+    pub handshake_timeout: Duration,
+    /// How often the certificate files are checked for a change.
+    #[serde(with = "super::duration_str")]
+    pub reload_interval: Duration,
+    /// CA bundle client certificates are verified against; `None`: no client certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is required or only verified when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+    /// The request field that carries the verified client subject upstream (lowercase). A
+    /// client-sent field of this name is always removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_subject_header: Option<String>,
+}
+
+/// One certificate served for the names it lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct SniCertificate {
+    /// Exact names and `*.` wildcards (one label deep), lowercase.
+    pub server_names: Vec<String>,
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+}
+
+/// `client_auth`: what a listener with a `client_ca` asks of clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A handshake without a verified client certificate fails.
+    Required,
+    /// A client certificate is verified when sent; clients without one are served.
+    Optional,
+}
+
+/// Validates `[listeners.tls]` at `path` (`listeners[0].tls`).
+pub(crate) fn validate(
+    path: &str,
+    raw: RawListenerTls,
+    problems: &mut Problems,
+) -> Option<ListenerTls> {
+    let before = problems.len();
+    let handshake_timeout = duration(
+        &format!("{path}.handshake_timeout"),
+        raw.handshake_timeout.as_deref(),
+        defaults::HANDSHAKE_TIMEOUT,
+        problems,
+    );
+    let reload_interval = duration(
+        &format!("{path}.reload_interval"),
+        raw.reload_interval.as_deref(),
+        defaults::RELOAD_INTERVAL,
+        problems,
+    );
+    let (cert, key) = match (raw.cert, raw.key) {
+        (Some(cert), Some(key)) => {
+            let (cert, key) = (PathBuf::from(cert), PathBuf::from(key));
+            check_pair(&format!("{path}.cert"), &cert, &key, problems);
+            (Some(cert), Some(key))
+        }
+        (None, None) => (None, None),
+        (Some(_), None) => {
+            problems.push(format!("{path}.key"), "missing: `cert` needs its `key`");
+            (None, None)
+        }
+        (None, Some(_)) => {
+            problems.push(format!("{path}.cert"), "missing: `key` needs its `cert`");
+            (None, None)
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut sni = Vec::new();
+    for (index, entry) in raw.certificates.into_iter().enumerate() {
+        let entry_path = format!("{path}.certificates[{index}]");
+        if let Some(entry) = validate_sni(&entry_path, entry, &mut seen, problems) {
+            sni.push(entry);
+        }
+    }
+    if cert.is_none() && sni.is_empty() && problems.len() == before {
+        problems.push(
+            format!("{path}.cert"),
+            "missing: a TLS listener needs `cert` and `key`, or [[certificates]] chosen by SNI",
+        );
+    }
+    let client_auth = match raw.client_auth.as_deref() {
+        None => None,
+        Some("required") => Some(ClientAuth::Required),
+        Some("optional") => Some(ClientAuth::Optional),
+        Some(other) => {
+            problems.push(
+                format!("{path}.client_auth"),
+                format!("unknown mode {other:?} (expected \"required\" or \"optional\")"),
+            );
+            None
+        }
+    };
+    let client_ca = raw.client_ca.map(PathBuf::from);
+    match &client_ca {
+        Some(ca) => {
+            if let Err(error) = certificates::client_roots(ca) {
+                problems.push(format!("{path}.client_ca"), error.to_string());
+            }
+        }
+        None if raw.client_auth.is_some() => problems.push(
+            format!("{path}.client_auth"),
+            "needs `client_ca`, the CA bundle client certificates are verified against",
+        ),
+        None => {}
+    }
+    let client_subject_header = raw.client_subject_header.map(|name| {
+        let key = format!("{path}.client_subject_header");
+        super::check::header_name(&key, &name, problems);
+        if client_ca.is_none() {
+            problems.push(
+                key,
+                "needs `client_ca`: without client certificates there is no subject to pass",
+            );
+        }
+        name.to_ascii_lowercase()
+    });
+    if problems.len() != before {
+        return None;
+    }
+    Some(ListenerTls {
+        client_auth: client_ca
+            .as_ref()
+            .map(|_| client_auth.unwrap_or(ClientAuth::Required)),
+        cert,
+        key,
+        certificates: sni,
+        handshake_timeout,
+        reload_interval,
+        client_ca,
+        client_subject_header,
+    })
+}
+
+fn validate_sni(
+    path: &str,
+    raw: RawSniCertificate,
+    seen: &mut std::collections::HashSet<String>,
+    problems: &mut Problems,
+) -> Option<SniCertificate> {
+    let before = problems.len();
+    if raw.server_names.is_empty() {
+        problems.push(
+            format!("{path}.server_names"),
+            "missing: list the names (\"example.com\", \"*.example.com\") this certificate serves",
+        );
+    }
+    let mut names = Vec::new();
+    for (index, name) in raw.server_names.iter().enumerate() {
+        let key = format!("{path}.server_names[{index}]");
+        match ServerNames::normalise(name) {
+            Ok(name) => {
+                if !seen.insert(name.clone()) {
+                    problems.push(key, format!("{name:?} is served by two certificates"));
+                }
+                names.push(name);
+            }
+            Err(reason) => problems.push(key, format!("{name:?}: {reason}")),
+        }
+    }
+    let cert = raw.cert.map(PathBuf::from);
+    let key = raw.key.map(PathBuf::from);
+    if cert.is_none() {
+        problems.push(
+            format!("{path}.cert"),
+            "missing: the certificate chain file",
+        );
+    }
+    if key.is_none() {
+        problems.push(format!("{path}.key"), "missing: the private key file");
+    }
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return None;
+    };
+    check_pair(&format!("{path}.cert"), &cert, &key, problems);
+    (problems.len() == before).then_some(SniCertificate {
+        server_names: names,
+        cert,
+        key,
+    })
+}
+
+/// Reads a chain and its key as a reload would, so `check` reports an unreadable file or a
+/// key that does not belong to the certificate.
+fn check_pair(path: &str, cert: &std::path::Path, key: &std::path::Path, problems: &mut Problems) {
+    if let Err(error) = certificates::load(cert, key) {
+        problems.push(path, error.to_string());
+    }
+}
