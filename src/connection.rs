@@ -24,7 +24,7 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The client's IP as an `X-Forwarded-For` element, formatted once per connection.
     pub client_address: HeaderValue,
-    /// `http` (TLS listeners will say `https`).
+    /// `http`, or `https` on a TLS listener.
     pub proto: &'static str,
     /// Keep incoming `X-Forwarded-Proto`/`-Host`.
     pub trust_forwarded_headers: bool,
@@ -32,6 +32,8 @@ pub struct ConnectionInfo {
     pub client_body_timeout: std::time::Duration,
     /// The listener's `Via` elements (`None`: `via = false`), made once per listener.
     pub via: Option<headers::Via>,
+    /// A TLS listener's `client_subject_header` and this client's verified subject.
+    pub client_subject: Option<headers::ClientSubject>,
 }
 
 /// A request that reached the router and has not been counted yet. Settled when it is

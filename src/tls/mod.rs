@@ -7,3 +7,8 @@
 
 pub mod certificates;
 pub mod pem;
+pub mod reload;
+pub mod server;
+pub mod x509;
+
+pub use server::{Established, TlsListener, TlsSetupError};
