@@ -12,6 +12,7 @@ use crate::native::Ended;
 use crate::pause::PauseTimer;
 use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
+use crate::tls::{Established, TlsListener};
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -59,6 +60,7 @@ pub async fn serve(
     listener: TcpListener,
     config: ListenerConfig,
     proxy: Arc<Proxy>,
+    tls: Option<Arc<TlsListener>>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -67,6 +69,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
     let via = config.via.pseudonym().and_then(crate::headers::Via::new);
+    let proto = if tls.is_some() { "https" } else { "http" };
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)
@@ -107,10 +110,11 @@ pub async fn serve(
             listener: local,
             peer,
             client_address: crate::headers::client_address_value(peer.ip()),
-            proto: "http",
+            proto,
             trust_forwarded_headers: config.trust_forwarded_headers,
             client_body_timeout: config.client_body_timeout,
             via: via.clone(),
+            client_subject: None,
         });
         let open = OpenConnection::new(proxy.context().metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
@@ -122,18 +126,37 @@ pub async fn serve(
             shutdown: shutdown.clone(),
         };
         // Supervised: a panic in the connection's task is logged with the listener and the
-        // peer, and counted; only that connection ends.
-        connections.spawn(
-            crate::supervise::connection(
-                async move {
-                    connection.serve(stream).await;
-                    drop(open);
-                },
-                proxy.context().metrics().clone(),
-                info,
-            )
-            .instrument(span),
-        );
+        // peer, and counted; only that connection ends. One check per connection decides
+        // between plaintext and TLS; the plaintext task is the same as without TLS support.
+        match &tls {
+            None => connections.spawn(
+                crate::supervise::connection(
+                    async move {
+                        connection.serve(stream).await;
+                        drop(open);
+                    },
+                    proxy.context().metrics().clone(),
+                    info,
+                )
+                .instrument(span),
+            ),
+            Some(tls) => {
+                let tls = tls.clone();
+                connections.spawn(
+                    crate::supervise::connection(
+                        async move {
+                            if let Some(established) = tls.accept(stream).await {
+                                connection.serve_tls(established).await;
+                            }
+                            drop(open);
+                        },
+                        proxy.context().metrics().clone(),
+                        info,
+                    )
+                    .instrument(span),
+                )
+            }
+        };
     }
     drop(listener);
     tracing::info!(
@@ -233,8 +256,23 @@ impl Connection {
         Box::pin(self.serve_hyper(stream, read)).await;
     }
 
+    /// Serves a TLS connection after its handshake. hyper serves it (HTTP/1.1, or h2 when
+    /// ALPN chose it: the client then starts with the HTTP/2 preface); the native engine
+    /// speaks to a `TcpStream` only.
+    async fn serve_tls(mut self, established: Established) {
+        if let Some(subject) = established.client_subject {
+            let mut info = (*self.info).clone();
+            info.client_subject = Some(subject);
+            self.info = Arc::new(info);
+        }
+        Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;
+    }
+
     /// Serves the rest of the connection with hyper; `read` are bytes already read from it.
-    async fn serve_hyper(self, stream: TcpStream, read: Bytes) {
+    async fn serve_hyper<S>(self, stream: S, read: Bytes)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             proxy,
             info,
@@ -315,8 +353,8 @@ struct ConnectionState {
 }
 
 /// The client socket, with every byte read passed through a [`HeadScanner`].
-struct Watched {
-    stream: Rewind,
+struct Watched<S> {
+    stream: Rewind<S>,
     scanner: HeadScanner,
     state: Arc<ConnectionState>,
     send_stall: SendStall,
@@ -353,7 +391,7 @@ impl SendStall {
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -374,7 +412,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -411,12 +449,12 @@ impl AsyncWrite for Watched {
 }
 
 /// A client socket with bytes already read from it (by the native engine) to be read first.
-struct Rewind {
+struct Rewind<S> {
     read: Bytes,
-    stream: TcpStream,
+    stream: S,
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
