@@ -390,3 +390,48 @@ async fn curl_and_openssl_speak_to_the_tls_listener_where_installed() {
         println!("skipped openssl s_client: not installed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_terminates_tls_from_flags_alone_and_reloads_on_sighup() {
+    let pki = Pki::new("test CA");
+    let first = pki.server("first", &["localhost"]);
+    let second = pki.server("second", &["localhost"]);
+    let upstream = echo_upstream().await;
+    let listen = closed_port().await;
+    let admin = closed_port().await;
+    let (cert, key) = (first.cert.to_str().unwrap(), first.key.to_str().unwrap());
+    let mut child = Spawned::run(
+        &upstream.url(""),
+        &listen.to_string(),
+        &admin.to_string(),
+        &["--tls-cert", cert, "--tls-key", key],
+    );
+    child.ready(&admin.to_string()).await;
+    let client = || client_config(&pki, &["http/1.1"], None);
+    let stream = handshake(listen, "localhost", client()).await.unwrap();
+    assert_eq!(served_certificate(&stream), first.der);
+    let mut sender = Sender::over(stream).await.unwrap();
+    assert_eq!(
+        sender.send(get("/cli")).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The default reload_interval is 30 s: only the signal can explain a reload now.
+    second.write_to(&first.cert, &first.key);
+    let hangup = std::process::Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hangup.success());
+    until_metrics(
+        admin,
+        "reload on SIGHUP",
+        |m| metric_sum(m, "shadowtap_tls_reloads_total", &[("result", "success")]) == 1.0,
+        |m| m.to_string(),
+    )
+    .await;
+    let stream = handshake(listen, "localhost", client()).await.unwrap();
+    assert_eq!(served_certificate(&stream), second.der);
+    let (status, stderr) = child.terminate().await;
+    assert!(status.success(), "{stderr}");
+}

@@ -72,10 +72,14 @@ pub struct Reloader {
     all_metrics: Arc<Metrics>,
     listener: String,
     interval: Duration,
+    /// Registered when the listener is set up, before the proxy reports ready, so a SIGHUP
+    /// sent from then on is never the signal's default action (ending the process).
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Reloader {
     /// Starts serving `served` through `resolver` at once, and sets the expiry gauges.
+    /// Must be called within the Tokio runtime (it registers for SIGHUP).
     pub(crate) fn new(
         served: Vec<Served>,
         resolver: Arc<SniResolver>,
@@ -91,6 +95,9 @@ impl Reloader {
             all_metrics,
             listener: listener.to_string(),
             interval,
+            hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|error| tracing::warn!(error = %error, "no SIGHUP reload: cannot listen for the signal"))
+                .ok(),
         };
         reloader.publish();
         for served in &reloader.served {
@@ -101,8 +108,7 @@ impl Reloader {
 
     /// Checks the files every interval and on SIGHUP until `shutdown` is flagged.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangup = self.hangup.take();
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
