@@ -32,7 +32,7 @@
 //! | [`message`] | the types every stage shares: captured fields, the byte budget, the capped body tee, captured responses and pairs, a shadow's head edits |
 //! | [`header_rules`] | the header rulebook: field classes (hop-by-hop, forwarded, framing, request id) and `Connection` options, applied by both engines |
 //! | [`pattern`] | the path template and JSON Pointer grammars, shared by config validation and their readers |
-//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file |
+//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file; a TLS listener's rustls config, SNI certificate choice, handshake (counted by outcome) and certificate rotation |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`shutdown`] | SIGINT/SIGTERM |
