@@ -9,14 +9,14 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::forward::UpstreamClient;
 use crate::listener;
+use crate::listener::reload::Reloader;
+use crate::listener::tls::TlsListener;
 use crate::message::pair::PairSink;
 use crate::proxy::{Proxy, RequestBody};
 use crate::report::{ReportError, Reporter};
 use crate::router::Router;
 use crate::shadow::Mirror;
 use crate::telemetry::Metrics;
-use crate::tls::reload::Reloader;
-use crate::tls::TlsListener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -51,7 +51,7 @@ pub enum StartError {
         what: String,
         /// Which file, and why.
         #[source]
-        source: crate::tls::TlsSetupError,
+        source: crate::listener::tls::TlsSetupError,
     },
     /// The comparison engine could not start (diff log, worker threads).
     #[error("cannot start the comparison engine")]

@@ -1,18 +1,21 @@
-//! Accepting client connections: HTTP/1.1 and h2c on one port, with the limits that keep a
-//! proxy standing under hostile clients (connection cap, header size/count, header-read
-//! timeout), and graceful draining on shutdown.
+//! Accepting client connections: HTTP/1.1 and h2c on one port (or, on a TLS listener,
+//! HTTP/1.1 and h2 by ALPN after the handshake in [`tls`], whose certificates [`reload`]
+//! rotates), with the limits that keep a proxy standing under hostile clients (connection
+//! cap, header size/count, header-read timeout), and graceful draining on shutdown.
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+pub mod reload;
+pub mod tls;
+
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::connection::ConnectionInfo;
-use crate::headers::{FramingError, HeadScanner};
+use crate::headers::{ClientSubject, FramingError, HeadScanner};
 use crate::native::Ended;
 use crate::pause::PauseTimer;
 use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
-use crate::tls::{Established, TlsListener};
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tls::{Established, TlsListener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -146,7 +150,7 @@ pub async fn serve(
                     crate::supervise::connection(
                         async move {
                             if let Some(established) = tls.accept(stream).await {
-                                connection.serve_tls(established).await;
+                                connection.serve_tls(established, &tls).await;
                             }
                             drop(open);
                         },
@@ -259,10 +263,13 @@ impl Connection {
     /// Serves a TLS connection after its handshake. hyper serves it (HTTP/1.1, or h2 when
     /// ALPN chose it: the client then starts with the HTTP/2 preface); the native engine
     /// speaks to a `TcpStream` only.
-    async fn serve_tls(mut self, established: Established) {
-        if let Some(subject) = established.client_subject {
+    async fn serve_tls(mut self, established: Established, tls: &TlsListener) {
+        if let Some(header) = tls.client_subject_header() {
             let mut info = (*self.info).clone();
-            info.client_subject = Some(subject);
+            info.client_subject = Some(ClientSubject {
+                header: header.clone(),
+                value: established.client_subject,
+            });
             self.info = Arc::new(info);
         }
         Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;

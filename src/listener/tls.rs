@@ -11,12 +11,11 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use super::certificates::{self, CertificateError, CertificateSet, SniResolver};
 use super::reload::{Reloader, Served};
-use crate::config::{ClientAuth, ListenerTls};
-use crate::headers::ClientSubject;
 use crate::telemetry::metrics::{TlsHandshakeError, TlsListenerMetrics};
 use crate::telemetry::Metrics;
+use crate::tls::certificates::{self, CertificateError, CertificateSet, SniResolver};
+use crate::tls::settings::{ClientAuth, ListenerTls};
 use rustls::server::{Acceptor, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::ServerConfig;
 use std::io;
@@ -56,9 +55,9 @@ pub struct TlsListener {
 pub struct Established {
     /// The TLS stream to serve HTTP on.
     pub stream: TlsStream<TcpStream>,
-    /// The field that carries the verified client subject upstream, when the listener has
-    /// one, with the subject of this connection's client certificate, if it sent one.
-    pub client_subject: Option<ClientSubject>,
+    /// The verified client certificate's subject (RFC 4514), when the listener has a
+    /// `client_subject_header` and the client sent a certificate.
+    pub client_subject: Option<http::HeaderValue>,
 }
 
 /// The ring provider: it builds with a C compiler alone (aws-lc-rs needs cmake). Its
@@ -153,21 +152,21 @@ impl TlsListener {
         let connection = stream.get_ref().1;
         let tls13 = connection.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         self.metrics.handshake(tls13, connection.alpn_protocol());
-        let client_subject = self.client_subject_header.as_ref().map(|header| {
-            let value = connection
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|leaf| super::x509::subject(leaf))
-                .and_then(|subject| http::HeaderValue::from_str(&subject).ok());
-            ClientSubject {
-                header: header.clone(),
-                value,
-            }
-        });
+        let client_subject = self
+            .client_subject_header
+            .as_ref()
+            .and_then(|_| connection.peer_certificates()?.first())
+            .and_then(|leaf| crate::tls::x509::subject(leaf))
+            .and_then(|subject| http::HeaderValue::from_str(&subject).ok());
         Some(Established {
             stream,
             client_subject,
         })
+    }
+
+    /// `[listeners.tls] client_subject_header`: the field the verified subject travels in.
+    pub fn client_subject_header(&self) -> Option<&http::HeaderName> {
+        self.client_subject_header.as_ref()
     }
 
     async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, TlsHandshakeError> {

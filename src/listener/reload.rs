@@ -6,10 +6,10 @@
 //! cannot be used (unreadable, malformed, a key of another certificate) keeps the old one,
 //! and is logged and counted once for those bytes, not again at every interval.
 
-use super::certificates::{self, CertificateSet, SniResolver};
 use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::TlsListenerMetrics;
 use crate::telemetry::Metrics;
+use crate::tls::certificates::{self, CertificateSet, SniResolver};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,7 +197,7 @@ impl Reloader {
             .current
             .end_entity_cert()
             .ok()
-            .and_then(|leaf| super::x509::not_after(leaf))
+            .and_then(|leaf| crate::tls::x509::not_after(leaf))
         else {
             return;
         };
