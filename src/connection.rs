@@ -32,8 +32,9 @@ pub struct ConnectionInfo {
     pub client_body_timeout: std::time::Duration,
     /// The listener's `Via` elements (`None`: `via = false`), made once per listener.
     pub via: Option<headers::Via>,
-    /// A TLS listener's `client_subject_header` and this client's verified subject.
-    pub client_subject: Option<headers::ClientSubject>,
+    /// A TLS listener's `client_subject_header` and this client's verified subject. Boxed:
+    /// every plaintext connection carries the `None`, and it should cost one word.
+    pub client_subject: Option<Box<headers::ClientSubject>>,
 }
 
 /// A request that reached the router and has not been counted yet. Settled when it is

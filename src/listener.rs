@@ -266,10 +266,10 @@ impl Connection {
     async fn serve_tls(mut self, established: Established, tls: &TlsListener) {
         if let Some(header) = tls.client_subject_header() {
             let mut info = (*self.info).clone();
-            info.client_subject = Some(ClientSubject {
+            info.client_subject = Some(Box::new(ClientSubject {
                 header: header.clone(),
                 value: established.client_subject,
-            });
+            }));
             self.info = Arc::new(info);
         }
         Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;

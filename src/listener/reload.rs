@@ -74,7 +74,7 @@ pub struct Reloader {
     interval: Duration,
     /// Registered when the listener is set up, before the proxy reports ready, so a SIGHUP
     /// sent from then on is never the signal's default action (ending the process).
-    hangup: Option<tokio::signal::unix::Signal>,
+    hangup: Hangup,
 }
 
 impl Reloader {
@@ -95,9 +95,7 @@ impl Reloader {
             all_metrics,
             listener: listener.to_string(),
             interval,
-            hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|error| tracing::warn!(error = %error, "no SIGHUP reload: cannot listen for the signal"))
-                .ok(),
+            hangup: Hangup::register(),
         };
         reloader.publish();
         for served in &reloader.served {
@@ -108,20 +106,14 @@ impl Reloader {
 
     /// Checks the files every interval and on SIGHUP until `shutdown` is flagged.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut hangup = self.hangup.take();
+        let mut hangup = std::mem::replace(&mut self.hangup, Hangup::none());
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            let hangup_received = async {
-                match hangup.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = ticker.tick() => {}
-                Some(()) = hangup_received => {
+                () = hangup.received() => {
                     tracing::info!(listener = %self.listener, "SIGHUP: checking certificate files");
                 }
                 _ = crate::shutdown::flagged(&mut shutdown) => return,
@@ -206,5 +198,46 @@ impl Reloader {
                 .tls_certificate_expiry(&self.listener, name)
                 .set(expiry as f64);
         }
+    }
+}
+
+/// SIGHUP, where there is one: a reload on demand.
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    fn register() -> Hangup {
+        #[cfg(unix)]
+        {
+            let kind = tokio::signal::unix::SignalKind::hangup();
+            Hangup(
+                tokio::signal::unix::signal(kind)
+                    .map_err(|error| {
+                        tracing::warn!(error = %error, "no reload on SIGHUP: cannot listen for it");
+                    })
+                    .ok(),
+            )
+        }
+        #[cfg(not(unix))]
+        Hangup()
+    }
+
+    fn none() -> Hangup {
+        #[cfg(unix)]
+        {
+            Hangup(None)
+        }
+        #[cfg(not(unix))]
+        Hangup()
+    }
+
+    /// Resolves at each SIGHUP; never, without the signal.
+    async fn received(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = self.0.as_mut() {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
     }
 }
