@@ -119,6 +119,14 @@ pub(crate) fn validate(
     let client_subject_header = raw.client_subject_header.map(|name| {
         let key = format!("{path}.client_subject_header");
         super::check::header_name(&key, &name, problems);
+        // A field the header rules own (hop-by-hop, framing, Host, X-Forwarded-*, Via, the
+        // request id) would be rewritten after the subject is set, or change the message.
+        if crate::header_rules::classify(name.as_bytes()) != crate::header_rules::FieldClass::EndToEnd {
+            problems.push(
+                key.clone(),
+                format!("{name:?} is a field the proxy manages itself; pick another name, e.g. \"x-client-subject\""),
+            );
+        }
         if client_ca.is_none() {
             problems.push(
                 key,
