@@ -7,7 +7,9 @@ mod support;
 
 use http::{Request, StatusCode};
 use std::time::Duration;
-use support::tls::{client_config, handshake, served_certificate, Issued, Pki, Sender};
+use support::tls::{
+    client_config, client_config_versions, handshake, served_certificate, Issued, Pki, Sender,
+};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -92,6 +94,43 @@ async fn http1_and_h2_are_chosen_by_alpn_and_counted() {
         &[("server_name", "default")],
     );
     assert!(expiry > 1.7e9, "{metrics}");
+}
+
+#[tokio::test]
+async fn tls_1_2_and_1_3_sessions_are_resumed() {
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    let upstream = echo_upstream().await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    for (version, label) in [
+        (&rustls::version::TLS12, "TLSv1.2"),
+        (&rustls::version::TLS13, "TLSv1.3"),
+    ] {
+        // One client config: its session store carries the session to the second connection.
+        let client = client_config_versions(&pki, &["http/1.1"], None, &[version]);
+        for expected in [rustls::HandshakeKind::Full, rustls::HandshakeKind::Resumed] {
+            let stream = handshake(proxy.addr, "localhost", client.clone())
+                .await
+                .unwrap();
+            assert_eq!(
+                stream.get_ref().1.handshake_kind(),
+                Some(expected),
+                "{label}"
+            );
+            // A request and its answer: TLS 1.3 tickets arrive after the handshake.
+            let mut sender = Sender::over(stream).await.unwrap();
+            assert_eq!(
+                sender.send(get("/")).await.unwrap().status(),
+                StatusCode::OK
+            );
+        }
+        let counted = metric_sum(
+            &proxy.metrics().await,
+            "shadowtap_tls_handshakes_total",
+            &[("version", label)],
+        );
+        assert_eq!(counted, 2.0, "{label}");
+    }
 }
 
 #[tokio::test]

@@ -123,11 +123,21 @@ pub fn client_config(
     alpn: &[&str],
     identity: Option<&Issued>,
 ) -> Arc<rustls::ClientConfig> {
+    client_config_versions(pki, alpn, identity, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] offering only `versions`.
+pub fn client_config_versions(
+    pki: &Pki,
+    alpn: &[&str],
+    identity: Option<&Issued>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     // ring, as the proxy uses (it builds with gcc alone); it has no post-quantum groups.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_root_certificates(pki.roots());
     let mut config = match identity {
