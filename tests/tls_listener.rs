@@ -474,3 +474,48 @@ async fn the_binary_terminates_tls_from_flags_alone_and_reloads_on_sighup() {
     let (status, stderr) = child.terminate().await;
     assert!(status.success(), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_shadow_gets_the_verified_subject_and_never_the_forged_one() {
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    let good = pki.client("good", "client-1", "Example Org");
+    let ca = pki.ca_file("ca.pem");
+    let primary = echo_upstream().await;
+    let shadow = echo_upstream().await;
+    let text = support::shadow::mirror_toml(primary.addr, shadow.addr, &Default::default())
+        .replacen(
+            "\n[admin]",
+            &format!(
+                "[listeners.tls]\n{}client_ca = {ca:?}\nclient_subject_header = \"x-client-subject\"\n\n[admin]",
+                pair(&leaf)
+            ),
+            1,
+        );
+    let proxy = Shadowtap::start(config(&text)).await;
+    for identity in [Some(&good), None] {
+        let client = client_config(&pki, &["h2"], identity);
+        let stream = handshake(proxy.addr, "localhost", client).await.unwrap();
+        let Ok(mut sender) = Sender::over(stream).await else {
+            continue;
+        };
+        let forged = Request::get("https://localhost/mirrored")
+            .header("x-client-subject", "CN=admin")
+            .body(empty())
+            .unwrap();
+        // Without a certificate the required handshake fails: nothing reaches either side.
+        let _ = sender.send(forged).await;
+    }
+    let copies = support::shadow::received_at_least(&shadow, 1).await;
+    assert_eq!(
+        copies.len(),
+        1,
+        "only the verified client's request is mirrored"
+    );
+    for received in [primary.last(), copies[0].clone()] {
+        let subjects = received.header_all("x-client-subject");
+        assert_eq!(subjects.len(), 1, "{subjects:?}");
+        assert!(subjects[0].contains("CN=client-1"), "{subjects:?}");
+    }
+    assert_eq!(primary.count(), 1);
+}
