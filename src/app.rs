@@ -9,6 +9,8 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::forward::UpstreamClient;
 use crate::listener;
+use crate::listener::reload::Reloader;
+use crate::listener::tls::TlsListener;
 use crate::message::pair::PairSink;
 use crate::proxy::{Proxy, RequestBody};
 use crate::report::{ReportError, Reporter};
@@ -40,6 +42,17 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS listener's certificates or settings could not be used.
+    #[error("cannot set up TLS on {address} ({what})")]
+    Tls {
+        /// The listener's bound address.
+        address: SocketAddr,
+        /// `listeners[0]`.
+        what: String,
+        /// Which file, and why.
+        #[source]
+        source: crate::listener::tls::TlsSetupError,
+    },
     /// The comparison engine could not start (diff log, worker threads).
     #[error("cannot start the comparison engine")]
     Report(#[from] ReportError),
@@ -49,6 +62,8 @@ pub enum StartError {
 pub struct BoundApp {
     config: Config,
     listeners: Vec<(TcpListener, SocketAddr)>,
+    /// Per listener, in config order: its TLS side and the task that reloads its files.
+    tls: Vec<Option<(Arc<TlsListener>, Reloader)>>,
     admin: Option<(TcpListener, SocketAddr)>,
     /// What both engines serve with.
     context: Arc<Context>,
@@ -111,10 +126,29 @@ impl BoundApp {
             tracing::warn!("{warning}");
         }
         let (context, proxy) = compose(&config);
+        let mut tls = Vec::with_capacity(listeners.len());
+        for (index, (listener, (_, address))) in config.listeners.iter().zip(&listeners).enumerate()
+        {
+            let Some(settings) = &listener.tls else {
+                tls.push(None);
+                continue;
+            };
+            let label = address.to_string();
+            let (server, reloader) =
+                TlsListener::new(settings, listener.http2, &label, context.metrics()).map_err(
+                    |source| StartError::Tls {
+                        address: *address,
+                        what: format!("listeners[{index}]"),
+                        source,
+                    },
+                )?;
+            tls.push(Some((Arc::new(server), reloader)));
+        }
         let report = Reporter::start(&config, context.metrics().clone())?;
         Ok(BoundApp {
             config,
             listeners,
+            tls,
             admin,
             context,
             proxy,
@@ -154,14 +188,23 @@ impl BoundApp {
         });
 
         let mut listener_tasks = Vec::new();
-        for ((listener, address), config) in
-            self.listeners.into_iter().zip(self.config.listeners.iter())
+        let mut reloaders = Vec::new();
+        for (((listener, address), config), tls) in self
+            .listeners
+            .into_iter()
+            .zip(self.config.listeners.iter())
+            .zip(self.tls)
         {
-            tracing::info!(%address, "listening");
+            tracing::info!(%address, tls = tls.is_some(), "listening");
+            let tls = tls.map(|(server, reloader)| {
+                reloaders.push(tokio::spawn(reloader.run(stop_rx.clone())));
+                server
+            });
             listener_tasks.push(tokio::spawn(listener::serve(
                 listener,
                 config.clone(),
                 self.proxy.clone(),
+                tls,
                 stop_rx.clone(),
                 grace,
             )));
@@ -199,6 +242,9 @@ impl BoundApp {
             let _ = task.await;
         }
         upkeep.abort();
+        for reloader in reloaders {
+            reloader.abort();
+        }
         self.context.mirror().stop();
         self.report.stop();
         tracing::info!("stopped");

@@ -24,7 +24,7 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The client's IP as an `X-Forwarded-For` element, formatted once per connection.
     pub client_address: HeaderValue,
-    /// `http` (TLS listeners will say `https`).
+    /// `http`, or `https` on a TLS listener.
     pub proto: &'static str,
     /// Keep incoming `X-Forwarded-Proto`/`-Host`.
     pub trust_forwarded_headers: bool,
@@ -32,6 +32,9 @@ pub struct ConnectionInfo {
     pub client_body_timeout: std::time::Duration,
     /// The listener's `Via` elements (`None`: `via = false`), made once per listener.
     pub via: Option<headers::Via>,
+    /// A TLS listener's `client_subject_header` and this client's verified subject. Boxed:
+    /// every plaintext connection carries the `None`, and it should cost one word.
+    pub client_subject: Option<Box<headers::ClientSubject>>,
 }
 
 /// A request that reached the router and has not been counted yet. Settled when it is

@@ -565,6 +565,29 @@ pub struct Forwarding<'a> {
     pub host_from_target: bool,
     /// The route's `host_rewrite`, replacing the request's `Host`.
     pub host_rewrite: Option<&'a HeaderValue>,
+    /// On a TLS listener with `client_subject_header`: the field and the verified subject.
+    pub client_subject: Option<&'a ClientSubject>,
+}
+
+/// `[listeners.tls] client_subject_header` on one TLS connection: the field that tells the
+/// upstream who the verified client is, and this client's subject (`None`: no certificate
+/// was sent). A client-sent field of that name is always removed, so only the proxy can set it.
+#[derive(Debug, Clone)]
+pub struct ClientSubject {
+    /// The configured field name.
+    pub header: http::HeaderName,
+    /// The verified certificate's subject (RFC 4514), when the client presented one.
+    pub value: Option<HeaderValue>,
+}
+
+impl ClientSubject {
+    /// Removes the client's copies of the field and sets the verified subject, if any.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.remove(&self.header);
+        if let Some(value) = &self.value {
+            headers.insert(self.header.clone(), value.clone());
+        }
+    }
 }
 
 /// Edits a request's fields for the upstream by the rulebook ([`crate::header_rules`]),
@@ -576,6 +599,9 @@ pub fn forward_request_headers(headers: &mut HeaderMap, forwarding: Forwarding<'
     let trailers = accepts_trailers(headers);
     remove_hop_by_hop(headers);
     let request_id = ensure_request_id(headers);
+    if let Some(subject) = forwarding.client_subject {
+        subject.apply(headers);
+    }
     if trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }

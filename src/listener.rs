@@ -1,13 +1,17 @@
-//! Accepting client connections: HTTP/1.1 and h2c on one port, with the limits that keep a
-//! proxy standing under hostile clients (connection cap, header size/count, header-read
-//! timeout), and graceful draining on shutdown.
+//! Accepting client connections: HTTP/1.1 and h2c on one port (or, on a TLS listener,
+//! HTTP/1.1 and h2 by ALPN after the handshake in [`tls`], whose certificates [`reload`]
+//! rotates), with the limits that keep a proxy standing under hostile clients (connection
+//! cap, header size/count, header-read timeout), and graceful draining on shutdown.
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+pub mod reload;
+pub mod tls;
+
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::connection::ConnectionInfo;
-use crate::headers::{FramingError, HeadScanner};
+use crate::headers::{ClientSubject, FramingError, HeadScanner};
 use crate::native::Ended;
 use crate::pause::PauseTimer;
 use crate::proxy::Proxy;
@@ -23,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tls::{Established, TlsListener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -59,6 +64,7 @@ pub async fn serve(
     listener: TcpListener,
     config: ListenerConfig,
     proxy: Arc<Proxy>,
+    tls: Option<Arc<TlsListener>>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -67,6 +73,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
     let via = config.via.pseudonym().and_then(crate::headers::Via::new);
+    let proto = if tls.is_some() { "https" } else { "http" };
     // The open connections' tasks: finished ones are reaped as they end; those still open
     // when the grace period is over are aborted. (Not a flag each connection selects on:
     // that would be polled at every wake-up of every connection, several per request.)
@@ -107,10 +114,11 @@ pub async fn serve(
             listener: local,
             peer,
             client_address: crate::headers::client_address_value(peer.ip()),
-            proto: "http",
+            proto,
             trust_forwarded_headers: config.trust_forwarded_headers,
             client_body_timeout: config.client_body_timeout,
             via: via.clone(),
+            client_subject: None,
         });
         let open = OpenConnection::new(proxy.context().metrics().clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
@@ -122,18 +130,37 @@ pub async fn serve(
             shutdown: shutdown.clone(),
         };
         // Supervised: a panic in the connection's task is logged with the listener and the
-        // peer, and counted; only that connection ends.
-        connections.spawn(
-            crate::supervise::connection(
-                async move {
-                    connection.serve(stream).await;
-                    drop(open);
-                },
-                proxy.context().metrics().clone(),
-                info,
-            )
-            .instrument(span),
-        );
+        // peer, and counted; only that connection ends. One check per connection decides
+        // between plaintext and TLS; the plaintext task is the same as without TLS support.
+        match &tls {
+            None => connections.spawn(
+                crate::supervise::connection(
+                    async move {
+                        connection.serve(stream).await;
+                        drop(open);
+                    },
+                    proxy.context().metrics().clone(),
+                    info,
+                )
+                .instrument(span),
+            ),
+            Some(tls) => {
+                let tls = tls.clone();
+                connections.spawn(
+                    crate::supervise::connection(
+                        async move {
+                            if let Some(established) = tls.accept(stream).await {
+                                connection.serve_tls(established, &tls).await;
+                            }
+                            drop(open);
+                        },
+                        proxy.context().metrics().clone(),
+                        info,
+                    )
+                    .instrument(span),
+                )
+            }
+        };
     }
     drop(listener);
     tracing::info!(
@@ -233,8 +260,26 @@ impl Connection {
         Box::pin(self.serve_hyper(stream, read)).await;
     }
 
+    /// Serves a TLS connection after its handshake. hyper serves it (HTTP/1.1, or h2 when
+    /// ALPN chose it: the client then starts with the HTTP/2 preface); the native engine
+    /// speaks to a `TcpStream` only.
+    async fn serve_tls(mut self, established: Established, tls: &TlsListener) {
+        if let Some(header) = tls.client_subject_header() {
+            let mut info = (*self.info).clone();
+            info.client_subject = Some(Box::new(ClientSubject {
+                header: header.clone(),
+                value: established.client_subject,
+            }));
+            self.info = Arc::new(info);
+        }
+        Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;
+    }
+
     /// Serves the rest of the connection with hyper; `read` are bytes already read from it.
-    async fn serve_hyper(self, stream: TcpStream, read: Bytes) {
+    async fn serve_hyper<S>(self, stream: S, read: Bytes)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             proxy,
             info,
@@ -315,8 +360,8 @@ struct ConnectionState {
 }
 
 /// The client socket, with every byte read passed through a [`HeadScanner`].
-struct Watched {
-    stream: Rewind,
+struct Watched<S> {
+    stream: Rewind<S>,
     scanner: HeadScanner,
     state: Arc<ConnectionState>,
     send_stall: SendStall,
@@ -353,7 +398,7 @@ impl SendStall {
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -374,7 +419,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -411,12 +456,12 @@ impl AsyncWrite for Watched {
 }
 
 /// A client socket with bytes already read from it (by the native engine) to be read first.
-struct Rewind {
+struct Rewind<S> {
     read: Bytes,
-    stream: TcpStream,
+    stream: S,
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

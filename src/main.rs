@@ -55,6 +55,7 @@ enum Command {
         "  shadowtap run --primary http://127.0.0.1:8081 --listen 0.0.0.0:8080\n",
         "  shadowtap run --primary http://10.0.0.5:8080 --shadow http://10.0.0.6:8080 \\\n",
         "      --sample 10 --mirror-methods GET,HEAD --diff-log /var/log/shadowtap/diffs.jsonl\n",
+        "  shadowtap run --primary http://127.0.0.1:8081 --tls-cert cert.pem --tls-key key.pem\n",
         "\n",
         "Exit codes:\n",
         "  0  stopped by SIGINT/SIGTERM after draining in-flight requests\n",
@@ -65,8 +66,9 @@ enum Command {
         /// TOML config file (see config/*.toml and `shadowtap check`).
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Boxed: the flags are many and `Command` is only as small as its largest variant.
         #[command(flatten)]
-        overrides: Overrides,
+        overrides: Box<Overrides>,
     },
     /// Validate a config file and print the effective config (defaults filled in) on stdout;
     /// the printed config is itself a valid config file.
@@ -109,7 +111,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, overrides } => run(config, overrides),
+        Command::Run { config, overrides } => run(config, *overrides),
         Command::Check { config } => check(config),
         Command::Demo { duration, rate } => demo(duration, rate),
     };

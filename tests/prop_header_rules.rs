@@ -216,6 +216,7 @@ fn by_editor(case: &Case, head: &[u8], via: Option<&Via>) -> Vec<(String, Vec<u8
             host: host.0,
             host_from_target: host.1,
             host_rewrite: rewrite.as_ref(),
+            client_subject: None,
         },
     );
     map.iter()

@@ -70,6 +70,11 @@ impl Problems {
         });
     }
 
+    /// How many problems so far (a section compares before and after its own checks).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

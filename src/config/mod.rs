@@ -10,6 +10,7 @@ mod error;
 mod mirror;
 mod parse;
 mod raw;
+mod tls;
 mod upstream_tls;
 mod upstreams;
 mod validate;
@@ -21,6 +22,7 @@ pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
     StickySource,
 };
+pub use tls::{ClientAuth, ListenerTls, SniCertificate};
 pub use upstream_tls::UpstreamTlsConfig;
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
 
@@ -94,6 +96,9 @@ pub struct ListenerConfig {
     pub http1_engine: Http1Engine,
     /// The `Via` element added to forwarded requests and responses, or none.
     pub via: ViaConfig,
+    /// `[listeners.tls]`: terminate TLS on this listener (`None`: plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
 }
 
 /// `[[listeners]] via`: the pseudonym this listener names itself by in `Via` (RFC 9110
@@ -348,6 +353,12 @@ pub struct Overrides {
     /// must be writable) [default: none].
     #[arg(long, value_name = "FILE")]
     pub diff_log: Option<String>,
+    /// Terminate TLS on the listeners with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 }
 
 impl Config {

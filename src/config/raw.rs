@@ -6,6 +6,7 @@
 
 use super::compare::{RawCompare, RawRouteCompare};
 use super::mirror::{RawMirror, RawRouteMirror};
+use super::tls::RawListenerTls;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -42,6 +43,7 @@ pub struct RawListener {
     pub trust_forwarded_headers: Option<bool>,
     pub http1_engine: Option<String>,
     pub via: Option<RawVia>,
+    pub tls: Option<RawListenerTls>,
 }
 
 /// `via`: a pseudonym, or `true`/`false` to keep the default one or send none.

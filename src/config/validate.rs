@@ -54,6 +54,7 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
         raw.logging.get_or_insert_with(Default::default).format = Some(format.clone());
     }
     apply_mirror_overrides(raw, overrides, problems);
+    apply_tls_overrides(raw, overrides, problems);
     if let Some(primary) = &overrides.primary {
         raw.upstreams
             .entry(defaults::PRIMARY_UPSTREAM.to_string())
@@ -66,6 +67,25 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
                 ..RawRoute::default()
             });
         }
+    }
+}
+
+/// `--tls-cert FILE --tls-key FILE`: every listener (with flags alone, the default one)
+/// terminates TLS with this certificate as its default.
+fn apply_tls_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: &mut Problems) {
+    let (cert, key) = match (&overrides.tls_cert, &overrides.tls_key) {
+        (None, None) => return,
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => return problems.push("--tls-key", "missing: --tls-cert needs it"),
+        (None, Some(_)) => return problems.push("--tls-cert", "missing: --tls-key needs it"),
+    };
+    if raw.listeners.is_empty() {
+        raw.listeners.push(RawListener::default());
+    }
+    for listener in &mut raw.listeners {
+        let tls = listener.tls.get_or_insert_with(Default::default);
+        tls.cert = Some(cert.clone());
+        tls.key = Some(key.clone());
     }
 }
 
@@ -337,8 +357,12 @@ fn validate_listeners(raw: Vec<RawListener>, problems: &mut Problems) -> Vec<Lis
                 ViaConfig::Off
             }
         };
+        let tls = listener
+            .tls
+            .and_then(|tls| super::tls::validate(&format!("{path}.tls"), tls, problems));
         if let Some(address) = address {
             listeners.push(ListenerConfig {
+                tls,
                 address,
                 max_connections,
                 header_read_timeout,

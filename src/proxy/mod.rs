@@ -208,6 +208,7 @@ impl Proxy {
                 host: original_host,
                 host_from_target,
                 host_rewrite: target.host_rewrite.as_ref(),
+                client_subject: connection.client_subject.as_deref(),
             },
         );
         if let Ok(id) = request_id.to_str() {

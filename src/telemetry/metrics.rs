@@ -49,6 +49,22 @@ pub const HTTP1_HANDOVERS_TOTAL: &str = "shadowtap_http1_handovers_total";
 /// ERROR, and ended; see [`crate::supervise`]).
 pub const TASK_PANICS_TOTAL: &str = "shadowtap_task_panics_total";
 
+/// `shadowtap_tls_handshakes_total{listener,version,alpn}`: TLS handshakes completed on a
+/// listener, by protocol version (`TLSv1.2`, `TLSv1.3`) and ALPN outcome (`h2`, `http/1.1`,
+/// `none`).
+pub const TLS_HANDSHAKES_TOTAL: &str = "shadowtap_tls_handshakes_total";
+/// `shadowtap_tls_handshake_errors_total{listener,reason}`: TLS handshakes that failed, by
+/// [`TlsHandshakeError`].
+pub const TLS_HANDSHAKE_ERRORS_TOTAL: &str = "shadowtap_tls_handshake_errors_total";
+/// `shadowtap_tls_certificate_expiry_timestamp_seconds{listener,server_name}`: the notAfter
+/// of each served leaf certificate (`server_name="default"` for the default certificate), so
+/// an alert can fire before it lapses.
+pub const TLS_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: &str =
+    "shadowtap_tls_certificate_expiry_timestamp_seconds";
+/// `shadowtap_tls_reloads_total{listener,result}`: changed certificate files taken in
+/// (`success`) or refused, the old certificate kept (`failure`).
+pub const TLS_RELOADS_TOTAL: &str = "shadowtap_tls_reloads_total";
+
 /// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
 /// sampled for a shadow; every sampled request ends in exactly one outcome.
 pub const MIRROR_REQUESTS_TOTAL: &str = "shadowtap_mirror_requests_total";
@@ -425,6 +441,126 @@ impl Handover {
             Handover::HeadTooLarge => "head_too_large",
             Handover::Other => "other",
         }
+    }
+}
+
+/// Why a TLS handshake failed (the `reason` label of `shadowtap_tls_handshake_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsHandshakeError {
+    /// Not done within the listener's `handshake_timeout`.
+    Timeout,
+    /// The first bytes were not a TLS ClientHello (plaintext HTTP, garbage, SSLv2).
+    NotTls,
+    /// The SNI matched no certificate and the listener has no default one.
+    UnknownServerName,
+    /// A client certificate was required and missing, or failed verification.
+    ClientCertificate,
+    /// Any other TLS failure (no common version or cipher suite, a bad message, an alert).
+    Protocol,
+    /// The connection failed or closed during the handshake.
+    Io,
+}
+
+impl TlsHandshakeError {
+    /// Every reason, in label order.
+    pub const ALL: [TlsHandshakeError; 6] = [
+        TlsHandshakeError::Timeout,
+        TlsHandshakeError::NotTls,
+        TlsHandshakeError::UnknownServerName,
+        TlsHandshakeError::ClientCertificate,
+        TlsHandshakeError::Protocol,
+        TlsHandshakeError::Io,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsHandshakeError::Timeout => "timeout",
+            TlsHandshakeError::NotTls => "not_tls",
+            TlsHandshakeError::UnknownServerName => "unknown_server_name",
+            TlsHandshakeError::ClientCertificate => "client_certificate",
+            TlsHandshakeError::Protocol => "protocol",
+            TlsHandshakeError::Io => "io",
+        }
+    }
+}
+
+/// The `version` label values of `shadowtap_tls_handshakes_total`.
+pub const TLS_VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
+/// The `alpn` label values of `shadowtap_tls_handshakes_total`.
+pub const TLS_ALPN: [&str; 3] = ["h2", "http/1.1", "none"];
+
+/// One TLS listener's counters, registered when the listener starts so that a failure
+/// counter exists at 0 and can be alerted on.
+pub struct TlsListenerMetrics {
+    handshakes: [[Counter; TLS_ALPN.len()]; TLS_VERSIONS.len()],
+    errors: [Counter; TlsHandshakeError::ALL.len()],
+    /// `success`, `failure`.
+    reloads: [Counter; 2],
+}
+
+impl TlsListenerMetrics {
+    /// A handshake completed; `tls13` and `alpn` say what was negotiated.
+    pub fn handshake(&self, tls13: bool, alpn: Option<&[u8]>) {
+        let alpn = match alpn {
+            Some(b"h2") => 0,
+            Some(b"http/1.1") => 1,
+            _ => 2,
+        };
+        let version = usize::from(tls13);
+        if let Some(counter) = self.handshakes.get(version).and_then(|row| row.get(alpn)) {
+            counter.increment(1);
+        }
+    }
+
+    /// A handshake failed.
+    pub fn handshake_failed(&self, reason: TlsHandshakeError) {
+        let index = TlsHandshakeError::ALL.iter().position(|r| *r == reason);
+        if let Some(counter) = index.and_then(|index| self.errors.get(index)) {
+            counter.increment(1);
+        }
+    }
+
+    /// A changed certificate was taken in (`true`) or refused (`false`).
+    pub fn reloaded(&self, success: bool) {
+        let [taken, refused] = &self.reloads;
+        if success { taken } else { refused }.increment(1);
+    }
+}
+
+impl Metrics {
+    /// Registers the TLS counters of the listener labelled `listener`.
+    pub fn tls_listener(&self, listener: &str) -> TlsListenerMetrics {
+        let counter = |name, labels: &[(&'static str, &str)]| {
+            let mut all = vec![("listener", listener)];
+            all.extend_from_slice(labels);
+            self.recorder.register_counter(&key(name, &all), &METADATA)
+        };
+        TlsListenerMetrics {
+            handshakes: TLS_VERSIONS.map(|version| {
+                TLS_ALPN.map(|alpn| {
+                    counter(
+                        TLS_HANDSHAKES_TOTAL,
+                        &[("version", version), ("alpn", alpn)],
+                    )
+                })
+            }),
+            errors: TlsHandshakeError::ALL
+                .map(|reason| counter(TLS_HANDSHAKE_ERRORS_TOTAL, &[("reason", reason.as_str())])),
+            reloads: ["success", "failure"]
+                .map(|result| counter(TLS_RELOADS_TOTAL, &[("result", result)])),
+        }
+    }
+
+    /// The expiry gauge of the certificate served for `server_name` on `listener`.
+    pub fn tls_certificate_expiry(&self, listener: &str, server_name: &str) -> Gauge {
+        self.recorder.register_gauge(
+            &key(
+                TLS_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+                &[("listener", listener), ("server_name", server_name)],
+            ),
+            &METADATA,
+        )
     }
 }
 
@@ -843,6 +979,30 @@ fn describe(recorder: &PrometheusRecorder) {
         PROXY_ERRORS_TOTAL,
         None,
         "Requests answered by the proxy itself (400, 404, 405, 408, 502, 504), or abandoned because the client closed first (client_closed), by reason.",
+    );
+    help(
+        recorder,
+        TLS_HANDSHAKES_TOTAL,
+        None,
+        "TLS handshakes completed on a listener, by version and ALPN protocol.",
+    );
+    help(
+        recorder,
+        TLS_HANDSHAKE_ERRORS_TOTAL,
+        None,
+        "TLS handshakes that failed on a listener, by reason (timeout, not_tls, unknown_server_name, client_certificate, protocol, io).",
+    );
+    help(
+        recorder,
+        TLS_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+        Some(Unit::Seconds),
+        "Unix time at which each served certificate expires (its notAfter).",
+    );
+    help(
+        recorder,
+        TLS_RELOADS_TOTAL,
+        None,
+        "Changed certificate files taken in (success) or refused, the old certificate kept (failure).",
     );
     help(
         recorder,

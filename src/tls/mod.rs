@@ -3,8 +3,14 @@
 //! Listener TLS (certificates chosen by SNI, rotation, client certificates) and upstream TLS
 //! (trust roots, client certificates for meshes) both start from files an operator or
 //! cert-manager writes; this module reads them once, with errors that name the file and say
-//! what was wrong, so `check` and a reload report the same reason. `client` builds an
-//! upstream's one rustls client from them and does its handshakes.
+//! what was wrong, so `check` and a reload report the same reason. It also holds what both
+//! the config and the listener use: the validated settings, the SNI choice over a swappable
+//! set, and the two X.509 fields read by hand; and `client`, which builds an upstream's one
+//! rustls client from them and does its handshakes. The listener's handshake and rotation
+//! live in `listener/`, above the config and the metrics.
 
+pub mod certificates;
 pub mod client;
 pub mod pem;
+pub mod settings;
+pub mod x509;

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod process;
 pub mod raw;
 pub mod shadow;
+pub mod tls;
 pub mod upstream_tls;
 
 // Each test binary uses its own subset of the fixtures and process wrappers.
