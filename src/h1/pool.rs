@@ -131,7 +131,11 @@ impl RawPool {
 
     /// Dials a new connection, TLS handshake included (both bounded by `connect_timeout`).
     pub async fn connect(&self) -> Result<UpstreamConn, ConnectError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, self.dial()).await {
+        // Boxed: dialing (TCP, then TLS) is a large future, and every exchange's future
+        // would carry its size (a shadow request's task is moved into a box whole), while a
+        // new connection is rare next to the requests it then carries.
+        let dialing = Box::pin(self.dial());
+        let stream = match tokio::time::timeout(self.connect_timeout, dialing).await {
             Ok(dialed) => dialed?,
             Err(_) => {
                 return Err(ConnectError::TimedOut {

@@ -456,7 +456,11 @@ impl ShadowTarget {
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);
-        let response = client.send(copy).await.map_err(ShadowError::Request)?;
+        // Boxed: hyper's request future is large, and every shadow request's task (HTTP/1
+        // shadows too) would carry its size, moved into the task's box whole.
+        let response = Box::pin(client.send(copy))
+            .await
+            .map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
         let mut keeper = Keeper::new(cap, &self.budget).bounded_by(bound);
         while let Some(frame) = body.frame().await {
