@@ -424,28 +424,42 @@ impl ShadowTarget {
         bound: &ReadBound,
     ) -> Result<CapturedResponse, ShadowError> {
         let cap = self.limits.max_response_body_bytes;
-        let client = match &self.client {
-            ShadowClient::Http2(client) => client,
-            ShadowClient::Http1(native) => {
-                let answer = native
-                    .send(
-                        &request.method,
-                        path_and_query.as_str(),
-                        &request.headers,
-                        edits,
-                        &request.body,
-                        request.trailers.as_ref(),
-                        Keeper::new(cap, &self.budget).bounded_by(bound),
-                    )
-                    .await
-                    .map_err(ShadowError::Native)?;
-                return Ok(CapturedResponse::from_kept(
-                    answer.status,
-                    answer.headers,
-                    answer.body,
-                ));
+        let native = match &self.client {
+            ShadowClient::Http1(native) => native,
+            // Boxed: hyper's exchange is a large future, and every shadow request's task
+            // (HTTP/1 shadows' too) would carry its size, moved into the task's box whole.
+            ShadowClient::Http2(client) => {
+                return Box::pin(self.send_h2(client, request, path_and_query, edits, bound)).await
             }
         };
+        let answer = native
+            .send(
+                &request.method,
+                path_and_query.as_str(),
+                &request.headers,
+                edits,
+                &request.body,
+                request.trailers.as_ref(),
+                Keeper::new(cap, &self.budget).bounded_by(bound),
+            )
+            .await
+            .map_err(ShadowError::Native)?;
+        Ok(CapturedResponse::from_kept(
+            answer.status,
+            answer.headers,
+            answer.body,
+        ))
+    }
+
+    /// [`Self::send`] through hyper's client (h2 shadows, and `auto` ones).
+    async fn send_h2(
+        &self,
+        client: &UpstreamClient<CopyBody>,
+        request: &CapturedRequest,
+        path_and_query: &http::uri::PathAndQuery,
+        edits: &HeaderEdits,
+        bound: &ReadBound,
+    ) -> Result<CapturedResponse, ShadowError> {
         let uri = client
             .uri_for(Some(path_and_query))
             .map_err(ShadowError::Uri)?;
@@ -456,12 +470,9 @@ impl ShadowTarget {
         *copy.method_mut() = request.method.clone();
         *copy.uri_mut() = uri;
         *copy.headers_mut() = edits.apply(&request.headers);
-        // Boxed: hyper's request future is large, and every shadow request's task (HTTP/1
-        // shadows too) would carry its size, moved into the task's box whole.
-        let response = Box::pin(client.send(copy))
-            .await
-            .map_err(ShadowError::Request)?;
+        let response = client.send(copy).await.map_err(ShadowError::Request)?;
         let (parts, mut body) = response.into_parts();
+        let cap = self.limits.max_response_body_bytes;
         let mut keeper = Keeper::new(cap, &self.budget).bounded_by(bound);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(ShadowError::Body)?;
