@@ -8,7 +8,6 @@
 //! ([`HeaderEdits::apply`]) — from the same two rules, so both send the same fields.
 
 use super::fields::{Fields, NameSet};
-use crate::header_rules::{classify, FieldClass};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// A shadow policy's header changes, plus the marker every shadow copy carries.
@@ -17,21 +16,21 @@ pub struct HeaderEdits {
     add: Vec<(HeaderName, HeaderValue)>,
     host: Option<HeaderValue>,
     marker: (HeaderName, HeaderValue),
-    /// Every primary field the copy leaves out besides framing: removals, the fields it sets.
+    /// Every primary field the copy leaves out: framing ([`REFRAMED`]), removals, the
+    /// fields it sets.
     dropped: NameSet,
 }
 
-/// Framing and connection options (by the rulebook's classes): this hop's business, since
-/// the copy's body is complete and its length known.
-fn reframed(name: &[u8]) -> bool {
-    matches!(
-        classify(name),
-        FieldClass::ContentLength
-            | FieldClass::TransferEncoding
-            | FieldClass::Expect
-            | FieldClass::Connection
-    )
-}
+/// Framing and connection options: this hop's business, since the copy's body is complete
+/// and its length known. The names of the rulebook's classes `ContentLength`,
+/// `TransferEncoding`, `Expect` and `Connection` (a test holds them to it), kept in the
+/// copy's one set of dropped names so a field is looked up once, not classified too.
+const REFRAMED: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "expect",
+    "connection",
+];
 
 impl HeaderEdits {
     /// The edits of one policy: `remove` these fields, set each of `add` (replacing the
@@ -47,6 +46,7 @@ impl HeaderEdits {
             host.is_some()
                 .then_some("host")
                 .into_iter()
+                .chain(REFRAMED)
                 .chain(std::iter::once(marker.0.as_str()))
                 .chain(remove.iter().chain(set).map(HeaderName::as_str)),
         );
@@ -63,7 +63,7 @@ impl HeaderEdits {
     /// client's business, since the copy's body is complete; removed fields go; fields the
     /// edits set are replaced.
     pub fn keeps(&self, name: &[u8]) -> bool {
-        !reframed(name) && !self.dropped.contains_raw(name)
+        !self.dropped.contains_raw(name)
     }
 
     /// The fields the copy carries after the kept ones.
@@ -99,6 +99,45 @@ impl HeaderEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header_rules::{classify, FieldClass};
+
+    /// The copy's framing names are exactly the rulebook's framing and connection classes.
+    #[test]
+    fn reframed_names_are_the_rulebooks_framing_classes() {
+        let reframed = |name: &[u8]| {
+            matches!(
+                classify(name),
+                FieldClass::ContentLength
+                    | FieldClass::TransferEncoding
+                    | FieldClass::Expect
+                    | FieldClass::Connection
+            )
+        };
+        for name in REFRAMED {
+            assert!(reframed(name.as_bytes()), "{name}");
+            assert!(reframed(name.to_ascii_uppercase().as_bytes()), "{name}");
+        }
+        let others = [
+            "content-type",
+            "content-lengths",
+            "te",
+            "trailer",
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+            "host",
+            "expected",
+            "transfer-encodin",
+            "x-connection",
+        ];
+        for name in others {
+            assert_eq!(
+                reframed(name.as_bytes()),
+                REFRAMED.contains(&name),
+                "{name}"
+            );
+        }
+    }
 
     fn edits() -> HeaderEdits {
         HeaderEdits::new(
