@@ -384,11 +384,14 @@ fn canonical_request_line<'b>(source: &'b [u8], method: &str, target: &str) -> O
 /// the upstream gets it (`name: value CRLF`): such lines are copied as they stand.
 fn canonical_field_line(source: &[u8], name: &[u8], value: &[u8]) -> Option<Range<usize>> {
     let start = offset_in(source, name)?;
-    let value_start = start + name.len() + 2;
-    let end = value_start + value.len() + 2;
-    let canonical = source.get(start + name.len()..value_start) == Some(b": ")
-        && offset_in(source, value) == Some(value_start)
-        && source.get(end - 2..end) == Some(b"\r\n");
+    let end = start + name.len() + 2 + value.len() + 2;
+    let line = source.get(start..end)?;
+    // The value is the part of this line after `name: ` (compared as addresses: httparse
+    // gave both as slices of `source`), and the line ends right after it.
+    let after_name = line.get(name.len()..)?;
+    let canonical = after_name.starts_with(b": ")
+        && std::ptr::eq(value.as_ptr(), after_name.as_ptr().wrapping_add(2))
+        && line.ends_with(b"\r\n");
     canonical.then_some(start..end)
 }
 
@@ -463,7 +466,12 @@ impl HeadWriter<'_, '_> {
         self.out.extend_from_slice(b"\r\n");
         self.recorded(line_start, b"x-forwarded-for".len());
         if !(trust && seen.forwarded_proto) {
-            self.put(b"x-forwarded-proto", forwarding.proto.as_bytes());
+            match forwarding.proto {
+                // The two values there are, each as one whole line.
+                "http" => self.put_line(b"x-forwarded-proto: http\r\n", b"x-forwarded-proto"),
+                "https" => self.put_line(b"x-forwarded-proto: https\r\n", b"x-forwarded-proto"),
+                proto => self.put(b"x-forwarded-proto", proto.as_bytes()),
+            }
         }
         if !(trust && seen.forwarded_host) {
             self.put(b"x-forwarded-host", seen.host.unwrap_or_default());
@@ -553,6 +561,15 @@ impl HeadWriter<'_, '_> {
             self.out.extend_from_slice(lines);
         }
         self.run = 0..0;
+    }
+
+    /// Appends one whole field `line` of the field `name` (after the lines kept so far).
+    #[inline(always)]
+    fn put_line(&mut self, line: &[u8], name: &[u8]) {
+        self.copy_run();
+        let line_start = self.out.len();
+        self.out.extend_from_slice(line);
+        self.recorded(line_start, name.len());
     }
 
     /// Appends one `name: value` field line (after the lines kept so far).
