@@ -17,9 +17,9 @@
 #   loadtests/testssl.sh --json OUT # keep testssl's JSON findings in OUT
 #   loadtests/testssl.sh --ports BASE   # move the ports (default 18300+, see lib.sh's layout)
 #
-# Installs testssl.sh (Debian package `testssl.sh`) and nginx with apt if missing, as run.sh
-# installs its tools. Without SHADOWTAP_BIN it builds target/release/shadowtap. Only 127.0.0.1;
-# everything started here is stopped by its PID on exit.
+# Installs testssl.sh (Debian package `testssl.sh`), nginx, openssl and curl with apt if
+# missing, as run.sh installs its tools. Without SHADOWTAP_BIN it builds
+# target/release/shadowtap. Only 127.0.0.1; everything started here is stopped by its PID on exit.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -40,6 +40,7 @@ missing=()
 command -v testssl >/dev/null || missing+=(testssl.sh)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
   echo "== installing ${missing[*]} (apt)"
   "${SUDO[@]}" apt-get update -qq
@@ -47,7 +48,7 @@ if ((${#missing[@]})); then
 fi
 if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
   echo "== building target/release/shadowtap"
-  (cd "$ROOT" && cargo build --release --quiet)
+  (cd "$ROOT" && cargo build --release --locked --quiet)
   SHADOWTAP_BIN="$ROOT/target/release/shadowtap"
 fi
 [[ -x "$SHADOWTAP_BIN" ]] || { echo "SHADOWTAP_BIN=$SHADOWTAP_BIN is not executable" >&2; exit 1; }

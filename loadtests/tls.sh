@@ -35,7 +35,7 @@
 # --smoke exits 1 if any run had errors or answered nothing, resumption did not happen, or
 # shadowtap-mirror compared nothing; never on timings.
 #
-# Needs nginx (with its ssl and http_v2 modules), wrk, oha, openssl, python3, taskset
+# Needs nginx (with its ssl and http_v2 modules), wrk, oha, openssl, curl, python3, taskset
 # (`loadtests/run.sh --smoke` installs them). Without SHADOWTAP_BIN it builds
 # target/release/shadowtap. Ports BASE+81.. (default 18200+). Only 127.0.0.1; everything
 # started here is stopped by its PID on exit.
@@ -74,7 +74,7 @@ done
 nginx -V 2>&1 | grep -q -- --with-http_ssl_module || { echo "this nginx has no ssl module" >&2; exit 1; }
 if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
   echo "== building target/release/shadowtap"
-  (cd "$ROOT" && cargo build --release --quiet)
+  (cd "$ROOT" && cargo build --release --locked --quiet)
   SHADOWTAP_BIN="$ROOT/target/release/shadowtap"
 fi
 [[ -x "$SHADOWTAP_BIN" ]] || { echo "SHADOWTAP_BIN=$SHADOWTAP_BIN is not executable" >&2; exit 1; }
