@@ -84,15 +84,6 @@ NEED_SHADOW=$MIRROR
 for spec in "${CONTENDERS[@]}"; do [[ "${spec#*=}" == nginx-mirror ]] && NEED_SHADOW=1; done
 ((NEED_SHADOW)) && start_upstream "$RUN_DIR/shadow" "$SHADOW_PORT" "$SHADOW_H2_PORT"
 
-# utime stime cutime cstime of a process and its direct children (nginx's worker), summed.
-cpu_ticks() {
-  local pid total=(0 0 0 0) a b c d
-  for pid in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do
-    read -r a b c d < <(awk '{print $14, $15, $16, $17}' "/proc/$pid/stat")
-    total=($((total[0] + a)) $((total[1] + b)) $((total[2] + c)) $((total[3] + d)))
-  done
-  echo "${total[@]}"
-}
 switches() { # voluntary + involuntary, all threads of the process and its children
   local pid
   for pid in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do cat "/proc/$pid/task/"*/status 2>/dev/null; done |

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by profile.sh and ab.sh (sourced, not run): the port layout, the upstream nginx (and a
+# Shared by profile.sh, ab.sh, tls.sh and testssl.sh (sourced, not run): the port layout, the upstream nginx (and a
 # second one as a healthy shadow), and shadowtap's config, the same way in both tools.
 # The caller sets HERE (this directory), RUN_DIR (its temporary directory), LOADGEN_CPU and
 # an array PIDS (processes to stop on exit).
@@ -52,4 +52,40 @@ write_shadowtap_config() { # OUT MIRROR
     -e "s#@ADMIN_PORT@#$ADMIN_PORT#g" -e "s#@SHADOW_PORT@#$SHADOW_PORT#g" \
     -e "s#@MIRROR_TIMEOUT@#5s#g" -e "s#^percent = 100\$#percent = ${MIRROR_PERCENT:-100}#" \
     "$template" >"$1"
+}
+
+# A throw-away CA and a P-256 leaf for localhost and 127.0.0.1 signed by it, in DIR: ca.pem,
+# cert.pem (the leaf), key.pem (PKCS#8). The same files serve shadowtap, nginx and the https
+# shadow, so every contender's handshake signs with the same key type. The leaf names a CRL
+# location, as every CA-issued certificate does (nothing fetches it here): testssl.sh rates a
+# certificate without one HIGH, a finding about the certificate, not about the listener.
+make_test_certificate() { # DIR
+  mkdir -p "$1"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+    -subj "/CN=shadowtap loadtests CA (test only)" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    -keyout "$1/ca.key" -out "$1/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$1/key.pem" -out "$1/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\ncrlDistributionPoints=URI:http://localhost/shadowtap-test-ca.crl\n' >"$1/leaf.ext"
+  openssl x509 -req -in "$1/leaf.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial \
+    -days 365 -extfile "$1/leaf.ext" -out "$1/cert.pem" 2>/dev/null
+  rm -f "$1/leaf.csr" "$1/leaf.ext" "$1/ca.srl"
+  chmod 644 "$1"/*.pem
+}
+
+# Makes the listener of a shadowtap config from conf/ (one listener, then [admin]) terminate
+# TLS with the certificate make_test_certificate made in DIR.
+add_listener_tls() { # TOML DIR
+  sed -i "/^\\[admin\\]\$/i [listeners.tls]\\ncert = \"$2/cert.pem\"\\nkey = \"$2/key.pem\"\\n" "$1"
+}
+
+# utime stime cutime cstime of a process and its direct children (nginx's worker), summed.
+cpu_ticks() { # PID
+  local pid total=(0 0 0 0) a b c d
+  for pid in "$1" $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+    read -r a b c d < <(awk '{print $14, $15, $16, $17}' "/proc/$pid/stat")
+    total=($((total[0] + a)) $((total[1] + b)) $((total[2] + c)) $((total[3] + d)))
+  done
+  echo "${total[@]}"
 }

@@ -519,3 +519,59 @@ async fn a_shadow_gets_the_verified_subject_and_never_the_forged_one() {
     }
     assert_eq!(primary.count(), 1);
 }
+
+/// The listener's suite order decides, not the client's (audits rate a listener that lets the
+/// client pick as a finding): a client listing AES-128-GCM before AES-256-GCM still gets the
+/// provider's first choice, AES-256-GCM, in TLS 1.3 and in TLS 1.2.
+#[tokio::test]
+async fn the_server_chooses_the_cipher_suite_from_its_own_order() {
+    // ring, as the proxy uses (support/tls.rs says why).
+    #[allow(deprecated)]
+    use rustls::crypto::ring::{cipher_suite, default_provider};
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    let upstream = echo_upstream().await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    let cases = [
+        (
+            &rustls::version::TLS13,
+            vec![
+                cipher_suite::TLS13_AES_128_GCM_SHA256,
+                cipher_suite::TLS13_AES_256_GCM_SHA384,
+            ],
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS12,
+            vec![
+                cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (version, client_order, expected) in cases {
+        #[allow(deprecated)]
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: client_order,
+            ..default_provider()
+        };
+        let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(pki.roots())
+            .with_no_client_auth();
+        let stream = handshake(proxy.addr, "localhost", std::sync::Arc::new(client))
+            .await
+            .unwrap();
+        assert_eq!(
+            stream
+                .get_ref()
+                .1
+                .negotiated_cipher_suite()
+                .map(|s| s.suite()),
+            Some(expected.suite()),
+            "{version:?}"
+        );
+    }
+}
