@@ -113,6 +113,16 @@ pub fn classify(name: &[u8]) -> FieldClass {
     }
 }
 
+/// Whether the client's field `name` (any case) is the listener's `client_subject_header`
+/// (`header`, lowercase as `http::HeaderName` keeps it): only the proxy sets that field, to
+/// the verified client certificate's subject, so a client-sent one is always removed, on
+/// both engines. The name is configured, so it is no row of [`classify`]'s table; the
+/// config refuses the table's names for it, so it is always an end-to-end field's.
+#[inline]
+pub fn is_client_subject(name: &[u8], header: &str) -> bool {
+    same_name(name, header.as_bytes())
+}
+
 /// `name` equals the lowercase `want` in any case. Without an early exit, so the compiler
 /// unrolls it over the fixed-length names of the table instead of looping byte by byte.
 #[inline(always)]
