@@ -13,6 +13,7 @@
 //! | forwarded | `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` | `-For` joined into one field with the client's address last; `-Proto`/`-Host` kept only when the listener trusts the hop in front, else replaced; `Via` joined with this proxy's element when `via` is on, else kept |
 //! | request id | `x-request-id` | the client's kept when it sent exactly one sane id, else a new one; always written |
 //! | expect | `Expect` | kept (the hyper path answers `100-continue`; the native engine hands such requests over) |
+//! | client subject | a TLS listener's `client_subject_header` (configured) | the client's removed; the verified subject written ([`is_client_subject`]) |
 //! | end-to-end | everything else | kept as sent, in order |
 //!
 //! This module sits at the bottom of the house: it imports neither the engines nor the proxy,
