@@ -582,8 +582,9 @@ pub struct ClientSubject {
 
 impl ClientSubject {
     /// Whether the client's field `name` (any case) is this one, which only the proxy sets
-    /// ([`crate::header_rules::is_client_subject`]).
-    #[inline]
+    /// ([`crate::header_rules::is_client_subject`]). Out of line: the native head writer
+    /// asks it per field only on a listener that has the field, and stays small without.
+    #[inline(never)]
     pub fn names(&self, name: &[u8]) -> bool {
         crate::header_rules::is_client_subject(name, self.header.as_str())
     }

@@ -17,11 +17,11 @@ use support::*;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-/// `[listeners.tls]` lines added to `text`'s one listener (and `listener` lines above them).
-fn with_tls(text: &str, listener: &str, tls: &str) -> String {
+/// `[listeners.tls]` lines added to `text`'s one listener.
+fn with_tls(text: &str, tls: &str) -> String {
     text.replacen(
         "\n[admin]",
-        &format!("{listener}\n[listeners.tls]\n{tls}\n\n[admin]"),
+        &format!("\n[listeners.tls]\n{tls}\n\n[admin]"),
         1,
     )
 }
@@ -110,7 +110,7 @@ async fn keep_alive_and_pipelined_requests_over_tls_are_the_native_engines_until
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), "", &pair(&leaf));
+    let text = with_tls(&simple_toml(upstream.addr, "", ""), &pair(&leaf));
     let proxy = Shadowtap::start(config(&text)).await;
 
     let mut handed = 0.0;
@@ -151,7 +151,7 @@ async fn http1_engine_hyper_applies_to_tls_listeners_too() {
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
     let engine = "http1_engine = \"hyper\"";
-    let text = with_tls(&simple_toml(upstream.addr, engine, ""), "", &pair(&leaf));
+    let text = with_tls(&simple_toml(upstream.addr, engine, ""), &pair(&leaf));
     let proxy = Shadowtap::start(config(&text)).await;
     let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
     client
@@ -171,7 +171,7 @@ async fn a_body_streamed_up_and_a_large_answer_over_tls_keep_the_connection_in_s
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), "", &pair(&leaf));
+    let text = with_tls(&simple_toml(upstream.addr, "", ""), &pair(&leaf));
     let proxy = Shadowtap::start(config(&text)).await;
     let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
 
@@ -224,7 +224,7 @@ async fn the_native_engine_writes_the_verified_subject_and_drops_a_forged_one() 
         "{}client_ca = {ca:?}\nclient_auth = \"optional\"\nclient_subject_header = \"X-Client-Subject\"\n",
         pair(&leaf)
     );
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), "", &tls);
+    let text = with_tls(&simple_toml(upstream.addr, "", ""), &tls);
     let proxy = Shadowtap::start(config(&text)).await;
 
     for identity in [Some(&good), None] {
@@ -269,7 +269,6 @@ async fn a_tls_listener_on_the_native_engine_mirrors_to_the_shadow() {
     };
     let text = with_tls(
         &mirror_toml(primary.addr, shadow.addr, &policy),
-        "",
         &pair(&leaf),
     );
     let proxy = Shadowtap::start(config(&text)).await;
@@ -308,4 +307,45 @@ async fn a_tls_listener_on_the_native_engine_mirrors_to_the_shadow() {
     assert_eq!(handovers(&proxy).await, (0.0, 0.0));
     hand_over(&mut client).await;
     assert_eq!(handovers(&proxy).await, (1.0, 1.0));
+}
+
+#[tokio::test]
+async fn a_tls_client_that_stops_reading_is_disconnected_after_the_send_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HUGE: usize = 64 * 1024 * 1024;
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    let upstream = upstream()
+        .fallback(|_| async { http::Response::new(full(vec![b'h'; HUGE])) })
+        .start()
+        .await;
+    for engine in ["native", "hyper"] {
+        let listener = format!("client_send_timeout = \"300ms\"\nhttp1_engine = \"{engine}\"");
+        let text = with_tls(&simple_toml(upstream.addr, &listener, ""), &pair(&leaf));
+        let proxy = Shadowtap::start(config(&text)).await;
+        let client = client_config(&pki, &["http/1.1"], None);
+        let mut stream = handshake(proxy.addr, "localhost", client).await.unwrap();
+        stream
+            .write_all(b"GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        // Read nothing for ten times the timeout: the socket buffers (and rustls') fill,
+        // the proxy's writes wait, and it gives up.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let mut received = 0;
+        let mut buffer = vec![0u8; 256 * 1024];
+        within("the rest of the answer, then the close", async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => received += read,
+                }
+            }
+        })
+        .await;
+        assert!(
+            received < HUGE,
+            "{engine}: {received} bytes, the whole answer: never disconnected"
+        );
+    }
 }

@@ -15,7 +15,9 @@
 //! `Expect`, HTTP/1.0, h2c — keeps exactly the behaviour it had. This is the server side
 //! of the engine; the upstream side is the HTTP/1 protocol layer in [`crate::h1`], which the
 //! hyper path and the shadows use too, on the same pooled sockets. Both engines read the
-//! router, the upstreams, the mirror and the metrics from one [`Context`].
+//! router, the upstreams, the mirror and the metrics from one [`Context`]. The client
+//! connection is a TCP socket or TLS over one ([`client_stream`]): the engine is generic
+//! over it, so the plaintext engine is compiled for `TcpStream` alone.
 //!
 //! An exchange reads as its phases, each a method of `Connection`: `accept_head` → `route`
 //! → `plan_mirror` → `forward` → `stream_answer` → `finish` (or `fail`, when no response
@@ -387,6 +389,9 @@ impl<'a> Connection<'a> {
                     Err(error) => return Err(failed(error.into())),
                 },
             };
+            // `heard` through a closure of this function: its type differs per kind of
+            // client stream, so `write_request` is compiled once for each, with one caller,
+            // and inlined into it as when the engine served TCP alone.
             let sent = upload::write_request(
                 &mut conn,
                 &mut [
@@ -394,7 +399,7 @@ impl<'a> Connection<'a> {
                     IoSlice::new(&flight.body_start),
                 ],
                 Some(upstream.response_timeout),
-                heard,
+                |conn: &mut UpstreamConn| heard(conn),
             )
             .await;
             let answered = match sent {

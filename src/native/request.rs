@@ -480,12 +480,8 @@ impl HeadWriter<'_, '_> {
         if seen.trailers {
             self.put(b"te", b"trailers");
         }
-        if let Some(ClientSubject {
-            header,
-            value: Some(subject),
-        }) = forwarding.client_subject
-        {
-            self.put(header.as_str().as_bytes(), subject.as_bytes());
+        if let Some(subject) = forwarding.client_subject {
+            self.client_subject(subject);
         }
         if let Some(via) = via {
             let line_start = self.out.len();
@@ -569,6 +565,17 @@ impl HeadWriter<'_, '_> {
             self.out.extend_from_slice(lines);
         }
         self.run = 0..0;
+    }
+
+    /// Writes the verified client's subject, when there is one. Out of line: only a TLS
+    /// listener with `client_subject_header` gets here, and the plaintext head writer stays
+    /// as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn client_subject(&mut self, subject: &ClientSubject) {
+        if let Some(value) = &subject.value {
+            self.put(subject.header.as_str().as_bytes(), value.as_bytes());
+        }
     }
 
     /// Appends one `name: value` field line (after the lines kept so far).
