@@ -13,6 +13,7 @@
 //! | forwarded | `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` | `-For` joined into one field with the client's address last; `-Proto`/`-Host` kept only when the listener trusts the hop in front, else replaced; `Via` joined with this proxy's element when `via` is on, else kept |
 //! | request id | `x-request-id` | the client's kept when it sent exactly one sane id, else a new one; always written |
 //! | expect | `Expect` | kept (the hyper path answers `100-continue`; the native engine hands such requests over) |
+//! | client subject | a TLS listener's `client_subject_header` (configured) | the client's removed; the verified subject written ([`is_client_subject`]) |
 //! | end-to-end | everything else | kept as sent, in order |
 //!
 //! This module sits at the bottom of the house: it imports neither the engines nor the proxy,
@@ -111,6 +112,16 @@ pub fn classify(name: &[u8]) -> FieldClass {
         (17, b't') if eq(b"transfer-encoding") => FieldClass::TransferEncoding,
         _ => FieldClass::EndToEnd,
     }
+}
+
+/// Whether the client's field `name` (any case) is the listener's `client_subject_header`
+/// (`header`, lowercase as `http::HeaderName` keeps it): only the proxy sets that field, to
+/// the verified client certificate's subject, so a client-sent one is always removed, on
+/// both engines. The name is configured, so it is no row of [`classify`]'s table; the
+/// config refuses the table's names for it, so it is always an end-to-end field's.
+#[inline]
+pub fn is_client_subject(name: &[u8], header: &str) -> bool {
+    same_name(name, header.as_bytes())
 }
 
 /// `name` equals the lowercase `want` in any case. Without an early exit, so the compiler

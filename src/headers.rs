@@ -581,6 +581,14 @@ pub struct ClientSubject {
 }
 
 impl ClientSubject {
+    /// Whether the client's field `name` (any case) is this one, which only the proxy sets
+    /// ([`crate::header_rules::is_client_subject`]). Out of line: the native head writer
+    /// asks it per field only on a listener that has the field, and stays small without.
+    #[inline(never)]
+    pub fn names(&self, name: &[u8]) -> bool {
+        crate::header_rules::is_client_subject(name, self.header.as_str())
+    }
+
     /// Removes the client's copies of the field and sets the verified subject, if any.
     pub fn apply(&self, headers: &mut HeaderMap) {
         headers.remove(&self.header);

@@ -11,7 +11,7 @@
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
 //! | [`app`] | the composition root: binds every socket, builds the router, pools, mirror and metrics into one [`context::Context`], hands it to both engines, serves until a shutdown future resolves |
 //! | [`listener`] | accepts connections, chooses the engine (native HTTP/1.1, or hyper for h2c and other shapes), limits, graceful drain; on a TLS listener the handshake (counted by outcome) and certificate rotation |
-//! | [`native`] | the native HTTP/1.1 server engine: plain requests (mirrored or not) without hyper, as named phases (accept head, route, plan mirror, forward, stream answer, finish) |
+//! | [`native`] | the native HTTP/1.1 server engine: plain requests (mirrored or not, over TCP or TLS) without hyper, as named phases (accept head, route, plan mirror, forward, stream answer, finish) |
 //! | [`proxy`] | the hyper engine: framing checks, header rules, forwarding through the [`MirrorLayer`], streamed bodies |
 //! | [`context`] | what both engines read on every request: router, route targets, HTTP/1 upstreams, mirror, metrics |
 //! | [`shadowing`] | the mirror side on its own ([`Shadowing`]), for a Rust service wrapped in [`MirrorLayer`] |
@@ -32,7 +32,7 @@
 //! | [`message`] | the types every stage shares: captured fields, the byte budget, the capped body tee, captured responses and pairs, a shadow's head edits |
 //! | [`header_rules`] | the header rulebook: field classes (hop-by-hop, forwarded, framing, request id) and `Connection` options, applied by both engines |
 //! | [`pattern`] | the path template and JSON Pointer grammars, shared by config validation and their readers |
-//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file; validated listener TLS settings, SNI certificate choice over a swappable set, an X.509 expiry and subject reader; each `https://` upstream's one rustls client (`tls::client`) |
+//! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file; validated listener TLS settings, SNI certificate choice over a swappable set, an X.509 expiry and subject reader; each `https://` upstream's one rustls client (`tls::client`); tokio's non-blocking socket calls over a rustls stream, for both ends (`tls::io`) |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`shutdown`] | SIGINT/SIGTERM |

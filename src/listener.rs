@@ -12,6 +12,7 @@ pub mod tls;
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::connection::ConnectionInfo;
 use crate::headers::{ClientSubject, FramingError, HeadScanner};
+use crate::native::client_stream::{ClientStream, TlsClient};
 use crate::native::Ended;
 use crate::pause::PauseTimer;
 use crate::proxy::Proxy;
@@ -29,7 +30,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tls::{Established, TlsListener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -235,8 +236,9 @@ struct Connection {
 
 impl Connection {
     /// Serves the connection: with the native engine while its requests allow, then (or
-    /// from the start, with `http1_engine = "hyper"`) with hyper.
-    async fn serve(self, stream: TcpStream) {
+    /// from the start, with `http1_engine = "hyper"`) with hyper. Generic over the client
+    /// stream, so a plaintext connection's engine is compiled for `TcpStream` alone.
+    async fn serve<S: ClientStream>(self, stream: S) {
         let (stream, read) = match self.config.http1_engine {
             Http1Engine::Native => {
                 match crate::native::serve(
@@ -260,9 +262,9 @@ impl Connection {
         Box::pin(self.serve_hyper(stream, read)).await;
     }
 
-    /// Serves a TLS connection after its handshake. hyper serves it (HTTP/1.1, or h2 when
-    /// ALPN chose it: the client then starts with the HTTP/2 preface); the native engine
-    /// speaks to a `TcpStream` only.
+    /// Serves a TLS connection after its handshake: h2 (chosen by ALPN; the client then
+    /// starts with the HTTP/2 preface) with hyper, HTTP/1.1 (by ALPN, or with none) as a
+    /// plaintext connection is served, the native engine first when it is the listener's.
     async fn serve_tls(mut self, established: Established, tls: &TlsListener) {
         if let Some(header) = tls.client_subject_header() {
             let mut info = (*self.info).clone();
@@ -272,7 +274,12 @@ impl Connection {
             }));
             self.info = Arc::new(info);
         }
-        Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;
+        let h2 = established.stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        if h2 {
+            Box::pin(self.serve_hyper(established.stream, Bytes::new())).await;
+        } else {
+            self.serve(TlsClient(established.stream)).await;
+        }
     }
 
     /// Serves the rest of the connection with hyper; `read` are bytes already read from it.

@@ -6,9 +6,10 @@
 //!
 //! The generated heads mix the table's names (in varied case) with other names, repeat
 //! fields, name other fields (the table's too) in `Connection` lists, pad values with odd
-//! whitespace and non-ASCII bytes, and turn `trust_forwarded_headers`, `Via` and a route's
-//! `host_rewrite` on and off. Each head has exactly one `Host`: a request without one is
-//! refused before either form runs (400 on both engines).
+//! whitespace and non-ASCII bytes, and turn `trust_forwarded_headers`, `Via`, a route's
+//! `host_rewrite` and a TLS listener's `client_subject_header` on and off. Each head has
+//! exactly one `Host`: a request without one is refused before either form runs (400 on
+//! both engines).
 //!
 //! "The same" means: the same (lowercase name, value) pairs, and for each name the same
 //! values in the same order. Two differences are legitimate and normalised away:
@@ -26,7 +27,7 @@ use shadowtap::headers::{self, forward_request_headers, Via};
 use shadowtap::native::request::{self, write_fields};
 
 /// Names of every class of the rulebook, and a few end-to-end ones the lists below name.
-const NAMES: [&str; 19] = [
+const NAMES: [&str; 20] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -46,6 +47,7 @@ const NAMES: [&str; 19] = [
     "close",
     "cookie",
     "x-secret",
+    "x-client-subject",
 ];
 
 /// Values, many of them meaningful to some class: `Connection` lists naming others,
@@ -115,6 +117,9 @@ struct Case {
     trust: bool,
     via: bool,
     host_rewrite: Option<&'static str>,
+    /// A TLS listener's `client_subject_header` (`x-client-subject`) and the verified
+    /// subject, when the client presented a certificate.
+    subject: Option<Option<&'static str>>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -126,9 +131,10 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         any::<bool>(),
         prop::option::of(Just("internal.test")),
+        prop::option::of(prop::option::of(Just("CN=client,O=Test"))),
     )
         .prop_map(
-            |(mut fields, at, host, host_name, trust, via, host_rewrite)| {
+            |(mut fields, at, host, host_name, trust, via, host_rewrite, subject)| {
                 let at = at.index(fields.len() + 1);
                 fields.insert(at, (host_name.to_string(), host.as_bytes().to_vec()));
                 Case {
@@ -137,6 +143,7 @@ fn case() -> impl Strategy<Value = Case> {
                     trust,
                     via,
                     host_rewrite,
+                    subject,
                 }
             },
         )
@@ -170,6 +177,14 @@ fn parsed_fields(head: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 const CLIENT: &str = "192.0.2.7";
 
+/// The case's `client_subject_header` setting, as the listener passes it to both forms.
+fn client_subject(case: &Case) -> Option<headers::ClientSubject> {
+    case.subject.map(|value| headers::ClientSubject {
+        header: HeaderName::from_static("x-client-subject"),
+        value: value.map(HeaderValue::from_static),
+    })
+}
+
 /// The byte-level writer's fields for the head.
 fn by_writer(case: &Case, head: &[u8], via: Option<&ViaName>) -> Vec<(String, Vec<u8>)> {
     let mut fields = [httparse::EMPTY_HEADER; 64];
@@ -185,6 +200,7 @@ fn by_writer(case: &Case, head: &[u8], via: Option<&ViaName>) -> Vec<(String, Ve
             trust_forwarded_headers: case.trust,
             via,
             host_rewrite: case.host_rewrite.map(str::as_bytes),
+            client_subject: client_subject(case).as_ref(),
         },
         &mut out,
     );
@@ -216,7 +232,7 @@ fn by_editor(case: &Case, head: &[u8], via: Option<&Via>) -> Vec<(String, Vec<u8
             host: host.0,
             host_from_target: host.1,
             host_rewrite: rewrite.as_ref(),
-            client_subject: None,
+            client_subject: client_subject(case).as_ref(),
         },
     );
     map.iter()
@@ -285,6 +301,15 @@ proptest! {
         if case.via {
             let via = written.iter().find(|(n, _)| n == "via").unwrap();
             prop_assert!(via.1.ends_with(b"1.1 shadowtap"));
+        }
+        if let Some(subject) = case.subject {
+            // Only the verified subject, never the client's own field of that name.
+            let sent: Vec<&[u8]> = written
+                .iter()
+                .filter(|(n, _)| n == "x-client-subject")
+                .map(|(_, v)| &v[..])
+                .collect();
+            prop_assert_eq!(sent, subject.map(str::as_bytes).into_iter().collect::<Vec<_>>());
         }
         if !case.trust {
             prop_assert_eq!(count(&written, "x-forwarded-proto"), 1);

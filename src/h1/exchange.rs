@@ -215,6 +215,9 @@ impl HeadReader for KeepMap<'_> {
 /// Parses what is at the start of `buf`: the final answer's head and status once complete,
 /// interim (1xx) answers skipped and consumed, `None` while more is needed. A head past
 /// [`MAX_RESPONSE_HEAD`], or one whose status is outside 100–999, is refused.
+// Inlined: once per response on the live path, which the native engine compiles once per
+// kind of client stream (so it has more than one caller).
+#[inline(always)]
 pub(crate) fn parse_final<H: HeadReader>(
     buf: &mut BytesMut,
     reader: &mut H,

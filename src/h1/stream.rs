@@ -7,27 +7,17 @@
 //!
 //! The exchange code uses tokio's readiness API on the socket besides `AsyncRead` /
 //! `AsyncWrite`: whether it may have something to read (`poll_read_ready`, `readable`), and
-//! reads and writes that never wait (`try_read_buf`, `try_write_vectored`). Over TLS those
-//! mean the same to the caller but not to the socket:
-//! - rustls may hold decrypted bytes while the socket has nothing, so the stream is "ready
-//!   to read" when rustls has plaintext (or the peer's close) as well as when the socket is;
-//!   the socket may also be readable with no plaintext behind it (a session ticket, part of
-//!   a record), which callers already treat as "may have something": their read finds
-//!   nothing and they wait again.
-//! - a write hands bytes to rustls, which encrypts them and sends what the socket takes;
-//!   what it could not send waits in rustls. The bytes were taken (the caller must not send
-//!   them again), so every read-side call first pushes rustls' pending output on: a caller
-//!   that wrote a request and waits for its answer therefore also drives the rest of the
-//!   request out.
-//! - the non-waiting calls are tokio-rustls' `poll_fill_buf` / `poll_write_vectored` with a
-//!   no-op waker: "would block" is their `Pending`.
+//! reads and writes that never wait (`try_read_buf`, `try_write_vectored`). Over TLS they
+//! are `crate::tls::io`'s, which says what they mean there (plaintext held in rustls is
+//! readable; rustls' pending output is pushed on before every read-side call).
 
+use crate::tls::io as tls_io;
 use bytes::BufMut;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -45,17 +35,7 @@ impl UpstreamStream {
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             UpstreamStream::Plain(tcp) => tcp.poll_read_ready(cx),
-            UpstreamStream::Tls(tls) => {
-                if let Poll::Ready(Err(error)) = push_pending(tls, cx) {
-                    return Poll::Ready(Err(error));
-                }
-                let (tcp, session) = tls.get_ref();
-                if !session.wants_read() {
-                    // Plaintext (or the peer's close) waits in rustls.
-                    return Poll::Ready(Ok(()));
-                }
-                tcp.poll_read_ready(cx)
-            }
+            UpstreamStream::Tls(tls) => tls_io::poll_read_ready(tls.as_mut(), cx),
         }
     }
 
@@ -78,11 +58,7 @@ impl UpstreamStream {
     pub fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             UpstreamStream::Plain(tcp) => tcp.poll_write_ready(cx),
-            UpstreamStream::Tls(tls) => match push_pending(tls, cx) {
-                // rustls sent what it held: the socket takes more.
-                Poll::Ready(Ok(())) => tls.get_ref().0.poll_write_ready(cx),
-                other => other,
-            },
+            UpstreamStream::Tls(tls) => tls_io::poll_write_ready(tls.as_mut(), cx),
         }
     }
 
@@ -90,22 +66,7 @@ impl UpstreamStream {
     pub fn try_read_buf<B: BufMut>(&mut self, buf: &mut B) -> io::Result<usize> {
         match self {
             UpstreamStream::Plain(tcp) => tcp.try_read_buf(buf),
-            UpstreamStream::Tls(tls) => {
-                let mut cx = Context::from_waker(Waker::noop());
-                if let Poll::Ready(Err(error)) = push_pending(tls, &mut cx) {
-                    return Err(error);
-                }
-                match Pin::new(tls.as_mut()).poll_fill_buf(&mut cx) {
-                    Poll::Ready(Ok(plaintext)) => {
-                        let taken = plaintext.len().min(buf.chunk_mut().len());
-                        buf.put_slice(plaintext.get(..taken).unwrap_or_default());
-                        Pin::new(tls.as_mut()).consume(taken);
-                        Ok(taken)
-                    }
-                    Poll::Ready(Err(error)) => Err(error),
-                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-                }
-            }
+            UpstreamStream::Tls(tls) => tls_io::try_read_buf(tls.as_mut(), buf),
         }
     }
 
@@ -113,13 +74,7 @@ impl UpstreamStream {
     pub fn try_write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             UpstreamStream::Plain(tcp) => tcp.try_write_vectored(slices),
-            UpstreamStream::Tls(tls) => {
-                let mut cx = Context::from_waker(Waker::noop());
-                match Pin::new(tls.as_mut()).poll_write_vectored(&mut cx, slices) {
-                    Poll::Ready(result) => result,
-                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-                }
-            }
+            UpstreamStream::Tls(tls) => tls_io::try_write_vectored(tls.as_mut(), slices),
         }
     }
 
@@ -157,15 +112,6 @@ impl UpstreamStream {
     }
 }
 
-/// Sends what rustls holds encrypted and unsent; `Pending` when the socket takes no more
-/// (with `cx` registered for its write readiness).
-fn push_pending(tls: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    if !tls.get_ref().1.wants_write() {
-        return Poll::Ready(Ok(()));
-    }
-    Pin::new(tls).poll_flush(cx)
-}
-
 impl AsyncRead for UpstreamStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -174,12 +120,7 @@ impl AsyncRead for UpstreamStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            UpstreamStream::Tls(tls) => {
-                if let Poll::Ready(Err(error)) = push_pending(tls, cx) {
-                    return Poll::Ready(Err(error));
-                }
-                Pin::new(tls.as_mut()).poll_read(cx, buf)
-            }
+            UpstreamStream::Tls(tls) => tls_io::poll_read(tls.as_mut(), cx, buf),
         }
     }
 }

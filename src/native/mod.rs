@@ -15,7 +15,9 @@
 //! `Expect`, HTTP/1.0, h2c — keeps exactly the behaviour it had. This is the server side
 //! of the engine; the upstream side is the HTTP/1 protocol layer in [`crate::h1`], which the
 //! hyper path and the shadows use too, on the same pooled sockets. Both engines read the
-//! router, the upstreams, the mirror and the metrics from one [`Context`].
+//! router, the upstreams, the mirror and the metrics from one [`Context`]. The client
+//! connection is a TCP socket or TLS over one ([`client_stream`]): the engine is generic
+//! over it, so the plaintext engine is compiled for `TcpStream` alone.
 //!
 //! An exchange reads as its phases, each a method of `Connection`: `accept_head` → `route`
 //! → `plan_mirror` → `forward` → `stream_answer` → `finish` (or `fail`, when no response
@@ -31,6 +33,7 @@
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+pub mod client_stream;
 mod mirror;
 pub mod request;
 
@@ -52,12 +55,12 @@ use crate::telemetry::logging::ErrorChain;
 use crate::telemetry::metrics::{Handover, RouteMetrics, OTHER_METHOD};
 use crate::telemetry::ErrorReason;
 use bytes::{Buf, BytesMut};
+use client_stream::ClientStream;
 use request::{Prepared, Request};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
@@ -72,12 +75,12 @@ const MAX_BODY_READ: usize = 64 * 1024;
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a connection left the native engine.
-pub enum Ended {
+pub enum Ended<S> {
     /// Closed (by either side, a timeout, shutdown, or an aborted exchange).
     Closed,
     /// A request the native engine does not serve: the socket and every byte read from it
     /// and not consumed, for the hyper path.
-    Fallback(TcpStream, BytesMut),
+    Fallback(S, BytesMut),
 }
 
 /// Whether the client connection carries on after an exchange.
@@ -89,13 +92,13 @@ enum Next {
 }
 
 /// Serves one client connection until it closes or needs the hyper path.
-pub async fn serve(
-    mut client: TcpStream,
+pub async fn serve<S: ClientStream>(
+    mut client: S,
     context: &Context,
     info: &ConnectionInfo,
     config: &ListenerConfig,
     shutdown: &watch::Receiver<bool>,
-) -> Ended {
+) -> Ended<S> {
     let mut connection = Connection {
         context,
         buf: BytesMut::with_capacity(READ_BUFFER),
@@ -148,7 +151,7 @@ pub async fn serve(
 }
 
 /// Ends a client connection with a FIN once everything written is sent.
-async fn close(mut client: TcpStream) -> Ended {
+async fn close<S: ClientStream>(mut client: S) -> Ended<S> {
     let _ = client.shutdown().await;
     Ended::Closed
 }
@@ -157,7 +160,7 @@ async fn close(mut client: TcpStream) -> Ended {
 /// a FIN, then what the client still sends is read and dropped until it closes, for at most
 /// [`LINGER`]. Closing at once with unread bytes would send a reset, and a reset can make
 /// the client's system drop the answer before the client reads it (RFC 9112 §9.6).
-async fn close_unread(mut client: TcpStream, mut scratch: BytesMut) -> Ended {
+async fn close_unread<S: ClientStream>(mut client: S, mut scratch: BytesMut) -> Ended<S> {
     if client.shutdown().await.is_err() {
         return Ended::Closed;
     }
@@ -288,9 +291,9 @@ impl<'a> Connection<'a> {
 
     /// One request and its response, as its phases. The request head is in
     /// `self.request_head`; its bytes are at the start of `self.buf`.
-    async fn exchange(
+    async fn exchange<S: ClientStream>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut S,
         request: Request,
         close_after: bool,
         mut deadline: Pin<&mut Sleep>,
@@ -369,9 +372,9 @@ impl<'a> Connection<'a> {
     /// Phase 4, forward: sends the request on a pooled upstream connection (a stale one
     /// retried by the exchange's one rule, [`Retries`]), streams the rest of its body from
     /// the client, and reads the response head while watching the client.
-    async fn forward(
+    async fn forward<S: ClientStream>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut S,
         flight: &mut InFlight<'a>,
         mut deadline: Pin<&mut Sleep>,
     ) -> Result<Forwarded, Unsent> {
@@ -386,6 +389,9 @@ impl<'a> Connection<'a> {
                     Err(error) => return Err(failed(error.into())),
                 },
             };
+            // `heard` through a closure of this function: its type differs per kind of
+            // client stream, so `write_request` is compiled once for each, with one caller,
+            // and inlined into it as when the engine served TCP alone.
             let sent = upload::write_request(
                 &mut conn,
                 &mut [
@@ -393,7 +399,7 @@ impl<'a> Connection<'a> {
                     IoSlice::new(&flight.body_start),
                 ],
                 Some(upstream.response_timeout),
-                heard,
+                |conn: &mut UpstreamConn| heard(conn),
             )
             .await;
             let answered = match sent {
@@ -522,9 +528,9 @@ impl<'a> Connection<'a> {
     /// Phase 5, stream answer: the request counted with its status, then the client's head
     /// and the body as framed, copied (capped) for the shadows when mirrored. `Ok(true)` when
     /// the upstream connection ended exactly at the end of the body.
-    async fn stream_answer(
+    async fn stream_answer<S: ClientStream>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut S,
         flight: &mut InFlight<'a>,
         forwarded: &mut Forwarded,
         route: &RouteMetrics,
@@ -631,9 +637,9 @@ impl<'a> Connection<'a> {
     /// `stall` (its response timeout) fails it, and so does a client that sends none for
     /// the listener's `client_body_timeout` (timed on `pause`, the connection's deadline
     /// timer).
-    async fn stream_request_body(
+    async fn stream_request_body<S: ClientStream>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut S,
         conn: &mut UpstreamConn,
         mut left: u64,
         mut copy: Option<&mut Tee<RequestTee>>,
@@ -698,9 +704,9 @@ impl<'a> Connection<'a> {
     /// Answers a request that failed before the upstream's head (502/504 for the upstream,
     /// 408/400 for the client's body), counted and logged once like the hyper path does.
     /// The connection stays open only when the request body was consumed.
-    async fn fail(
+    async fn fail<S: ClientStream>(
         &mut self,
-        client: &mut TcpStream,
+        client: &mut S,
         mut flight: InFlight<'_>,
         error: ForwardError,
     ) -> Next {
@@ -769,7 +775,7 @@ enum ClientHeard {
 /// Reads, without waiting, what the client sent while its request waits on the upstream,
 /// into `buf` (where the next request is parsed from), until the socket has no more or
 /// `buf` holds `limit` bytes.
-fn hear_client(buf: &mut BytesMut, client: &TcpStream, limit: usize) -> ClientHeard {
+fn hear_client<S: ClientStream>(buf: &mut BytesMut, client: &mut S, limit: usize) -> ClientHeard {
     loop {
         if buf.len() >= limit {
             return ClientHeard::Full;
@@ -808,8 +814,8 @@ fn upload_error(upstream: &NativeUpstream, failure: WriteFailure<io::Error>) -> 
 /// response timeout running out on `deadline` [`Waited::TimedOut`]. A pipelining client's
 /// next request is no hang-up: its bytes are kept in `buf`, up to `limit` (the listener's
 /// `max_header_bytes`; past that the watch on the client stops for this request).
-async fn watch_client(
-    client: &TcpStream,
+async fn watch_client<S: ClientStream>(
+    client: &mut S,
     buf: &mut BytesMut,
     limit: usize,
     mut deadline: Pin<&mut Sleep>,
@@ -865,15 +871,15 @@ impl From<ExchangeError> for BodyFailure {
 /// The native path's body sink: the client's socket. The client's head is in `out` and goes
 /// with the first piece; a body not delimited by a length is re-framed as chunks in `out`;
 /// the shadows' capture, when mirrored, takes the decoded data.
-struct ToClient<'a> {
-    client: &'a mut TcpStream,
+struct ToClient<'a, S> {
+    client: &'a mut S,
     /// The client's head, then the re-framed bytes not yet written.
     out: &'a mut Vec<u8>,
     send_timeout: &'a std::time::Duration,
     capture: Option<&'a mut Tee<PrimarySink>>,
 }
 
-impl exchange::BodySink for ToClient<'_> {
+impl<S: ClientStream> exchange::BodySink for ToClient<'_, S> {
     type Error = BodyFailure;
 
     fn data(&mut self, data: &[u8], rechunk: bool) -> bool {
@@ -942,8 +948,8 @@ impl exchange::BodySink for ToClient<'_> {
 
 /// Writes `bytes` to the client ([`write_to_client`] for one buffer, kept apart because the
 /// state of this future sits in every connection's task).
-async fn write_client(
-    client: &mut TcpStream,
+async fn write_client<S: ClientStream>(
+    client: &mut S,
     mut bytes: &[u8],
     send_timeout: &std::time::Duration,
 ) -> Result<(), BodyFailure> {
@@ -966,8 +972,8 @@ async fn write_client(
 /// listener's `client_send_timeout`) is an error of kind `TimedOut`. A write the socket
 /// takes at once costs one system call and no timer: the timer exists only while the
 /// client's window is full.
-async fn write_to_client(
-    client: &mut TcpStream,
+async fn write_to_client<S: ClientStream>(
+    client: &mut S,
     mut slices: &mut [IoSlice<'_>],
     send_timeout: &std::time::Duration,
 ) -> io::Result<()> {
@@ -989,8 +995,8 @@ async fn write_to_client(
 /// rare, and its timer would otherwise sit in the state of every connection's task, and so
 /// in every idle connection's memory (see docs/PERFORMANCE.md, "Memory", and "What bought
 /// what", ed8e8fd).
-fn wait_writable<'a>(
-    client: &'a TcpStream,
+fn wait_writable<'a, S: ClientStream>(
+    client: &'a mut S,
     send_timeout: &std::time::Duration,
 ) -> Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send + 'a>> {
     let waiting = tokio::time::timeout(*send_timeout, client.writable());

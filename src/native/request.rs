@@ -20,7 +20,7 @@ use crate::connection::ConnectionInfo;
 use crate::context::Context;
 use crate::h1::exchange::{parse_length, put};
 use crate::header_rules::{self, classify, ConnectionOption, FieldClass};
-use crate::headers::{self, Via};
+use crate::headers::{self, ClientSubject, Via};
 use crate::message::fields::{offset_in, FieldSpan};
 use crate::router::{routing_host, strip_port};
 use crate::telemetry::metrics::{Handover, METHODS};
@@ -303,6 +303,7 @@ pub fn prepare(
         trust_forwarded_headers: connection.trust_forwarded_headers,
         via: connection.via.as_ref().map(Via::h1),
         host_rewrite,
+        client_subject: connection.client_subject.as_deref(),
     };
     let request_id = head.forwarded_fields(parsed.headers, &seen, &forwarding);
     head.out.extend_from_slice(b"\r\n");
@@ -343,6 +344,9 @@ pub struct Forwarding<'a> {
     pub via: Option<&'a ViaName>,
     /// The route's `host_rewrite`, replacing the client's `Host`.
     pub host_rewrite: Option<&'a [u8]>,
+    /// On a TLS listener with `client_subject_header`: the field and the verified subject
+    /// (the client's own field of that name is dropped).
+    pub client_subject: Option<&'a ClientSubject>,
 }
 
 /// Writes the upstream head's field lines for the client's `fields`, parsed from `source`,
@@ -433,6 +437,11 @@ impl HeadWriter<'_, '_> {
                 continue;
             }
             match class {
+                // Only the proxy sets the verified client's subject.
+                FieldClass::EndToEnd
+                    if forwarding
+                        .client_subject
+                        .is_some_and(|subject| subject.names(name)) => {}
                 FieldClass::EndToEnd | FieldClass::ContentLength | FieldClass::Expect => {
                     self.keep(name, value);
                 }
@@ -478,6 +487,9 @@ impl HeadWriter<'_, '_> {
         }
         if seen.trailers {
             self.put(b"te", b"trailers");
+        }
+        if let Some(subject) = forwarding.client_subject {
+            self.client_subject(subject);
         }
         if let Some(via) = via {
             let line_start = self.out.len();
@@ -572,6 +584,17 @@ impl HeadWriter<'_, '_> {
         self.recorded(line_start, name.len());
     }
 
+    /// Writes the verified client's subject, when there is one. Out of line: only a TLS
+    /// listener with `client_subject_header` gets here, and the plaintext head writer stays
+    /// as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn client_subject(&mut self, subject: &ClientSubject) {
+        if let Some(value) = &subject.value {
+            self.put(subject.header.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+
     /// Appends one `name: value` field line (after the lines kept so far).
     // Inlined: called per field on every request, mirrored or not.
     #[inline(always)]
@@ -637,6 +660,7 @@ mod tests {
                     trust_forwarded_headers: false,
                     via: None,
                     host_rewrite,
+                    client_subject: None,
                 };
                 head.forwarded_fields(parsed.headers, &seen, &forwarding);
                 let spans = std::mem::take(&mut head.fields);

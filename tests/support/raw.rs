@@ -1,4 +1,4 @@
-//! Raw HTTP/1.1 over TCP for the tests that need control of every byte and of the moment
+//! Raw HTTP/1.1 over TCP (or TLS) for the tests that need control of every byte and of the moment
 //! each side closes: a keep-alive client that reads responses one by one, and upstreams that
 //! misbehave at chosen points of an exchange.
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -75,21 +75,29 @@ pub struct Cut {
     pub why: String,
 }
 
-/// A keep-alive HTTP/1.1 client on one TCP connection, responses parsed by hand.
-pub struct RawClient {
+/// A keep-alive HTTP/1.1 client on one connection (TCP, or TLS over it), responses parsed
+/// by hand.
+pub struct RawClient<S = TcpStream> {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: S,
     /// Bytes read and not yet parsed.
     pub buffer: Vec<u8>,
 }
 
 impl RawClient {
-    /// Connects to `addr`.
+    /// Connects to `addr` over TCP.
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let stream = within("raw connect", TcpStream::connect(addr))
             .await
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        RawClient::over(stream)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// A client on an established stream (a TLS one, after its handshake).
+    pub fn over(stream: S) -> RawClient<S> {
         RawClient {
             stream,
             buffer: Vec::new(),
