@@ -131,6 +131,29 @@ fn request_ids_are_visible_ascii_up_to_200_bytes() {
     assert_eq!(new_request_id(&mut buffer).len(), 36);
 }
 
+/// The word-at-a-time encoder writes what the uuid crate would: a lowercase, hyphenated
+/// version-4 UUID of the RFC variant, the same text the crate formats from the parsed value,
+/// and no two alike.
+#[test]
+fn new_request_ids_are_version_4_uuids_as_the_uuid_crate_writes_them() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let id = new_request_id_bytes();
+        let text = std::str::from_utf8(&id).unwrap();
+        let parsed = uuid::Uuid::parse_str(text).unwrap();
+        assert_eq!(parsed.get_version_num(), 4, "{text}");
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{text}");
+        assert_eq!(parsed.hyphenated().to_string(), text);
+        assert!(seen.insert(id), "a repeated id {text}");
+    }
+    for word in [0, 1, 0x0123_4567, 0x89ab_cdef, 0xffff_ffff, 0xa0a0_0909] {
+        assert_eq!(
+            hex_digits(word).to_vec(),
+            format!("{word:08x}").into_bytes()
+        );
+    }
+}
+
 /// Any bytes at all, table names with one byte changed to anything: [`classify`] agrees with
 /// the plain reading of the table (a case-insensitive compare against each name), so the fast
 /// first-letter dispatch and the branch-free compare cannot drift from it.

@@ -512,9 +512,8 @@ impl HeadWriter<'_, '_> {
                 self.out.extend_from_slice(id);
             }
             _ => {
-                let mut buffer = uuid::Uuid::encode_buffer();
                 self.out
-                    .extend_from_slice(header_rules::new_request_id(&mut buffer).as_bytes());
+                    .extend_from_slice(&header_rules::new_request_id_bytes());
             }
         }
         let request_id = id_start..self.out.len();
