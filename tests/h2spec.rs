@@ -14,7 +14,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-use support::tls::Pki;
+use support::tls::{with_listener_tls, Pki};
 use support::*;
 
 /// Cases that fail, with why. The ids are h2spec's (`http2/SECTION/N`).
@@ -126,14 +126,7 @@ async fn h2_over_tls_passes_h2spec_but_the_known_cases() {
     let pki = Pki::new("h2spec CA");
     let leaf = pki.server("leaf", &["localhost", "127.0.0.1"]);
     let upstream = ok_upstream().await;
-    let toml = simple_toml(upstream.addr, "", "").replacen(
-        "\n[admin]",
-        &format!(
-            "[listeners.tls]\ncert = {:?}\nkey = {:?}\n\n[admin]",
-            leaf.cert, leaf.key
-        ),
-        1,
-    );
+    let toml = with_listener_tls(&simple_toml(upstream.addr, "", ""), &leaf.pair());
     let proxy = Shadowtap::start(config(&toml)).await;
     let (failed, cases) = run(h2spec, proxy.addr.port(), &["-t", "-k"]).await;
     check("h2 over TLS", &failed, cases);

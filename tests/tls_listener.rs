@@ -8,23 +8,15 @@ mod support;
 use http::{Request, StatusCode};
 use std::time::Duration;
 use support::tls::{
-    client_config, client_config_versions, handshake, served_certificate, Issued, Pki, Sender,
+    client_config, client_config_versions, handshake, served_certificate, with_listener_tls, Pki,
+    Sender,
 };
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A config with one TLS listener (`tls` lines in `[listeners.tls]`) in front of `upstream`.
 fn tls_toml(upstream: std::net::SocketAddr, tls: &str) -> String {
-    let base = simple_toml(upstream, "", "");
-    base.replacen(
-        "\n[admin]",
-        &format!("[listeners.tls]\n{tls}\n\n[admin]"),
-        1,
-    )
-}
-
-fn pair(issued: &Issued) -> String {
-    format!("cert = {:?}\nkey = {:?}\n", issued.cert, issued.key)
+    with_listener_tls(&simple_toml(upstream, "", ""), tls)
 }
 
 async fn echo_upstream() -> Upstream {
@@ -57,7 +49,7 @@ async fn http1_and_h2_are_chosen_by_alpn_and_counted() {
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &leaf.pair()))).await;
 
     for (alpn, version) in [
         (vec!["h2", "http/1.1"], http::Version::HTTP_2),
@@ -101,7 +93,7 @@ async fn tls_1_2_and_1_3_sessions_are_resumed() {
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &leaf.pair()))).await;
     for (version, label) in [
         (&rustls::version::TLS12, "TLSv1.2"),
         (&rustls::version::TLS13, "TLSv1.3"),
@@ -142,8 +134,8 @@ async fn sni_chooses_exact_then_wildcard_and_an_unknown_name_without_default_fai
     let tls = format!(
         "[[listeners.tls.certificates]]\nserver_names = [\"api.example.test\"]\n{}\n\
          [[listeners.tls.certificates]]\nserver_names = [\"*.example.test\"]\n{}",
-        pair(&api),
-        pair(&wild)
+        api.pair(),
+        wild.pair()
     );
     let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &tls))).await;
     let client = client_config(&pki, &["http/1.1"], None);
@@ -189,7 +181,7 @@ async fn required_client_certificates_pass_the_subject_and_strip_a_forged_one() 
     let ca = pki.ca_file("ca.pem");
     let tls = format!(
         "{}client_ca = {ca:?}\nclient_auth = \"required\"\nclient_subject_header = \"X-Client-Subject\"\n",
-        pair(&leaf)
+        leaf.pair()
     );
     let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &tls))).await;
 
@@ -252,7 +244,7 @@ async fn optional_client_certificates_serve_clients_without_one_and_still_strip_
     let ca = pki.ca_file("ca.pem");
     let tls = format!(
         "{}client_ca = {ca:?}\nclient_auth = \"optional\"\nclient_subject_header = \"x-client-subject\"\n",
-        pair(&leaf)
+        leaf.pair()
     );
     let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &tls))).await;
     for (identity, expected) in [(None, ""), (Some(&good), "CN=client-1")] {
@@ -277,7 +269,7 @@ async fn rotation_serves_new_handshakes_the_new_certificate_and_refuses_a_bad_on
     let first = pki.server("first", &["localhost"]);
     let second = pki.server("second", &["localhost"]);
     let upstream = echo_upstream().await;
-    let tls = format!("{}reload_interval = \"100ms\"\n", pair(&first));
+    let tls = format!("{}reload_interval = \"100ms\"\n", first.pair());
     let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &tls))).await;
     // A new client config for each handshake: a resumed session would report the
     // certificate of the session it resumes, not the one served now.
@@ -337,7 +329,7 @@ async fn plaintext_and_garbage_are_counted_and_do_not_disturb_a_live_tls_connect
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let tls = format!("{}handshake_timeout = \"300ms\"\n", pair(&leaf));
+    let tls = format!("{}handshake_timeout = \"300ms\"\n", leaf.pair());
     let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &tls))).await;
     let live = handshake(proxy.addr, "localhost", client_config(&pki, &["h2"], None))
         .await
@@ -380,7 +372,7 @@ async fn curl_and_openssl_speak_to_the_tls_listener_where_installed() {
     let leaf = pki.server("leaf", &["localhost"]);
     let ca = pki.ca_file("ca.pem");
     let upstream = echo_upstream().await;
-    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &leaf.pair()))).await;
     let port = proxy.addr.port();
     if installed("curl") {
         let ca = ca.clone();
@@ -488,7 +480,7 @@ async fn a_shadow_gets_the_verified_subject_and_never_the_forged_one() {
             "\n[admin]",
             &format!(
                 "[listeners.tls]\n{}client_ca = {ca:?}\nclient_subject_header = \"x-client-subject\"\n\n[admin]",
-                pair(&leaf)
+                leaf.pair()
             ),
             1,
         );
@@ -531,7 +523,7 @@ async fn the_server_chooses_the_cipher_suite_from_its_own_order() {
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &pair(&leaf)))).await;
+    let proxy = Shadowtap::start(config(&tls_toml(upstream.addr, &leaf.pair()))).await;
     let cases = [
         (
             &rustls::version::TLS13,

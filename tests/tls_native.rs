@@ -12,23 +12,10 @@
 mod support;
 
 use support::raw::{RawClient, RawResponse};
-use support::tls::{client_config, handshake, Issued, Pki};
+use support::tls::{client_config, handshake, with_listener_tls, Issued, Pki};
 use support::*;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-
-/// `[listeners.tls]` lines added to `text`'s one listener.
-fn with_tls(text: &str, tls: &str) -> String {
-    text.replacen(
-        "\n[admin]",
-        &format!("\n[listeners.tls]\n{tls}\n\n[admin]"),
-        1,
-    )
-}
-
-fn pair(issued: &Issued) -> String {
-    format!("cert = {:?}\nkey = {:?}\n", issued.cert, issued.key)
-}
 
 /// An upstream answering every request with what it saw: method, path, body length,
 /// `X-Forwarded-Proto` and `X-Client-Subject` (every value), and a 2 MiB body for `/big`.
@@ -110,7 +97,7 @@ async fn keep_alive_and_pipelined_requests_over_tls_are_the_native_engines_until
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), &pair(&leaf));
+    let text = with_listener_tls(&simple_toml(upstream.addr, "", ""), &leaf.pair());
     let proxy = Shadowtap::start(config(&text)).await;
 
     let mut handed = 0.0;
@@ -151,7 +138,7 @@ async fn http1_engine_hyper_applies_to_tls_listeners_too() {
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
     let engine = "http1_engine = \"hyper\"";
-    let text = with_tls(&simple_toml(upstream.addr, engine, ""), &pair(&leaf));
+    let text = with_listener_tls(&simple_toml(upstream.addr, engine, ""), &leaf.pair());
     let proxy = Shadowtap::start(config(&text)).await;
     let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
     client
@@ -171,7 +158,7 @@ async fn a_body_streamed_up_and_a_large_answer_over_tls_keep_the_connection_in_s
     let pki = Pki::new("test CA");
     let leaf = pki.server("leaf", &["localhost"]);
     let upstream = echo_upstream().await;
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), &pair(&leaf));
+    let text = with_listener_tls(&simple_toml(upstream.addr, "", ""), &leaf.pair());
     let proxy = Shadowtap::start(config(&text)).await;
     let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
 
@@ -222,9 +209,9 @@ async fn the_native_engine_writes_the_verified_subject_and_drops_a_forged_one() 
     let ca = pki.ca_file("ca.pem");
     let tls = format!(
         "{}client_ca = {ca:?}\nclient_auth = \"optional\"\nclient_subject_header = \"X-Client-Subject\"\n",
-        pair(&leaf)
+        leaf.pair()
     );
-    let text = with_tls(&simple_toml(upstream.addr, "", ""), &tls);
+    let text = with_listener_tls(&simple_toml(upstream.addr, "", ""), &tls);
     let proxy = Shadowtap::start(config(&text)).await;
 
     for identity in [Some(&good), None] {
@@ -267,9 +254,9 @@ async fn a_tls_listener_on_the_native_engine_mirrors_to_the_shadow() {
         shadow: "methods = \"all\"",
         ..Default::default()
     };
-    let text = with_tls(
+    let text = with_listener_tls(
         &mirror_toml(primary.addr, shadow.addr, &policy),
-        &pair(&leaf),
+        &leaf.pair(),
     );
     let proxy = Shadowtap::start(config(&text)).await;
     let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
@@ -320,7 +307,7 @@ async fn a_tls_client_that_stops_reading_is_disconnected_after_the_send_timeout(
         .await;
     for engine in ["native", "hyper"] {
         let listener = format!("client_send_timeout = \"300ms\"\nhttp1_engine = \"{engine}\"");
-        let text = with_tls(&simple_toml(upstream.addr, &listener, ""), &pair(&leaf));
+        let text = with_listener_tls(&simple_toml(upstream.addr, &listener, ""), &leaf.pair());
         let proxy = Shadowtap::start(config(&text)).await;
         let mut client = tls_client(&pki, &proxy, &["http/1.1"], None).await;
         client

@@ -217,3 +217,20 @@ impl Sender {
         Ok(Response::from_parts(parts, body))
     }
 }
+
+impl Issued {
+    /// The `cert` and `key` lines naming these files, for a `[listeners.tls]` section.
+    pub fn pair(&self) -> String {
+        format!("cert = {:?}\nkey = {:?}\n", self.cert, self.key)
+    }
+}
+
+/// `text`'s one listener with `tls` lines in its `[listeners.tls]` section (`text` as the
+/// support configs write it: the listener, then `[admin]`).
+pub fn with_listener_tls(text: &str, tls: &str) -> String {
+    text.replacen(
+        "\n[admin]",
+        &format!("\n[listeners.tls]\n{tls}\n\n[admin]"),
+        1,
+    )
+}
