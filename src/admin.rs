@@ -10,6 +10,7 @@
 //! | `/api/v1/routes`, `/api/v1/endpoints` | comparison results per route and shadow, per endpoint |
 //! | `/api/v1/samples` | redacted samples of divergent pairs |
 //! | `/api/v1/noise` | per route: fields learned, pinned or seen by the secondary as noise, with their counts |
+//! | `POST /api/v1/reload` | re-reads the config file (as SIGHUP does); 400 with every error when it is refused |
 
 use crate::report::Reporter;
 use crate::telemetry::Metrics;
@@ -34,6 +35,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// The comparison engine's results (for `/api/v1/...`).
     pub report: Arc<Reporter>,
+    /// Reloads the config (`POST /api/v1/reload`); `None` where nothing can be reloaded.
+    pub reload: Option<Arc<crate::reload::ReloadControl>>,
 }
 
 /// Serves the admin endpoints until `shutdown` flips to true.
@@ -58,7 +61,12 @@ pub async fn serve(
         let state = state.clone();
         let service = service_fn(move |request| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(respond(&state, &request)) }
+            async move {
+                if request.uri().path() == "/api/v1/reload" {
+                    return Ok::<_, Infallible>(reload(&state, &request).await);
+                }
+                Ok::<_, Infallible>(respond(&state, &request))
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -112,6 +120,32 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise\n",
         ),
+    }
+}
+
+/// `POST /api/v1/reload`: 200 with what changed, or 400 with every error (the previous
+/// config stays in force).
+async fn reload(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+    }
+    let Some(control) = &state.reload else {
+        return text(StatusCode::NOT_FOUND, "nothing to reload\n");
+    };
+    match control.reload().await {
+        Ok(reloaded) => json(&serde_json::json!({
+            "result": "success",
+            "generation": reloaded.generation,
+            "changes": reloaded.changes,
+        })),
+        Err(refused) => {
+            let mut response = json(&serde_json::json!({
+                "result": "failure",
+                "errors": refused.errors,
+            }));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
     }
 }
 

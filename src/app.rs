@@ -6,16 +6,10 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::context::Context;
-use crate::forward::UpstreamClient;
-use crate::listener;
-use crate::listener::reload::Reloader;
-use crate::listener::tls::TlsListener;
-use crate::message::pair::PairSink;
-use crate::proxy::{Proxy, RequestBody};
+use crate::generation::{Current, Generation};
+use crate::listener::set::{ListenerSet, Prepared};
+use crate::reload::{ConfigSource, ReloadControl};
 use crate::report::{ReportError, Reporter};
-use crate::router::Router;
-use crate::shadow::Mirror;
 use crate::telemetry::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 /// How often histogram samples are folded into buckets between scrapes.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -60,105 +54,58 @@ pub enum StartError {
 
 /// A proxy whose sockets are bound and which is ready to serve.
 pub struct BoundApp {
-    config: Config,
-    listeners: Vec<(TcpListener, SocketAddr)>,
-    /// Per listener, in config order: its TLS side and the task that reloads its files.
-    tls: Vec<Option<(Arc<TlsListener>, Reloader)>>,
+    config: Arc<Config>,
+    /// Every listener, bound and set up, not yet served.
+    listeners: Vec<Prepared>,
     admin: Option<(TcpListener, SocketAddr)>,
-    /// What both engines serve with.
-    context: Arc<Context>,
-    /// The hyper engine (the native one is started per connection by the listener).
-    proxy: Arc<Proxy>,
+    /// What both engines serve with, swapped by a reload.
+    current: Arc<Current>,
+    metrics: Arc<Metrics>,
     report: Arc<Reporter>,
-}
-
-async fn bind(address: SocketAddr, what: String) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| StartError::Bind {
-            address,
-            what: what.clone(),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
-        address,
-        what,
-        source,
-    })?;
-    Ok((listener, local))
-}
-
-/// The composition root: builds the router, the metrics, the mirror and one pool of
-/// sockets per HTTP/1 upstream into the one [`Context`], and the hyper engine over it. The
-/// native engine is handed the same context by the listener, so the two engines are equals.
-fn compose(config: &Config) -> (Arc<Context>, Arc<Proxy>) {
-    let router = Router::new(&config.routes);
-    let metrics = Arc::new(Metrics::new(
-        router.labels(),
-        &Mirror::route_shadow_names(config),
-    ));
-    let mirror = Arc::new(Mirror::new(config, metrics.clone()));
-    // In `config.upstreams` order: the order upstream ids index.
-    let clients: Vec<UpstreamClient<RequestBody>> = config
-        .upstreams
-        .iter()
-        .map(|(name, upstream)| UpstreamClient::new(name, upstream))
-        .collect();
-    // Both engines use one set of idle sockets per HTTP/1 upstream.
-    let pools = clients.iter().map(|client| client.native_pool().cloned());
-    let context = Arc::new(Context::new(config, router, pools, mirror, metrics));
-    let proxy = Arc::new(Proxy::new(context.clone(), clients));
-    (context, proxy)
+    /// Where a reload reads the config again.
+    source: ConfigSource,
 }
 
 impl BoundApp {
     /// Binds every listener and the admin port. Fails without serving anything if one cannot be bound.
     pub async fn bind(config: Config) -> Result<BoundApp, StartError> {
-        let mut listeners = Vec::with_capacity(config.listeners.len());
-        for (index, listener) in config.listeners.iter().enumerate() {
-            listeners.push(bind(listener.address, format!("listeners[{index}]")).await?);
-        }
-        let admin = match config.admin.address {
-            Some(address) => Some(bind(address, "admin".to_string()).await?),
-            None => None,
-        };
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
-        let (context, proxy) = compose(&config);
-        let mut tls = Vec::with_capacity(listeners.len());
-        for (index, (listener, (_, address))) in config.listeners.iter().zip(&listeners).enumerate()
-        {
-            let Some(settings) = &listener.tls else {
-                tls.push(None);
-                continue;
-            };
-            let label = address.to_string();
-            let (server, reloader) =
-                TlsListener::new(settings, listener.http2, &label, context.metrics()).map_err(
-                    |source| StartError::Tls {
-                        address: *address,
-                        what: format!("listeners[{index}]"),
-                        source,
-                    },
-                )?;
-            tls.push(Some((Arc::new(server), reloader)));
-        }
-        let report = Reporter::start(&config, context.metrics().clone())?;
+        // The composition root: the comparison engine, then the first generation (router,
+        // metrics, mirror, upstream clients, both engines' context) over it.
+        let metrics = Generation::registry(&config);
+        let report = Reporter::start(&config, metrics.clone())?;
+        let generation = Generation::first(config, metrics.clone(), &report);
+        let config = generation.config().clone();
+        let listeners = ListenerSet::default()
+            .prepare(&config.listeners, &metrics)
+            .await?;
+        let admin = match config.admin.address {
+            Some(address) => Some(crate::listener::set::bind(address, "admin".to_string()).await?),
+            None => None,
+        };
         Ok(BoundApp {
             config,
             listeners,
-            tls,
             admin,
-            context,
-            proxy,
+            current: Arc::new(Current::new(generation)),
+            metrics,
             report,
+            source: ConfigSource::default(),
         })
+    }
+
+    /// Where a reload (SIGHUP, `POST /api/v1/reload`) reads the config again: the file and
+    /// the command-line flags it was loaded with. Without it a reload is refused.
+    pub fn reloads_from(mut self, source: ConfigSource) -> BoundApp {
+        self.source = source;
+        self
     }
 
     /// The bound live-traffic addresses, in config order.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|(_, address)| *address).collect()
+        self.listeners.iter().map(Prepared::bound).collect()
     }
 
     /// The bound admin address, if the admin port is enabled.
@@ -173,7 +120,7 @@ impl BoundApp {
 
     /// The proxy's metrics (for in-process readers such as `demo`).
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.context.metrics().clone()
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then drains: readiness goes false, listeners stop
@@ -181,41 +128,31 @@ impl BoundApp {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = self.config.shutdown.grace_period;
+        let mut listeners = ListenerSet::default();
+        listeners.commit(self.listeners, &self.current, &stop_rx, grace);
+        let listeners = Arc::new(Mutex::new(listeners));
+        let control = Arc::new(ReloadControl::new(
+            self.source,
+            self.current.clone(),
+            self.report.clone(),
+            listeners.clone(),
+            stop_rx.clone(),
+            grace,
+        ));
         let state = Arc::new(AdminState {
             ready: Default::default(),
-            metrics: self.context.metrics().clone(),
+            metrics: self.metrics.clone(),
             report: self.report.clone(),
+            reload: Some(control.clone()),
         });
-
-        let mut listener_tasks = Vec::new();
-        let mut reloaders = Vec::new();
-        for (((listener, address), config), tls) in self
-            .listeners
-            .into_iter()
-            .zip(self.config.listeners.iter())
-            .zip(self.tls)
-        {
-            tracing::info!(%address, tls = tls.is_some(), "listening");
-            let tls = tls.map(|(server, reloader)| {
-                reloaders.push(tokio::spawn(reloader.run(stop_rx.clone())));
-                server
-            });
-            listener_tasks.push(tokio::spawn(listener::serve(
-                listener,
-                config.clone(),
-                self.proxy.clone(),
-                tls,
-                stop_rx.clone(),
-                grace,
-            )));
-        }
+        let hangups = tokio::spawn(crate::reload::on_hangup(control, stop_rx.clone()));
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
         let admin_task = self.admin.map(|(listener, address)| {
             tracing::info!(%address, "admin listening");
             tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx))
         });
         let upkeep = {
-            let metrics = self.context.metrics().clone();
+            let metrics = self.metrics.clone();
             tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
                 loop {
@@ -224,28 +161,22 @@ impl BoundApp {
                 }
             })
         };
-        let sink: Arc<dyn PairSink> = self.report.clone();
-        self.context.mirror().start(Some(sink));
+        self.metrics.config_reloaded(true, false);
+        self.current.load().context().mirror().start();
         state.ready.store(true, Ordering::Release);
 
         shutdown.await;
         tracing::info!(grace = ?grace, "shutting down");
         state.ready.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
-        for task in listener_tasks {
-            if let Err(error) = task.await {
-                tracing::error!(error = %error, "listener task failed");
-            }
-        }
+        hangups.abort();
+        listeners.lock().await.join().await;
         let _ = admin_stop_tx.send(true);
         if let Some(task) = admin_task {
             let _ = task.await;
         }
         upkeep.abort();
-        for reloader in reloaders {
-            reloader.abort();
-        }
-        self.context.mirror().stop();
+        self.current.load().context().mirror().stop();
         self.report.stop();
         tracing::info!("stopped");
     }

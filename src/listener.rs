@@ -7,15 +7,16 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod reload;
+pub mod set;
 pub mod tls;
 
 use crate::config::{Http1Engine, ListenerConfig};
 use crate::connection::ConnectionInfo;
+use crate::generation::Current;
 use crate::headers::{ClientSubject, FramingError, HeadScanner};
 use crate::native::client_stream::{ClientStream, TlsClient};
 use crate::native::Ended;
 use crate::pause::PauseTimer;
-use crate::proxy::Proxy;
 use crate::telemetry::logging::ErrorChain;
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
@@ -61,15 +62,22 @@ fn connection_builder(config: &ListenerConfig) -> auto::Builder<TokioExecutor> {
 
 /// Accepts connections until `shutdown` flips to true, then lets open connections finish
 /// their in-flight requests for up to `grace`, and returns.
+///
+/// `retire` flips when a reload removes the listener (or replaces its settings, when a new
+/// task takes over the same socket): it stops accepting, and its open connections carry on
+/// until they close (or until shutdown's grace period).
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     config: ListenerConfig,
-    proxy: Arc<Proxy>,
+    current: Arc<Current>,
     tls: Option<Arc<TlsListener>>,
     mut shutdown: watch::Receiver<bool>,
+    mut retire: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let builder = Arc::new(connection_builder(&config));
+    // Connection counts and panics are instance-wide: any generation's handles count them.
+    let metrics = current.load().metrics().clone();
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let local = listener.local_addr().ok();
@@ -88,14 +96,15 @@ pub async fn serve(
                 Err(_) => break,
             },
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.context().metrics(), local);
+                reaped(joined, &metrics, local);
                 continue;
             }
             _ = crate::shutdown::flagged(&mut shutdown) => break,
+            _ = crate::shutdown::flagged(&mut retire) => break,
         };
         let (stream, peer) = tokio::select! {
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                reaped(joined, proxy.context().metrics(), local);
+                reaped(joined, &metrics, local);
                 continue;
             }
             accepted = listener.accept() => match accepted {
@@ -107,6 +116,7 @@ pub async fn serve(
                 }
             },
             _ = crate::shutdown::flagged(&mut shutdown) => break,
+            _ = crate::shutdown::flagged(&mut retire) => break,
         };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(error = %error, "set_nodelay failed");
@@ -121,10 +131,10 @@ pub async fn serve(
             via: via.clone(),
             client_subject: None,
         });
-        let open = OpenConnection::new(proxy.context().metrics().clone(), permit);
+        let open = OpenConnection::new(metrics.clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
-            proxy: proxy.clone(),
+            current: current.clone(),
             info: info.clone(),
             config: config.clone(),
             builder: builder.clone(),
@@ -140,7 +150,7 @@ pub async fn serve(
                         connection.serve(stream).await;
                         drop(open);
                     },
-                    proxy.context().metrics().clone(),
+                    metrics.clone(),
                     info,
                 )
                 .instrument(span),
@@ -155,7 +165,7 @@ pub async fn serve(
                             }
                             drop(open);
                         },
-                        proxy.context().metrics().clone(),
+                        metrics.clone(),
                         info,
                     )
                     .instrument(span),
@@ -168,11 +178,14 @@ pub async fn serve(
         listener = local.map(tracing::field::display),
         "stopped accepting; draining connections"
     );
-    let drained = async {
-        while let Some(joined) = connections.join_next().await {
-            reaped(joined, proxy.context().metrics(), local);
+    if !*shutdown.borrow() {
+        // Retired by a reload: the connections end on their own, unless shutdown comes first.
+        tokio::select! {
+            () = reap_all(&mut connections, &metrics, local) => return,
+            _ = crate::shutdown::flagged(&mut shutdown) => {}
         }
-    };
+    }
+    let drained = reap_all(&mut connections, &metrics, local);
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             listener = local.map(tracing::field::display),
@@ -182,6 +195,17 @@ pub async fn serve(
         );
         // Aborted tasks drop their connection (and its `OpenConnection`) where they are.
         connections.shutdown().await;
+    }
+}
+
+/// Waits for every connection task to end, looking at how each ended.
+async fn reap_all(
+    connections: &mut JoinSet<()>,
+    metrics: &crate::telemetry::Metrics,
+    local: Option<std::net::SocketAddr>,
+) {
+    while let Some(joined) = connections.join_next().await {
+        reaped(joined, metrics, local);
     }
 }
 
@@ -227,7 +251,9 @@ impl Drop for OpenConnection {
 
 /// One accepted client connection and what serving it needs.
 struct Connection {
-    proxy: Arc<Proxy>,
+    /// The current config generation: each request is served by the one current when it
+    /// starts.
+    current: Arc<Current>,
     info: Arc<ConnectionInfo>,
     config: Arc<ListenerConfig>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -241,17 +267,30 @@ impl Connection {
     async fn serve<S: ClientStream>(self, stream: S) {
         let (stream, read) = match self.config.http1_engine {
             Http1Engine::Native => {
-                match crate::native::serve(
-                    stream,
-                    self.proxy.context(),
-                    &self.info,
-                    &self.config,
-                    &self.shutdown,
-                )
-                .await
-                {
-                    Ended::Closed => return,
-                    Ended::Fallback(stream, read) => (stream, read.freeze()),
+                let mut stream = stream;
+                let mut read = bytes::BytesMut::new();
+                loop {
+                    // A run of requests on one generation, until a reload makes another current.
+                    let generation = self.current.load();
+                    let watch = crate::native::Reload {
+                        current: &self.current,
+                        number: generation.number(),
+                    };
+                    match crate::native::serve(
+                        stream,
+                        read,
+                        generation.context(),
+                        &self.info,
+                        &self.config,
+                        &self.shutdown,
+                        watch,
+                    )
+                    .await
+                    {
+                        Ended::Closed => return,
+                        Ended::Fallback(rest, unread) => break (rest, unread.freeze()),
+                        Ended::Reloaded(rest, unread) => (stream, read) = (rest, unread),
+                    }
                 }
             }
             Http1Engine::Hyper => (stream, Bytes::new()),
@@ -288,7 +327,7 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
-            proxy,
+            current,
             info,
             config,
             builder,
@@ -297,13 +336,13 @@ impl Connection {
         let state = Arc::new(ConnectionState::default());
         let seen = state.clone();
         let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-            let handler = proxy.clone();
+            let generation = current.load();
             let info = info.clone();
             seen.first_request.store(true, Ordering::Release);
             if let Some(hidden) = seen.ambiguous_framing.get() {
                 request.extensions_mut().insert(*hidden);
             }
-            async move { Ok::<_, Infallible>(handler.handle(request, &info).await) }
+            async move { Ok::<_, Infallible>(generation.proxy().handle(request, &info).await) }
         });
         let io = Watched {
             stream: Rewind { read, stream },

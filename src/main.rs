@@ -167,13 +167,16 @@ fn runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runt
 }
 
 fn run(path: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<ExitCode> {
-    let config = match load(path, &overrides) {
+    let config = match load(path.clone(), &overrides) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
     shadowtap::telemetry::logging::init(config.logging.format);
     runtime(config.runtime.worker_threads)?.block_on(async {
-        let app = shadowtap::BoundApp::bind(config).await?;
+        let source = shadowtap::reload::ConfigSource { path, overrides };
+        let app = shadowtap::BoundApp::bind(config)
+            .await?
+            .reloads_from(source);
         app.serve(shadowtap::shutdown::signal()).await;
         Ok(ExitCode::SUCCESS)
     })

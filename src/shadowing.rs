@@ -8,7 +8,6 @@
 
 use crate::config::Config;
 use crate::layer::MirrorLayer;
-use crate::message::pair::PairSink;
 use crate::report::{ReportError, Reporter};
 use crate::router::Router;
 use crate::shadow::Mirror;
@@ -34,10 +33,10 @@ impl Shadowing {
             router.labels(),
             &Mirror::route_shadow_names(config),
         ));
-        let mirror = Arc::new(Mirror::new(config, metrics.clone()));
         let report = Reporter::start(config, metrics.clone())?;
-        let sink: Arc<dyn PairSink> = report.clone();
-        mirror.start(Some(sink));
+        let sink = report.sink(config, router.labels(), metrics.clone());
+        let mirror = Arc::new(Mirror::new(config, metrics.clone(), Some(sink), None));
+        mirror.start();
         let layer = MirrorLayer::new(mirror, config.mirror.max_response_body_bytes)
             .with_router(Arc::new(router));
         Ok(Shadowing {

@@ -255,14 +255,6 @@ async fn samples_and_the_diff_log_hold_no_secret() {
     assert_redacted_log(&records).await;
 }
 
-/// The address a JSON log line announces for `message` (`listening`, `admin listening`).
-fn announced(stderr: &str, message: &str) -> Option<std::net::SocketAddr> {
-    stderr.lines().find_map(|line| {
-        let event: Value = serde_json::from_str(line).ok()?;
-        (event["message"] == message).then(|| event["address"].as_str()?.parse().ok())?
-    })
-}
-
 #[tokio::test]
 async fn the_binary_logs_at_debug_and_writes_diff_log_flag_file_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -283,12 +275,8 @@ async fn the_binary_logs_at_debug_and_writes_diff_log_flag_file_without_secrets(
         &[("RUST_LOG", "debug")],
     );
     let limit = Duration::from_secs(20);
-    let proxy = process
-        .wait_stderr(limit, |s| announced(s, "listening"))
-        .await;
-    let admin = process
-        .wait_stderr(limit, |s| announced(s, "admin listening"))
-        .await;
+    let proxy = process.announced("listening", limit).await;
+    let admin = process.announced("admin listening", limit).await;
     send_secrets(&format!("http://{proxy}")).await;
     wait_admin_metrics(admin, "three comparisons", |m| {
         metric_sum(m, "shadowtap_comparisons_total", &[("shadow", SHADOW)]) >= 3.0

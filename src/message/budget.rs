@@ -33,6 +33,11 @@ impl Budget {
         })
     }
 
+    /// The cap it was built with (a reload keeps a budget whose cap is unchanged).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Holds `bytes` until the returned [`Held`] is dropped; `None` when they do not fit.
     /// Nothing is held (and nothing shared is touched) for zero bytes.
     pub fn try_hold(self: &Arc<Self>, bytes: usize) -> Option<Held> {

@@ -81,6 +81,18 @@ pub enum Ended<S> {
     /// A request the native engine does not serve: the socket and every byte read from it
     /// and not consumed, for the hyper path.
     Fallback(S, BytesMut),
+    /// A reload made another config generation current between two requests: the socket
+    /// and the bytes read and not consumed, to go on with the new generation's context.
+    Reloaded(S, BytesMut),
+}
+
+/// How a connection notices a reload between requests: the generation it serves with, and
+/// where the current one's number is read (a plain atomic load per request).
+pub struct Reload<'a> {
+    /// The current generation.
+    pub current: &'a crate::generation::Current,
+    /// The number of the generation `serve` was given.
+    pub number: u64,
 }
 
 /// Whether the client connection carries on after an exchange.
@@ -92,16 +104,22 @@ enum Next {
 }
 
 /// Serves one client connection until it closes or needs the hyper path.
+/// `read` holds bytes already read from the client (after a reload), else nothing.
 pub async fn serve<S: ClientStream>(
     mut client: S,
+    mut read: BytesMut,
     context: &Context,
     info: &ConnectionInfo,
     config: &ListenerConfig,
     shutdown: &watch::Receiver<bool>,
+    reload: Reload<'_>,
 ) -> Ended<S> {
+    if read.capacity() == 0 {
+        read.reserve(READ_BUFFER);
+    }
     let mut connection = Connection {
         context,
-        buf: BytesMut::with_capacity(READ_BUFFER),
+        buf: read,
         request_head: Vec::with_capacity(1024),
         response_head: Vec::with_capacity(1024),
         config,
@@ -117,6 +135,11 @@ pub async fn serve<S: ClientStream>(
             .as_mut()
             .reset((Instant::now() + config.header_read_timeout).into());
         let request = loop {
+            // Looked at once bytes of a request are at hand, not before waiting for them: a
+            // request is served by the generation current when it arrives.
+            if reload.current.number() != reload.number {
+                return Ended::Reloaded(client, connection.buf);
+            }
             match connection.accept_head(info) {
                 Accepted::Request(request) => break request,
                 Accepted::Fallback => return Ended::Fallback(client, connection.buf),

@@ -46,7 +46,7 @@ type Forwarded = Response<MirroredBody<UpstreamBody>>;
 pub struct Proxy {
     context: Arc<Context>,
     /// One client per upstream, in id order.
-    upstreams: Vec<UpstreamClient<RequestBody>>,
+    upstreams: Vec<Arc<UpstreamClient<RequestBody>>>,
     /// Mirrors the requests sent to the primary and captures its answers.
     mirroring: MirrorLayer,
 }
@@ -54,7 +54,7 @@ pub struct Proxy {
 impl Proxy {
     /// The hyper engine over `context`, sending through `upstreams` (one client per
     /// upstream, in `config.upstreams` order, sharing the context's HTTP/1 pools).
-    pub fn new(context: Arc<Context>, upstreams: Vec<UpstreamClient<RequestBody>>) -> Proxy {
+    pub fn new(context: Arc<Context>, upstreams: Vec<Arc<UpstreamClient<RequestBody>>>) -> Proxy {
         let mirroring =
             MirrorLayer::new(context.mirror().clone(), context.max_response_body_bytes());
         Proxy {

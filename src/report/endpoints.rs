@@ -24,8 +24,40 @@ type ResultCounts = Vec<(&'static str, u64)>;
 /// Endpoint names and result counts of every route label.
 pub struct EndpointBook {
     limit: usize,
-    /// By route index, then label index (both bounded by the config).
+    /// By slot: a route's slot, then its label's (see [`EndpointBook::slots`]).
     labels: Mutex<Vec<Vec<Option<LabelEndpoints>>>>,
+    /// The slot of each route name and label ever configured: a reload that keeps a route
+    /// keeps its slots, so its names, results and learned noise carry on.
+    slots: Mutex<SlotNames>,
+}
+
+/// Slots by route name, and by label within a route.
+#[derive(Default)]
+struct SlotNames {
+    routes: Vec<(String, Vec<String>)>,
+}
+
+impl SlotNames {
+    fn slot(&mut self, route: &str, label: &str) -> (usize, usize) {
+        let route_slot = match self.routes.iter().position(|(name, _)| name == route) {
+            Some(slot) => slot,
+            None => {
+                self.routes.push((route.to_string(), Vec::new()));
+                self.routes.len() - 1
+            }
+        };
+        let Some((_, labels)) = self.routes.get_mut(route_slot) else {
+            return (route_slot, 0);
+        };
+        let label_slot = match labels.iter().position(|known| known == label) {
+            Some(slot) => slot,
+            None => {
+                labels.push(label.to_string());
+                labels.len() - 1
+            }
+        };
+        (route_slot, label_slot)
+    }
 }
 
 struct LabelEndpoints {
@@ -41,7 +73,7 @@ struct LabelEndpoints {
 /// One request, as far as naming its endpoint goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// The pair's (route index, label index).
+    /// The pair's slot ([`EndpointBook::slots`]).
     pub key: (usize, usize),
     /// The route label (a template or the route's fallback label).
     pub label: &'a Arc<str>,
@@ -86,7 +118,30 @@ impl EndpointBook {
         EndpointBook {
             limit,
             labels: Mutex::new(Vec::new()),
+            slots: Mutex::new(SlotNames::default()),
         }
+    }
+
+    /// The slot of every (route, label) of a config, by route index then label index:
+    /// `routes` gives each route's name and labels. The same name and label get the same
+    /// slot in every config given.
+    pub fn slots<'a>(
+        &self,
+        routes: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> Vec<Vec<(usize, usize)>> {
+        let mut names = match self.slots.lock() {
+            Ok(names) => names,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        routes
+            .into_iter()
+            .map(|(route, labels)| {
+                labels
+                    .iter()
+                    .map(|label| names.slot(route, label))
+                    .collect()
+            })
+            .collect()
     }
 
     /// The endpoint of a request (allocates only the first time an endpoint is seen), and
@@ -161,7 +216,15 @@ impl EndpointBook {
             return;
         };
         if let Some(name) = slot(&mut entry.shadows, position, || None) {
-            name.get_or_insert_with(|| shadow.clone());
+            if name.as_ref() != Some(shadow) {
+                // A reload put another shadow at this position: its counts start afresh.
+                *name = Some(shadow.clone());
+                for by_shadow in &mut entry.results {
+                    if let Some(counts) = by_shadow.get_mut(position) {
+                        counts.clear();
+                    }
+                }
+            }
         }
         let Some(counts) = slot(&mut entry.results, endpoint.id, Vec::new)
             .and_then(|shadows| slot(shadows, position, Vec::new))

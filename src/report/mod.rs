@@ -91,7 +91,6 @@ type PairKey = (Arc<str>, Arc<str>);
 /// Everything the workers and the admin API share.
 struct State {
     config: CompareConfig,
-    routes: Vec<RouteSetup>,
     metrics: Arc<Metrics>,
     stats: Mutex<HashMap<PairKey, PairStats>>,
     /// Endpoint names, results per endpoint, and each route label's noise model.
@@ -100,9 +99,26 @@ struct State {
     diff_log: Mutex<Option<difflog::DiffLog>>,
 }
 
+/// One config's comparison rules, with the metric handles of its route table: each pair is
+/// judged by the rules of the config that mirrored it, so a reload never mixes the route
+/// indices of two configs.
+struct Rules {
+    routes: Vec<RouteSetup>,
+    compare: CompareConfig,
+    metrics: Arc<Metrics>,
+    /// The endpoint book's slot of each (route, label) index.
+    slots: Vec<Vec<(usize, usize)>>,
+}
+
+/// A pair waiting for a worker, with the rules it is judged by.
+struct Judging {
+    pair: CompletedPair,
+    rules: Arc<Rules>,
+}
+
 /// The comparison engine: a bounded queue in front of worker threads.
 pub struct Reporter {
-    queue: Arc<PairQueue<CompletedPair>>,
+    queue: Arc<PairQueue<Judging>>,
     state: Arc<State>,
     dropped: metrics::Counter,
 }
@@ -142,11 +158,6 @@ impl Reporter {
             ),
             None => None,
         };
-        let routes = config
-            .routes
-            .iter()
-            .map(|route| route_setup(route, &compare))
-            .collect();
         let state = Arc::new(State {
             endpoints: endpoints::EndpointBook::new(compare.endpoints_per_route),
             samples: Mutex::new(SampleStore::new(
@@ -154,7 +165,6 @@ impl Reporter {
                 compare.samples_total,
             )),
             config: compare,
-            routes,
             metrics: metrics.clone(),
             stats: Mutex::new(HashMap::new()),
             diff_log: Mutex::new(diff_log),
@@ -173,6 +183,39 @@ impl Reporter {
             state,
             dropped: metrics.counter(COMPARE_DROPPED_TOTAL, &[("reason", "queue_full")]),
         }))
+    }
+
+    /// The sink of one config's pairs: they are judged by its rules and counted in `metrics`
+    /// (its route table, see [`Metrics::with_routes`]). `route_labels` are the router's labels
+    /// of each route. The statistics, samples and learned noise of a route are kept by name, so
+    /// they carry on across the sinks of successive configs.
+    pub fn sink(
+        self: &Arc<Self>,
+        config: &Config,
+        route_labels: &[Vec<String>],
+        metrics: Arc<Metrics>,
+    ) -> Arc<dyn PairSink> {
+        let slots = self.state.endpoints.slots(
+            config
+                .routes
+                .iter()
+                .zip(route_labels)
+                .map(|(route, labels)| (route.name.as_str(), labels.as_slice())),
+        );
+        let rules = Rules {
+            routes: config
+                .routes
+                .iter()
+                .map(|route| route_setup(route, &config.compare))
+                .collect(),
+            compare: config.compare.clone(),
+            metrics,
+            slots,
+        };
+        Arc::new(ConfigSink {
+            reporter: self.clone(),
+            rules: Arc::new(rules),
+        })
     }
 
     /// Stops accepting pairs; the workers finish what is queued and exit.
@@ -255,11 +298,22 @@ impl Reporter {
     }
 }
 
-impl PairSink for Reporter {
+/// One config's [`PairSink`] ([`Reporter::sink`]).
+struct ConfigSink {
+    reporter: Arc<Reporter>,
+    rules: Arc<Rules>,
+}
+
+impl PairSink for ConfigSink {
     fn accept(&self, pair: CompletedPair) {
-        match self.queue.push(pair) {
+        let reporter = &self.reporter;
+        let judging = Judging {
+            pair,
+            rules: self.rules.clone(),
+        };
+        match reporter.queue.push(judging) {
             Ok(()) => {}
-            Err(Refused::Full(_)) | Err(Refused::Closed(_)) => self.dropped.increment(1),
+            Err(Refused::Full(_)) | Err(Refused::Closed(_)) => reporter.dropped.increment(1),
         }
     }
 }
@@ -384,14 +438,15 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
     }
 }
 
-fn work(state: &State, queue: &PairQueue<CompletedPair>) {
+fn work(state: &State, queue: &PairQueue<Judging>) {
     let mut batch = Vec::with_capacity(WORKER_BATCH);
     while queue.pop_batch(&mut batch, WORKER_BATCH) {
-        for pair in batch.drain(..) {
+        for Judging { pair, rules } in batch.drain(..) {
             // A panic while judging one pair is logged and counted, and the worker goes on
             // with the next (a worker lost to it would shrink the pool for good).
-            let judged =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(state, pair)));
+            let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                process(state, &rules, pair)
+            }));
             if let Err(payload) = judged {
                 let task = crate::telemetry::metrics::Task::Compare;
                 crate::supervise::report(&state.metrics, task, &(), &*payload);
@@ -400,28 +455,35 @@ fn work(state: &State, queue: &PairQueue<CompletedPair>) {
     }
 }
 
-fn process(state: &State, pair: CompletedPair) {
-    let Some(setup) = state.routes.get(pair.route_index) else {
+fn process(state: &State, rules: &Rules, pair: CompletedPair) {
+    let (Some(setup), Some(slot)) = (
+        rules.routes.get(pair.route_index),
+        rules
+            .slots
+            .get(pair.route_key.0)
+            .and_then(|labels| labels.get(pair.route_key.1)),
+    ) else {
         return;
     };
+    let slot = *slot;
     let mut comparison = compare::compare(&pair.primary, &pair.shadow_response, &setup.rules);
     comparison
         .differences
-        .truncate(state.config.max_differences);
+        .truncate(rules.compare.max_differences);
     let secondary = pair
         .secondary
         .as_ref()
         .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
     let (endpoint, model) = state.endpoints.name(
         endpoints::Request {
-            key: pair.route_key,
+            key: slot,
             label: &pair.route,
             route: &setup.name,
             templated: pair.route_key.1 < setup.templates,
             method: pair.request.method.as_str(),
             path: &pair.request.path_and_query,
         },
-        || noise_model(state, setup),
+        || noise_model(&rules.compare, setup),
     );
     let observed = compare::noise::Observed {
         primary: &pair.primary,
@@ -444,7 +506,7 @@ fn process(state: &State, pair: CompletedPair) {
     }
 
     let verdict = verdict(&comparison);
-    let metrics = &state.metrics;
+    let metrics = &rules.metrics;
     let route_metrics = metrics.route(Some(pair.route_key));
     let shadow = pair.shadow_position;
     // Counted last, once everything else about the pair is recorded (divergences, skips,
@@ -487,13 +549,13 @@ fn process(state: &State, pair: CompletedPair) {
     }
 
     state.endpoints.record(
-        pair.route_key,
+        slot,
         &endpoint,
         (pair.shadow_position, &pair.shadow),
         verdict.as_str(),
     );
     if let Ok(mut stats) = state.stats.lock() {
-        let capacity = state.config.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
+        let capacity = rules.compare.top_fields.max(1) * TOP_FIELD_SKETCH_FACTOR;
         let entry = stats
             .entry((pair.route.clone(), pair.shadow.clone()))
             .or_insert_with(|| PairStats::new(capacity));
@@ -527,7 +589,7 @@ fn process(state: &State, pair: CompletedPair) {
         }
         return;
     }
-    let sample = divergent_pair(state, setup, &pair, &comparison.differences);
+    let sample = divergent_pair(&rules.compare, setup, &pair, &comparison.differences);
     tracing::debug!(
         route = %sample.route,
         shadow = %sample.shadow,
@@ -566,24 +628,24 @@ fn verdict(comparison: &compare::Comparison) -> PairVerdict {
 }
 
 /// A new noise model for a route label (the endpoint book keeps one per label).
-fn noise_model(state: &State, setup: &RouteSetup) -> Arc<NoiseModel> {
+fn noise_model(compare: &CompareConfig, setup: &RouteSetup) -> Arc<NoiseModel> {
     let settings = LearnSettings {
-        learn_after: state.config.learn_after,
-        learn_ratio: state.config.learn_ratio,
+        learn_after: compare.learn_after,
+        learn_ratio: compare.learn_ratio,
         max_fields: MAX_NOISE_FIELDS,
         // The namer's bound, plus its overflow endpoint `<route>:other`.
-        max_endpoints: state.config.endpoints_per_route.saturating_add(1),
+        max_endpoints: compare.endpoints_per_route.saturating_add(1),
     };
     Arc::new(NoiseModel::new(setup.pins.clone(), settings))
 }
 
 fn divergent_pair(
-    state: &State,
+    compare: &CompareConfig,
     setup: &RouteSetup,
     pair: &CompletedPair,
     differences: &[compare::Difference],
 ) -> DivergentPair {
-    let max = state.config.body_excerpt_bytes;
+    let max = compare.body_excerpt_bytes;
     let redactor = &setup.redactor;
     let (request_body, request_cut) = redactor.body(&pair.request.body, max);
     DivergentPair {

@@ -28,8 +28,19 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::Instrument;
 
+/// Where a job's outcomes are counted and its pair goes: those of the config that mirrored it
+/// (a reload builds new ones while jobs of the old config are still queued).
+pub struct Outlet {
+    /// The route table the job's `route` indexes.
+    pub metrics: Arc<Metrics>,
+    /// Receives completed pairs; `None` when nothing compares them.
+    pub sink: Option<Arc<dyn PairSink>>,
+}
+
 /// One mirrored request waiting for its shadow.
 pub struct ShadowJob {
+    /// Its config's metrics and pair sink.
+    pub outlet: Arc<Outlet>,
     /// Route and label index (metrics).
     pub route: (usize, usize),
     /// Position of the shadow in the route's policy (metrics).
@@ -141,6 +152,8 @@ pub struct ShadowTarget {
     budget: Arc<Budget>,
     /// Flipped by [`ShadowTarget::stop`] at shutdown.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Flipped by [`ShadowTarget::retire`] when a reload no longer uses the target.
+    retire: tokio::sync::watch::Sender<bool>,
 }
 
 impl ShadowTarget {
@@ -201,7 +214,15 @@ impl ShadowTarget {
             max_in_flight: mirror.max_in_flight,
             budget,
             stop: tokio::sync::watch::Sender::new(false),
+            retire: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Retires the target when a reload replaces or removes its shadow: it takes no new job
+    /// (a late one is counted as `dropped_queue_full`), sends those already queued, and then
+    /// its dispatcher ends.
+    pub fn retire(&self) {
+        let _ = self.retire.send(true);
     }
 
     /// The shadow upstream's name.
@@ -239,12 +260,12 @@ impl ShadowTarget {
     }
 
     /// Starts the dispatcher task (once; later calls do nothing). Needs a Tokio runtime.
-    pub fn start(self: &Arc<Self>, metrics: Arc<Metrics>, sink: Option<Arc<dyn PairSink>>) {
+    pub fn start(self: &Arc<Self>) {
         let receiver = self.receiver.lock().ok().and_then(|mut slot| slot.take());
         let Some(receiver) = receiver else { return };
         let target = self.clone();
         let span = tracing::info_span!("shadow", shadow = %self.name);
-        tokio::spawn(target.dispatch(receiver, metrics, sink).instrument(span));
+        tokio::spawn(target.dispatch(receiver).instrument(span));
         tokio::spawn(self.clone().flush_notices());
     }
 
@@ -265,17 +286,15 @@ impl ShadowTarget {
         self.notices.flush();
     }
 
-    async fn dispatch(
-        self: Arc<Self>,
-        mut receiver: mpsc::Receiver<ShadowJob>,
-        metrics: Arc<Metrics>,
-        sink: Option<Arc<dyn PairSink>>,
-    ) {
+    async fn dispatch(self: Arc<Self>, mut receiver: mpsc::Receiver<ShadowJob>) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let mut stop_flag = self.stop.subscribe();
         // One stop future for the dispatcher's life, looked at only when there is nothing
         // to do: a fresh one per job would register (and unregister) a waiter every time.
         let mut stop = std::pin::pin!(crate::shutdown::flagged(&mut stop_flag));
+        let mut retire_flag = self.retire.subscribe();
+        let mut retire = std::pin::pin!(crate::shutdown::flagged(&mut retire_flag));
+        let mut retiring = false;
         loop {
             // A slot first, then a job: a job leaves the queue only when it can be sent, so
             // waiting jobs are all in the queue (and its gauge), never more than its capacity.
@@ -292,31 +311,36 @@ impl ShadowTarget {
                 biased;
                 job = receiver.recv() => job,
                 () = &mut stop => break,
+                () = &mut retire, if !retiring => {
+                    // Retired by a reload: no new jobs; those queued are still sent.
+                    retiring = true;
+                    receiver.close();
+                    continue;
+                }
             };
             let Some(job) = job else {
                 break;
             };
             self.gauges.queue_depth.decrement(1.0);
             let target = self.clone();
-            let metrics = metrics.clone();
-            let sink = sink.clone();
+            let metrics = job.outlet.metrics.clone();
             // Boxed: the spawn path moves its future by value several times, and this one
             // (the job, the exchange, the pairing) is large; a box moves as a pointer (see
             // docs/PERFORMANCE.md, "What bought what", cebecee).
             // Supervised: a panic is logged (in the shadow's span) and counted.
-            let task = Box::pin(target.run(job, permit, metrics.clone(), sink));
+            let task = Box::pin(target.run(job, permit));
             let task = crate::supervise::task(task, metrics, Task::Shadow);
             tokio::spawn(task.in_current_span());
         }
+        if retiring {
+            // Drained: the notices task ends with it.
+            let _ = self.stop.send(true);
+        }
     }
 
-    async fn run(
-        self: Arc<Self>,
-        job: ShadowJob,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        metrics: Arc<Metrics>,
-        sink: Option<Arc<dyn PairSink>>,
-    ) {
+    async fn run(self: Arc<Self>, job: ShadowJob, permit: tokio::sync::OwnedSemaphorePermit) {
+        let outlet = job.outlet.clone();
+        let metrics = &outlet.metrics;
         let route_metrics = metrics.route(Some(job.route));
         let queued = job.enqueued.elapsed();
         let Some(remaining) = self.limits.timeout.checked_sub(queued) else {
@@ -393,7 +417,7 @@ impl ShadowTarget {
         match primary {
             Some(primary) => {
                 metrics.record_pair(route_metrics, job.shadow, PairResult::Complete);
-                if let Some(sink) = sink {
+                if let Some(sink) = &outlet.sink {
                     sink.accept(CompletedPair {
                         route: metrics.route(Some(job.route)).label_shared(),
                         route_index: job.route.0,

@@ -38,7 +38,7 @@ use crate::message::fields::{FieldLookup, Fields};
 use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use crate::message::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
-use dispatch::{JobRole, ShadowJob, ShadowTarget};
+use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::Method;
@@ -68,9 +68,32 @@ struct CompiledRoute {
 pub struct Mirror {
     routes: Vec<Option<CompiledRoute>>,
     targets: Vec<Arc<ShadowTarget>>,
+    /// Per target: its upstream's name and settings, which decide whether a reloaded config
+    /// can keep it ([`Mirror::new`]).
+    target_settings: Vec<TargetSettings>,
     marker_name: HeaderName,
     metrics: Arc<Metrics>,
     budget: Arc<Budget>,
+    /// Where this config's jobs count their outcomes and send their pairs.
+    outlet: Arc<Outlet>,
+}
+
+/// What a shadow target is built from: equal settings make an equal target.
+#[derive(PartialEq)]
+struct TargetSettings {
+    name: String,
+    /// The upstream's and the mirror's settings, serialized (every field compared).
+    settings: String,
+}
+
+impl TargetSettings {
+    fn new(name: &str, upstream: &crate::config::UpstreamConfig, config: &Config) -> Self {
+        let settings = serde_json::to_string(&(upstream, &config.mirror)).unwrap_or_default();
+        TargetSettings {
+            name: name.to_string(),
+            settings,
+        }
+    }
 }
 
 /// The shadows one request was sampled for; turned into jobs once its body is complete.
@@ -106,31 +129,57 @@ impl Mirror {
     }
 
     /// Compiles every route's policy and builds one target per shadow upstream in use.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Mirror {
+    /// `sink` receives completed pairs. Given the `previous` config's mirror (a reload), a
+    /// shadow whose upstream and mirror settings are unchanged keeps its target: its queue,
+    /// pool, in-flight requests and breaker carry on. The byte budget is kept unless its cap
+    /// changed.
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        sink: Option<Arc<dyn PairSink>>,
+        previous: Option<&Mirror>,
+    ) -> Mirror {
         let marker = (
             HeaderName::from_bytes(config.mirror.marker_header.as_bytes())
                 .unwrap_or(HeaderName::from_static("x-shadowtap-shadow")),
             HeaderValue::from_str(&config.mirror.marker_value)
                 .unwrap_or(HeaderValue::from_static("1")),
         );
-        let budget = Budget::new(
-            config.mirror.max_buffered_bytes,
-            metrics.mirror_buffered_bytes(),
-        );
+        let budget = match previous {
+            Some(previous) if previous.budget.limit() == config.mirror.max_buffered_bytes => {
+                previous.budget.clone()
+            }
+            _ => Budget::new(
+                config.mirror.max_buffered_bytes,
+                metrics.mirror_buffered_bytes(),
+            ),
+        };
         let mut ids: Vec<UpstreamId> = Vec::new();
         let mut targets: Vec<Arc<ShadowTarget>> = Vec::new();
+        let mut target_settings: Vec<TargetSettings> = Vec::new();
         let mut target_for = |upstream: &UpstreamRef| -> usize {
             if let Some(index) = ids.iter().position(|known| *known == upstream.id()) {
                 return index;
             }
             ids.push(upstream.id());
-            targets.push(Arc::new(ShadowTarget::new(
-                upstream.name(),
-                upstream.config(),
-                &config.mirror,
-                &metrics,
-                budget.clone(),
-            )));
+            let settings = TargetSettings::new(upstream.name(), upstream.config(), config);
+            let kept = previous.and_then(|previous| {
+                let index = previous
+                    .target_settings
+                    .iter()
+                    .position(|known| *known == settings)?;
+                previous.targets.get(index).cloned()
+            });
+            targets.push(kept.unwrap_or_else(|| {
+                Arc::new(ShadowTarget::new(
+                    upstream.name(),
+                    upstream.config(),
+                    &config.mirror,
+                    &metrics,
+                    budget.clone(),
+                ))
+            }));
+            target_settings.push(settings);
             targets.len() - 1
         };
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -171,9 +220,24 @@ impl Mirror {
         Mirror {
             routes,
             targets,
+            target_settings,
             marker_name: marker.0,
+            outlet: Arc::new(Outlet {
+                metrics: metrics.clone(),
+                sink,
+            }),
             metrics,
             budget,
+        }
+    }
+
+    /// Retires the targets of this mirror that `next` (the mirror of a reloaded config) does
+    /// not keep: they send what they have queued, then end.
+    pub fn retire_unused(&self, next: &Mirror) {
+        for target in &self.targets {
+            if !next.targets.iter().any(|kept| Arc::ptr_eq(kept, target)) {
+                target.retire();
+            }
         }
     }
 
@@ -182,10 +246,11 @@ impl Mirror {
         &self.budget
     }
 
-    /// Starts every shadow's dispatcher. `sink` receives completed pairs.
-    pub fn start(&self, sink: Option<Arc<dyn PairSink>>) {
+    /// Starts every shadow's dispatcher (a target kept from a previous config is running
+    /// already, and is left as it is).
+    pub fn start(&self) {
         for target in &self.targets {
-            target.start(self.metrics.clone(), sink.clone());
+            target.start();
         }
     }
 
@@ -403,6 +468,7 @@ impl Mirror {
             return;
         };
         let job = ShadowJob {
+            outlet: self.outlet.clone(),
             route,
             shadow: position,
             path_and_query,

@@ -65,6 +65,16 @@ pub const TLS_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: &str =
 /// (`success`) or refused, the old certificate kept (`failure`).
 pub const TLS_RELOADS_TOTAL: &str = "shadowtap_tls_reloads_total";
 
+/// `shadowtap_config_last_reload_successful`: 1 when the last config reload (or the start)
+/// succeeded, 0 when it was refused and the previous config stayed in force.
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "shadowtap_config_last_reload_successful";
+/// `shadowtap_config_last_reload_success_timestamp_seconds`: Unix time of the last config
+/// that took effect (the start, or a successful reload).
+pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: &str =
+    "shadowtap_config_last_reload_success_timestamp_seconds";
+/// `shadowtap_config_reloads_total{result}`: config reloads, `success` or `failure`.
+pub const CONFIG_RELOADS_TOTAL: &str = "shadowtap_config_reloads_total";
+
 /// `shadowtap_mirror_requests_total{route,shadow,outcome}`: what became of each request
 /// sampled for a shadow; every sampled request ends in exactly one outcome.
 pub const MIRROR_REQUESTS_TOTAL: &str = "shadowtap_mirror_requests_total";
@@ -351,7 +361,8 @@ pub struct RouteMetrics {
 /// A proxy instance's metrics: its recorder, the handle that renders `/metrics`, and the
 /// per-route handles.
 pub struct Metrics {
-    recorder: PrometheusRecorder,
+    /// Shared by every route table of this instance ([`Metrics::with_routes`]): one registry.
+    recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
     routes: Vec<Vec<RouteMetrics>>,
     no_route: RouteMetrics,
@@ -552,6 +563,28 @@ impl Metrics {
         }
     }
 
+    /// Records a config reload's result (`true` also for the config the process started with,
+    /// which counts no reload).
+    pub fn config_reloaded(&self, success: bool, counted: bool) {
+        let gauge = |name: &'static str| {
+            self.recorder
+                .register_gauge(&Key::from_name(name), &METADATA)
+        };
+        gauge(CONFIG_LAST_RELOAD_SUCCESSFUL).set(if success { 1.0 } else { 0.0 });
+        if success {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64());
+            gauge(CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS).set(now);
+        }
+        for result in ["success", "failure"] {
+            let counter = self.counter(CONFIG_RELOADS_TOTAL, &[("result", result)]);
+            if counted && (result == "success") == success {
+                counter.increment(1);
+            }
+        }
+    }
+
     /// The expiry gauge of the certificate served for `server_name` on `listener`.
     pub fn tls_certificate_expiry(&self, listener: &str, server_name: &str) -> Gauge {
         self.recorder.register_gauge(
@@ -587,20 +620,7 @@ impl Metrics {
             );
         describe(&recorder);
         let handle = recorder.handle();
-        let routes = route_labels
-            .iter()
-            .enumerate()
-            .map(|(route, labels)| {
-                let shadows = route_shadows
-                    .get(route)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                labels
-                    .iter()
-                    .map(|label| RouteMetrics::new(label, shadows))
-                    .collect()
-            })
-            .collect();
+        let routes = route_tables(route_labels, route_shadows);
         let connections_active =
             recorder.register_gauge(&Key::from_name(CONNECTIONS_ACTIVE), &METADATA);
         let connections_total =
@@ -639,7 +659,7 @@ impl Metrics {
         });
         Metrics {
             task_panics,
-            recorder,
+            recorder: Arc::new(recorder),
             handle,
             routes,
             no_route: RouteMetrics::new(NO_ROUTE_LABEL, &[]),
@@ -648,6 +668,29 @@ impl Metrics {
             handovers,
             mirror_buffered_bytes,
             process,
+        }
+    }
+
+    /// The same registry with the route handles of another route table: a reloaded config's.
+    /// Every series keeps counting where it was (a name and labels are one series, whichever
+    /// table registered it); the routes a reload removes stop growing but stay exported, as
+    /// Prometheus expects of counters.
+    pub fn with_routes(
+        &self,
+        route_labels: &[Vec<String>],
+        route_shadows: &[Vec<String>],
+    ) -> Metrics {
+        Metrics {
+            recorder: self.recorder.clone(),
+            handle: self.handle.clone(),
+            routes: route_tables(route_labels, route_shadows),
+            no_route: RouteMetrics::new(NO_ROUTE_LABEL, &[]),
+            connections_active: self.connections_active.clone(),
+            connections_total: self.connections_total.clone(),
+            handovers: self.handovers.clone(),
+            mirror_buffered_bytes: self.mirror_buffered_bytes.clone(),
+            process: self.process.clone(),
+            task_panics: self.task_panics.clone(),
         }
     }
 
@@ -957,6 +1000,27 @@ fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
     )
 }
 
+/// Per route, per label: the lazily registered handles.
+fn route_tables(
+    route_labels: &[Vec<String>],
+    route_shadows: &[Vec<String>],
+) -> Vec<Vec<RouteMetrics>> {
+    route_labels
+        .iter()
+        .enumerate()
+        .map(|(route, labels)| {
+            let shadows = route_shadows
+                .get(route)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            labels
+                .iter()
+                .map(|label| RouteMetrics::new(label, shadows))
+                .collect()
+        })
+        .collect()
+}
+
 fn describe(recorder: &PrometheusRecorder) {
     let help = |recorder: &PrometheusRecorder,
                 name: &'static str,
@@ -997,6 +1061,24 @@ fn describe(recorder: &PrometheusRecorder) {
         TLS_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
         Some(Unit::Seconds),
         "Unix time at which each served certificate expires (its notAfter).",
+    );
+    help(
+        recorder,
+        CONFIG_LAST_RELOAD_SUCCESSFUL,
+        None,
+        "1 when the last config reload (or the start) succeeded, 0 when the last reload was refused.",
+    );
+    help(
+        recorder,
+        CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+        Some(Unit::Seconds),
+        "Unix time of the last config that took effect (the start, or a successful reload).",
+    );
+    help(
+        recorder,
+        CONFIG_RELOADS_TOTAL,
+        None,
+        "Config reloads (SIGHUP, POST /api/v1/reload), by result (success, failure).",
     );
     help(
         recorder,

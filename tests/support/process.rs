@@ -200,6 +200,24 @@ impl Process {
         }
     }
 
+    /// The address the JSON log line `message` announces (`listening`, `admin listening`),
+    /// waited for at most `limit`; start the binary with `--log-format json` and RUST_LOG
+    /// at `info` or finer.
+    pub async fn announced(&self, message: &str, limit: Duration) -> std::net::SocketAddr {
+        self.wait_stderr(limit, |text| announced(text, message))
+            .await
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, ...) to this process, by its PID.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
     /// Waits for the process to exit on its own, at most `limit`; then its output is complete.
     pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = tokio::time::Instant::now() + limit;
@@ -231,6 +249,14 @@ impl Process {
         assert!(sent.success(), "kill -TERM {pid}");
         self.wait_exit(STEP).await
     }
+}
+
+/// The address the first JSON log line with `message` announces in its `address` field.
+pub fn announced(stderr: &str, message: &str) -> Option<std::net::SocketAddr> {
+    stderr.lines().find_map(|line| {
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        (event["message"] == message).then(|| event["address"].as_str()?.parse().ok())?
+    })
 }
 
 impl Drop for Process {

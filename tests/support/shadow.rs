@@ -195,7 +195,12 @@ pub fn shadow_gauge(metrics: &str, which: &str) -> f64 {
 
 /// Polls `/metrics` until `done` holds; panics with the last scrape after [`STEP`].
 pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bool) -> String {
-    until_metrics(proxy.admin, what, done, |metrics| {
+    eventually_at(proxy.admin, what, done).await
+}
+
+/// [`eventually`] for any admin address (the real binary's, too).
+pub async fn eventually_at(admin: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
+    until_metrics(admin, what, done, |metrics| {
         format!("outcomes {:?}\n{metrics}", outcomes(metrics))
     })
     .await
@@ -205,13 +210,18 @@ pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bo
 /// unchanged over two scrapes 100 ms apart (a job between dequeue and send shows as
 /// neither queued nor in flight, so one idle-looking scrape is not enough).
 pub async fn settled(proxy: &Shadowtap) -> String {
+    settled_at(proxy.admin).await
+}
+
+/// [`settled`] for any admin address (the real binary's, too).
+pub async fn settled_at(admin: SocketAddr) -> String {
     let idle = |metrics: &str| {
         shadow_gauge(metrics, "queue_depth") == 0.0 && shadow_gauge(metrics, "in_flight") == 0.0
     };
-    let mut last = eventually(proxy, "the shadow side to go idle", idle).await;
+    let mut last = eventually_at(admin, "the shadow side to go idle", idle).await;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = eventually(proxy, "the shadow side to go idle", idle).await;
+        let now = eventually_at(admin, "the shadow side to go idle", idle).await;
         if outcomes(&now) == outcomes(&last) {
             return now;
         }
