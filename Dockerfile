@@ -20,8 +20,12 @@ COPY benches ./benches
 # The commit for shadowtap_build_info (a build context has no .git):
 #   docker build --build-arg SHADOWTAP_GIT_COMMIT=$(git rev-parse --short=12 HEAD) -t shadowtap .
 ARG SHADOWTAP_GIT_COMMIT=unknown
+# Line tables (profile.release keeps them for profiling on the build machine) are most of the
+# binary's size; --strip-debug drops them and keeps the symbols, so backtraces and profilers
+# still name functions.
 RUN find src benches -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked --bin shadowtap
+    && cargo build --release --locked --bin shadowtap \
+    && strip --strip-debug target/release/shadowtap
 
 FROM debian:bookworm-slim
 # A fixed numeric user and group, so Kubernetes' runAsNonRoot can verify it without a passwd
