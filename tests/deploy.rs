@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! deploy/ held to the real binary. Every series the Prometheus rules, the Grafana dashboard
 //! and the Kubernetes analysis templates query is one that a real `/metrics` scrape exports
-//! after mirrored traffic with divergences (or one the rules record); the scrape passes
-//! `promtool check metrics` and holds no summary; each expression parses for promtool. The
+//! after mirrored traffic with divergences (or one the rules record), with labels the series
+//! carries and values it takes; the scrape passes `promtool check metrics` and holds no
+//! summary; each expression parses for promtool. The
 //! Kubernetes ConfigMaps' configs pass `shadowtap check`, the custom resources carry their
 //! API versions, and the image's HEALTHCHECK script follows `/readyz`.
 //!
@@ -15,7 +16,7 @@ mod support;
 mod promql;
 
 use http::{Response, StatusCode};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::tls::Pki;
@@ -220,16 +221,124 @@ fn promtool(args: &[&str], stdin: &str) {
     );
 }
 
-/// The series names of every sample line of a scrape (`name{...} value` / `name value`).
-fn exported_names(scrape: &str) -> BTreeSet<String> {
-    scrape
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let end = line.find(['{', ' ']).unwrap_or(line.len());
-            line[..end].to_string()
-        })
-        .collect()
+/// Every label name and value a scrape shows for each series name.
+type ExportedLabels = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// The series of every sample line of a scrape (`name{a="b",...} value` / `name value`),
+/// read by the same lexer as the expressions: a sample's series is a selector of `=`s.
+fn exported_labels(scrape: &str) -> ExportedLabels {
+    let mut exported = ExportedLabels::new();
+    for line in scrape.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let series = line
+            .rsplit_once(' ')
+            .map_or(line, |(series, _value)| series);
+        for selector in promql::selectors(series) {
+            let labels = exported.entry(selector.name).or_default();
+            for matcher in selector.matchers {
+                labels
+                    .entry(matcher.label)
+                    .or_default()
+                    .insert(matcher.value);
+            }
+        }
+    }
+    exported
+}
+
+/// Labels Prometheus and the Prometheus Operator attach to every scraped series.
+const TARGET_LABELS: [&str; 7] = [
+    "job",
+    "instance",
+    "namespace",
+    "pod",
+    "container",
+    "endpoint",
+    "service",
+];
+
+/// Label values the code can export but a short run need not have shown.
+fn known_values(exported: &mut ExportedLabels) {
+    use shadowtap::telemetry::metrics::{
+        ErrorReason, MirrorOutcome, Task, MIRROR_REQUESTS_TOTAL, PROXY_ERRORS_TOTAL,
+        REQUESTS_TOTAL, STATUS_CLASSES, TASK_PANICS_TOTAL,
+    };
+    let mut add = |name: &str, label: &str, values: Vec<&str>| {
+        let known = exported
+            .entry(name.to_string())
+            .or_default()
+            .entry(label.to_string())
+            .or_default();
+        known.extend(values.into_iter().map(String::from));
+    };
+    add(
+        MIRROR_REQUESTS_TOTAL,
+        "outcome",
+        MirrorOutcome::ALL.map(MirrorOutcome::as_str).to_vec(),
+    );
+    add(
+        PROXY_ERRORS_TOTAL,
+        "reason",
+        ErrorReason::ALL.map(ErrorReason::as_str).to_vec(),
+    );
+    add(REQUESTS_TOTAL, "status_class", STATUS_CLASSES.to_vec());
+    add(
+        TASK_PANICS_TOTAL,
+        "task",
+        Task::ALL.map(Task::as_str).to_vec(),
+    );
+}
+
+/// What is wrong with the matchers of `selector` against what the scrape exports: a label
+/// the series does not carry (target labels aside), or a value it never takes. Values
+/// filled in later (`$route`, `{{args.job}}`) are not judged; a regex is judged by its
+/// literal alternatives and `prefix.*` ones.
+fn matcher_problems(selector: &promql::Selector, exported: &ExportedLabels) -> Vec<String> {
+    let Some(labels) = exported.get(&selector.name) else {
+        return Vec::new();
+    };
+    let literal = |text: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '/')
+    };
+    let mut problems = Vec::new();
+    for matcher in &selector.matchers {
+        if TARGET_LABELS.contains(&matcher.label.as_str()) {
+            continue;
+        }
+        let Some(values) = labels.get(&matcher.label) else {
+            problems.push(format!("{} has no label {}", selector.name, matcher.label));
+            continue;
+        };
+        if matcher.value.contains('$') || matcher.value.contains("{{") {
+            continue;
+        }
+        let alternatives: Vec<&str> = if matcher.op.ends_with('~') {
+            matcher.value.split('|').collect()
+        } else {
+            vec![matcher.value.as_str()]
+        };
+        for alternative in alternatives {
+            let matched = if literal(alternative) {
+                values.contains(alternative)
+            } else if let Some(prefix) = alternative.strip_suffix(".*").filter(|p| literal(p)) {
+                values.iter().any(|v| v.starts_with(prefix))
+            } else {
+                true
+            };
+            if !matched {
+                problems.push(format!(
+                    "{}{{{}{}{:?}}}: {alternative} is not a value of {} ({values:?})",
+                    selector.name, matcher.label, matcher.op, matcher.value, matcher.label
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// A JSON answer for `path` naming its `build`, with a timestamp that differs on every
@@ -363,7 +472,9 @@ percent = 100
         promtool(&["check", "metrics"], &scrape);
     }
 
-    let exported = exported_names(&scrape);
+    let mut exported = exported_labels(&scrape);
+    known_values(&mut exported);
+    let exported_names: BTreeSet<String> = exported.keys().cloned().collect();
     let (rules, recorded) = rule_expressions();
     let dashboard = dashboard_expressions();
     let kubernetes = kubernetes_expressions();
@@ -378,28 +489,37 @@ percent = 100
         "{} template queries",
         kubernetes.len()
     );
-    let mut unknown = Vec::new();
+    let mut problems = Vec::new();
     let mut used = BTreeSet::new();
     for expression in rules.iter().chain(&dashboard).chain(&kubernetes) {
-        let names = promql::series_names(&promql::fill_placeholders(&expression.promql));
+        let selectors = promql::selectors(&expression.promql);
+        let names: BTreeSet<String> = selectors.iter().map(|s| s.name.clone()).collect();
         assert!(
             !names.is_empty(),
             "{}: no series in {}",
             expression.source,
             expression.promql
         );
-        for name in promql::unknown(&names, &exported, &recorded) {
-            unknown.push(format!("{}: {name}", expression.source));
+        for name in promql::unknown(&names, &exported_names, &recorded) {
+            problems.push(format!(
+                "{}: {name} is neither exported nor recorded",
+                expression.source
+            ));
+        }
+        for selector in &selectors {
+            for problem in matcher_problems(selector, &exported) {
+                problems.push(format!("{}: {problem}", expression.source));
+            }
         }
         used.extend(names);
     }
     assert!(
-        unknown.is_empty(),
-        "series not exported by a real scrape nor recorded:\n{}\nexported: {exported:?}",
-        unknown.join("\n")
+        problems.is_empty(),
+        "queries that a real scrape does not answer:\n{}\nexported: {exported_names:?}",
+        problems.join("\n")
     );
     // A recorded name must not shadow an exported series.
-    assert!(recorded.is_disjoint(&exported), "{recorded:?}");
+    assert!(recorded.is_disjoint(&exported_names), "{recorded:?}");
     for name in [
         "shadowtap_comparisons_total",
         "shadowtap_divergences_total",
@@ -428,6 +548,41 @@ percent = 100
         promtool(&["check", "rules", path.to_str().unwrap()], "");
     }
     child.terminate().await;
+}
+
+/// The label check catches a label a series lacks and a value it never takes, and leaves
+/// target labels and placeholders alone.
+#[test]
+fn a_wrong_label_or_value_is_caught() {
+    let scrape = "shadowtap_comparisons_total{route=\"api\",shadow=\"canary\",result=\"diverged\"} 3\n\
+                  shadowtap_comparisons_total{route=\"api\",shadow=\"canary\",result=\"noise_only\"} 1\n";
+    let exported = exported_labels(scrape);
+    let problems = |expr: &str| -> Vec<String> {
+        promql::selectors(expr)
+            .iter()
+            .flat_map(|s| matcher_problems(s, &exported))
+            .collect()
+    };
+    assert!(problems(
+        r#"shadowtap_comparisons_total{job="x",route=~"$route",shadow="{{args.shadow}}",result=~"diverged|noise.*"}"#
+    )
+    .is_empty());
+    assert_eq!(
+        problems(r#"shadowtap_comparisons_total{result="divergd"}"#).len(),
+        1
+    );
+    assert_eq!(
+        problems(r#"shadowtap_comparisons_total{result=~"diverged|unjudged"}"#).len(),
+        1
+    );
+    assert_eq!(
+        problems(r#"shadowtap_comparisons_total{outcome="error"}"#).len(),
+        1
+    );
+    assert_eq!(
+        problems(r#"shadowtap_comparisons_total{result=~"dropped_.*"}"#).len(),
+        1
+    );
 }
 
 #[test]

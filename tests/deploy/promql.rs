@@ -1,9 +1,26 @@
-//! The series names a PromQL expression selects, read by a small lexer: what is neither a
+//! The series a PromQL expression selects, read by a small lexer: what is neither a
 //! function, an aggregation, a keyword, a label (inside `{...}` or a `by (...)` list), a
-//! string, a number nor a range is a metric name. Good enough for the expressions deploy/
-//! writes, and held to that by the tests below; promtool parses every expression too.
+//! string, a number nor a range is a metric name, and the `{...}` right after it holds its
+//! label matchers. Good enough for the expressions deploy/ writes, and held to that by the
+//! tests below; promtool parses every expression too.
 
 use std::collections::BTreeSet;
+
+/// One label matcher of a selector: `label op "value"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    pub label: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    pub value: String,
+}
+
+/// A series name and the matchers written with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector {
+    pub name: String,
+    pub matchers: Vec<Matcher>,
+}
 
 /// Words that are never series names when they stand alone.
 const KEYWORDS: [&str; 8] = [
@@ -40,8 +57,13 @@ const LABEL_LISTS: [&str; 6] = [
 
 /// Every series name `expr` selects.
 pub fn series_names(expr: &str) -> BTreeSet<String> {
+    selectors(expr).into_iter().map(|s| s.name).collect()
+}
+
+/// Every selector of `expr`, in order.
+pub fn selectors(expr: &str) -> Vec<Selector> {
     let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
+    let mut found = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -61,11 +83,9 @@ pub fn series_names(expr: &str) -> BTreeSet<String> {
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
                 i += 1;
             }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+        } else if is_name_start(c) {
             let start = i;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-            {
+            while i < chars.len() && is_name_char(chars[i]) {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -84,13 +104,68 @@ pub fn series_names(expr: &str) -> BTreeSet<String> {
                 && !KEYWORDS.contains(&word.as_str())
                 && !AGGREGATIONS.contains(&word.as_str())
             {
-                names.insert(word);
+                let mut matchers = Vec::new();
+                if chars.get(next) == Some(&'{') {
+                    i = skip_group(&chars, next, '{', '}');
+                    matchers = parse_matchers(&chars[next + 1..i - 1]);
+                }
+                found.push(Selector {
+                    name: word,
+                    matchers,
+                });
             }
         } else {
             i += 1;
         }
     }
-    names
+    found
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == ':'
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+}
+
+/// The matchers between a selector's braces: `label op "value"`, comma-separated.
+fn parse_matchers(chars: &[char]) -> Vec<Matcher> {
+    let mut matchers = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            return matchers;
+        }
+        let start = i;
+        while i < chars.len() && is_name_char(chars[i]) {
+            i += 1;
+        }
+        let label: String = chars[start..i].iter().collect();
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        let op_start = i;
+        while i < chars.len() && matches!(chars[i], '=' | '!' | '~') {
+            i += 1;
+        }
+        let op: String = chars[op_start..i].iter().collect();
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        let end = skip_string(chars, i);
+        let value: String = chars[i + 1..end - 1].iter().collect();
+        assert!(
+            !label.is_empty() && ["=", "!=", "=~", "!~"].contains(&op.as_str()),
+            "unreadable matcher in {{{}}}",
+            chars.iter().collect::<String>()
+        );
+        matchers.push(Matcher { label, op, value });
+        i = end;
+    }
 }
 
 /// The index just past the string literal that opens at `start`.
@@ -209,6 +284,34 @@ mod tests {
         );
         assert_eq!(names("sum(up) by (job)"), ["up"]);
         assert_eq!(names("topk(5, process_open_fds)"), ["process_open_fds"]);
+    }
+
+    #[test]
+    fn matchers_are_read_with_their_selector() {
+        let found = selectors(
+            r#"rate(shadowtap_mirror_requests_total{ outcome=~"error|timeout", shadow != "a,b}" }[5m]) / up"#,
+        );
+        let matcher = |label: &str, op: &str, value: &str| Matcher {
+            label: label.into(),
+            op: op.into(),
+            value: value.into(),
+        };
+        assert_eq!(
+            found,
+            [
+                Selector {
+                    name: "shadowtap_mirror_requests_total".into(),
+                    matchers: vec![
+                        matcher("outcome", "=~", "error|timeout"),
+                        matcher("shadow", "!=", "a,b}"),
+                    ],
+                },
+                Selector {
+                    name: "up".into(),
+                    matchers: vec![],
+                },
+            ]
+        );
     }
 
     #[test]
