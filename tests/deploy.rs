@@ -14,174 +14,22 @@ mod support;
 
 #[path = "deploy/promql.rs"]
 mod promql;
+#[path = "deploy/scrape.rs"]
+mod scrape;
+#[path = "deploy/sources.rs"]
+mod sources;
 
 use http::{Response, StatusCode};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use scrape::{exported_labels, known_values, matcher_problems};
+use sources::{
+    dashboard_expressions, kubernetes_documents, kubernetes_expressions, rule_expressions,
+};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use support::tls::Pki;
 use support::*;
-use yaml_rust2::{Yaml, YamlLoader};
-
-/// A PromQL expression and where it was found.
-struct Expression {
-    source: String,
-    promql: String,
-}
-
-fn deploy_files(dir: &str, extensions: &[&str]) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy")
-        .join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| extensions.iter().any(|e| ext == *e))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn yaml_documents(path: &Path) -> Vec<Yaml> {
-    let text = std::fs::read_to_string(path).unwrap();
-    YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// The rule files (not their unit tests): every expression, and the names they record.
-fn rule_expressions() -> (Vec<Expression>, BTreeSet<String>) {
-    let mut expressions = Vec::new();
-    let mut recorded = BTreeSet::new();
-    let files = deploy_files("prometheus", &["yml", "yaml"]);
-    for file in files
-        .iter()
-        .filter(|f| !file_name(f).ends_with("_test.yml"))
-    {
-        for document in yaml_documents(file) {
-            for group in document["groups"].as_vec().expect("groups") {
-                for rule in group["rules"].as_vec().expect("rules") {
-                    let name = match (rule["record"].as_str(), rule["alert"].as_str()) {
-                        (Some(record), _) => {
-                            recorded.insert(record.to_string());
-                            record
-                        }
-                        (None, Some(alert)) => alert,
-                        (None, None) => {
-                            panic!("{}: a rule neither records nor alerts", file.display())
-                        }
-                    };
-                    expressions.push(Expression {
-                        source: format!("{} {name}", file_name(file)),
-                        promql: rule["expr"].as_str().expect("expr").to_string(),
-                    });
-                }
-            }
-        }
-    }
-    (expressions, recorded)
-}
-
-/// The dashboard: every panel target (rows' nested panels too) and every query variable's
-/// selector; panics when a required template variable is missing.
-fn dashboard_expressions() -> Vec<Expression> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/shadowtap.json");
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut expressions = Vec::new();
-    let mut panels: Vec<&serde_json::Value> = dashboard["panels"]
-        .as_array()
-        .expect("panels")
-        .iter()
-        .collect();
-    while let Some(panel) = panels.pop() {
-        if let Some(nested) = panel["panels"].as_array() {
-            panels.extend(nested);
-        }
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            expressions.push(Expression {
-                source: format!("shadowtap.json panel {:?}", panel["title"]),
-                promql: target["expr"].as_str().expect("target expr").to_string(),
-            });
-        }
-    }
-    let variables = dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating");
-    let names: Vec<&str> = variables
-        .iter()
-        .filter_map(|v| v["name"].as_str())
-        .collect();
-    for required in ["instance", "route", "shadow"] {
-        assert!(
-            names.contains(&required),
-            "template variable {required} missing: {names:?}"
-        );
-    }
-    for variable in variables.iter().filter(|v| v["type"] == "query") {
-        let query = variable["query"]["query"]
-            .as_str()
-            .or(variable["query"].as_str())
-            .expect("variable query");
-        let selector = promql::grafana_variable_selector(query)
-            .unwrap_or_else(|| panic!("variable {}: {query}", variable["name"]));
-        expressions.push(Expression {
-            source: format!("shadowtap.json variable {}", variable["name"]),
-            promql: selector,
-        });
-    }
-    expressions
-}
-
-/// Every Kubernetes document in deploy/kubernetes, with its file's name.
-fn kubernetes_documents() -> Vec<(String, Yaml)> {
-    deploy_files("kubernetes", &["yaml", "yml"])
-        .iter()
-        .flat_map(|file| {
-            yaml_documents(file)
-                .into_iter()
-                .map(|document| (file_name(file), document))
-        })
-        .collect()
-}
-
-/// The Argo Rollouts AnalysisTemplate and Flagger MetricTemplate queries.
-fn kubernetes_expressions() -> Vec<Expression> {
-    let mut expressions = Vec::new();
-    for (file, document) in kubernetes_documents() {
-        let name = document["metadata"]["name"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string();
-        match document["kind"].as_str() {
-            Some("AnalysisTemplate") => {
-                for metric in document["spec"]["metrics"].as_vec().expect("metrics") {
-                    expressions.push(Expression {
-                        source: format!("{file} {name}/{}", metric["name"].as_str().unwrap()),
-                        promql: metric["provider"]["prometheus"]["query"]
-                            .as_str()
-                            .expect("prometheus query")
-                            .to_string(),
-                    });
-                }
-            }
-            Some("MetricTemplate") => expressions.push(Expression {
-                source: format!("{file} {name}"),
-                promql: document["spec"]["query"]
-                    .as_str()
-                    .expect("query")
-                    .to_string(),
-            }),
-            _ => {}
-        }
-    }
-    expressions
-}
+use yaml_rust2::Yaml;
 
 /// Whether promtool can run here; panics under CI (`CI` set) when it cannot.
 fn promtool_available() -> bool {
@@ -219,126 +67,6 @@ fn promtool(args: &[&str], stdin: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// Every label name and value a scrape shows for each series name.
-type ExportedLabels = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
-
-/// The series of every sample line of a scrape (`name{a="b",...} value` / `name value`),
-/// read by the same lexer as the expressions: a sample's series is a selector of `=`s.
-fn exported_labels(scrape: &str) -> ExportedLabels {
-    let mut exported = ExportedLabels::new();
-    for line in scrape.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let series = line
-            .rsplit_once(' ')
-            .map_or(line, |(series, _value)| series);
-        for selector in promql::selectors(series) {
-            let labels = exported.entry(selector.name).or_default();
-            for matcher in selector.matchers {
-                labels
-                    .entry(matcher.label)
-                    .or_default()
-                    .insert(matcher.value);
-            }
-        }
-    }
-    exported
-}
-
-/// Labels Prometheus and the Prometheus Operator attach to every scraped series.
-const TARGET_LABELS: [&str; 7] = [
-    "job",
-    "instance",
-    "namespace",
-    "pod",
-    "container",
-    "endpoint",
-    "service",
-];
-
-/// Label values the code can export but a short run need not have shown.
-fn known_values(exported: &mut ExportedLabels) {
-    use shadowtap::telemetry::metrics::{
-        ErrorReason, MirrorOutcome, Task, MIRROR_REQUESTS_TOTAL, PROXY_ERRORS_TOTAL,
-        REQUESTS_TOTAL, STATUS_CLASSES, TASK_PANICS_TOTAL,
-    };
-    let mut add = |name: &str, label: &str, values: Vec<&str>| {
-        let known = exported
-            .entry(name.to_string())
-            .or_default()
-            .entry(label.to_string())
-            .or_default();
-        known.extend(values.into_iter().map(String::from));
-    };
-    add(
-        MIRROR_REQUESTS_TOTAL,
-        "outcome",
-        MirrorOutcome::ALL.map(MirrorOutcome::as_str).to_vec(),
-    );
-    add(
-        PROXY_ERRORS_TOTAL,
-        "reason",
-        ErrorReason::ALL.map(ErrorReason::as_str).to_vec(),
-    );
-    add(REQUESTS_TOTAL, "status_class", STATUS_CLASSES.to_vec());
-    add(
-        TASK_PANICS_TOTAL,
-        "task",
-        Task::ALL.map(Task::as_str).to_vec(),
-    );
-}
-
-/// What is wrong with the matchers of `selector` against what the scrape exports: a label
-/// the series does not carry (target labels aside), or a value it never takes. Values
-/// filled in later (`$route`, `{{args.job}}`) are not judged; a regex is judged by its
-/// literal alternatives and `prefix.*` ones.
-fn matcher_problems(selector: &promql::Selector, exported: &ExportedLabels) -> Vec<String> {
-    let Some(labels) = exported.get(&selector.name) else {
-        return Vec::new();
-    };
-    let literal = |text: &str| {
-        !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '/')
-    };
-    let mut problems = Vec::new();
-    for matcher in &selector.matchers {
-        if TARGET_LABELS.contains(&matcher.label.as_str()) {
-            continue;
-        }
-        let Some(values) = labels.get(&matcher.label) else {
-            problems.push(format!("{} has no label {}", selector.name, matcher.label));
-            continue;
-        };
-        if matcher.value.contains('$') || matcher.value.contains("{{") {
-            continue;
-        }
-        let alternatives: Vec<&str> = if matcher.op.ends_with('~') {
-            matcher.value.split('|').collect()
-        } else {
-            vec![matcher.value.as_str()]
-        };
-        for alternative in alternatives {
-            let matched = if literal(alternative) {
-                values.contains(alternative)
-            } else if let Some(prefix) = alternative.strip_suffix(".*").filter(|p| literal(p)) {
-                values.iter().any(|v| v.starts_with(prefix))
-            } else {
-                true
-            };
-            if !matched {
-                problems.push(format!(
-                    "{}{{{}{}{:?}}}: {alternative} is not a value of {} ({values:?})",
-                    selector.name, matcher.label, matcher.op, matcher.value, matcher.label
-                ));
-            }
-        }
-    }
-    problems
 }
 
 /// A JSON answer for `path` naming its `build`, with a timestamp that differs on every
@@ -548,41 +276,6 @@ percent = 100
         promtool(&["check", "rules", path.to_str().unwrap()], "");
     }
     child.terminate().await;
-}
-
-/// The label check catches a label a series lacks and a value it never takes, and leaves
-/// target labels and placeholders alone.
-#[test]
-fn a_wrong_label_or_value_is_caught() {
-    let scrape = "shadowtap_comparisons_total{route=\"api\",shadow=\"canary\",result=\"diverged\"} 3\n\
-                  shadowtap_comparisons_total{route=\"api\",shadow=\"canary\",result=\"noise_only\"} 1\n";
-    let exported = exported_labels(scrape);
-    let problems = |expr: &str| -> Vec<String> {
-        promql::selectors(expr)
-            .iter()
-            .flat_map(|s| matcher_problems(s, &exported))
-            .collect()
-    };
-    assert!(problems(
-        r#"shadowtap_comparisons_total{job="x",route=~"$route",shadow="{{args.shadow}}",result=~"diverged|noise.*"}"#
-    )
-    .is_empty());
-    assert_eq!(
-        problems(r#"shadowtap_comparisons_total{result="divergd"}"#).len(),
-        1
-    );
-    assert_eq!(
-        problems(r#"shadowtap_comparisons_total{result=~"diverged|unjudged"}"#).len(),
-        1
-    );
-    assert_eq!(
-        problems(r#"shadowtap_comparisons_total{outcome="error"}"#).len(),
-        1
-    );
-    assert_eq!(
-        problems(r#"shadowtap_comparisons_total{result=~"dropped_.*"}"#).len(),
-        1
-    );
 }
 
 #[test]
