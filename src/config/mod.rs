@@ -14,6 +14,7 @@ mod tls;
 mod upstream_tls;
 mod upstreams;
 mod validate;
+pub mod verdict;
 mod writable;
 
 pub use compare::{CompareConfig, RouteCompare};
@@ -25,6 +26,7 @@ pub use mirror::{
 pub use tls::{ClientAuth, ListenerTls, SniCertificate};
 pub use upstream_tls::UpstreamTlsConfig;
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
+pub use verdict::{Thresholds, VerdictConfig};
 
 use crate::pattern::template::PathTemplate;
 use serde::Serialize;
@@ -54,6 +56,8 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// Comparison budget and reporting limits.
     pub compare: CompareConfig,
+    /// `[verdict]`: the thresholds `shadowtap verdict` judges shadows against.
+    pub verdict: VerdictConfig,
     /// Kept private so that a `Config` is made only by validation ([`Config::from_toml`]):
     /// its routes' [`UpstreamRef`]s then point into its own `upstreams`.
     #[serde(skip)]
