@@ -145,3 +145,16 @@ pub fn junit(report: &Report) -> String {
     out.push_str("</testsuite>\n");
     out
 }
+
+/// A source error as the JSON a machine reads on stdout.
+pub fn json_error(message: &str) -> String {
+    serde_json::json!({ "verdict": "error", "message": message }).to_string()
+}
+
+/// A source error as a JUnit suite with one erroring test case, so CI shows why.
+pub fn junit_error(message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"shadowtap verdict\" tests=\"1\" errors=\"1\">\n  <testcase classname=\"shadowtap.verdict\" name=\"source\">\n    <error message=\"{}\"/>\n  </testcase>\n</testsuite>\n",
+        escape(message)
+    )
+}
