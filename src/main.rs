@@ -5,9 +5,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shadowtap::config::{Config, Overrides};
 use shadowtap::telemetry::logging::ErrorChain;
+use shadowtap::verdict::{output, Decision, Source};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use shadowtap::verdict::{output, Decision, Source};
 use std::time::Duration;
 
 /// mimalloc instead of the system allocator: the mirror path allocates on the runtime thread
@@ -221,7 +221,9 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `verdict` answers bad arguments with 3 (2 means inconclusive there).
-        Err(error) if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("verdict") => {
+        Err(error)
+            if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("verdict") =>
+        {
             let _ = error.print();
             return ExitCode::from(EXIT_VERDICT_ERROR);
         }

@@ -173,7 +173,14 @@ pub fn judge(evidence: Evidence, thresholds: Thresholds) -> RouteVerdict {
     // The first check with the verdict's decision; among passes, the one closest to its limit.
     let mut deciding = checks.iter().filter(|check| check.decision == verdict);
     let decided_by = match verdict {
-        Decision::Pass => deciding.max_by(|a, b| a.closeness.total_cmp(&b.closeness)),
+        // Ties keep the earlier check (divergence before errors before latency).
+        Decision::Pass => deciding.reduce(|best, check| {
+            if check.closeness > best.closeness {
+                check
+            } else {
+                best
+            }
+        }),
         _ => deciding.next(),
     }
     .or_else(|| checks.first())

@@ -60,6 +60,9 @@ impl Request {
         let evidence = self.source.fetch(&getter).await?;
         let routes: Vec<RouteVerdict> = evidence
             .into_iter()
+            // Nothing compared and nothing failed: the secondary (mirrored for noise, never
+            // compared), or a shadow not asked yet. There is nothing to judge there.
+            .filter(|evidence| evidence.pairs > 0 || evidence.shadow_errors > 0)
             .map(|evidence| {
                 let thresholds = self.config.for_route(&evidence.route);
                 judge::judge(evidence, thresholds)
