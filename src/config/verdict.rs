@@ -177,7 +177,7 @@ pub(crate) fn validate(raw: Option<RawVerdict>, problems: &mut Problems) -> Verd
         .routes
         .into_iter()
         .map(|(route, raw)| {
-            let path = format!("verdict.routes.{route:?}");
+            let path = format!("verdict.routes.{route}");
             if route.is_empty() {
                 problems.push(&path, "the route label must not be empty");
             }
