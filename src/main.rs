@@ -37,10 +37,11 @@ upstream, mirrors copies to shadow upstreams off the live path, and compares the
         "  shadowtap run --primary http://127.0.0.1:8081 --shadow http://127.0.0.1:8082\n",
         "  shadowtap verdict --prometheus http://prometheus:9090 --selector '{app=\"checkout\"}'\n",
         "\n",
-        "Exit codes (verdict has its own: see shadowtap verdict --help):\n",
+        "Exit codes:\n",
         "  0  success (run: stopped by SIGINT/SIGTERM after draining)\n",
         "  1  start-up or runtime failure (a port cannot be bound, the diff log cannot be opened)\n",
         "  2  invalid or unreadable config file, or bad command-line usage\n",
+        "  (verdict has its own: 0 pass, 1 fail, 2 inconclusive, 3 error; see shadowtap verdict --help)\n",
         "\n",
         "Logs go to stderr; the level comes from RUST_LOG (default: info). NO_COLOR=1 turns colour off.",
     )
