@@ -32,6 +32,20 @@ async fn inconclusive_then_pass_then_fail_as_the_pairs_come_in() {
     let line = run.line("/clean");
     assert!(line.starts_with("INCONCLUSIVE"), "{line}");
     assert!(line.contains("fewer than min_pairs = 100"), "{line}");
+    // --wait asks again until its deadline, then the last answer stands.
+    let started = std::time::Instant::now();
+    let run = verdict(&["--admin", &admin, "--wait", "1s", "--interval", "300ms"]).await;
+    assert_eq!(run.code, 2, "{}", run.shown());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "{}",
+        run.shown()
+    );
+    assert!(
+        run.stderr.contains("inconclusive so far"),
+        "{}",
+        run.shown()
+    );
 
     // 120 clean pairs: 0 in 120 passes (95 % upper bound 3.1 %).
     traffic(&proxy, "/clean", 117, 3).await;
@@ -43,6 +57,15 @@ async fn inconclusive_then_pass_then_fail_as_the_pairs_come_in() {
     assert!(line.starts_with("PASS"), "{line}");
     assert!(line.contains("0/120 pairs diverged"), "{line}");
     assert!(line.contains("upper bound at or under 5.00%"), "{line}");
+    // A decided verdict ends the wait at once.
+    let started = std::time::Instant::now();
+    let run = verdict(&["--admin", &admin, "--wait", "1m"]).await;
+    assert_eq!(run.code, 0, "{}", run.shown());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{}",
+        run.shown()
+    );
     assert!(
         run.stdout
             .contains("verdict: PASS (1 passed, 0 failed, 0 inconclusive)"),
