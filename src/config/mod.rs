@@ -409,6 +409,26 @@ impl Config {
     }
 }
 
+impl VerdictConfig {
+    /// Reads only `[verdict]` from a config file: the whole file's shape is checked (a
+    /// misspelled key anywhere is reported with its path), but a file holding nothing but
+    /// `[verdict]` is accepted, as a CI job that judges a fleet has no proxy to configure.
+    pub fn load(path: &Path) -> Result<VerdictConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut problems = error::Problems::default();
+        let raw = parse::parse_toml(&text, &mut problems);
+        let verdict = verdict::validate(raw.verdict, &mut problems);
+        if problems.is_empty() {
+            Ok(verdict)
+        } else {
+            Err(problems.into_error())
+        }
+    }
+}
+
 /// Sockets `run` could not bind together, reported while loading so that `check` does not
 /// pass a config that `run` then fails on: the same port on the same address, or on a
 /// wildcard address that covers the other (`0.0.0.0` covers IPv4; `[::]` covers both, as

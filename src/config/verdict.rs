@@ -3,12 +3,12 @@
 //!
 //! The section lives in the proxy's config file (so `shadowtap check` validates it with every
 //! other key) and may also stand alone in a file that has nothing else: a CI job that judges
-//! a fleet through Prometheus has no proxy to configure ([`VerdictConfig::load`]).
+//! a fleet through Prometheus has no proxy to configure (`VerdictConfig::load`, next to
+//! [`super::Config::load`], reads it so).
 
-use super::error::{ConfigError, Problems};
+use super::error::Problems;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// Defaults, named once (the contract).
@@ -138,24 +138,6 @@ impl VerdictConfig {
         match self.routes.get(route) {
             Some(overrides) => overrides.over(&self.thresholds),
             None => self.thresholds,
-        }
-    }
-
-    /// Reads only `[verdict]` from a config file: the whole file's shape is checked (a
-    /// misspelled key anywhere is reported with its path), but a file holding nothing but
-    /// `[verdict]` is accepted, as a CI job that judges a fleet has no proxy to configure.
-    pub fn load(path: &Path) -> Result<VerdictConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut problems = Problems::default();
-        let raw = super::parse::parse_toml(&text, &mut problems);
-        let verdict = validate(raw.verdict, &mut problems);
-        if problems.is_empty() {
-            Ok(verdict)
-        } else {
-            Err(problems.into_error())
         }
     }
 }
