@@ -224,3 +224,77 @@ fn validate_thresholds(path: &str, raw: RawThresholds, problems: &mut Problems) 
         max_latency_delta_ratio,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_takes_its_overrides_over_the_section() {
+        let mut problems = Problems::default();
+        let raw = RawVerdict {
+            min_pairs: Some(50),
+            max_latency_delta: Some("20ms".into()),
+            routes: [(
+                "/search".to_string(),
+                RawThresholds {
+                    max_divergence_ratio: Some(0.01),
+                    ..RawThresholds::default()
+                },
+            )]
+            .into(),
+            ..RawVerdict::default()
+        };
+        let config = validate(Some(raw), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let search = config.for_route("/search");
+        assert_eq!(search.max_divergence_ratio, 0.01);
+        assert_eq!(
+            search.min_pairs, 50,
+            "the section's value under the override"
+        );
+        assert_eq!(search.max_latency_delta, Some(Duration::from_millis(20)));
+        let other = config.for_route("/other");
+        assert_eq!(other.max_divergence_ratio, defaults::MAX_DIVERGENCE_RATIO);
+        assert_eq!(
+            other.max_shadow_error_ratio,
+            defaults::MAX_SHADOW_ERROR_RATIO
+        );
+        assert_eq!(
+            other.max_latency_delta_ratio, None,
+            "latency ratio unset: not judged"
+        );
+        assert_eq!(validate(None, &mut problems), VerdictConfig::default());
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        let mut problems = Problems::default();
+        let raw = RawVerdict {
+            max_divergence_ratio: Some(1.5),
+            min_pairs: Some(0),
+            max_latency_delta: Some("soon".into()),
+            routes: [(
+                "/r".to_string(),
+                RawThresholds {
+                    max_shadow_error_ratio: Some(-0.1),
+                    max_latency_delta_ratio: Some(f64::NAN),
+                    ..RawThresholds::default()
+                },
+            )]
+            .into(),
+            ..RawVerdict::default()
+        };
+        validate(Some(raw), &mut problems);
+        let error = problems.into_error().to_string();
+        for key in [
+            "verdict.max_divergence_ratio:",
+            "verdict.min_pairs:",
+            "verdict.max_latency_delta:",
+            "verdict.routes./r.max_shadow_error_ratio:",
+            "verdict.routes./r.max_latency_delta_ratio:",
+        ] {
+            assert!(error.contains(key), "{key} in {error}");
+        }
+    }
+}

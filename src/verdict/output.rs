@@ -158,3 +158,85 @@ pub fn junit_error(message: &str) -> String {
         escape(message)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Thresholds;
+    use crate::verdict::evidence::Evidence;
+    use crate::verdict::judge::judge;
+
+    fn report() -> Report {
+        let evidence = |route: &str, pairs, diverged| Evidence {
+            pairs,
+            diverged,
+            shadow_requests: pairs,
+            ..Evidence::new(route, "can<ary>")
+        };
+        let routes = vec![
+            judge(evidence("/a&b", 300, 0), Thresholds::default()),
+            judge(evidence("/c\"d", 300, 90), Thresholds::default()),
+            judge(evidence("/e", 3, 0), Thresholds::default()),
+        ];
+        Report {
+            verdict: crate::verdict::judge::overall(&routes),
+            source: "test".to_string(),
+            message: None,
+            routes,
+        }
+    }
+
+    #[test]
+    fn junit_escapes_names_and_maps_each_verdict() {
+        let xml = junit(&report());
+        assert!(
+            xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("name=\"/a&amp;b -&gt; can&lt;ary&gt;\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("name=\"/c&quot;d -&gt; can&lt;ary&gt;\""),
+            "{xml}"
+        );
+        assert!(!xml.contains("can<ary>"), "{xml}");
+        assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+        assert_eq!(xml.matches("<skipped ").count(), 1, "{xml}");
+        assert_eq!(
+            xml.matches("<testcase ").count(),
+            xml.matches("</testcase>").count()
+        );
+        let error = junit_error("a <b> & c");
+        assert!(error.contains("message=\"a &lt;b&gt; &amp; c\""), "{error}");
+    }
+
+    #[test]
+    fn the_table_names_the_deciding_threshold_per_line_and_the_total() {
+        let text = table(&report());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("FAIL")
+                && l.contains("/c\"d")
+                && l.contains("max_divergence_ratio: 90/300")),
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("INCONCLUSIVE") && l.contains("min_pairs = 100")),
+            "{text}"
+        );
+        assert_eq!(
+            lines.last(),
+            Some(&"verdict: FAIL (1 passed, 1 failed, 1 inconclusive)")
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json(&report())).unwrap_or_default();
+        assert_eq!(parsed["verdict"], "fail");
+        assert_eq!(
+            parsed["routes"][1]["decided_by"]["threshold"],
+            "max_divergence_ratio"
+        );
+    }
+}
