@@ -9,6 +9,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
+//! | [`verdict`] | `shadowtap verdict`: a canary's pass / fail / inconclusive from one instance's API or a fleet's Prometheus, each ratio judged by its 95 % interval |
 //! | [`app`] | the composition root: binds every socket, builds the router, pools, mirror and metrics into one [`context::Context`], hands it to both engines, serves until a shutdown future resolves |
 //! | [`listener`] | accepts connections, chooses the engine (native HTTP/1.1, or hyper for h2c and other shapes), limits, graceful drain; on a TLS listener the handshake (counted by outcome) and certificate rotation |
 //! | [`native`] | the native HTTP/1.1 server engine: plain requests (mirrored or not, over TCP or TLS) without hyper, as named phases (accept head, route, plan mirror, forward, stream answer, finish) |
@@ -69,6 +70,7 @@ pub mod shutdown;
 pub mod supervise;
 pub mod telemetry;
 pub mod tls;
+pub mod verdict;
 
 pub use app::BoundApp;
 pub use config::Config;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shadowtap::config::{Config, Overrides};
 use shadowtap::telemetry::logging::ErrorChain;
+use shadowtap::verdict::{output, Decision, Source};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,6 +15,9 @@ use std::time::Duration;
 /// (see docs/PERFORMANCE.md, "What bought what", c754849).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `verdict --prometheus` looks this far back unless `--window` says otherwise.
+const DEFAULT_VERDICT_WINDOW: Duration = Duration::from_secs(600);
 
 /// A config that cannot be read or is invalid (exit code 2, as clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
@@ -31,11 +35,13 @@ upstream, mirrors copies to shadow upstreams off the live path, and compares the
         "  shadowtap check --config shadowtap.toml        # validate; print the effective config\n",
         "  shadowtap run --config shadowtap.toml          # run from a config file\n",
         "  shadowtap run --primary http://127.0.0.1:8081 --shadow http://127.0.0.1:8082\n",
+        "  shadowtap verdict --prometheus http://prometheus:9090 --selector '{app=\"checkout\"}'\n",
         "\n",
         "Exit codes:\n",
         "  0  success (run: stopped by SIGINT/SIGTERM after draining)\n",
         "  1  start-up or runtime failure (a port cannot be bound, the diff log cannot be opened)\n",
         "  2  invalid or unreadable config file, or bad command-line usage\n",
+        "  (verdict has its own: 0 pass, 1 fail, 2 inconclusive, 3 error; see shadowtap verdict --help)\n",
         "\n",
         "Logs go to stderr; the level comes from RUST_LOG (default: info). NO_COLOR=1 turns colour off.",
     )
@@ -106,14 +112,129 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         rate: u32,
     },
+    /// Judge a shadow against thresholds: pass, fail or inconclusive, for a canary step.
+    #[command(
+        long_about = "Judge a shadow against thresholds: pass, fail or inconclusive, for a canary \
+step in CI/CD. Each (route, shadow) is judged on its divergence ratio and shadow error ratio by \
+their 95 % Wilson intervals: a ratio passes when the upper bound is at or under its threshold, \
+fails when the lower bound is over it, and is inconclusive otherwise or with fewer than \
+min_pairs. Latency (p99 of shadow minus primary) is reported, and judged once a latency \
+threshold is set. Thresholds come from [verdict] in --config, then these flags; a route's \
+[verdict.routes.\"ROUTE\"] overrides win over both.\n\n\
+--admin judges one instance's totals since it started (its API keeps no window; --window is \
+refused). --prometheus judges a fleet: each series' increase over --window, summed across \
+every instance the selector matches.",
+        after_help = concat!(
+            "Examples:\n",
+            "  shadowtap verdict --admin http://127.0.0.1:9090\n",
+            "  shadowtap verdict --prometheus http://prometheus:9090 --selector '{app=\"checkout\"}' \\\n",
+            "      --window 10m --wait 15m --junit verdict.xml\n",
+            "  shadowtap verdict --admin http://127.0.0.1:9090 --config shadowtap.toml --format json\n",
+            "\n",
+            "Exit codes:\n",
+            "  0  pass: every route and shadow is within every threshold\n",
+            "  1  fail: a threshold is exceeded with 95 % confidence\n",
+            "  2  inconclusive: too little evidence yet (or nothing to judge)\n",
+            "  3  error: unreachable source, bad query, selector matching nothing, bad config or arguments",
+        )
+    )]
+    Verdict(Box<VerdictArgs>),
+}
+
+/// `shadowtap verdict`'s flags.
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["admin", "prometheus"]))]
+struct VerdictArgs {
+    /// One instance's admin address (e.g. http://127.0.0.1:9090): its totals since start.
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// A Prometheus that scrapes the fleet (e.g. http://prometheus:9090).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// Label matchers narrowing every query (e.g. '{app="checkout"}').
+    #[arg(long, value_name = "SELECTOR", requires = "prometheus")]
+    selector: Option<String>,
+    /// How far back the Prometheus source looks [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "admin")]
+    window: Option<Duration>,
+    /// Config file whose [verdict] section holds the thresholds (a whole proxy config, or
+    /// a file with [verdict] alone).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Highest divergence ratio [default: 0.05].
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    max_divergence_ratio: Option<f64>,
+    /// Highest ratio of shadow requests that failed or timed out [default: 0.05].
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    max_shadow_error_ratio: Option<f64>,
+    /// Fewest compared pairs before a ratio is judged [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    min_pairs: Option<u64>,
+    /// Highest p99 latency delta, shadow minus primary (e.g. 20ms) [default: not judged].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_latency_delta: Option<Duration>,
+    /// Highest p99 latency delta over the primary's p99 (e.g. 0.5) [default: not judged].
+    #[arg(long, value_name = "RATIO", value_parser = non_negative)]
+    max_latency_delta_ratio: Option<f64>,
+    /// Ask again until the verdict is decided or this deadline passes (e.g. 15m).
+    #[arg(long, value_name = "DEADLINE", value_parser = humantime::parse_duration)]
+    wait: Option<Duration>,
+    /// Time between two asks under --wait.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s")]
+    interval: Duration,
+    /// Deadline of each exchange with the source.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s")]
+    timeout: Duration,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Table)]
+    format: VerdictFormat,
+    /// Also write the verdict as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum VerdictFormat {
+    /// A table for people.
+    Table,
+    /// JSON for machines.
+    Json,
+}
+
+/// `verdict`'s exit code for an error (bad arguments, an unreachable source, a bad query).
+const EXIT_VERDICT_ERROR: u8 = 3;
+
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a ratio from 0 to 1 (0.05 is 5 %)")),
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("{text:?} is not a number of at least 0")),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `verdict` answers bad arguments with 3 (2 means inconclusive there).
+        Err(error)
+            if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("verdict") =>
+        {
+            let _ = error.print();
+            return ExitCode::from(EXIT_VERDICT_ERROR);
+        }
+        Err(error) => error.exit(),
+    };
     let result = match cli.command {
         Command::Run { config, overrides } => run(config, *overrides),
         Command::Check { config } => check(config),
         Command::Demo { duration, rate } => demo(duration, rate),
+        Command::Verdict(args) => return verdict(*args),
     };
     match result {
         Ok(code) => code,
@@ -197,5 +318,96 @@ fn demo(duration: Option<Duration>, rate: u32) -> anyhow::Result<ExitCode> {
         };
         shadowtap::demo::run(shadowtap::demo::DemoOptions { rate }, stop).await?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs `shadowtap verdict` and maps its outcome to the exit codes its help gives.
+fn verdict(args: VerdictArgs) -> ExitCode {
+    let error = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_VERDICT_ERROR)
+    };
+    let mut config = match &args.config {
+        Some(path) => match shadowtap::config::VerdictConfig::load(path) {
+            Ok(config) => config,
+            Err(problem) => return error(ErrorChain(&problem).to_string()),
+        },
+        None => shadowtap::config::VerdictConfig::default(),
+    };
+    let flags = shadowtap::config::verdict::Overrides {
+        max_divergence_ratio: args.max_divergence_ratio,
+        max_shadow_error_ratio: args.max_shadow_error_ratio,
+        min_pairs: args.min_pairs,
+        max_latency_delta: args.max_latency_delta,
+        max_latency_delta_ratio: args.max_latency_delta_ratio,
+    };
+    config.thresholds = flags.over(&config.thresholds);
+    let source = match (args.admin, args.prometheus) {
+        (Some(url), _) => Source::Admin(url),
+        (None, Some(url)) => {
+            let selector = args.selector.as_deref().unwrap_or("{}");
+            let matchers = match shadowtap::verdict::sources::prometheus::matchers(selector) {
+                Ok(matchers) => matchers,
+                Err(problem) => return error(problem.to_string()),
+            };
+            Source::Prometheus(shadowtap::verdict::sources::prometheus::Fleet {
+                url,
+                matchers,
+                window: args.window.unwrap_or(DEFAULT_VERDICT_WINDOW),
+            })
+        }
+        (None, None) => return error("give --admin URL or --prometheus URL".to_string()),
+    };
+    let request = shadowtap::verdict::Request {
+        source,
+        config,
+        timeout: args.timeout,
+    };
+    let runtime = match runtime(Some(1)) {
+        Ok(runtime) => runtime,
+        Err(problem) => return error(format!("{problem:#}")),
+    };
+    let outcome = runtime.block_on(async {
+        match args.wait {
+            Some(deadline) => {
+                request
+                    .evaluate_until(deadline, args.interval, |report| {
+                        eprintln!(
+                            "inconclusive so far ({} routes); asking again in {}",
+                            report.routes.len(),
+                            humantime::format_duration(args.interval)
+                        )
+                    })
+                    .await
+            }
+            None => request.evaluate().await,
+        }
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(problem) => {
+            let message = ErrorChain(&problem).to_string();
+            if let Some(path) = &args.junit {
+                let _ = std::fs::write(path, output::junit_error(&message));
+            }
+            if let VerdictFormat::Json = args.format {
+                println!("{}", output::json_error(&message));
+            }
+            return error(message);
+        }
+    };
+    match args.format {
+        VerdictFormat::Table => print!("{}", output::table(&report)),
+        VerdictFormat::Json => println!("{}", output::json(&report)),
+    }
+    if let Some(path) = &args.junit {
+        if let Err(problem) = std::fs::write(path, output::junit(&report)) {
+            return error(format!("cannot write {}: {problem}", path.display()));
+        }
+    }
+    ExitCode::from(match report.verdict {
+        Decision::Pass => 0,
+        Decision::Fail => 1,
+        Decision::Inconclusive => 2,
     })
 }

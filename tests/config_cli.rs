@@ -90,6 +90,18 @@ fn broken_configs() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "listeners[0].address",
             "IP:PORT",
         ),
+        (
+            "verdict ratio over 1",
+            format!("{VALID_BASE}\n[verdict]\nmax_divergence_ratio = 5.0\n"),
+            "verdict.max_divergence_ratio",
+            "ratio from 0 to 1",
+        ),
+        (
+            "verdict override key misspelled",
+            format!("{VALID_BASE}\n[verdict.routes.main]\nmin_pair = 10\n"),
+            "verdict.routes.main.min_pair",
+            "unknown key",
+        ),
     ]
 }
 
@@ -309,11 +321,12 @@ async fn a_port_that_cannot_be_bound_is_named_with_the_os_error() {
 }
 
 /// The argument lists that print each command's help.
-const HELP: [&[&str]; 4] = [
+const HELP: [&[&str]; 5] = [
     &["--help"],
     &["run", "--help"],
     &["check", "--help"],
     &["demo", "--help"],
+    &["verdict", "--help"],
 ];
 
 /// Runs the binary with `args` to completion.

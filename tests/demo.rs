@@ -2,7 +2,8 @@
 //! `shadowtap demo --duration 5s`, the README's first command, run as a person would: the
 //! real binary exits 0 on its own, and its final table shows the canary's regressions on
 //! the regressed routes and none on the clean ones (their noise — timestamps, random ids,
-//! shuffled lists, a slower but equal answer — is all recognised as noise).
+//! shuffled lists, a slower but equal answer — is all recognised as noise); the verdict it
+//! ends with fails the regressed routes and passes the clean ones.
 
 mod support;
 
@@ -112,4 +113,89 @@ async fn demo_runs_five_seconds_and_reports_the_regressions() {
     for name in ["/api/catalog", "/api/report"] {
         assert_eq!(row(name).diverged, "0.0%", "{}\n{stdout}", row(name).line);
     }
+
+    // The verdict at the end: the regressed routes fail, each on its divergence ratio (search
+    // against its 0.1 % override), and the clean ones pass; the secondary is not judged.
+    let verdicts = verdict_lines(&stdout);
+    let names: Vec<&str> = verdicts.iter().map(|(route, ..)| route.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "/api/catalog",
+            "/api/orders/{id}",
+            "/api/report",
+            "/api/search",
+            "/api/users/{id}"
+        ],
+        "{stdout}"
+    );
+    for (route, shadow, verdict, line) in &verdicts {
+        assert_eq!(shadow, "canary", "{line}");
+        // The pairs column: a machine too busy to compare 100 pairs of a route in 5 s gets an
+        // honest inconclusive for it, never a guess.
+        let pairs: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+        let expected = match route.as_str() {
+            _ if pairs < 100 => "INCONCLUSIVE",
+            "/api/catalog" | "/api/report" => "PASS",
+            _ => "FAIL",
+        };
+        assert_eq!(verdict, expected, "{line}\n{stdout}");
+        match expected {
+            "FAIL" => {
+                assert!(line.contains("max_divergence_ratio: "), "{line}");
+                assert!(line.contains("lower bound over"), "{line}");
+            }
+            "INCONCLUSIVE" => assert!(line.contains("fewer than min_pairs = 100"), "{line}"),
+            _ => assert!(line.contains("upper bound at or under 5.00%"), "{line}"),
+        }
+    }
+    let search = &verdicts
+        .iter()
+        .find(|(route, ..)| route == "/api/search")
+        .unwrap()
+        .3;
+    assert!(
+        search.contains("fewer than min_pairs") || search.contains("0.10%"),
+        "the per-route override: {search}"
+    );
+    let count = |word: &str| verdicts.iter().filter(|(_, _, v, _)| v == word).count();
+    let overall = if count("FAIL") > 0 {
+        "FAIL"
+    } else {
+        "INCONCLUSIVE"
+    };
+    assert!(
+        stdout.contains(&format!(
+            "verdict: {overall} ({} passed, {} failed, {} inconclusive)",
+            count("PASS"),
+            count("FAIL"),
+            count("INCONCLUSIVE")
+        )),
+        "{stdout}"
+    );
+}
+
+/// The verdict table's rows after the final table: (route, shadow, verdict, line).
+fn verdict_lines(stdout: &str) -> Vec<(String, String, String, String)> {
+    let (_, table) = stdout
+        .split_once("verdict (shadowtap verdict --admin ")
+        .unwrap_or_else(|| panic!("no verdict in:\n{stdout}"));
+    table
+        .lines()
+        .filter(|line| {
+            ["PASS ", "FAIL ", "INCONCLUSIVE "]
+                .iter()
+                .any(|word| line.starts_with(word))
+        })
+        .map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            assert!(columns.len() > 8, "short verdict row: {line}");
+            (
+                columns[1].to_string(),
+                columns[2].to_string(),
+                columns[0].to_string(),
+                line.to_string(),
+            )
+        })
+        .collect()
 }

@@ -146,7 +146,7 @@ pub struct LatencyConfig {
 }
 
 /// An optional duration, printed as a humantime string.
-mod optional_duration {
+pub(super) mod optional_duration {
     use serde::Serializer;
     use std::time::Duration;
 

@@ -14,6 +14,7 @@ mod tls;
 mod upstream_tls;
 mod upstreams;
 mod validate;
+pub mod verdict;
 mod writable;
 
 pub use compare::{CompareConfig, RouteCompare};
@@ -25,6 +26,7 @@ pub use mirror::{
 pub use tls::{ClientAuth, ListenerTls, SniCertificate};
 pub use upstream_tls::UpstreamTlsConfig;
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
+pub use verdict::{Thresholds, VerdictConfig};
 
 use crate::pattern::template::PathTemplate;
 use serde::Serialize;
@@ -54,6 +56,8 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// Comparison budget and reporting limits.
     pub compare: CompareConfig,
+    /// `[verdict]`: the thresholds `shadowtap verdict` judges shadows against.
+    pub verdict: VerdictConfig,
     /// Kept private so that a `Config` is made only by validation ([`Config::from_toml`]):
     /// its routes' [`UpstreamRef`]s then point into its own `upstreams`.
     #[serde(skip)]
@@ -402,6 +406,26 @@ impl Config {
     /// printed as if it were the config.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+}
+
+impl VerdictConfig {
+    /// Reads only `[verdict]` from a config file: the whole file's shape is checked (a
+    /// misspelled key anywhere is reported with its path), but a file holding nothing but
+    /// `[verdict]` is accepted, as a CI job that judges a fleet has no proxy to configure.
+    pub fn load(path: &Path) -> Result<VerdictConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut problems = error::Problems::default();
+        let raw = parse::parse_toml(&text, &mut problems);
+        let verdict = verdict::validate(raw.verdict, &mut problems);
+        if problems.is_empty() {
+            Ok(verdict)
+        } else {
+            Err(problems.into_error())
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub logging: Option<RawLogging>,
     pub mirror: Option<RawMirror>,
     pub compare: Option<RawCompare>,
+    pub verdict: Option<super::verdict::RawVerdict>,
 }
 
 /// One `[[listeners]]` entry.

@@ -213,6 +213,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
 
     let mirror = super::mirror::validate_global(raw.mirror, problems);
     let compare = super::compare::validate_global(raw.compare, diff_log, problems);
+    let verdict = super::verdict::validate(raw.verdict, problems);
 
     let runtime = RuntimeConfig {
         worker_threads: raw
@@ -266,6 +267,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
         logging,
         mirror,
         compare,
+        verdict,
         _validated: Validated,
     }
 }

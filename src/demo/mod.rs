@@ -4,7 +4,8 @@
 //! secondary, the canary build (with deliberate regressions) as shadow — the real proxy in
 //! front of them (same code path as `shadowtap run`), and a steady traffic generator; every
 //! few seconds it prints, per route, the requests, the divergence rate, the top diverging
-//! fields and primary vs shadow latency, with the admin URLs to explore.
+//! fields and primary vs shadow latency, with the admin URLs to explore. It ends with the
+//! canary's verdict per route, asked through the admin port as `shadowtap verdict` would.
 
 pub mod backends;
 mod summary;
@@ -84,6 +85,12 @@ percent = 100
 
 [routes.compare]
 unordered_paths = ["/results"]
+
+# The verdict printed at the end: the defaults (divergence and shadow errors under 5 % with
+# 95 % confidence, over at least 100 pairs), and search held to 0.1 %: its canary answers
+# 500 now and then, too rarely for 5 % to catch in a few seconds.
+[verdict.routes."/api/search"]
+max_divergence_ratio = 0.001
 "#,
         templates = templates.join(", ")
     );
@@ -104,6 +111,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
         .await
         .map_err(DemoError::Backend)?;
     let config = demo_config(primary, secondary, shadow).map_err(DemoError::Config)?;
+    let thresholds = config.verdict.clone();
     let app = crate::BoundApp::bind(config)
         .await
         .map_err(DemoError::Start)?;
@@ -117,7 +125,9 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     println!("  secondary (stable build): http://{secondary}");
     println!("  shadow (canary build):    http://{shadow}");
     println!("  proxy:                    http://{proxy}");
-    if let Some(admin) = app.admin_addr() {
+    let admin = app.admin_addr();
+    let admin_text = admin.map(|admin| admin.to_string()).unwrap_or_default();
+    if let Some(admin) = admin {
         println!("  admin:                    http://{admin}/metrics  /api/v1/routes  /api/v1/samples  /api/v1/noise");
     }
     println!("  traffic: {} req/s; Ctrl-C to stop", options.rate);
@@ -156,10 +166,31 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     let _ = generator.await;
     // Let in-flight requests, shadow requests and comparisons settle before the final table.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Asked through the admin port, as `shadowtap verdict --admin` would, before it closes.
+    let verdict = match admin {
+        Some(admin) => Some(
+            crate::verdict::Request {
+                source: crate::verdict::Source::Admin(format!("http://{admin}")),
+                config: thresholds,
+                timeout: Duration::from_secs(5),
+            }
+            .evaluate()
+            .await,
+        ),
+        None => None,
+    };
     let _ = stop_tx.send(true);
     let _ = reporter.await;
     println!("final:");
     print!("{}", summary::render(&stats, &report.routes()));
+    match verdict {
+        Some(Ok(verdict)) => {
+            println!("verdict (shadowtap verdict --admin http://{}):", admin_text);
+            print!("{}", crate::verdict::output::table(&verdict));
+        }
+        Some(Err(error)) => println!("verdict: cannot ask the admin port: {error}"),
+        None => {}
+    }
     let _ = server.await;
     Ok(())
 }
