@@ -4,6 +4,7 @@
 //! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
 //! from every stage is collected and reported together, each with its key path.
 
+mod admin;
 mod check;
 pub(crate) mod compare;
 mod error;
@@ -16,6 +17,7 @@ mod upstreams;
 mod validate;
 mod writable;
 
+pub use admin::{AdminConfig, AdminToken};
 pub use compare::{CompareConfig, RouteCompare};
 pub use error::{ConfigError, Problem};
 pub use mirror::{
@@ -184,28 +186,6 @@ pub enum Http1Engine {
     Native,
     /// hyper for every request (the reference behaviour; for comparison and as a fallback).
     Hyper,
-}
-
-/// The admin listener.
-#[derive(Debug, Clone)]
-pub struct AdminConfig {
-    /// `None` when the admin port is disabled.
-    pub address: Option<SocketAddr>,
-}
-
-/// Printed as the keys it is written with: `enabled`, and `address` when enabled. A bare
-/// `address` alone could not say "disabled", and reading it back would turn the port on.
-impl Serialize for AdminConfig {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut admin = serializer.serialize_struct("AdminConfig", 2)?;
-        admin.serialize_field("enabled", &self.address.is_some())?;
-        match &self.address {
-            Some(address) => admin.serialize_field("address", address)?,
-            None => admin.skip_field("address")?,
-        }
-        admin.end()
-    }
 }
 
 /// The wire protocol spoken to an upstream.

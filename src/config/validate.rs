@@ -169,14 +169,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let listeners = validate_listeners(raw.listeners, problems);
 
     let admin_raw = raw.admin.unwrap_or_default();
-    let admin = AdminConfig {
-        address: if admin_raw.enabled.unwrap_or(true) {
-            let text = admin_raw.address.as_deref().unwrap_or(defaults::ADMIN);
-            parse_addr("admin.address", text, problems)
-        } else {
-            None
-        },
-    };
+    let admin = super::admin::validate_admin(admin_raw, parse_addr, problems);
 
     // Upstreams that fail validation are still "known", so a route naming them does not get
     // a second, misleading "unknown upstream" problem. Collected before validation drops them.
