@@ -53,6 +53,9 @@ pub enum StartError {
         #[source]
         source: crate::listener::tls::TlsSetupError,
     },
+    /// The admin port's token file named in the config cannot be read.
+    #[error("cannot start the admin port: {0}")]
+    AdminToken(String),
     /// The comparison engine could not start (diff log, worker threads).
     #[error("cannot start the comparison engine")]
     Report(#[from] ReportError),
@@ -114,6 +117,9 @@ fn compose(config: &Config) -> (Arc<Context>, Arc<Proxy>) {
 impl BoundApp {
     /// Binds every listener and the admin port. Fails without serving anything if one cannot be bound.
     pub async fn bind(config: Config) -> Result<BoundApp, StartError> {
+        if let Some(problem) = config.admin.start_problem() {
+            return Err(StartError::AdminToken(problem));
+        }
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for (index, listener) in config.listeners.iter().enumerate() {
             listeners.push(bind(listener.address, format!("listeners[{index}]")).await?);
@@ -181,11 +187,12 @@ impl BoundApp {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = self.config.shutdown.grace_period;
-        let state = Arc::new(AdminState {
-            ready: Default::default(),
-            metrics: self.context.metrics().clone(),
-            report: self.report.clone(),
-        });
+        let state = Arc::new(AdminState::new(
+            &self.config.admin,
+            self.context.metrics().clone(),
+            self.report.clone(),
+            self.context.mirror().control().clone(),
+        ));
 
         let mut listener_tasks = Vec::new();
         let mut reloaders = Vec::new();

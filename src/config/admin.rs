@@ -22,6 +22,10 @@ pub struct AdminConfig {
     /// The token itself, read and trimmed while loading, so a missing or empty file is a
     /// config error and not a surprise at the first request.
     pub token: Option<AdminToken>,
+    /// Why the token file could not be read, when it could not. Not a config error, so that
+    /// `check` passes a config whose secret is mounted only where it runs (a container, a
+    /// CI job without the secret); `check` warns, and `run` refuses to start.
+    pub token_unreadable: Option<String>,
     /// Whether read-only endpoints (`/metrics`, `GET /api/v1/...`) answer without the token
     /// when one is set (`admin.read_only_open`). Mutating endpoints always need it then.
     pub read_only_open: bool,
@@ -71,6 +75,20 @@ impl AdminConfig {
         self.address
             .is_none_or(|address| address.ip().is_loopback())
     }
+
+    /// Why the admin port must not start: a token file is named but could not be read.
+    pub fn start_problem(&self) -> Option<String> {
+        let reason = self.token_unreadable.as_ref()?;
+        Some(format!("admin.token_file: {reason}"))
+    }
+
+    /// The warning `check` prints for a token file it could not read.
+    pub(crate) fn warning(&self) -> Option<String> {
+        let reason = self.token_unreadable.as_ref()?;
+        Some(format!(
+            "admin.token_file: {reason}; `run` refuses to start until it can be read"
+        ))
+    }
 }
 
 /// Validates `[admin]`: the address, the token file, and that a non-loopback admin port
@@ -90,6 +108,7 @@ pub(crate) fn validate_admin(
         None
     };
     let token_file = raw.token_file.map(PathBuf::from);
+    let mut token_unreadable = None;
     let token = token_file
         .as_deref()
         .and_then(|path| match std::fs::read_to_string(path) {
@@ -102,10 +121,7 @@ pub(crate) fn validate_admin(
             }
             Ok(text) => Some(AdminToken(Arc::from(text.trim()))),
             Err(error) => {
-                problems.push(
-                    "admin.token_file",
-                    format!("cannot read {}: {error}", path.display()),
-                );
+                token_unreadable = Some(format!("cannot read {}: {error}", path.display()));
                 None
             }
         });
@@ -113,6 +129,7 @@ pub(crate) fn validate_admin(
         address,
         token_file,
         token,
+        token_unreadable,
         read_only_open: raw.read_only_open.unwrap_or(false),
     };
     if let Some(address) = config.address {

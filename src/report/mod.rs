@@ -22,6 +22,7 @@ pub mod stats;
 
 use crate::compare::json::{JsonRules, PointerPattern};
 use crate::compare::noise::{LearnSettings, NoiseField, NoiseModel, Pin};
+use crate::compare::pins::Pins;
 use crate::compare::{self, headers, CompareRules, DiffKind, LatencyRule};
 use crate::config::{CompareConfig, Config};
 use crate::message::pair::{CompletedPair, PairSink};
@@ -79,7 +80,8 @@ impl PairVerdict {
 struct RouteSetup {
     rules: CompareRules,
     redactor: Redactor,
-    pins: BTreeMap<String, Pin>,
+    /// Shared by the noise models of all the route's labels; runtime pins land here.
+    pins: Arc<Pins>,
     /// The route's name and how many templates it has (its first labels).
     name: String,
     templates: usize,
@@ -249,6 +251,22 @@ impl Reporter {
         out
     }
 
+    /// Pins `field` of route `route` (its name) as noise or signal from the next compared
+    /// pair on, as a config pin would; `None` removes a runtime pin (a config pin of the
+    /// field is in force again). `Err` names no route.
+    pub fn pin(&self, route: &str, field: String, pin: Option<Pin>) -> Result<(), UnknownRoute> {
+        let mut found = false;
+        for setup in self.state.routes.iter().filter(|setup| setup.name == route) {
+            setup.pins.set(field.clone(), pin);
+            found = true;
+        }
+        if !found {
+            return Err(UnknownRoute(route.to_string()));
+        }
+        tracing::info!(route, field = %field, pin = ?pin, "noise pin set");
+        Ok(())
+    }
+
     /// Results per endpoint for `GET /api/v1/endpoints`.
     pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
         self.state.endpoints.view()
@@ -263,6 +281,11 @@ impl PairSink for Reporter {
         }
     }
 }
+
+/// A route name no route has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no route is named {0:?}")]
+pub struct UnknownRoute(pub String);
 
 /// `GET /api/v1/routes` entry.
 #[derive(Debug, Clone, Serialize)]
@@ -367,20 +390,22 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
         },
         name: route.name.clone(),
         templates: route.templates.len(),
-        pins: rules
-            .noise
-            .iter()
-            .map(|(field, pin)| {
-                (
-                    field.clone(),
-                    if pin == "signal" {
-                        Pin::Signal
-                    } else {
-                        Pin::Noise
-                    },
-                )
-            })
-            .collect(),
+        pins: Arc::new(Pins::new(
+            rules
+                .noise
+                .iter()
+                .map(|(field, pin)| {
+                    (
+                        field.clone(),
+                        if pin == "signal" {
+                            Pin::Signal
+                        } else {
+                            Pin::Noise
+                        },
+                    )
+                })
+                .collect(),
+        )),
     }
 }
 
@@ -574,7 +599,7 @@ fn noise_model(state: &State, setup: &RouteSetup) -> Arc<NoiseModel> {
         // The namer's bound, plus its overflow endpoint `<route>:other`.
         max_endpoints: state.config.endpoints_per_route.saturating_add(1),
     };
-    Arc::new(NoiseModel::new(setup.pins.clone(), settings))
+    Arc::new(NoiseModel::with_pins(setup.pins.clone(), settings))
 }
 
 fn divergent_pair(

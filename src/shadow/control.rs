@@ -138,7 +138,7 @@ pub enum ControlError {
 }
 
 /// `GET /api/v1/mirror`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ControlView {
     /// Whether every route is paused.
     pub paused: bool,
@@ -147,7 +147,7 @@ pub struct ControlView {
 }
 
 /// One route in [`ControlView`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RouteView {
     /// The route's name.
     pub route: String,
@@ -158,7 +158,7 @@ pub struct RouteView {
 }
 
 /// One (route, shadow) pair's state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ShadowView {
     /// The shadow upstream's name.
     pub shadow: String,
