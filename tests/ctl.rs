@@ -230,3 +230,23 @@ async fn reload_prints_the_contract_s_errors_and_changes() {
         "{stderr}"
     );
 }
+
+/// Every `shadowtap ctl ...` line in the README parses with the binary's own parser
+/// (`--help` appended, so nothing is sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ctl_command_in_the_readme_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.starts_with("shadowtap ctl "))
+        .map(|line| line.split('#').next().unwrap().trim())
+        .collect();
+    assert!(commands.len() >= 6, "{commands:?}");
+    for command in commands {
+        let mut words: Vec<&str> = command.split_whitespace().skip(2).collect();
+        words.push("--help");
+        let (code, _, stderr) = ctl(&words, &[]).await;
+        assert_eq!(code, 0, "{command}: {stderr}");
+    }
+}
