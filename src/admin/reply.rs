@@ -88,7 +88,7 @@ impl Refusal {
     }
 }
 
-/// The whole request body, at most [`MAX_BODY_BYTES`].
+/// The whole request body, at most 64 KiB (`MAX_BODY_BYTES`).
 pub async fn read_body(body: Incoming) -> Result<Bytes, Refusal> {
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

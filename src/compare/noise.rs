@@ -24,6 +24,8 @@
 //! Fields are keyed as `status`, `header:<name>`, or the body's JSON field pattern
 //! (`/items/*/updated_at`, `""` for a whole body).
 
+// `Pin` lives with the pins; re-exported where readers of the noise model look for it.
+pub use super::pins::Pin;
 use super::pins::{PinSource, Pins};
 use super::{DiffKind, Difference};
 use crate::message::pair::CapturedResponse;
@@ -43,16 +45,6 @@ pub enum NoiseReason {
     Secondary,
     /// Learned from traffic.
     Learned,
-}
-
-/// A config pin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pin {
-    /// Always noise.
-    Noise,
-    /// Never noise.
-    Signal,
 }
 
 /// Learning settings.

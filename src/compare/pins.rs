@@ -6,9 +6,18 @@
 //! A runtime pin wins over a config pin of the same field; removing it brings the config
 //! pin back. Read once per compared pair on the comparison workers, never on the live path.
 
-use super::noise::Pin;
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+/// A pin: what a field always is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pin {
+    /// Always noise.
+    Noise,
+    /// Never noise.
+    Signal,
+}
 
 /// Where a pin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -95,7 +104,7 @@ impl PinView<'_> {
 }
 
 /// The field key a pin may name, normalised (header names lowercased): the keys noise
-/// classification uses (see [`super::noise::field_key`]).
+/// classification uses (`super::noise::field_key`).
 pub fn pin_field(text: &str) -> Result<String, BadField> {
     if text == "status" || text == "latency" {
         return Ok(text.to_string());

@@ -91,18 +91,16 @@ impl AdminConfig {
     }
 }
 
-/// Validates `[admin]`: the address, the token file, and that a non-loopback admin port
-/// has a token.
+/// Validates `[admin]`: the address (`default_address` when none is given), the token
+/// file, and that a non-loopback admin port has a token.
 pub(crate) fn validate_admin(
     raw: RawAdmin,
+    default_address: &str,
     parse_addr: impl Fn(&str, &str, &mut Problems) -> Option<SocketAddr>,
     problems: &mut Problems,
 ) -> AdminConfig {
     let address = if raw.enabled.unwrap_or(true) {
-        let text = raw
-            .address
-            .as_deref()
-            .unwrap_or(super::validate::defaults::ADMIN);
+        let text = raw.address.as_deref().unwrap_or(default_address);
         parse_addr("admin.address", text, problems)
     } else {
         None

@@ -169,7 +169,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let listeners = validate_listeners(raw.listeners, problems);
 
     let admin_raw = raw.admin.unwrap_or_default();
-    let admin = super::admin::validate_admin(admin_raw, parse_addr, problems);
+    let admin = super::admin::validate_admin(admin_raw, defaults::ADMIN, parse_addr, problems);
 
     // Upstreams that fail validation are still "known", so a route naming them does not get
     // a second, misleading "unknown upstream" problem. Collected before validation drops them.
