@@ -59,6 +59,14 @@ impl Pins {
         };
     }
 
+    /// The runtime pins alone (for a reload to carry them over to the route's new setup).
+    pub fn runtime(&self) -> BTreeMap<String, Pin> {
+        self.runtime
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Every pin in force, runtime pins over config ones, with where each comes from.
     pub fn snapshot(&self) -> BTreeMap<String, (Pin, PinSource)> {
         let mut all: BTreeMap<String, (Pin, PinSource)> = self
@@ -140,6 +148,13 @@ mod tests {
         );
         drop(view);
         assert_eq!(pins.snapshot()["/a"], (Pin::Signal, PinSource::Runtime));
+        assert_eq!(
+            pins.runtime(),
+            BTreeMap::from([
+                ("/a".to_string(), Pin::Signal),
+                ("/b".to_string(), Pin::Noise)
+            ])
+        );
         pins.set("/a".into(), None);
         assert_eq!(pins.snapshot()["/a"], (Pin::Noise, PinSource::Config));
     }

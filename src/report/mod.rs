@@ -267,6 +267,19 @@ impl Reporter {
         Ok(())
     }
 
+    /// Every runtime pin, as (route name, field, pin): what a reporter rebuilt on reload
+    /// needs to be handed ([`Reporter::pin`] each; a route gone since is refused) so that
+    /// runtime pins survive a reload as the issue asks of learned noise.
+    pub fn runtime_pins(&self) -> Vec<(String, String, Pin)> {
+        let mut out = Vec::new();
+        for setup in &self.state.routes {
+            for (field, pin) in setup.pins.runtime() {
+                out.push((setup.name.clone(), field, pin));
+            }
+        }
+        out
+    }
+
     /// Results per endpoint for `GET /api/v1/endpoints`.
     pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
         self.state.endpoints.view()
