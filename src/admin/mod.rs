@@ -282,3 +282,63 @@ fn routes(state: &AdminState) -> Reply {
 
 /// Samples returned when `limit` is not given.
 const DEFAULT_SAMPLE_LIMIT: usize = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::auth::Access;
+    use super::*;
+
+    /// The whole routing table, every path against every method: reads answer GET and HEAD
+    /// only, and whatever else a path accepts counts as a mutating endpoint, so the token
+    /// guards it. A new mutating arm that forgot its endpoint fails here.
+    #[test]
+    fn only_get_and_head_read_and_everything_else_needs_the_token() {
+        let paths = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/v1/routes",
+            "/api/v1/endpoints",
+            "/api/v1/samples",
+            "/api/v1/noise",
+            "/api/v1/mirror",
+            "/api/v1/reload",
+            "/api/v1/other",
+            "/",
+        ];
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ];
+        let mut served = 0;
+        for path in paths {
+            for method in &methods {
+                let read = *method == Method::GET || *method == Method::HEAD;
+                match Action::of(method, path) {
+                    Ok(action) => {
+                        served += 1;
+                        let access = action.endpoint().access();
+                        assert_eq!(
+                            access == Access::Mutate,
+                            !read,
+                            "{method} {path}: {action:?} is {access:?}"
+                        );
+                    }
+                    Err(NotServed::Method(_)) => {
+                        assert!(!["/", "/api/v1/other"].contains(&path), "{method} {path}")
+                    }
+                    Err(NotServed::Path) => {
+                        assert!(["/", "/api/v1/other"].contains(&path), "{method} {path}")
+                    }
+                }
+            }
+        }
+        // 8 read paths x GET and HEAD, plus PUT mirror, PUT noise and POST reload.
+        assert_eq!(served, 8 * 2 + 3);
+    }
+}
