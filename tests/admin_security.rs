@@ -190,3 +190,49 @@ async fn read_only_open_leaves_reads_open_and_changes_closed() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_alone_need_admin_token_file_for_a_wildcard_admin() {
+    let primary = echo_primary().await;
+    let listen = closed_port().await.to_string();
+    let port = closed_port().await.port();
+    let wildcard = format!("0.0.0.0:{port}");
+    let mut refused = Spawned::run(&primary.url(""), &listen, &wildcard, &[]);
+    assert_eq!(refused.wait(STEP).code(), Some(2));
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains("admin.token_file: required") && stderr.contains("--admin-token-file"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let mut child = Spawned::run(
+        &primary.url(""),
+        &listen,
+        &wildcard,
+        &["--admin-token-file", token.to_str().unwrap()],
+    );
+    let admin = format!("127.0.0.1:{port}");
+    child.ready(&admin).await;
+    let request = |token: Option<&str>| {
+        let mut request = http::Request::builder()
+            .method(Method::PUT)
+            .uri(format!("http://{admin}/api/v1/noise"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request
+            .body(full(
+                r#"{"route": "default", "field": "status", "pin": "signal"}"#,
+            ))
+            .unwrap()
+    };
+    let reply = send(&http1_client(), request(None)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = send(&http1_client(), request(Some(TOKEN))).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let (status, stderr) = child.terminate().await;
+    assert!(status.success(), "{stderr}");
+}

@@ -136,7 +136,7 @@ pub(crate) fn validate_admin(
                 "admin.token_file",
                 format!(
                     "required: admin.address {address} is not a loopback address, and \
-                     the admin port can change the running proxy"
+                     the admin port can change the running proxy (or --admin-token-file FILE)"
                 ),
             );
         }

@@ -315,6 +315,10 @@ pub struct Overrides {
     /// [default: 127.0.0.1:9901].
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+    /// File holding the admin port's bearer token (sets admin.token_file); required when
+    /// --admin is not a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<String>,
     /// Log format: human or json (level from RUST_LOG, default info) [default: human].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,

@@ -50,6 +50,9 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
         section.address = Some(admin.clone());
         section.enabled = Some(true);
     }
+    if let Some(file) = &overrides.admin_token_file {
+        raw.admin.get_or_insert_with(Default::default).token_file = Some(file.clone());
+    }
     if let Some(format) = &overrides.log_format {
         raw.logging.get_or_insert_with(Default::default).format = Some(format.clone());
     }
