@@ -47,6 +47,9 @@ pub enum StartError {
         #[source]
         source: crate::listener::tls::TlsSetupError,
     },
+    /// The admin port's token file named in the config cannot be read.
+    #[error("cannot start the admin port: {0}")]
+    AdminToken(String),
     /// The comparison engine could not start (diff log, worker threads).
     #[error("cannot start the comparison engine")]
     Report(#[from] ReportError),
@@ -69,6 +72,9 @@ pub struct BoundApp {
 impl BoundApp {
     /// Binds every listener and the admin port. Fails without serving anything if one cannot be bound.
     pub async fn bind(config: Config) -> Result<BoundApp, StartError> {
+        if let Some(problem) = config.admin.start_problem() {
+            return Err(StartError::AdminToken(problem));
+        }
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
@@ -139,12 +145,13 @@ impl BoundApp {
             stop_rx.clone(),
             grace,
         ));
-        let state = Arc::new(AdminState {
-            ready: Default::default(),
-            metrics: self.metrics.clone(),
-            report: self.report.clone(),
-            reload: Some(control.clone()),
-        });
+        let state = Arc::new(AdminState::new(
+            &self.config.admin,
+            self.metrics.clone(),
+            self.report.clone(),
+            self.current.load().context().mirror().control().clone(),
+        ));
+        state.install_reload(control.clone());
         let hangups = tokio::spawn(crate::reload::on_hangup(control, stop_rx.clone()));
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
         let admin_task = self.admin.map(|(listener, address)| {

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
 //! | [`verdict`] | `shadowtap verdict`: a canary's pass / fail / inconclusive from one instance's API or a fleet's Prometheus, each ratio judged by its 95 % interval |
+//! | [`ctl`] | `shadowtap ctl`: the admin API's client (reload, mirror pause/resume/percent, status) |
 //! | [`app`] | the composition root: binds every socket, builds the router, pools, mirror and metrics into one [`context::Context`], hands it to both engines, serves until a shutdown future resolves |
 //! | [`listener`] | accepts connections, chooses the engine (native HTTP/1.1, or hyper for h2c and other shapes), limits, graceful drain; on a TLS listener the handshake (counted by outcome) and certificate rotation |
 //! | [`native`] | the native HTTP/1.1 server engine: plain requests (mirrored or not, over TCP or TLS) without hyper, as named phases (accept head, route, plan mirror, forward, stream answer, finish) |
@@ -18,7 +19,7 @@
 //! | [`shadowing`] | the mirror side on its own ([`Shadowing`]), for a Rust service wrapped in [`MirrorLayer`] |
 //! | [`layer`] | the mirror as a tower layer ([`MirrorLayer`]): tee, sample, dispatch, compare around any service |
 //! | [`shadow`] | the mirror: the per-request plan (filters, sampling, breaker), bounded queues and dispatch per shadow, pairing |
-//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` and `/api/v1/...` on a separate port |
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` and `/api/v1/...` on a separate port, with the runtime controls (mirror switches, noise pins, reload) behind a bearer token |
 //! | [`report`] | comparison workers, per-route and per-endpoint statistics, redacted samples, the JSONL diff log |
 //! | [`supervise`] | data-path tasks whose panics are caught, logged and counted |
 //! | [`connection`] | what both engines know of a client connection, and the request not yet answered |
@@ -46,6 +47,7 @@ pub mod compare;
 pub mod config;
 pub mod connection;
 pub mod context;
+pub mod ctl;
 pub mod demo;
 pub mod digest;
 pub mod error;

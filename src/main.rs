@@ -93,6 +93,27 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Control a running shadowtap through its admin port: reload its config, pause, resume
+    /// or re-rate mirroring, show the mirror switches.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  shadowtap ctl status\n",
+        "  shadowtap ctl --admin http://10.0.0.5:9901 --token-file /run/secrets/admin-token mirror pause\n",
+        "  shadowtap ctl mirror pause --route checkout --shadow canary\n",
+        "  shadowtap ctl mirror percent 10 --shadow canary\n",
+        "  shadowtap ctl mirror resume\n",
+        "  shadowtap ctl reload\n",
+        "  shadowtap ctl --format json status\n",
+        "\n",
+        "The token: --token-file FILE, or the SHADOWTAP_ADMIN_TOKEN environment variable.\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  done\n",
+        "  1  the admin port refused or failed the request (400, 401, 404, 5xx; the reason is printed)\n",
+        "  2  bad usage (a bad --admin URL, an unreadable --token-file)\n",
+        "  3  the admin port could not be reached (nothing listening, no answer in time)",
+    ))]
+    Ctl(shadowtap::ctl::CtlArgs),
     /// Run the built-in demo: backends, the proxy, steady traffic and a live report.
     #[command(after_help = concat!(
         "Examples:\n",
@@ -235,6 +256,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Demo { duration, rate } => demo(duration, rate),
         Command::Verdict(args) => return verdict(*args),
+        Command::Ctl(args) => ctl(args),
     };
     match result {
         Ok(code) => code,
@@ -301,6 +323,11 @@ fn run(path: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<ExitCode> 
         app.serve(shadowtap::shutdown::signal()).await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn ctl(args: shadowtap::ctl::CtlArgs) -> anyhow::Result<ExitCode> {
+    let code = runtime(Some(1))?.block_on(shadowtap::ctl::run(args));
+    Ok(ExitCode::from(code))
 }
 
 fn demo(duration: Option<Duration>, rate: u32) -> anyhow::Result<ExitCode> {

@@ -232,6 +232,25 @@ fn text<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+impl crate::admin::reload_api::ConfigReload for ReloadControl {
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::admin::reload_api::ReloadOutcome> + Send + '_>,
+    > {
+        use crate::admin::reload_api::ReloadOutcome;
+        Box::pin(async move {
+            match ReloadControl::reload(self).await {
+                Ok(reloaded) => ReloadOutcome::Applied {
+                    generation: reloaded.generation,
+                    changes: reloaded.changes,
+                },
+                Err(refused) => ReloadOutcome::Refused(refused.errors),
+            }
+        })
+    }
+}
+
 /// Reloads on every SIGHUP until shutdown. (Certificate files are also re-read on SIGHUP by
 /// each TLS listener, see [`crate::listener::reload`].)
 pub async fn on_hangup(control: Arc<ReloadControl>, mut shutdown: watch::Receiver<bool>) {

@@ -503,6 +503,10 @@ async fn listener_and_admin_ports_that_clash_are_refused_exactly_when_binding_fa
         (&["127.0.0.1:PORT", "[::1]:PORT"], "127.0.0.1:0"),
         (&["127.0.0.1:0", "127.0.0.1:0"], "127.0.0.1:0"),
     ];
+    let token_dir = tempfile::tempdir().unwrap();
+    let token = token_dir.path().join("admin-token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let token = token.to_str().unwrap();
     for (listeners, admin) in cases {
         let port = closed_port().await.port().to_string();
         let listeners: Vec<String> = listeners.iter().map(|l| l.replace("PORT", &port)).collect();
@@ -511,8 +515,10 @@ async fn listener_and_admin_ports_that_clash_are_refused_exactly_when_binding_fa
         for listener in &listeners {
             text.push_str(&format!("[[listeners]]\naddress = {listener:?}\n\n"));
         }
+        // A non-loopback admin port needs a token file; every case has one, so clashes
+        // are the only problems.
         text.push_str(&format!(
-            "[admin]\naddress = {admin:?}\n\n[upstreams.prod]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"main\"\nprimary = \"prod\"\n"
+            "[admin]\naddress = {admin:?}\ntoken_file = {token:?}\n\n[upstreams.prod]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"main\"\nprimary = \"prod\"\n"
         ));
         let checked = shadowtap::config::Config::from_toml(&text, &Default::default());
         let mut bound = Vec::new();

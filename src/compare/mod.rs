@@ -35,6 +35,7 @@ pub mod decode;
 pub mod headers;
 pub mod json;
 pub mod noise;
+pub mod pins;
 pub mod text;
 
 use crate::digest::BodyDigest;

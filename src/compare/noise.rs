@@ -1,7 +1,8 @@
 //! Telling regressions from noise.
 //!
 //! Three sources, in order of authority:
-//! 1. **pins** from config: a field pinned `signal` is never noise, one pinned `noise` always is;
+//! 1. **pins**, from config or set at runtime ([`super::pins`]): a field pinned `signal` is
+//!    never noise, one pinned `noise` always is;
 //! 2. **secondary** (Diffy's method): when a second primary-build upstream answers the same
 //!    requests, a difference that also shows between primary and secondary is noise — in
 //!    that pair, and for the field from then on once primary and secondary have differed
@@ -23,6 +24,9 @@
 //! Fields are keyed as `status`, `header:<name>`, or the body's JSON field pattern
 //! (`/items/*/updated_at`, `""` for a whole body).
 
+// `Pin` lives with the pins; re-exported where readers of the noise model look for it.
+pub use super::pins::Pin;
+use super::pins::{PinSource, Pins};
 use super::{DiffKind, Difference};
 use crate::message::pair::CapturedResponse;
 use crate::router::shape::Endpoint;
@@ -41,16 +45,6 @@ pub enum NoiseReason {
     Secondary,
     /// Learned from traffic.
     Learned,
-}
-
-/// A config pin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pin {
-    /// Always noise.
-    Noise,
-    /// Never noise.
-    Signal,
 }
 
 /// Learning settings.
@@ -118,6 +112,9 @@ pub struct NoiseField {
     /// `secondary_noise`, `learned`, `pinned_noise`, `pinned_signal`, or `candidate`
     /// (tracked, not noise).
     pub state: &'static str,
+    /// For a pin: `config` or `runtime` (`PUT /api/v1/noise`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_by: Option<PinSource>,
     /// Pairs in which primary and shadow differed there.
     pub differing_pairs: u64,
     /// Pairs in which the field was present (or may have been) on either side.
@@ -134,7 +131,7 @@ pub struct NoiseField {
 
 /// One route label's noise model: a learner per endpoint.
 pub struct NoiseModel {
-    pins: BTreeMap<String, Pin>,
+    pins: Arc<Pins>,
     settings: LearnSettings,
     learners: Mutex<Learners>,
 }
@@ -187,6 +184,12 @@ fn wilson_lower_bound(successes: u64, trials: u64) -> f64 {
 impl NoiseModel {
     /// A model with config pins.
     pub fn new(pins: BTreeMap<String, Pin>, settings: LearnSettings) -> NoiseModel {
+        NoiseModel::with_pins(Arc::new(Pins::new(pins)), settings)
+    }
+
+    /// A model reading a route's pins, which the route's other models share and which can
+    /// change at runtime.
+    pub fn with_pins(pins: Arc<Pins>, settings: LearnSettings) -> NoiseModel {
         NoiseModel {
             pins,
             settings,
@@ -248,9 +251,10 @@ impl NoiseModel {
                 }
             }
         }
+        let pins = self.pins.read();
         for difference in differences.iter_mut() {
             let key = field_key(difference);
-            difference.noise = match self.pins.get(&key) {
+            difference.noise = match pins.get(&key) {
                 Some(Pin::Signal) => None,
                 Some(Pin::Noise) => Some(NoiseReason::Pinned),
                 None => {
@@ -270,6 +274,7 @@ impl NoiseModel {
                 }
             };
         }
+        drop(pins);
         if self.settings.learn_after == 0 {
             return;
         }
@@ -331,7 +336,8 @@ impl NoiseModel {
         };
         let route_pairs = learners.pairs;
         let mut fields = Vec::new();
-        for (key, pin) in &self.pins {
+        let pins = self.pins.snapshot();
+        for (key, (pin, source)) in &pins {
             let mut stats = FieldStats::default();
             for learner in learners.all() {
                 if let Some(seen) = learner.1.fields.get(key) {
@@ -348,6 +354,7 @@ impl NoiseModel {
                     Pin::Noise => "pinned_noise",
                     Pin::Signal => "pinned_signal",
                 },
+                pinned_by: Some(*source),
                 differing_pairs: stats.differing_pairs,
                 present_pairs: stats.present_pairs,
                 secondary_pairs: stats.secondary_pairs,
@@ -362,7 +369,7 @@ impl NoiseModel {
                 learner
                     .fields
                     .iter()
-                    .filter(|(key, _)| !self.pins.contains_key(*key))
+                    .filter(|(key, _)| !pins.contains_key(*key))
                     .map(move |(key, stats)| (endpoint, learner.pairs, key, stats))
             })
             .collect();
@@ -385,6 +392,7 @@ impl NoiseModel {
             fields.push(NoiseField {
                 endpoint: Some(endpoint.to_string()),
                 field: key.clone(),
+                pinned_by: None,
                 state: if secondary {
                     "secondary_noise"
                 } else if learned {
@@ -408,6 +416,7 @@ impl NoiseModel {
         let Ok(learners) = self.learners.lock() else {
             return HashMap::new();
         };
+        let pins = self.pins.read();
         learners
             .by_endpoint
             .iter()
@@ -415,7 +424,7 @@ impl NoiseModel {
                 let mut fields: Vec<String> = learner
                     .fields
                     .iter()
-                    .filter(|(key, stats)| !self.pins.contains_key(*key) && self.is_learned(stats))
+                    .filter(|(key, stats)| !pins.contains(key) && self.is_learned(stats))
                     .map(|(key, _)| key.clone())
                     .collect();
                 fields.sort();

@@ -4,6 +4,7 @@
 //! flags replace file values) -> `validate` (raw -> typed, meaning errors). Every problem
 //! from every stage is collected and reported together, each with its key path.
 
+mod admin;
 mod check;
 pub(crate) mod compare;
 mod error;
@@ -17,6 +18,7 @@ mod validate;
 pub mod verdict;
 mod writable;
 
+pub use admin::{AdminConfig, AdminToken};
 pub use compare::{CompareConfig, RouteCompare};
 pub use error::{ConfigError, Problem};
 pub use mirror::{
@@ -190,28 +192,6 @@ pub enum Http1Engine {
     Hyper,
 }
 
-/// The admin listener.
-#[derive(Debug, Clone)]
-pub struct AdminConfig {
-    /// `None` when the admin port is disabled.
-    pub address: Option<SocketAddr>,
-}
-
-/// Printed as the keys it is written with: `enabled`, and `address` when enabled. A bare
-/// `address` alone could not say "disabled", and reading it back would turn the port on.
-impl Serialize for AdminConfig {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut admin = serializer.serialize_struct("AdminConfig", 2)?;
-        admin.serialize_field("enabled", &self.address.is_some())?;
-        match &self.address {
-            Some(address) => admin.serialize_field("address", address)?,
-            None => admin.skip_field("address")?,
-        }
-        admin.end()
-    }
-}
-
 /// The wire protocol spoken to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -339,6 +319,10 @@ pub struct Overrides {
     /// [default: 127.0.0.1:9901].
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+    /// File holding the admin port's bearer token (sets admin.token_file); required when
+    /// --admin is not a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<String>,
     /// Log format: human or json (level from RUST_LOG, default info) [default: human].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,

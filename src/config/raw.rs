@@ -61,6 +61,8 @@ pub enum RawVia {
 pub struct RawAdmin {
     pub address: Option<String>,
     pub enabled: Option<bool>,
+    pub token_file: Option<String>,
+    pub read_only_open: Option<bool>,
 }
 
 /// One `[upstreams.NAME]` entry.

@@ -149,8 +149,9 @@ pub(crate) fn validate(
 
 impl super::Config {
     /// What is valid but dangerous, for `check` to print and `run` to log at start-up: each
-    /// upstream whose certificate is not verified.
+    /// upstream whose certificate is not verified, and an admin token file not readable here.
     pub fn warnings(&self) -> Vec<String> {
+        let admin = self.admin.warning();
         self.upstreams
             .iter()
             .filter(|(_, upstream)| {
@@ -166,6 +167,7 @@ impl super::Config {
                      (test environments only)"
                 )
             })
+            .chain(admin)
             .collect()
     }
 }

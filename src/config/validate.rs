@@ -50,6 +50,9 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, proble
         section.address = Some(admin.clone());
         section.enabled = Some(true);
     }
+    if let Some(file) = &overrides.admin_token_file {
+        raw.admin.get_or_insert_with(Default::default).token_file = Some(file.clone());
+    }
     if let Some(format) = &overrides.log_format {
         raw.logging.get_or_insert_with(Default::default).format = Some(format.clone());
     }
@@ -169,14 +172,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let listeners = validate_listeners(raw.listeners, problems);
 
     let admin_raw = raw.admin.unwrap_or_default();
-    let admin = AdminConfig {
-        address: if admin_raw.enabled.unwrap_or(true) {
-            let text = admin_raw.address.as_deref().unwrap_or(defaults::ADMIN);
-            parse_addr("admin.address", text, problems)
-        } else {
-            None
-        },
-    };
+    let admin = super::admin::validate_admin(admin_raw, defaults::ADMIN, parse_addr, problems);
 
     // Upstreams that fail validation are still "known", so a route naming them does not get
     // a second, misleading "unknown upstream" problem. Collected before validation drops them.

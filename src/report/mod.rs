@@ -22,6 +22,7 @@ pub mod stats;
 
 use crate::compare::json::{JsonRules, PointerPattern};
 use crate::compare::noise::{LearnSettings, NoiseField, NoiseModel, Pin};
+use crate::compare::pins::Pins;
 use crate::compare::{self, headers, CompareRules, DiffKind, LatencyRule};
 use crate::config::{CompareConfig, Config};
 use crate::message::pair::{CompletedPair, PairSink};
@@ -79,7 +80,8 @@ impl PairVerdict {
 struct RouteSetup {
     rules: CompareRules,
     redactor: Redactor,
-    pins: BTreeMap<String, Pin>,
+    /// Shared by the noise models of all the route's labels; runtime pins land here.
+    pins: Arc<Pins>,
     /// The route's name and how many templates it has (its first labels).
     name: String,
     templates: usize,
@@ -92,6 +94,9 @@ type PairKey = (Arc<str>, Arc<str>);
 struct State {
     config: CompareConfig,
     metrics: Arc<Metrics>,
+    /// Each route's pins, by route name: kept across reloads (runtime pins survive, config
+    /// pins are replaced), shared with the route's noise models.
+    pins: Mutex<HashMap<String, Arc<Pins>>>,
     stats: Mutex<HashMap<PairKey, PairStats>>,
     /// Endpoint names, results per endpoint, and each route label's noise model.
     endpoints: endpoints::EndpointBook,
@@ -166,6 +171,7 @@ impl Reporter {
             )),
             config: compare,
             metrics: metrics.clone(),
+            pins: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
             diff_log: Mutex::new(diff_log),
         });
@@ -202,11 +208,14 @@ impl Reporter {
                 .zip(route_labels)
                 .map(|(route, labels)| (route.name.as_str(), labels.as_slice())),
         );
+        if let Ok(mut pins) = self.state.pins.lock() {
+            pins.retain(|name, _| config.routes.iter().any(|route| route.name == *name));
+        }
         let rules = Rules {
             routes: config
                 .routes
                 .iter()
-                .map(|route| route_setup(route, &config.compare))
+                .map(|route| route_setup(route, &config.compare, self.pins_of(route)))
                 .collect(),
             compare: config.compare.clone(),
             metrics,
@@ -216,6 +225,22 @@ impl Reporter {
             reporter: self.clone(),
             rules: Arc::new(rules),
         })
+    }
+
+    /// The pins of `route`, kept by its name across reloads: the config's replaced by the
+    /// route's current ones, the runtime ones as they were.
+    fn pins_of(&self, route: &crate::config::RouteConfig) -> Arc<Pins> {
+        let mut all = self
+            .state
+            .pins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pins = all
+            .entry(route.name.clone())
+            .or_insert_with(|| Arc::new(Pins::default()))
+            .clone();
+        pins.set_config(config_pins(&route.compare));
+        pins
     }
 
     /// Stops accepting pairs; the workers finish what is queued and exit.
@@ -292,6 +317,25 @@ impl Reporter {
         out
     }
 
+    /// Pins `field` of route `route` (its name) as noise or signal from the next compared
+    /// pair on, as a config pin would; `None` removes a runtime pin (a config pin of the
+    /// field is in force again). `Err` names no route. Runtime pins outlive a reload.
+    pub fn pin(&self, route: &str, field: String, pin: Option<Pin>) -> Result<(), UnknownRoute> {
+        let pins = self
+            .state
+            .pins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(route)
+            .cloned();
+        let Some(pins) = pins else {
+            return Err(UnknownRoute(route.to_string()));
+        };
+        pins.set(field.clone(), pin);
+        tracing::info!(route, field = %field, pin = ?pin, "noise pin set");
+        Ok(())
+    }
+
     /// Results per endpoint for `GET /api/v1/endpoints`.
     pub fn endpoints(&self) -> Vec<endpoints::EndpointSummary> {
         self.state.endpoints.view()
@@ -317,6 +361,11 @@ impl PairSink for ConfigSink {
         }
     }
 }
+
+/// A route name no route has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no route is named {0:?}")]
+pub struct UnknownRoute(pub String);
 
 /// `GET /api/v1/routes` entry.
 #[derive(Debug, Clone, Serialize)]
@@ -375,7 +424,27 @@ pub struct LatencySummary {
     pub delta: Percentiles,
 }
 
-fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> RouteSetup {
+/// A route's `compare.noise` table as pins.
+fn config_pins(rules: &crate::config::RouteCompare) -> BTreeMap<String, Pin> {
+    rules
+        .noise
+        .iter()
+        .map(|(field, pin)| {
+            let pin = if pin == "signal" {
+                Pin::Signal
+            } else {
+                Pin::Noise
+            };
+            (field.clone(), pin)
+        })
+        .collect()
+}
+
+fn route_setup(
+    route: &crate::config::RouteConfig,
+    compare: &CompareConfig,
+    pins: Arc<Pins>,
+) -> RouteSetup {
     let rules = &route.compare;
     let patterns = |list: &[String]| -> Vec<PointerPattern> {
         list.iter()
@@ -421,20 +490,7 @@ fn route_setup(route: &crate::config::RouteConfig, compare: &CompareConfig) -> R
         },
         name: route.name.clone(),
         templates: route.templates.len(),
-        pins: rules
-            .noise
-            .iter()
-            .map(|(field, pin)| {
-                (
-                    field.clone(),
-                    if pin == "signal" {
-                        Pin::Signal
-                    } else {
-                        Pin::Noise
-                    },
-                )
-            })
-            .collect(),
+        pins,
     }
 }
 
@@ -636,7 +692,7 @@ fn noise_model(compare: &CompareConfig, setup: &RouteSetup) -> Arc<NoiseModel> {
         // The namer's bound, plus its overflow endpoint `<route>:other`.
         max_endpoints: compare.endpoints_per_route.saturating_add(1),
     };
-    Arc::new(NoiseModel::new(setup.pins.clone(), settings))
+    Arc::new(NoiseModel::with_pins(setup.pins.clone(), settings))
 }
 
 fn divergent_pair(

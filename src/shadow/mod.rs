@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`sample`] | percentage and sticky sampling |
 //! | [`breaker`] | per-shadow circuit breaker |
+//! | [`control`] | runtime pause/resume and percent switches (`PUT /api/v1/mirror`) |
 //! | [`budget`] | one byte budget for every body the mirror side holds |
 //! | [`copy`] | how a shadow's copy of a request differs from the primary's |
 //! | [`dispatch`] | per-shadow queue, pool, in-flight cap, deadline, response cap |
@@ -25,6 +26,7 @@
 pub use crate::message::{budget, copy, fields, pair};
 
 pub mod breaker;
+pub mod control;
 pub mod dispatch;
 pub mod notice;
 pub mod sample;
@@ -38,6 +40,7 @@ use crate::message::fields::{FieldLookup, Fields};
 use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use crate::message::tee::{TeeResult, TeeSink};
 use crate::telemetry::{Metrics, MirrorOutcome};
+use control::{MirrorControl, RouteHandles, RouteSwitch, ShadowSwitch};
 use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -55,10 +58,14 @@ struct CompiledShadow {
     require_headers: Vec<HeaderName>,
     edits: Arc<HeaderEdits>,
     path_rewrite: Option<PathRewrite>,
+    /// Its runtime switches (pause, percent override); the secondary's are never set.
+    switch: Arc<ShadowSwitch>,
 }
 
 /// A route's mirroring policy, compiled.
 struct CompiledRoute {
+    /// The route's runtime pause switch.
+    switch: Arc<RouteSwitch>,
     max_body_bytes: usize,
     shadows: Vec<CompiledShadow>,
     secondary: Option<CompiledShadow>,
@@ -76,6 +83,7 @@ pub struct Mirror {
     budget: Arc<Budget>,
     /// Where this config's jobs count their outcomes and send their pairs.
     outlet: Arc<Outlet>,
+    control: Arc<MirrorControl>,
 }
 
 /// What a shadow target is built from: equal settings make an equal target.
@@ -131,14 +139,17 @@ impl Mirror {
     /// Compiles every route's policy and builds one target per shadow upstream in use.
     /// `sink` receives completed pairs. Given the `previous` config's mirror (a reload), a
     /// shadow whose upstream and mirror settings are unchanged keeps its target: its queue,
-    /// pool, in-flight requests and breaker carry on. The byte budget is kept unless its cap
-    /// changed.
+    /// pool, in-flight requests and breaker carry on; the byte budget is kept unless its cap
+    /// changed; and the runtime switches (pauses, percent overrides) carry over to the routes
+    /// and shadows that still exist.
     pub fn new(
         config: &Config,
         metrics: Arc<Metrics>,
         sink: Option<Arc<dyn PairSink>>,
         previous: Option<&Mirror>,
     ) -> Mirror {
+        let control = previous.map_or_else(MirrorControl::new, |previous| previous.control.clone());
+        let mut handles = control.adopt(config, &metrics).into_iter();
         let marker = (
             HeaderName::from_bytes(config.mirror.marker_header.as_bytes())
                 .unwrap_or(HeaderName::from_static("x-shadowtap-shadow")),
@@ -184,15 +195,25 @@ impl Mirror {
         };
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
-            let Some(mirror) = &route.mirror else {
+            let switches = handles.next().flatten();
+            let (
+                Some(mirror),
+                Some(RouteHandles {
+                    route: switch,
+                    shadows: switches,
+                }),
+            ) = (&route.mirror, switches)
+            else {
                 routes.push(None);
                 continue;
             };
             let shadows = mirror
                 .shadows
                 .iter()
-                .map(|policy| {
-                    compile_shadow(policy, target_for(&policy.upstream), &route.name, &marker)
+                .zip(switches)
+                .map(|(policy, switch)| {
+                    let target = target_for(&policy.upstream);
+                    compile_shadow(policy, target, &route.name, &marker, switch)
                 })
                 .collect();
             // The secondary gets a plain copy: no sampling of its own, no header rewrites.
@@ -209,9 +230,11 @@ impl Mirror {
                     host_rewrite: None,
                     path_rewrite: None,
                 };
-                compile_shadow(&policy, target_for(name), &route.name, &marker)
+                let target = target_for(name);
+                compile_shadow(&policy, target, &route.name, &marker, Arc::default())
             });
             routes.push(Some(CompiledRoute {
+                switch,
                 max_body_bytes: mirror.max_body_bytes,
                 shadows,
                 secondary,
@@ -228,6 +251,7 @@ impl Mirror {
             }),
             metrics,
             budget,
+            control,
         }
     }
 
@@ -239,6 +263,12 @@ impl Mirror {
                 target.retire();
             }
         }
+    }
+
+    /// The runtime switches this mirror reads (for the admin API, and for a mirror rebuilt
+    /// on reload).
+    pub fn control(&self) -> &Arc<MirrorControl> {
+        &self.control
     }
 
     /// The byte budget every body kept for comparison is held against.
@@ -284,6 +314,7 @@ impl Mirror {
             self.metrics.record_loop_guard(route_metrics);
             return None;
         }
+        let route_paused = self.control.paused_all() || compiled.switch.paused();
         let mut shadows = Vec::new();
         for (position, shadow) in compiled.shadows.iter().enumerate() {
             if let Some(prefix) = &shadow.path_prefix {
@@ -298,10 +329,16 @@ impl Mirror {
             {
                 continue;
             }
-            if !shadow.sampler.sample(headers, query) {
+            let percent = shadow.switch.percent_override();
+            if !shadow.sampler.sample_at(percent, headers, query) {
                 continue;
             }
             // Sampled: from here on every path ends in exactly one outcome.
+            if route_paused || shadow.switch.paused() {
+                self.metrics
+                    .record_mirror(route_metrics, position, MirrorOutcome::SkippedPaused);
+                continue;
+            }
             if let Some(methods) = &shadow.methods {
                 if !methods.contains(method) {
                     self.metrics.record_mirror(
@@ -510,6 +547,7 @@ fn compile_shadow(
     target: usize,
     route: &str,
     marker: &(HeaderName, HeaderValue),
+    switch: Arc<ShadowSwitch>,
 ) -> CompiledShadow {
     let sticky = policy.sticky.as_ref().and_then(|sticky| match sticky {
         StickySource::Header(name) => HeaderName::from_bytes(name.as_bytes())
@@ -560,6 +598,7 @@ fn compile_shadow(
             marker.clone(),
         )),
         path_rewrite: policy.path_rewrite.clone(),
+        switch,
     }
 }
 

@@ -33,17 +33,7 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler for `percent` (clamped to 0–100). `seed` differentiates shadows.
     pub fn new(percent: f64, sticky: Option<StickyKey>, seed: &str) -> Sampler {
-        let percent = if percent.is_finite() {
-            percent.clamp(0.0, 100.0)
-        } else {
-            0.0
-        };
-        // u64::MAX as f64 rounds up to 2^64; saturating casts keep 100% at "always".
-        let threshold = if percent >= 100.0 {
-            u64::MAX
-        } else {
-            (percent / 100.0 * u64::MAX as f64) as u64
-        };
+        let (percent, threshold) = threshold(percent);
         Sampler {
             percent,
             threshold,
@@ -59,10 +49,38 @@ impl Sampler {
 
     /// Decides for one request. With a sticky key that the request lacks, falls back to random.
     pub fn sample(&self, headers: &impl FieldLookup, query: Option<&str>) -> bool {
-        if self.percent <= 0.0 {
+        self.draw(self.percent, self.threshold, headers, query)
+    }
+
+    /// Decides for one request at `percent` when given (a runtime override, see
+    /// [`super::control`]) instead of the configured percentage; the same sticky key and
+    /// seed, so a sticky user stays in as the share grows.
+    pub fn sample_at(
+        &self,
+        percent: Option<f64>,
+        headers: &impl FieldLookup,
+        query: Option<&str>,
+    ) -> bool {
+        match percent {
+            None => self.sample(headers, query),
+            Some(percent) => {
+                let (percent, threshold) = threshold(percent);
+                self.draw(percent, threshold, headers, query)
+            }
+        }
+    }
+
+    fn draw(
+        &self,
+        percent: f64,
+        threshold: u64,
+        headers: &impl FieldLookup,
+        query: Option<&str>,
+    ) -> bool {
+        if percent <= 0.0 {
             return false;
         }
-        if self.percent >= 100.0 {
+        if percent >= 100.0 {
             return true;
         }
         let draw = match self
@@ -73,8 +91,25 @@ impl Sampler {
             Some(value) => mix(fnv1a(self.seed, value)),
             None => fastrand::u64(..),
         };
-        draw < self.threshold
+        draw < threshold
     }
+}
+
+/// `percent` clamped to 0–100 (0 when not finite), and mapped onto `u64`: a draw below the
+/// threshold is in.
+fn threshold(percent: f64) -> (f64, u64) {
+    let percent = if percent.is_finite() {
+        percent.clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
+    // u64::MAX as f64 rounds up to 2^64; saturating casts keep 100% at "always".
+    let threshold = if percent >= 100.0 {
+        u64::MAX
+    } else {
+        (percent / 100.0 * u64::MAX as f64) as u64
+    };
+    (percent, threshold)
 }
 
 fn key_value<'a>(
@@ -151,6 +186,19 @@ mod tests {
         }
         // 2000 keys at 50%: sd = sqrt(2000*0.25) ≈ 22; 5 sd band.
         assert!((890..=1110).contains(&ins), "{ins} of 2000 sticky keys in");
+    }
+
+    #[test]
+    fn an_override_replaces_the_configured_percent() {
+        let half = Sampler::new(50.0, None, "s");
+        let empty = Fields::default();
+        assert!((0..1000).all(|_| !half.sample_at(Some(0.0), &empty, None)));
+        assert!((0..1000).all(|_| half.sample_at(Some(100.0), &empty, None)));
+        // 4000 draws at 10%: sd = sqrt(4000*0.09) ≈ 19; 5 sd band around 400.
+        let ins = (0..4000)
+            .filter(|_| half.sample_at(Some(10.0), &empty, None))
+            .count();
+        assert!((305..=495).contains(&ins), "{ins} of 4000 in at 10%");
     }
 
     #[test]

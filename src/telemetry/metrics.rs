@@ -94,6 +94,13 @@ pub const MIRROR_LOOP_GUARD_TOTAL: &str = "shadowtap_mirror_loop_guard_total";
 /// for comparison (`complete`) or not, because the primary's answer could not be kept
 /// (`primary_unavailable`: the primary failed or its answer was cut short).
 pub const MIRROR_PAIRS_TOTAL: &str = "shadowtap_mirror_pairs_total";
+/// `shadowtap_mirror_paused{route,shadow}`: 1 while mirroring from a route (by its name) to
+/// a shadow is paused at runtime (`PUT /api/v1/mirror`), globally, for the route or for the
+/// shadow; 0 otherwise.
+pub const MIRROR_PAUSED: &str = "shadowtap_mirror_paused";
+/// `shadowtap_admin_unauthorized_total{endpoint}`: admin requests refused with a 401 for a
+/// missing or wrong bearer token, by the endpoint asked for (a fixed set).
+pub const ADMIN_UNAUTHORIZED_TOTAL: &str = "shadowtap_admin_unauthorized_total";
 
 /// `shadowtap_comparisons_total{route,shadow,result}`: compared pairs by `match`,
 /// `diverged`, `noise_only` or `unjudged` (nothing differs but the bodies could not be judged).
@@ -235,11 +242,13 @@ pub enum MirrorOutcome {
     SkippedMethod,
     /// The shadow's circuit breaker is open.
     SkippedCircuitOpen,
+    /// Mirroring is paused at runtime (`PUT /api/v1/mirror`) for this route or shadow.
+    SkippedPaused,
 }
 
 impl MirrorOutcome {
     /// Every outcome, in label-index order.
-    pub const ALL: [MirrorOutcome; 9] = [
+    pub const ALL: [MirrorOutcome; 10] = [
         MirrorOutcome::Completed,
         MirrorOutcome::Error,
         MirrorOutcome::Timeout,
@@ -249,6 +258,7 @@ impl MirrorOutcome {
         MirrorOutcome::DroppedMemoryBudget,
         MirrorOutcome::SkippedMethod,
         MirrorOutcome::SkippedCircuitOpen,
+        MirrorOutcome::SkippedPaused,
     ];
 
     /// The label value.
@@ -263,6 +273,7 @@ impl MirrorOutcome {
             MirrorOutcome::DroppedMemoryBudget => "dropped_memory_budget",
             MirrorOutcome::SkippedMethod => "skipped_method",
             MirrorOutcome::SkippedCircuitOpen => "skipped_circuit_open",
+            MirrorOutcome::SkippedPaused => "skipped_paused",
         }
     }
 
@@ -898,6 +909,11 @@ impl Metrics {
             .register_counter(&key(name, labels), &METADATA)
     }
 
+    /// Registers (or finds) a gauge by name and labels (see [`Metrics::counter`]).
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
     /// Registers (or finds) a histogram by name and labels (see [`Metrics::counter`]).
     pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
         self.recorder
@@ -1034,6 +1050,12 @@ fn describe(recorder: &PrometheusRecorder) {
     };
     help(
         recorder,
+        ADMIN_UNAUTHORIZED_TOTAL,
+        None,
+        "Admin requests refused for a missing or wrong bearer token, by endpoint.",
+    );
+    help(
+        recorder,
         REQUESTS_TOTAL,
         None,
         "Live requests, by route template, method and status class (client_closed: the client left before the response head).",
@@ -1153,6 +1175,10 @@ fn describe(recorder: &PrometheusRecorder) {
     );
     for (name, text) in [
         (MIRROR_QUEUE_DEPTH, "Mirror jobs waiting for a shadow."),
+        (
+            MIRROR_PAUSED,
+            "1 while mirroring from the route (by name) to the shadow is paused at runtime.",
+        ),
         (MIRROR_IN_FLIGHT, "Shadow requests under way."),
         (
             MIRROR_CIRCUIT_STATE,

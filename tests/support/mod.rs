@@ -14,7 +14,8 @@
 //! - Both HTTP/1.1 engines: [`ENGINES`], [`engine_line`], [`engine_toml`], [`shadowtap_on`].
 //! - Waiting: [`until`] for a condition, [`until_metrics`] for the admin `/metrics`.
 //!
-//! The submodules: [`raw`] (the one raw HTTP/1 client, and upstreams that misbehave at chosen
+//! The submodules: [`admin`] (the real binary with a token file, and its admin API),
+//! [`raw`] (the one raw HTTP/1 client, and upstreams that misbehave at chosen
 //! bytes), [`shadow`] (mirroring configs and accounting), [`compare`] (comparison configs and
 //! the admin API), [`metrics`] (reading Prometheus text), [`fixtures`] (answers several files
 //! use), [`process`] (the real binary as a child process), [`upstream_tls`] (a private CA and
@@ -26,6 +27,7 @@
 // Each test binary uses its own subset of the harness.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod compare;
 pub mod fixtures;
 pub mod metrics;

@@ -14,7 +14,7 @@ use std::time::Instant;
 pub type TestClient = Client<HttpConnector, Body>;
 
 /// Every `outcome` label of `shadowtap_mirror_requests_total`.
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 10] = [
     "completed",
     "error",
     "timeout",
@@ -24,6 +24,7 @@ pub const OUTCOMES: [&str; 9] = [
     "dropped_memory_budget",
     "skipped_method",
     "skipped_circuit_open",
+    "skipped_paused",
 ];
 
 /// The mirroring parts of a config; every field is raw TOML lines.

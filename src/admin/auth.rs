@@ -1,0 +1,243 @@
+//! Who may use the admin port: the bearer token and the rules for asking for it.
+//!
+//! - Mutating endpoints (reload, mirror control, noise pins) need `Authorization: Bearer
+//!   <token>` whenever `admin.token_file` is set. Config validation refuses a non-loopback
+//!   admin address without one, so off loopback they always need it.
+//! - Read-only endpoints (`/metrics`, `GET /api/v1/...`) need it too when a token is set,
+//!   unless `admin.read_only_open = true`.
+//! - `/healthz` and `/readyz` are always open: probes carry no data and must not need a
+//!   secret.
+//!
+//! A missing or wrong token is a 401 with `WWW-Authenticate: Bearer`, counted on
+//! `shadowtap_admin_unauthorized_total{endpoint}`. The token is compared in constant time
+//! and never logged.
+
+use crate::config::{AdminConfig, AdminToken};
+use crate::telemetry::metrics::ADMIN_UNAUTHORIZED_TOTAL;
+use crate::telemetry::Metrics;
+use http::header::{HeaderMap, AUTHORIZATION};
+use metrics::Counter;
+use subtle::ConstantTimeEq;
+
+/// What an admin request asks for: the `endpoint` label of the unauthorized counter (a
+/// fixed set, never the raw path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/healthz`, `/readyz`.
+    Health,
+    /// `/metrics`.
+    Metrics,
+    /// Read-only `GET /api/v1/...` (routes, endpoints, samples, noise, mirror).
+    Api,
+    /// `PUT /api/v1/mirror`.
+    Mirror,
+    /// `PUT /api/v1/noise`.
+    Noise,
+    /// `POST /api/v1/reload`.
+    Reload,
+}
+
+impl Endpoint {
+    /// Every endpoint, in label order.
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Health,
+        Endpoint::Metrics,
+        Endpoint::Api,
+        Endpoint::Mirror,
+        Endpoint::Noise,
+        Endpoint::Reload,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Health => "health",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Api => "api",
+            Endpoint::Mirror => "mirror",
+            Endpoint::Noise => "noise",
+            Endpoint::Reload => "reload",
+        }
+    }
+
+    /// What the endpoint may do, which decides whether it needs the token.
+    pub fn access(self) -> Access {
+        match self {
+            Endpoint::Health => Access::Open,
+            Endpoint::Metrics | Endpoint::Api => Access::Read,
+            Endpoint::Mirror | Endpoint::Noise | Endpoint::Reload => Access::Mutate,
+        }
+    }
+}
+
+/// How much an endpoint can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Probes: never need the token.
+    Open,
+    /// Reads: need the token when one is set, unless `admin.read_only_open`.
+    Read,
+    /// Changes the running proxy: needs the token when one is set.
+    Mutate,
+}
+
+/// The admin port's access rules and the counter of refusals.
+pub struct Auth {
+    /// Whether a token file is configured: then the rules apply even if the token could not
+    /// be read (the app refuses to start so; this fails closed should it start anyway).
+    protected: bool,
+    token: Option<AdminToken>,
+    read_only_open: bool,
+    refused: [Counter; Endpoint::ALL.len()],
+}
+
+/// A request the rules refused (answered 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+impl Auth {
+    /// The rules of `config`; the refusal counters are registered (at 0) in `metrics`.
+    pub fn new(config: &AdminConfig, metrics: &Metrics) -> Auth {
+        Auth {
+            protected: config.token_file.is_some(),
+            token: config.token.clone(),
+            read_only_open: config.read_only_open,
+            refused: Endpoint::ALL.map(|endpoint| {
+                metrics.counter(ADMIN_UNAUTHORIZED_TOTAL, &[("endpoint", endpoint.as_str())])
+            }),
+        }
+    }
+
+    /// Lets the request through, or counts it and refuses it.
+    pub fn admit(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), Unauthorized> {
+        if !self.protected {
+            // No token file: validation has made sure the port is on loopback.
+            return Ok(());
+        }
+        let needed = match endpoint.access() {
+            Access::Open => false,
+            Access::Read => !self.read_only_open,
+            Access::Mutate => true,
+        };
+        let matches = |token: &AdminToken| {
+            presented(headers).is_some_and(|given| same(given, token.expose()))
+        };
+        if !needed || self.token.as_ref().is_some_and(matches) {
+            return Ok(());
+        }
+        let index = Endpoint::ALL
+            .iter()
+            .position(|known| *known == endpoint)
+            .unwrap_or(0);
+        if let Some(counter) = self.refused.get(index) {
+            counter.increment(1);
+        }
+        tracing::warn!(
+            endpoint = endpoint.as_str(),
+            "admin request refused: missing or wrong bearer token"
+        );
+        Err(Unauthorized)
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` field (the scheme is
+/// case-insensitive, RFC 7235).
+fn presented(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(rest.trim_ascii())
+}
+
+/// Whether the presented token is the configured one, in time that depends on neither
+/// content: `subtle`'s comparison (the RustCrypto crate, already in the dependency tree)
+/// is written so the compiler cannot turn it into an early-exit loop, which a hand-written
+/// `fold` gives no guarantee of. Only a length mismatch returns early, and the length is
+/// not the secret.
+fn same(given: &[u8], token: &[u8]) -> bool {
+    given.ct_eq(token).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn auth(token: Option<&str>, read_only_open: bool) -> Auth {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = format!("[admin]\nread_only_open = {read_only_open}\n");
+        if let Some(token) = token {
+            let path = dir.path().join("token");
+            std::fs::write(&path, format!("  {token}\n")).expect("write token");
+            text.push_str(&format!("token_file = {:?}\n", path.display().to_string()));
+        }
+        let overrides = crate::config::Overrides {
+            primary: Some("http://127.0.0.1:1".to_string()),
+            ..Default::default()
+        };
+        let config = crate::config::Config::from_toml(&text, &overrides).expect("valid config");
+        Auth::new(&config.admin, &Metrics::new(&[], &[]))
+    }
+
+    fn bearer(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("value"));
+        headers
+    }
+
+    #[test]
+    fn without_a_token_everything_is_open() {
+        let auth = auth(None, false);
+        for endpoint in Endpoint::ALL {
+            assert_eq!(auth.admit(endpoint, &HeaderMap::new()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn with_a_token_mutations_and_reads_need_it() {
+        let auth = auth(Some("s3cret"), false);
+        let none = HeaderMap::new();
+        assert_eq!(auth.admit(Endpoint::Health, &none), Ok(()));
+        for endpoint in [
+            Endpoint::Metrics,
+            Endpoint::Api,
+            Endpoint::Mirror,
+            Endpoint::Reload,
+        ] {
+            assert_eq!(auth.admit(endpoint, &none), Err(Unauthorized));
+            assert_eq!(
+                auth.admit(endpoint, &bearer("Bearer wrong")),
+                Err(Unauthorized)
+            );
+            assert_eq!(
+                auth.admit(endpoint, &bearer("Bearer s3cre")),
+                Err(Unauthorized)
+            );
+            assert_eq!(
+                auth.admit(endpoint, &bearer("Basic s3cret")),
+                Err(Unauthorized)
+            );
+            assert_eq!(auth.admit(endpoint, &bearer("Bearer s3cret")), Ok(()));
+            assert_eq!(auth.admit(endpoint, &bearer("bearer  s3cret ")), Ok(()));
+        }
+    }
+
+    #[test]
+    fn read_only_open_opens_reads_only() {
+        let auth = auth(Some("s3cret"), true);
+        let none = HeaderMap::new();
+        assert_eq!(auth.admit(Endpoint::Metrics, &none), Ok(()));
+        assert_eq!(auth.admit(Endpoint::Api, &none), Ok(()));
+        assert_eq!(auth.admit(Endpoint::Noise, &none), Err(Unauthorized));
+    }
+
+    #[test]
+    fn the_comparison_is_exact() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"ab", b"abc"));
+        assert!(!same(b"", b"abc"));
+    }
+}
