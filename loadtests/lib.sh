@@ -13,6 +13,17 @@ set_ports() { # BASE
   SHADOW_H2_PORT=$(($1 + 101)); LISTEN_PORT=$(($1 + 90)); ADMIN_PORT=$(($1 + 1901))
 }
 
+# Sets SHADOWTAP_BIN: as given (it must be executable), else target/release/shadowtap of the
+# tree at ROOT, built first.
+shadowtap_binary() { # ROOT
+  if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
+    echo "== building target/release/shadowtap"
+    (cd "$1" && cargo build --release --locked --quiet)
+    SHADOWTAP_BIN="${CARGO_TARGET_DIR:-$1/target}/release/shadowtap"
+  fi
+  [[ -x "$SHADOWTAP_BIN" ]] || { echo "SHADOWTAP_BIN=$SHADOWTAP_BIN is not executable" >&2; exit 1; }
+}
+
 wait_port() { # PORT: up to 30 s
   local _; for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
   echo "nothing on port $1" >&2; return 1

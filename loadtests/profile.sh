@@ -56,10 +56,7 @@ fi
 for tool in nginx oha callgrind_annotate; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run loadtests/run.sh --smoke once to install the tools" >&2; exit 1; }
 done
-if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
-  (cd "$ROOT" && cargo build --release --locked -q)
-  SHADOWTAP_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/shadowtap"
-fi
+shadowtap_binary "$ROOT"
 taskset -p -c "$LOADGEN_CPU" $$ >/dev/null
 
 RUN_DIR="$(mktemp -d /tmp/shadowtap-profile.XXXXXX)"; chmod 755 "$RUN_DIR"

@@ -46,15 +46,9 @@ if ((${#missing[@]})); then
   "${SUDO[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
-  echo "== building target/release/shadowtap"
-  (cd "$ROOT" && cargo build --release --locked --quiet)
-  SHADOWTAP_BIN="$ROOT/target/release/shadowtap"
-fi
-[[ -x "$SHADOWTAP_BIN" ]] || { echo "SHADOWTAP_BIN=$SHADOWTAP_BIN is not executable" >&2; exit 1; }
-
 # shellcheck source=loadtests/lib.sh
 source "$HERE/lib.sh"
+shadowtap_binary "$ROOT"
 set_ports "$PORTS"
 RUN_DIR="$(mktemp -d /tmp/shadowtap-testssl.XXXXXX)"; chmod 755 "$RUN_DIR"
 PIDS=()

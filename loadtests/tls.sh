@@ -72,15 +72,9 @@ for tool in nginx wrk oha openssl python3 taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run loadtests/run.sh --smoke once to install the tools" >&2; exit 1; }
 done
 nginx -V 2>&1 | grep -q -- --with-http_ssl_module || { echo "this nginx has no ssl module" >&2; exit 1; }
-if [[ -z "${SHADOWTAP_BIN:-}" ]]; then
-  echo "== building target/release/shadowtap"
-  (cd "$ROOT" && cargo build --release --locked --quiet)
-  SHADOWTAP_BIN="$ROOT/target/release/shadowtap"
-fi
-[[ -x "$SHADOWTAP_BIN" ]] || { echo "SHADOWTAP_BIN=$SHADOWTAP_BIN is not executable" >&2; exit 1; }
-
 # shellcheck source=loadtests/lib.sh
 source "$HERE/lib.sh"
+shadowtap_binary "$ROOT"
 set_ports "$PORTS"
 # Beside lib.sh's layout: the contenders on LISTEN_PORT (shadowtap) and +1..+3, the https
 # shadow's stub_status on SHADOW_PORT+5, shadowtap-mirror's admin port on ADMIN_PORT+1.

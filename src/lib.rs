@@ -11,7 +11,9 @@
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
 //! | [`verdict`] | `shadowtap verdict`: a canary's pass / fail / inconclusive from one instance's API or a fleet's Prometheus, each ratio judged by its 95 % interval |
 //! | [`ctl`] | `shadowtap ctl`: the admin API's client (reload, mirror pause/resume/percent, status) |
-//! | [`app`] | the composition root: binds every socket, builds the router, pools, mirror and metrics into one [`context::Context`], hands it to both engines, serves until a shutdown future resolves |
+//! | [`app`] | the composition root: binds every socket, starts the comparison engine and the first config generation, serves until a shutdown future resolves |
+//! | [`generation`] | everything built from one config (router, pools, mirror, metrics' route table, both engines' [`context::Context`]) and the slot that says which generation is current |
+//! | [`reload`] | hot reload on SIGHUP and `POST /api/v1/reload`: validate, bind, build the next generation, swap it in |
 //! | [`listener`] | accepts connections, chooses the engine (native HTTP/1.1, or hyper for h2c and other shapes), limits, graceful drain; on a TLS listener the handshake (counted by outcome) and certificate rotation |
 //! | [`native`] | the native HTTP/1.1 server engine: plain requests (mirrored or not, over TCP or TLS) without hyper, as named phases (accept head, route, plan mirror, forward, stream answer, finish) |
 //! | [`proxy`] | the hyper engine: framing checks, header rules, forwarding through the [`MirrorLayer`], streamed bodies |

@@ -153,8 +153,8 @@ fn refused(error: ConfigError) -> Refused {
 /// Settings a reload cannot change in a running process: noted, and left as they are.
 fn unchangeable(old: &Config, new: &Config) -> Vec<String> {
     let mut notes = Vec::new();
-    if old.admin.address != new.admin.address {
-        notes.push("admin.address changed: takes effect at the next restart".to_string());
+    if text(&old.admin) != text(&new.admin) {
+        notes.push("[admin] changed: takes effect at the next restart".to_string());
     }
     if text(&old.runtime) != text(&new.runtime) {
         notes.push("runtime changed: takes effect at the next restart".to_string());

@@ -493,3 +493,86 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     assert_eq!(get(&running.url("/next")).await.text(), "new");
     assert_eq!(in_flight.await.unwrap(), "old");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadowtap_ctl_reload_prints_the_changes_or_every_error() {
+    let app = named("app").await;
+    let other = named("other").await;
+    let running = Running::start(&two_routes(app.addr, other.addr, false)).await;
+    let admin = format!("http://{}", running.admin);
+    let ctl = |format: &'static str| {
+        let admin = admin.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(BIN)
+                    .args(["ctl", "--admin", &admin, "--format", format, "reload"])
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    running.write(&two_routes(app.addr, other.addr, true));
+    let done = ctl("human").await;
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert_eq!(done.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("route added: other"), "{stdout}");
+
+    running.write(
+        &two_routes(app.addr, other.addr, true)
+            .replace("primary = \"other\"", "primary = \"nowhere\""),
+    );
+    let refused = ctl("json").await;
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(answer["result"], "failure", "{answer}");
+    assert!(answer["errors"].to_string().contains("nowhere"), "{answer}");
+    // Still the config of the first reload.
+    assert_eq!(get(&running.url("/other/x")).await.text(), "other");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_idle_connections_of_an_unchanged_upstream() {
+    let kept = support::raw::flaky_upstream(support::raw::OnReuse::Answer).await;
+    let other = named("other").await;
+    let running = Running::start(&two_routes(kept.addr, other.addr, false)).await;
+    let client = http1_client();
+    for path in ["/one", "/two"] {
+        let reply = send(&client, get_request(&running.url(path)))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(kept.accepted(), 1, "one pooled connection to the upstream");
+
+    // A route added, the upstream `app` untouched: its pool goes on with the new config.
+    running.write(&two_routes(kept.addr, other.addr, true));
+    running.reload_ok().await;
+    let reply = send(&client, get_request(&running.url("/three")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(kept.answered(), 3);
+    assert_eq!(kept.accepted(), 1, "the reload kept the idle connection");
+
+    // The upstream's own settings changed: a new client, a new connection.
+    running.write(&two_routes(kept.addr, other.addr, true).replace(
+        &format!("url = \"http://{}\"\n", kept.addr),
+        &format!("url = \"http://{}\"\npool_max_idle = 7\n", kept.addr),
+    ));
+    let body = running.reload_ok().await;
+    assert!(
+        body["changes"]
+            .to_string()
+            .contains("upstream changed: app"),
+        "{body}"
+    );
+    let reply = send(&client, get_request(&running.url("/four")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(kept.accepted(), 2);
+}
