@@ -195,23 +195,31 @@ pub fn shadow_gauge(metrics: &str, which: &str) -> f64 {
 
 /// Polls `/metrics` until `done` holds; panics with the last scrape after [`STEP`].
 pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bool) -> String {
-    until_metrics(proxy.admin, what, done, |metrics| {
-        format!("outcomes {:?}\n{metrics}", outcomes(metrics))
-    })
-    .await
+    until_metrics(proxy.admin, what, done, explain_outcomes).await
+}
+
+/// The outcomes, then the whole scrape: what a test that timed out waiting shows.
+fn explain_outcomes(metrics: &str) -> String {
+    format!("outcomes {:?}\n{metrics}", outcomes(metrics))
 }
 
 /// Waits until the shadow side is idle: queue and in-flight at 0 and the outcome counts
 /// unchanged over two scrapes 100 ms apart (a job between dequeue and send shows as
 /// neither queued nor in flight, so one idle-looking scrape is not enough).
 pub async fn settled(proxy: &Shadowtap) -> String {
+    settled_at(proxy.admin).await
+}
+
+/// [`settled`] for the shadowtap whose admin port is `admin` (the real binary, too).
+pub async fn settled_at(admin: SocketAddr) -> String {
     let idle = |metrics: &str| {
         shadow_gauge(metrics, "queue_depth") == 0.0 && shadow_gauge(metrics, "in_flight") == 0.0
     };
-    let mut last = eventually(proxy, "the shadow side to go idle", idle).await;
+    let idle_at = || until_metrics(admin, "the shadow side to go idle", idle, explain_outcomes);
+    let mut last = idle_at().await;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = eventually(proxy, "the shadow side to go idle", idle).await;
+        let now = idle_at().await;
         if outcomes(&now) == outcomes(&last) {
             return now;
         }
