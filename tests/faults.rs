@@ -364,3 +364,49 @@ primary = "app"
         assert!(process.terminate().await.success(), "{engine}");
     }
 }
+
+/// Found by the soak (issue 25): the native engine's pool closed an idle connection only
+/// when the next request came, so a quiet upstream kept its sockets open past
+/// `pool_idle_timeout` for good. Now every idle connection, the primary's on both engines
+/// and the shadow's, is closed soon after the timeout without another request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_close_after_the_idle_timeout_without_more_requests() {
+    for engine in ENGINES {
+        let primary = echo_primary().await;
+        let shadow = healthy_shadow(Duration::ZERO).await;
+        let (primary_relay, shadow_relay) = (
+            FaultRelay::start(primary.addr).await,
+            FaultRelay::start(shadow.addr).await,
+        );
+        let idle = "pool_idle_timeout = \"300ms\"";
+        let toml = format!(
+            r#"
+[upstreams.app]
+url = "http://{}"
+{idle}
+[upstreams.shadow]
+url = "http://{}"
+{idle}
+
+[[routes]]
+name = "default"
+primary = "app"
+[routes.mirror]
+[[routes.mirror.shadows]]
+upstream = "shadow"
+"#,
+            primary_relay.addr, shadow_relay.addr
+        );
+        let proxy = Binary::start(engine, &toml).await;
+        intact(&proxy, engine, "/x").await;
+        settled_at(proxy.admin).await;
+        assert_eq!(primary_relay.connections(), 1, "{engine}");
+        assert_eq!(shadow_relay.connections(), 1, "{engine}");
+        until(&format!("{engine}: the idle connections to close"), || {
+            primary_relay.open() == 0 && shadow_relay.open() == 0
+        })
+        .await;
+        let mut process = proxy.process;
+        assert!(process.terminate().await.success(), "{engine}");
+    }
+}

@@ -50,6 +50,7 @@ impl Fault {
 #[derive(Debug, Default)]
 struct Counters {
     connections: AtomicU64,
+    open: AtomicU64,
     to_upstream: AtomicU64,
     to_client: AtomicU64,
     resets: AtomicU64,
@@ -96,7 +97,12 @@ impl FaultRelay {
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 counted.connections.fetch_add(1, Ordering::SeqCst);
-                let connection = relay(client, upstream, faults.subscribe(), counted.clone());
+                counted.open.fetch_add(1, Ordering::SeqCst);
+                let (faults, counted) = (faults.subscribe(), counted.clone());
+                let connection = async move {
+                    relay(client, upstream, faults, counted.clone()).await;
+                    counted.open.fetch_sub(1, Ordering::SeqCst);
+                };
                 let handle = tokio::spawn(connection).abort_handle();
                 let mut all = spawned.lock().expect("relay task lock");
                 all.retain(|task| !task.is_finished());
@@ -128,6 +134,11 @@ impl FaultRelay {
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now: accepted, and not yet closed on both sides (or reset).
+    pub fn open(&self) -> u64 {
+        self.counters.open.load(Ordering::SeqCst)
     }
 
     /// Bytes passed to the upstream so far.
