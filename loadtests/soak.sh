@@ -68,7 +68,8 @@ fi
 mkdir -p "$HERE/results"
 OUT="${OUT:-$HERE/results/soak-$(date -u +%Y%m%dT%H%M%SZ).json}"
 
-echo "== soak: shadowtap $SHADOWTAP_BIN (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+TREE="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "== soak: shadowtap $SHADOWTAP_BIN (the tree is at commit $TREE; a given SHADOWTAP_BIN may be another build)"
 status=0
 python3 "$HERE/soak.py" run --bin "$SHADOWTAP_BIN" --duration "$DURATION" --rate "$RATE" \
   --connections "$CONNS" --phase "$PHASE" --dir "$RUN_DIR" --out "$OUT" || status=$?
