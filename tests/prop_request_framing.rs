@@ -186,3 +186,32 @@ fn a_fragment_in_the_target_is_left_to_the_hyper_path() {
     assert_eq!(framing(bytes, 100), Framing::Fallback(Handover::Other));
     runtime().block_on(check(bytes));
 }
+
+/// Found by the `request_framing` fuzz target (issue 25): targets with `` ` ``, `<` or `>`
+/// in the path, or `"`, `<` or `>` in the query, were served by the native engine while
+/// hyper (the `http` crate's URI parser) answers them 400: the same bytes were forwarded by
+/// one engine and refused by the other. The native engine now leaves them to the hyper path.
+#[test]
+fn targets_hyper_refuses_are_left_to_the_hyper_path() {
+    use shadowtap::native::request::{framing, Framing};
+    use shadowtap::telemetry::metrics::Handover;
+    let runtime = runtime();
+    for target in ["/a`b", "/a<b", "/a>b", "/a?x\"b", "/a?x<b", "/a?x>b"] {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            framing(head.as_bytes(), 100),
+            Framing::Fallback(Handover::Other),
+            "{target}"
+        );
+        runtime.block_on(check(head.as_bytes()));
+    }
+    // Their neighbours hyper takes as sent are still served natively.
+    for target in ["/a?x`b", "/a\"b", "/a{b}|c\\d^e"] {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(
+            matches!(framing(head.as_bytes(), 100), Framing::Framed { .. }),
+            "{target}"
+        );
+        runtime.block_on(check(head.as_bytes()));
+    }
+}

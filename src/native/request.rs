@@ -255,13 +255,8 @@ fn frame<'h, 'b>(
         // The hyper path answers 431 with the listener's limit.
         return Err(Unframed::Fallback(Handover::Unparsable));
     }
-    // Origin-form with plain visible ASCII only; anything stranger is the hyper path's call.
-    // A `#` has no place in a request target (RFC 9112 §3.2): hyper drops the fragment, so
-    // serving it here would forward and route a target the hyper path reads otherwise.
-    if !target.starts_with('/')
-        || !target.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
-        || method == "CONNECT"
-    {
+    // Origin-form the hyper path reads as sent; anything stranger is the hyper path's call.
+    if !target.starts_with('/') || !read_as_sent(target.as_bytes()) || method == "CONNECT" {
         return Err(Unframed::Fallback(Handover::Other));
     }
     let fields: &'h mut [httparse::Header<'b>] = std::mem::take(&mut parsed.headers);
@@ -298,6 +293,27 @@ fn frame<'h, 'b>(
         fields,
         seen,
     })
+}
+
+/// Whether the hyper path takes `target` as sent: visible ASCII only, and none of the bytes
+/// the `http` crate's URI parser refuses or cuts at (`#`, `<`, `>` anywhere, `` ` `` in the
+/// path, `"` in the query). The native engine serves only such targets, so both engines
+/// forward and route the same one; for the others hyper answers 400 or drops a fragment
+/// (`#` has no place in a request target, RFC 9112 §3.2).
+#[inline(always)]
+fn read_as_sent(target: &[u8]) -> bool {
+    let mut in_query = false;
+    for &b in target {
+        match b {
+            b'?' => in_query = true,
+            b'#' | b'<' | b'>' => return false,
+            b'`' if !in_query => return false,
+            b'"' if in_query => return false,
+            _ if !b.is_ascii_graphic() => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The native engine's framing decision on `buf`, as [`framing`] reports it.
