@@ -10,13 +10,19 @@
 //! readable again has received something — a FIN, a reset or stray bytes — and is dropped
 //! (one `read` confirms it). What slips through (a close racing the next request) is retried
 //! by the exchange's one rule (`exchange::Retries`).
+//!
+//! Idle connections are also let go when nobody asks for them: a reaper task, started with
+//! the pool's first idle connection, wakes every `pool_idle_timeout` and closes those idle
+//! that long or closed by the upstream, so a quiet upstream is not held open (nor its
+//! closed sockets kept in CLOSE_WAIT) until the next request. It ends with the pool.
 
 use super::stream::UpstreamStream;
 use crate::tls::client::UpstreamTls;
 use bytes::BytesMut;
 use http::uri::Authority;
 use std::io;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -77,7 +83,9 @@ pub struct RawPool {
     connect_timeout: Duration,
     max_idle: usize,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Idle>>,
+    idle: Arc<Mutex<Vec<Idle>>>,
+    /// Whether the reaper task has been started (with the first idle connection).
+    reaping: AtomicBool,
 }
 
 impl RawPool {
@@ -95,7 +103,8 @@ impl RawPool {
             connect_timeout,
             max_idle,
             idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Arc::default(),
+            reaping: AtomicBool::new(false),
         }
     }
 
@@ -117,6 +126,9 @@ impl RawPool {
         if self.max_idle == 0 {
             return;
         }
+        if !self.reaping.load(Ordering::Relaxed) {
+            self.start_reaper();
+        }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() >= self.max_idle {
                 // The oldest is the least likely to be needed again soon.
@@ -127,6 +139,18 @@ impl RawPool {
                 since: Instant::now(),
             });
         }
+    }
+
+    /// Starts the task that closes idle connections nobody asked for (see the module docs);
+    /// once per pool, from within the runtime that serves its exchanges.
+    fn start_reaper(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        runtime.spawn(reap(Arc::downgrade(&self.idle), self.idle_timeout));
     }
 
     /// Dials a new connection, TLS handshake included (both bounded by `connect_timeout`).
@@ -171,6 +195,31 @@ impl RawPool {
                 source,
             }),
         }
+    }
+}
+
+/// The reaper of one pool's idle connections: every `idle_timeout`, closes those idle that
+/// long or closed by the upstream; ends when the pool is dropped.
+async fn reap(idle: Weak<Mutex<Vec<Idle>>>, idle_timeout: Duration) {
+    loop {
+        tokio::time::sleep(idle_timeout).await;
+        let Some(idle) = idle.upgrade() else {
+            return;
+        };
+        // Closed outside the lock: a check-in or check-out never waits on a socket's close.
+        let mut expired = Vec::new();
+        if let Ok(mut idle) = idle.lock() {
+            let mut kept = Vec::with_capacity(idle.len());
+            for mut entry in idle.drain(..) {
+                if entry.since.elapsed() < idle_timeout && entry.conn.stream.still_open() {
+                    kept.push(entry);
+                } else {
+                    expired.push(entry);
+                }
+            }
+            *idle = kept;
+        }
+        drop(expired);
     }
 }
 
@@ -220,6 +269,26 @@ mod tests {
         let reused = pool.check_out().unwrap();
         assert!(reused.reused);
         assert!(pool.check_out().is_none(), "only one kept");
+    }
+
+    /// Found by the soak (issue 25): with no request after it, an idle connection was
+    /// held open past `pool_idle_timeout` for good.
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_idle_timeout_without_another_request() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let idle_timeout = Duration::from_millis(100);
+        let pool = RawPool::new(address, None, Duration::from_secs(1), 4, idle_timeout);
+        let conn = pool.connect().await.unwrap();
+        let (mut server_side, _) = listener.accept().await.unwrap();
+        pool.check_in(conn);
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), server_side.read(&mut byte))
+            .await
+            .expect("the idle connection is closed by the pool");
+        assert_eq!(closed.unwrap(), 0, "closed, not written to");
+        assert!(pool.check_out().is_none());
     }
 
     #[tokio::test]

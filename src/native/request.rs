@@ -202,6 +202,157 @@ fn named_by_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
     )
 }
 
+/// A request head as the native engine frames it, before routing: the head's length, the
+/// method and target, the body's length (by its one plain `Content-Length`, or 0), and the
+/// one valid `Host`. Anything else was handed over before this exists.
+struct Framed<'h, 'b> {
+    head_len: usize,
+    method: &'b str,
+    target: &'b str,
+    body_len: u64,
+    host: &'b str,
+    fields: &'h [httparse::Header<'b>],
+    seen: Seen<'b>,
+}
+
+/// Why [`frame`] found no head to serve.
+enum Unframed {
+    /// The head is not complete yet.
+    Partial,
+    /// The hyper path must handle it.
+    Fallback(Handover),
+}
+
+/// The native engine's framing decision on the head at the start of `buf`: [`Framed`], or
+/// why there is none (a partial head, or a handover to the hyper path).
+/// The one place the native engine decides how a request is framed; [`framing`] exposes it.
+#[inline(always)]
+fn frame<'h, 'b>(
+    buf: &'b [u8],
+    fields: &'h mut [MaybeUninit<httparse::Header<'b>>],
+    max_headers: usize,
+) -> Result<Framed<'h, 'b>, Unframed> {
+    let mut parsed = httparse::Request::new(&mut []);
+    let head_len = match parsed.parse_with_uninit_headers(buf, fields) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.starts_with(H2C_PREFACE_START) => {
+            return Err(Unframed::Fallback(Handover::H2c))
+        }
+        Ok(httparse::Status::Partial) => return Err(Unframed::Partial),
+        Err(_) if buf.starts_with(H2C_PREFACE_START) => {
+            return Err(Unframed::Fallback(Handover::H2c))
+        }
+        Err(_) => return Err(Unframed::Fallback(Handover::Unparsable)),
+    };
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Err(Unframed::Fallback(Handover::Unparsable));
+    };
+    if version != 1 {
+        return Err(Unframed::Fallback(Handover::Http10));
+    }
+    if parsed.headers.len() > max_headers {
+        // The hyper path answers 431 with the listener's limit.
+        return Err(Unframed::Fallback(Handover::Unparsable));
+    }
+    // Origin-form the hyper path reads as sent; anything stranger is the hyper path's call.
+    if !target.starts_with('/') || !read_as_sent(target.as_bytes()) || method == "CONNECT" {
+        return Err(Unframed::Fallback(Handover::Other));
+    }
+    let fields: &'h mut [httparse::Header<'b>] = std::mem::take(&mut parsed.headers);
+    let fields: &'h [httparse::Header<'b>] = fields;
+    let seen = Seen::scan(fields);
+    let body_len = match (seen.content_lengths, seen.content_length) {
+        (0, _) => 0,
+        (1, Some(value)) => match parse_length(value) {
+            Some(len) => len,
+            None => return Err(Unframed::Fallback(Handover::Other)),
+        },
+        _ => return Err(Unframed::Fallback(Handover::Other)),
+    };
+    // Exactly one valid, non-empty Host; the hyper path answers every other shape (400,
+    // or routing without a host for an empty one).
+    let host = match (seen.hosts, seen.host) {
+        (1, Some(host)) if !host.is_empty() && headers::host_is_valid(host) => {
+            match std::str::from_utf8(host) {
+                Ok(host) => host,
+                Err(_) => return Err(Unframed::Fallback(Handover::Other)),
+            }
+        }
+        _ => return Err(Unframed::Fallback(Handover::Other)),
+    };
+    if let Some(reason) = seen.unusual {
+        return Err(Unframed::Fallback(reason));
+    }
+    Ok(Framed {
+        head_len,
+        method,
+        target,
+        body_len,
+        host,
+        fields,
+        seen,
+    })
+}
+
+/// Whether the hyper path takes `target` as sent: visible ASCII only, and none of the bytes
+/// the `http` crate's URI parser refuses or cuts at (`#`, `<`, `>` anywhere, `` ` `` in the
+/// path, `"` in the query). The native engine serves only such targets, so both engines
+/// forward and route the same one; for the others hyper answers 400 or drops a fragment
+/// (`#` has no place in a request target, RFC 9112 §3.2).
+#[inline(always)]
+fn read_as_sent(target: &[u8]) -> bool {
+    let mut in_query = false;
+    for &b in target {
+        match b {
+            b'?' => in_query = true,
+            b'#' | b'<' | b'>' => return false,
+            b'`' if !in_query => return false,
+            b'"' if in_query => return false,
+            _ if !b.is_ascii_graphic() => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// The native engine's framing decision on `buf`, as [`framing`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// The native engine serves it: a head of `head_len` bytes, then a body of `body_len`.
+    Framed {
+        /// Length of the head.
+        head_len: usize,
+        /// The method as sent.
+        method: String,
+        /// The origin-form target (path and query) as sent.
+        target: String,
+        /// The body's length (`Content-Length`, or 0).
+        body_len: u64,
+    },
+    /// The head is not complete yet.
+    Partial,
+    /// The hyper path must handle it, and why.
+    Fallback(Handover),
+}
+
+/// How the native engine frames the request at the start of `buf` (listener limit
+/// `max_headers`), by the same code [`prepare`] runs before routing: for the differential
+/// fuzz target and property test that hold it to hyper's reading of the same bytes.
+pub fn framing(buf: &[u8], max_headers: usize) -> Framing {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    match frame(buf, &mut fields, max_headers) {
+        Ok(framed) => Framing::Framed {
+            head_len: framed.head_len,
+            method: framed.method.to_string(),
+            target: framed.target.to_string(),
+            body_len: framed.body_len,
+        },
+        Err(Unframed::Fallback(reason)) => Framing::Fallback(reason),
+        Err(Unframed::Partial) => Framing::Partial,
+    }
+}
+
 /// Parses the head at the start of `buf` and, when the native engine serves it, writes the
 /// upstream's request head into `out` (cleared first).
 pub fn prepare(
@@ -212,57 +363,19 @@ pub fn prepare(
     out: &mut Vec<u8>,
 ) -> Prepared {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut parsed = httparse::Request::new(&mut []);
-    let head_len = match parsed.parse_with_uninit_headers(buf, &mut fields) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.starts_with(H2C_PREFACE_START) => {
-            return Prepared::Fallback(Handover::H2c)
-        }
-        Ok(httparse::Status::Partial) => return Prepared::Partial,
-        Err(_) if buf.starts_with(H2C_PREFACE_START) => return Prepared::Fallback(Handover::H2c),
-        Err(_) => return Prepared::Fallback(Handover::Unparsable),
+    let Framed {
+        head_len,
+        method,
+        target,
+        body_len,
+        host,
+        fields,
+        seen,
+    } = match frame(buf, &mut fields, max_headers) {
+        Ok(framed) => framed,
+        Err(Unframed::Partial) => return Prepared::Partial,
+        Err(Unframed::Fallback(reason)) => return Prepared::Fallback(reason),
     };
-    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
-    else {
-        return Prepared::Fallback(Handover::Unparsable);
-    };
-    if version != 1 {
-        return Prepared::Fallback(Handover::Http10);
-    }
-    if parsed.headers.len() > max_headers {
-        // The hyper path answers 431 with the listener's limit.
-        return Prepared::Fallback(Handover::Unparsable);
-    }
-    // Origin-form with plain visible ASCII only; anything stranger is the hyper path's call.
-    if !target.starts_with('/')
-        || !target.bytes().all(|b| b.is_ascii_graphic())
-        || method == "CONNECT"
-    {
-        return Prepared::Fallback(Handover::Other);
-    }
-    let seen = Seen::scan(parsed.headers);
-    let body_len = match (seen.content_lengths, seen.content_length) {
-        (0, _) => 0,
-        (1, Some(value)) => match parse_length(value) {
-            Some(len) => len,
-            None => return Prepared::Fallback(Handover::Other),
-        },
-        _ => return Prepared::Fallback(Handover::Other),
-    };
-    // Exactly one valid, non-empty Host; the hyper path answers every other shape (400,
-    // or routing without a host for an empty one).
-    let host = match (seen.hosts, seen.host) {
-        (1, Some(host)) if !host.is_empty() && headers::host_is_valid(host) => {
-            match std::str::from_utf8(host) {
-                Ok(host) => host,
-                Err(_) => return Prepared::Fallback(Handover::Other),
-            }
-        }
-        _ => return Prepared::Fallback(Handover::Other),
-    };
-    if let Some(reason) = seen.unusual {
-        return Prepared::Fallback(reason);
-    }
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     let Some(found) = context
         .router()
@@ -278,7 +391,7 @@ pub fn prepare(
     let mut head = HeadWriter {
         out,
         fields: match mirrors {
-            true => Vec::with_capacity(parsed.headers.len() + 6),
+            true => Vec::with_capacity(fields.len() + 6),
             false => Vec::new(),
         },
         record: mirrors,
@@ -305,7 +418,7 @@ pub fn prepare(
         host_rewrite,
         client_subject: connection.client_subject.as_deref(),
     };
-    let request_id = head.forwarded_fields(parsed.headers, &seen, &forwarding);
+    let request_id = head.forwarded_fields(fields, &seen, &forwarding);
     head.out.extend_from_slice(b"\r\n");
 
     // The last entry is "other": a method not among the known ones.

@@ -19,7 +19,8 @@
 //! bytes), [`shadow`] (mirroring configs and accounting), [`compare`] (comparison configs and
 //! the admin API), [`metrics`] (reading Prometheus text), [`fixtures`] (answers several files
 //! use), [`process`] (the real binary as a child process), [`upstream_tls`] (a private CA and
-//! real TLS upstreams).
+//! real TLS upstreams), [`faults`] (a TCP relay that injects network faults before an
+//! upstream).
 //!
 //! Every await that talks to a server goes through [`within`], so a bug fails a test
 //! instead of hanging it.
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod compare;
+pub mod faults;
 pub mod fixtures;
 pub mod metrics;
 pub mod process;

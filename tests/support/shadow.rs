@@ -201,10 +201,12 @@ pub async fn eventually(proxy: &Shadowtap, what: &str, done: impl Fn(&str) -> bo
 
 /// [`eventually`] for any admin address (the real binary's, too).
 pub async fn eventually_at(admin: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
-    until_metrics(admin, what, done, |metrics| {
-        format!("outcomes {:?}\n{metrics}", outcomes(metrics))
-    })
-    .await
+    until_metrics(admin, what, done, explain_outcomes).await
+}
+
+/// The outcomes, then the whole scrape: what a test that timed out waiting shows.
+fn explain_outcomes(metrics: &str) -> String {
+    format!("outcomes {:?}\n{metrics}", outcomes(metrics))
 }
 
 /// Waits until the shadow side is idle: queue and in-flight at 0 and the outcome counts
@@ -219,10 +221,11 @@ pub async fn settled_at(admin: SocketAddr) -> String {
     let idle = |metrics: &str| {
         shadow_gauge(metrics, "queue_depth") == 0.0 && shadow_gauge(metrics, "in_flight") == 0.0
     };
-    let mut last = eventually_at(admin, "the shadow side to go idle", idle).await;
+    let idle_at = || until_metrics(admin, "the shadow side to go idle", idle, explain_outcomes);
+    let mut last = idle_at().await;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = eventually_at(admin, "the shadow side to go idle", idle).await;
+        let now = idle_at().await;
         if outcomes(&now) == outcomes(&last) {
             return now;
         }
