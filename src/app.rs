@@ -7,7 +7,9 @@
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::generation::{Current, Generation};
+use crate::listener::reload::Reloader;
 use crate::listener::set::{ListenerSet, Prepared};
+use crate::listener::tls::TlsListener;
 use crate::reload::{ConfigSource, ReloadControl};
 use crate::report::{ReportError, Reporter};
 use crate::telemetry::Metrics;
@@ -61,6 +63,8 @@ pub struct BoundApp {
     /// Every listener, bound and set up, not yet served.
     listeners: Vec<Prepared>,
     admin: Option<(TcpListener, SocketAddr)>,
+    /// `[admin.tls]`: the admin port's TLS side and the task that re-reads its files.
+    admin_tls: Option<(Arc<TlsListener>, Reloader)>,
     /// What both engines serve with, swapped by a reload.
     current: Arc<Current>,
     metrics: Arc<Metrics>,
@@ -91,10 +95,23 @@ impl BoundApp {
             Some(address) => Some(crate::listener::set::bind(address, "admin".to_string()).await?),
             None => None,
         };
+        let admin_tls = match (&config.admin.tls, &admin) {
+            (Some(settings), Some((_, address))) => {
+                let (server, reloader) = TlsListener::new(settings, true, "admin", &metrics)
+                    .map_err(|source| StartError::Tls {
+                        address: *address,
+                        what: "admin".to_string(),
+                        source,
+                    })?;
+                Some((Arc::new(server), reloader))
+            }
+            _ => None,
+        };
         Ok(BoundApp {
             config,
             listeners,
             admin,
+            admin_tls,
             current: Arc::new(Current::new(generation)),
             metrics,
             report,
@@ -154,9 +171,13 @@ impl BoundApp {
         state.install_reload(control.clone());
         let hangups = tokio::spawn(crate::reload::on_hangup(control, stop_rx.clone()));
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+        let admin_tls = self
+            .admin_tls
+            .map(|(server, files)| (server, tokio::spawn(files.run(stop_rx.clone()))));
         let admin_task = self.admin.map(|(listener, address)| {
-            tracing::info!(%address, "admin listening");
-            tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx))
+            let tls = admin_tls.as_ref().map(|(server, _)| server.clone());
+            tracing::info!(%address, tls = tls.is_some(), "admin listening");
+            tokio::spawn(admin::serve(listener, state.clone(), tls, admin_stop_rx))
         });
         let upkeep = {
             let metrics = self.metrics.clone();
@@ -183,6 +204,9 @@ impl BoundApp {
             let _ = task.await;
         }
         upkeep.abort();
+        if let Some((_, files)) = admin_tls {
+            files.abort();
+        }
         self.current.load().context().mirror().stop();
         self.report.stop();
         tracing::info!("stopped");

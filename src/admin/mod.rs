@@ -85,9 +85,12 @@ impl AdminState {
 }
 
 /// Serves the admin endpoints until `shutdown` flips to true.
+/// With `tls` (`[admin.tls]`), every connection is a TLS handshake first, counted on the TLS
+/// metrics with `listener="admin"`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
+    tls: Option<Arc<crate::listener::tls::TlsListener>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -108,15 +111,33 @@ pub async fn serve(
             let state = state.clone();
             async move { Ok::<_, Infallible>(respond(&state, request).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let builder = builder.clone();
+        let tls = tls.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                result = connection => if let Err(error) = result {
+            let served = async {
+                let result = match tls {
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Some(tls) => match tls.accept(stream).await {
+                        Some(established) => {
+                            builder
+                                .serve_connection(TokioIo::new(established.stream), service)
+                                .await
+                        }
+                        // Counted and logged by the handshake.
+                        None => Ok(()),
+                    },
+                };
+                if let Err(error) = result {
                     tracing::debug!(error = %error, "admin connection error");
-                },
+                }
+            };
+            tokio::select! {
+                () = served => {}
                 _ = crate::shutdown::flagged(&mut stop) => {}
             }
         });

@@ -29,6 +29,9 @@ pub struct AdminConfig {
     /// Whether read-only endpoints (`/metrics`, `GET /api/v1/...`) answer without the token
     /// when one is set (`admin.read_only_open`). Mutating endpoints always need it then.
     pub read_only_open: bool,
+    /// `[admin.tls]`: the admin port speaks HTTPS, set up as a listener's TLS is (so a token
+    /// crossing a network cannot be read on the way).
+    pub tls: Option<super::ListenerTls>,
 }
 
 /// A bearer token. Its `Debug` form hides it, so no log line or panic message can carry it.
@@ -49,12 +52,12 @@ impl fmt::Debug for AdminToken {
 }
 
 /// Printed as the keys it is written with: `enabled`, `address` when enabled, the token's
-/// *file* (never the token), and `read_only_open`. A bare `address` alone could not say
+/// *file* (never the token), `read_only_open` and `tls`. A bare `address` alone could not say
 /// "disabled", and reading it back would turn the port on.
 impl Serialize for AdminConfig {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut admin = serializer.serialize_struct("AdminConfig", 4)?;
+        let mut admin = serializer.serialize_struct("AdminConfig", 5)?;
         admin.serialize_field("enabled", &self.address.is_some())?;
         match &self.address {
             Some(address) => admin.serialize_field("address", address)?,
@@ -65,6 +68,10 @@ impl Serialize for AdminConfig {
             None => admin.skip_field("token_file")?,
         }
         admin.serialize_field("read_only_open", &self.read_only_open)?;
+        match &self.tls {
+            Some(tls) => admin.serialize_field("tls", tls)?,
+            None => admin.skip_field("tls")?,
+        }
         admin.end()
     }
 }
@@ -123,12 +130,16 @@ pub(crate) fn validate_admin(
                 None
             }
         });
+    let tls = raw
+        .tls
+        .and_then(|tls| super::tls::validate("admin.tls", tls.into(), problems));
     let config = AdminConfig {
         address,
         token_file,
         token,
         token_unreadable,
         read_only_open: raw.read_only_open.unwrap_or(false),
+        tls,
     };
     if let Some(address) = config.address {
         if !config.is_loopback() && config.token_file.is_none() {

@@ -63,6 +63,7 @@ pub struct RawAdmin {
     pub enabled: Option<bool>,
     pub token_file: Option<String>,
     pub read_only_open: Option<bool>,
+    pub tls: Option<super::tls::RawAdminTls>,
 }
 
 /// One `[upstreams.NAME]` entry.

@@ -32,6 +32,36 @@ pub struct RawListenerTls {
     pub client_subject_header: Option<String>,
 }
 
+/// `[admin.tls]` as written: a listener's TLS without `client_subject_header` (the admin
+/// port forwards no request to pass a subject on to).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub certificates: Vec<RawSniCertificate>,
+    pub handshake_timeout: Option<String>,
+    pub reload_interval: Option<String>,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<String>,
+}
+
+impl From<RawAdminTls> for RawListenerTls {
+    fn from(admin: RawAdminTls) -> RawListenerTls {
+        RawListenerTls {
+            cert: admin.cert,
+            key: admin.key,
+            certificates: admin.certificates,
+            handshake_timeout: admin.handshake_timeout,
+            reload_interval: admin.reload_interval,
+            client_ca: admin.client_ca,
+            client_auth: admin.client_auth,
+            client_subject_header: None,
+        }
+    }
+}
+
 /// One `[[listeners.tls.certificates]]` entry as written.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -36,6 +36,10 @@ pub struct CtlArgs {
     /// A file holding the admin bearer token (admin.token_file of the proxy); trimmed.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// For an https:// admin port ([admin.tls]): the PEM certificate(s) of the CA that signed
+    /// its certificate (default: the system's roots).
+    #[arg(long, value_name = "FILE", env = "SHADOWTAP_ADMIN_CACERT")]
+    pub cacert: Option<PathBuf>,
     /// Output: human (default) or json (the API's answer as it came).
     #[arg(long, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
     pub format: String,
@@ -96,7 +100,7 @@ pub async fn run(args: CtlArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let client = match AdminClient::new(&args.admin, token) {
+    let client = match AdminClient::new(&args.admin, token, args.cacert.as_deref()) {
         Ok(client) => client,
         Err(error) => {
             eprintln!("error: {error}");
