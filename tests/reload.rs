@@ -391,6 +391,21 @@ async fn a_reload_changes_a_shadows_percent_and_the_comparison_ignores() {
         .find(|r| r["route"] == "default")
         .unwrap();
     assert_eq!(default["comparisons"]["diverged"], 20, "{routes}");
+    // And so did its divergent samples: the 20 from before the reload, none after.
+    let samples = admin_text(running.admin, "/api/v1/samples?route=default&limit=100")
+        .await
+        .parse_json();
+    let paths: Vec<&str> = samples
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sample| sample["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 20, "{paths:?}");
+    assert!(
+        paths.iter().all(|path| path.starts_with("/a/")),
+        "{paths:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
