@@ -11,7 +11,7 @@ use crate::listener::reload::Reloader;
 use crate::listener::set::{ListenerSet, Prepared};
 use crate::listener::tls::TlsListener;
 use crate::reload::{ConfigSource, ReloadControl};
-use crate::report::{ReportError, Reporter};
+use crate::report::Reporter;
 use crate::telemetry::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,38 +24,7 @@ use tokio::sync::{watch, Mutex};
 /// How often histogram samples are folded into buckets between scrapes.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Why the proxy could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A listener address could not be bound (in use, no permission).
-    #[error("cannot listen on {address} ({what})")]
-    Bind {
-        /// The address from the config.
-        address: SocketAddr,
-        /// `listeners[0]` or `admin`.
-        what: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A TLS listener's certificates or settings could not be used.
-    #[error("cannot set up TLS on {address} ({what})")]
-    Tls {
-        /// The listener's bound address.
-        address: SocketAddr,
-        /// `listeners[0]`.
-        what: String,
-        /// Which file, and why.
-        #[source]
-        source: crate::listener::tls::TlsSetupError,
-    },
-    /// The admin port's token file named in the config cannot be read.
-    #[error("cannot start the admin port: {0}")]
-    AdminToken(String),
-    /// The comparison engine could not start (diff log, worker threads).
-    #[error("cannot start the comparison engine")]
-    Report(#[from] ReportError),
-}
+pub use crate::start::StartError;
 
 /// A proxy whose sockets are bound and which is ready to serve.
 pub struct BoundApp {

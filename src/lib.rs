@@ -71,6 +71,7 @@ pub mod router;
 pub mod shadow;
 pub mod shadowing;
 pub mod shutdown;
+pub mod start;
 pub mod supervise;
 pub mod telemetry;
 pub mod tls;

@@ -5,11 +5,11 @@
 //! A change is prepared first (every bind and TLS setup that can fail) and only then
 //! committed, so a reload that cannot bind a new address changes nothing.
 
-use crate::app::StartError;
 use crate::config::ListenerConfig;
 use crate::generation::Current;
 use crate::listener::reload::Reloader;
 use crate::listener::tls::TlsListener;
+use crate::start::StartError;
 use crate::telemetry::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;

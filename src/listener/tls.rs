@@ -14,7 +14,8 @@
 use super::reload::{Reloader, Served};
 use crate::telemetry::metrics::{TlsHandshakeError, TlsListenerMetrics};
 use crate::telemetry::Metrics;
-use crate::tls::certificates::{self, CertificateError, CertificateSet, SniResolver};
+pub use crate::tls::certificates::TlsSetupError;
+use crate::tls::certificates::{self, CertificateSet, SniResolver};
 use crate::tls::settings::{ClientAuth, ListenerTls};
 use rustls::server::{Acceptor, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::ServerConfig;
@@ -27,20 +28,6 @@ use tokio_rustls::LazyConfigAcceptor;
 
 /// Sessions kept for resumption by session id (TLS 1.2 clients without tickets).
 const SESSION_CACHE_SIZE: usize = 4096;
-
-/// Why a TLS listener could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    /// A certificate, key or CA file could not be used.
-    #[error(transparent)]
-    Certificate(#[from] CertificateError),
-    /// rustls refused the settings (no ticketer, no protocol version).
-    #[error("TLS settings refused: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// The client CA could not make a verifier.
-    #[error("client certificate verifier: {0}")]
-    Verifier(#[from] rustls::server::VerifierBuilderError),
-}
 
 /// What a TLS listener needs for each connection, shared by its accept loop.
 pub struct TlsListener {

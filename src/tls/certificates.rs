@@ -261,3 +261,17 @@ mod tests {
         }
     }
 }
+
+/// Why a TLS listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// A certificate, key or CA file could not be used.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    /// rustls refused the settings (no ticketer, no protocol version).
+    #[error("TLS settings refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client CA could not make a verifier.
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
