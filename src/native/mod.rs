@@ -173,6 +173,22 @@ pub async fn serve<S: ClientStream>(
     }
 }
 
+/// The primary failed before it had the request: a request that was whole in hand still
+/// goes to the shadows (as nginx's `mirror` and Envoy's mirror policy send it whatever the
+/// primary does), and its pairs count `primary_unavailable`. Its copy is still open only if
+/// nothing of it was sent: the copy is filled and completed together with a whole request's
+/// send.
+fn mirror_whole_request(flight: &mut InFlight<'_>) {
+    if !flight.whole {
+        return;
+    }
+    if let Some(copy) = flight.request_copy.as_mut() {
+        copy.push_slice(&flight.body_start);
+        copy.complete();
+        flight.request_copy = None;
+    }
+}
+
 /// Ends a client connection with a FIN once everything written is sent.
 async fn close<S: ClientStream>(mut client: S) -> Ended<S> {
     let _ = client.shutdown().await;
@@ -328,7 +344,10 @@ impl<'a> Connection<'a> {
         self.plan_mirror(&mut flight);
         let mut forwarded = match self.forward(client, &mut flight, deadline.as_mut()).await {
             Ok(forwarded) => forwarded,
-            Err(Unsent::Failed(error)) => return self.fail(client, flight, error).await,
+            Err(Unsent::Failed(error)) => {
+                mirror_whole_request(&mut flight);
+                return self.fail(client, flight, error).await;
+            }
             Err(Unsent::Abandoned) => return Next::Close,
         };
         let route = self.context.metrics().route(Some(flight.request.route));
