@@ -89,6 +89,61 @@ pub struct Auth {
     token: Option<AdminToken>,
     read_only_open: bool,
     refused: [Counter; Endpoint::ALL.len()],
+    /// The refusal log lines, at most one a second: a client hammering the port with bad
+    /// tokens is counted in full but cannot flood the log.
+    log: RefusalLog,
+}
+
+/// Rate-limits the refusal line, counting what it leaves out.
+struct RefusalLog {
+    start: std::time::Instant,
+    /// Milliseconds since `start` of the last line (0: none yet).
+    last_ms: std::sync::atomic::AtomicU64,
+    /// Refusals since the last line.
+    unlogged: std::sync::atomic::AtomicU64,
+}
+
+/// The least time between two refusal lines.
+const REFUSAL_LOG_INTERVAL_MS: u64 = 1000;
+
+impl RefusalLog {
+    fn new() -> RefusalLog {
+        RefusalLog {
+            start: std::time::Instant::now(),
+            last_ms: Default::default(),
+            unlogged: Default::default(),
+        }
+    }
+
+    /// Logs a refusal unless one was logged within the interval; the line carries how many
+    /// refusals went unlogged since the previous one.
+    fn refused(&self, endpoint: Endpoint) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.refused_at(endpoint, now);
+    }
+
+    /// [`RefusalLog::refused`] at `now` milliseconds since `start`.
+    fn refused_at(&self, endpoint: Endpoint, now: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now.max(1);
+        let last = self.last_ms.load(Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= REFUSAL_LOG_INTERVAL_MS;
+        if !due
+            || self
+                .last_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.unlogged.fetch_add(1, Relaxed);
+            return;
+        }
+        let unlogged = self.unlogged.swap(0, Relaxed);
+        tracing::warn!(
+            endpoint = endpoint.as_str(),
+            unlogged_since_last = unlogged,
+            "admin request refused: missing or wrong bearer token"
+        );
+    }
 }
 
 /// A request the rules refused (answered 401).
@@ -105,6 +160,7 @@ impl Auth {
             refused: Endpoint::ALL.map(|endpoint| {
                 metrics.counter(ADMIN_UNAUTHORIZED_TOTAL, &[("endpoint", endpoint.as_str())])
             }),
+            log: RefusalLog::new(),
         }
     }
 
@@ -132,10 +188,7 @@ impl Auth {
         if let Some(counter) = self.refused.get(index) {
             counter.increment(1);
         }
-        tracing::warn!(
-            endpoint = endpoint.as_str(),
-            "admin request refused: missing or wrong bearer token"
-        );
+        self.log.refused(endpoint);
         Err(Unauthorized)
     }
 }
@@ -185,6 +238,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("value"));
         headers
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_second_with_the_count_left_out() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let log = RefusalLog::new();
+        for now in 0..1000 {
+            log.refused_at(Endpoint::Reload, now);
+        }
+        // The first is logged; the other 999 wait for the next line.
+        assert_eq!(log.unlogged.load(Relaxed), 999);
+        // A second after the first line, the next refusal is logged, carrying them.
+        log.refused_at(Endpoint::Reload, 1000);
+        assert_eq!(log.unlogged.load(Relaxed), 1000, "not yet: 999 ms after the first");
+        log.refused_at(Endpoint::Reload, 1001);
+        assert_eq!(log.unlogged.load(Relaxed), 0);
+        assert_eq!(log.last_ms.load(Relaxed), 1001);
     }
 
     #[test]
