@@ -91,6 +91,10 @@ unordered_paths = ["/results"]
 # 500 now and then, too rarely for 5 % to catch in a few seconds.
 [verdict.routes."/api/search"]
 max_divergence_ratio = 0.001
+
+# And report held to a p99 latency delta of 20 ms: its canary answers the same, 40 ms slower.
+[verdict.routes."/api/report"]
+max_latency_delta = "20ms"
 "#,
         templates = templates.join(", ")
     );
