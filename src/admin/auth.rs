@@ -251,7 +251,11 @@ mod tests {
         assert_eq!(log.unlogged.load(Relaxed), 999);
         // A second after the first line, the next refusal is logged, carrying them.
         log.refused_at(Endpoint::Reload, 1000);
-        assert_eq!(log.unlogged.load(Relaxed), 1000, "not yet: 999 ms after the first");
+        assert_eq!(
+            log.unlogged.load(Relaxed),
+            1000,
+            "not yet: 999 ms after the first"
+        );
         log.refused_at(Endpoint::Reload, 1001);
         assert_eq!(log.unlogged.load(Relaxed), 0);
         assert_eq!(log.last_ms.load(Relaxed), 1001);
