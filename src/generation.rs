@@ -9,7 +9,7 @@
 //! takes a new generation only when it changed), and the old one is dropped when its last
 //! request finishes.
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{settings_text, Config};
 use crate::context::Context;
 use crate::forward::UpstreamClient;
 use crate::proxy::{Proxy, RequestBody};
@@ -85,7 +85,7 @@ impl Generation {
             .upstreams
             .iter()
             .map(|(name, upstream)| {
-                let settings = settings(upstream);
+                let settings = settings_text(upstream);
                 let kept = previous.and_then(|previous| {
                     previous
                         .clients
@@ -144,11 +144,6 @@ impl Generation {
     pub fn metrics(&self) -> &Arc<Metrics> {
         self.context().metrics()
     }
-}
-
-/// An upstream's settings as one comparable string (every field).
-fn settings(upstream: &UpstreamConfig) -> String {
-    serde_json::to_string(upstream).unwrap_or_default()
 }
 
 /// The current generation, swapped atomically by a reload.

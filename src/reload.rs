@@ -5,7 +5,7 @@
 //! What a reload keeps and what it resets is listed in README.md ("Changing a running
 //! shadowtap").
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{settings_text, Config, ConfigError, Overrides};
 use crate::generation::Current;
 use crate::listener::set::ListenerSet;
 use crate::report::Reporter;
@@ -153,13 +153,13 @@ fn refused(error: ConfigError) -> Refused {
 /// Settings a reload cannot change in a running process: noted, and left as they are.
 fn unchangeable(old: &Config, new: &Config) -> Vec<String> {
     let mut notes = Vec::new();
-    if text(&old.admin) != text(&new.admin) {
+    if settings_text(&old.admin) != settings_text(&new.admin) {
         notes.push("[admin] changed: takes effect at the next restart".to_string());
     }
-    if text(&old.runtime) != text(&new.runtime) {
+    if settings_text(&old.runtime) != settings_text(&new.runtime) {
         notes.push("runtime changed: takes effect at the next restart".to_string());
     }
-    if text(&old.logging) != text(&new.logging) {
+    if settings_text(&old.logging) != settings_text(&new.logging) {
         notes.push("logging changed: takes effect at the next restart".to_string());
     }
     let structural = |compare: &crate::config::CompareConfig| {
@@ -202,14 +202,14 @@ fn summary(old: &Config, new: &Config) -> Vec<String> {
         let Some(before) = old.routes.iter().find(|old| old.name == route.name) else {
             continue;
         };
-        if text(before) != text(route) {
+        if settings_text(before) != settings_text(route) {
             lines.push(format!("route changed: {}", route.name));
         }
     }
     for (name, upstream) in new.upstreams.iter() {
         match old.upstreams.iter().find(|(old, _)| *old == name) {
             None => lines.push(format!("upstream added: {name}")),
-            Some((_, before)) if text(before) != text(upstream) => {
+            Some((_, before)) if settings_text(before) != settings_text(upstream) => {
                 lines.push(format!("upstream changed: {name}"))
             }
             Some(_) => {}
@@ -220,16 +220,10 @@ fn summary(old: &Config, new: &Config) -> Vec<String> {
             lines.push(format!("upstream removed: {name}"));
         }
     }
-    if text(&old.mirror) != text(&new.mirror) {
+    if settings_text(&old.mirror) != settings_text(&new.mirror) {
         lines.push("mirror settings changed".to_string());
     }
     lines
-}
-
-/// A config part's serialized form: compares every field, without a `PartialEq` on each
-/// config type.
-fn text<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 impl crate::admin::reload_api::ConfigReload for ReloadControl {

@@ -349,6 +349,13 @@ pub struct Overrides {
     pub tls_key: Option<String>,
 }
 
+/// A config part's serialized form, for telling whether a reload changed it: every field is
+/// compared, without a `PartialEq` on each config type (they hold durations, paths and TLS
+/// objects that serialize but do not compare).
+pub fn settings_text<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 impl Config {
     /// Loads a config file (or none: flags alone) and applies the CLI overrides.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {

@@ -5,7 +5,7 @@
 //! A change is prepared first (every bind and TLS setup that can fail) and only then
 //! committed, so a reload that cannot bind a new address changes nothing.
 
-use crate::config::ListenerConfig;
+use crate::config::{settings_text, ListenerConfig};
 use crate::generation::Current;
 use crate::listener::reload::Reloader;
 use crate::listener::tls::TlsListener;
@@ -66,11 +66,6 @@ pub struct ListenerSet {
     running: Vec<Running>,
 }
 
-/// A listener's settings as one comparable string (every field).
-fn settings(config: &ListenerConfig) -> String {
-    serde_json::to_string(config).unwrap_or_default()
-}
-
 /// Binds `address`; `what` names it in the error (`listeners[0]`, `admin`).
 pub(crate) async fn bind(
     address: SocketAddr,
@@ -104,7 +99,7 @@ impl ListenerSet {
         // configured on port 0 are two sockets).
         let mut claimed = vec![false; self.running.len()];
         for (index, config) in configs.iter().enumerate() {
-            let settings = settings(config);
+            let settings = settings_text(config);
             let running = self.running.iter().enumerate().position(|(at, running)| {
                 running.configured == config.address && !claimed.get(at).copied().unwrap_or(true)
             });

@@ -96,7 +96,7 @@ struct TargetSettings {
 
 impl TargetSettings {
     fn new(name: &str, upstream: &crate::config::UpstreamConfig, config: &Config) -> Self {
-        let settings = serde_json::to_string(&(upstream, &config.mirror)).unwrap_or_default();
+        let settings = crate::config::settings_text(&(upstream, &config.mirror));
         TargetSettings {
             name: name.to_string(),
             settings,
