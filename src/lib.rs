@@ -21,6 +21,7 @@
 //! | [`shadowing`] | the mirror side on its own ([`Shadowing`]), for a Rust service wrapped in [`MirrorLayer`] |
 //! | [`layer`] | the mirror as a tower layer ([`MirrorLayer`]): tee, sample, dispatch, compare around any service |
 //! | [`shadow`] | the mirror: the per-request plan (filters, sampling, breaker), bounded queues and dispatch per shadow, pairing |
+//! | [`record`] | `--record`: sampled exchanges written as HAR entries (JSON Lines) off the live path, redacted, rotated; the reader `shadowtap replay` uses |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` and `/api/v1/...` on a separate port, with the runtime controls (mirror switches, noise pins, reload) behind a bearer token |
 //! | [`report`] | comparison workers, per-route and per-endpoint statistics, redacted samples, the JSONL diff log |
 //! | [`supervise`] | data-path tasks whose panics are caught, logged and counted |
@@ -65,6 +66,7 @@ pub mod native;
 pub mod pattern;
 pub mod pause;
 pub mod proxy;
+pub mod record;
 pub mod reload;
 pub mod report;
 pub mod router;

@@ -11,6 +11,7 @@ mod error;
 mod mirror;
 mod parse;
 mod raw;
+pub mod record;
 mod tls;
 mod upstream_tls;
 mod upstreams;
@@ -25,6 +26,7 @@ pub use mirror::{
     AllMethods, BreakerSettings, MethodSet, MirrorConfig, PathRewrite, RouteMirror, ShadowPolicy,
     StickySource,
 };
+pub use record::RecordConfig;
 pub use tls::{ClientAuth, ListenerTls, SniCertificate};
 pub use upstream_tls::UpstreamTlsConfig;
 pub use upstreams::{UpstreamId, UpstreamRef, Upstreams};
@@ -60,6 +62,9 @@ pub struct Config {
     pub compare: CompareConfig,
     /// `[verdict]`: the thresholds `shadowtap verdict` judges shadows against.
     pub verdict: VerdictConfig,
+    /// `[record]` (or `--record FILE`): live exchanges written for `shadowtap replay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordConfig>,
     /// Kept private so that a `Config` is made only by validation ([`Config::from_toml`]):
     /// its routes' [`UpstreamRef`]s then point into its own `upstreams`.
     #[serde(skip)]
@@ -347,6 +352,13 @@ pub struct Overrides {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<String>,
+    /// Record sampled live exchanges to FILE, one HAR entry per line, for `shadowtap replay`
+    /// (sets record.file; rotated by size within a disk cap) [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<String>,
+    /// Percentage of requests recorded (0-100, fractional; sets record.sample) [default: 100].
+    #[arg(long, value_name = "PERCENT")]
+    pub record_sample: Option<String>,
 }
 
 /// A config part's serialized form, for telling whether a reload changed it: every field is

@@ -51,9 +51,10 @@ pub(crate) fn parse_toml(text: &str, problems: &mut Problems) -> RawConfig {
             "mirror" => raw.mirror = parse_value(&key, value, problems),
             "compare" => raw.compare = parse_value(&key, value, problems),
             "verdict" => raw.verdict = parse_value(&key, value, problems),
+            "record" => raw.record = parse_value(&key, value, problems),
             _ => problems.push(
                 key.as_str(),
-                "unknown key (expected one of: listeners, admin, upstreams, routes, mirror, compare, verdict, runtime, shutdown, logging)",
+                "unknown key (expected one of: listeners, admin, upstreams, routes, mirror, compare, verdict, record, runtime, shutdown, logging)",
             ),
         }
     }

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub mirror: Option<RawMirror>,
     pub compare: Option<RawCompare>,
     pub verdict: Option<super::verdict::RawVerdict>,
+    pub record: Option<super::record::RawRecord>,
 }
 
 /// One `[[listeners]]` entry.

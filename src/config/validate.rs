@@ -35,6 +35,12 @@ pub(crate) mod defaults {
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: &mut Problems) {
+    super::record::apply_overrides(
+        &mut raw.record,
+        overrides.record.as_deref(),
+        overrides.record_sample.as_deref(),
+        problems,
+    );
     if let Some(listen) = &overrides.listen {
         if listen.parse::<SocketAddr>().is_err() {
             problems.push("--listen", format!("{listen:?} is not an IP:PORT address"));
@@ -210,6 +216,8 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
     let mirror = super::mirror::validate_global(raw.mirror, problems);
     let compare = super::compare::validate_global(raw.compare, diff_log, problems);
     let verdict = super::verdict::validate(raw.verdict, problems);
+    let route_names: Vec<String> = routes.iter().map(|route| route.name.clone()).collect();
+    let record = super::record::validate(raw.record, &route_names, problems);
 
     let runtime = RuntimeConfig {
         worker_threads: raw
@@ -264,6 +272,7 @@ pub(crate) fn validate(raw: RawConfig, diff_log: Option<&str>, problems: &mut Pr
         mirror,
         compare,
         verdict,
+        record,
         _validated: Validated,
     }
 }

@@ -35,10 +35,16 @@ impl DiffLog {
     pub fn write<T: serde::Serialize>(&mut self, record: &T) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
+        self.write_line(&line)
+    }
+
+    /// Appends one line already serialized (ending in a newline), rotating first when it
+    /// would take the file past its size (the recorder writes its own lines).
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
-        self.file.write_all(&line)?;
+        self.file.write_all(line)?;
         self.size += line.len() as u64;
         Ok(())
     }

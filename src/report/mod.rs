@@ -463,11 +463,6 @@ fn route_setup(
             .copied()
             .chain(rules.ignore_headers.iter().map(String::as_str)),
     );
-    let mut redacted: BTreeSet<String> = samples::ALWAYS_REDACTED_HEADERS
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
-    redacted.extend(compare.redact_headers.iter().cloned());
     RouteSetup {
         rules: CompareRules {
             ignored_headers: ignored,
@@ -484,10 +479,7 @@ fn route_setup(
                 max_ratio: rule.max_ratio,
             }),
         },
-        redactor: Redactor {
-            headers: redacted,
-            pointers: patterns(&rules.redact_pointers),
-        },
+        redactor: Redactor::for_route(route, compare),
         name: route.name.clone(),
         templates: route.templates.len(),
         pins,

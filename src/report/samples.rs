@@ -94,6 +94,29 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A route's rules: the always-secret headers, the `[compare]` section's
+    /// `redact_headers`, and the route's `redact_pointers` (one rule set for samples, the
+    /// diff log and recordings).
+    pub fn for_route(
+        route: &crate::config::RouteConfig,
+        compare: &crate::config::CompareConfig,
+    ) -> Redactor {
+        let mut headers: BTreeSet<String> = ALWAYS_REDACTED_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        headers.extend(compare.redact_headers.iter().cloned());
+        Redactor {
+            headers,
+            pointers: route
+                .compare
+                .redact_pointers
+                .iter()
+                .filter_map(|p| PointerPattern::parse(p).ok())
+                .collect(),
+        }
+    }
+
     /// `(name, value)` fields (names in any case) as a lowercase name -> value map with
     /// secrets replaced; repeated fields joined with ", ".
     pub fn fields<'a>(

@@ -39,6 +39,7 @@ use crate::message::copy::HeaderEdits;
 use crate::message::fields::{FieldLookup, Fields};
 use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
 use crate::message::tee::{TeeResult, TeeSink};
+use crate::record::{Dropped, Recorder};
 use crate::telemetry::{Metrics, MirrorOutcome};
 use control::{MirrorControl, RouteHandles, RouteSwitch, ShadowSwitch};
 use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
@@ -47,7 +48,7 @@ use http::uri::PathAndQuery;
 use http::Method;
 use sample::{Sampler, StickyKey};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// One shadow of one route, compiled for the request path.
 struct CompiledShadow {
@@ -84,6 +85,8 @@ pub struct Mirror {
     /// Where this config's jobs count their outcomes and send their pairs.
     outlet: Arc<Outlet>,
     control: Arc<MirrorControl>,
+    /// `--record`: the exchanges sampled for the recording are captured here too.
+    recorder: Option<Arc<Recorder>>,
 }
 
 /// What a shadow target is built from: equal settings make an equal target.
@@ -110,6 +113,8 @@ pub struct MirrorPlan {
     route: (usize, usize),
     shadows: Vec<usize>,
     primary: PrimaryCell,
+    /// When the request is recorded: when it started.
+    recorded: Option<SystemTime>,
 }
 
 impl Mirror {
@@ -193,9 +198,25 @@ impl Mirror {
             target_settings.push(settings);
             targets.len() - 1
         };
+        let recorder = recorder_for(config, &metrics, previous);
         let mut routes = Vec::with_capacity(config.routes.len());
-        for route in &config.routes {
+        for (route_index, route) in config.routes.iter().enumerate() {
             let switches = handles.next().flatten();
+            // A route that only records: its requests are captured, mirrored nowhere.
+            if route.mirror.is_none() {
+                if let Some(recorder) = recorder
+                    .as_ref()
+                    .filter(|recorder| recorder.records_route(route_index))
+                {
+                    routes.push(Some(CompiledRoute {
+                        switch: Arc::default(),
+                        max_body_bytes: recorder.max_body_bytes(),
+                        shadows: Vec::new(),
+                        secondary: None,
+                    }));
+                    continue;
+                }
+            }
             let (
                 Some(mirror),
                 Some(RouteHandles {
@@ -252,6 +273,7 @@ impl Mirror {
             metrics,
             budget,
             control,
+            recorder,
         }
     }
 
@@ -363,7 +385,11 @@ impl Mirror {
             }
             shadows.push(position);
         }
-        if shadows.is_empty() {
+        let recorded = match &self.recorder {
+            Some(recorder) if recorder.samples(route_index) => Some(SystemTime::now()),
+            _ => None,
+        };
+        if shadows.is_empty() && recorded.is_none() {
             return None;
         }
         let (slot, primary) = PrimarySlot::new();
@@ -373,6 +399,7 @@ impl Mirror {
                 route,
                 shadows,
                 primary,
+                recorded,
             },
             slot,
         ))
@@ -398,10 +425,12 @@ impl Mirror {
             return;
         };
         // The secondary (if any) goes along with every mirrored request, at the position
-        // after the shadows, so its outcomes are accounted for like theirs.
+        // after the shadows, so its outcomes are accounted for like theirs (a request that
+        // is only recorded is mirrored nowhere).
         let secondary = compiled
             .secondary
             .as_ref()
+            .filter(|_| !plan.shadows.is_empty())
             .map(|secondary| (compiled.shadows.len(), secondary));
         let kept = match result {
             // Charged as it was captured: this sink names the budget.
@@ -418,6 +447,13 @@ impl Mirror {
         let (body, held) = match kept {
             Ok(kept) => kept,
             Err(outcome) => {
+                if let (Some(recorder), Some(_)) = (&self.recorder, plan.recorded) {
+                    recorder.dropped(match outcome {
+                        MirrorOutcome::DroppedMemoryBudget => Dropped::OverBudget,
+                        MirrorOutcome::DroppedClientAborted => Dropped::ClientAborted,
+                        _ => Dropped::BodyTooLarge,
+                    });
+                }
                 let shadows = plan.shadows.iter().filter_map(|position| {
                     Some((*position, compiled.shadows.get(*position)?.target))
                 });
@@ -444,6 +480,14 @@ impl Mirror {
             request_id: request.request_id,
             held,
         });
+        if let (Some(recorder), Some(started)) = (&self.recorder, plan.recorded) {
+            recorder.submit(
+                plan.route_index,
+                captured.clone(),
+                plan.primary.clone(),
+                started,
+            );
+        }
         let enqueued = Instant::now();
         let secondary_cell = secondary.map(|(position, policy)| {
             let (slot, cell) = PrimarySlot::new();
@@ -518,6 +562,30 @@ impl Mirror {
             self.metrics
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
             target.notice(MirrorOutcome::DroppedQueueFull);
+        }
+    }
+}
+
+/// The recorder of a new mirror: the previous mirror's when the settings are unchanged (its
+/// file and queue carry on), else a new one. A recording that cannot open its file is logged
+/// and left off: validation checked the file, so this is a disk that changed since.
+fn recorder_for(
+    config: &Config,
+    metrics: &Metrics,
+    previous: Option<&Mirror>,
+) -> Option<Arc<Recorder>> {
+    config.record.as_ref()?;
+    if let Some(kept) = previous
+        .and_then(|previous| previous.recorder.as_ref())
+        .filter(|kept| kept.fits(config))
+    {
+        return Some(kept.clone());
+    }
+    match Recorder::start(config, metrics) {
+        Ok(recorder) => recorder,
+        Err(error) => {
+            tracing::error!(error = %error, cause = %std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default(), "recording is off");
+            None
         }
     }
 }

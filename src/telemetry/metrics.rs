@@ -113,6 +113,10 @@ pub const LATENCY_DELTA_SECONDS: &str = "shadowtap_latency_delta_seconds";
 /// `shadowtap_compare_dropped_total{reason}`: pairs not compared (`queue_full`: the
 /// comparison workers fell behind).
 pub const COMPARE_DROPPED_TOTAL: &str = "shadowtap_compare_dropped_total";
+/// Recorded exchanges by result: written, dropped_* (by reason), error.
+pub const RECORD_ENTRIES_TOTAL: &str = "shadowtap_record_entries_total";
+/// Bytes appended to the recording.
+pub const RECORD_BYTES_TOTAL: &str = "shadowtap_record_bytes_total";
 /// `shadowtap_compare_body_skipped_total{route,shadow,reason}`: pairs whose bodies could not
 /// be judged (`body_truncated`, `memory_budget`, `decompression_bomb`, `corrupt_encoding`).
 pub const COMPARE_BODY_SKIPPED_TOTAL: &str = "shadowtap_compare_body_skipped_total";
@@ -1161,6 +1165,18 @@ fn describe(recorder: &PrometheusRecorder) {
         COMPARE_DROPPED_TOTAL,
         None,
         "Pairs dropped before comparison, by reason.",
+    );
+    help(
+        recorder,
+        RECORD_ENTRIES_TOTAL,
+        None,
+        "Sampled exchanges for the recording, by result: written, dropped_queue_full, dropped_body_too_large, dropped_over_budget, dropped_client_aborted, dropped_no_answer, error.",
+    );
+    help(
+        recorder,
+        RECORD_BYTES_TOTAL,
+        Some(Unit::Bytes),
+        "Bytes appended to the recording.",
     );
     help(
         recorder,

@@ -1,0 +1,129 @@
+//! One captured exchange (the request as sent to the primary, the primary's answer) made
+//! into a HAR entry, with the comparison's redaction applied before anything leaves memory.
+
+use super::har::{self, Content, Entry, Extra, Header, PostData, Request, Response, Timings};
+use crate::message::fields::Fields;
+use crate::message::pair::{CapturedRequest, CapturedResponse};
+use crate::report::samples::{Redactor, REDACTED};
+use bytes::Bytes;
+use std::time::SystemTime;
+
+/// Body caps of a recording.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Request body bytes kept.
+    pub request: usize,
+    /// Response body bytes kept.
+    pub response: usize,
+}
+
+/// A captured exchange, ready to be written.
+pub struct Exchange<'a> {
+    /// The route's name.
+    pub route: &'a str,
+    /// The request as the primary got it.
+    pub request: &'a CapturedRequest,
+    /// The primary's answer.
+    pub response: &'a CapturedResponse,
+    /// When the request started.
+    pub started: SystemTime,
+}
+
+/// The exchange as a HAR entry, secrets replaced.
+pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry {
+    let request = exchange.request;
+    let response = exchange.response;
+    let host = request
+        .headers
+        .get("host")
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let (request_text, request_encoding, _) = body(redactor, &request.body, caps.request);
+    let (response_text, response_encoding, cut) = body(redactor, &response.body, caps.response);
+    let wait = response.latency.as_secs_f64() * 1000.0;
+    Entry {
+        started_date_time: har::format_time(exchange.started),
+        time: wait,
+        request: Request {
+            method: request.method.as_str().to_string(),
+            url: format!("http://{host}{}", request.path_and_query),
+            http_version: "HTTP/1.1".to_string(),
+            cookies: Vec::new(),
+            headers: headers(redactor, &request.headers),
+            query_string: Vec::new(),
+            post_data: (!request.body.is_empty()).then(|| PostData {
+                mime_type: content_type(&request.headers),
+                text: request_text,
+                encoding: request_encoding,
+            }),
+            headers_size: -1,
+            body_size: i64::try_from(request.body.len()).unwrap_or(-1),
+        },
+        response: Response {
+            status: response.status.as_u16(),
+            status_text: response
+                .status
+                .canonical_reason()
+                .unwrap_or_default()
+                .to_string(),
+            http_version: "HTTP/1.1".to_string(),
+            cookies: Vec::new(),
+            headers: headers(redactor, &response.headers),
+            content: Content {
+                size: i64::try_from(response.body.len()).unwrap_or(-1),
+                mime_type: content_type(&response.headers),
+                text: Some(response_text),
+                encoding: response_encoding,
+            },
+            redirect_url: String::new(),
+            headers_size: -1,
+            body_size: i64::try_from(response.body.len()).unwrap_or(-1),
+        },
+        cache: Default::default(),
+        timings: Timings {
+            send: 0.0,
+            wait,
+            receive: 0.0,
+        },
+        shadowtap: Some(Extra {
+            route: exchange.route.to_string(),
+            response_truncated: cut || response.truncated,
+        }),
+    }
+}
+
+fn headers(redactor: &Redactor, fields: &Fields) -> Vec<Header> {
+    fields
+        .iter()
+        .map(|(name, value)| {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let value = if redactor.headers.contains(&name.to_ascii_lowercase()) {
+                REDACTED.to_string()
+            } else {
+                String::from_utf8_lossy(value).into_owned()
+            };
+            Header { name, value }
+        })
+        .collect()
+}
+
+fn content_type(fields: &Fields) -> String {
+    fields
+        .get("content-type")
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .unwrap_or_default()
+}
+
+/// A body as written: with no pointers to redact, its bytes (up to the cap) as text or
+/// base64; with pointers, the redacted JSON (or the withheld marker: a body the rules cannot
+/// be applied to is never written raw). The flag says it was cut.
+fn body(redactor: &Redactor, body: &Bytes, cap: usize) -> (String, Option<String>, bool) {
+    if redactor.pointers.is_empty() {
+        let kept = body.get(..cap.min(body.len())).unwrap_or_default();
+        let (text, encoding) = har::encode_body(kept);
+        (text, encoding, kept.len() < body.len())
+    } else {
+        let (text, cut) = redactor.body(body, cap);
+        (text, None, cut)
+    }
+}
