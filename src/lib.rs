@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`demo`] | `shadowtap demo`: built-in backends, traffic and a live report |
 //! | [`verdict`] | `shadowtap verdict`: a canary's pass / fail / inconclusive from one instance's API or a fleet's Prometheus, each ratio judged by its 95 % interval |
+//! | [`replay`] | `shadowtap replay`: recorded traffic sent through the proxy in-process against a shadow, compared with the recorded (or a live) primary's answers, judged by the verdict |
 //! | [`ctl`] | `shadowtap ctl`: the admin API's client (reload, mirror pause/resume/percent, status) |
 //! | [`app`] | the composition root: binds every socket, starts the comparison engine and the first config generation, serves until a shutdown future resolves |
 //! | [`generation`] | everything built from one config (router, pools, mirror, metrics' route table, both engines' [`context::Context`]) and the slot that says which generation is current |
@@ -68,6 +69,7 @@ pub mod pause;
 pub mod proxy;
 pub mod record;
 pub mod reload;
+pub mod replay;
 pub mod report;
 pub mod router;
 pub mod shadow;

@@ -160,6 +160,98 @@ every instance the selector matches.",
         )
     )]
     Verdict(Box<VerdictArgs>),
+    /// Replay recorded traffic against a build and judge it: the shadow's answers compared
+    /// with the recorded primary answers (or a live --primary's), for CI.
+    #[command(
+        long_about = "Replay recorded traffic (files written by `run --record`, or a browser's .har \
+export) against --shadow, compare each answer with the recorded primary answer (or, with \
+--primary, a live stable build's; --secondary adds noise detection) using the same comparison \
+engine, route config, noise learning and redaction as `run`, print the per-route report and \
+judge it with the verdict's thresholds. Only GET, HEAD and OPTIONS are replayed unless \
+--methods opts in. A corrupt or truncated line is reported with its line number and skipped.",
+        after_help = concat!(
+            "Examples:\n",
+            "  shadowtap replay traffic.jsonl --shadow http://127.0.0.1:8082\n",
+            "  shadowtap replay traffic.jsonl.2 traffic.jsonl.1 traffic.jsonl --shadow http://candidate:8080 \\\n",
+            "      --config shadowtap.toml --concurrency 32 --junit replay.xml\n",
+            "  shadowtap replay export.har --shadow http://127.0.0.1:8082 --primary http://127.0.0.1:8081 --speed 1\n",
+            "\n",
+            "Exit codes:\n",
+            "  0  pass: every route is within every threshold\n",
+            "  1  fail: a threshold is exceeded with 95 % confidence\n",
+            "  2  inconclusive: too little evidence (fewer than min_pairs compared)\n",
+            "  3  error: unreadable file, nothing to replay, unreachable shadow or primary, bad config or arguments",
+        )
+    )]
+    Replay(Box<ReplayArgs>),
+}
+
+/// `shadowtap replay`'s flags.
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Recordings (JSON Lines of HAR entries, or a browser's .har), replayed in order.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The build under test.
+    #[arg(long, value_name = "URL")]
+    shadow: String,
+    /// A live stable build to compare against [default: the recorded answers].
+    #[arg(long, value_name = "URL")]
+    primary: Option<String>,
+    /// A second stable build: differences between the two stable answers are noise.
+    #[arg(long, value_name = "URL")]
+    secondary: Option<String>,
+    /// Route config: routes, [compare], [verdict] and [mirror] of a proxy config file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Recorded gaps divided by this (1 keeps them; 0 sends as fast as --concurrency allows).
+    #[arg(long, value_name = "FACTOR", default_value_t = 0.0, value_parser = non_negative)]
+    speed: f64,
+    /// Send this many requests per second instead (overrides --speed).
+    #[arg(long, value_name = "N", value_parser = non_negative)]
+    rate: Option<f64>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// Only this route: a recorded route name, or a path prefix starting with / (repeatable).
+    #[arg(long = "route", value_name = "NAME|/PREFIX")]
+    routes: Vec<String>,
+    /// Methods replayed: a comma list (GET,HEAD,POST) or "all"; others may have side
+    /// effects [default: GET,HEAD,OPTIONS].
+    #[arg(long, value_name = "LIST|all", value_delimiter = ',')]
+    methods: Vec<String>,
+    /// Only entries that started at or after this time (RFC 3339, e.g. 2026-12-07T04:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    since: Option<std::time::SystemTime>,
+    /// Only entries that started before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    until: Option<std::time::SystemTime>,
+    /// At most this many entries.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Highest divergence ratio [default: 0.05].
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    max_divergence_ratio: Option<f64>,
+    /// Highest ratio of shadow requests that failed or timed out [default: 0.05].
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    max_shadow_error_ratio: Option<f64>,
+    /// Fewest compared pairs before a ratio is judged [default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    min_pairs: Option<u64>,
+    /// Highest p99 latency delta, shadow minus primary (e.g. 20ms) [default: not judged].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_latency_delta: Option<Duration>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Table)]
+    format: VerdictFormat,
+    /// Also write the verdict as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+fn rfc3339(text: &str) -> Result<std::time::SystemTime, String> {
+    shadowtap::record::har::parse_time(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time (2026-12-07T04:00:00Z)"))
 }
 
 /// `shadowtap verdict`'s flags.
@@ -244,7 +336,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         // `verdict` answers bad arguments with 3 (2 means inconclusive there).
         Err(error)
-            if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("verdict") =>
+            if error.use_stderr()
+                && matches!(
+                    std::env::args().nth(1).as_deref(),
+                    Some("verdict" | "replay")
+                ) =>
         {
             let _ = error.print();
             return ExitCode::from(EXIT_VERDICT_ERROR);
@@ -256,6 +352,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Demo { duration, rate } => demo(duration, rate),
         Command::Verdict(args) => return verdict(*args),
+        Command::Replay(args) => return replay(*args),
         Command::Ctl(args) => ctl(args),
     };
     match result {
@@ -433,6 +530,119 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         }
     }
     ExitCode::from(match report.verdict {
+        Decision::Pass => 0,
+        Decision::Fail => 1,
+        Decision::Inconclusive => 2,
+    })
+}
+
+/// Runs `shadowtap replay` and maps its outcome to the verdict's exit codes.
+fn replay(args: ReplayArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    let error = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_VERDICT_ERROR)
+    };
+    let pacing = match (args.rate, args.speed) {
+        (Some(rate), _) if rate > 0.0 => shadowtap::replay::send::Pacing::Rate(rate),
+        (_, speed) if speed > 0.0 => shadowtap::replay::send::Pacing::Speed(speed),
+        _ => shadowtap::replay::send::Pacing::Flat,
+    };
+    let options = shadowtap::replay::Options {
+        files: args.files,
+        shadow: args.shadow,
+        primary: args.primary,
+        secondary: args.secondary,
+        config: args.config,
+        thresholds: shadowtap::config::verdict::Overrides {
+            max_divergence_ratio: args.max_divergence_ratio,
+            max_shadow_error_ratio: args.max_shadow_error_ratio,
+            min_pairs: args.min_pairs,
+            max_latency_delta: args.max_latency_delta,
+            max_latency_delta_ratio: None,
+        },
+        pacing,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+        filters: shadowtap::replay::select::Filters {
+            methods: args
+                .methods
+                .iter()
+                .map(|m| m.trim().to_ascii_uppercase())
+                .collect(),
+            routes: args.routes,
+            since: args.since,
+            until: args.until,
+            limit: args.limit,
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
+    let runtime = match runtime(None) {
+        Ok(runtime) => runtime,
+        Err(problem) => return error(format!("{problem:#}")),
+    };
+    let outcome = match runtime.block_on(shadowtap::replay::run(options)) {
+        Ok(outcome) => outcome,
+        Err(problem) => {
+            let message = ErrorChain(&problem).to_string();
+            if let Some(path) = &args.junit {
+                let _ = std::fs::write(path, output::junit_error(&message));
+            }
+            if let VerdictFormat::Json = args.format {
+                println!("{}", output::json_error(&message));
+            }
+            return error(message);
+        }
+    };
+    for skipped in &outcome.skipped {
+        eprintln!(
+            "warning: {} line {} skipped: {}",
+            skipped.file, skipped.line, skipped.reason
+        );
+    }
+    let counts = &outcome.counts;
+    match args.format {
+        VerdictFormat::Table => {
+            let excluded = &counts.excluded;
+            println!(
+                "replay: {} entries read, {} lines skipped; left out: {} by method, {} by route, {} by time, {} by limit; {} answered, {} failed in {:.2}s",
+                counts.read,
+                counts.skipped,
+                excluded.method,
+                excluded.route,
+                excluded.time,
+                excluded.limit,
+                counts.answered,
+                counts.failed,
+                counts.seconds
+            );
+            println!();
+            print!("{}", shadowtap::replay::summary::routes(&outcome.routes));
+            println!();
+            print!(
+                "{}",
+                shadowtap::replay::summary::divergent(&outcome.samples)
+            );
+            println!("verdict:");
+            print!("{}", output::table(&outcome.verdict));
+        }
+        VerdictFormat::Json => {
+            let verdict: serde_json::Value =
+                serde_json::from_str(&output::json(&outcome.verdict)).unwrap_or_default();
+            let value = serde_json::json!({
+                "replay": counts,
+                "routes": outcome.routes,
+                "diverged": outcome.samples,
+                "verdict": verdict,
+            });
+            println!("{value}");
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(problem) = std::fs::write(path, output::junit(&outcome.verdict)) {
+            return error(format!("cannot write {}: {problem}", path.display()));
+        }
+    }
+    ExitCode::from(match outcome.verdict.verdict {
         Decision::Pass => 0,
         Decision::Fail => 1,
         Decision::Inconclusive => 2,
