@@ -458,3 +458,117 @@ async fn pacing_keeps_the_recorded_gaps_scaled_or_a_rate() {
     let taken = seconds(&ran);
     assert!((0.5..1.2).contains(&taken), "--rate 4 took {taken}s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_live_primary_with_a_secondary_and_a_route_config() {
+    let stable_build = stable().await;
+    let stable_twin = stable().await;
+    let regressed_build = regressed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = (0..120).map(|i| format!("/api/items/{i}")).collect();
+    let specs: Vec<(u64, &str)> = paths.iter().map(|p| (0, p.as_str())).collect();
+    let file = write_entries(dir.path(), &specs);
+    let file = file.to_str().unwrap();
+    // The user's routes: item reads under their template, a verdict of their own.
+    let config = dir.path().join("shadowtap.toml");
+    std::fs::write(
+        &config,
+        r#"
+[upstreams.prod]
+url = "http://10.255.255.1:8080"
+[[routes]]
+name = "items"
+path_prefix = "/api/items/"
+primary = "prod"
+template = ["/api/items/{id}"]
+[verdict]
+min_pairs = 50
+"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // The recorded answers say {"ok":1}; a live primary answers what the stable build says.
+    let ran = replay(&[
+        file,
+        "--shadow",
+        &stable_twin.url(""),
+        "--primary",
+        &stable_build.url(""),
+        "--secondary",
+        &stable_twin.url(""),
+        "--config",
+        config,
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let out = ran.json();
+    assert_eq!(
+        out["verdict"]["routes"][0]["evidence"]["route"],
+        "/api/items/{id}"
+    );
+    assert_eq!(out["verdict"]["routes"][0]["thresholds"]["min_pairs"], 50);
+    // The live primary got the requests, without the recorded-answer field.
+    assert!(stable_build.received().len() >= 120);
+    assert!(stable_build
+        .received()
+        .iter()
+        .all(|r| r.header("x-shadowtap-replay-entry").is_none()));
+
+    let ran = replay(&[
+        file,
+        "--shadow",
+        &regressed_build.url(""),
+        "--primary",
+        &stable_build.url(""),
+        "--config",
+        config,
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        ran.json()["verdict"]["routes"][0]["evidence"]["divergences_by_kind"]["body"],
+        119
+    );
+    // An unreachable primary is an error too.
+    let closed = closed_port().await;
+    let ran = replay(&[
+        file,
+        "--shadow",
+        &stable_twin.url(""),
+        "--primary",
+        &format!("http://{closed}"),
+    ])
+    .await;
+    assert_eq!(ran.code, 3);
+    assert!(ran.stderr.contains("the primary"), "{}", ran.stderr);
+}
+
+/// Every `shadowtap replay ...` line in the README parses with the binary's own parser.
+#[test]
+fn every_replay_command_in_the_readme_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .map(|line| line.trim_start_matches(['-', ' ']))
+        .filter(|line| line.starts_with("shadowtap replay "))
+        .collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    for command in commands {
+        let mut words: Vec<&str> = command.split_whitespace().skip(1).collect();
+        words.push("--help");
+        let output = std::process::Command::new(BIN)
+            .args(&words)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
