@@ -100,3 +100,21 @@ cpu_ticks() { # PID
   done
   echo "${total[@]}"
 }
+
+# Every process a script starts goes into PIDS; on exit (or Ctrl-C) each is sent SIGTERM,
+# given 10 s, then killed, by its own PID.
+stop_started_on_exit() {
+  PIDS=()
+  trap stop_started EXIT
+  trap 'exit 130' INT TERM
+}
+
+stop_started() {
+  local rc=$? pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  exit "$rc"
+}

@@ -63,18 +63,7 @@ RUN_DIR="$(mktemp -d /tmp/shadowtap-profile.XXXXXX)"; chmod 755 "$RUN_DIR"
 mkdir -p "$RUN_DIR"/{www,tmp}
 [[ -n "$OUT" ]] || OUT="$RUN_DIR"
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-  local rc=$? pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || continue
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_started_on_exit
 # The upstream of run.sh (its h2c server listens too, unused here); with --mirror a second
 # one, in a directory of its own, is the healthy shadow.
 start_upstream "$RUN_DIR" "$UPSTREAM_PORT" "$H2_PORT"
