@@ -64,6 +64,7 @@ pub struct RawRouteCompare {
     #[serde(default)]
     pub noise: BTreeMap<String, String>,
     pub latency: Option<RawLatency>,
+    pub protobuf_descriptor_set: Option<String>,
 }
 
 /// `[routes.compare] latency = { max_delta = "50ms", max_ratio = 2.0 }` as written.
@@ -132,6 +133,12 @@ pub struct RouteCompare {
     /// A pair whose shadow is slower than this diverges with kind `latency`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyConfig>,
+    /// The descriptor set file gRPC messages are decoded with (by field name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protobuf_descriptor_set: Option<String>,
+    /// That file, loaded when the config was validated.
+    #[serde(skip)]
+    pub protobuf: Option<crate::compare::protobuf::Schema>,
 }
 
 /// A route's latency rule: breached when either limit set is exceeded.
@@ -312,6 +319,20 @@ pub(crate) fn validate_route(
     if !(numeric_tolerance >= 0.0 && numeric_tolerance.is_finite()) {
         problems.push(format!("{path}.numeric_tolerance"), "must be a number >= 0");
     }
+    let protobuf = raw.protobuf_descriptor_set.as_deref().and_then(|file| {
+        let key = format!("{path}.protobuf_descriptor_set");
+        let loaded = std::fs::read(file)
+            .map_err(|error| format!("{file:?}: {error}"))
+            .and_then(|bytes| {
+                crate::compare::protobuf::Schema::from_bytes(&bytes).map_err(|error| {
+                    let cause = std::error::Error::source(&error)
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    format!("{file:?}: {error} ({cause})")
+                })
+            });
+        loaded.map_err(|problem| problems.push(key, problem)).ok()
+    });
     RouteCompare {
         ignore_headers: raw
             .ignore_headers
@@ -326,6 +347,8 @@ pub(crate) fn validate_route(
         redact_pointers: raw.redact_pointers,
         noise: raw.noise,
         latency: validate_latency(path, raw.latency, problems),
+        protobuf_descriptor_set: raw.protobuf_descriptor_set,
+        protobuf,
     }
 }
 

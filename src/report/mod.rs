@@ -483,6 +483,7 @@ fn route_setup(
                 max_delta: rule.max_delta,
                 max_ratio: rule.max_ratio,
             }),
+            protobuf: rules.protobuf.clone(),
         },
         redactor: Redactor {
             headers: redacted,
@@ -522,14 +523,15 @@ fn process(state: &State, rules: &Rules, pair: CompletedPair) {
         return;
     };
     let slot = *slot;
-    let mut comparison = compare::compare(&pair.primary, &pair.shadow_response, &setup.rules);
+    let path = pair.request.path_and_query.as_str();
+    let mut comparison =
+        compare::compare_call(&pair.primary, &pair.shadow_response, &setup.rules, path);
     comparison
         .differences
         .truncate(rules.compare.max_differences);
-    let secondary = pair
-        .secondary
-        .as_ref()
-        .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
+    let secondary = pair.secondary.as_ref().map(|secondary| {
+        compare::compare_call(&pair.primary, secondary, &setup.rules, path).differences
+    });
     let (endpoint, model) = state.endpoints.name(
         endpoints::Request {
             key: slot,
