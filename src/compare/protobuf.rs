@@ -41,6 +41,11 @@ pub struct Schema {
 pub struct SchemaError(#[source] prost_reflect::DescriptorError);
 
 impl Schema {
+    /// The schema of a descriptor set the config already loaded.
+    pub fn new(pool: DescriptorPool) -> Schema {
+        Schema { pool }
+    }
+
     /// Loads a serialized `FileDescriptorSet`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Schema, SchemaError> {
         DescriptorPool::decode(bytes)

@@ -136,9 +136,9 @@ pub struct RouteCompare {
     /// The descriptor set file gRPC messages are decoded with (by field name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protobuf_descriptor_set: Option<String>,
-    /// That file, loaded when the config was validated.
+    /// That file, loaded when the config was validated (the comparison wraps it).
     #[serde(skip)]
-    pub protobuf: Option<crate::compare::protobuf::Schema>,
+    pub protobuf: Option<prost_reflect::DescriptorPool>,
 }
 
 /// A route's latency rule: breached when either limit set is exceeded.
@@ -324,12 +324,8 @@ pub(crate) fn validate_route(
         let loaded = std::fs::read(file)
             .map_err(|error| format!("{file:?}: {error}"))
             .and_then(|bytes| {
-                crate::compare::protobuf::Schema::from_bytes(&bytes).map_err(|error| {
-                    let cause = std::error::Error::source(&error)
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    format!("{file:?}: {error} ({cause})")
-                })
+                prost_reflect::DescriptorPool::decode(&bytes[..])
+                    .map_err(|error| format!("{file:?}: not a protobuf descriptor set ({error})"))
             });
         loaded.map_err(|problem| problems.push(key, problem)).ok()
     });
@@ -372,6 +368,29 @@ mod tests {
         match with_latency(latency) {
             Ok(_) => Vec::new(),
             Err(error) => error.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_descriptor_set_is_loaded_or_its_problem_named_by_key() {
+        let pb = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos/echo.pb");
+        let config = with_latency(&format!(
+            "{{ max_ratio = 2.0 }}\nprotobuf_descriptor_set = {pb:?}"
+        ))
+        .unwrap();
+        let rules = &config.routes[0].compare;
+        assert_eq!(rules.protobuf_descriptor_set.as_deref(), Some(pb));
+        assert!(rules.protobuf.is_some());
+        let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos/echo.proto");
+        for file in ["/nonexistent/api.pb", proto] {
+            let found = problems(&format!(
+                "{{ max_ratio = 2.0 }}\nprotobuf_descriptor_set = {file:?}"
+            ));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].contains("routes[0].compare.protobuf_descriptor_set"),
+                "{found:?}"
+            );
         }
     }
 

@@ -483,7 +483,7 @@ fn route_setup(
                 max_delta: rule.max_delta,
                 max_ratio: rule.max_ratio,
             }),
-            protobuf: rules.protobuf.clone(),
+            protobuf: rules.protobuf.clone().map(compare::protobuf::Schema::new),
         },
         redactor: Redactor {
             headers: redacted,
