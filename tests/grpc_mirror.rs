@@ -67,7 +67,8 @@ fn find<'a>(differences: &'a [Value], path: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no difference at {path}: {differences:#?}"))
 }
 
-async fn one_changed_field(route_compare: &str) -> Vec<Value> {
+/// The differences and the sample of a call whose shadow answers one field changed.
+async fn one_changed_field(route_compare: &str) -> (Vec<Value>, Value) {
     let primary = echo_server(Behaviour::default()).await;
     let shadow = echo_server(Behaviour {
         price_offset: 1.0,
@@ -86,13 +87,27 @@ async fn one_changed_field(route_compare: &str) -> Vec<Value> {
         "the client gets the primary's"
     );
     wait_compared(&proxy, "echo", 1).await;
-    newest_differences(&proxy).await
+    let sample = samples(&proxy, "echo").await.remove(0);
+    (newest_differences(&proxy).await, sample)
 }
 
 #[tokio::test]
 async fn a_changed_field_is_named_by_the_descriptor_set() {
     let set = descriptor_set();
-    let differences = one_changed_field(&format!("protobuf_descriptor_set = {set:?}")).await;
+    let (differences, sample) = one_changed_field(&format!(
+        "protobuf_descriptor_set = {set:?}\nredact_pointers = [\"/text\"]"
+    ))
+    .await;
+    // The sample shows both answers decoded, with the redacted field replaced.
+    let primary_body = sample["primary"]["body"].as_str().unwrap();
+    let shadow_body = sample["shadow_response"]["body"].as_str().unwrap();
+    assert!(primary_body.contains(r#""price":9.5"#), "{primary_body}");
+    assert!(shadow_body.contains(r#""price":10.5"#), "{shadow_body}");
+    assert!(
+        primary_body.contains(r#""text":"[REDACTED]""#),
+        "{primary_body}"
+    );
+    assert!(!primary_body.contains(r#""hi""#), "{primary_body}");
     assert_eq!(differences.len(), 1, "{differences:#?}");
     let price = find(&differences, "/item/price");
     assert_eq!(price["kind"], "body");
@@ -103,7 +118,7 @@ async fn a_changed_field_is_named_by_the_descriptor_set() {
 
 #[tokio::test]
 async fn without_a_descriptor_set_a_changed_field_is_named_by_number() {
-    let differences = one_changed_field("").await;
+    let (differences, _) = one_changed_field("").await;
     assert_eq!(differences.len(), 1, "{differences:#?}");
     let price = find(&differences, "/3/3");
     assert_eq!(price["kind"], "body");

@@ -647,7 +647,7 @@ fn process(state: &State, rules: &Rules, pair: CompletedPair) {
         }
         return;
     }
-    let sample = divergent_pair(&rules.compare, setup, &pair, &comparison.differences);
+    let sample = divergent_pair(&rules.compare, setup, &pair, &comparison);
     tracing::debug!(
         route = %sample.route,
         shadow = %sample.shadow,
@@ -701,8 +701,13 @@ fn divergent_pair(
     compare: &CompareConfig,
     setup: &RouteSetup,
     pair: &CompletedPair,
-    differences: &[compare::Difference],
+    comparison: &compare::Comparison,
 ) -> DivergentPair {
+    let differences = &comparison.differences;
+    let (primary_decoded, shadow_decoded) = match &comparison.documents {
+        Some((primary, shadow)) => (Some(primary), Some(shadow)),
+        None => (None, None),
+    };
     let max = compare.body_excerpt_bytes;
     let redactor = &setup.redactor;
     let (request_body, request_cut) = redactor.body(&pair.request.body, max);
@@ -725,7 +730,7 @@ fn divergent_pair(
             body: request_body,
             body_truncated: request_cut,
         },
-        primary: redactor.response(&pair.primary, max),
-        shadow_response: redactor.response(&pair.shadow_response, max),
+        primary: redactor.response(&pair.primary, primary_decoded, max),
+        shadow_response: redactor.response(&pair.shadow_response, shadow_decoded, max),
     }
 }
