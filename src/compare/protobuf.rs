@@ -14,7 +14,8 @@
 //!
 //! Both are bounded: the wire decoder nests at most [`MAX_DEPTH`] messages (deeper ones are
 //! shown as hex) and reads each byte a bounded number of times; prost-reflect has its own
-//! recursion limit. Neither panics on any input (fuzz/fuzz_targets/protobuf_decode.rs).
+//! recursion limit. Neither panics on any input (the `protobuf` fuzz target, and
+//! tests/prop_protobuf.rs).
 
 // Decodes untrusted bytes: no indexing that can panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
