@@ -27,6 +27,7 @@
 //! | [`report`] | comparison workers, per-route and per-endpoint statistics, redacted samples, the JSONL diff log |
 //! | [`supervise`] | data-path tasks whose panics are caught, logged and counted |
 //! | [`connection`] | what both engines know of a client connection, and the request not yet answered |
+//! | [`grpc`] | gRPC at the live edge: which requests are calls, their `grpc-timeout` deadline, the gRPC-shaped answer (200 + `grpc-status`) to a call shadowtap fails |
 //! | [`error`] | live-path errors and their single mapping to 400/404/405/408/502/504 |
 //! | [`forward`] | one client per upstream (HTTP/1 through [`h1`], h2c and h2 over TLS through hyper, `auto` by ALPN) and the one [`forward::ForwardError`] |
 //! | [`h1`] | the HTTP/1.1 protocol layer, upstream side: one exchange core (checkout, stale retry, head, limits, body) under the native engine's, the hyper path's and the shadows' clients |
@@ -57,6 +58,7 @@ pub mod digest;
 pub mod error;
 pub mod forward;
 pub mod generation;
+pub mod grpc;
 pub mod h1;
 pub mod header_rules;
 pub mod headers;

@@ -29,13 +29,17 @@
 //! | [`text`] | line diff with a unified excerpt |
 //! | [`headers`] | header diff with the ignore list |
 //! | [`decode`] | gzip / deflate / br with a decoded-size cap |
+//! | [`grpc`] | gRPC answers: `grpc-status` as a status, messages split and decoded for the JSON diff |
+//! | [`protobuf`] | protobuf messages as JSON-diffable trees: by field name with a descriptor set, by field number without |
 //! | [`noise`] | secondary-based and learned noise |
 
 pub mod decode;
+pub mod grpc;
 pub mod headers;
 pub mod json;
 pub mod noise;
 pub mod pins;
+pub mod protobuf;
 pub mod text;
 
 use crate::digest::BodyDigest;
@@ -115,6 +119,9 @@ pub struct CompareRules {
     pub max_decoded_bytes: usize,
     /// The route's latency rule, if it has one.
     pub latency: Option<LatencyRule>,
+    /// The route's protobuf descriptor set: gRPC messages compared by field name (by
+    /// field number without one).
+    pub protobuf: Option<protobuf::Schema>,
 }
 
 /// How much slower than the primary a shadow may answer: breached when the shadow's latency
@@ -173,6 +180,7 @@ enum Media {
     Json,
     Text,
     Binary,
+    Grpc,
 }
 
 fn media(headers: &Fields) -> Media {
@@ -188,7 +196,9 @@ fn media(headers: &Fields) -> Media {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") {
+    if essence.starts_with("application/grpc") {
+        Media::Grpc
+    } else if essence == "application/json" || essence.ends_with("+json") {
         Media::Json
     } else if essence.starts_with("text/")
         || essence.ends_with("+xml")
@@ -209,6 +219,17 @@ pub fn compare(
     shadow: &CapturedResponse,
     rules: &CompareRules,
 ) -> Comparison {
+    compare_call(primary, shadow, rules, "")
+}
+
+/// Compares two answers to a request for `path` under `rules`: the path names a gRPC
+/// call's method, whose response type the route's descriptor set gives.
+pub fn compare_call(
+    primary: &CapturedResponse,
+    shadow: &CapturedResponse,
+    rules: &CompareRules,
+    path: &str,
+) -> Comparison {
     let mut differences = Vec::new();
     if primary.status != shadow.status {
         differences.push(Difference {
@@ -222,7 +243,29 @@ pub fn compare(
             noise: None,
         });
     }
+    let call = grpc::is_grpc(&primary.headers) || grpc::is_grpc(&shadow.headers);
+    if call {
+        let (a, b) = (
+            grpc::status_text(&primary.headers),
+            grpc::status_text(&shadow.headers),
+        );
+        if a != b {
+            differences.push(Difference {
+                kind: DiffKind::Status,
+                path: grpc::STATUS_FIELD.to_string(),
+                field: grpc::STATUS_FIELD.to_string(),
+                change: "changed",
+                primary: Some(a),
+                shadow: Some(b),
+                excerpt: None,
+                noise: None,
+            });
+        }
+    }
     for change in headers::diff_fields(&primary.headers, &shadow.headers, &rules.ignored_headers) {
+        if call && change.name == grpc::STATUS_FIELD {
+            continue;
+        }
         differences.push(Difference {
             kind: DiffKind::Header,
             field: change.name.clone(),
@@ -239,7 +282,13 @@ pub fn compare(
         });
     }
     let mut documents = None;
-    let body_skipped = compare_bodies(primary, shadow, rules, &mut differences, &mut documents);
+    let body_skipped = compare_bodies(
+        (primary, shadow),
+        rules,
+        path,
+        &mut differences,
+        &mut documents,
+    );
     Comparison {
         differences,
         body_skipped,
@@ -317,9 +366,9 @@ fn compare_digests(
 /// The body decision (the table in the module docs): differences are pushed, and the reason
 /// is returned when the bodies cannot be judged.
 fn compare_bodies(
-    primary: &CapturedResponse,
-    shadow: &CapturedResponse,
+    (primary, shadow): (&CapturedResponse, &CapturedResponse),
     rules: &CompareRules,
+    path: &str,
     differences: &mut Vec<Difference>,
     documents: &mut Option<(serde_json::Value, serde_json::Value)>,
 ) -> Option<BodySkip> {
@@ -369,12 +418,14 @@ fn compare_bodies(
         return None;
     }
     let kind = match (media(&primary.headers), media(&shadow.headers)) {
+        (Media::Grpc, _) | (_, Media::Grpc) => Media::Grpc,
         (Media::Json, _) | (_, Media::Json) => Media::Json,
         (Media::Text, _) | (_, Media::Text) => Media::Text,
         _ => Media::Binary,
     };
     match kind {
         Media::Json => *documents = compare_json(&left, &right, rules, differences),
+        Media::Grpc => *documents = compare_grpc(&left, &right, rules, path, differences),
         Media::Text => compare_text(&left, &right, differences),
         Media::Binary => differences.push(body_difference(
             "bytes_changed",
@@ -444,6 +495,45 @@ pub fn judge_latency(
     })
 }
 
+/// Returns the decoded documents when both sides' messages decoded (see [`grpc`]); a side
+/// whose messages do not is `undecodable`, and both such sides are compared as bytes.
+fn compare_grpc(
+    left: &Bytes,
+    right: &Bytes,
+    rules: &CompareRules,
+    path: &str,
+    differences: &mut Vec<Difference>,
+) -> Option<(serde_json::Value, serde_json::Value)> {
+    let schema = rules.protobuf.as_ref();
+    let decoded = (
+        grpc::document(left, schema, path),
+        grpc::document(right, schema, path),
+    );
+    let undecodable = |bytes: &Bytes| format!("not gRPC messages: {}", describe_bytes(bytes));
+    match decoded {
+        (Some(a), Some(b)) => {
+            push_json_changes(&a, &b, rules, differences);
+            return Some((a, b));
+        }
+        (Some(_), None) => differences.push(body_difference(
+            "undecodable",
+            Some("decoded".into()),
+            Some(undecodable(right)),
+        )),
+        (None, Some(_)) => differences.push(body_difference(
+            "undecodable",
+            Some(undecodable(left)),
+            Some("decoded".into()),
+        )),
+        (None, None) => differences.push(body_difference(
+            "bytes_changed",
+            Some(describe_bytes(left)),
+            Some(describe_bytes(right)),
+        )),
+    }
+    None
+}
+
 /// Returns the parsed documents when both sides were JSON.
 fn compare_json(
     left: &Bytes,
@@ -457,24 +547,7 @@ fn compare_json(
     );
     match parsed {
         (Ok(a), Ok(b)) => {
-            for change in json::diff(&a, &b, &rules.json) {
-                differences.push(Difference {
-                    kind: DiffKind::Body,
-                    path: change.pointer,
-                    field: change.field,
-                    change: match change.kind {
-                        json::ChangeKind::Added => "added",
-                        json::ChangeKind::Removed => "removed",
-                        json::ChangeKind::Changed => "changed",
-                        json::ChangeKind::TypeChanged => "type_changed",
-                        json::ChangeKind::LengthChanged => "length_changed",
-                    },
-                    primary: change.primary,
-                    shadow: change.shadow,
-                    excerpt: None,
-                    noise: None,
-                });
-            }
+            push_json_changes(&a, &b, rules, differences);
             return Some((a, b));
         }
         (Ok(_), Err(_)) => differences.push(body_difference(
@@ -490,6 +563,33 @@ fn compare_json(
         (Err(_), Err(_)) => compare_text(left, right, differences),
     }
     None
+}
+
+/// The structural differences of two value trees, as body differences.
+fn push_json_changes(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    rules: &CompareRules,
+    differences: &mut Vec<Difference>,
+) {
+    for change in json::diff(a, b, &rules.json) {
+        differences.push(Difference {
+            kind: DiffKind::Body,
+            path: change.pointer,
+            field: change.field,
+            change: match change.kind {
+                json::ChangeKind::Added => "added",
+                json::ChangeKind::Removed => "removed",
+                json::ChangeKind::Changed => "changed",
+                json::ChangeKind::TypeChanged => "type_changed",
+                json::ChangeKind::LengthChanged => "length_changed",
+            },
+            primary: change.primary,
+            shadow: change.shadow,
+            excerpt: None,
+            noise: None,
+        });
+    }
 }
 
 fn compare_text(left: &Bytes, right: &Bytes, differences: &mut Vec<Difference>) {

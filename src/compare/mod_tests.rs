@@ -46,6 +46,7 @@ fn rules() -> CompareRules {
         json: json::JsonRules::default(),
         max_decoded_bytes: 1 << 20,
         latency: None,
+        protobuf: None,
     }
 }
 

@@ -64,6 +64,7 @@ pub struct RawRouteCompare {
     #[serde(default)]
     pub noise: BTreeMap<String, String>,
     pub latency: Option<RawLatency>,
+    pub protobuf_descriptor_set: Option<String>,
 }
 
 /// `[routes.compare] latency = { max_delta = "50ms", max_ratio = 2.0 }` as written.
@@ -132,6 +133,12 @@ pub struct RouteCompare {
     /// A pair whose shadow is slower than this diverges with kind `latency`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyConfig>,
+    /// The descriptor set file gRPC messages are decoded with (by field name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protobuf_descriptor_set: Option<String>,
+    /// That file, loaded when the config was validated (the comparison wraps it).
+    #[serde(skip)]
+    pub protobuf: Option<prost_reflect::DescriptorPool>,
 }
 
 /// A route's latency rule: breached when either limit set is exceeded.
@@ -312,6 +319,16 @@ pub(crate) fn validate_route(
     if !(numeric_tolerance >= 0.0 && numeric_tolerance.is_finite()) {
         problems.push(format!("{path}.numeric_tolerance"), "must be a number >= 0");
     }
+    let protobuf = raw.protobuf_descriptor_set.as_deref().and_then(|file| {
+        let key = format!("{path}.protobuf_descriptor_set");
+        let loaded = std::fs::read(file)
+            .map_err(|error| format!("{file:?}: {error}"))
+            .and_then(|bytes| {
+                prost_reflect::DescriptorPool::decode(&bytes[..])
+                    .map_err(|error| format!("{file:?}: not a protobuf descriptor set ({error})"))
+            });
+        loaded.map_err(|problem| problems.push(key, problem)).ok()
+    });
     RouteCompare {
         ignore_headers: raw
             .ignore_headers
@@ -326,6 +343,8 @@ pub(crate) fn validate_route(
         redact_pointers: raw.redact_pointers,
         noise: raw.noise,
         latency: validate_latency(path, raw.latency, problems),
+        protobuf_descriptor_set: raw.protobuf_descriptor_set,
+        protobuf,
     }
 }
 
@@ -349,6 +368,29 @@ mod tests {
         match with_latency(latency) {
             Ok(_) => Vec::new(),
             Err(error) => error.problems().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_descriptor_set_is_loaded_or_its_problem_named_by_key() {
+        let pb = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos/echo.pb");
+        let config = with_latency(&format!(
+            "{{ max_ratio = 2.0 }}\nprotobuf_descriptor_set = {pb:?}"
+        ))
+        .unwrap();
+        let rules = &config.routes[0].compare;
+        assert_eq!(rules.protobuf_descriptor_set.as_deref(), Some(pb));
+        assert!(rules.protobuf.is_some());
+        let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos/echo.proto");
+        for file in ["/nonexistent/api.pb", proto] {
+            let found = problems(&format!(
+                "{{ max_ratio = 2.0 }}\nprotobuf_descriptor_set = {file:?}"
+            ));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].contains("routes[0].compare.protobuf_descriptor_set"),
+                "{found:?}"
+            );
         }
     }
 

@@ -328,10 +328,20 @@ where
     /// whole exchange towards h2c upstreams). The body then streams without a deadline
     /// (a long download is not an error); an HTTP/1 connection goes back to the pool when
     /// the body has been read to its end. The response carries no hop-by-hop fields.
-    pub async fn send(
+    pub async fn send(&self, request: Request<B>) -> Result<Response<UpstreamBody>, ForwardError> {
+        self.send_within(request, None).await
+    }
+
+    /// [`Self::send`], waiting at most `deadline` (a gRPC call's `grpc-timeout`) when it is
+    /// shorter than the upstream's `response_timeout`.
+    pub async fn send_within(
         &self,
         mut request: Request<B>,
+        deadline: Option<Duration>,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
+        let timeout = deadline.map_or(self.response_timeout, |deadline| {
+            deadline.min(self.response_timeout)
+        });
         if !request.headers().contains_key(header::HOST) {
             // HTTP/1.0 clients may send none; HTTP/1.1 requires one.
             if let Ok(host) = HeaderValue::from_str(self.authority.as_str()) {
@@ -339,17 +349,17 @@ where
             }
         }
         match &self.transport {
-            Transport::Http1(pool) => self.send_http1(pool, request).await,
-            Transport::Http2(client) => self.send_h2(client, request).await,
+            Transport::Http1(pool) => self.send_http1(pool, request, timeout).await,
+            Transport::Http2(client) => self.send_h2(client, request, timeout).await,
             Transport::Auto(auto) => {
                 let speaks_h2 = match auto.speaks_h2.get() {
                     Some(speaks_h2) => *speaks_h2,
                     None => self.negotiate(auto).await?,
                 };
                 if speaks_h2 {
-                    self.send_h2(&auto.h2, request).await
+                    self.send_h2(&auto.h2, request, timeout).await
                 } else {
-                    self.send_http1(&auto.http1, request).await
+                    self.send_http1(&auto.http1, request, timeout).await
                 }
             }
         }
@@ -360,8 +370,9 @@ where
         &self,
         pool: &Arc<RawPool>,
         request: Request<B>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
-        match native::send(pool, request, self.response_timeout).await {
+        match native::send(pool, request, timeout).await {
             Ok(response) => Ok(response.map(UpstreamBody::Native)),
             Err(error) => Err(ForwardError::from_exchange(&self.name, error)),
         }
@@ -373,10 +384,11 @@ where
         &self,
         client: &H2Client<B>,
         mut request: Request<B>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
         *request.version_mut() = http::Version::HTTP_2;
         let exchange = client.request(request);
-        match tokio::time::timeout(self.response_timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(mut response)) => {
                 crate::headers::remove_hop_by_hop(response.headers_mut());
                 Ok(response.map(UpstreamBody::Hyper))
@@ -395,7 +407,7 @@ where
             }),
             Err(_) => Err(ForwardError::Timeout {
                 upstream: self.name.clone(),
-                after: self.response_timeout,
+                after: timeout,
             }),
         }
     }

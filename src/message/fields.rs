@@ -149,6 +149,27 @@ impl Fields {
         fields.finish()
     }
 
+    /// These fields with a trailer section appended after them: a captured answer's
+    /// trailers are compared with its head (a gRPC status may come in either).
+    pub fn with_trailers(self, trailers: &HeaderMap) -> Fields {
+        if trailers.is_empty() {
+            return self;
+        }
+        let size = self.buf.len()
+            + trailers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum::<usize>();
+        let mut fields = Fields::builder(size);
+        for (name, value) in self.iter() {
+            fields.push(name, value);
+        }
+        for (name, value) in trailers {
+            fields.push(name.as_str().as_bytes(), value.as_bytes());
+        }
+        fields.finish()
+    }
+
     /// Fields from `(name, value)` pairs, copied (tests, and callers with no head to share).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Fields {
         let mut fields = Fields::builder(0);

@@ -242,6 +242,11 @@ impl crate::message::tee::TeeSink for PrimarySink {
         true
     }
 
+    /// Kept with the head: a gRPC answer's status is usually here.
+    fn trailers(&mut self, trailers: &http::HeaderMap) {
+        self.headers = std::mem::take(&mut self.headers).with_trailers(trailers);
+    }
+
     fn finish(self, result: crate::message::tee::TeeResult) {
         let PrimarySink {
             slot,

@@ -97,6 +97,8 @@ impl Proxy {
             request_id = tracing::field::Empty,
         );
         let request_method = request.method().clone();
+        // A failed gRPC call is answered in gRPC's terms (crate::grpc), not with an HTTP error page.
+        let grpc = crate::grpc::is_grpc(request.headers());
         // Counts the request if hyper drops this future before it is answered: the client
         // closed its connection or reset its stream meanwhile.
         let mut pending = Pending {
@@ -106,8 +108,14 @@ impl Proxy {
         // Boxed: the forwarding state machine is large, and hyper moves the handler's future
         // several times; moving a pointer is cheaper than moving the state (see
         // docs/PERFORMANCE.md, "What bought what", 4e36b76).
-        let forwarding =
-            Box::pin(self.forward(request, found, connection, &span, &mut pending.request_id));
+        let forwarding = Box::pin(self.forward(
+            request,
+            found,
+            connection,
+            &span,
+            &mut pending.request_id,
+            grpc,
+        ));
         let result = forwarding.instrument(span.clone()).await;
         pending.unanswered.settle();
         let request_id = pending.request_id.take();
@@ -134,7 +142,17 @@ impl Proxy {
                 response.map(|body| ResponseBody::upstream(body, completion))
             }
             Err(error) => {
-                let status = error.status();
+                let mut response = Response::new(ResponseBody::full(
+                    match grpc {
+                        true => "",
+                        false => error.client_message(),
+                    },
+                    completion,
+                ));
+                let status = match grpc {
+                    true => crate::grpc::error_head(&error, response.headers_mut()),
+                    false => error.status(),
+                };
                 self.context
                     .metrics()
                     .record_request(route_metrics, method, status);
@@ -148,14 +166,14 @@ impl Proxy {
                 span.in_scope(|| {
                     error.log_failed(request_method.as_str(), route_label, request_id)
                 });
-                let mut response =
-                    Response::new(ResponseBody::full(error.client_message(), completion));
                 *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                if status == http::StatusCode::BAD_REQUEST {
+                if !grpc {
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                }
+                if error.status() == http::StatusCode::BAD_REQUEST {
                     // The framing was ambiguous: the rest of the connection cannot be trusted.
                     response
                         .headers_mut()
@@ -173,6 +191,7 @@ impl Proxy {
         connection: &ConnectionInfo,
         span: &tracing::Span,
         request_id_out: &mut Option<HeaderValue>,
+        grpc: bool,
     ) -> Result<Forwarded, ProxyError> {
         // The listener marks requests whose raw head had a conflict hyper resolved away.
         if let Some(hidden) = request.extensions().get::<headers::FramingError>() {
@@ -225,7 +244,12 @@ impl Proxy {
         *request.uri_mut() = upstream
             .uri_for(request.uri().path_and_query())
             .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;
-        let response = match upstream.send(request).await {
+        // A gRPC call's own deadline bounds the wait when it is the shorter one.
+        let deadline = match grpc {
+            true => crate::grpc::deadline(request.headers()),
+            false => None,
+        };
+        let response = match upstream.send_within(request, deadline).await {
             Ok(response) => capture.answered(response),
             Err(error) => match watch.as_ref().and_then(BodyWatch::failure) {
                 Some(failure) => {

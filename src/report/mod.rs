@@ -478,6 +478,7 @@ fn route_setup(
                 max_delta: rule.max_delta,
                 max_ratio: rule.max_ratio,
             }),
+            protobuf: rules.protobuf.clone().map(compare::protobuf::Schema::new),
         },
         redactor: Redactor::for_route(route, compare),
         name: route.name.clone(),
@@ -514,14 +515,15 @@ fn process(state: &State, rules: &Rules, pair: CompletedPair) {
         return;
     };
     let slot = *slot;
-    let mut comparison = compare::compare(&pair.primary, &pair.shadow_response, &setup.rules);
+    let path = pair.request.path_and_query.as_str();
+    let mut comparison =
+        compare::compare_call(&pair.primary, &pair.shadow_response, &setup.rules, path);
     comparison
         .differences
         .truncate(rules.compare.max_differences);
-    let secondary = pair
-        .secondary
-        .as_ref()
-        .map(|secondary| compare::compare(&pair.primary, secondary, &setup.rules).differences);
+    let secondary = pair.secondary.as_ref().map(|secondary| {
+        compare::compare_call(&pair.primary, secondary, &setup.rules, path).differences
+    });
     let (endpoint, model) = state.endpoints.name(
         endpoints::Request {
             key: slot,
@@ -637,7 +639,7 @@ fn process(state: &State, rules: &Rules, pair: CompletedPair) {
         }
         return;
     }
-    let sample = divergent_pair(&rules.compare, setup, &pair, &comparison.differences);
+    let sample = divergent_pair(&rules.compare, setup, &pair, &comparison);
     tracing::debug!(
         route = %sample.route,
         shadow = %sample.shadow,
@@ -691,8 +693,13 @@ fn divergent_pair(
     compare: &CompareConfig,
     setup: &RouteSetup,
     pair: &CompletedPair,
-    differences: &[compare::Difference],
+    comparison: &compare::Comparison,
 ) -> DivergentPair {
+    let differences = &comparison.differences;
+    let (primary_decoded, shadow_decoded) = match &comparison.documents {
+        Some((primary, shadow)) => (Some(primary), Some(shadow)),
+        None => (None, None),
+    };
     let max = compare.body_excerpt_bytes;
     let redactor = &setup.redactor;
     let (request_body, request_cut) = redactor.body(&pair.request.body, max);
@@ -715,7 +722,7 @@ fn divergent_pair(
             body: request_body,
             body_truncated: request_cut,
         },
-        primary: redactor.response(&pair.primary, max),
-        shadow_response: redactor.response(&pair.shadow_response, max),
+        primary: redactor.response(&pair.primary, primary_decoded, max),
+        shadow_response: redactor.response(&pair.shadow_response, shadow_decoded, max),
     }
 }

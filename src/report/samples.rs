@@ -216,9 +216,21 @@ impl Redactor {
         parsed.to_string()
     }
 
-    /// A response excerpt.
-    pub fn response(&self, response: &CapturedResponse, max: usize) -> MessageExcerpt {
-        let (body, cut) = self.body(&response.body, max);
+    /// A response excerpt. A gRPC answer whose messages were decoded for comparison
+    /// (`decoded`) is shown decoded, as JSON, redacted like a JSON body.
+    pub fn response(
+        &self,
+        response: &CapturedResponse,
+        decoded: Option<&serde_json::Value>,
+        max: usize,
+    ) -> MessageExcerpt {
+        let decoded = decoded
+            .filter(|_| crate::compare::grpc::is_grpc(&response.headers))
+            .and_then(|value| serde_json::to_vec(value).ok());
+        let (body, cut) = match decoded {
+            Some(json) => self.body(&Bytes::from(json), max),
+            None => self.body(&response.body, max),
+        };
         MessageExcerpt {
             status: Some(response.status.as_u16()),
             headers: self.fields(response.headers.iter()),

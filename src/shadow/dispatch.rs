@@ -498,19 +498,27 @@ impl ShadowTarget {
         let (parts, mut body) = response.into_parts();
         let cap = self.limits.max_response_body_bytes;
         let mut keeper = Keeper::new(cap, &self.budget).bounded_by(bound);
+        let mut trailers = None;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(ShadowError::Body)?;
-            if let Some(data) = frame.data_ref() {
-                if !keeper.keep(data) {
-                    break;
-                }
+            let frame = match frame.map_err(ShadowError::Body)?.into_data() {
+                Ok(data) if keeper.keep(&data) => continue,
+                Ok(_) => break,
+                Err(frame) => frame,
+            };
+            // Compared with the head, as the primary's are (a gRPC status is here).
+            if let Ok(fields) = frame.into_trailers() {
+                trailers = Some(fields);
             }
         }
         // A body cut short is dropped here, unread: hyper resets its stream rather than
         // draining the rest. The client removed the hop-by-hop fields.
+        let mut fields = Fields::from_map(&parts.headers);
+        if let Some(trailers) = &trailers {
+            fields = fields.with_trailers(trailers);
+        }
         Ok(CapturedResponse::from_kept(
             parts.status,
-            Fields::from_map(&parts.headers),
+            fields,
             keeper.finish(),
         ))
     }
