@@ -12,6 +12,8 @@
 //! | `GET /api/v1/noise` | per route: fields learned, pinned or seen by the secondary as noise | read |
 //! | `GET /api/v1/mirror` | the runtime mirror switches | read |
 //! | `GET /api/v1/routes/{route}/history`, `/api/v1/history` | the last hour a minute at a time ([`history_api`]) | read |
+//! | `GET /api/v1/access` | whether reads and changes need the token, and whether this request carried it | open |
+//! | `GET /ui/` | the web page ([`ui`]): embedded files that read the API above | open |
 //! | `PUT /api/v1/mirror` | pause, resume, change a percent ([`mirror_api`]) | mutate |
 //! | `PUT /api/v1/noise` | pin a field as noise or signal ([`noise_api`]) | mutate |
 //! | `POST /api/v1/reload` | reload the config ([`reload_api`]) | mutate |
@@ -24,6 +26,7 @@ pub mod mirror_api;
 pub mod noise_api;
 pub mod reload_api;
 pub mod reply;
+pub mod ui;
 
 use crate::config::AdminConfig;
 use crate::report::Reporter;
@@ -169,6 +172,10 @@ enum Action {
     RouteHistory,
     /// `/api/v1/history`.
     History,
+    /// `/api/v1/access`.
+    Access,
+    /// `/ui`, `/ui/...` (the path is read again).
+    Page,
 }
 
 impl Action {
@@ -185,6 +192,8 @@ impl Action {
             ("/api/v1/noise", true) => Action::Noise,
             ("/api/v1/mirror", true) => Action::Mirror,
             ("/api/v1/history", true) => Action::History,
+            ("/api/v1/access", true) => Action::Access,
+            (path, true) if ui::is_page(path) => Action::Page,
             (path, true) if history_api::route_of(path).is_some() => Action::RouteHistory,
             // Mutating endpoints: each one arm here and one in `Action::endpoint`.
             ("/api/v1/mirror", false) if method == Method::PUT => Action::SetMirror,
@@ -199,7 +208,10 @@ impl Action {
                 return Err(NotServed::Method("use GET or PUT\n"))
             }
             ("/api/v1/reload", _) => return Err(NotServed::Method("use POST\n")),
-            ("/api/v1/history", false) => return Err(NotServed::Method("use GET\n")),
+            ("/api/v1/history" | "/api/v1/access", false) => {
+                return Err(NotServed::Method("use GET\n"))
+            }
+            (path, false) if ui::is_page(path) => return Err(NotServed::Method("use GET\n")),
             (path, false) if history_api::route_of(path).is_some() => {
                 return Err(NotServed::Method("use GET\n"))
             }
@@ -220,6 +232,7 @@ impl Action {
             | Action::Mirror
             | Action::RouteHistory
             | Action::History => Endpoint::Api,
+            Action::Access | Action::Page => Endpoint::Page,
             Action::SetMirror => Endpoint::Mirror,
             Action::SetNoise => Endpoint::Noise,
             Action::Reload => Endpoint::Reload,
@@ -239,7 +252,7 @@ enum NotServed {
 fn not_found() -> Reply {
     text(
         StatusCode::NOT_FOUND,
-        "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise, /api/v1/mirror\n",
+        "not found: try /ui/, /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise, /api/v1/mirror\n",
     )
 }
 
@@ -284,6 +297,8 @@ async fn respond(state: &AdminState, request: Request<Incoming>) -> Response<Ful
         }
         Action::Mirror => mirror_api::get(&state.control),
         Action::History => history_api::get_all(&state.report),
+        Action::Access => json(&state.auth.view(&parts.headers)),
+        Action::Page => ui::get(parts.uri.path()),
         Action::RouteHistory => match history_api::route_of(parts.uri.path()) {
             Some(route) => history_api::get_route(&state.report, &route),
             None => not_found(),
@@ -328,6 +343,9 @@ fn routes(state: &AdminState) -> Reply {
                     "mirror_outcomes".to_string(),
                     serde_json::to_value(history_api::outcome_map(&outcomes)).unwrap_or_default(),
                 );
+                if let Some(name) = state.control.route_name_of(&summary.route) {
+                    object.insert("route_name".to_string(), name.into());
+                }
                 if let Some(breaker) = mirrored.breakers.get(&summary.shadow) {
                     object.insert("breaker".to_string(), (*breaker).into());
                 }
