@@ -146,7 +146,11 @@ document.getElementById('token-button').addEventListener('click', askToken);
 document.getElementById('token-save').addEventListener('click', () => saveToken(document.getElementById('token-input').value));
 document.getElementById('token-forget').addEventListener('click', () => saveToken(''));
 document.getElementById('token-input').addEventListener('keydown', (event) => {
-  if (event.key === 'Enter') saveToken(event.target.value);
+  if (event.key === 'Enter') {
+    // Otherwise the Enter goes on to the button focus returns to, and reopens the dialog.
+    event.preventDefault();
+    saveToken(event.target.value);
+  }
 });
 
 document.addEventListener('keydown', (event) => {

@@ -3,7 +3,7 @@
 import { h, replace, percent, ms, routeHash, sampleHash, fieldKind } from './dom.js';
 import { distributions, deltaBars, latencyTrend } from './charts.js';
 import { get } from './api.js';
-import { pinButtons } from './noise.js';
+import { pinButtons, readOnlyNote } from './noise.js';
 
 function fieldTable(entry, ctx, highlighted) {
   const diverged = entry.comparisons.diverged;
@@ -78,7 +78,7 @@ export function render(main, ctx, params) {
     ctx = next;
     const entries = (ctx.routes || []).filter((e) => e.route === route && (!params.shadow || e.shadow === params.shadow));
     const series = new Map((ctx.history?.series || []).map((s) => [`${s.route}\u0000${s.shadow}`, s]));
-    replace(body, entries.length ? entries.map((e) => shadowSection(e, series.get(`${e.route}\u0000${e.shadow}`), ctx, params.field)) :
+    replace(body, readOnlyNote(ctx), entries.length ? entries.map((e) => shadowSection(e, series.get(`${e.route}\u0000${e.shadow}`), ctx, params.field)) :
       h('p', { class: 'muted' }, 'This route has no compared pairs (yet).'),
     params.shadow ? h('p', {}, h('a', { href: routeHash(route) }, 'every shadow of this route')) : '');
     if (params.field && !scrolled) {
