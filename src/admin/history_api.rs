@@ -3,8 +3,8 @@
 //!
 //! Mirror outcomes are counted by the shadow dispatch on the metrics, not by the report, so
 //! [`sample_mirror`] reads the metrics' totals every few seconds and hands their growth to
-//! the report's history; [`mirror_state`] reads the same totals, and each shadow's breaker,
-//! for `/api/v1/routes`.
+//! the report's history, and keeps them, with each shadow's breaker, for `/api/v1/routes`
+//! (so an open page polling the routes never makes the admin port render the metrics).
 
 use super::reply::{json, text, Reply};
 use crate::report::Reporter;
@@ -13,7 +13,7 @@ use crate::telemetry::Metrics;
 use crate::verdict::sources::exposition;
 use http::StatusCode;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -109,12 +109,27 @@ pub fn outcome_map(totals: &[u64; MirrorOutcome::ALL.len()]) -> BTreeMap<&'stati
         .collect()
 }
 
-/// Feeds the history's mirror outcomes every few seconds until `shutdown`.
-pub async fn sample_mirror(
-    metrics: Arc<Metrics>,
-    report: Arc<Reporter>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// The last [`MirrorState`] read, shared by the sampler and `/api/v1/routes`.
+#[derive(Default)]
+pub struct LastMirrorState(Mutex<Arc<MirrorState>>);
+
+impl LastMirrorState {
+    /// The state last read (empty before the first read).
+    pub fn get(&self) -> Arc<MirrorState> {
+        self.0.lock().map(|state| state.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, state: MirrorState) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Arc::new(state);
+        }
+    }
+}
+
+/// Every few seconds until `shutdown` (the first time at once): reads the mirror's state
+/// from the metrics, feeds its outcomes' growth to the history and keeps it for
+/// `/api/v1/routes`.
+pub async fn sample_mirror(state: Arc<super::AdminState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(MIRROR_SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -122,14 +137,12 @@ pub async fn sample_mirror(
             _ = tick.tick() => {}
             _ = crate::shutdown::flagged(&mut shutdown) => return,
         }
-        let state = mirror_state(&metrics);
-        for ((route, shadow), totals) in &state.outcomes {
-            report.observe_mirror(
-                &Arc::from(route.as_str()),
-                &Arc::from(shadow.as_str()),
-                totals,
-            );
+        let mirrored = mirror_state(&state.metrics);
+        for ((route, shadow), totals) in &mirrored.outcomes {
+            let (route, shadow) = (Arc::from(route.as_str()), Arc::from(shadow.as_str()));
+            state.report.observe_mirror(&route, &shadow, totals);
         }
+        state.mirrored.set(mirrored);
     }
 }
 

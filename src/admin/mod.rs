@@ -62,6 +62,10 @@ pub struct AdminState {
     auth: Auth,
     /// The app's reload, once installed; `POST /api/v1/reload` is a 404 until then.
     reload: OnceLock<Arc<dyn ConfigReload>>,
+    /// The mirror's outcomes and breakers as last read from the metrics (every few
+    /// seconds, by [`history_api::sample_mirror`]): `/api/v1/routes` never renders the
+    /// metrics itself.
+    mirrored: history_api::LastMirrorState,
 }
 
 impl AdminState {
@@ -79,6 +83,7 @@ impl AdminState {
             report,
             control,
             reload: OnceLock::new(),
+            mirrored: history_api::LastMirrorState::default(),
         }
     }
 
@@ -99,11 +104,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::spawn(history_api::sample_mirror(
-        state.metrics.clone(),
-        state.report.clone(),
-        shutdown.clone(),
-    ));
+    tokio::spawn(history_api::sample_mirror(state.clone(), shutdown.clone()));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -322,7 +323,7 @@ async fn respond(state: &AdminState, request: Request<Incoming>) -> Response<Ful
 /// switches under `mirror` (absent for a secondary or a route no longer configured), what
 /// became of its mirrored requests under `mirror_outcomes`, and its shadow's `breaker`.
 fn routes(state: &AdminState) -> Reply {
-    let mirrored = history_api::mirror_state(&state.metrics);
+    let mirrored = state.mirrored.get();
     let entries: Vec<serde_json::Value> = state
         .report
         .routes()

@@ -84,6 +84,20 @@ function rowView(row, series) {
     breakerCell(entry));
 }
 
+/**
+ * Rows already built, by their API entry: filtering and sorting reuse them, and only a
+ * poll's new data (or new history) builds rows again.
+ */
+const built = new WeakMap();
+
+function rowFor(row, series) {
+  const cached = built.get(row.entry);
+  if (cached && cached.series === series) return cached.element;
+  const element = rowView(row, series);
+  built.set(row.entry, { series, element });
+  return element;
+}
+
 /** The view: controls once, the table body on every update. */
 export function render(main, ctx) {
   const body = h('tbody', {});
@@ -130,7 +144,7 @@ export function render(main, ctx) {
       if (key === sort.by) th.setAttribute('aria-sort', sort.descending ? 'descending' : 'ascending');
       else th.removeAttribute('aria-sort');
     }
-    replace(body, rows.length ? rows.map((row) => rowView(row, series.get(row.key))) :
+    replace(body, rows.length ? rows.map((row) => rowFor(row, series.get(row.key))) :
       h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'muted' }, routes.length ? 'No route matches the filter.' : 'No compared pairs yet: send traffic through a mirrored route.')));
     const total = rows.reduce((n, row) => n + row.pairs, 0);
     summary.textContent = `${rows.length} of ${routes.length} (route, shadow) pairs shown · ${total} compared pairs`;
