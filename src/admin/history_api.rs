@@ -129,7 +129,12 @@ impl LastMirrorState {
 /// Every few seconds until `shutdown` (the first time at once): reads the mirror's state
 /// from the metrics, feeds its outcomes' growth to the history and keeps it for
 /// `/api/v1/routes`.
-pub async fn sample_mirror(state: Arc<super::AdminState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn sample_mirror(
+    metrics: Arc<Metrics>,
+    report: Arc<Reporter>,
+    last: Arc<LastMirrorState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(MIRROR_SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -137,12 +142,12 @@ pub async fn sample_mirror(state: Arc<super::AdminState>, mut shutdown: watch::R
             _ = tick.tick() => {}
             _ = crate::shutdown::flagged(&mut shutdown) => return,
         }
-        let mirrored = mirror_state(&state.metrics);
+        let mirrored = mirror_state(&metrics);
         for ((route, shadow), totals) in &mirrored.outcomes {
             let (route, shadow) = (Arc::from(route.as_str()), Arc::from(shadow.as_str()));
-            state.report.observe_mirror(&route, &shadow, totals);
+            report.observe_mirror(&route, &shadow, totals);
         }
-        state.mirrored.set(mirrored);
+        last.set(mirrored);
     }
 }
 

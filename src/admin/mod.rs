@@ -65,7 +65,7 @@ pub struct AdminState {
     /// The mirror's outcomes and breakers as last read from the metrics (every few
     /// seconds, by [`history_api::sample_mirror`]): `/api/v1/routes` never renders the
     /// metrics itself.
-    mirrored: history_api::LastMirrorState,
+    mirrored: Arc<history_api::LastMirrorState>,
 }
 
 impl AdminState {
@@ -83,7 +83,7 @@ impl AdminState {
             report,
             control,
             reload: OnceLock::new(),
-            mirrored: history_api::LastMirrorState::default(),
+            mirrored: Arc::default(),
         }
     }
 
@@ -104,7 +104,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::spawn(history_api::sample_mirror(state.clone(), shutdown.clone()));
+    tokio::spawn(history_api::sample_mirror(
+        state.metrics.clone(),
+        state.report.clone(),
+        state.mirrored.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
