@@ -3,7 +3,8 @@
 //! (tests/ui/ui.test.mjs), against the real binary with real upstreams whose answers differ
 //! in known places. The page loads with no console error, the overview shows the routes and
 //! their counts, a sample lights exactly the differing JSON paths, pinning a field (given
-//! the token) moves it into the noise view, and new pairs show up without a reload.
+//! the token) moves it into the noise view, new pairs show up without a reload, and an admin
+//! port that stops answering is called unreachable.
 //! Screenshots of each view land in `target/ui-screenshots/`.
 //!
 //! Skipped, saying so, only where chromium or the test's node modules are missing; `.ci/run`

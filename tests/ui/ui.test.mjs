@@ -115,6 +115,11 @@ try {
   await page.screenshot({ path: join(SHOTS, 'overview-dark.png') });
 
   assert.deepEqual(errors, [], 'no console error');
+
+  step('an admin port that stops answering is called unreachable');
+  // Checked last: the refused requests are logged as console errors by the browser.
+  await page.route('**/api/v1/**', (route) => route.abort('connectionrefused'));
+  await page.locator('#live[data-state="down"]', { hasText: 'unreachable' }).waitFor({ timeout: WAIT });
   console.log('ok');
 } catch (error) {
   console.error(`FAILED: ${error.message}`);
