@@ -169,11 +169,12 @@ fn unchangeable(old: &Config, new: &Config) -> Vec<String> {
             compare.diff_log.clone(),
             compare.samples_per_route,
             compare.samples_total,
+            (compare.history_minutes, compare.history_series),
         )
     };
     if structural(&old.compare) != structural(&new.compare) {
         notes.push(
-            "compare.workers, queue_capacity, diff_log, samples_per_route or samples_total changed: \
+            "compare.workers, queue_capacity, diff_log, samples_per_route, samples_total, history_minutes or history_series changed: \
              take effect at the next restart"
                 .to_string(),
         );

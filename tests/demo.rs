@@ -63,6 +63,13 @@ async fn demo_runs_five_seconds_and_reports_the_regressions() {
     let status = demo.wait_exit(Duration::from_secs(30)).await;
     let stdout = demo.stdout();
     assert!(status.success(), "{status}\n{stdout}\n{}", demo.stderr());
+    // The web page's address comes first.
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("shadowtap demo: open http://127.0.0.1:")
+            && first.ends_with("/ui/ in a browser"),
+        "{first}"
+    );
 
     let rows = final_table(&stdout);
     let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();

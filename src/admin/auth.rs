@@ -35,17 +35,21 @@ pub enum Endpoint {
     Noise,
     /// `POST /api/v1/reload`.
     Reload,
+    /// The web page's files under `/ui/` and `GET /api/v1/access`: they carry no data (the
+    /// page reads the API, with the token when one is needed).
+    Page,
 }
 
 impl Endpoint {
     /// Every endpoint, in label order.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Health,
         Endpoint::Metrics,
         Endpoint::Api,
         Endpoint::Mirror,
         Endpoint::Noise,
         Endpoint::Reload,
+        Endpoint::Page,
     ];
 
     /// The label value.
@@ -57,13 +61,14 @@ impl Endpoint {
             Endpoint::Mirror => "mirror",
             Endpoint::Noise => "noise",
             Endpoint::Reload => "reload",
+            Endpoint::Page => "page",
         }
     }
 
     /// What the endpoint may do, which decides whether it needs the token.
     pub fn access(self) -> Access {
         match self {
-            Endpoint::Health => Access::Open,
+            Endpoint::Health | Endpoint::Page => Access::Open,
             Endpoint::Metrics | Endpoint::Api => Access::Read,
             Endpoint::Mirror | Endpoint::Noise | Endpoint::Reload => Access::Mutate,
         }
@@ -193,6 +198,32 @@ impl Auth {
     }
 }
 
+/// `GET /api/v1/access`: what a client (the web page) needs to know to offer only what it
+/// may do. It says nothing about the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct AccessView {
+    /// Changes need the bearer token (`admin.token_file` is set).
+    pub changes_need_token: bool,
+    /// Reads need it too (a token is set and `admin.read_only_open` is false).
+    pub reads_need_token: bool,
+    /// This request carried the right token.
+    pub token_accepted: bool,
+}
+
+impl Auth {
+    /// What `headers` may do here (`GET /api/v1/access`).
+    pub fn view(&self, headers: &HeaderMap) -> AccessView {
+        let accepted = self.token.as_ref().is_some_and(|token| {
+            presented(headers).is_some_and(|given| same(given, token.expose()))
+        });
+        AccessView {
+            changes_need_token: self.protected,
+            reads_need_token: self.protected && !self.read_only_open,
+            token_accepted: accepted,
+        }
+    }
+}
+
 /// The credentials of an `Authorization: Bearer <token>` field (the scheme is
 /// case-insensitive, RFC 7235).
 fn presented(headers: &HeaderMap) -> Option<&[u8]> {
@@ -305,6 +336,37 @@ mod tests {
         assert_eq!(auth.admit(Endpoint::Metrics, &none), Ok(()));
         assert_eq!(auth.admit(Endpoint::Api, &none), Ok(()));
         assert_eq!(auth.admit(Endpoint::Noise, &none), Err(Unauthorized));
+    }
+
+    #[test]
+    fn the_access_view_says_what_a_client_may_do_and_the_page_is_open() {
+        let open = auth(None, false).view(&HeaderMap::new());
+        assert_eq!(
+            (
+                open.changes_need_token,
+                open.reads_need_token,
+                open.token_accepted
+            ),
+            (false, false, false)
+        );
+        let guarded = auth(Some("s3cret"), true);
+        let without = guarded.view(&HeaderMap::new());
+        assert_eq!(
+            (
+                without.changes_need_token,
+                without.reads_need_token,
+                without.token_accepted
+            ),
+            (true, false, false)
+        );
+        assert!(guarded.view(&bearer("Bearer s3cret")).token_accepted);
+        assert!(!guarded.view(&bearer("Bearer wrong")).token_accepted);
+        assert!(
+            auth(Some("s3cret"), false)
+                .view(&HeaderMap::new())
+                .reads_need_token
+        );
+        assert_eq!(guarded.admit(Endpoint::Page, &HeaderMap::new()), Ok(()));
     }
 
     #[test]

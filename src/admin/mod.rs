@@ -11,6 +11,9 @@
 //! | `GET /api/v1/samples` | redacted samples of divergent pairs | read |
 //! | `GET /api/v1/noise` | per route: fields learned, pinned or seen by the secondary as noise | read |
 //! | `GET /api/v1/mirror` | the runtime mirror switches | read |
+//! | `GET /api/v1/routes/{route}/history`, `/api/v1/history` | the last hour a minute at a time ([`history_api`]) | read |
+//! | `GET /api/v1/access` | whether reads and changes need the token, and whether this request carried it | open |
+//! | `GET /ui/` | the web page ([`ui`]): embedded files that read the API above | open |
 //! | `PUT /api/v1/mirror` | pause, resume, change a percent ([`mirror_api`]) | mutate |
 //! | `PUT /api/v1/noise` | pin a field as noise or signal ([`noise_api`]) | mutate |
 //! | `POST /api/v1/reload` | reload the config ([`reload_api`]) | mutate |
@@ -18,10 +21,12 @@
 //! [`auth`] says who may use which access; every request passes it before its handler.
 
 pub mod auth;
+pub mod history_api;
 pub mod mirror_api;
 pub mod noise_api;
 pub mod reload_api;
 pub mod reply;
+pub mod ui;
 
 use crate::config::AdminConfig;
 use crate::report::Reporter;
@@ -57,6 +62,10 @@ pub struct AdminState {
     auth: Auth,
     /// The app's reload, once installed; `POST /api/v1/reload` is a 404 until then.
     reload: OnceLock<Arc<dyn ConfigReload>>,
+    /// The mirror's outcomes and breakers as last read from the metrics (every few
+    /// seconds, by [`history_api::sample_mirror`]): `/api/v1/routes` never renders the
+    /// metrics itself.
+    mirrored: Arc<history_api::LastMirrorState>,
 }
 
 impl AdminState {
@@ -74,6 +83,7 @@ impl AdminState {
             report,
             control,
             reload: OnceLock::new(),
+            mirrored: Arc::default(),
         }
     }
 
@@ -94,6 +104,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::spawn(history_api::sample_mirror(
+        state.metrics.clone(),
+        state.report.clone(),
+        state.mirrored.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -158,6 +174,14 @@ enum Action {
     SetMirror,
     SetNoise,
     Reload,
+    /// `/api/v1/routes/{route}/history` (the route is read from the path again).
+    RouteHistory,
+    /// `/api/v1/history`.
+    History,
+    /// `/api/v1/access`.
+    Access,
+    /// `/ui`, `/ui/...` (the path is read again).
+    Page,
 }
 
 impl Action {
@@ -173,6 +197,10 @@ impl Action {
             ("/api/v1/samples", true) => Action::Samples,
             ("/api/v1/noise", true) => Action::Noise,
             ("/api/v1/mirror", true) => Action::Mirror,
+            ("/api/v1/history", true) => Action::History,
+            ("/api/v1/access", true) => Action::Access,
+            (path, true) if ui::is_page(path) => Action::Page,
+            (path, true) if history_api::route_of(path).is_some() => Action::RouteHistory,
             // Mutating endpoints: each one arm here and one in `Action::endpoint`.
             ("/api/v1/mirror", false) if method == Method::PUT => Action::SetMirror,
             ("/api/v1/noise", false) if method == Method::PUT => Action::SetNoise,
@@ -186,6 +214,13 @@ impl Action {
                 return Err(NotServed::Method("use GET or PUT\n"))
             }
             ("/api/v1/reload", _) => return Err(NotServed::Method("use POST\n")),
+            ("/api/v1/history" | "/api/v1/access", false) => {
+                return Err(NotServed::Method("use GET\n"))
+            }
+            (path, false) if ui::is_page(path) => return Err(NotServed::Method("use GET\n")),
+            (path, false) if history_api::route_of(path).is_some() => {
+                return Err(NotServed::Method("use GET\n"))
+            }
             _ => return Err(NotServed::Path),
         };
         Ok(action)
@@ -200,7 +235,10 @@ impl Action {
             | Action::Endpoints
             | Action::Samples
             | Action::Noise
-            | Action::Mirror => Endpoint::Api,
+            | Action::Mirror
+            | Action::RouteHistory
+            | Action::History => Endpoint::Api,
+            Action::Access | Action::Page => Endpoint::Page,
             Action::SetMirror => Endpoint::Mirror,
             Action::SetNoise => Endpoint::Noise,
             Action::Reload => Endpoint::Reload,
@@ -220,7 +258,7 @@ enum NotServed {
 fn not_found() -> Reply {
     text(
         StatusCode::NOT_FOUND,
-        "not found: try /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise, /api/v1/mirror\n",
+        "not found: try /ui/, /healthz, /readyz, /metrics, /api/v1/routes, /api/v1/endpoints, /api/v1/samples, /api/v1/noise, /api/v1/mirror\n",
     )
 }
 
@@ -264,6 +302,13 @@ async fn respond(state: &AdminState, request: Request<Incoming>) -> Response<Ful
             json(&state.report.samples(route.as_deref(), limit))
         }
         Action::Mirror => mirror_api::get(&state.control),
+        Action::History => history_api::get_all(&state.report),
+        Action::Access => json(&state.auth.view(&parts.headers)),
+        Action::Page => ui::get(parts.uri.path()),
+        Action::RouteHistory => match history_api::route_of(parts.uri.path()) {
+            Some(route) => history_api::get_route(&state.report, &route),
+            None => not_found(),
+        },
         Action::SetMirror => match reply::read_body(body).await {
             Ok(body) => mirror_api::put(&state.control, &body),
             Err(refusal) => refusal.reply(),
@@ -280,8 +325,10 @@ async fn respond(state: &AdminState, request: Request<Incoming>) -> Response<Ful
 }
 
 /// `/api/v1/routes`: the comparison results, each with its (route, shadow)'s mirror
-/// switches under `mirror` (absent for a secondary or a route no longer configured).
+/// switches under `mirror` (absent for a secondary or a route no longer configured), what
+/// became of its mirrored requests under `mirror_outcomes`, and its shadow's `breaker`.
 fn routes(state: &AdminState) -> Reply {
+    let mirrored = state.mirrored.get();
     let entries: Vec<serde_json::Value> = state
         .report
         .routes()
@@ -294,6 +341,20 @@ fn routes(state: &AdminState) -> Reply {
                     "mirror".to_string(),
                     serde_json::to_value(switches).unwrap_or_default(),
                 );
+            }
+            if let Some(object) = value.as_object_mut() {
+                let key = (summary.route.clone(), summary.shadow.clone());
+                let outcomes = mirrored.outcomes.get(&key).copied().unwrap_or_default();
+                object.insert(
+                    "mirror_outcomes".to_string(),
+                    serde_json::to_value(history_api::outcome_map(&outcomes)).unwrap_or_default(),
+                );
+                if let Some(name) = state.control.route_name_of(&summary.route) {
+                    object.insert("route_name".to_string(), name.into());
+                }
+                if let Some(breaker) = mirrored.breakers.get(&summary.shadow) {
+                    object.insert("breaker".to_string(), (*breaker).into());
+                }
             }
             value
         })
@@ -361,5 +422,25 @@ mod tests {
         }
         // 8 read paths x GET and HEAD, plus PUT mirror, PUT noise and POST reload.
         assert_eq!(served, 8 * 2 + 3);
+    }
+
+    /// History paths read like the other API paths: GET and HEAD with the read access, any
+    /// other method a 405.
+    #[test]
+    fn history_paths_are_reads() {
+        for path in ["/api/v1/history", "/api/v1/routes/%2Fa%2F%7Bid%7D/history"] {
+            for method in [Method::GET, Method::HEAD] {
+                let action = Action::of(&method, path).expect("served");
+                assert_eq!(action.endpoint().access(), Access::Read, "{path}");
+            }
+            assert_eq!(
+                Action::of(&Method::PUT, path),
+                Err(NotServed::Method("use GET\n"))
+            );
+        }
+        assert_eq!(
+            Action::of(&Method::GET, "/api/v1/routes/x/historyx"),
+            Err(NotServed::Path)
+        );
     }
 }

@@ -22,6 +22,8 @@ pub(crate) mod defaults {
     pub const BODY_EXCERPT_BYTES: usize = 2048;
     pub const DIFF_LOG_MAX_BYTES: u64 = 100 * 1024 * 1024;
     pub const DIFF_LOG_MAX_FILES: usize = 5;
+    pub const HISTORY_MINUTES: usize = 60;
+    pub const HISTORY_SERIES: usize = 256;
 }
 
 /// `[compare]` as written.
@@ -44,6 +46,8 @@ pub struct RawCompare {
     pub diff_log: Option<String>,
     pub diff_log_max_bytes: Option<u64>,
     pub diff_log_max_files: Option<usize>,
+    pub history_minutes: Option<usize>,
+    pub history_series: Option<usize>,
 }
 
 /// `[routes.compare]` as written.
@@ -109,6 +113,10 @@ pub struct CompareConfig {
     pub diff_log_max_bytes: u64,
     /// Rotated files kept (`FILE.1` … `FILE.N`).
     pub diff_log_max_files: usize,
+    /// One-minute buckets of history kept per (route, shadow) (at most a day).
+    pub history_minutes: usize,
+    /// (route, shadow) series with a history; further ones are counted, not kept.
+    pub history_series: usize,
 }
 
 /// A route's comparison rules.
@@ -282,8 +290,25 @@ pub(crate) fn validate_global(
         diff_log_max_files: raw
             .diff_log_max_files
             .unwrap_or(defaults::DIFF_LOG_MAX_FILES),
+        history_minutes: history_minutes(raw.history_minutes, problems),
+        history_series: raw.history_series.unwrap_or(defaults::HISTORY_SERIES),
     }
 }
+
+/// `compare.history_minutes`: from 1 to a day.
+fn history_minutes(raw: Option<usize>, problems: &mut Problems) -> usize {
+    let minutes = raw.unwrap_or(defaults::HISTORY_MINUTES);
+    if !(1..=MAX_HISTORY_MINUTES).contains(&minutes) {
+        problems.push(
+            "compare.history_minutes",
+            format!("{minutes} is not from 1 to {MAX_HISTORY_MINUTES}"),
+        );
+    }
+    minutes.clamp(1, MAX_HISTORY_MINUTES)
+}
+
+/// The longest history: a day of minutes.
+const MAX_HISTORY_MINUTES: usize = 24 * 60;
 
 pub(crate) fn validate_route(
     path: &str,
@@ -417,6 +442,29 @@ mod tests {
         .unwrap();
         assert_eq!(none.routes[0].compare.latency, None);
         assert!(!none.to_toml().unwrap().contains("latency"));
+    }
+
+    #[test]
+    fn history_minutes_are_from_one_to_a_day() {
+        let with = |minutes: &str| {
+            Config::from_toml(
+                &format!(
+                    "[upstreams.a]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nprimary = \"a\"\n\
+                     [compare]\nhistory_minutes = {minutes}\n"
+                ),
+                &Overrides::default(),
+            )
+        };
+        assert_eq!(with("1440").unwrap().compare.history_minutes, 1440);
+        for bad in ["0", "1441"] {
+            let error = with(bad).unwrap_err();
+            let problems: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with("compare.history_minutes: "),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -124,12 +124,16 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
             DemoError::Backend(std::io::Error::other("the proxy has no listener"))
         })?;
     let report = app.report();
-    println!("shadowtap demo");
+    let admin = app.admin_addr();
+    // The web page first: it is where a person starts.
+    match admin {
+        Some(admin) => println!("shadowtap demo: open http://{admin}/ui/ in a browser"),
+        None => println!("shadowtap demo"),
+    }
     println!("  primary (stable build):   http://{primary}");
     println!("  secondary (stable build): http://{secondary}");
     println!("  shadow (canary build):    http://{shadow}");
     println!("  proxy:                    http://{proxy}");
-    let admin = app.admin_addr();
     let admin_text = admin.map(|admin| admin.to_string()).unwrap_or_default();
     if let Some(admin) = admin {
         println!("  admin:                    http://{admin}/metrics  /api/v1/routes  /api/v1/samples  /api/v1/noise");

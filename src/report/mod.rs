@@ -12,10 +12,12 @@
 //! | [`samples`] | redacted divergent samples, bounded store |
 //! | [`difflog`] | JSONL file with size rotation |
 //! | [`endpoints`] | endpoint names (templates, path shapes) and results per endpoint |
+//! | [`history`] | one-minute buckets per (route, shadow) for the last hour, bounded |
 //! | [`queue`] | the bounded, batched hand-off to the workers |
 
 pub mod difflog;
 pub mod endpoints;
+pub mod history;
 pub mod queue;
 pub mod samples;
 pub mod stats;
@@ -101,6 +103,8 @@ struct State {
     /// Endpoint names, results per endpoint, and each route label's noise model.
     endpoints: endpoints::EndpointBook,
     samples: Mutex<SampleStore>,
+    /// The last hour per (route, shadow), a bucket a minute.
+    history: Mutex<history::History>,
     diff_log: Mutex<Option<difflog::DiffLog>>,
 }
 
@@ -168,6 +172,10 @@ impl Reporter {
             samples: Mutex::new(SampleStore::new(
                 compare.samples_per_route,
                 compare.samples_total,
+            )),
+            history: Mutex::new(history::History::new(
+                compare.history_minutes,
+                compare.history_series,
             )),
             config: compare,
             metrics: metrics.clone(),
@@ -302,6 +310,32 @@ impl Reporter {
             .lock()
             .map(|store| store.recent(route, limit))
             .unwrap_or_default()
+    }
+
+    /// The last minutes of `route` (a label; every route with `None`), for
+    /// `GET /api/v1/routes/{route}/history`.
+    pub fn history(&self, route: Option<&str>) -> history::HistoryView {
+        let minute = history::current_minute();
+        let history = self
+            .state
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        history.view(route, minute)
+    }
+
+    /// Adds the growth of the mirror outcome counters of (route, shadow) since the last call
+    /// to the current minute (see [`history::History::observe_mirror`]).
+    pub fn observe_mirror(
+        &self,
+        route: &Arc<str>,
+        shadow: &Arc<str>,
+        totals: &[u64; crate::telemetry::metrics::MirrorOutcome::ALL.len()],
+    ) {
+        let minute = history::current_minute();
+        if let Ok(mut history) = self.state.history.lock() {
+            history.observe_mirror(route, shadow, minute, totals);
+        }
     }
 
     /// Noise per route label for `GET /api/v1/noise`.
@@ -631,6 +665,16 @@ fn process(state: &State, rules: &Rules, pair: CompletedPair) {
                 }
             }
         }
+    }
+
+    if let Ok(mut history) = state.history.lock() {
+        let point = history::PairPoint {
+            diverged: verdict == PairVerdict::Diverged,
+            noise_only: verdict == PairVerdict::NoiseOnly,
+            primary: pair.primary.latency,
+            shadow: pair.shadow_response.latency,
+        };
+        history.record_pair(&pair.route, &pair.shadow, history::current_minute(), point);
     }
 
     if verdict != PairVerdict::Diverged {

@@ -344,6 +344,15 @@ impl MirrorControl {
         Some(self.shadow_view(route, entry))
     }
 
+    /// The name of the route whose metric labels include `label` (what `PUT /api/v1/noise`
+    /// and `PUT /api/v1/mirror` take, where `/api/v1/routes` shows labels).
+    pub fn route_name_of(&self, label: &str) -> Option<String> {
+        self.entries()
+            .iter()
+            .find(|route| route.labels.iter().any(|known| known == label))
+            .map(|route| route.name.clone())
+    }
+
     fn shadow_view(&self, route: &RouteEntry, entry: &ShadowEntry) -> ShadowView {
         let overridden = entry.switch.percent_override();
         ShadowView {
