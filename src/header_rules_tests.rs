@@ -206,7 +206,11 @@ fn upgrade_decision_table() {
         (&["h2c"], true, None),
         (&["H2C"], true, None),
         (&["websocket, h2c"], true, None),
-        (&["irc/6.9", "websocket"], false, Some(UpgradeProtocol::Other)),
+        (
+            &["irc/6.9", "websocket"],
+            false,
+            Some(UpgradeProtocol::Other),
+        ),
     ];
     let mut rows = 0;
     for http11 in [true, false] {

@@ -201,7 +201,14 @@ mod tests {
         let (upstream_side, mut upstream) = tokio::io::duplex(64);
         let (up, down) = counters();
         let splicing = tokio::spawn(async move {
-            splice(client_side, upstream_side, Duration::from_secs(5), &up, &down).await
+            splice(
+                client_side,
+                upstream_side,
+                Duration::from_secs(5),
+                &up,
+                &down,
+            )
+            .await
         });
         // More than both the duplex and the splice buffer: backpressure, not loss.
         let big = vec![7u8; 3 * BUFFER_BYTES + 5];

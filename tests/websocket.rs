@@ -32,20 +32,16 @@ async fn echo_server() -> SocketAddr {
                     return;
                 };
                 while let Some(Ok(message)) = ws.next().await {
-                    match message {
-                        Message::Text(text) if text.as_str() == SERVER_CLOSES => {
-                            let close = CloseFrame {
-                                code: CloseCode::Away,
-                                reason: "bye".into(),
-                            };
-                            let _ = ws.close(Some(close)).await;
-                        }
-                        Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(message).await.is_err() {
-                                return;
-                            }
-                        }
-                        _ => {}
+                    if matches!(&message, Message::Text(text) if text.as_str() == SERVER_CLOSES) {
+                        let close = CloseFrame {
+                            code: CloseCode::Away,
+                            reason: "bye".into(),
+                        };
+                        let _ = ws.close(Some(close)).await;
+                    } else if (message.is_text() || message.is_binary())
+                        && ws.send(message).await.is_err()
+                    {
+                        return;
                     }
                 }
             });
@@ -57,8 +53,10 @@ async fn echo_server() -> SocketAddr {
 /// A config with the catch-all route to `upstream` on `engine`; `route_extra` lines go
 /// into the route.
 fn ws_toml(upstream: SocketAddr, engine: &str, route_extra: &str) -> String {
-    simple_toml(upstream, &engine_line(engine), "")
-        .replace("name = \"default\"\n", &format!("name = \"default\"\n{route_extra}\n"))
+    simple_toml(upstream, &engine_line(engine), "").replace(
+        "name = \"default\"\n",
+        &format!("name = \"default\"\n{route_extra}\n"),
+    )
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
@@ -66,9 +64,12 @@ type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 async fn connect(proxy: SocketAddr, path: &str) -> Ws {
     let stream = TcpStream::connect(proxy).await.unwrap();
     let url = format!("ws://{proxy}{path}");
-    let (ws, response) = within("websocket handshake", tokio_tungstenite::client_async(url, stream))
-        .await
-        .expect("handshake through shadowtap");
+    let (ws, response) = within(
+        "websocket handshake",
+        tokio_tungstenite::client_async(url, stream),
+    )
+    .await
+    .expect("handshake through shadowtap");
     assert_eq!(response.status(), 101);
     ws
 }
@@ -84,10 +85,7 @@ async fn all_closed(admin: SocketAddr, what: &str) -> String {
     until_metrics(
         admin,
         what,
-        |m| {
-            metric_value(m, "shadowtap_upgraded_connections", &[("route", "default")])
-                == Some(0.0)
-        },
+        |m| metric_value(m, "shadowtap_upgraded_connections", &[("route", "default")]) == Some(0.0),
         str::to_string,
     )
     .await
@@ -106,7 +104,11 @@ async fn frames_echo_and_either_side_closes_on_both_engines() {
         // The client closes first.
         let mut ws = connect(proxy.addr, "/chat").await;
         ws.send(Message::text("hello")).await.unwrap();
-        assert_eq!(next(&mut ws).await, Some(Message::text("hello")), "{engine}");
+        assert_eq!(
+            next(&mut ws).await,
+            Some(Message::text("hello")),
+            "{engine}"
+        );
         let blob: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         ws.send(Message::binary(blob.clone())).await.unwrap();
         assert_eq!(next(&mut ws).await, Some(Message::binary(blob)), "{engine}");
@@ -136,10 +138,17 @@ async fn frames_echo_and_either_side_closes_on_both_engines() {
 
         let metrics = all_closed(proxy.admin, "both upgraded connections closed").await;
         let upgrades = &[("route", "default"), ("protocol", "websocket")];
-        assert_eq!(metric(&metrics, "shadowtap_upgrades_total", upgrades), 2.0, "{engine}");
+        assert_eq!(
+            metric(&metrics, "shadowtap_upgrades_total", upgrades),
+            2.0,
+            "{engine}"
+        );
         // Each handshake is one request, counted once, as a 1xx.
         let requests = &[("route", "default"), ("status_class", "1xx")];
-        assert_eq!(metric_sum(&metrics, "shadowtap_requests_total", requests), 2.0);
+        assert_eq!(
+            metric_sum(&metrics, "shadowtap_requests_total", requests),
+            2.0
+        );
         assert_eq!(metric_sum(&metrics, "shadowtap_requests_total", &[]), 2.0);
         let to_upstream = &[("route", "default"), ("direction", "to_upstream")];
         let to_client = &[("route", "default"), ("direction", "to_client")];
@@ -284,7 +293,10 @@ async fn a_refused_upgrade_is_an_ordinary_response() {
             "{engine}"
         );
         let requests = &[("status_class", "4xx")];
-        assert_eq!(metric_sum(&metrics, "shadowtap_requests_total", requests), 1.0);
+        assert_eq!(
+            metric_sum(&metrics, "shadowtap_requests_total", requests),
+            1.0
+        );
     }
 }
 
@@ -313,8 +325,12 @@ async fn raw_upstream(answer: &'static [u8]) -> SocketAddr {
 
 #[tokio::test]
 async fn a_101_nobody_asked_for_is_a_502() {
-    let switching = raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n").await;
-    let unnamed = raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n").await;
+    let switching = raw_upstream(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await;
+    let unnamed =
+        raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n").await;
     for engine in ENGINES {
         // A plain request answered 101.
         let proxy = Shadowtap::start(config(&ws_toml(switching, engine, ""))).await;
@@ -355,7 +371,11 @@ async fn an_h2c_upgrade_is_not_forwarded_and_served_as_http1() {
         }
         // The connection goes on as HTTP/1.1.
         client.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert_eq!(client.complete_response(false).await.status, 200, "{engine}");
+        assert_eq!(
+            client.complete_response(false).await.status,
+            200,
+            "{engine}"
+        );
     }
 }
 
@@ -465,11 +485,18 @@ async fn an_h2_client_by_extended_connect() {
             recv.flow_control().release_capacity(chunk.len()).unwrap();
             got.extend_from_slice(&chunk);
         }
-        assert_eq!(got.first(), Some(&0x88), "{engine}: the server's close: {got:?}");
+        assert_eq!(
+            got.first(),
+            Some(&0x88),
+            "{engine}: the server's close: {got:?}"
+        );
         let metrics = all_closed(proxy.admin, "the h2 WebSocket closed").await;
         let upgrades = &[("route", "default"), ("protocol", "websocket")];
         assert_eq!(metric(&metrics, "shadowtap_upgrades_total", upgrades), 1.0);
         let requests = &[("route", "default"), ("status_class", "2xx")];
-        assert_eq!(metric_sum(&metrics, "shadowtap_requests_total", requests), 1.0);
+        assert_eq!(
+            metric_sum(&metrics, "shadowtap_requests_total", requests),
+            1.0
+        );
     }
 }

@@ -82,8 +82,14 @@ pub(crate) fn asked<B>(request: &Request<B>) -> Option<Asked> {
     let ask = upgrade_ask(
         request.version() == Version::HTTP_11,
         bodiless,
-        headers.get_all(header::CONNECTION).iter().map(HeaderValue::as_bytes),
-        headers.get_all(header::UPGRADE).iter().map(HeaderValue::as_bytes),
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .map(HeaderValue::as_bytes),
     );
     let UpgradeAsk::Forward(protocol) = ask else {
         return None;
@@ -152,11 +158,10 @@ pub(crate) async fn forward(
     }
     let request = Request::from_parts(parts, Empty::<Bytes>::new());
 
-    let conn = upstream
-        .pool
-        .connect()
-        .await
-        .map_err(|error| ForwardError::from_exchange(&upstream.name, ExchangeError::from(error)))?;
+    let conn =
+        upstream.pool.connect().await.map_err(|error| {
+            ForwardError::from_exchange(&upstream.name, ExchangeError::from(error))
+        })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn.stream))
         .await
         .map_err(|error| failed(Box::new(error)))?;
@@ -166,21 +171,17 @@ pub(crate) async fn forward(
             tracing::debug!(error = %error, "upgrade: upstream connection ended");
         }
     });
-    let mut response = match tokio::time::timeout(
-        upstream.response_timeout,
-        sender.send_request(request),
-    )
-    .await
-    {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => return Err(failed(Box::new(error))),
-        Err(_) => {
-            return Err(ForwardError::Timeout {
-                upstream: upstream.name.clone(),
-                after: upstream.response_timeout,
-            })
-        }
-    };
+    let mut response =
+        match tokio::time::timeout(upstream.response_timeout, sender.send_request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(failed(Box::new(error))),
+            Err(_) => {
+                return Err(ForwardError::Timeout {
+                    upstream: upstream.name.clone(),
+                    after: upstream.response_timeout,
+                })
+            }
+        };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Refused: an ordinary answer, and the connection ends with it.
         crate::headers::remove_hop_by_hop(response.headers_mut());
@@ -247,7 +248,8 @@ fn websocket_key() -> HeaderValue {
         };
         *digit = ALPHABET.get(sextet as usize).copied().unwrap_or(b'A');
     }
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+    HeaderValue::from_bytes(&out)
+        .unwrap_or_else(|_| HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 #[cfg(test)]
@@ -279,7 +281,10 @@ mod tests {
         assert_eq!(asked.upgrade, "websocket");
         assert!(!asked.extended_connect);
         assert!(super::asked(&request(Version::HTTP_10, &ws)).is_none());
-        let h2c = [("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")];
+        let h2c = [
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ];
         assert!(super::asked(&request(Version::HTTP_11, &h2c)).is_none());
         let body = [
             ("connection", "upgrade"),
