@@ -500,3 +500,51 @@ async fn an_h2_client_by_extended_connect() {
         );
     }
 }
+
+#[tokio::test]
+async fn through_the_binary_on_both_engines() {
+    let upstream = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    for engine in ENGINES {
+        let path = dir.path().join(format!("{engine}.toml"));
+        std::fs::write(&path, ws_toml(upstream, engine, "")).unwrap();
+        let mut process = Process::start(
+            &[
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--log-format",
+                "json",
+            ],
+            &[("RUST_LOG", "info")],
+        );
+        let limit = Duration::from_secs(20);
+        let proxy = process.announced("listening", limit).await;
+        let admin = process.announced("admin listening", limit).await;
+        let mut ws = connect(proxy, "/chat").await;
+        ws.send(Message::text("through the binary")).await.unwrap();
+        let echoed = next(&mut ws).await;
+        assert_eq!(
+            echoed,
+            Some(Message::text("through the binary")),
+            "{engine}"
+        );
+        ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+            .await
+            .unwrap();
+        let echoed = next(&mut ws).await;
+        assert_eq!(
+            echoed,
+            Some(Message::binary(vec![0u8, 1, 2, 255])),
+            "{engine}"
+        );
+        ws.close(None).await.unwrap();
+        while let Some(Ok(_)) = within("close", ws.next()).await {}
+        drop(ws);
+        let metrics = all_closed(admin, "the binary's WebSocket closed").await;
+        let upgrades = &[("route", "default"), ("protocol", "websocket")];
+        assert_eq!(metric(&metrics, "shadowtap_upgrades_total", upgrades), 1.0);
+        let status = process.terminate().await;
+        assert!(status.success(), "{engine}: {status}");
+    }
+}
