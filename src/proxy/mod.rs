@@ -11,6 +11,9 @@
 //! 5. **respond** with the upstream's head and its body streamed through, or with exactly
 //!    one error response (400/404/405/502/504) when a step failed.
 //!
+//! An upgrade (WebSocket and others, HTTP/2 extended CONNECT) leaves this path after step 3
+//! for [`upgrade`]: never mirrored, its `101` passed on and the connection spliced.
+//!
 //! The handler never fails outward: every outcome is a response, counted and logged once.
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
