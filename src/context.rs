@@ -24,6 +24,8 @@ pub(crate) struct RouteTarget {
     pub(crate) upstream: usize,
     /// The Host the route rewrites to, if it does.
     pub(crate) host_rewrite: Option<HeaderValue>,
+    /// How long an upgraded connection may be idle both ways.
+    pub(crate) upgrade_idle_timeout: Duration,
 }
 
 /// An HTTP/1 upstream as the native engine reaches it: what it reads of the upstream's
@@ -88,6 +90,7 @@ impl Context {
                     .host_rewrite
                     .as_deref()
                     .and_then(|host| HeaderValue::from_str(host).ok()),
+                upgrade_idle_timeout: route.upgrade_idle_timeout,
             })
             .collect();
         Context {

@@ -6,7 +6,7 @@
 //!
 //! | class | fields | forwarding does |
 //! |---|---|---|
-//! | hop-by-hop | `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade` | removes them (RFC 9110 §7.6.1); `TE: trailers` is passed on as `te: trailers` |
+//! | hop-by-hop | `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade` | removes them (RFC 9110 §7.6.1); `TE: trailers` is passed on as `te: trailers`; an upgrade [`upgrade_ask`] forwards is sent on with its own `Connection: upgrade` |
 //! | named by `Connection` | any other field a `Connection` option names, except `Host` and `Content-Length` | removes them before the proxy reads the rest |
 //! | framing | `Content-Length` (`Transfer-Encoding` above) | kept; the framing rule decides whether the head is forwarded at all |
 //! | host | `Host` | kept, or replaced by the route's `host_rewrite` |
@@ -194,6 +194,88 @@ pub fn named_by_connection<'v>(
                 matches!(option, ConnectionOption::Names(named) if named.eq_ignore_ascii_case(name))
             })
         })
+}
+
+/// The protocol an upgrade switches to, as the `protocol` metric label knows it: a fixed
+/// set, so a client's `Upgrade` value cannot grow the label set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeProtocol {
+    /// `websocket` (RFC 6455; RFC 8441 over HTTP/2).
+    WebSocket,
+    /// Any other protocol.
+    Other,
+}
+
+impl UpgradeProtocol {
+    /// The protocol a token of `Upgrade` (or HTTP/2's `:protocol`) names: its name before
+    /// any `/version`, in any case.
+    pub fn of(token: &[u8]) -> UpgradeProtocol {
+        if protocol_name(token.trim_ascii()).eq_ignore_ascii_case(b"websocket") {
+            UpgradeProtocol::WebSocket
+        } else {
+            UpgradeProtocol::Other
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeProtocol::WebSocket => "websocket",
+            UpgradeProtocol::Other => "other",
+        }
+    }
+}
+
+/// A protocol token's name: what comes before its `/version`.
+fn protocol_name(token: &[u8]) -> &[u8] {
+    token.split(|b| *b == b'/').next().unwrap_or_default()
+}
+
+/// What a request's `Upgrade` field (RFC 9110 §7.8) makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAsk {
+    /// No upgrade: an ordinary request (an `Upgrade` field goes as hop-by-hop).
+    None,
+    /// `Upgrade: h2c` (RFC 7540 §3.2, removed by RFC 9113): never forwarded, the request is
+    /// served as HTTP/1.1. HTTP/2 reaches this proxy by prior knowledge or ALPN instead.
+    H2c,
+    /// Forwarded to the primary with `Connection: upgrade`; on its `101` the connection is
+    /// spliced through.
+    Forward(UpgradeProtocol),
+}
+
+/// The upgrade rule, one decision over a request head's fields: an upgrade is forwarded
+/// only on an HTTP/1.1 request (`http11`) without a body (`bodiless`: what follows the head
+/// is the new protocol's), whose `Connection` names `upgrade` (a sender must, RFC 9110 §7.8,
+/// so an `Upgrade` alone is a stray hop-by-hop field) and whose `Upgrade` names no `h2c`
+/// (any `h2c` makes it [`UpgradeAsk::H2c`], whatever else it names). The protocol label is
+/// the first token's.
+pub fn upgrade_ask<'c, 'u>(
+    http11: bool,
+    bodiless: bool,
+    connection_values: impl IntoIterator<Item = &'c [u8]>,
+    upgrade_values: impl IntoIterator<Item = &'u [u8]>,
+) -> UpgradeAsk {
+    let mut first = None;
+    for token in upgrade_values.into_iter().flat_map(tokens) {
+        if protocol_name(token).eq_ignore_ascii_case(b"h2c") {
+            return UpgradeAsk::H2c;
+        }
+        first.get_or_insert(token);
+    }
+    let Some(first) = first else {
+        return UpgradeAsk::None;
+    };
+    let names_upgrade = connection_values.into_iter().any(|value| {
+        connection_options(value).any(|option| {
+            matches!(option, ConnectionOption::Names(named) if named.eq_ignore_ascii_case(b"upgrade"))
+        })
+    });
+    if http11 && bodiless && names_upgrade {
+        UpgradeAsk::Forward(UpgradeProtocol::of(first))
+    } else {
+        UpgradeAsk::None
+    }
 }
 
 /// Whether a `TE` value accepts trailers: the client is told the same by the upstream

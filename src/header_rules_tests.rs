@@ -178,3 +178,100 @@ fn classify_is_the_table_read_plainly_for_any_bytes() {
         prop_assert_eq!(is_hop_by_hop(&name), plainly(&name).is_hop_by_hop());
     });
 }
+
+/// The upgrade rule as a decision table over every combination of its inputs: the HTTP
+/// version, a body or none, the `Connection` values and the `Upgrade` values (each with
+/// no field, one field, or more, in different cases). The expected answer is worked out
+/// from the rule's statement, row by row, not from the function.
+#[test]
+fn upgrade_decision_table() {
+    // (values, names `upgrade` as an option)
+    let connections: [(&[&str], bool); 8] = [
+        (&[], false),
+        (&["upgrade"], true),
+        (&["Upgrade"], true),
+        (&["keep-alive, UPGRADE"], true),
+        (&["close"], false),
+        (&["keep-alive", " upgrade "], true),
+        (&["upgrade-insecure"], false),
+        (&["x-upgrade, te"], false),
+    ];
+    // (values, has an h2c token, first protocol when any)
+    let upgrades: [(&[&str], bool, Option<UpgradeProtocol>); 9] = [
+        (&[], false, None),
+        (&[""], false, None),
+        (&["websocket"], false, Some(UpgradeProtocol::WebSocket)),
+        (&["WebSocket/13"], false, Some(UpgradeProtocol::WebSocket)),
+        (&["foo/1, websocket"], false, Some(UpgradeProtocol::Other)),
+        (&["h2c"], true, None),
+        (&["H2C"], true, None),
+        (&["websocket, h2c"], true, None),
+        (
+            &["irc/6.9", "websocket"],
+            false,
+            Some(UpgradeProtocol::Other),
+        ),
+    ];
+    let mut rows = 0;
+    for http11 in [true, false] {
+        for bodiless in [true, false] {
+            for (connection, names_upgrade) in connections {
+                for (upgrade, h2c, first) in upgrades {
+                    let expected = if h2c {
+                        UpgradeAsk::H2c
+                    } else {
+                        match first {
+                            Some(protocol) if http11 && bodiless && names_upgrade => {
+                                UpgradeAsk::Forward(protocol)
+                            }
+                            _ => UpgradeAsk::None,
+                        }
+                    };
+                    let got = upgrade_ask(
+                        http11,
+                        bodiless,
+                        connection.iter().map(|v| v.as_bytes()),
+                        upgrade.iter().map(|v| v.as_bytes()),
+                    );
+                    assert_eq!(
+                        got, expected,
+                        "http11={http11} bodiless={bodiless} connection={connection:?} upgrade={upgrade:?}"
+                    );
+                    rows += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(rows, 2 * 2 * 8 * 9);
+    // The field itself stays hop-by-hop: a forwarded upgrade is written afresh.
+    assert!(is_hop_by_hop(b"Upgrade"));
+    assert!(!classify(b"upgrade").may_be_named_by_connection());
+}
+
+proptest::proptest! {
+    /// Whatever the values, the rule never panics, never forwards h2c, and forwards only
+    /// when `Connection` names `upgrade` on a bodiless HTTP/1.1 request.
+    #[test]
+    fn upgrade_ask_is_closed_under_any_values(
+        http11 in proptest::bool::ANY,
+        bodiless in proptest::bool::ANY,
+        connection in proptest::collection::vec("[ a-zA-Z0-9,/-]{0,24}", 0..3),
+        upgrade in proptest::collection::vec("[ a-zA-Z0-9,/-]{0,24}", 0..3),
+    ) {
+        let got = upgrade_ask(
+            http11,
+            bodiless,
+            connection.iter().map(|v| v.as_bytes()),
+            upgrade.iter().map(|v| v.as_bytes()),
+        );
+        if let UpgradeAsk::Forward(_) = got {
+            proptest::prop_assert!(http11 && bodiless);
+            proptest::prop_assert!(connection.iter().any(|v| v
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))));
+            proptest::prop_assert!(!upgrade.iter().any(|v| v
+                .split(',')
+                .any(|t| t.trim().split('/').next().unwrap_or("").eq_ignore_ascii_case("h2c"))));
+        }
+    }
+}

@@ -42,6 +42,7 @@
 //! | [`tls`] | PEM certificate chains and keys read for listeners and upstreams, with errors that name the file; validated listener TLS settings, SNI certificate choice over a swappable set, an X.509 expiry and subject reader; each `https://` upstream's one rustls client (`tls::client`); tokio's non-blocking socket calls over a rustls stream, for both ends (`tls::io`) |
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
+//! | [`splice`] | an upgraded connection's two streams joined both ways: bounded buffers, half-close, an idle timeout, bytes counted as they pass |
 //! | [`shutdown`] | SIGINT/SIGTERM |
 //!
 //! Imports run down this list, never back up: a type two stages need lives below both.
@@ -77,6 +78,7 @@ pub mod router;
 pub mod shadow;
 pub mod shadowing;
 pub mod shutdown;
+pub mod splice;
 pub mod start;
 pub mod supervise;
 pub mod telemetry;

@@ -53,6 +53,8 @@ fn connection_builder(config: &ListenerConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT (`:protocol`).
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     if !config.http2 {
         builder = builder.http1_only();
@@ -350,8 +352,10 @@ impl Connection {
             state: state.clone(),
             send_stall: SendStall::new(config.client_send_timeout),
         };
+        // With upgrades: a `101` (or an extended CONNECT's `200`) hands the connection to the
+        // proxy's splice (`proxy::upgrade`).
         let connection = builder
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let first_request_deadline = {
             let timeout = config.header_read_timeout;

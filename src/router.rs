@@ -166,6 +166,7 @@ mod tests {
                 .map(|t| PathTemplate::parse(t).unwrap())
                 .collect(),
             host_rewrite: None,
+            upgrade_idle_timeout: std::time::Duration::from_secs(3600),
             mirror: None,
             compare: Default::default(),
         }

@@ -272,6 +272,11 @@ pub struct RouteConfig {
     pub templates: Vec<PathTemplate>,
     /// Replace the `Host` header sent upstream (default: keep the client's).
     pub host_rewrite: Option<String>,
+    /// How long an upgraded connection (WebSocket, another protocol after `101`) may carry
+    /// no byte either way before it is closed: a stream nobody uses must not hold two
+    /// sockets forever.
+    #[serde(with = "duration_str")]
+    pub upgrade_idle_timeout: Duration,
     /// Mirroring policy; `None` when the route has no shadows.
     pub mirror: Option<RouteMirror>,
     /// How this route's pairs are compared.

@@ -98,6 +98,7 @@ pub struct RawRoute {
     pub primary: Option<String>,
     pub template: Option<RawTemplates>,
     pub host_rewrite: Option<String>,
+    pub upgrade_idle_timeout: Option<String>,
     pub mirror: Option<RawRouteMirror>,
     pub compare: Option<RawRouteCompare>,
 }

@@ -34,6 +34,10 @@ pub(crate) mod defaults {
 /// hyper refuses a smaller HTTP/1 read buffer.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 
+/// A route's `upgrade_idle_timeout` when it sets none: long enough for a quiet WebSocket that
+/// pings now and then, short enough that forgotten ones are reclaimed.
+const DEFAULT_UPGRADE_IDLE_TIMEOUT: &str = "1h";
+
 pub(crate) fn apply_overrides(raw: &mut RawConfig, overrides: &Overrides, problems: &mut Problems) {
     super::record::apply_overrides(
         &mut raw.record,
@@ -594,6 +598,13 @@ fn validate_route(
         }
     }
 
+    let upgrade_idle_timeout = duration(
+        &format!("{path}.upgrade_idle_timeout"),
+        raw.upgrade_idle_timeout.as_deref(),
+        DEFAULT_UPGRADE_IDLE_TIMEOUT,
+        problems,
+    );
+
     let mirror = raw
         .mirror
         .map(|mirror| {
@@ -619,6 +630,7 @@ fn validate_route(
         primary,
         templates,
         host_rewrite: raw.host_rewrite,
+        upgrade_idle_timeout,
     });
     (name, route)
 }

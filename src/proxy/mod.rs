@@ -11,12 +11,16 @@
 //! 5. **respond** with the upstream's head and its body streamed through, or with exactly
 //!    one error response (400/404/405/502/504) when a step failed.
 //!
+//! An upgrade (WebSocket and others, HTTP/2 extended CONNECT) leaves this path after step 3
+//! for [`upgrade`]: never mirrored, its `101` passed on and the connection spliced.
+//!
 //! The handler never fails outward: every outcome is a response, counted and logged once.
 
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod body;
+pub mod upgrade;
 
 use crate::connection::{ConnectionInfo, Unanswered};
 use crate::context::Context;
@@ -186,7 +190,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         route: Option<RouteMatch>,
         connection: &ConnectionInfo,
         span: &tracing::Span,
@@ -202,7 +206,8 @@ impl Proxy {
         // when it has one, wins over it for the forwarded Host as it did for routing.
         let (original_host, host_from_target) =
             headers::forwarded_host(request.version(), request.uri(), request.headers())?;
-        if request.method() == Method::CONNECT {
+        let asked = upgrade::asked(&request);
+        if request.method() == Method::CONNECT && asked.is_none() {
             return Err(ProxyError::Unsupported("CONNECT is not supported\n"));
         }
         let found = route.ok_or(ProxyError::NoRoute)?;
@@ -211,6 +216,20 @@ impl Proxy {
             .upstreams
             .get(target.upstream)
             .ok_or(ProxyError::NoRoute)?;
+        // An upgrade goes to an HTTP/1 primary on a socket of its own; towards an h2 one the
+        // request is an ordinary one (its `Upgrade` removed), which the client sees refused.
+        let upgrading = match asked {
+            Some(asked) => match self.context.native_upstream(target.upstream) {
+                Some(native) => Some((asked, native, hyper::upgrade::on(&mut request))),
+                None if request.method() == Method::CONNECT => {
+                    return Err(ProxyError::Unsupported(
+                        "extended CONNECT needs an HTTP/1.1 primary\n",
+                    ))
+                }
+                None => None,
+            },
+            None => None,
+        };
 
         let (mut parts, body) = request.into_parts();
         // Before the tee: the shadow copy carries the same fields (and Via) as the primary's.
@@ -234,6 +253,11 @@ impl Proxy {
             span.record("request_id", id);
         }
         *request_id_out = Some(request_id);
+        if let Some((asked, native, client)) = upgrading {
+            return self
+                .upgrade(asked, parts, client, found, target, native)
+                .await;
+        }
         let (body, watch) = ClientBody::new(body, connection.client_body_timeout);
         // The layer tees the request as it stands now (routed here, not again) and captures
         // the answer; the request target becomes the upstream's only after the copy is planned.
@@ -264,6 +288,33 @@ impl Proxy {
             "primary answered"
         );
         Ok(response)
+    }
+}
+
+impl Proxy {
+    /// An upgrade request, its fields rewritten, towards the HTTP/1 primary `native`: never
+    /// mirrored (counted `skipped_upgrade` for each shadow of the route), its answer passed
+    /// on, and on a switch the connection spliced ([`upgrade::forward`]).
+    async fn upgrade(
+        &self,
+        asked: upgrade::Asked,
+        parts: http::request::Parts,
+        client: hyper::upgrade::OnUpgrade,
+        found: RouteMatch,
+        target: &crate::context::RouteTarget,
+        native: &crate::context::NativeUpstream,
+    ) -> Result<Forwarded, ProxyError> {
+        let metrics = self.context.metrics();
+        let route_metrics = metrics.route(Some((found.route, found.label)));
+        metrics.record_upgrade_not_mirrored(route_metrics);
+        let target = upgrade::Target {
+            upstream: native,
+            idle: target.upgrade_idle_timeout,
+            metrics: metrics.clone(),
+        };
+        let meter = |protocol| metrics.upgraded(route_metrics, protocol);
+        let response = upgrade::forward(asked, parts, client, target, meter).await?;
+        Ok(crate::layer::AnswerCapture::default().answered(response))
     }
 }
 

@@ -121,6 +121,15 @@ pub const RECORD_BYTES_TOTAL: &str = "shadowtap_record_bytes_total";
 /// be judged (`body_truncated`, `memory_budget`, `decompression_bomb`, `corrupt_encoding`).
 pub const COMPARE_BODY_SKIPPED_TOTAL: &str = "shadowtap_compare_body_skipped_total";
 
+/// `shadowtap_upgrades_total{route,protocol}`: connections switched to another protocol
+/// (`101`, or an HTTP/2 extended CONNECT answered `200`), by [`UpgradeProtocol`].
+pub const UPGRADES_TOTAL: &str = "shadowtap_upgrades_total";
+/// `shadowtap_upgraded_connections{route}`: upgraded connections open now.
+pub const UPGRADED_CONNECTIONS: &str = "shadowtap_upgraded_connections";
+/// `shadowtap_upgraded_bytes_total{route,direction}`: bytes spliced through upgraded
+/// connections, `to_upstream` or `to_client`.
+pub const UPGRADED_BYTES_TOTAL: &str = "shadowtap_upgraded_bytes_total";
+
 /// Latency-delta buckets in seconds, symmetric around zero (shadow faster is negative).
 pub const DELTA_BUCKETS: &[f64] = &[
     -5.0, -1.0, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, -0.001, 0.0, 0.001, 0.005, 0.01,
@@ -248,11 +257,14 @@ pub enum MirrorOutcome {
     SkippedCircuitOpen,
     /// Mirroring is paused at runtime (`PUT /api/v1/mirror`) for this route or shadow.
     SkippedPaused,
+    /// The request asked for a protocol upgrade (WebSocket and others): a stateful stream
+    /// cannot be replayed safely, so it is never mirrored.
+    SkippedUpgrade,
 }
 
 impl MirrorOutcome {
     /// Every outcome, in label-index order.
-    pub const ALL: [MirrorOutcome; 10] = [
+    pub const ALL: [MirrorOutcome; 11] = [
         MirrorOutcome::Completed,
         MirrorOutcome::Error,
         MirrorOutcome::Timeout,
@@ -263,6 +275,7 @@ impl MirrorOutcome {
         MirrorOutcome::SkippedMethod,
         MirrorOutcome::SkippedCircuitOpen,
         MirrorOutcome::SkippedPaused,
+        MirrorOutcome::SkippedUpgrade,
     ];
 
     /// The label value.
@@ -278,6 +291,7 @@ impl MirrorOutcome {
             MirrorOutcome::SkippedMethod => "skipped_method",
             MirrorOutcome::SkippedCircuitOpen => "skipped_circuit_open",
             MirrorOutcome::SkippedPaused => "skipped_paused",
+            MirrorOutcome::SkippedUpgrade => "skipped_upgrade",
         }
     }
 
@@ -286,6 +300,26 @@ impl MirrorOutcome {
             .iter()
             .position(|o| *o == self)
             .unwrap_or(0)
+    }
+}
+
+/// The `protocol` label of `shadowtap_upgrades_total`, decided by the header rulebook.
+pub use crate::header_rules::UpgradeProtocol;
+
+/// The handles of one upgraded connection: registered when it opens (upgrades are rare next
+/// to requests, so a registry lookup there costs nothing on the request path), the gauge
+/// given back when it is dropped.
+pub struct UpgradeMeter {
+    open: Gauge,
+    /// Bytes from the client to the upstream.
+    pub to_upstream: Counter,
+    /// Bytes from the upstream to the client.
+    pub to_client: Counter,
+}
+
+impl Drop for UpgradeMeter {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
     }
 }
 
@@ -799,6 +833,38 @@ impl Metrics {
         .increment(1);
     }
 
+    /// Counts an upgrade request on `route` as `skipped_upgrade` for each of its shadows:
+    /// it is never mirrored.
+    pub fn record_upgrade_not_mirrored(&self, route: &RouteMetrics) {
+        for shadow in 0..route.shadows.len() {
+            self.record_mirror(route, shadow, MirrorOutcome::SkippedUpgrade);
+        }
+    }
+
+    /// Counts one connection upgraded on `route` and opens its meter (the gauge counts it
+    /// until the meter is dropped).
+    pub fn upgraded(&self, route: &RouteMetrics, protocol: UpgradeProtocol) -> UpgradeMeter {
+        let label = &*route.route;
+        self.counter(
+            UPGRADES_TOTAL,
+            &[("route", label), ("protocol", protocol.as_str())],
+        )
+        .increment(1);
+        let open = self.gauge(UPGRADED_CONNECTIONS, &[("route", label)]);
+        open.increment(1.0);
+        UpgradeMeter {
+            open,
+            to_upstream: self.counter(
+                UPGRADED_BYTES_TOTAL,
+                &[("route", label), ("direction", "to_upstream")],
+            ),
+            to_client: self.counter(
+                UPGRADED_BYTES_TOTAL,
+                &[("route", label), ("direction", "to_client")],
+            ),
+        }
+    }
+
     /// Records a shadow request's duration (dispatch to last body byte).
     pub fn record_shadow_duration(&self, route: &RouteMetrics, shadow: usize, seconds: f64) {
         let Some(entry) = route.shadows.get(shadow) else {
@@ -1057,6 +1123,23 @@ fn describe(recorder: &PrometheusRecorder) {
         ADMIN_UNAUTHORIZED_TOTAL,
         None,
         "Admin requests refused for a missing or wrong bearer token, by endpoint.",
+    );
+    help(
+        recorder,
+        UPGRADES_TOTAL,
+        None,
+        "Connections switched to another protocol (101, or HTTP/2 extended CONNECT), by route and protocol (websocket, other).",
+    );
+    help(
+        recorder,
+        UPGRADED_BYTES_TOTAL,
+        Some(Unit::Bytes),
+        "Bytes spliced through upgraded connections, by route and direction (to_upstream, to_client).",
+    );
+    recorder.describe_gauge(
+        KeyName::from_const_str(UPGRADED_CONNECTIONS),
+        None,
+        SharedString::const_str("Upgraded connections open now, by route."),
     );
     help(
         recorder,

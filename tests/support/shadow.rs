@@ -14,7 +14,7 @@ use std::time::Instant;
 pub type TestClient = Client<HttpConnector, Body>;
 
 /// Every `outcome` label of `shadowtap_mirror_requests_total`.
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     "completed",
     "error",
     "timeout",
@@ -25,6 +25,7 @@ pub const OUTCOMES: [&str; 10] = [
     "skipped_method",
     "skipped_circuit_open",
     "skipped_paused",
+    "skipped_upgrade",
 ];
 
 /// The mirroring parts of a config; every field is raw TOML lines.
