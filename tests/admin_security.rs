@@ -3,7 +3,8 @@
 //! token file is refused (by `check` and by `run`, naming the key); an empty token file is
 //! a config error; with a token, mutating endpoints (and reads, unless
 //! `admin.read_only_open`) answer 401 with `WWW-Authenticate: Bearer` to a missing or wrong
-//! token, counted by endpoint, and work with the right one; the token is never logged.
+//! token, counted by endpoint, and work with the right one; the token is never logged. A
+//! browser's cross-site request to a mutating endpoint is refused with 403, token or not.
 
 mod support;
 
@@ -235,4 +236,81 @@ async fn flags_alone_need_admin_token_file_for_a_wildcard_admin() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let (status, stderr) = child.terminate().await;
     assert!(status.success(), "{stderr}");
+}
+
+/// A page on another site cannot make a visitor's browser change shadowtap (a text `POST`
+/// needs no preflight): with no token on loopback, a cross-site reload or mirror change is
+/// 403 and counted, while the same request from the page itself (same origin) and from
+/// clients that send no browser headers (curl, `shadowtap ctl`) still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_cross_site_change_is_refused_without_a_token_too() {
+    let (text, _primary, _shadow) = mirrored_text().await;
+    let running = Running::start(&text, "127.0.0.1", "", TOKEN).await;
+    let admin = running.admin;
+    let ask = |method: Method, path: &str, headers: &[(&str, String)]| {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{admin}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let body = if path.ends_with("mirror") {
+            r#"{"paused": false}"#
+        } else {
+            ""
+        };
+        request.body(full(body.to_string())).expect("valid request")
+    };
+    let client = http1_client();
+    let evil = [
+        ("origin", "https://evil.example".to_string()),
+        ("sec-fetch-site", "cross-site".to_string()),
+        ("content-type", "text/plain".to_string()),
+    ];
+    let old_browser = [("origin", "http://evil.example:8080".to_string())];
+    for (method, path) in [
+        (Method::POST, "/api/v1/reload"),
+        (Method::PUT, "/api/v1/mirror"),
+    ] {
+        for headers in [&evil[..], &old_browser[..]] {
+            let reply = send(&client, ask(method.clone(), path, headers))
+                .await
+                .expect("admin answers");
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{method} {path} {headers:?}"
+            );
+        }
+    }
+    let same_origin = [
+        ("origin", format!("http://{admin}")),
+        ("sec-fetch-site", "same-origin".to_string()),
+    ];
+    let reply = send(&client, ask(Method::PUT, "/api/v1/mirror", &same_origin))
+        .await
+        .expect("admin answers");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = send(&client, ask(Method::PUT, "/api/v1/mirror", &[]))
+        .await
+        .expect("admin answers");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    // Reads stay open to a cross-site page as before (the browser keeps their answers from it).
+    let reply = send(&client, ask(Method::GET, "/api/v1/routes", &evil))
+        .await
+        .expect("admin answers");
+    assert_eq!(reply.status, StatusCode::OK);
+    let metrics = running.metrics(None).await;
+    let refused: f64 = ["reload", "mirror"]
+        .iter()
+        .map(|endpoint| {
+            metric_value(
+                &metrics,
+                "shadowtap_admin_unauthorized_total",
+                &[("endpoint", endpoint)],
+            )
+            .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(refused, 4.0, "{metrics}");
 }

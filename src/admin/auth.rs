@@ -8,9 +8,15 @@
 //! - `/healthz` and `/readyz` are always open: probes carry no data and must not need a
 //!   secret.
 //!
-//! A missing or wrong token is a 401 with `WWW-Authenticate: Bearer`, counted on
-//! `shadowtap_admin_unauthorized_total{endpoint}`. The token is compared in constant time
-//! and never logged.
+//! - Mutating endpoints refuse a browser's cross-site request (403), token or not: with no
+//!   token a page on any other site could otherwise make a visitor's browser `POST` a
+//!   reload to a loopback admin port, since a plain form or text `POST` needs no preflight.
+//!   The rule is Go's `CrossOriginProtection`: `Sec-Fetch-Site` when the browser sends it,
+//!   else `Origin` against `Host`; clients that send neither (curl, `shadowtap ctl`) pass.
+//!
+//! A missing or wrong token is a 401 with `WWW-Authenticate: Bearer`; either refusal is
+//! counted on `shadowtap_admin_unauthorized_total{endpoint}`. The token is compared in
+//! constant time and never logged.
 
 use crate::config::{AdminConfig, AdminToken};
 use crate::telemetry::metrics::ADMIN_UNAUTHORIZED_TOTAL;
@@ -151,9 +157,14 @@ impl RefusalLog {
     }
 }
 
-/// A request the rules refused (answered 401).
+/// Why the rules refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized;
+pub enum Refused {
+    /// No token, or the wrong one (answered 401).
+    Unauthorized,
+    /// A browser's cross-site request to a mutating endpoint (answered 403).
+    CrossSite,
+}
 
 impl Auth {
     /// The rules of `config`; the refusal counters are registered (at 0) in `metrics`.
@@ -170,7 +181,11 @@ impl Auth {
     }
 
     /// Lets the request through, or counts it and refuses it.
-    pub fn admit(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), Unauthorized> {
+    pub fn admit(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), Refused> {
+        if endpoint.access() == Access::Mutate && cross_site(headers) {
+            self.count(endpoint);
+            return Err(Refused::CrossSite);
+        }
         if !self.protected {
             // No token file: validation has made sure the port is on loopback.
             return Ok(());
@@ -186,6 +201,12 @@ impl Auth {
         if !needed || self.token.as_ref().is_some_and(matches) {
             return Ok(());
         }
+        self.count(endpoint);
+        Err(Refused::Unauthorized)
+    }
+
+    /// Counts a refusal and logs it (rate-limited).
+    fn count(&self, endpoint: Endpoint) {
         let index = Endpoint::ALL
             .iter()
             .position(|known| *known == endpoint)
@@ -194,7 +215,29 @@ impl Auth {
             counter.increment(1);
         }
         self.log.refused(endpoint);
-        Err(Unauthorized)
+    }
+}
+
+/// Whether a browser sent this request on behalf of another site: `Sec-Fetch-Site` other
+/// than `same-origin` or `none` (typed in the address bar), or, from a browser too old to
+/// send it, an `Origin` whose host is not this request's `Host`.
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.as_bytes();
+        return !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"));
+    }
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return false;
+    };
+    let origin = origin.as_bytes();
+    let host = origin
+        .windows(3)
+        .position(|window| window == b"://")
+        .and_then(|at| origin.get(at + 3..));
+    match (host, headers.get(http::header::HOST)) {
+        (Some(host), Some(expected)) => !host.eq_ignore_ascii_case(expected.as_bytes()),
+        // `Origin: null` (a sandboxed frame, a file) or no Host to compare with.
+        _ => true,
     }
 }
 
@@ -271,6 +314,91 @@ mod tests {
         headers
     }
 
+    /// Every shape of browser header against the rule: `Sec-Fetch-Site` decides when
+    /// present, else `Origin` against `Host`, else (no browser headers) the request passes.
+    #[test]
+    fn cross_site_decision_table() {
+        // (Sec-Fetch-Site, Origin, Host, cross-site?)
+        type Row = (
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+        );
+        let rows: &[Row] = &[
+            (None, None, Some("127.0.0.1:9901"), false),
+            (None, None, None, false),
+            (Some("same-origin"), None, None, false),
+            (
+                Some("SAME-ORIGIN"),
+                Some("https://evil.example"),
+                None,
+                false,
+            ),
+            (Some("none"), None, None, false),
+            (Some("same-site"), None, None, true),
+            (
+                Some("cross-site"),
+                Some("http://127.0.0.1:9901"),
+                Some("127.0.0.1:9901"),
+                true,
+            ),
+            (Some("garbage"), None, None, true),
+            (
+                None,
+                Some("http://127.0.0.1:9901"),
+                Some("127.0.0.1:9901"),
+                false,
+            ),
+            (
+                None,
+                Some("HTTP://LocalHost:9901"),
+                Some("localhost:9901"),
+                false,
+            ),
+            (
+                None,
+                Some("http://127.0.0.1:9902"),
+                Some("127.0.0.1:9901"),
+                true,
+            ),
+            (
+                None,
+                Some("https://evil.example"),
+                Some("127.0.0.1:9901"),
+                true,
+            ),
+            (None, Some("null"), Some("127.0.0.1:9901"), true),
+            (None, Some("http://127.0.0.1:9901"), None, true),
+        ];
+        for (site, origin, host, expected) in rows {
+            let mut headers = HeaderMap::new();
+            for (name, value) in [("sec-fetch-site", site), ("origin", origin), ("host", host)] {
+                if let Some(value) = value {
+                    headers.insert(name, HeaderValue::from_str(value).expect("value"));
+                }
+            }
+            assert_eq!(
+                cross_site(&headers),
+                *expected,
+                "{site:?} {origin:?} {host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cross_site_change_is_refused_and_a_cross_site_read_is_not() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        for token in [None, Some("s3cret")] {
+            let auth = auth(token, true);
+            for endpoint in [Endpoint::Reload, Endpoint::Mirror, Endpoint::Noise] {
+                assert_eq!(auth.admit(endpoint, &headers), Err(Refused::CrossSite));
+            }
+            assert_eq!(auth.admit(Endpoint::Metrics, &headers), Ok(()));
+        }
+    }
+
     #[test]
     fn refusals_are_logged_at_most_once_a_second_with_the_count_left_out() {
         use std::sync::atomic::Ordering::Relaxed;
@@ -311,18 +439,18 @@ mod tests {
             Endpoint::Mirror,
             Endpoint::Reload,
         ] {
-            assert_eq!(auth.admit(endpoint, &none), Err(Unauthorized));
+            assert_eq!(auth.admit(endpoint, &none), Err(Refused::Unauthorized));
             assert_eq!(
                 auth.admit(endpoint, &bearer("Bearer wrong")),
-                Err(Unauthorized)
+                Err(Refused::Unauthorized)
             );
             assert_eq!(
                 auth.admit(endpoint, &bearer("Bearer s3cre")),
-                Err(Unauthorized)
+                Err(Refused::Unauthorized)
             );
             assert_eq!(
                 auth.admit(endpoint, &bearer("Basic s3cret")),
-                Err(Unauthorized)
+                Err(Refused::Unauthorized)
             );
             assert_eq!(auth.admit(endpoint, &bearer("Bearer s3cret")), Ok(()));
             assert_eq!(auth.admit(endpoint, &bearer("bearer  s3cret ")), Ok(()));
@@ -335,7 +463,10 @@ mod tests {
         let none = HeaderMap::new();
         assert_eq!(auth.admit(Endpoint::Metrics, &none), Ok(()));
         assert_eq!(auth.admit(Endpoint::Api, &none), Ok(()));
-        assert_eq!(auth.admit(Endpoint::Noise, &none), Err(Unauthorized));
+        assert_eq!(
+            auth.admit(Endpoint::Noise, &none),
+            Err(Refused::Unauthorized)
+        );
     }
 
     #[test]

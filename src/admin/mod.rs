@@ -269,8 +269,10 @@ async fn respond(state: &AdminState, request: Request<Incoming>) -> Response<Ful
         Err(NotServed::Path) => return not_found(),
         Err(NotServed::Method(which)) => return text(StatusCode::METHOD_NOT_ALLOWED, which),
     };
-    if state.auth.admit(action.endpoint(), &parts.headers).is_err() {
-        return reply::unauthorized();
+    match state.auth.admit(action.endpoint(), &parts.headers) {
+        Ok(()) => {}
+        Err(auth::Refused::Unauthorized) => return reply::unauthorized(),
+        Err(auth::Refused::CrossSite) => return reply::cross_site(),
     }
     match action {
         Action::Healthz => text(StatusCode::OK, "ok\n"),

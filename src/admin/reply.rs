@@ -64,6 +64,14 @@ pub fn unauthorized() -> Reply {
     response
 }
 
+/// 403 for a browser's cross-site request to a mutating endpoint.
+pub fn cross_site() -> Reply {
+    text(
+        StatusCode::FORBIDDEN,
+        "forbidden: a cross-site request from a browser cannot change shadowtap; use the page at /ui/ on this port, shadowtap ctl or curl\n",
+    )
+}
+
 /// A request refused for what it carries: the status, and one `field: reason` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
