@@ -29,6 +29,22 @@ pub struct Exchange<'a> {
     pub started: SystemTime,
 }
 
+/// HAR's `queryString`: the target's `name=value` pairs in order, as written in the URL
+/// (HAR tools list them from here, not from `url`).
+fn query_string(target: &str) -> Vec<serde_json::Value> {
+    let Some((_, query)) = target.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            serde_json::json!({ "name": name, "value": value })
+        })
+        .collect()
+}
+
 /// The exchange as a HAR entry, secrets replaced.
 pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry {
     let request = exchange.request;
@@ -50,7 +66,7 @@ pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry 
             http_version: "HTTP/1.1".to_string(),
             cookies: Vec::new(),
             headers: headers(redactor, &request.headers),
-            query_string: Vec::new(),
+            query_string: query_string(&request.path_and_query),
             post_data: (!request.body.is_empty()).then(|| PostData {
                 mime_type: content_type(&request.headers),
                 text: request_text,
@@ -125,5 +141,25 @@ fn body(redactor: &Redactor, body: &Bytes, cap: usize) -> (String, Option<String
     } else {
         let (text, cut) = redactor.body(body, cap);
         (text, None, cut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_string;
+    use serde_json::json;
+
+    #[test]
+    fn query_string_lists_the_pairs_as_written() {
+        assert!(query_string("/items/1").is_empty());
+        assert!(query_string("/items/1?").is_empty());
+        assert_eq!(
+            query_string("/search?q=a%20b&flag&&x=1=2"),
+            vec![
+                json!({"name": "q", "value": "a%20b"}),
+                json!({"name": "flag", "value": ""}),
+                json!({"name": "x", "value": "1=2"}),
+            ]
+        );
     }
 }

@@ -66,7 +66,7 @@ pub struct Request {
     /// Header fields in order, repeated names repeated.
     #[serde(default)]
     pub headers: Vec<Header>,
-    /// Required by HAR; the query stays in `url`.
+    /// The query's `{name, value}` pairs as written in `url` (which keeps the query too).
     #[serde(default)]
     pub query_string: Vec<serde_json::Value>,
     /// The body, when there was one.
