@@ -18,18 +18,12 @@ use tokio::sync::watch;
 /// The request field naming the recorded entry (its index in the replay).
 pub const ENTRY_HEADER: &str = "x-shadowtap-replay-entry";
 
-/// Fields never served from a recording: the connection's own, and the framing the server
-/// recomputes for the body it sends.
-const NOT_SERVED: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-length",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-];
+/// Whether a recorded field is never served: the connection's own (the rulebook's
+/// hop-by-hop set), and the framing the server recomputes for the body it sends.
+pub(super) fn not_served(name: &str) -> bool {
+    crate::header_rules::is_hop_by_hop(name.as_bytes())
+        || matches!(name, "content-length" | "trailer")
+}
 
 /// Starts the server on loopback; it stops when `stop` turns true.
 pub async fn start(
@@ -87,10 +81,7 @@ pub fn recorded(entry: &Entry) -> Response<Full<Bytes>> {
         StatusCode::from_u16(entry.response.status).unwrap_or(StatusCode::BAD_GATEWAY);
     for header in &entry.response.headers {
         let name = header.name.to_ascii_lowercase();
-        if name.starts_with(':')
-            || NOT_SERVED.contains(&name.as_str())
-            || (decoded && name == "content-encoding")
-        {
+        if name.starts_with(':') || not_served(&name) || (decoded && name == "content-encoding") {
             continue;
         }
         if let (Ok(name), Ok(value)) = (

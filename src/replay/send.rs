@@ -18,24 +18,17 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// Fields a replayed request does not carry: the connection's own, the framing (the body
-/// is sent whole), and what the recording proxy added (its `via` would look like a loop).
-const NOT_REPLAYED: [&str; 14] = [
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-length",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-    "via",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    ENTRY_HEADER,
-];
+/// Whether a recorded request field is not replayed: what a recorded answer is not served
+/// with (the connection's own, the framing: the body is sent whole), and what the
+/// recording proxy added (its `via` would look like a loop).
+fn not_replayed(name: &str) -> bool {
+    super::answers::not_served(name)
+        || matches!(
+            name,
+            "via" | "forwarded" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
+        )
+        || name == ENTRY_HEADER
+}
 
 /// How requests are spaced.
 #[derive(Debug, Clone, Copy)]
@@ -142,10 +135,7 @@ fn build(
     for header in &entry.request.headers {
         let name = header.name.to_ascii_lowercase();
         // HTTP/2 pseudo-fields (a browser's export), and values the recording redacted.
-        if name.starts_with(':')
-            || NOT_REPLAYED.contains(&name.as_str())
-            || header.value == REDACTED
-        {
+        if name.starts_with(':') || not_replayed(&name) || header.value == REDACTED {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
