@@ -344,11 +344,25 @@ impl Connection {
             if let Some(hidden) = seen.ambiguous_framing.get() {
                 request.extensions_mut().insert(*hidden);
             }
-            async move { Ok::<_, Infallible>(generation.proxy().handle(request, &info).await) }
+            // Only an HTTP/1 request asking for an upgrade can switch the connection.
+            let may_switch = (request.version() <= http::Version::HTTP_11
+                && request.headers().contains_key(http::header::UPGRADE))
+            .then(|| seen.clone());
+            async move {
+                let response = generation.proxy().handle(request, &info).await;
+                if let Some(state) = may_switch {
+                    if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                        // What follows is the new protocol's bytes, not HTTP/1 heads.
+                        state.switched.store(true, Ordering::Release);
+                    }
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
         let io = Watched {
             stream: Rewind { read, stream },
             scanner: HeadScanner::default(),
+            scanning: true,
             state: state.clone(),
             send_stall: SendStall::new(config.client_send_timeout),
         };
@@ -407,12 +421,17 @@ struct ConnectionState {
     /// and Transfer-Encoding, or Content-Length twice); see [`HeadScanner`]. Every request
     /// on the connection from then on is refused, and the 400 closes the connection.
     ambiguous_framing: std::sync::OnceLock<FramingError>,
+    /// The connection switched protocols (a `101` was answered): its bytes are no longer
+    /// HTTP/1 and are not scanned.
+    switched: AtomicBool,
 }
 
 /// The client socket, with every byte read passed through a [`HeadScanner`].
 struct Watched<S> {
     stream: Rewind<S>,
     scanner: HeadScanner,
+    /// Off once the connection switched protocols.
+    scanning: bool,
     state: Arc<ConnectionState>,
     send_stall: SendStall,
 }
@@ -458,11 +477,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            if let Some(found) = this
-                .scanner
-                .feed(buf.filled().get(before..).unwrap_or_default())
-            {
-                let _ = this.state.ambiguous_framing.set(found);
+            if this.scanning {
+                if this.state.switched.load(Ordering::Acquire) {
+                    this.scanning = false;
+                } else if let Some(found) = this
+                    .scanner
+                    .feed(buf.filled().get(before..).unwrap_or_default())
+                {
+                    let _ = this.state.ambiguous_framing.set(found);
+                }
             }
         }
         polled
