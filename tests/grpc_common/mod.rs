@@ -207,6 +207,12 @@ impl Drop for EchoServerHandle {
 /// Starts a tonic echo server on `127.0.0.1:0`.
 pub async fn echo_server(behaviour: Behaviour) -> EchoServerHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    echo_server_on(listener, behaviour)
+}
+
+/// Starts a tonic echo server on a bound listener (the gRPC load cell's upstreams listen on
+/// the ports its script gives).
+pub fn echo_server_on(listener: tokio::net::TcpListener, behaviour: Behaviour) -> EchoServerHandle {
     let addr = listener.local_addr().unwrap();
     let service = Arc::new(EchoService {
         behaviour,
