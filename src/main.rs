@@ -229,6 +229,25 @@ struct ReplayArgs {
     /// At most this many entries.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    #[command(flatten)]
+    thresholds: ThresholdFlags,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Table)]
+    format: VerdictFormat,
+    /// Also write the verdict as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+fn rfc3339(text: &str) -> Result<std::time::SystemTime, String> {
+    shadowtap::record::har::parse_time(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time (2026-12-07T04:00:00Z)"))
+}
+
+/// The verdict's thresholds by flag, shared by `verdict` and `replay`: each replaces the
+/// config's own value (a route's override still wins for its route).
+#[derive(clap::Args)]
+struct ThresholdFlags {
     /// Highest divergence ratio [default: 0.05].
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     max_divergence_ratio: Option<f64>,
@@ -241,17 +260,21 @@ struct ReplayArgs {
     /// Highest p99 latency delta, shadow minus primary (e.g. 20ms) [default: not judged].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     max_latency_delta: Option<Duration>,
-    /// Output on stdout.
-    #[arg(long, value_enum, default_value_t = VerdictFormat::Table)]
-    format: VerdictFormat,
-    /// Also write the verdict as JUnit XML to this file.
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
+    /// Highest p99 latency delta over the primary's p99 (e.g. 0.5) [default: not judged].
+    #[arg(long, value_name = "RATIO", value_parser = non_negative)]
+    max_latency_delta_ratio: Option<f64>,
 }
 
-fn rfc3339(text: &str) -> Result<std::time::SystemTime, String> {
-    shadowtap::record::har::parse_time(text)
-        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time (2026-12-07T04:00:00Z)"))
+impl ThresholdFlags {
+    fn overrides(&self) -> shadowtap::config::verdict::Overrides {
+        shadowtap::config::verdict::Overrides {
+            max_divergence_ratio: self.max_divergence_ratio,
+            max_shadow_error_ratio: self.max_shadow_error_ratio,
+            min_pairs: self.min_pairs,
+            max_latency_delta: self.max_latency_delta,
+            max_latency_delta_ratio: self.max_latency_delta_ratio,
+        }
+    }
 }
 
 /// `shadowtap verdict`'s flags.
@@ -274,21 +297,8 @@ struct VerdictArgs {
     /// a file with [verdict] alone).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Highest divergence ratio [default: 0.05].
-    #[arg(long, value_name = "RATIO", value_parser = ratio)]
-    max_divergence_ratio: Option<f64>,
-    /// Highest ratio of shadow requests that failed or timed out [default: 0.05].
-    #[arg(long, value_name = "RATIO", value_parser = ratio)]
-    max_shadow_error_ratio: Option<f64>,
-    /// Fewest compared pairs before a ratio is judged [default: 100].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    min_pairs: Option<u64>,
-    /// Highest p99 latency delta, shadow minus primary (e.g. 20ms) [default: not judged].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    max_latency_delta: Option<Duration>,
-    /// Highest p99 latency delta over the primary's p99 (e.g. 0.5) [default: not judged].
-    #[arg(long, value_name = "RATIO", value_parser = non_negative)]
-    max_latency_delta_ratio: Option<f64>,
+    #[command(flatten)]
+    thresholds: ThresholdFlags,
     /// Ask again until the verdict is decided or this deadline passes (e.g. 15m).
     #[arg(long, value_name = "DEADLINE", value_parser = humantime::parse_duration)]
     wait: Option<Duration>,
@@ -458,14 +468,7 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         },
         None => shadowtap::config::VerdictConfig::default(),
     };
-    let flags = shadowtap::config::verdict::Overrides {
-        max_divergence_ratio: args.max_divergence_ratio,
-        max_shadow_error_ratio: args.max_shadow_error_ratio,
-        min_pairs: args.min_pairs,
-        max_latency_delta: args.max_latency_delta,
-        max_latency_delta_ratio: args.max_latency_delta_ratio,
-    };
-    config.thresholds = flags.over(&config.thresholds);
+    config.thresholds = args.thresholds.overrides().over(&config.thresholds);
     let source = match (args.admin, args.prometheus) {
         (Some(url), _) => Source::Admin(url),
         (None, Some(url)) => {
@@ -554,13 +557,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         primary: args.primary,
         secondary: args.secondary,
         config: args.config,
-        thresholds: shadowtap::config::verdict::Overrides {
-            max_divergence_ratio: args.max_divergence_ratio,
-            max_shadow_error_ratio: args.max_shadow_error_ratio,
-            min_pairs: args.min_pairs,
-            max_latency_delta: args.max_latency_delta,
-            max_latency_delta_ratio: None,
-        },
+        thresholds: args.thresholds.overrides(),
         pacing,
         concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
         filters: shadowtap::replay::select::Filters {
