@@ -8,9 +8,9 @@
 
 use super::reply::{json, text, Reply};
 use crate::report::Reporter;
+use crate::telemetry::exposition;
 use crate::telemetry::metrics::{MirrorOutcome, MIRROR_CIRCUIT_STATE, MIRROR_REQUESTS_TOTAL};
 use crate::telemetry::Metrics;
-use crate::verdict::sources::exposition;
 use http::StatusCode;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

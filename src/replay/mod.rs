@@ -24,8 +24,8 @@ pub mod summary;
 
 use crate::config::{Config, Overrides, VerdictConfig};
 use crate::record::{read_files, Skipped};
+use crate::telemetry::exposition;
 use crate::telemetry::metrics::{COMPARISONS_TOTAL, MIRROR_REQUESTS_TOTAL};
-use crate::verdict::sources::exposition;
 use select::{Excluded, Filters};
 use send::{Pacing, Sent};
 use serde::Serialize;

@@ -1,5 +1,7 @@
-//! Telemetry: metrics (names, handles, rendering) and log setup.
+//! Telemetry: metrics (names, handles, rendering), reading them back from the Prometheus
+//! text format, and log setup.
 
+pub mod exposition;
 pub mod logging;
 pub mod metrics;
 

@@ -5,9 +5,9 @@
 //! The API holds totals since the instance started, so this source judges the cumulative
 //! totals; there is no window.
 
-use super::exposition;
 use super::http::{base, Getter};
 use super::SourceError;
+use crate::telemetry::exposition;
 use crate::telemetry::metrics::MIRROR_REQUESTS_TOTAL;
 use crate::verdict::evidence::{Book, Evidence};
 use serde::Deserialize;

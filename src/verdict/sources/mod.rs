@@ -7,10 +7,8 @@
 //! | [`http`] | GETs with a deadline, over hyper's client |
 //! | [`admin`] | `/api/v1/routes` and `/metrics` of one instance |
 //! | [`prometheus`] | exact counter increases over a window, summed across instances |
-//! | [`exposition`] | the Prometheus text format's sample lines |
 
 pub mod admin;
-pub mod exposition;
 pub mod http;
 pub mod prometheus;
 

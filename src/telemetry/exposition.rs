@@ -1,5 +1,6 @@
-//! The Prometheus text format, as far as the admin source reads it: the sample lines of one
-//! metric, with their labels and values.
+//! The Prometheus text format, as far as shadowtap reads its own metrics back (the
+//! verdict's admin source, the admin history's mirror outcomes and breaker states, replay's
+//! summary): the sample lines of one metric, with their labels and values.
 
 /// One sample line: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
