@@ -81,11 +81,13 @@ async fn a_routes_history_counts_its_pairs_latencies_and_mirror_outcomes() {
     }
     assert_eq!(completed, 6);
 
-    let all = json_body(
-        &running
-            .admin(Method::GET, "/api/v1/history", None, None)
-            .await,
-    );
+    let all_reply = running
+        .admin(Method::GET, "/api/v1/history", None, None)
+        .await;
+    // The page polls this every 10 s: it comes without indentation.
+    assert!(!all_reply.text().contains('\n'), "compact JSON");
+    assert!(!reply.text().contains('\n'), "compact JSON");
+    let all = json_body(&all_reply);
     assert_eq!(all["series"].as_array().unwrap().len(), 1, "{all}");
 
     let routes = json_body(

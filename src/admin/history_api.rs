@@ -6,7 +6,7 @@
 //! the report's history, and keeps them, with each shadow's breaker, for `/api/v1/routes`
 //! (so an open page polling the routes never makes the admin port render the metrics).
 
-use super::reply::{json, text, Reply};
+use super::reply::{json_compact, text, Reply};
 use crate::report::Reporter;
 use crate::telemetry::exposition;
 use crate::telemetry::metrics::{MirrorOutcome, MIRROR_CIRCUIT_STATE, MIRROR_REQUESTS_TOTAL};
@@ -42,12 +42,12 @@ pub fn get_route(report: &Reporter, route: &str) -> Reply {
             "no history for this route: it has no compared pairs or mirrored requests yet (see /api/v1/routes)\n",
         );
     }
-    json(&view)
+    json_compact(&view)
 }
 
 /// Every route's history.
 pub fn get_all(report: &Reporter) -> Reply {
-    json(&report.history(None))
+    json_compact(&report.history(None))
 }
 
 /// What the mirror did per (route, shadow), and each shadow's breaker, from the metrics.

@@ -27,9 +27,19 @@ pub fn json<T: serde::Serialize>(value: &T) -> Reply {
     json_status(StatusCode::OK, value)
 }
 
+/// A JSON answer without whitespace, for the large answers a page polls (the history): its
+/// indentation would be most of its bytes.
+pub fn json_compact<T: serde::Serialize>(value: &T) -> Reply {
+    json_body(StatusCode::OK, serde_json::to_vec(value))
+}
+
 /// A JSON answer.
 pub fn json_status<T: serde::Serialize>(status: StatusCode, value: &T) -> Reply {
-    match serde_json::to_vec_pretty(value) {
+    json_body(status, serde_json::to_vec_pretty(value))
+}
+
+fn json_body(status: StatusCode, rendered: serde_json::Result<Vec<u8>>) -> Reply {
+    match rendered {
         Ok(body) => {
             let mut response = Response::new(Full::new(Bytes::from(body)));
             *response.status_mut() = status;
