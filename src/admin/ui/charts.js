@@ -10,7 +10,9 @@ export function sparkline(buckets, label) {
   const height = 24;
   const most = Math.max(1, ...buckets.map((b) => b.pairs));
   const step = width / Math.max(1, buckets.length);
-  const bars = [];
+  // The axis spans the whole window, so minutes without pairs (before the process started,
+  // or quiet ones) read as time, not as a chart drawn off to one side.
+  const bars = [svg('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'spark-axis' })];
   buckets.forEach((bucket, i) => {
     if (bucket.pairs === 0) return;
     const total = (bucket.pairs / most) * height;

@@ -31,10 +31,11 @@ export function rowOf(entry) {
   };
 }
 
+// [sort key (none: not sortable), heading, class (numeric columns align right, like their cells)]
 const COLUMNS = [
-  ['route', 'Route'], ['shadow', 'Shadow'], ['pairs', 'Pairs'], ['diverged', 'Diverged'],
-  ['noise', 'Noise only'], [null, 'Last hour'], [null, 'Top diverging fields'],
-  ['shadowP50', 'p50 primary / shadow'], ['shadowP99', 'p99 primary / shadow'],
+  ['route', 'Route'], ['shadow', 'Shadow'], ['pairs', 'Pairs', 'num'], ['diverged', 'Diverged', 'num'],
+  ['noise', 'Noise only', 'num'], [null, 'Last hour'], [null, 'Top diverging fields'],
+  ['shadowP50', 'p50 primary / shadow', 'num'], ['shadowP99', 'p99 primary / shadow', 'num'],
   ['errors', 'Mirror'], [null, 'Breaker'],
 ];
 
@@ -107,7 +108,7 @@ export function render(main, ctx) {
   const routeInput = h('input', { id: 'filter-route', type: 'search', placeholder: 'filter routes (press /)', autocomplete: 'off',
     oninput: (e) => { filter.route = e.target.value; update(ctx); } });
   routeInput.value = filter.route;
-  const header = h('tr', {}, COLUMNS.map(([key, label]) => {
+  const header = h('tr', {}, COLUMNS.map(([key, label, align]) => {
     if (!key) return h('th', { scope: 'col' }, label);
     const button = h('button', { type: 'button', class: 'sort', 'data-sort': key, onclick: () => {
       // Names sort A to Z first, numbers largest first.
@@ -116,7 +117,7 @@ export function render(main, ctx) {
       sessionStorage.setItem('overview-sort', JSON.stringify(sort));
       update(ctx);
     } }, label);
-    return h('th', { scope: 'col', 'data-col': key }, button);
+    return h('th', { scope: 'col', 'data-col': key, class: align }, button);
   }));
   main.replaceChildren(
     h('h1', {}, 'Routes and shadows'),
