@@ -6,6 +6,7 @@
 //! pairs. One column for both would hide a shadow that fails while users are served.
 
 use super::traffic::Stats;
+use crate::report::cells::SummaryCells;
 use crate::report::RouteSummary;
 use std::fmt::Write;
 
@@ -26,65 +27,28 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
         "shadow p50/p99"
     );
     for counts in stats.counts() {
-        let summary = routes.iter().find(|route| route.route == counts.template);
-        let (compared, shadow_non2xx, diverged, noise, fields, primary, shadow) = match summary {
-            Some(route) => {
-                let c = &route.comparisons;
-                let compared = c.r#match + c.diverged + c.noise_only + c.unjudged;
-                let fields: Vec<String> = route
-                    .top_fields
-                    .iter()
-                    .take(3)
-                    .map(|f| format!("{} ({})", f.field, f.count))
-                    .collect();
-                let l = &route.latency_ms;
-                (
-                    compared,
-                    route.non2xx.shadow.to_string(),
-                    percent(c.diverged, compared),
-                    percent(c.noise_only, compared),
-                    fields.join(", "),
-                    format!("{:.1}/{:.1}ms", l.primary.p50, l.primary.p99),
-                    format!("{:.1}/{:.1}ms", l.shadow.p50, l.shadow.p99),
-                )
-            }
-            None => (
-                0,
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                String::new(),
-                "-".into(),
-                "-".into(),
-            ),
-        };
+        let cells = routes
+            .iter()
+            .find(|route| route.route == counts.template)
+            .map(SummaryCells::of);
+        let dash = || "-".to_string();
         let _ = writeln!(
             out,
             "{:<18} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:<18} {:<18} {}",
             counts.template,
             counts.requests,
             counts.errors,
-            shadow_non2xx,
-            compared,
-            diverged,
-            noise,
-            primary,
-            shadow,
-            if fields.is_empty() {
-                "-".to_string()
-            } else {
-                fields
-            }
+            cells
+                .as_ref()
+                .map_or_else(dash, |c| c.shadow_non2xx.to_string()),
+            cells.as_ref().map_or(0, |c| c.compared),
+            cells.as_ref().map_or_else(dash, |c| c.diverged.clone()),
+            cells.as_ref().map_or_else(dash, |c| c.noise_only.clone()),
+            cells.as_ref().map_or_else(dash, |c| c.primary.clone()),
+            cells.as_ref().map_or_else(dash, |c| c.shadow.clone()),
+            cells.as_ref().map_or_else(dash, |c| c.top_fields.clone()),
         );
     }
     out.push('\n');
     out
-}
-
-fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".to_string()
-    } else {
-        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-    }
 }

@@ -3,6 +3,7 @@
 //! diverged and how; and, on a terminal, a progress bar while it runs.
 
 use super::send::Sent;
+use crate::report::cells::SummaryCells;
 use crate::report::samples::DivergentPair;
 use crate::report::{Reporter, RouteSummary};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,31 +28,19 @@ pub fn routes(routes: &[RouteSummary]) -> String {
         "shadow p50/p99"
     );
     for route in routes.iter().filter(|route| route.shadow == "shadow") {
-        let c = &route.comparisons;
-        let compared = c.r#match + c.diverged + c.noise_only + c.unjudged;
-        let fields: Vec<String> = route
-            .top_fields
-            .iter()
-            .take(3)
-            .map(|f| format!("{} ({})", f.field, f.count))
-            .collect();
-        let l = &route.latency_ms;
+        let cells = SummaryCells::of(route);
         let _ = writeln!(
             out,
             "{:<24} {:<8} {:>8} {:>8} {:>9} {:>10}  {:<18} {:<18} {}",
             route.route,
             route.shadow,
-            compared,
-            route.non2xx.shadow,
-            percent(c.diverged, compared),
-            percent(c.noise_only, compared),
-            format!("{:.1}/{:.1}ms", l.primary.p50, l.primary.p99),
-            format!("{:.1}/{:.1}ms", l.shadow.p50, l.shadow.p99),
-            if fields.is_empty() {
-                "-".to_string()
-            } else {
-                fields.join(", ")
-            }
+            cells.compared,
+            cells.shadow_non2xx,
+            cells.diverged,
+            cells.noise_only,
+            cells.primary,
+            cells.shadow,
+            cells.top_fields,
         );
     }
     out
@@ -78,14 +67,6 @@ pub fn divergent(samples: &[DivergentPair]) -> String {
         return String::new();
     }
     format!("diverged requests:\n{}\n", lines.join("\n"))
-}
-
-fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".to_string()
-    } else {
-        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-    }
 }
 
 /// The progress bar: requests answered of all, rate, ETA, divergences so far.

@@ -15,6 +15,7 @@
 //! | [`history`] | one-minute buckets per (route, shadow) for the last hour, bounded |
 //! | [`queue`] | the bounded, batched hand-off to the workers |
 
+pub mod cells;
 pub mod difflog;
 pub mod endpoints;
 pub mod history;
