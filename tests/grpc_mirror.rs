@@ -249,3 +249,62 @@ async fn a_failing_shadow_never_touches_the_clients_stream() {
         }
     }
 }
+
+#[tokio::test]
+async fn calls_whose_client_streams_are_not_copied_when_the_descriptor_set_says_so() {
+    let primary = echo_server(Behaviour::default()).await;
+    let shadow = echo_server(Behaviour::default()).await;
+    let set = descriptor_set();
+    let proxy = mirrored(
+        primary.addr,
+        shadow.addr,
+        &format!("protobuf_descriptor_set = {set:?}"),
+    )
+    .await;
+    let mut client = client(proxy.addr).await;
+    // Client-streaming and bidi calls: served, never copied (a copy could only follow the
+    // whole stream, after the fact).
+    let reply = within(
+        "a client stream",
+        client.client_stream(tokio_stream::iter(vec![echo("a"), echo("b")])),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(reply.text, "a+b");
+    let mut replies = within(
+        "a bidi call",
+        client.bidi(tokio_stream::iter(vec![echo("x")])),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let first = within("the bidi reply", replies.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.text, "x");
+    while within("the bidi end", replies.next()).await.is_some() {}
+    // A unary call still is.
+    within("a unary call", client.unary(echo("hi")))
+        .await
+        .unwrap();
+    let metrics = wait_compared(&proxy, "echo", 1).await;
+    let skipped = support::metrics::metric_sum(
+        &metrics,
+        "shadowtap_mirror_requests_total",
+        &[("route", "echo"), ("outcome", "skipped_method")],
+    );
+    assert_eq!(
+        skipped, 2.0,
+        "both streaming calls counted as skipped_method"
+    );
+    assert_eq!(
+        shadow
+            .service
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the unary call reached the shadow"
+    );
+}

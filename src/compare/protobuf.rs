@@ -64,6 +64,22 @@ impl Schema {
         Some(method.output())
     }
 
+    /// The paths (`/package.Service/Method`) of the methods whose client sends a stream
+    /// (client- and bidi-streaming): a copy of such a call could only reach a shadow as
+    /// its whole request stream after the fact, so the mirror does not send one.
+    pub fn client_streaming_paths(&self) -> Vec<String> {
+        self.pool
+            .services()
+            .flat_map(|service| {
+                service
+                    .methods()
+                    .filter(|method| method.is_client_streaming())
+                    .map(|method| format!("/{}/{}", service.full_name(), method.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Number of services described (for a config check's summary).
     pub fn services(&self) -> usize {
         self.pool.services().len()

@@ -119,3 +119,15 @@ fn bytes_that_are_neither_text_nor_a_message_are_hex_and_nesting_is_bounded() {
     assert!(depth <= MAX_DEPTH + 1, "{depth}");
     assert!(at.as_str().unwrap().starts_with("0x"), "{at}");
 }
+
+#[test]
+fn the_methods_whose_client_streams_are_named_by_their_paths() {
+    let schema = Schema::from_bytes(ECHO_PB).unwrap();
+    assert_eq!(
+        schema.client_streaming_paths(),
+        [
+            "/shadowtap.test.Echo/ClientStream",
+            "/shadowtap.test.Echo/Bidi"
+        ]
+    );
+}

@@ -68,6 +68,9 @@ struct CompiledRoute {
     /// The route's runtime pause switch.
     switch: Arc<RouteSwitch>,
     max_body_bytes: usize,
+    /// gRPC methods whose client streams (from the route's descriptor set): never copied,
+    /// counted as `skipped_method`. Empty without a descriptor set.
+    client_streaming: Vec<String>,
     shadows: Vec<CompiledShadow>,
     secondary: Option<CompiledShadow>,
 }
@@ -211,6 +214,7 @@ impl Mirror {
                     routes.push(Some(CompiledRoute {
                         switch: Arc::default(),
                         max_body_bytes: recorder.max_body_bytes(),
+                        client_streaming: Vec::new(),
                         shadows: Vec::new(),
                         secondary: None,
                     }));
@@ -254,9 +258,16 @@ impl Mirror {
                 let target = target_for(name);
                 compile_shadow(&policy, target, &route.name, &marker, Arc::default())
             });
+            let client_streaming = route
+                .compare
+                .protobuf
+                .clone()
+                .map(|pool| crate::compare::protobuf::Schema::new(pool).client_streaming_paths())
+                .unwrap_or_default();
             routes.push(Some(CompiledRoute {
                 switch,
                 max_body_bytes: mirror.max_body_bytes,
+                client_streaming,
                 shadows,
                 secondary,
             }));
@@ -337,6 +348,11 @@ impl Mirror {
             return None;
         }
         let route_paused = self.control.paused_all() || compiled.switch.paused();
+        let client_streams = !compiled.client_streaming.is_empty()
+            && compiled
+                .client_streaming
+                .iter()
+                .any(|method| method == path);
         let mut shadows = Vec::new();
         for (position, shadow) in compiled.shadows.iter().enumerate() {
             if let Some(prefix) = &shadow.path_prefix {
@@ -361,15 +377,15 @@ impl Mirror {
                     .record_mirror(route_metrics, position, MirrorOutcome::SkippedPaused);
                 continue;
             }
-            if let Some(methods) = &shadow.methods {
-                if !methods.contains(method) {
-                    self.metrics.record_mirror(
-                        route_metrics,
-                        position,
-                        MirrorOutcome::SkippedMethod,
-                    );
-                    continue;
-                }
+            if client_streams
+                || shadow
+                    .methods
+                    .as_ref()
+                    .is_some_and(|methods| !methods.contains(method))
+            {
+                self.metrics
+                    .record_mirror(route_metrics, position, MirrorOutcome::SkippedMethod);
+                continue;
             }
             if self
                 .targets
