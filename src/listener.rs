@@ -362,7 +362,6 @@ impl Connection {
         let io = Watched {
             stream: Rewind { read, stream },
             scanner: HeadScanner::default(),
-            scanning: true,
             state: state.clone(),
             send_stall: SendStall::new(config.client_send_timeout),
         };
@@ -429,9 +428,8 @@ struct ConnectionState {
 /// The client socket, with every byte read passed through a [`HeadScanner`].
 struct Watched<S> {
     stream: Rewind<S>,
+    /// Fed until the connection switches protocols (`ConnectionState::switched`).
     scanner: HeadScanner,
-    /// Off once the connection switched protocols.
-    scanning: bool,
     state: Arc<ConnectionState>,
     send_stall: SendStall,
 }
@@ -477,10 +475,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            if this.scanning {
-                if this.state.switched.load(Ordering::Acquire) {
-                    this.scanning = false;
-                } else if let Some(found) = this
+            if !this.state.switched.load(Ordering::Acquire) {
+                if let Some(found) = this
                     .scanner
                     .feed(buf.filled().get(before..).unwrap_or_default())
                 {

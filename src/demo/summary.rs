@@ -30,23 +30,20 @@ pub fn render(stats: &Stats, routes: &[RouteSummary]) -> String {
         let cells = routes
             .iter()
             .find(|route| route.route == counts.template)
-            .map(SummaryCells::of);
-        let dash = || "-".to_string();
+            .map_or_else(SummaryCells::absent, SummaryCells::of);
         let _ = writeln!(
             out,
             "{:<18} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:<18} {:<18} {}",
             counts.template,
             counts.requests,
             counts.errors,
-            cells
-                .as_ref()
-                .map_or_else(dash, |c| c.shadow_non2xx.to_string()),
-            cells.as_ref().map_or(0, |c| c.compared),
-            cells.as_ref().map_or_else(dash, |c| c.diverged.clone()),
-            cells.as_ref().map_or_else(dash, |c| c.noise_only.clone()),
-            cells.as_ref().map_or_else(dash, |c| c.primary.clone()),
-            cells.as_ref().map_or_else(dash, |c| c.shadow.clone()),
-            cells.as_ref().map_or_else(dash, |c| c.top_fields.clone()),
+            cells.shadow_non2xx,
+            cells.compared,
+            cells.diverged,
+            cells.noise_only,
+            cells.primary,
+            cells.shadow,
+            cells.top_fields,
         );
     }
     out.push('\n');

@@ -8,7 +8,7 @@ pub struct SummaryCells {
     /// Pairs compared, whatever their result.
     pub compared: u64,
     /// Compared pairs whose shadow answered other than 2xx.
-    pub shadow_non2xx: u64,
+    pub shadow_non2xx: String,
     /// Diverged pairs as a percentage of those compared (`-` before the first).
     pub diverged: String,
     /// Noise-only pairs, the same way.
@@ -35,7 +35,7 @@ impl SummaryCells {
         let l = &route.latency_ms;
         SummaryCells {
             compared,
-            shadow_non2xx: route.non2xx.shadow,
+            shadow_non2xx: route.non2xx.shadow.to_string(),
             diverged: percent(c.diverged, compared),
             noise_only: percent(c.noise_only, compared),
             primary: format!("{:.1}/{:.1}ms", l.primary.p50, l.primary.p99),
@@ -45,6 +45,20 @@ impl SummaryCells {
             } else {
                 fields.join(", ")
             },
+        }
+    }
+
+    /// The row of a route nothing was compared on yet: no pairs, every other cell `-`.
+    pub fn absent() -> SummaryCells {
+        let dash = || "-".to_string();
+        SummaryCells {
+            compared: 0,
+            shadow_non2xx: dash(),
+            diverged: dash(),
+            noise_only: dash(),
+            primary: dash(),
+            shadow: dash(),
+            top_fields: dash(),
         }
     }
 }

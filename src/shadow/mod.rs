@@ -348,11 +348,10 @@ impl Mirror {
             return None;
         }
         let route_paused = self.control.paused_all() || compiled.switch.paused();
-        let client_streams = !compiled.client_streaming.is_empty()
-            && compiled
-                .client_streaming
-                .iter()
-                .any(|method| method == path);
+        let client_streams = compiled
+            .client_streaming
+            .iter()
+            .any(|method| method == path);
         let mut shadows = Vec::new();
         for (position, shadow) in compiled.shadows.iter().enumerate() {
             if let Some(prefix) = &shadow.path_prefix {
