@@ -152,6 +152,7 @@ impl MirrorLayer {
         // Sampled: only now are the fields copied out of the map.
         let head = RequestHead {
             method: parts.method.clone(),
+            version: parts.version,
             path_and_query: parts.uri.path_and_query().cloned(),
             headers: Fields::from_map(&parts.headers),
             request_id: parts

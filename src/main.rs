@@ -601,12 +601,13 @@ fn replay(args: ReplayArgs) -> ExitCode {
         VerdictFormat::Table => {
             let excluded = &counts.excluded;
             println!(
-                "replay: {} entries read, {} lines skipped; left out: {} by method, {} by route, {} by time, {} by limit; {} answered, {} failed in {:.2}s",
+                "replay: {} entries read, {} lines skipped; left out: {} by method, {} by route, {} by time, {} cut at record time, {} by limit; {} answered, {} failed in {:.2}s",
                 counts.read,
                 counts.skipped,
                 excluded.method,
                 excluded.route,
                 excluded.time,
+                excluded.truncated,
                 excluded.limit,
                 counts.answered,
                 counts.failed,

@@ -218,6 +218,130 @@ async fn records_only_the_routes_and_share_it_is_told() {
     assert!(loaded.entries.iter().all(|e| e.path().starts_with("/api/")));
 }
 
+/// On a mirrored route the body copy is taken within the mirror's cap; a body over the
+/// recording's own cap is not recorded (a cut request would replay as another request),
+/// and is counted, while the shadow still gets its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirrored_request_over_the_recording_cap_is_not_recorded_cut() {
+    let primary = secret_primary().await;
+    let shadow = secret_primary().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capped.jsonl");
+    let text = record_toml(
+        &primary,
+        &format!("file = {}\nmax_body_bytes = 8", toml_path(&file)),
+    )
+    .replace(
+        "[upstreams.primary]",
+        &format!("[upstreams.shadow]\nurl = \"{}\"\n[upstreams.primary]", shadow.url("")),
+    )
+    .replace(
+        "redact_pointers = [\"/user/token\"]",
+        "redact_pointers = [\"/user/token\"]\n[[routes.mirror.shadows]]\nupstream = \"shadow\"\nmethods = [\"POST\"]",
+    );
+    let proxy = Shadowtap::start(config(&text)).await;
+    assert_eq!(
+        call(&proxy, Method::POST, "/api/small", "{\"a\":1}").await,
+        200
+    );
+    assert_eq!(
+        call(&proxy, Method::POST, "/api/large", "{\"a\":\"0123456789\"}").await,
+        200
+    );
+    let metrics = until_metrics(
+        proxy.admin,
+        "both exchanges accounted for",
+        |text| metric_sum(text, ENTRIES, &[]) >= 2.0,
+        |text| text.to_string(),
+    )
+    .await;
+    assert_eq!(metric_sum(&metrics, ENTRIES, &[("result", "written")]), 1.0);
+    assert_eq!(
+        metric_sum(&metrics, ENTRIES, &[("result", "dropped_body_too_large")]),
+        1.0
+    );
+    let loaded = read_files(&[&file]).unwrap();
+    let paths: Vec<String> = loaded.entries.iter().map(|e| e.path()).collect();
+    assert_eq!(paths, ["/api/small"]);
+    until("the shadow got both copies", || shadow.count() == 2).await;
+}
+
+/// A recording says which protocol each client spoke and over which scheme, on both engines:
+/// HTTP/1.0, HTTP/1.1 and h2c in plaintext, HTTP/1.1 and h2 over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_protocol_and_scheme_each_client_used() {
+    use support::tls::{client_config, handshake, with_listener_tls, Pki, Sender};
+    let pki = Pki::new("record CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    let primary = secret_primary().await;
+    for engine in ["native", "hyper"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plain_file = dir.path().join("plain.jsonl");
+        let tls_file = dir.path().join("tls.jsonl");
+        let record = |file: &Path| {
+            engine_toml(
+                &record_toml(&primary, &format!("file = {}", toml_path(file))),
+                engine,
+            )
+        };
+        let plain = Shadowtap::start(config(&record(&plain_file))).await;
+        let tls =
+            Shadowtap::start(config(&with_listener_tls(&record(&tls_file), &leaf.pair()))).await;
+
+        let answer = raw_exchange(
+            plain.addr,
+            b"GET /api/v10 HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.0 200 "), "{answer}");
+        assert_eq!(call(&plain, Method::GET, "/api/v11", "").await, 200);
+        let reply = within(
+            "h2c request",
+            send(&h2_client(), get_request(&plain.url("/api/h2c"))),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(reply.status, StatusCode::OK);
+        for (alpn, path) in [("http/1.1", "/api/tls11"), ("h2", "/api/tls2")] {
+            let stream = handshake(tls.addr, "localhost", client_config(&pki, &[alpn], None))
+                .await
+                .expect("handshake");
+            let mut sender = Sender::over(stream).await.unwrap();
+            let request = Request::get(format!("https://localhost{path}"))
+                .header("host", "localhost")
+                .body(empty())
+                .unwrap();
+            assert_eq!(sender.send(request).await.unwrap().status(), StatusCode::OK);
+        }
+        written(&plain, 3.0).await;
+        written(&tls, 2.0).await;
+
+        let mut seen = Vec::new();
+        for file in [&plain_file, &tls_file] {
+            for entry in read_files(&[file]).unwrap().entries {
+                assert_eq!(entry.response.http_version, entry.request.http_version);
+                let scheme = entry.request.url.split_once("://").unwrap().0.to_string();
+                seen.push((entry.path(), entry.request.http_version, scheme));
+            }
+        }
+        seen.sort();
+        let expected = |path: &str, version: &str, scheme: &str| {
+            (path.to_string(), version.to_string(), scheme.to_string())
+        };
+        assert_eq!(
+            seen,
+            [
+                expected("/api/h2c", "HTTP/2", "http"),
+                expected("/api/tls11", "HTTP/1.1", "https"),
+                expected("/api/tls2", "HTTP/2", "https"),
+                expected("/api/v10", "HTTP/1.0", "http"),
+                expected("/api/v11", "HTTP/1.1", "http"),
+            ],
+            "engine {engine}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotates_by_size_and_keeps_within_the_disk_cap() {
     let primary = secret_primary().await;

@@ -547,6 +547,71 @@ min_pairs = 50
     assert!(ran.stderr.contains("the primary"), "{}", ran.stderr);
 }
 
+/// An answer the recording cut at its cap is not compared against a whole one: with the
+/// recorded answers as the primary its entry is left out and counted, so no divergence is
+/// reported that the shadow did not make; with a live `--primary` it is replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_cut_at_record_time_are_not_compared_as_divergent() {
+    let shadow = ok_shadow().await;
+    let primary = ok_shadow().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cut.jsonl");
+    let lines: String = (0..6)
+        .map(|i| {
+            let mut entry = entry(i, &format!("/api/{i}"));
+            if i % 2 == 0 {
+                // The first 4 bytes of {"ok":1}, as a 4-byte cap writes it.
+                entry.response.content.text = Some(r#"{"ok"#.into());
+                entry.shadowtap = Some(har::Extra {
+                    route: "api".into(),
+                    response_truncated: true,
+                });
+            }
+            serde_json::to_string(&entry).unwrap() + "\n"
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let file = file.to_str().unwrap();
+
+    let ran = replay(&[file, "--shadow", &shadow.url(""), "--format", "json"]).await;
+    let out = ran.json();
+    assert_eq!(out["replay"]["excluded"]["truncated"], 3, "{}", ran.stdout);
+    assert_eq!(out["replay"]["answered"], 3);
+    assert_eq!(shadow.received().len(), 3);
+    assert_eq!(out["verdict"]["routes"][0]["evidence"]["pairs"], 3);
+    assert_eq!(
+        out["verdict"]["routes"][0]["evidence"]["diverged"], 0,
+        "{}",
+        ran.stdout
+    );
+
+    let ran = replay(&[
+        file,
+        "--shadow",
+        &shadow.url(""),
+        "--primary",
+        &primary.url(""),
+        "--format",
+        "json",
+    ])
+    .await;
+    let out = ran.json();
+    assert_eq!(out["replay"]["excluded"]["truncated"], 0, "{}", ran.stdout);
+    assert_eq!(out["replay"]["answered"], 6);
+    assert_eq!(
+        out["verdict"]["routes"][0]["evidence"]["diverged"], 0,
+        "{}",
+        ran.stdout
+    );
+
+    let ran = replay(&[file, "--shadow", &shadow.url("")]).await;
+    assert!(
+        ran.stdout.contains("3 cut at record time"),
+        "{}",
+        ran.stdout
+    );
+}
+
 /// Every `shadowtap replay ...` line in the README parses with the binary's own parser.
 #[test]
 fn every_replay_command_in_the_readme_parses() {

@@ -10,7 +10,7 @@ use super::budget::{Budget, Held};
 use super::fields::Fields;
 use crate::digest::BodyDigest;
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Version};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::SetOnce;
@@ -21,6 +21,8 @@ use tokio::sync::SetOnce;
 pub struct CapturedRequest {
     /// Method.
     pub method: Method,
+    /// The protocol the client spoke (a recording says which).
+    pub version: Version,
     /// Path and query as received.
     pub path_and_query: String,
     /// Header fields sent to the primary.

@@ -15,7 +15,7 @@ use crate::message::tee::Tee;
 use crate::shadow::{RequestHead, RequestTee};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Version};
 use std::time::Instant;
 
 /// Asks the route's mirror plan about a request; when it is sampled, the capped copy of its
@@ -57,6 +57,8 @@ pub(super) fn plan(
         .to_string();
     let request_head = RequestHead {
         method,
+        // The engine serves HTTP/1.1 only; the hyper path takes every other version.
+        version: Version::HTTP_11,
         path_and_query: Some(path_and_query),
         headers,
         request_id,

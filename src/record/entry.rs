@@ -6,6 +6,7 @@ use crate::message::fields::Fields;
 use crate::message::pair::{CapturedRequest, CapturedResponse};
 use crate::report::samples::{Redactor, REDACTED};
 use bytes::Bytes;
+use http::Version;
 use std::time::SystemTime;
 
 /// Body caps of a recording.
@@ -54,6 +55,7 @@ pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry 
         .get("host")
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
+    // Whole: a request over the cap is never submitted (`Recorder::submit`).
     let (request_text, request_encoding, _) = body(redactor, &request.body, caps.request);
     let (response_text, response_encoding, cut) = body(redactor, &response.body, caps.response);
     let wait = response.latency.as_secs_f64() * 1000.0;
@@ -62,8 +64,12 @@ pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry 
         time: wait,
         request: Request {
             method: request.method.as_str().to_string(),
-            url: format!("http://{host}{}", request.path_and_query),
-            http_version: "HTTP/1.1".to_string(),
+            url: format!(
+                "{}://{host}{}",
+                scheme(&request.headers),
+                request.path_and_query
+            ),
+            http_version: version_text(request.version).to_string(),
             cookies: Vec::new(),
             headers: headers(redactor, &request.headers),
             query_string: query_string(&request.path_and_query),
@@ -82,7 +88,8 @@ pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry 
                 .canonical_reason()
                 .unwrap_or_default()
                 .to_string(),
-            http_version: "HTTP/1.1".to_string(),
+            // The answer the client got, in the protocol it asked in (as browsers write it).
+            http_version: version_text(request.version).to_string(),
             cookies: Vec::new(),
             headers: headers(redactor, &response.headers),
             content: Content {
@@ -105,6 +112,29 @@ pub fn build(exchange: &Exchange<'_>, redactor: &Redactor, caps: Caps) -> Entry 
             route: exchange.route.to_string(),
             response_truncated: cut || response.truncated,
         }),
+    }
+}
+
+/// HAR's `httpVersion` for the protocol the client spoke.
+fn version_text(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The scheme the client used, as the request sent to the primary says it: shadowtap sets
+/// `X-Forwarded-Proto` (or keeps a trusted one), so a TLS listener's requests read `https`.
+fn scheme(fields: &Fields) -> &'static str {
+    let proto = fields.get("x-forwarded-proto").unwrap_or_default();
+    let first = proto.split(|b| *b == b',').next().unwrap_or_default();
+    if first.trim_ascii().eq_ignore_ascii_case(b"https") {
+        "https"
+    } else {
+        "http"
     }
 }
 

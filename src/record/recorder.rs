@@ -225,6 +225,12 @@ impl Recorder {
         let Some(Some(route)) = self.routes.get(route_index) else {
             return;
         };
+        // On a mirrored route the copy is taken within the mirror's cap: a body over the
+        // recording's own is not recorded, as a cut request would replay as another request.
+        if request.body.len() > self.config.max_body_bytes {
+            self.dropped(Dropped::BodyTooLarge);
+            return;
+        }
         if self.pending.fetch_add(1, Ordering::Relaxed) >= self.config.queue_size {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             self.dropped(Dropped::QueueFull);

@@ -131,7 +131,9 @@ pub async fn run(options: Options) -> Result<Outcome, ReplayError> {
     let loaded = read_files(&options.files)?;
     let read = loaded.entries.len();
     let skipped = loaded.skipped;
-    let (entries, excluded) = options.filters.apply(loaded.entries);
+    let (entries, excluded) = options
+        .filters
+        .apply(loaded.entries, options.primary.is_none());
     if entries.is_empty() {
         return Err(ReplayError::Empty(format!(
             "{read} entries read, {} skipped, none left by the filters (only GET, HEAD and OPTIONS are replayed unless --methods says otherwise)",

@@ -45,7 +45,7 @@ use control::{MirrorControl, RouteHandles, RouteSwitch, ShadowSwitch};
 use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::Method;
+use http::{Method, Version};
 use sample::{Sampler, StickyKey};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -484,6 +484,7 @@ impl Mirror {
         };
         let captured = Arc::new(CapturedRequest {
             method: request.method,
+            version: request.version,
             path_and_query: request
                 .path_and_query
                 .as_ref()
@@ -689,6 +690,8 @@ fn compile_shadow(
 pub struct RequestHead {
     /// Method.
     pub method: Method,
+    /// The protocol the client spoke.
+    pub version: Version,
     /// Path and query as received.
     pub path_and_query: Option<PathAndQuery>,
     /// Header fields as sent to the primary.
