@@ -255,6 +255,50 @@ async fn an_upgrade_is_never_mirrored_and_counted_skipped() {
     assert_eq!(shadow.count(), 0, "the shadow saw nothing");
 }
 
+/// An upgrade is counted only for the shadows whose policy selects it, as any request is:
+/// outside the shadow's path prefix it is not counted at all, so the outcomes still add up
+/// to what was sampled.
+#[tokio::test]
+async fn an_upgrade_is_counted_skipped_only_where_the_shadow_would_sample_it() {
+    let upstream = echo_server().await;
+    let shadow = upstream_recording().await;
+    for engine in ENGINES {
+        let policy = shadow::Policy {
+            shadow: "path_prefix = \"/api/\"",
+            ..Default::default()
+        };
+        let text = shadow::mirror_toml(upstream, shadow.addr, &policy);
+        let proxy = Shadowtap::start(config(&engine_toml(&text, engine))).await;
+        for path in ["/chat", "/api/chat", "/chat/api/"] {
+            let mut ws = connect(proxy.addr, path).await;
+            ws.send(Message::text("hi")).await.unwrap();
+            assert_eq!(next(&mut ws).await, Some(Message::text("hi")));
+            ws.close(None).await.unwrap();
+        }
+        let metrics = until_metrics(
+            proxy.admin,
+            "three upgrades",
+            |m| metric_sum(m, "shadowtap_upgrades_total", &[]) == 3.0,
+            str::to_string,
+        )
+        .await;
+        let counted: Vec<(&str, f64)> = shadow::OUTCOMES
+            .iter()
+            .map(|outcome| {
+                let n = metric_sum(
+                    &metrics,
+                    "shadowtap_mirror_requests_total",
+                    &[("outcome", outcome)],
+                );
+                (*outcome, n)
+            })
+            .filter(|(_, n)| *n > 0.0)
+            .collect();
+        assert_eq!(counted, [("skipped_upgrade", 1.0)], "{engine}");
+    }
+    assert_eq!(shadow.count(), 0, "the shadow saw nothing");
+}
+
 /// An upstream that records requests and answers 200.
 async fn upstream_recording() -> Upstream {
     upstream().always(http::StatusCode::OK, "ok").start().await

@@ -293,7 +293,7 @@ impl Proxy {
 
 impl Proxy {
     /// An upgrade request, its fields rewritten, towards the HTTP/1 primary `native`: never
-    /// mirrored (counted `skipped_upgrade` for each shadow of the route), its answer passed
+    /// mirrored (counted `skipped_upgrade` for each shadow that samples it), its answer passed
     /// on, and on a switch the connection spliced ([`upgrade::forward`]).
     async fn upgrade(
         &self,
@@ -306,7 +306,13 @@ impl Proxy {
     ) -> Result<Forwarded, ProxyError> {
         let metrics = self.context.metrics();
         let route_metrics = metrics.route(Some((found.route, found.label)));
-        metrics.record_upgrade_not_mirrored(route_metrics);
+        self.context.mirror().upgrade_not_mirrored(
+            found.route,
+            (found.route, found.label),
+            parts.uri.path(),
+            parts.uri.query(),
+            &parts.headers,
+        );
         let target = upgrade::Target {
             upstream: native,
             idle: target.upgrade_idle_timeout,

@@ -63,6 +63,23 @@ struct CompiledShadow {
     switch: Arc<ShadowSwitch>,
 }
 
+impl CompiledShadow {
+    /// Whether this shadow's policy selects the request: its path prefix, required fields
+    /// and sampling (a request it does not select is not counted at all).
+    fn samples(&self, path: &str, query: Option<&str>, headers: &impl FieldLookup) -> bool {
+        self.path_prefix
+            .as_ref()
+            .is_none_or(|prefix| path.starts_with(prefix.as_str()))
+            && self
+                .require_headers
+                .iter()
+                .all(|name| headers.first(name.as_str()).is_some())
+            && self
+                .sampler
+                .sample_at(self.switch.percent_override(), headers, query)
+    }
+}
+
 /// A route's mirroring policy, compiled.
 struct CompiledRoute {
     /// The route's runtime pause switch.
@@ -354,20 +371,7 @@ impl Mirror {
             .any(|method| method == path);
         let mut shadows = Vec::new();
         for (position, shadow) in compiled.shadows.iter().enumerate() {
-            if let Some(prefix) = &shadow.path_prefix {
-                if !path.starts_with(prefix.as_str()) {
-                    continue;
-                }
-            }
-            if !shadow
-                .require_headers
-                .iter()
-                .all(|name| headers.first(name.as_str()).is_some())
-            {
-                continue;
-            }
-            let percent = shadow.switch.percent_override();
-            if !shadow.sampler.sample_at(percent, headers, query) {
+            if !shadow.samples(path, query, headers) {
                 continue;
             }
             // Sampled: from here on every path ends in exactly one outcome.
@@ -418,6 +422,39 @@ impl Mirror {
             },
             slot,
         ))
+    }
+
+    /// Counts an upgrade request, which is never mirrored: `skipped_upgrade` for each shadow
+    /// whose policy samples it (`skipped_paused` for a paused one), as [`Mirror::plan`]
+    /// would count it, so the outcomes still add up to what was sampled.
+    pub fn upgrade_not_mirrored(
+        &self,
+        route_index: usize,
+        route: (usize, usize),
+        path: &str,
+        query: Option<&str>,
+        headers: &impl FieldLookup,
+    ) {
+        let Some(Some(compiled)) = self.routes.get(route_index) else {
+            return;
+        };
+        let route_metrics = self.metrics.route(Some(route));
+        if headers.first(self.marker_name.as_str()).is_some() {
+            self.metrics.record_loop_guard(route_metrics);
+            return;
+        }
+        let route_paused = self.control.paused_all() || compiled.switch.paused();
+        for (position, shadow) in compiled.shadows.iter().enumerate() {
+            if !shadow.samples(path, query, headers) {
+                continue;
+            }
+            let outcome = if route_paused || shadow.switch.paused() {
+                MirrorOutcome::SkippedPaused
+            } else {
+                MirrorOutcome::SkippedUpgrade
+            };
+            self.metrics.record_mirror(route_metrics, position, outcome);
+        }
     }
 
     /// The cap on the request body copy for a route.

@@ -833,14 +833,6 @@ impl Metrics {
         .increment(1);
     }
 
-    /// Counts an upgrade request on `route` as `skipped_upgrade` for each of its shadows:
-    /// it is never mirrored.
-    pub fn record_upgrade_not_mirrored(&self, route: &RouteMetrics) {
-        for shadow in 0..route.shadows.len() {
-            self.record_mirror(route, shadow, MirrorOutcome::SkippedUpgrade);
-        }
-    }
-
     /// Counts one connection upgraded on `route` and opens its meter (the gauge counts it
     /// until the meter is dropped).
     pub fn upgraded(&self, route: &RouteMetrics, protocol: UpgradeProtocol) -> UpgradeMeter {
