@@ -53,6 +53,17 @@ grace_period = "1s"
     Shadowtap::start(config(&toml)).await
 }
 
+/// [`mirrored`], its route comparing by the echo service's descriptor set.
+async fn mirrored_by_descriptors(primary: SocketAddr, shadow: SocketAddr) -> Shadowtap {
+    let set = descriptor_set();
+    mirrored(
+        primary,
+        shadow,
+        &format!("protobuf_descriptor_set = {set:?}"),
+    )
+    .await
+}
+
 /// The body differences of the route's newest sample.
 async fn newest_differences(proxy: &Shadowtap) -> Vec<Value> {
     let samples = samples(proxy, "echo").await;
@@ -116,6 +127,47 @@ async fn a_changed_field_is_named_by_the_descriptor_set() {
     assert_eq!(price["shadow"], "10.5");
 }
 
+/// Answers whose messages are gzip-compressed (`grpc-encoding: gzip`, a client that accepts
+/// it) are decompressed and compared field by field, as uncompressed ones are.
+#[tokio::test]
+async fn compressed_messages_are_compared_field_by_field() {
+    let primary = echo_server(Behaviour {
+        gzip: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let shadow = echo_server(Behaviour {
+        gzip: true,
+        price_offset: 1.0,
+        ..Behaviour::default()
+    })
+    .await;
+    let proxy = mirrored_by_descriptors(primary.addr, shadow.addr).await;
+    let mut client = client(proxy.addr)
+        .await
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let reply = within("a mirrored call", client.unary(echo("hi")))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply
+            .metadata()
+            .get("grpc-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip"),
+        "the answer was compressed"
+    );
+    assert_eq!(reply.into_inner().item.unwrap().price, 9.5);
+    wait_compared(&proxy, "echo", 1).await;
+    let differences = newest_differences(&proxy).await;
+    assert_eq!(differences.len(), 1, "{differences:#?}");
+    let price = find(&differences, "/item/price");
+    assert_eq!(
+        (&price["primary"], &price["shadow"]),
+        (&"9.5".into(), &"10.5".into())
+    );
+}
+
 #[tokio::test]
 async fn without_a_descriptor_set_a_changed_field_is_named_by_number() {
     let (differences, _) = one_changed_field("").await;
@@ -177,19 +229,13 @@ async fn a_grpc_status_difference_is_kind_status() {
 
 #[tokio::test]
 async fn a_server_stream_is_compared_message_by_message() {
-    let set = descriptor_set();
     let primary = echo_server(Behaviour::default()).await;
     let shadow = echo_server(Behaviour {
         price_offset: 1.0,
         ..Behaviour::default()
     })
     .await;
-    let proxy = mirrored(
-        primary.addr,
-        shadow.addr,
-        &format!("protobuf_descriptor_set = {set:?}"),
-    )
-    .await;
+    let proxy = mirrored_by_descriptors(primary.addr, shadow.addr).await;
     let mut client = client(proxy.addr).await;
     let request = pb::EchoRequest {
         repeat: 3,
@@ -254,13 +300,7 @@ async fn a_failing_shadow_never_touches_the_clients_stream() {
 async fn calls_whose_client_streams_are_not_copied_when_the_descriptor_set_says_so() {
     let primary = echo_server(Behaviour::default()).await;
     let shadow = echo_server(Behaviour::default()).await;
-    let set = descriptor_set();
-    let proxy = mirrored(
-        primary.addr,
-        shadow.addr,
-        &format!("protobuf_descriptor_set = {set:?}"),
-    )
-    .await;
+    let proxy = mirrored_by_descriptors(primary.addr, shadow.addr).await;
     let mut client = client(proxy.addr).await;
     // Client-streaming and bidi calls: served, never copied (a copy could only follow the
     // whole stream, after the fact).

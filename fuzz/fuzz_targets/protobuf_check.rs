@@ -3,10 +3,11 @@
 //!
 //! Input: one settings byte (bit 0: decode with the test service's descriptor set rather
 //! than by field number; bit 1: read the rest as a gRPC body of length-prefixed messages
-//! rather than as one message), then the bytes.
+//! rather than as one message; bit 2: with bit 1, the answer names `grpc-encoding: gzip`,
+//! so compressed messages are decompressed within [`MAX_DECODED`]), then the bytes.
 
 use serde_json::Value;
-use shadowtap::compare::grpc::{document, split};
+use shadowtap::compare::grpc::{document, split, Compression};
 use shadowtap::compare::protobuf::{decode_wire, decode_with, Schema, MAX_DEPTH};
 use std::sync::OnceLock;
 
@@ -20,6 +21,9 @@ fn schema() -> &'static Schema {
 
 const PATH: &str = "/shadowtap.test.Echo/Unary";
 
+/// The decompression cap the gRPC body is read with.
+const MAX_DECODED: usize = 64 * 1024;
+
 /// How deep a value nests.
 fn depth(value: &Value) -> usize {
     match value {
@@ -31,7 +35,8 @@ fn depth(value: &Value) -> usize {
 
 /// Never panics; what is decoded is bounded by the input: nesting by [`MAX_DEPTH`] (the
 /// wire decoder; an array of repeated values adds a level per message), its printed size by
-/// a fixed multiple of the input's; the frames of a gRPC body lie within it.
+/// a fixed multiple of the input's (and of [`MAX_DECODED`] when messages are decompressed);
+/// the frames of a gRPC body lie within it.
 pub fn check(input: &[u8]) {
     let Some((&settings, bytes)) = input.split_first() else {
         return;
@@ -45,7 +50,17 @@ pub fn check(input: &[u8]) {
             assert!(carried <= bytes.len(), "frames past the body");
         }
         let schema = with_schema.then(schema);
-        if let Some(value) = document(bytes, schema, PATH) {
+        let gzip = settings & 4 == 4;
+        let compression = Compression {
+            encoding: gzip.then_some("gzip"),
+            max_decoded: MAX_DECODED,
+        };
+        let bound = if gzip {
+            bound + 32 * MAX_DECODED
+        } else {
+            bound
+        };
+        if let Some(value) = document(bytes, schema, PATH, compression) {
             assert!(value.to_string().len() <= bound, "decoded size unbounded");
         }
         return;

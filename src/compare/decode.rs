@@ -37,28 +37,38 @@ pub fn decode(headers: &Fields, body: &Bytes, max_decoded: usize) -> Result<Byte
     let mut current = body.clone();
     // Codings are listed in the order they were applied: undo them last to first.
     for coding in codings.iter().rev() {
-        current = match coding.as_str() {
-            "gzip" | "x-gzip" => {
-                read_capped(flate2::read::MultiGzDecoder::new(&current[..]), max_decoded)?
-            }
-            "deflate" => {
-                match read_capped(flate2::read::ZlibDecoder::new(&current[..]), max_decoded) {
-                    // Some servers send raw deflate despite RFC 9110 saying zlib. Only a
-                    // corrupt zlib stream is retried: a zlib body over the cap is too large.
-                    Err(DecodeError::Corrupt) => {
-                        read_capped(flate2::read::DeflateDecoder::new(&current[..]), max_decoded)
-                    }
-                    decoded => decoded,
-                }?
-            }
-            "br" => read_capped(
-                brotli_decompressor::Decompressor::new(&current[..], 8192),
-                max_decoded,
-            )?,
-            _ => return Ok(current),
+        current = match decode_coding(coding, &current, max_decoded) {
+            Some(decoded) => decoded?,
+            None => return Ok(current),
         };
     }
     Ok(current)
+}
+
+/// `bytes` with one coding (`gzip`, `deflate`, `br`; lowercase) removed, within `max_decoded`;
+/// `None` for a coding we do not know. gRPC's message compression names the same codings.
+pub fn decode_coding(
+    coding: &str,
+    bytes: &[u8],
+    max_decoded: usize,
+) -> Option<Result<Bytes, DecodeError>> {
+    let decoded = match coding {
+        "gzip" | "x-gzip" => read_capped(flate2::read::MultiGzDecoder::new(bytes), max_decoded),
+        "deflate" => match read_capped(flate2::read::ZlibDecoder::new(bytes), max_decoded) {
+            // Some servers send raw deflate despite RFC 9110 saying zlib. Only a corrupt
+            // zlib stream is retried: a zlib body over the cap is too large.
+            Err(DecodeError::Corrupt) => {
+                read_capped(flate2::read::DeflateDecoder::new(bytes), max_decoded)
+            }
+            decoded => decoded,
+        },
+        "br" => read_capped(
+            brotli_decompressor::Decompressor::new(bytes, 8192),
+            max_decoded,
+        ),
+        _ => return None,
+    };
+    Some(decoded)
 }
 
 fn read_capped(reader: impl Read, cap: usize) -> Result<Bytes, DecodeError> {

@@ -425,7 +425,10 @@ fn compare_bodies(
     };
     match kind {
         Media::Json => *documents = compare_json(&left, &right, rules, differences),
-        Media::Grpc => *documents = compare_grpc(&left, &right, rules, path, differences),
+        Media::Grpc => {
+            let sides = [(&left, primary), (&right, shadow)];
+            *documents = compare_grpc(sides, rules, path, differences);
+        }
         Media::Text => compare_text(&left, &right, differences),
         Media::Binary => differences.push(body_difference(
             "bytes_changed",
@@ -498,17 +501,17 @@ pub fn judge_latency(
 /// Returns the decoded documents when both sides' messages decoded (see [`grpc`]); a side
 /// whose messages do not is `undecodable`, and both such sides are compared as bytes.
 fn compare_grpc(
-    left: &Bytes,
-    right: &Bytes,
+    [(left, primary), (right, shadow)]: [(&Bytes, &CapturedResponse); 2],
     rules: &CompareRules,
     path: &str,
     differences: &mut Vec<Difference>,
 ) -> Option<(serde_json::Value, serde_json::Value)> {
     let schema = rules.protobuf.as_ref();
-    let decoded = (
-        grpc::document(left, schema, path),
-        grpc::document(right, schema, path),
-    );
+    let document = |body: &Bytes, response: &CapturedResponse| {
+        let compression = grpc::Compression::of(&response.headers, rules.max_decoded_bytes);
+        grpc::document(body, schema, path, compression)
+    };
+    let decoded = (document(left, primary), document(right, shadow));
     let undecodable = |bytes: &Bytes| format!("not gRPC messages: {}", describe_bytes(bytes));
     match decoded {
         (Some(a), Some(b)) => {

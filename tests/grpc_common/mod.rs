@@ -33,6 +33,8 @@ pub struct Behaviour {
     pub price_offset: f64,
     /// Every call fails with this code, whatever the request says.
     pub always_fail: Option<tonic::Code>,
+    /// Answers with gzip-compressed messages to a client that accepts them.
+    pub gzip: bool,
 }
 
 /// A real tonic echo server (the service of `tests/protos/echo.proto`).
@@ -221,8 +223,12 @@ pub fn echo_server_on(listener: tokio::net::TcpListener, behaviour: Behaviour) -
         release: Arc::new(Notify::new()),
         first_received: Arc::new(Notify::new()),
     });
+    let mut echo = EchoServer::new(service.clone());
+    if service.behaviour.gzip {
+        echo = echo.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
     let server = tonic::transport::Server::builder()
-        .add_service(EchoServer::new(service.clone()))
+        .add_service(echo)
         .serve_with_incoming(TcpListenerStream::new(listener));
     let task = tokio::spawn(async move {
         let _ = server.await;
