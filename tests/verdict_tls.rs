@@ -216,3 +216,29 @@ async fn bad_tls_arguments_name_their_flag() {
         }
     }
 }
+
+/// Every `shadowtap verdict ...` command in the README parses with the binary's own parser
+/// (`--help` appended, so nothing is asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_verdict_command_in_the_readme_parses() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap()
+        .replace("\\\n", " ");
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.starts_with("shadowtap verdict "))
+        // Comments and the shell around the command are not its arguments.
+        .map(|line| line.split(['#', '|', '>']).next().unwrap().trim())
+        .collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    assert!(
+        commands.iter().any(|command| command.contains("--cacert")),
+        "{commands:?}"
+    );
+    for command in commands {
+        let mut words: Vec<&str> = command.split_whitespace().skip(2).collect();
+        words.push("--help");
+        let run = verdict(&words).await;
+        assert_eq!(run.code, 0, "{command}: {}", run.shown());
+    }
+}
