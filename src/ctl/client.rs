@@ -4,7 +4,7 @@
 //! stuck admin port is an answer (exit 3), not a hang.
 
 use crate::telemetry::logging::ErrorChain;
-use crate::tls::endpoint::{BearerToken, Endpoint};
+use crate::tls::endpoint::{BearerToken, Endpoint, ExchangeError};
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -102,17 +102,18 @@ impl AdminClient {
             source,
         };
         let request = self.request(method, path, body)?;
-        let response = self
-            .endpoint
-            .send(request, CONNECT_TIMEOUT)
-            .await
-            .map_err(|error| match error.into_unreachable() {
-                Ok(source) => ClientError::Unreachable {
-                    authority: authority(),
-                    source,
-                },
-                Err(source) => protocol(source),
-            })?;
+        let response =
+            self.endpoint
+                .send(request, CONNECT_TIMEOUT)
+                .await
+                .map_err(|error| match error {
+                    ExchangeError::Connect { source, .. }
+                    | ExchangeError::Handshake { source, .. } => ClientError::Unreachable {
+                        authority: authority(),
+                        source,
+                    },
+                    ExchangeError::Protocol { source, .. } => protocol(source),
+                })?;
         let status = response.status();
         let body = response
             .into_body()

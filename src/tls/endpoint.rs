@@ -154,19 +154,6 @@ pub enum ExchangeError {
     },
 }
 
-impl ExchangeError {
-    /// The transport error of a connect or handshake failure, for callers that report both
-    /// as "unreachable"; `None` for a protocol failure.
-    pub fn into_unreachable(self) -> Result<std::io::Error, hyper::Error> {
-        match self {
-            ExchangeError::Connect { source, .. } | ExchangeError::Handshake { source, .. } => {
-                Ok(source)
-            }
-            ExchangeError::Protocol { source, .. } => Err(source),
-        }
-    }
-}
-
 impl Endpoint {
     /// The endpoint `url` (`http://host:port` or `https://host:port`; the path is the
     /// caller's) that `flag` gave. An `https` endpoint's certificate is verified for the URL's
