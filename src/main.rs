@@ -498,20 +498,10 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         }
         (None, None) => return error("give --admin URL or --prometheus URL".to_string()),
     };
-    let admin_token =
-        match &source {
-            Source::Admin(_) => {
-                match shadowtap::tls::endpoint::admin_token(args.token_file.as_deref()) {
-                    Ok(token) => token,
-                    Err(problem) => return error(ErrorChain(&problem).to_string()),
-                }
-            }
-            Source::Prometheus(_) if args.token_file.is_some() => return error(
-                "--token-file is for --admin only: the admin token is never sent to a Prometheus"
-                    .to_string(),
-            ),
-            Source::Prometheus(_) => None,
-        };
+    let admin_token = match verdict_admin_token(&source, args.token_file.as_deref()) {
+        Ok(token) => token,
+        Err(message) => return error(message),
+    };
     let request = shadowtap::verdict::Request {
         source,
         config,
@@ -568,6 +558,23 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         Decision::Fail => 1,
         Decision::Inconclusive => 2,
     })
+}
+
+/// The admin token `verdict` shows, to `--admin` only: `--token-file` with `--prometheus` is
+/// refused, so the token cannot reach a server that is not the admin port.
+fn verdict_admin_token(
+    source: &Source,
+    token_file: Option<&std::path::Path>,
+) -> Result<Option<shadowtap::tls::endpoint::BearerToken>, String> {
+    match source {
+        Source::Admin(_) => shadowtap::tls::endpoint::admin_token(token_file)
+            .map_err(|problem| ErrorChain(&problem).to_string()),
+        Source::Prometheus(_) if token_file.is_some() => Err(
+            "--token-file is for --admin only: the admin token is never sent to a Prometheus"
+                .to_string(),
+        ),
+        Source::Prometheus(_) => Ok(None),
+    }
 }
 
 /// Runs `shadowtap replay` and maps its outcome to the verdict's exit codes.
