@@ -144,19 +144,24 @@ threshold is set. Thresholds come from [verdict] in --config, then these flags; 
 [verdict.routes.\"ROUTE\"] overrides win over both.\n\n\
 --admin judges one instance's totals since it started (its API keeps no window; --window is \
 refused). --prometheus judges a fleet: each series' increase over --window, summed across \
-every instance the selector matches.",
+every instance the selector matches.\n\n\
+Either source may be https://: its certificate is verified for the URL's host against --cacert, \
+else the system's roots (as shadowtap ctl does). An admin port with admin.token_file needs \
+--token-file (or SHADOWTAP_ADMIN_TOKEN).",
         after_help = concat!(
             "Examples:\n",
             "  shadowtap verdict --admin http://127.0.0.1:9090\n",
             "  shadowtap verdict --prometheus http://prometheus:9090 --selector '{app=\"checkout\"}' \\\n",
             "      --window 10m --wait 15m --junit verdict.xml\n",
             "  shadowtap verdict --admin http://127.0.0.1:9090 --config shadowtap.toml --format json\n",
+            "  shadowtap verdict --admin https://10.0.0.5:9901 --cacert admin-ca.pem --token-file token\n",
             "\n",
             "Exit codes:\n",
             "  0  pass: every route and shadow is within every threshold\n",
             "  1  fail: a threshold is exceeded with 95 % confidence\n",
             "  2  inconclusive: too little evidence yet (or nothing to judge)\n",
-            "  3  error: unreachable source, bad query, selector matching nothing, bad config or arguments",
+            "  3  error: unreachable source (or its TLS certificate not trusted), bad query, selector\n",
+            "     matching nothing, bad config or arguments (a bad URL, an unreadable --cacert)",
         )
     )]
     Verdict(Box<VerdictArgs>),
@@ -287,6 +292,14 @@ struct VerdictArgs {
     /// A Prometheus that scrapes the fleet (e.g. http://prometheus:9090).
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
+    /// For an https:// source: the PEM certificate(s) of the CA that signed its certificate
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// A file holding the admin bearer token (admin.token_file of the proxy); trimmed. Shown
+    /// to --admin only [default: the SHADOWTAP_ADMIN_TOKEN environment variable].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Label matchers narrowing every query (e.g. '{app="checkout"}').
     #[arg(long, value_name = "SELECTOR", requires = "prometheus")]
     selector: Option<String>,
@@ -485,10 +498,18 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         }
         (None, None) => return error("give --admin URL or --prometheus URL".to_string()),
     };
+    let admin_token = match verdict_admin_token(&source, args.token_file.as_deref()) {
+        Ok(token) => token,
+        Err(message) => return error(message),
+    };
     let request = shadowtap::verdict::Request {
         source,
         config,
         timeout: args.timeout,
+        access: shadowtap::verdict::Access {
+            cacert: args.cacert,
+            admin_token,
+        },
     };
     let runtime = match runtime(Some(1)) {
         Ok(runtime) => runtime,
@@ -537,6 +558,23 @@ fn verdict(args: VerdictArgs) -> ExitCode {
         Decision::Fail => 1,
         Decision::Inconclusive => 2,
     })
+}
+
+/// The admin token `verdict` shows, to `--admin` only: `--token-file` with `--prometheus` is
+/// refused, so the token cannot reach a server that is not the admin port.
+fn verdict_admin_token(
+    source: &Source,
+    token_file: Option<&std::path::Path>,
+) -> Result<Option<shadowtap::tls::endpoint::BearerToken>, String> {
+    match source {
+        Source::Admin(_) => shadowtap::tls::endpoint::admin_token(token_file)
+            .map_err(|problem| ErrorChain(&problem).to_string()),
+        Source::Prometheus(_) if token_file.is_some() => Err(
+            "--token-file is for --admin only: the admin token is never sent to a Prometheus"
+                .to_string(),
+        ),
+        Source::Prometheus(_) => Ok(None),
+    }
 }
 
 /// Runs `shadowtap replay` and maps its outcome to the verdict's exit codes.

@@ -5,6 +5,9 @@
 //! both. Its counts must be the sums of what the two instances' APIs say, and its verdict
 //! the one those sums give, including a route neither instance could decide alone.
 //!
+//! A Prometheus serving HTTPS (`--web.config.file` with a `tls_server_config`, a certificate
+//! from a CA made here) is judged through `--cacert`, and refused without it.
+//!
 //! Then the bad inputs: an unreachable Prometheus, a bad query, a selector that matches
 //! nothing, and a window with no comparisons in it; each is exit 3 or 2, never a pass.
 //!
@@ -20,6 +23,7 @@ use shadowtap::verdict::judge::judge;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::compare::admin_json;
+use support::tls::{client_config, handshake, Issued, Pki, Sender};
 use support::{closed_port, get, Shadowtap};
 use verdict_common::{instance, traffic, upstreams, verdict};
 
@@ -58,6 +62,15 @@ fn prometheus_available() -> Option<()> {
 
 /// Starts Prometheus scraping `targets` every second, each with the label `app="checkout"`.
 async fn start_prometheus(targets: &[std::net::SocketAddr]) -> Prometheus {
+    launch_prometheus(targets, None).await
+}
+
+/// [`start_prometheus`], serving HTTPS with `tls`'s certificate (signed by its CA) when given:
+/// its own `--web.config.file` with a `tls_server_config`.
+async fn launch_prometheus(
+    targets: &[std::net::SocketAddr],
+    tls: Option<(&Pki, &Issued)>,
+) -> Prometheus {
     let storage = tempfile::tempdir().unwrap();
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     let config = format!(
@@ -74,7 +87,20 @@ async fn start_prometheus(targets: &[std::net::SocketAddr]) -> Prometheus {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new("prometheus")
+    let mut command = std::process::Command::new("prometheus");
+    if let Some((_, issued)) = tls {
+        let web = storage.path().join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: {:?}\n  key_file: {:?}\n",
+                issued.cert, issued.key
+            ),
+        )
+        .unwrap();
+        command.arg(format!("--web.config.file={}", web.display()));
+    }
+    let child = command
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -88,17 +114,16 @@ async fn start_prometheus(targets: &[std::net::SocketAddr]) -> Prometheus {
         .expect("start prometheus");
     let mut prometheus = Prometheus {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!(
+            "{}://127.0.0.1:{port}",
+            if tls.is_some() { "https" } else { "http" }
+        ),
         _storage: storage,
     };
-    let ready = format!("{}/-/ready", prometheus.url);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let client = support::http1_client();
-        if let Ok(reply) = support::send(&client, support::get_request(&ready)).await {
-            if reply.status == 200 {
-                break;
-            }
+        if is_ready(&prometheus.url, port, tls.map(|(pki, _)| pki)).await {
+            break;
         }
         if let Ok(Some(status)) = prometheus.child.try_wait() {
             panic!("prometheus exited early: {status}");
@@ -110,6 +135,34 @@ async fn start_prometheus(targets: &[std::net::SocketAddr]) -> Prometheus {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     prometheus
+}
+
+/// Whether Prometheus at `url` answers `/-/ready` with 200 (over TLS, trusting `pki`, when
+/// given).
+async fn is_ready(url: &str, port: u16, pki: Option<&Pki>) -> bool {
+    let Some(pki) = pki else {
+        let client = support::http1_client();
+        let ready = support::get_request(&format!("{url}/-/ready"));
+        return support::send(&client, ready)
+            .await
+            .is_ok_and(|reply| reply.status == 200);
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let config = client_config(pki, &["http/1.1"], None);
+    let Ok(stream) = handshake(address, "localhost", config).await else {
+        return false;
+    };
+    let Ok(mut sender) = Sender::over(stream).await else {
+        return false;
+    };
+    let request = http::Request::get("/-/ready")
+        .header(http::header::HOST, "localhost")
+        .body(support::empty())
+        .unwrap();
+    sender
+        .send(request)
+        .await
+        .is_ok_and(|reply| reply.status() == 200)
 }
 
 /// One instant query's first value (0 when the result is empty).
@@ -296,4 +349,62 @@ async fn an_unreachable_prometheus_is_an_error() {
     let run = verdict(&["--prometheus", &format!("http://{closed}")]).await;
     assert_eq!(run.code, 3, "{}", run.shown());
     assert!(run.stderr.contains("source unreachable"), "{}", run.shown());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdict_reads_a_prometheus_over_https_with_its_cacert() {
+    let Some(()) = prometheus_available() else {
+        return;
+    };
+    let upstreams = upstreams().await;
+    let proxy = instance(&upstreams).await;
+    traffic(&proxy, "/clean", 120, 0).await;
+    let pki = Pki::new("prometheus test CA");
+    let issued = pki.server("prometheus", &["localhost", "127.0.0.1"]);
+    let prometheus = launch_prometheus(&[proxy.admin], Some((&pki, &issued))).await;
+    assert!(prometheus.url.starts_with("https://"), "{}", prometheus.url);
+    let ca = pki.ca_file("ca.pem");
+    let args = [
+        "--prometheus",
+        &prometheus.url,
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--selector",
+        "{app=\"checkout\"}",
+        "--format",
+        "json",
+    ];
+    // Until the first scrape the selector matches nothing (exit 3, said so); then the
+    // instance's pairs, all of them in the window.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let run = verdict(&args).await;
+        if !run.stderr.contains("matches no shadowtap series") {
+            break run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus did not scrape the instance within 30 s: {}",
+            run.shown()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(run.code, 0, "{}", run.shown());
+    let report = run.json();
+    let clean = report["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["evidence"]["route"] == "/clean")
+        .cloned()
+        .unwrap_or_else(|| panic!("no /clean: {}", run.shown()));
+    assert_eq!(clean["verdict"], "pass", "{clean}");
+    assert_eq!(clean["evidence"]["pairs"], 120, "{clean}");
+
+    // Without --cacert the system's roots do not know the test CA: exit 3, saying why.
+    let run = verdict(&["--prometheus", &prometheus.url]).await;
+    assert_eq!(run.code, 3, "{}", run.shown());
+    for expected in ["TLS handshake", "--cacert", "UnknownIssuer"] {
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.shown());
+    }
 }

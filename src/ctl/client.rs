@@ -1,17 +1,15 @@
 //! The admin API client `shadowtap ctl` speaks through: one HTTP/1.1 request per
-//! connection over hyper's client connection (over TLS for an `https://` admin port, with
-//! the upstream side's rustls client), with deadlines, so an unreachable or stuck admin port
-//! is an answer (exit 3), not a hang.
+//! connection to the admin port (over TLS for an `https://` admin port, with the rules
+//! every command-line tool shares in `tls::endpoint`), with deadlines, so an unreachable or
+//! stuck admin port is an answer (exit 3), not a hang.
 
-use crate::tls::client::{Offer, Trust, UpstreamTls};
+use crate::telemetry::logging::ErrorChain;
+use crate::tls::endpoint::{BearerToken, Endpoint, ExchangeError};
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode, Uri};
+use http::{header, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 /// Time allowed to connect to the admin port.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,10 +19,7 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where the admin port is, and the token to show it.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
-    authority: String,
-    token: Option<String>,
-    /// For an `https://` admin port: the TLS client, verifying its certificate.
-    tls: Option<UpstreamTls>,
+    endpoint: Endpoint,
 }
 
 /// Why a request got no answer.
@@ -71,33 +66,13 @@ impl AdminClient {
     /// file), else the system's roots, for the URL's host.
     pub fn new(
         url: &str,
-        token: Option<String>,
+        token: Option<BearerToken>,
         cacert: Option<&Path>,
     ) -> Result<AdminClient, ClientError> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| ClientError::Url(format!("--admin {url:?} is not a URL")))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => {
-                return Err(ClientError::Url(format!(
-                    "--admin {url:?}: expected http://HOST:PORT or https://HOST:PORT"
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| ClientError::Url(format!("--admin {url:?} has no host")))?;
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tls = match https {
-            true => Some(tls_client(authority.host(), cacert)?),
-            false => None,
-        };
+        let endpoint = Endpoint::parse("--admin", url, cacert)
+            .map_err(|error| ClientError::Url(ErrorChain(&error).to_string()))?;
         Ok(AdminClient {
-            authority: format!("{}:{port}", authority.host()),
-            token,
-            tls,
+            endpoint: endpoint.with_token(token),
         })
     }
 
@@ -108,7 +83,7 @@ impl AdminClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Answer, ClientError> {
-        let authority = self.authority.clone();
+        let authority = self.endpoint.authority().to_string();
         match tokio::time::timeout(EXCHANGE_TIMEOUT, self.exchange(method, path, body)).await {
             Ok(answer) => answer,
             Err(_) => Err(ClientError::Timeout(authority)),
@@ -121,27 +96,32 @@ impl AdminClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<Answer, ClientError> {
-        let unreachable = |source| ClientError::Unreachable {
-            authority: self.authority.clone(),
-            source,
-        };
+        let authority = || self.endpoint.authority().to_string();
         let protocol = |source| ClientError::Protocol {
-            authority: self.authority.clone(),
+            authority: authority(),
             source,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
-            .await
-            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(unreachable)?;
         let request = self.request(method, path, body)?;
-        let response = match &self.tls {
-            None => over(stream, request).await,
-            Some(tls) => {
-                let stream = tls.handshake(stream).await.map_err(unreachable)?;
-                over(stream, request).await
-            }
-        };
-        response.map_err(protocol)
+        let response =
+            self.endpoint
+                .send(request, CONNECT_TIMEOUT)
+                .await
+                .map_err(|error| match error {
+                    ExchangeError::Connect { source, .. }
+                    | ExchangeError::Handshake { source, .. } => ClientError::Unreachable {
+                        authority: authority(),
+                        source,
+                    },
+                    ExchangeError::Protocol { source, .. } => protocol(source),
+                })?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(protocol)?
+            .to_bytes();
+        Ok(Answer { status, body })
     }
 
     /// The request: its path, the Host, the token, the JSON body.
@@ -150,14 +130,8 @@ impl AdminClient {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<Request<Full<Bytes>>, ClientError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, self.authority.as_str());
-        if let Some(token) = &self.token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let mut request = self.endpoint.request(method, path);
         let payload = match &body {
             Some(body) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
@@ -169,43 +143,4 @@ impl AdminClient {
             .body(Full::new(payload))
             .map_err(|error| ClientError::Url(format!("cannot build the request: {error}")))
     }
-}
-
-/// One request and its whole answer over a connected stream (plain or TLS).
-async fn over<S>(stream: S, request: Request<Full<Bytes>>) -> Result<Answer, hyper::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    driver.abort();
-    Ok(Answer { status, body })
-}
-
-/// The TLS client of an `https://` admin port at `host`: trusting `cacert`, else the
-/// system's roots.
-fn tls_client(host: &str, cacert: Option<&Path>) -> Result<UpstreamTls, ClientError> {
-    let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-        .map_err(|error| {
-            ClientError::Url(format!("--admin: {host:?} is no TLS server name: {error}"))
-        })?;
-    let trust = match cacert {
-        Some(path) => Trust::Roots(crate::tls::pem::read_certificates(path).map_err(|error| {
-            ClientError::Url(format!(
-                "--cacert: {}",
-                crate::telemetry::logging::ErrorChain(&error)
-            ))
-        })?),
-        None => Trust::System,
-    };
-    UpstreamTls::new(name, trust, None, Offer::Http1).map_err(|error| {
-        ClientError::Url(format!(
-            "cannot set up TLS: {}",
-            crate::telemetry::logging::ErrorChain(&error)
-        ))
-    })
 }

@@ -9,6 +9,7 @@
 pub mod client;
 mod render;
 
+use crate::tls::endpoint::{self, BearerToken};
 use client::{AdminClient, Answer, ClientError};
 use http::{Method, StatusCode};
 use std::path::PathBuf;
@@ -133,23 +134,9 @@ pub async fn run(args: CtlArgs) -> u8 {
 }
 
 /// The token: `--token-file`, else `SHADOWTAP_ADMIN_TOKEN`, else none.
-fn token(args: &CtlArgs) -> Result<Option<String>, String> {
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("--token-file {}: {error}", path.display()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(format!(
-                "--token-file {}: the file is empty",
-                path.display()
-            ));
-        }
-        return Ok(Some(token.to_string()));
-    }
-    Ok(std::env::var("SHADOWTAP_ADMIN_TOKEN")
-        .ok()
-        .map(|token| token.trim().to_string())
-        .filter(|token| !token.is_empty()))
+fn token(args: &CtlArgs) -> Result<Option<BearerToken>, String> {
+    endpoint::admin_token(args.token_file.as_deref())
+        .map_err(|error| crate::telemetry::logging::ErrorChain(&error).to_string())
 }
 
 /// The request a command makes.

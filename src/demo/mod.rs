@@ -181,6 +181,7 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
                 source: crate::verdict::Source::Admin(format!("http://{admin}")),
                 config: thresholds,
                 timeout: Duration::from_secs(5),
+                access: crate::verdict::Access::default(),
             }
             .evaluate()
             .await,

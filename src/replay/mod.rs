@@ -219,6 +219,7 @@ pub async fn run(options: Options) -> Result<Outcome, ReplayError> {
         source: crate::verdict::Source::Admin(format!("http://{admin}")),
         config: thresholds,
         timeout: Duration::from_secs(10),
+        access: crate::verdict::Access::default(),
     }
     .evaluate()
     .await;

@@ -27,7 +27,7 @@ use crate::config::VerdictConfig;
 use judge::RouteVerdict;
 use serde::Serialize;
 use sources::http::Getter;
-pub use sources::{Source, SourceError};
+pub use sources::{Access, Source, SourceError};
 pub use stats::Decision;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub struct Request {
     pub config: VerdictConfig,
     /// The deadline of each exchange with the source.
     pub timeout: Duration,
+    /// The CA of an `https://` source, the admin token.
+    pub access: Access,
 }
 
 /// A verdict and everything it was decided on.
@@ -59,8 +61,19 @@ pub struct Report {
 impl Request {
     /// Asks the source once and judges what it says.
     pub async fn evaluate(&self) -> Result<Report, SourceError> {
-        let getter = Getter::new(self.timeout);
-        let evidence = self.source.fetch(&getter).await?;
+        self.evaluate_with(&self.getter()?).await
+    }
+
+    /// The client of the source (its `--cacert` read once, however often it is asked).
+    fn getter(&self) -> Result<Getter, SourceError> {
+        Ok(Getter::new(
+            self.source.endpoint(&self.access)?,
+            self.timeout,
+        ))
+    }
+
+    async fn evaluate_with(&self, getter: &Getter) -> Result<Report, SourceError> {
+        let evidence = self.source.fetch(getter).await?;
         let routes: Vec<RouteVerdict> = evidence
             .into_iter()
             // Nothing compared and nothing failed: the secondary (mirrored for noise, never
@@ -92,8 +105,9 @@ impl Request {
         mut progress: impl FnMut(&Report),
     ) -> Result<Report, SourceError> {
         let end = Instant::now() + deadline;
+        let getter = self.getter()?;
         loop {
-            let report = self.evaluate().await?;
+            let report = self.evaluate_with(&getter).await?;
             let now = Instant::now();
             if report.verdict != Decision::Inconclusive || now >= end {
                 return Ok(report);

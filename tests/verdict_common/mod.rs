@@ -7,6 +7,9 @@
 //! | `/flaky` | the primary's, except every tenth (counted over the shadow's whole life) |
 //! | `/broken` | always different |
 
+// Each verdict test file compiles this module and uses a part of it.
+#![allow(dead_code)]
+
 use crate::support::compare::{json_ok, mirror_toml, wait_compared, Mirrored};
 use crate::support::{config, get, upstream, Shadowtap, Upstream, BIN};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,11 +105,22 @@ impl Run {
 /// Runs the real binary's `verdict` with `args` to its exit (off the runtime's threads, so
 /// the in-process instances it asks keep serving).
 pub async fn verdict(args: &[&str]) -> Run {
+    verdict_with_env(args, &[]).await
+}
+
+/// [`verdict`] with `env` set, and without any `SHADOWTAP_ADMIN_TOKEN` of the test's own.
+pub async fn verdict_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let output = std::process::Command::new(BIN)
             .arg("verdict")
             .args(&args)
+            .env_remove("SHADOWTAP_ADMIN_TOKEN")
+            .envs(env)
             .output()
             .expect("run shadowtap verdict");
         Run {

@@ -1,20 +1,21 @@
-//! Plain HTTP GETs to a source, with hyper's client (already in the tree for upstreams), a
+//! GETs to a source over `http://` or `https://`, through the command-line tools' one
+//! client (`tls::endpoint`: `--cacert` or the system's roots, the admin token), with a
 //! deadline on the whole exchange and a cap on the body read.
 
 use super::SourceError;
+use crate::telemetry::logging::ErrorChain;
+use crate::tls::endpoint::Endpoint;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Full, Limited};
 use std::time::Duration;
 
 /// Largest answer read from a source: a fleet's series for a few metrics fit many times over.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// A GET client with one deadline per exchange.
-#[derive(Clone)]
+/// A GET client of one source, with one deadline per exchange.
+#[derive(Debug, Clone)]
 pub struct Getter {
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    endpoint: Endpoint,
     timeout: Duration,
 }
 
@@ -27,29 +28,24 @@ pub struct Answer {
 }
 
 impl Getter {
-    /// A client whose exchanges each end after `timeout`.
-    pub fn new(timeout: Duration) -> Getter {
-        Getter {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            timeout,
-        }
+    /// A client of `endpoint` whose exchanges each end after `timeout`.
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Getter {
+        Getter { endpoint, timeout }
     }
 
-    /// GETs `url` (http only), whatever its status.
+    /// GETs `url` (a URL under the endpoint's, as the sources build them), whatever its
+    /// status.
     pub async fn get(&self, url: &str) -> Result<Answer, SourceError> {
         let uri: http::Uri = url.parse().map_err(|_| SourceError::BadUrl {
             url: url.to_string(),
             reason: "not a valid URL".to_string(),
         })?;
-        if uri.scheme_str() != Some("http") {
-            return Err(SourceError::BadUrl {
-                url: url.to_string(),
-                reason: "only http:// sources are supported".to_string(),
-            });
-        }
-        let request = http::Request::get(uri)
+        let target = uri.path_and_query().map_or("/", |target| target.as_str());
+        let request = self
+            .endpoint
+            .request(http::Method::GET, target)
             .header(http::header::ACCEPT, "application/json, text/plain")
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|_| SourceError::BadUrl {
                 url: url.to_string(),
                 reason: "cannot build a request for it".to_string(),
@@ -59,9 +55,11 @@ impl Getter {
             reason,
         };
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|error| {
-                unreachable(crate::telemetry::logging::ErrorChain(&error).to_string())
-            })?;
+            let response = self
+                .endpoint
+                .send(request, self.timeout)
+                .await
+                .map_err(|error| unreachable(ErrorChain(&error).to_string()))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
                 .collect()

@@ -4,7 +4,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`http`] | GETs with a deadline, over hyper's client |
+//! | [`http`] | GETs with a deadline, over the tools' `http(s)://` client |
 //! | [`admin`] | `/api/v1/routes` and `/metrics` of one instance |
 //! | [`prometheus`] | exact counter increases over a window, summed across instances |
 
@@ -13,7 +13,9 @@ pub mod http;
 pub mod prometheus;
 
 use super::evidence::Evidence;
+use crate::tls::endpoint::{BearerToken, Endpoint, EndpointError};
 use serde::de::DeserializeOwned;
+use std::path::PathBuf;
 
 /// A source to judge.
 #[derive(Debug, Clone)]
@@ -38,6 +40,32 @@ impl Source {
         }
     }
 
+    /// The flag that named the source, for errors.
+    fn flag(&self) -> &'static str {
+        match self {
+            Source::Admin(_) => "--admin",
+            Source::Prometheus(_) => "--prometheus",
+        }
+    }
+
+    /// The source's URL.
+    fn url(&self) -> &str {
+        match self {
+            Source::Admin(url) => url,
+            Source::Prometheus(fleet) => &fleet.url,
+        }
+    }
+
+    /// The endpoint to ask: TLS for an `https://` URL as `access` says, and the admin token
+    /// for an admin port only (a Prometheus is never shown it).
+    pub fn endpoint(&self, access: &Access) -> Result<Endpoint, SourceError> {
+        let endpoint = Endpoint::parse(self.flag(), self.url(), access.cacert.as_deref())?;
+        Ok(match self {
+            Source::Admin(_) => endpoint.with_token(access.admin_token.clone()),
+            Source::Prometheus(_) => endpoint,
+        })
+    }
+
     /// The evidence of every (route, shadow) the source knows.
     pub async fn fetch(&self, getter: &http::Getter) -> Result<Vec<Evidence>, SourceError> {
         match self {
@@ -47,9 +75,22 @@ impl Source {
     }
 }
 
+/// How to reach a source beyond its URL: the same rules as `shadowtap ctl`'s.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `--cacert`: the PEM CA an `https://` source's certificate is verified against (else
+    /// the system's roots).
+    pub cacert: Option<PathBuf>,
+    /// `--token-file` (or `SHADOWTAP_ADMIN_TOKEN`): shown to an admin port only.
+    pub admin_token: Option<BearerToken>,
+}
+
 /// Why a source gave no evidence. Every one is an error (exit 3), never a pass.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The source's URL or `--cacert` cannot be used (each names its flag).
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// The URL cannot be asked.
     #[error("bad source URL {url}: {reason}")]
     BadUrl {
