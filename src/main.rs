@@ -301,7 +301,7 @@ struct VerdictArgs {
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Label matchers narrowing every query (e.g. '{app="checkout"}').
-    #[arg(long, value_name = "SELECTOR", requires = "prometheus")]
+    #[arg(long, value_name = "SELECTOR", conflicts_with = "admin")]
     selector: Option<String>,
     /// How far back the Prometheus source looks [default: 10m].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "admin")]

@@ -235,11 +235,18 @@ async fn bad_input_is_an_error_never_a_pass() {
             "5",
         ],
         vec!["--admin", "http://127.0.0.1:1", "--window", "10m"],
+        vec!["--admin", "http://127.0.0.1:1", "--selector", "{app=\"x\"}"],
         vec!["--min-pairs", "10"],
         vec!["--admin", "ftp://127.0.0.1:1"],
     ] {
         let run = verdict(&args).await;
         assert_eq!(run.code, 3, "{args:?}: {}", run.shown());
         assert!(run.stderr.contains("error"), "{args:?}: {}", run.shown());
+        // Refused as given, before any source is asked.
+        assert!(
+            !run.stderr.contains("unreachable"),
+            "{args:?}: {}",
+            run.shown()
+        );
     }
 }
