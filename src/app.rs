@@ -164,10 +164,20 @@ impl BoundApp {
 
         shutdown.await;
         tracing::info!(grace = ?grace, "shutting down");
+        // Taken before the listeners start their own grace periods, so an upgraded connection
+        // cut with its HTTP/2 connection at theirs is past this one.
+        let deadline = tokio::time::Instant::now() + grace;
         state.ready.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
         hangups.abort();
-        listeners.lock().await.join().await;
+        // Spliced connections get the same grace period as in-flight requests.
+        let splices = self.current.load().context().splices().clone();
+        tokio::join!(
+            async { listeners.lock().await.join().await },
+            splices.drain(deadline)
+        );
+        // Those that switched while the listeners drained (no connection can switch now).
+        splices.drain(deadline).await;
         let _ = admin_stop_tx.send(true);
         if let Some(task) = admin_task {
             let _ = task.await;
