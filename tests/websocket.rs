@@ -154,6 +154,10 @@ async fn frames_echo_and_either_side_closes_on_both_engines() {
         let to_client = &[("route", "default"), ("direction", "to_client")];
         assert!(metric(&metrics, "shadowtap_upgraded_bytes_total", to_upstream) > 70_000.0);
         assert!(metric(&metrics, "shadowtap_upgraded_bytes_total", to_client) > 70_000.0);
+        let ended = &[("route", "default"), ("reason", "ended")];
+        let closed = "shadowtap_upgraded_connections_closed_total";
+        assert_eq!(metric(&metrics, closed, ended), 2.0, "{engine}");
+        assert_eq!(metric_sum(&metrics, closed, &[]), 2.0, "{engine}");
     }
 }
 
@@ -394,7 +398,11 @@ async fn an_idle_upgraded_connection_is_closed() {
             !matches!(ended, Some(Ok(Message::Text(_)))),
             "{engine}: {ended:?}"
         );
-        all_closed(proxy.admin, "the gauge back to 0").await;
+        let metrics = all_closed(proxy.admin, "the gauge back to 0").await;
+        let idle = &[("route", "default"), ("reason", "idle")];
+        let closed = "shadowtap_upgraded_connections_closed_total";
+        assert_eq!(metric(&metrics, closed, idle), 1.0, "{engine}");
+        assert_eq!(metric_sum(&metrics, closed, &[]), 1.0, "{engine}");
     }
 }
 
@@ -604,7 +612,10 @@ impl InProcess {
 
 /// Waits for the end of an upgraded connection whose bytes no longer come: `ws.next()` gives
 /// no more messages (`None`, or an error for a connection closed without a close frame).
-async fn cut(ws: &mut Ws) {
+async fn cut<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match within("the connection to be closed", ws.next()).await {
         None | Some(Err(_)) => {}
         other => panic!("a message after the cut: {other:?}"),
@@ -728,11 +739,8 @@ async fn an_h2_extended_connect_stream_carries_on_through_the_grace_period() {
     }
     assert_eq!(got, [&[0x81, 12][..], b"in the grace"].concat());
     // The stream (or the whole connection) ends at the deadline.
-    loop {
-        match within("the stream to end", recv.data()).await {
-            Some(Ok(chunk)) => panic!("bytes after the cut: {chunk:?}"),
-            None | Some(Err(_)) => break,
-        }
+    if let Some(Ok(chunk)) = within("the stream to end", recv.data()).await {
+        panic!("bytes after the cut: {chunk:?}");
     }
     at_the_deadline("the h2 stream ended", signalled.elapsed());
     within("serve() to return", &mut proxy.served)
@@ -794,5 +802,134 @@ async fn sigterm_lets_a_websocket_carry_on_then_closes_it_and_exits_0() {
             .find(|event| event["message"] == "grace period over; closing upgraded connections")
             .unwrap_or_else(|| panic!("{engine}: no closing line in\n{}", process.stderr()));
         assert_eq!(closing["remaining"], 1, "{engine}: {closing}");
+    }
+}
+
+/// A raw upstream that switches to a made-up protocol (`Upgrade: echo`) and echoes every
+/// byte; each connection sends, when it ends, how its read ended (`Ok(0)`: the proxy shut
+/// its side down) and when.
+async fn raw_echo_upstream() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(std::io::Result<usize>, Instant)>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let ended_tx = ended_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                raw::read_until_head(&mut stream, &mut head).await.unwrap();
+                stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 1024];
+                let end = loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) => break Ok(0),
+                        Ok(n) => {
+                            if let Err(error) = stream.write_all(&buf[..n]).await {
+                                break Err(error);
+                            }
+                        }
+                        Err(error) => break Err(error),
+                    }
+                };
+                let _ = ended_tx.send((end, Instant::now()));
+            });
+        }
+    });
+    (addr, ended)
+}
+
+#[tokio::test]
+async fn a_raw_upgrade_is_closed_on_both_sides_at_the_grace_deadline() {
+    let (upstream, mut upstream_ended) = raw_echo_upstream().await;
+    for engine in ENGINES {
+        let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, engine)).await;
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client
+            .write_all(
+                b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        within("the 101", raw::read_until_head(&mut client, &mut head))
+            .await
+            .unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{engine}");
+
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        client.write_all(b"still there?").await.unwrap();
+        let mut echoed = [0u8; 12];
+        within("the echo", client.read_exact(&mut echoed))
+            .await
+            .unwrap();
+        assert_eq!(&echoed, b"still there?", "{engine}");
+
+        // The proxy shuts the client's socket: an end (FIN), not a reset, with nothing
+        // pending either way.
+        let mut rest = Vec::new();
+        let read = within("the client's end", client.read_to_end(&mut rest)).await;
+        assert_eq!(read.unwrap(), 0, "{engine}: {rest:?}");
+        at_the_deadline(
+            &format!("{engine}: the client's side closed"),
+            signalled.elapsed(),
+        );
+        let (end, at) = within("the upstream's end", upstream_ended.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            end.unwrap(),
+            0,
+            "{engine}: the upstream's side ended cleanly"
+        );
+        at_the_deadline(
+            &format!("{engine}: the upstream's side closed"),
+            at - signalled,
+        );
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        assert_eq!(proxy.closed("shutdown"), 1.0, "{engine}");
+    }
+}
+
+#[tokio::test]
+async fn wss_carries_on_through_the_grace_period_then_is_closed() {
+    let upstream = echo_server().await;
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    for engine in ENGINES {
+        let toml = with_listener_tls(&ws_toml_with_grace(upstream, engine), &leaf.pair());
+        let mut proxy = InProcess::start(&toml).await;
+        let tls = handshake(
+            proxy.addr,
+            "localhost",
+            client_config(&pki, &["http/1.1"], None),
+        )
+        .await
+        .expect("TLS handshake");
+        let (mut ws, _) = within(
+            "wss handshake",
+            tokio_tungstenite::client_async("wss://localhost/chat", tls),
+        )
+        .await
+        .expect("wss through shadowtap");
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        ws.send(Message::text("secret")).await.unwrap();
+        let echoed = within("echo", ws.next()).await.unwrap().unwrap();
+        assert_eq!(echoed, Message::text("secret"), "{engine}");
+        cut(&mut ws).await;
+        at_the_deadline(&format!("{engine}: wss closed"), signalled.elapsed());
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        assert_eq!(proxy.closed("shutdown"), 1.0, "{engine}");
     }
 }

@@ -368,7 +368,6 @@ impl UpgradeMeter {
 
 impl Drop for UpgradeMeter {
     fn drop(&mut self) {
-        self.open.decrement(1.0);
         let reason = match self.reason {
             Some(reason) => reason,
             // Unwinding from a panic in the splice: not the shutdown's doing.
@@ -382,6 +381,8 @@ impl Drop for UpgradeMeter {
         if let Some(counter) = self.closes.get(at) {
             counter.increment(1);
         }
+        // Last: a reader that sees the gauge back down sees the close counted.
+        self.open.decrement(1.0);
     }
 }
 
