@@ -116,7 +116,8 @@ impl BoundApp {
     }
 
     /// Serves until `shutdown` resolves, then drains: readiness goes false, listeners stop
-    /// accepting, in-flight requests get the grace period, and the admin port closes last.
+    /// accepting, in-flight requests and upgraded connections get the grace period (those
+    /// still open at its end are closed), and the admin port closes last.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = self.config.shutdown.grace_period;

@@ -11,6 +11,9 @@
 //! Why abort rather than a stop signal inside the splice: a signal would be looked at on
 //! every wake-up of every spliced connection, for an event that comes once per process.
 
+// Shutdown's path next to the data path: no indexing that can panic (see docs/ARCHITECTURE.md).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::future::Future;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use tokio::task::JoinSet;
