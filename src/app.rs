@@ -116,7 +116,8 @@ impl BoundApp {
     }
 
     /// Serves until `shutdown` resolves, then drains: readiness goes false, listeners stop
-    /// accepting, in-flight requests get the grace period, and the admin port closes last.
+    /// accepting, in-flight requests and upgraded connections get the grace period (those
+    /// still open at its end are closed), and the admin port closes last.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = self.config.shutdown.grace_period;
@@ -164,10 +165,20 @@ impl BoundApp {
 
         shutdown.await;
         tracing::info!(grace = ?grace, "shutting down");
+        // Taken before the listeners start their own grace periods, so an upgraded connection
+        // cut with its HTTP/2 connection at theirs is past this one.
+        let deadline = tokio::time::Instant::now() + grace;
         state.ready.store(false, Ordering::Release);
         let _ = stop_tx.send(true);
         hangups.abort();
-        listeners.lock().await.join().await;
+        // Spliced connections get the same grace period as in-flight requests.
+        let splices = self.current.load().context().splices().clone();
+        tokio::join!(
+            async { listeners.lock().await.join().await },
+            splices.drain(deadline)
+        );
+        // Those that switched while the listeners drained (no connection can switch now).
+        splices.drain(deadline).await;
         let _ = admin_stop_tx.send(true);
         if let Some(task) = admin_task {
             let _ = task.await;

@@ -13,6 +13,7 @@ use crate::config::{Config, UpstreamConfig};
 use crate::h1::pool::RawPool;
 use crate::router::Router;
 use crate::shadow::Mirror;
+use crate::splices::Splices;
 use crate::telemetry::Metrics;
 use http::header::HeaderValue;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct Context {
     upstreams: Vec<Option<NativeUpstream>>,
     mirror: Arc<Mirror>,
     metrics: Arc<Metrics>,
+    /// The spliced connections, shared by every generation (the shutdown drains them).
+    splices: Arc<Splices>,
     max_response_body_bytes: usize,
 }
 
@@ -71,6 +74,7 @@ impl Context {
         pools: impl IntoIterator<Item = Option<Arc<RawPool>>>,
         mirror: Arc<Mirror>,
         metrics: Arc<Metrics>,
+        splices: Arc<Splices>,
     ) -> Context {
         let upstreams = config
             .upstreams
@@ -99,6 +103,7 @@ impl Context {
             upstreams,
             mirror,
             metrics,
+            splices,
             max_response_body_bytes: config.mirror.max_response_body_bytes,
         }
     }
@@ -137,6 +142,11 @@ impl Context {
     /// The metrics both engines record into (rendered by the admin port).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The spliced (upgraded) connections, which the shutdown waits for.
+    pub fn splices(&self) -> &Arc<Splices> {
+        &self.splices
     }
 
     /// Cap on the primary response body kept for comparison.

@@ -107,7 +107,12 @@ impl Generation {
         let pools = clients
             .iter()
             .map(|built| built.client.native_pool().cloned());
-        let context = Arc::new(Context::new(&config, router, pools, mirror, metrics));
+        let splices = previous.map_or_else(Arc::default, |previous| {
+            previous.context().splices().clone()
+        });
+        let context = Arc::new(Context::new(
+            &config, router, pools, mirror, metrics, splices,
+        ));
         let proxy = Arc::new(Proxy::new(
             context,
             clients.iter().map(|built| built.client.clone()).collect(),

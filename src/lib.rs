@@ -43,6 +43,7 @@
 //! | [`digest`] | length + running hash of a body too large to keep, for comparison |
 //! | [`pause`] | "no progress for this long" timers for client bodies and client writes |
 //! | [`splice`] | an upgraded connection's two streams joined both ways: bounded buffers, half-close, an idle timeout, bytes counted as they pass |
+//! | [`splices`] | the running proxy's spliced connections, each in its own task, so shutdown gives them the grace period and closes those still open at its end |
 //! | [`shutdown`] | SIGINT/SIGTERM |
 //!
 //! Imports run down this list, never back up: a type two stages need lives below both.
@@ -79,6 +80,7 @@ pub mod shadow;
 pub mod shadowing;
 pub mod shutdown;
 pub mod splice;
+pub mod splices;
 pub mod start;
 pub mod supervise;
 pub mod telemetry;

@@ -7,7 +7,7 @@ mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::raw::RawClient;
 use support::tls::{client_config, handshake, with_listener_tls, Pki};
 use support::*;
@@ -154,6 +154,10 @@ async fn frames_echo_and_either_side_closes_on_both_engines() {
         let to_client = &[("route", "default"), ("direction", "to_client")];
         assert!(metric(&metrics, "shadowtap_upgraded_bytes_total", to_upstream) > 70_000.0);
         assert!(metric(&metrics, "shadowtap_upgraded_bytes_total", to_client) > 70_000.0);
+        let ended = &[("route", "default"), ("reason", "ended")];
+        let closed = "shadowtap_upgraded_connections_closed_total";
+        assert_eq!(metric(&metrics, closed, ended), 2.0, "{engine}");
+        assert_eq!(metric_sum(&metrics, closed, &[]), 2.0, "{engine}");
     }
 }
 
@@ -438,7 +442,11 @@ async fn an_idle_upgraded_connection_is_closed() {
             !matches!(ended, Some(Ok(Message::Text(_)))),
             "{engine}: {ended:?}"
         );
-        all_closed(proxy.admin, "the gauge back to 0").await;
+        let metrics = all_closed(proxy.admin, "the gauge back to 0").await;
+        let idle = &[("route", "default"), ("reason", "idle")];
+        let closed = "shadowtap_upgraded_connections_closed_total";
+        assert_eq!(metric(&metrics, closed, idle), 1.0, "{engine}");
+        assert_eq!(metric_sum(&metrics, closed, &[]), 1.0, "{engine}");
     }
 }
 
@@ -590,5 +598,382 @@ async fn through_the_binary_on_both_engines() {
         assert_eq!(metric(&metrics, "shadowtap_upgrades_total", upgrades), 1.0);
         let status = process.terminate().await;
         assert!(status.success(), "{engine}: {status}");
+    }
+}
+
+/// The shutdown grace period of the shutdown tests: long enough to echo inside it, short
+/// enough for a test.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// [`ws_toml`] with a [`GRACE`] grace period.
+fn ws_toml_with_grace(upstream: SocketAddr, engine: &str) -> String {
+    let toml = ws_toml(upstream, engine, "");
+    assert!(toml.contains("grace_period = \"5s\""));
+    toml.replace("grace_period = \"5s\"", "grace_period = \"1500ms\"")
+}
+
+/// shadowtap in-process, as [`Shadowtap`] but keeping its metrics, which outlive `serve`.
+struct InProcess {
+    addr: SocketAddr,
+    metrics: std::sync::Arc<shadowtap::telemetry::Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    async fn start(toml: &str) -> InProcess {
+        let app = shadowtap::BoundApp::bind(config(toml)).await.unwrap();
+        let addr = app.listen_addrs()[0];
+        let metrics = app.metrics();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(async move {
+            let _ = stopped.await;
+        }));
+        InProcess {
+            addr,
+            metrics,
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    /// Signals shutdown; the instant it was signalled.
+    fn begin_shutdown(&mut self) -> Instant {
+        let _ = self.stop.take().unwrap().send(());
+        Instant::now()
+    }
+
+    /// `shadowtap_upgraded_connections_closed_total{route="default",reason}`.
+    fn closed(&self, reason: &str) -> f64 {
+        let labels = &[("route", "default"), ("reason", reason)];
+        metric(
+            &self.metrics.render(),
+            "shadowtap_upgraded_connections_closed_total",
+            labels,
+        )
+    }
+}
+
+/// Waits for the end of an upgraded connection whose bytes no longer come: `ws.next()` gives
+/// no more messages (`None`, or an error for a connection closed without a close frame).
+async fn cut<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match within("the connection to be closed", ws.next()).await {
+        None | Some(Err(_)) => {}
+        other => panic!("a message after the cut: {other:?}"),
+    }
+}
+
+/// Checks `ended` (since shutdown was signalled) is the grace period, give or take.
+fn at_the_deadline(what: &str, ended: Duration) {
+    assert!(
+        ended >= GRACE.mul_f32(0.9),
+        "{what} after {ended:?}, before the {GRACE:?} grace period ran out"
+    );
+    assert!(
+        ended < GRACE + Duration::from_secs(3),
+        "{what} after {ended:?}, long after the {GRACE:?} grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_carries_on_through_the_grace_period_then_is_closed_and_counted() {
+    let upstream = echo_server().await;
+    for engine in ENGINES {
+        let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, engine)).await;
+        let mut ws = connect(proxy.addr, "/chat").await;
+        ws.send(Message::text("before")).await.unwrap();
+        assert_eq!(next(&mut ws).await, Some(Message::text("before")));
+
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        ws.send(Message::text("during the grace period"))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut ws).await,
+            Some(Message::text("during the grace period")),
+            "{engine}: the WebSocket still works after shutdown was signalled"
+        );
+        cut(&mut ws).await;
+        at_the_deadline(
+            &format!("{engine}: the WebSocket closed"),
+            signalled.elapsed(),
+        );
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        at_the_deadline(&format!("{engine}: serve() returned"), signalled.elapsed());
+        assert_eq!(proxy.closed("shutdown"), 1.0, "{engine}");
+        assert_eq!(proxy.closed("ended"), 0.0, "{engine}");
+        let open = &[("route", "default")];
+        let metrics = proxy.metrics.render();
+        assert_eq!(
+            metric(&metrics, "shadowtap_upgraded_connections", open),
+            0.0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_that_ends_within_the_grace_period_ends_the_drain_early() {
+    let upstream = echo_server().await;
+    for engine in ENGINES {
+        let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, engine)).await;
+        let mut ws = connect(proxy.addr, "/chat").await;
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        ws.send(Message::text("last words")).await.unwrap();
+        assert_eq!(next(&mut ws).await, Some(Message::text("last words")));
+        ws.close(None).await.unwrap();
+        while let Some(Ok(_)) = within("close", ws.next()).await {}
+        drop(ws);
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        assert!(
+            signalled.elapsed() < GRACE,
+            "{engine}: the drain waited {:?} for a closed WebSocket",
+            signalled.elapsed()
+        );
+        assert_eq!(proxy.closed("ended"), 1.0, "{engine}");
+        assert_eq!(proxy.closed("shutdown"), 0.0, "{engine}");
+    }
+}
+
+#[tokio::test]
+async fn an_h2_extended_connect_stream_carries_on_through_the_grace_period() {
+    let upstream = echo_server().await;
+    let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, "hyper")).await;
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (client, connection) = within("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = within("h2 ready", client.ready()).await.unwrap();
+    until("SETTINGS_ENABLE_CONNECT_PROTOCOL", || {
+        client.is_extended_connect_protocol_enabled()
+    })
+    .await;
+    let request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://localhost:{}/chat", proxy.addr.port()))
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let response = within("200 to the CONNECT", response).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut recv = response.into_body();
+
+    let signalled = proxy.begin_shutdown();
+    tokio::time::sleep(GRACE / 4).await;
+    send.send_data(client_frame(0x1, b"in the grace").into(), false)
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 + 12 {
+        let chunk = within("echo over h2", recv.data()).await.unwrap().unwrap();
+        recv.flow_control().release_capacity(chunk.len()).unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, [&[0x81, 12][..], b"in the grace"].concat());
+    // The stream (or the whole connection) ends at the deadline.
+    if let Some(Ok(chunk)) = within("the stream to end", recv.data()).await {
+        panic!("bytes after the cut: {chunk:?}");
+    }
+    at_the_deadline("the h2 stream ended", signalled.elapsed());
+    within("serve() to return", &mut proxy.served)
+        .await
+        .unwrap();
+    at_the_deadline("serve() returned", signalled.elapsed());
+    assert_eq!(proxy.closed("shutdown"), 1.0);
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_websocket_carry_on_then_closes_it_and_exits_0() {
+    let upstream = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    for engine in ENGINES {
+        let path = dir.path().join(format!("{engine}.toml"));
+        std::fs::write(&path, ws_toml_with_grace(upstream, engine)).unwrap();
+        let mut process = Process::start(
+            &[
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--log-format",
+                "json",
+            ],
+            &[("RUST_LOG", "info")],
+        );
+        let limit = Duration::from_secs(20);
+        let proxy = process.announced("listening", limit).await;
+        let mut ws = connect(proxy, "/chat").await;
+        ws.send(Message::text("before")).await.unwrap();
+        assert_eq!(next(&mut ws).await, Some(Message::text("before")));
+
+        process.signal("TERM");
+        let signalled = Instant::now();
+        process
+            .wait_stderr(limit, |text| text.contains("shutting down").then_some(()))
+            .await;
+        ws.send(Message::text("after SIGTERM")).await.unwrap();
+        assert_eq!(
+            next(&mut ws).await,
+            Some(Message::text("after SIGTERM")),
+            "{engine}: the WebSocket still works after SIGTERM"
+        );
+        cut(&mut ws).await;
+        at_the_deadline(
+            &format!("{engine}: the WebSocket closed"),
+            signalled.elapsed(),
+        );
+        let status = process.wait_exit(GRACE + STEP).await;
+        assert!(status.success(), "{engine}: {status}");
+        at_the_deadline(
+            &format!("{engine}: the process exited"),
+            signalled.elapsed(),
+        );
+        let closing = process
+            .stderr()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| event["message"] == "grace period over; closing upgraded connections")
+            .unwrap_or_else(|| panic!("{engine}: no closing line in\n{}", process.stderr()));
+        assert_eq!(closing["remaining"], 1, "{engine}: {closing}");
+    }
+}
+
+/// A raw upstream that switches to a made-up protocol (`Upgrade: echo`) and echoes every
+/// byte; each connection sends, when it ends, how its read ended (`Ok(0)`: the proxy shut
+/// its side down) and when.
+async fn raw_echo_upstream() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(std::io::Result<usize>, Instant)>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let ended_tx = ended_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                raw::read_until_head(&mut stream, &mut head).await.unwrap();
+                stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 1024];
+                let end = loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) => break Ok(0),
+                        Ok(n) => {
+                            if let Err(error) = stream.write_all(&buf[..n]).await {
+                                break Err(error);
+                            }
+                        }
+                        Err(error) => break Err(error),
+                    }
+                };
+                let _ = ended_tx.send((end, Instant::now()));
+            });
+        }
+    });
+    (addr, ended)
+}
+
+#[tokio::test]
+async fn a_raw_upgrade_is_closed_on_both_sides_at_the_grace_deadline() {
+    let (upstream, mut upstream_ended) = raw_echo_upstream().await;
+    for engine in ENGINES {
+        let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, engine)).await;
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client
+            .write_all(
+                b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        within("the 101", raw::read_until_head(&mut client, &mut head))
+            .await
+            .unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{engine}");
+
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        client.write_all(b"still there?").await.unwrap();
+        let mut echoed = [0u8; 12];
+        within("the echo", client.read_exact(&mut echoed))
+            .await
+            .unwrap();
+        assert_eq!(&echoed, b"still there?", "{engine}");
+
+        // The proxy shuts the client's socket: an end (FIN), not a reset, with nothing
+        // pending either way.
+        let mut rest = Vec::new();
+        let read = within("the client's end", client.read_to_end(&mut rest)).await;
+        assert_eq!(read.unwrap(), 0, "{engine}: {rest:?}");
+        at_the_deadline(
+            &format!("{engine}: the client's side closed"),
+            signalled.elapsed(),
+        );
+        let (end, at) = within("the upstream's end", upstream_ended.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            end.unwrap(),
+            0,
+            "{engine}: the upstream's side ended cleanly"
+        );
+        at_the_deadline(
+            &format!("{engine}: the upstream's side closed"),
+            at - signalled,
+        );
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        assert_eq!(proxy.closed("shutdown"), 1.0, "{engine}");
+    }
+}
+
+#[tokio::test]
+async fn wss_carries_on_through_the_grace_period_then_is_closed() {
+    let upstream = echo_server().await;
+    let pki = Pki::new("test CA");
+    let leaf = pki.server("leaf", &["localhost"]);
+    for engine in ENGINES {
+        let toml = with_listener_tls(&ws_toml_with_grace(upstream, engine), &leaf.pair());
+        let mut proxy = InProcess::start(&toml).await;
+        let tls = handshake(
+            proxy.addr,
+            "localhost",
+            client_config(&pki, &["http/1.1"], None),
+        )
+        .await
+        .expect("TLS handshake");
+        let (mut ws, _) = within(
+            "wss handshake",
+            tokio_tungstenite::client_async("wss://localhost/chat", tls),
+        )
+        .await
+        .expect("wss through shadowtap");
+        let signalled = proxy.begin_shutdown();
+        tokio::time::sleep(GRACE / 4).await;
+        ws.send(Message::text("secret")).await.unwrap();
+        let echoed = within("echo", ws.next()).await.unwrap().unwrap();
+        assert_eq!(echoed, Message::text("secret"), "{engine}");
+        cut(&mut ws).await;
+        at_the_deadline(&format!("{engine}: wss closed"), signalled.elapsed());
+        within("serve() to return", &mut proxy.served)
+            .await
+            .unwrap();
+        assert_eq!(proxy.closed("shutdown"), 1.0, "{engine}");
     }
 }

@@ -317,6 +317,7 @@ impl Proxy {
             upstream: native,
             idle: target.upgrade_idle_timeout,
             metrics: metrics.clone(),
+            splices: self.context.splices(),
         };
         let meter = |protocol| metrics.upgraded(route_metrics, protocol);
         let response = upgrade::forward(asked, parts, client, target, meter).await?;

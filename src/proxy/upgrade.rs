@@ -20,7 +20,8 @@ use crate::forward::{ForwardError, UpstreamBody};
 use crate::h1::exchange::ExchangeError;
 use crate::header_rules::{upgrade_ask, UpgradeAsk, UpgradeProtocol};
 use crate::splice::{splice, Spliced};
-use crate::telemetry::metrics::{Metrics, Task, UpgradeMeter};
+use crate::splices::Splices;
+use crate::telemetry::metrics::{Metrics, Task, UpgradeClosed, UpgradeMeter};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -120,6 +121,8 @@ pub(crate) struct Target<'a> {
     pub idle: Duration,
     /// For the panic counter of the splice task.
     pub metrics: Arc<Metrics>,
+    /// Where the splice task runs, so the shutdown drains it.
+    pub splices: &'a Arc<Splices>,
 }
 
 /// Sends the upgrade request (`parts`, its fields already rewritten by the rulebook, which
@@ -200,13 +203,17 @@ pub(crate) async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, switched_to);
     }
-    let meter = meter(asked.protocol);
+    let mut meter = meter(asked.protocol);
     let idle = target.idle;
+    let splices = target.splices.clone();
+    // Dropped where it is if the shutdown's grace period ends first: its meter then counts
+    // it as `shutdown`.
     let spliced = async move {
         let (client, upstream_side) = match tokio::join!(client, upstream_side) {
             (Ok(client), Ok(upstream_side)) => (client, upstream_side),
             (Err(error), _) | (_, Err(error)) => {
                 tracing::debug!(error = %error, "upgrade: a side never switched");
+                meter.closed(UpgradeClosed::Error);
                 return;
             }
         };
@@ -218,14 +225,28 @@ pub(crate) async fn forward(
             &meter.to_client,
         )
         .await;
-        match ended {
-            Ok(Spliced::Closed) => tracing::debug!("upgraded connection closed"),
-            Ok(Spliced::Idle) => tracing::debug!(?idle, "upgraded connection idle: closed"),
-            Err(error) => tracing::debug!(error = %error, "upgraded connection failed"),
-        }
-        drop(meter);
+        let reason = match ended {
+            Ok(Spliced::Closed) => {
+                tracing::debug!("upgraded connection closed");
+                UpgradeClosed::Ended
+            }
+            Ok(Spliced::Idle) => {
+                tracing::debug!(?idle, "upgraded connection idle: closed");
+                UpgradeClosed::Idle
+            }
+            // Its HTTP/2 connection, closed at the end of the grace period.
+            Err(error) if splices.cut_off() => {
+                tracing::debug!(error = %error, "upgraded connection cut by the shutdown");
+                UpgradeClosed::Shutdown
+            }
+            Err(error) => {
+                tracing::debug!(error = %error, "upgraded connection failed");
+                UpgradeClosed::Error
+            }
+        };
+        meter.closed(reason);
     };
-    tokio::spawn(
+    target.splices.spawn(
         crate::supervise::task(spliced, target.metrics, Task::Connection)
             .instrument(tracing::Span::current()),
     );

@@ -129,6 +129,9 @@ pub const UPGRADED_CONNECTIONS: &str = "shadowtap_upgraded_connections";
 /// `shadowtap_upgraded_bytes_total{route,direction}`: bytes spliced through upgraded
 /// connections, `to_upstream` or `to_client`.
 pub const UPGRADED_BYTES_TOTAL: &str = "shadowtap_upgraded_bytes_total";
+/// `shadowtap_upgraded_connections_closed_total{route,reason}`: upgraded connections closed,
+/// by [`UpgradeClosed`] (`shutdown`: still open when the shutdown grace period ran out).
+pub const UPGRADED_CONNECTIONS_CLOSED_TOTAL: &str = "shadowtap_upgraded_connections_closed_total";
 
 /// Latency-delta buckets in seconds, symmetric around zero (shadow faster is negative).
 pub const DELTA_BUCKETS: &[f64] = &[
@@ -306,19 +309,79 @@ impl MirrorOutcome {
 /// The `protocol` label of `shadowtap_upgrades_total`, decided by the header rulebook.
 pub use crate::header_rules::UpgradeProtocol;
 
+/// Why an upgraded connection closed: the `reason` label of
+/// `shadowtap_upgraded_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeClosed {
+    /// Both sides ended their sending (each end passed on to the other).
+    Ended,
+    /// Nothing moved either way for the route's `upgrade_idle_timeout`.
+    Idle,
+    /// A side failed (reset, or a side never switched).
+    Error,
+    /// Still open when the shutdown grace period ran out: closed by the proxy.
+    Shutdown,
+}
+
+impl UpgradeClosed {
+    /// Every reason, in the order of [`UpgradeMeter`]'s counters.
+    const ALL: [UpgradeClosed; 4] = [
+        UpgradeClosed::Ended,
+        UpgradeClosed::Idle,
+        UpgradeClosed::Error,
+        UpgradeClosed::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeClosed::Ended => "ended",
+            UpgradeClosed::Idle => "idle",
+            UpgradeClosed::Error => "error",
+            UpgradeClosed::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// The handles of one upgraded connection: registered when it opens (upgrades are rare next
-/// to requests, so a registry lookup there costs nothing on the request path), the gauge
-/// given back when it is dropped.
+/// to requests, so a registry lookup there costs nothing on the request path); when it is
+/// dropped the gauge is given back and the close counted, as `shutdown` unless
+/// [`UpgradeMeter::closed`] said why (a meter dropped unsaid was dropped with its aborted
+/// task, at the end of the grace period).
 pub struct UpgradeMeter {
     open: Gauge,
     /// Bytes from the client to the upstream.
     pub to_upstream: Counter,
     /// Bytes from the upstream to the client.
     pub to_client: Counter,
+    /// `shadowtap_upgraded_connections_closed_total`, in [`UpgradeClosed::ALL`] order.
+    closes: [Counter; 4],
+    reason: Option<UpgradeClosed>,
+}
+
+impl UpgradeMeter {
+    /// Says why the connection closed, counted when the meter is dropped.
+    pub fn closed(&mut self, reason: UpgradeClosed) {
+        self.reason = Some(reason);
+    }
 }
 
 impl Drop for UpgradeMeter {
     fn drop(&mut self) {
+        let reason = match self.reason {
+            Some(reason) => reason,
+            // Unwinding from a panic in the splice: not the shutdown's doing.
+            None if std::thread::panicking() => UpgradeClosed::Error,
+            None => UpgradeClosed::Shutdown,
+        };
+        let at = UpgradeClosed::ALL
+            .iter()
+            .position(|known| *known == reason)
+            .unwrap_or(0);
+        if let Some(counter) = self.closes.get(at) {
+            counter.increment(1);
+        }
+        // Last: a reader that sees the gauge back down sees the close counted.
         self.open.decrement(1.0);
     }
 }
@@ -854,6 +917,13 @@ impl Metrics {
                 UPGRADED_BYTES_TOTAL,
                 &[("route", label), ("direction", "to_client")],
             ),
+            closes: UpgradeClosed::ALL.map(|reason| {
+                self.counter(
+                    UPGRADED_CONNECTIONS_CLOSED_TOTAL,
+                    &[("route", label), ("reason", reason.as_str())],
+                )
+            }),
+            reason: None,
         }
     }
 
@@ -1127,6 +1197,12 @@ fn describe(recorder: &PrometheusRecorder) {
         UPGRADED_BYTES_TOTAL,
         Some(Unit::Bytes),
         "Bytes spliced through upgraded connections, by route and direction (to_upstream, to_client).",
+    );
+    help(
+        recorder,
+        UPGRADED_CONNECTIONS_CLOSED_TOTAL,
+        None,
+        "Upgraded connections closed, by route and reason (ended, idle, error, shutdown: still open when the shutdown grace period ran out).",
     );
     recorder.describe_gauge(
         KeyName::from_const_str(UPGRADED_CONNECTIONS),
