@@ -133,9 +133,9 @@ pub async fn serve(
             via: via.clone(),
             client_subject: None,
         });
-        let open = OpenConnection::new(metrics.clone(), permit);
         let span = tracing::debug_span!("connection", %peer);
         let connection = Connection {
+            open: OpenConnection::new(metrics.clone(), permit),
             current: current.clone(),
             info: info.clone(),
             config: config.clone(),
@@ -147,15 +147,8 @@ pub async fn serve(
         // between plaintext and TLS; the plaintext task is the same as without TLS support.
         match &tls {
             None => connections.spawn(
-                crate::supervise::connection(
-                    async move {
-                        connection.serve(stream).await;
-                        drop(open);
-                    },
-                    metrics.clone(),
-                    info,
-                )
-                .instrument(span),
+                crate::supervise::connection(connection.serve(stream), metrics.clone(), info)
+                    .instrument(span),
             ),
             Some(tls) => {
                 let tls = tls.clone();
@@ -165,7 +158,6 @@ pub async fn serve(
                             if let Some(established) = tls.accept(stream).await {
                                 connection.serve_tls(established, &tls).await;
                             }
-                            drop(open);
                         },
                         metrics.clone(),
                         info,
@@ -228,8 +220,9 @@ fn reaped(
     }
 }
 
-/// A connection counted as open, holding its slot under the connection cap, until its task
-/// ends however it ends: served to the end, or aborted when the grace period is over.
+/// A connection counted as open, holding its slot under the connection cap, until its socket
+/// is dropped however it ends: served to the end, aborted when the grace period is over, or,
+/// once it switched protocols, when its splice ends (the socket goes with hyper's upgrade).
 struct OpenConnection {
     metrics: Arc<crate::telemetry::Metrics>,
     _slot: OwnedSemaphorePermit,
@@ -253,6 +246,8 @@ impl Drop for OpenConnection {
 
 /// One accepted client connection and what serving it needs.
 struct Connection {
+    /// Its count and slot, kept with its socket from the hyper path on.
+    open: OpenConnection,
     /// The current config generation: each request is served by the one current when it
     /// starts.
     current: Arc<Current>,
@@ -329,6 +324,7 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
+            open,
             current,
             info,
             config,
@@ -364,6 +360,7 @@ impl Connection {
             scanner: HeadScanner::default(),
             state: state.clone(),
             send_stall: SendStall::new(config.client_send_timeout),
+            _open: open,
         };
         // With upgrades: a `101` (or an extended CONNECT's `200`) hands the connection to the
         // proxy's splice (`proxy::upgrade`).
@@ -432,6 +429,9 @@ struct Watched<S> {
     scanner: HeadScanner,
     state: Arc<ConnectionState>,
     send_stall: SendStall,
+    /// Dropped with the socket: after a switch of protocols the splice holds it, so an
+    /// upgraded connection keeps its slot under `max_connections` and is counted open.
+    _open: OpenConnection,
 }
 
 /// The listener's `client_send_timeout` on hyper's writes: a write that stays pending (the

@@ -303,6 +303,55 @@ async fn an_upgrade_is_counted_skipped_only_where_the_shadow_would_sample_it() {
     assert_eq!(shadow.count(), 0, "the shadow saw nothing");
 }
 
+/// An upgraded connection is an open client connection: it holds its slot under
+/// `max_connections` and is counted in `shadowtap_connections_active` until it closes, as
+/// nginx and Envoy count theirs, so a WebSocket flood cannot pass the cap.
+#[tokio::test]
+async fn an_upgraded_connection_keeps_its_slot_under_max_connections() {
+    let upstream = echo_server().await;
+    for engine in ENGINES {
+        let text =
+            ws_toml(upstream, engine, "").replace("[admin]", "max_connections = 1\n\n[admin]");
+        assert!(text.contains("max_connections = 1\n"), "{text}");
+        let proxy = Shadowtap::start(config(&text)).await;
+        let mut ws = connect(proxy.addr, "/chat").await;
+        ws.send(Message::text("hi")).await.unwrap();
+        assert_eq!(next(&mut ws).await, Some(Message::text("hi")));
+        let metrics = proxy.metrics().await;
+        assert_eq!(
+            metric_value(&metrics, "shadowtap_connections_active", &[]),
+            Some(1.0),
+            "{engine}"
+        );
+
+        // A second connection waits in the backlog while the WebSocket is open.
+        let mut second = TcpStream::connect(proxy.addr).await.unwrap();
+        second
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
+        assert!(
+            early.is_err(),
+            "{engine}: served past the cap beside a WebSocket"
+        );
+
+        // The WebSocket closes; the waiting connection is served.
+        ws.close(None).await.unwrap();
+        while next(&mut ws).await.is_some() {}
+        drop(ws);
+        let read = within("the second connection served", second.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(read > 0, "{engine}");
+        assert!(
+            String::from_utf8_lossy(&buf[..read]).starts_with("HTTP/1.1 "),
+            "{engine}"
+        );
+    }
+}
+
 /// An upstream that records requests and answers 200.
 async fn upstream_recording() -> Upstream {
     upstream().always(http::StatusCode::OK, "ok").start().await
