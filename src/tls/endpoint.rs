@@ -33,7 +33,11 @@ pub const TOKEN_ENV: &str = "SHADOWTAP_ADMIN_TOKEN";
 /// token when one is to be shown.
 #[derive(Clone)]
 pub struct Endpoint {
+    /// `host:port`, the port filled in from the scheme: where to connect.
     authority: String,
+    /// The `Host` field: the URL's host and port as written (RFC 9110 §7.2), so a virtual
+    /// host behind an ingress matches on `name`, not `name:443`.
+    host: String,
     tls: Option<UpstreamTls>,
     token: Option<BearerToken>,
 }
@@ -42,6 +46,7 @@ impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
             .field("authority", &self.authority)
+            .field("host", &self.host)
             .field("https", &self.tls.is_some())
             .field("token", &self.token)
             .finish()
@@ -186,8 +191,13 @@ impl Endpoint {
             true => Some(tls_client(flag, authority.host(), cacert)?),
             false => None,
         };
+        let host = match authority.port() {
+            Some(written) => format!("{}:{written}", authority.host()),
+            None => authority.host().to_string(),
+        };
         Ok(Endpoint {
             authority: format!("{}:{port}", authority.host()),
+            host,
             tls,
             token: None,
         })
@@ -209,7 +219,7 @@ impl Endpoint {
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)
-            .header(header::HOST, self.authority.as_str());
+            .header(header::HOST, self.host.as_str());
         if let Some(BearerToken(token)) = &self.token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -344,12 +354,27 @@ mod tests {
     fn default_ports_follow_the_scheme() {
         let plain = Endpoint::parse("--admin", "http://localhost/x", None).unwrap();
         assert_eq!(plain.authority(), "localhost:80");
+        let host = |endpoint: &Endpoint| {
+            let request = endpoint.request(Method::GET, "/").body(()).unwrap();
+            request.headers()[header::HOST]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        // Host says what the URL says; the connection goes to the scheme's port.
+        assert_eq!(host(&plain), "localhost");
+        let given = Endpoint::parse("--admin", "http://localhost:8080", None).unwrap();
+        assert_eq!(
+            (given.authority(), host(&given).as_str()),
+            ("localhost:8080", "localhost:8080")
+        );
         let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ca.pem");
         std::fs::write(&file, ca.cert.pem()).unwrap();
         let tls = Endpoint::parse("--admin", "https://localhost", Some(&file)).unwrap();
         assert_eq!(tls.authority(), "localhost:443");
+        assert_eq!(host(&tls), "localhost");
     }
 
     #[test]
