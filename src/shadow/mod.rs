@@ -35,12 +35,14 @@ use crate::config::{
     Config, MethodSet, PathRewrite, ShadowPolicy, StickySource, UpstreamId, UpstreamRef,
 };
 use crate::message::budget::Budget;
+use crate::message::budget::Held;
 use crate::message::copy::HeaderEdits;
 use crate::message::fields::{FieldLookup, Fields};
 use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
-use crate::message::tee::{TeeResult, TeeSink};
+use crate::message::tee::{Cutoff, TeeResult, TeeSink};
 use crate::record::{Dropped, Recorder};
 use crate::telemetry::{Metrics, MirrorOutcome};
+use bytes::Bytes;
 use control::{MirrorControl, RouteHandles, RouteSwitch, ShadowSwitch};
 use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -447,25 +449,14 @@ impl Mirror {
             .as_ref()
             .filter(|_| !plan.shadows.is_empty())
             .map(|secondary| (compiled.shadows.len(), secondary));
-        let kept = match result {
-            // Charged as it was captured: this sink names the budget.
-            TeeResult::Complete(body, held) => {
-                debug_assert_eq!(held.bytes(), body.len(), "a request tee is charged");
-                Ok((body, held))
-            }
-            TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
-            TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
-            TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),
-            // Not produced: this sink asks for no digest.
-            TeeResult::Digested { .. } => Err(MirrorOutcome::DroppedBodyTooLarge),
-        };
-        let (body, held) = match kept {
+        let (body, held) = match copy_outcome(result) {
             Ok(kept) => kept,
             Err(outcome) => {
                 if let (Some(recorder), Some(_)) = (&self.recorder, plan.recorded) {
                     recorder.dropped(match outcome {
                         MirrorOutcome::DroppedMemoryBudget => Dropped::OverBudget,
                         MirrorOutcome::DroppedClientAborted => Dropped::ClientAborted,
+                        MirrorOutcome::DroppedPrimaryFailed => Dropped::PrimaryFailed,
                         _ => Dropped::BodyTooLarge,
                     });
                 }
@@ -578,6 +569,27 @@ impl Mirror {
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
             target.notice(MirrorOutcome::DroppedQueueFull);
         }
+    }
+}
+
+/// What a request body's copy is for the shadows: the body (and what it holds against the
+/// budget) when whole, else the one outcome every shadow it was sampled for counts. A body
+/// cut short is the client's loss only when its source failed (the client closed, reset,
+/// paused or broke its framing); a body its reader let go unfinished (the primary failed,
+/// timed out, or answered without reading it all) is the primary's.
+fn copy_outcome(result: TeeResult) -> Result<(Bytes, Held), MirrorOutcome> {
+    match result {
+        // Charged as it was captured: this sink names the budget.
+        TeeResult::Complete(body, held) => {
+            debug_assert_eq!(held.bytes(), body.len(), "a request tee is charged");
+            Ok((body, held))
+        }
+        TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
+        TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
+        TeeResult::Incomplete(Cutoff::Source) => Err(MirrorOutcome::DroppedClientAborted),
+        TeeResult::Incomplete(Cutoff::Reader) => Err(MirrorOutcome::DroppedPrimaryFailed),
+        // Not produced: this sink asks for no digest.
+        TeeResult::Digested { .. } => Err(MirrorOutcome::DroppedBodyTooLarge),
     }
 }
 
@@ -741,3 +753,7 @@ impl TeeSink for RequestTee {
         self.trailers = Some(kept);
     }
 }
+
+#[cfg(test)]
+#[path = "outcome_tests.rs"]
+mod outcome_tests;
