@@ -335,3 +335,54 @@ async fn a_client_that_leaves_or_stalls_mid_body_is_a_client_abort() {
         counted_once_as(&proxy, &shadow, "dropped_client_aborted", &case).await;
     }
 }
+
+/// The recording counts the same distinction: an exchange sampled for it whose body the
+/// primary cut short is `dropped_primary_failed`, one the client left is
+/// `dropped_client_aborted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_tells_the_primarys_failure_from_the_clients_abort() {
+    const ENTRIES: &str = "shadowtap_record_entries_total";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("recording.jsonl");
+    let closing = raw_primary(Misbehaves::ClosesMidBody).await;
+    let echo = echo_primary().await;
+    for (primary, expected, other) in [
+        (
+            closing.addr,
+            "dropped_primary_failed",
+            "dropped_client_aborted",
+        ),
+        (
+            echo.addr,
+            "dropped_client_aborted",
+            "dropped_primary_failed",
+        ),
+    ] {
+        let toml = format!(
+            "{}\n[upstreams.app]\nurl = \"http://{primary}\"\n\n[[routes]]\nname = \"all\"\n\
+             primary = \"app\"\n\n[record]\nfile = {:?}\n",
+            listener_and_admin(""),
+            file.display().to_string()
+        );
+        let proxy = Shadowtap::start(config(&toml)).await;
+        match expected {
+            "dropped_primary_failed" => {
+                assert_eq!(http1_upload(&proxy, "/upload").await, Some(502));
+            }
+            _ => abort_mid_body(proxy.addr, "/aborted", DECLARED, FIRST).await,
+        }
+        let counted = |text: &str, result: &str| {
+            support::metrics::metric_sum(text, ENTRIES, &[("result", result)])
+        };
+        let metrics = until_metrics(
+            proxy.admin,
+            "the recorded exchange to be counted",
+            |text| counted(text, expected) >= 1.0,
+            |text| text.to_string(),
+        )
+        .await;
+        assert_eq!(counted(&metrics, expected), 1.0, "{expected}");
+        assert_eq!(counted(&metrics, other), 0.0, "{expected}");
+        assert_eq!(counted(&metrics, "written"), 0.0, "{expected}");
+    }
+}
