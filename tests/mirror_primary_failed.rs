@@ -386,3 +386,32 @@ async fn the_recording_tells_the_primarys_failure_from_the_clients_abort() {
         assert_eq!(counted(&metrics, "written"), 0.0, "{expected}");
     }
 }
+
+/// A request whose body came whole with its head is mirrored whole even when the primary
+/// answers before taking all of it (as when the primary fails before it has any): the
+/// client's connection had the whole body, so the shadow gets it, every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_request_answered_early_is_still_mirrored_whole() {
+    for engine in ["native", "hyper"] {
+        let primary = raw_primary(Misbehaves::AnswersEarly).await;
+        let shadow = healthy_shadow(Duration::ZERO).await;
+        let proxy = proxy_for(primary.addr, shadow.addr, engine, false, "").await;
+        let body: Vec<u8> = (0..12_000).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut request = format!(
+            "POST /whole HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let mut client = RawClient::connect(proxy.addr).await;
+        client.send(&request).await;
+        let answer = client.response().await.map(|response| response.status);
+        assert_eq!(answer, Some(200), "{engine}");
+        let metrics = settled(&proxy).await;
+        let counts = outcomes(&metrics);
+        assert_eq!(sampled(&metrics), 1, "{engine}: {counts:?}");
+        for copy in shadow.received() {
+            assert_eq!(copy.body.len(), body.len(), "{engine}: {counts:?}");
+        }
+    }
+}
