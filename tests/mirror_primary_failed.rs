@@ -415,3 +415,38 @@ async fn a_whole_request_answered_early_is_still_mirrored_whole() {
         }
     }
 }
+
+/// The hyper path: an h2c client that resets its stream while the upload waits on a primary
+/// that takes nothing. hyper drops the request at once, before the body is polled again; the
+/// copy is still the client's loss (its body had failed), not the primary's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_resets_while_the_primary_holds_its_upload_is_a_client_abort() {
+    let primary = raw_primary(Misbehaves::StopsReading).await;
+    let shadow = healthy_shadow(Duration::ZERO).await;
+    let proxy = proxy_for(primary.addr, shadow.addr, "native", false, "").await;
+    let (frames, body) = channel_body(64);
+    let request = Request::post(proxy.url("/held")).body(body).unwrap();
+    // More than the sockets to the primary hold: the upload soon waits on the primary.
+    let feeder = tokio::spawn(async move {
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..200 {
+            if frames.send(Frame::data(piece.clone())).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+    // Given up on before the primary's response timeout (500 ms): RST_STREAM.
+    let answer =
+        tokio::time::timeout(Duration::from_millis(250), h2_client().request(request)).await;
+    assert!(answer.is_err(), "no answer can come");
+    drop(answer);
+    counted_once_as(
+        &proxy,
+        &shadow,
+        "dropped_client_aborted",
+        "h2c client resets",
+    )
+    .await;
+    feeder.abort();
+}

@@ -247,6 +247,8 @@ impl<S: TeeSink> Drop for Tee<S> {
 
 /// A body wrapped in an optional tee. With no tee it is a plain pass-through.
 pub struct TeeBody<B, S: TeeSink> {
+    /// Declared (so dropped) before the tee: a body's own drop may record how its source
+    /// ended, which the sink then reads when the tee reports (`RequestTee::watch_source`).
     inner: B,
     /// Boxed: the body is moved with its request or response through every layer, and a
     /// tee (a sampled request's copy) is far larger than the pointer most requests carry.
@@ -266,6 +268,12 @@ impl<B: Body, S: TeeSink> TeeBody<B, S> {
             }
         }
         body
+    }
+
+    /// The tee's sink while the copy is still open, for a caller that has more to tell it
+    /// than the body does (the hyper path's watch on the client's body).
+    pub fn sink_mut(&mut self) -> Option<&mut S> {
+        self.tee.as_mut().and_then(|tee| tee.sink.as_mut())
     }
 
     /// The body and its tee, for a caller that streams the body inside a type of its own

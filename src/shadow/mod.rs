@@ -34,6 +34,7 @@ pub mod sample;
 use crate::config::{
     Config, MethodSet, PathRewrite, ShadowPolicy, StickySource, UpstreamId, UpstreamRef,
 };
+use crate::forward::client_body::BodyWatch;
 use crate::message::budget::Budget;
 use crate::message::budget::Held;
 use crate::message::copy::HeaderEdits;
@@ -716,6 +717,8 @@ pub struct RequestTee {
     head: RequestHead,
     /// The body's trailer fields, when it had any (a chunked or HTTP/2 request).
     trailers: Option<HeaderMap>,
+    /// On the hyper path: how the client's body failed, for a body dropped unfinished.
+    source: Option<BodyWatch>,
 }
 
 impl RequestTee {
@@ -726,13 +729,30 @@ impl RequestTee {
             plan,
             head,
             trailers: None,
+            source: None,
         }
+    }
+
+    /// The watch on the client's body (the hyper path's [`ClientBody`]): a body its reader
+    /// dropped unfinished after the client's side had failed — hyper let go of a request
+    /// whose client reset its stream while the upload waited on the primary — is the
+    /// client's loss, not the primary's.
+    ///
+    /// [`ClientBody`]: crate::forward::client_body::ClientBody
+    pub fn watch_source(&mut self, watch: BodyWatch) {
+        self.source = Some(watch);
     }
 }
 
 /// The captured body is charged to the mirror's byte budget as it arrives.
 impl TeeSink for RequestTee {
     fn finish(self, result: TeeResult) {
+        let result = match (result, &self.source) {
+            (TeeResult::Incomplete(Cutoff::Reader), Some(watch)) if watch.client_failed() => {
+                TeeResult::Incomplete(Cutoff::Source)
+            }
+            (result, _) => result,
+        };
         self.mirror
             .finish(self.plan, self.head, self.trailers, result);
     }
