@@ -740,6 +740,7 @@ impl RequestTee {
     ///
     /// [`ClientBody`]: crate::forward::client_body::ClientBody
     pub fn watch_source(&mut self, watch: BodyWatch) {
+        watch.watch_drop();
         self.source = Some(watch);
     }
 }
