@@ -1,6 +1,9 @@
 //! The decision table: every way a sampled request's body copy can end, on both engines,
 //! and the one outcome each is counted as. Each row drives a real tee the way its engine
-//! does; [`copy_outcome`] turns what the tee reported into the outcome.
+//! does; [`copy_outcome`] turns what the tee reported into the outcome. One way is not a
+//! row: hyper dropping a request whose h2 client reset it while the upload waited on the
+//! primary (a reader's drop, turned into the client's by `RequestTee::watch_source`); it
+//! needs hyper, and is tested end to end in `tests/mirror_primary_failed.rs`.
 
 use super::copy_outcome;
 use crate::message::budget::Budget;
