@@ -166,7 +166,7 @@ def cmd_make_json(a):
 # ------------------------------------------------------------------ scrape / drain
 
 OUTCOMES = ("completed", "error", "timeout", "dropped_queue_full", "dropped_body_too_large",
-            "dropped_client_aborted", "dropped_memory_budget", "skipped_method",
+            "dropped_client_aborted", "dropped_primary_failed", "dropped_memory_budget", "skipped_method",
             "skipped_circuit_open")
 PROM_LINE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 PROM_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')

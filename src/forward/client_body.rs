@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Why the client's request body did not arrive in full.
@@ -80,6 +80,36 @@ impl BodyWatch {
     const NONE: u8 = 0;
     const TIMED_OUT: u8 = 1;
     const FAILED: u8 = 2;
+    /// Found failed only when the body was dropped unread: told to the mirror's copy, never
+    /// to the exchange (whose error, answered and counted, stays what it was).
+    const FOUND_FAILED: u8 = 3;
+    /// No failure yet, and a mirror's copy of the body wants to know of one found when the
+    /// body is dropped unread ([`BodyWatch::watch_drop`]).
+    const WATCHED: u8 = 4;
+    /// The most frames a dropped body's look at its client passes over (what a stream's
+    /// flow-control window lets the client have sent ahead).
+    const PROBED_FRAMES: usize = 1024;
+
+    /// Asks the body, should it be dropped unread, to look whether its client had failed
+    /// (for a mirrored request's copy; other bodies are dropped without a look).
+    pub fn watch_drop(&self) {
+        let _ = self.failure.compare_exchange(
+            BodyWatch::NONE,
+            BodyWatch::WATCHED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Whether the client's body failed (timed out, or reading it failed), including a
+    /// failure found only when the body was dropped unread (which [`BodyWatch::failure`]
+    /// does not report).
+    pub fn client_failed(&self) -> bool {
+        matches!(
+            self.failure.load(Ordering::Acquire),
+            BodyWatch::TIMED_OUT | BodyWatch::FAILED | BodyWatch::FOUND_FAILED
+        )
+    }
 
     /// The client's failure, if its body failed; the exchange's error is then a consequence.
     pub fn failure(&self) -> Option<ClientBodyFailure> {
@@ -103,6 +133,41 @@ pub enum ClientBodyFailure {
     },
     /// Reading the body failed.
     Failed,
+}
+
+/// A body let go before its end, by a reader that stopped polling it (the upstream failed or
+/// answered first, or hyper dropped the request because the client reset its stream): one
+/// look, without waiting, at whether the client's side had already failed, so that the
+/// shadows' copy ([`crate::shadow::RequestTee`]) blames the client for its own reset rather
+/// than the upstream. Only a watched body looks ([`BodyWatch::watch_drop`]), and the live
+/// answer is not changed by it: [`BodyWatch::failure`] does not report what was found this
+/// way. A body read to its end is not looked at again.
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        if self.inner.is_end_stream() || watch.failure.load(Ordering::Acquire) != BodyWatch::WATCHED
+        {
+            return;
+        }
+        // What the client sent before it failed is read first (an HTTP/2 stream keeps the
+        // frames it received until its reader takes them): passed over, as many as the
+        // connection had taken, up to a bound.
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..BodyWatch::PROBED_FRAMES {
+            match Pin::new(&mut self.inner).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(_))) => {
+                    watch
+                        .failure
+                        .store(BodyWatch::FOUND_FAILED, Ordering::Release);
+                    return;
+                }
+                Poll::Ready(None) | Poll::Pending => return,
+            }
+        }
+    }
 }
 
 impl Body for ClientBody {

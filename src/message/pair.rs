@@ -289,7 +289,7 @@ impl crate::message::tee::TeeSink for PrimarySink {
                 CapturedResponse::over_budget(status, headers)
             }
             crate::message::tee::TeeResult::TooLarge
-            | crate::message::tee::TeeResult::Incomplete => {
+            | crate::message::tee::TeeResult::Incomplete(_) => {
                 return slot.publish(None);
             }
         };

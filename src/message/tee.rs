@@ -9,7 +9,9 @@
 //! that asks for it ([`TeeSink::digests`], the primary's answer) gets, in place of an
 //! abandoned copy, the length and running hash of the whole body ([`BodyDigest`]): the kept
 //! prefix is hashed once, then each further frame, and no byte is held. When the stream
-//! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`].
+//! ends, errors, or is dropped early, the sink hears exactly one [`TeeResult`]; a body cut
+//! short says which side cut it ([`Cutoff`]): an error from the stream is its source's, a
+//! drop before the end its reader's.
 // The data path: no indexing that can panic (see docs/ARCHITECTURE.md).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
@@ -33,8 +35,9 @@ pub enum TeeResult {
     /// The copy did not fit the byte budget with what the mirror side already held; it was
     /// dropped when it stopped fitting.
     OverBudget,
-    /// The stream failed or was dropped before its end; the copy is incomplete.
-    Incomplete,
+    /// The stream failed or was dropped before its end; the copy is incomplete. Which side
+    /// ended it decides what the copy's loss is counted as.
+    Incomplete(Cutoff),
     /// The copy passed the cap (or, with `over_budget`, the budget) and was dropped, but the
     /// sink asked for a digest: the whole body's length and hash.
     Digested {
@@ -43,6 +46,17 @@ pub enum TeeResult {
         /// Dropped for the byte budget rather than the cap.
         over_budget: bool,
     },
+}
+
+/// Which side of a teed body ended it before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cutoff {
+    /// The body's source failed: the stream returned an error, or its engine saw the sender
+    /// go (a request body: the client closed, reset, paused too long or broke its framing).
+    Source,
+    /// The reader let the body go unfinished, dropping it before its end (a request body:
+    /// the primary failed, timed out, or answered without reading it all).
+    Reader,
 }
 
 /// Receives the copy once the body is over.
@@ -152,7 +166,7 @@ impl<S: TeeSink> Tee<S> {
                     self.complete();
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.finish(TeeResult::Incomplete),
+            Poll::Ready(Some(Err(_))) => self.source_failed(),
             Poll::Ready(None) => self.complete(),
             Poll::Pending => {}
         }
@@ -210,6 +224,12 @@ impl<S: TeeSink> Tee<S> {
         }
     }
 
+    /// The body's source failed before its end (for an engine that reads the source itself
+    /// and sees it fail): the copy is incomplete, and the source's fault.
+    pub fn source_failed(&mut self) {
+        self.finish(TeeResult::Incomplete(Cutoff::Source));
+    }
+
     fn finish(&mut self, result: TeeResult) {
         if let Some(sink) = self.sink.take() {
             sink.finish(result);
@@ -219,13 +239,16 @@ impl<S: TeeSink> Tee<S> {
 
 impl<S: TeeSink> Drop for Tee<S> {
     fn drop(&mut self) {
-        // Dropped before the end: the stream was abandoned (client gone, upstream failed).
-        self.finish(TeeResult::Incomplete);
+        // Dropped before the end, no error seen from the source: its reader let it go (the
+        // upstream failed or answered first). A source that failed said so before.
+        self.finish(TeeResult::Incomplete(Cutoff::Reader));
     }
 }
 
 /// A body wrapped in an optional tee. With no tee it is a plain pass-through.
 pub struct TeeBody<B, S: TeeSink> {
+    /// Declared (so dropped) before the tee: a body's own drop may record how its source
+    /// ended, which the sink then reads when the tee reports (`RequestTee::watch_source`).
     inner: B,
     /// Boxed: the body is moved with its request or response through every layer, and a
     /// tee (a sampled request's copy) is far larger than the pointer most requests carry.
@@ -245,6 +268,12 @@ impl<B: Body, S: TeeSink> TeeBody<B, S> {
             }
         }
         body
+    }
+
+    /// The tee's sink while the copy is still open, for a caller that has more to tell it
+    /// than the body does (the hyper path's watch on the client's body).
+    pub fn sink_mut(&mut self) -> Option<&mut S> {
+        self.tee.as_mut().and_then(|tee| tee.sink.as_mut())
     }
 
     /// The body and its tee, for a caller that streams the body inside a type of its own

@@ -81,8 +81,16 @@ async fn an_error_or_early_drop_is_incomplete_exactly_once() {
         Some(Tee::new(64, recorder2.clone())),
     );
     drop(body);
-    assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::Incomplete]);
-    assert_eq!(*recorder2.0.lock().unwrap(), vec![TeeResult::Incomplete]);
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        vec![TeeResult::Incomplete(Cutoff::Source)],
+        "an error is the source's"
+    );
+    assert_eq!(
+        *recorder2.0.lock().unwrap(),
+        vec![TeeResult::Incomplete(Cutoff::Reader)],
+        "a drop before the end is the reader's"
+    );
 }
 
 /// Records the trailers it is shown, and its one result.
@@ -257,5 +265,8 @@ async fn past_the_cap_or_the_budget_a_digesting_sink_gets_the_whole_bodys_digest
     );
     body.frame().await.unwrap().unwrap();
     drop(body);
-    assert_eq!(*recorder.0.lock().unwrap(), vec![TeeResult::Incomplete]);
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        vec![TeeResult::Incomplete(Cutoff::Reader)]
+    );
 }

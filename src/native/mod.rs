@@ -189,6 +189,17 @@ fn mirror_whole_request(flight: &mut InFlight<'_>) {
     }
 }
 
+/// The client's body failed mid-upload (it closed, reset or paused too long): the shadows'
+/// copy ends as the source's loss (`dropped_client_aborted`). Every other copy the engine
+/// lets go unfinished (the primary failed, timed out, or answered first) is dropped with its
+/// flight, which counts it as the primary's (`dropped_primary_failed`).
+fn client_failed(flight: &mut InFlight<'_>) {
+    if let Some(copy) = flight.request_copy.as_mut() {
+        copy.source_failed();
+        flight.request_copy = None;
+    }
+}
+
 /// Ends a client connection with a FIN once everything written is sent.
 async fn close<S: ClientStream>(mut client: S) -> Ended<S> {
     let _ = client.shutdown().await;
@@ -489,16 +500,21 @@ impl<'a> Connection<'a> {
                     // connection closes after the answer.
                     Ok(Wrote::Answered(())) => {}
                     // The client left mid-body: counted as the hyper path counts it; the
-                    // 400 is written in case it only stopped sending.
+                    // 400 is written in case it only stopped sending. The shadows' copy is
+                    // the client's loss (see `client_failed`).
                     Err(UploadFailure::Client(error)) => {
+                        client_failed(flight);
                         return Err(Unsent::Failed(ForwardError::ClientAborted {
                             source: Box::new(error),
                         }));
                     }
+                    // The primary's failure: the copy, dropped with the flight, is counted
+                    // as the reader's (`dropped_primary_failed`).
                     Err(UploadFailure::Upstream(failure)) => {
                         return Err(failed(upload_error(upstream, failure)));
                     }
                     Err(UploadFailure::ClientPaused) => {
+                        client_failed(flight);
                         return Err(Unsent::Failed(ForwardError::ClientTimeout {
                             after: self.config.client_body_timeout,
                         }));

@@ -265,6 +265,11 @@ impl Proxy {
         let (mut request, capture) = self
             .mirroring
             .begin(Some(found), Request::from_parts(parts, body));
+        // A sampled request's copy learns how the client's body failed, even when it is
+        // dropped without polling it again (see `RequestTee::watch_source`).
+        if let (Some(watch), Some(copy)) = (&watch, request.body_mut().sink_mut()) {
+            copy.watch_source(watch.clone());
+        }
         *request.uri_mut() = upstream
             .uri_for(request.uri().path_and_query())
             .map_err(|_| ProxyError::Unsupported("bad request target\n"))?;

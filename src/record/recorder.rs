@@ -33,6 +33,9 @@ pub enum Dropped {
     OverBudget,
     /// The client went away before its body was complete.
     ClientAborted,
+    /// The primary failed, or answered without reading the whole body, while the body was
+    /// still arriving: the request could not be captured whole.
+    PrimaryFailed,
     /// The primary gave no complete answer (it failed, or the client hung up).
     NoAnswer,
 }
@@ -44,6 +47,7 @@ struct Counters {
     body_too_large: Counter,
     over_budget: Counter,
     client_aborted: Counter,
+    primary_failed: Counter,
     no_answer: Counter,
     error: Counter,
     bytes: Counter,
@@ -58,6 +62,7 @@ impl Counters {
             body_too_large: result("dropped_body_too_large"),
             over_budget: result("dropped_over_budget"),
             client_aborted: result("dropped_client_aborted"),
+            primary_failed: result("dropped_primary_failed"),
             no_answer: result("dropped_no_answer"),
             error: result("error"),
             bytes: metrics.counter(RECORD_BYTES_TOTAL, &[]),
@@ -70,6 +75,7 @@ impl Counters {
             Dropped::BodyTooLarge => &self.body_too_large,
             Dropped::OverBudget => &self.over_budget,
             Dropped::ClientAborted => &self.client_aborted,
+            Dropped::PrimaryFailed => &self.primary_failed,
             Dropped::NoAnswer => &self.no_answer,
         }
     }

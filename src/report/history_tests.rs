@@ -49,7 +49,8 @@ fn series_past_the_cap_are_counted_not_kept() {
         History::bytes_bound(60, 2),
         120 * std::mem::size_of::<Bucket>()
     );
-    assert_eq!(std::mem::size_of::<Bucket>(), 512, "the size README states");
+    // 520 since a bucket counts one mirror outcome more (`dropped_primary_failed`).
+    assert_eq!(std::mem::size_of::<Bucket>(), 520, "the size README states");
 }
 
 #[test]

@@ -34,13 +34,16 @@ pub mod sample;
 use crate::config::{
     Config, MethodSet, PathRewrite, ShadowPolicy, StickySource, UpstreamId, UpstreamRef,
 };
+use crate::forward::client_body::BodyWatch;
 use crate::message::budget::Budget;
+use crate::message::budget::Held;
 use crate::message::copy::HeaderEdits;
 use crate::message::fields::{FieldLookup, Fields};
 use crate::message::pair::{CapturedRequest, PairSink, PrimaryCell, PrimarySlot};
-use crate::message::tee::{TeeResult, TeeSink};
+use crate::message::tee::{Cutoff, TeeResult, TeeSink};
 use crate::record::{Dropped, Recorder};
 use crate::telemetry::{Metrics, MirrorOutcome};
+use bytes::Bytes;
 use control::{MirrorControl, RouteHandles, RouteSwitch, ShadowSwitch};
 use dispatch::{JobRole, Outlet, ShadowJob, ShadowTarget};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -484,25 +487,14 @@ impl Mirror {
             .as_ref()
             .filter(|_| !plan.shadows.is_empty())
             .map(|secondary| (compiled.shadows.len(), secondary));
-        let kept = match result {
-            // Charged as it was captured: this sink names the budget.
-            TeeResult::Complete(body, held) => {
-                debug_assert_eq!(held.bytes(), body.len(), "a request tee is charged");
-                Ok((body, held))
-            }
-            TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
-            TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
-            TeeResult::Incomplete => Err(MirrorOutcome::DroppedClientAborted),
-            // Not produced: this sink asks for no digest.
-            TeeResult::Digested { .. } => Err(MirrorOutcome::DroppedBodyTooLarge),
-        };
-        let (body, held) = match kept {
+        let (body, held) = match copy_outcome(result) {
             Ok(kept) => kept,
             Err(outcome) => {
                 if let (Some(recorder), Some(_)) = (&self.recorder, plan.recorded) {
                     recorder.dropped(match outcome {
                         MirrorOutcome::DroppedMemoryBudget => Dropped::OverBudget,
                         MirrorOutcome::DroppedClientAborted => Dropped::ClientAborted,
+                        MirrorOutcome::DroppedPrimaryFailed => Dropped::PrimaryFailed,
                         _ => Dropped::BodyTooLarge,
                     });
                 }
@@ -616,6 +608,27 @@ impl Mirror {
                 .record_mirror(route_metrics, position, MirrorOutcome::DroppedQueueFull);
             target.notice(MirrorOutcome::DroppedQueueFull);
         }
+    }
+}
+
+/// What a request body's copy is for the shadows: the body (and what it holds against the
+/// budget) when whole, else the one outcome every shadow it was sampled for counts. A body
+/// cut short is the client's loss only when its source failed (the client closed, reset,
+/// paused or broke its framing); a body its reader let go unfinished (the primary failed,
+/// timed out, or answered without reading it all) is the primary's.
+fn copy_outcome(result: TeeResult) -> Result<(Bytes, Held), MirrorOutcome> {
+    match result {
+        // Charged as it was captured: this sink names the budget.
+        TeeResult::Complete(body, held) => {
+            debug_assert_eq!(held.bytes(), body.len(), "a request tee is charged");
+            Ok((body, held))
+        }
+        TeeResult::OverBudget => Err(MirrorOutcome::DroppedMemoryBudget),
+        TeeResult::TooLarge => Err(MirrorOutcome::DroppedBodyTooLarge),
+        TeeResult::Incomplete(Cutoff::Source) => Err(MirrorOutcome::DroppedClientAborted),
+        TeeResult::Incomplete(Cutoff::Reader) => Err(MirrorOutcome::DroppedPrimaryFailed),
+        // Not produced: this sink asks for no digest.
+        TeeResult::Digested { .. } => Err(MirrorOutcome::DroppedBodyTooLarge),
     }
 }
 
@@ -744,6 +757,8 @@ pub struct RequestTee {
     head: RequestHead,
     /// The body's trailer fields, when it had any (a chunked or HTTP/2 request).
     trailers: Option<HeaderMap>,
+    /// On the hyper path: how the client's body failed, for a body dropped unfinished.
+    source: Option<BodyWatch>,
 }
 
 impl RequestTee {
@@ -754,13 +769,31 @@ impl RequestTee {
             plan,
             head,
             trailers: None,
+            source: None,
         }
+    }
+
+    /// The watch on the client's body (the hyper path's [`ClientBody`]): a body its reader
+    /// dropped unfinished after the client's side had failed — hyper let go of a request
+    /// whose client reset its stream while the upload waited on the primary — is the
+    /// client's loss, not the primary's.
+    ///
+    /// [`ClientBody`]: crate::forward::client_body::ClientBody
+    pub fn watch_source(&mut self, watch: BodyWatch) {
+        watch.watch_drop();
+        self.source = Some(watch);
     }
 }
 
 /// The captured body is charged to the mirror's byte budget as it arrives.
 impl TeeSink for RequestTee {
     fn finish(self, result: TeeResult) {
+        let result = match (result, &self.source) {
+            (TeeResult::Incomplete(Cutoff::Reader), Some(watch)) if watch.client_failed() => {
+                TeeResult::Incomplete(Cutoff::Source)
+            }
+            (result, _) => result,
+        };
         self.mirror
             .finish(self.plan, self.head, self.trailers, result);
     }
@@ -781,3 +814,7 @@ impl TeeSink for RequestTee {
         self.trailers = Some(kept);
     }
 }
+
+#[cfg(test)]
+#[path = "outcome_tests.rs"]
+mod outcome_tests;

@@ -66,12 +66,13 @@ impl Limiter {
 }
 
 /// The outcomes that are noticed, in limiter order.
-const NOTICED: [MirrorOutcome; 6] = [
+const NOTICED: [MirrorOutcome; 7] = [
     MirrorOutcome::Error,
     MirrorOutcome::Timeout,
     MirrorOutcome::DroppedQueueFull,
     MirrorOutcome::DroppedBodyTooLarge,
     MirrorOutcome::DroppedClientAborted,
+    MirrorOutcome::DroppedPrimaryFailed,
     MirrorOutcome::DroppedMemoryBudget,
 ];
 
@@ -171,7 +172,15 @@ impl Notices {
                 reason,
                 events,
                 interval_s,
-                "mirror copy dropped: the request body did not arrive in full"
+                "mirror copy dropped: the client left before its request body was whole"
+            ),
+            // The primary's failure is logged (and counted) by the live path already.
+            MirrorOutcome::DroppedPrimaryFailed => tracing::info!(
+                shadow,
+                reason,
+                events,
+                interval_s,
+                "mirror copy dropped: the primary failed or answered before the request body was whole"
             ),
             _ => {}
         }

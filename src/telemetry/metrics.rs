@@ -250,8 +250,12 @@ pub enum MirrorOutcome {
     DroppedQueueFull,
     /// The request body passed the route's `max_body_bytes`.
     DroppedBodyTooLarge,
-    /// The request body did not arrive in full (client aborted, or the primary stopped reading it).
+    /// The client went away (closed, reset, paused past `client_body_timeout`, broke its
+    /// framing) before its request body was whole.
     DroppedClientAborted,
+    /// The primary failed (unreachable, reset, timed out) or answered without reading the
+    /// whole request body while it was still arriving: the copy could not be completed.
+    DroppedPrimaryFailed,
     /// The request body did not fit `mirror.max_buffered_bytes` with what the mirror already held.
     DroppedMemoryBudget,
     /// The method is not mirrored by this shadow (the side-effect policy).
@@ -267,13 +271,14 @@ pub enum MirrorOutcome {
 
 impl MirrorOutcome {
     /// Every outcome, in label-index order.
-    pub const ALL: [MirrorOutcome; 11] = [
+    pub const ALL: [MirrorOutcome; 12] = [
         MirrorOutcome::Completed,
         MirrorOutcome::Error,
         MirrorOutcome::Timeout,
         MirrorOutcome::DroppedQueueFull,
         MirrorOutcome::DroppedBodyTooLarge,
         MirrorOutcome::DroppedClientAborted,
+        MirrorOutcome::DroppedPrimaryFailed,
         MirrorOutcome::DroppedMemoryBudget,
         MirrorOutcome::SkippedMethod,
         MirrorOutcome::SkippedCircuitOpen,
@@ -290,6 +295,7 @@ impl MirrorOutcome {
             MirrorOutcome::DroppedQueueFull => "dropped_queue_full",
             MirrorOutcome::DroppedBodyTooLarge => "dropped_body_too_large",
             MirrorOutcome::DroppedClientAborted => "dropped_client_aborted",
+            MirrorOutcome::DroppedPrimaryFailed => "dropped_primary_failed",
             MirrorOutcome::DroppedMemoryBudget => "dropped_memory_budget",
             MirrorOutcome::SkippedMethod => "skipped_method",
             MirrorOutcome::SkippedCircuitOpen => "skipped_circuit_open",
@@ -1321,7 +1327,7 @@ fn describe(recorder: &PrometheusRecorder) {
         recorder,
         RECORD_ENTRIES_TOTAL,
         None,
-        "Sampled exchanges for the recording, by result: written, dropped_queue_full, dropped_body_too_large, dropped_over_budget, dropped_client_aborted, dropped_no_answer, error.",
+        "Sampled exchanges for the recording, by result: written, dropped_queue_full, dropped_body_too_large, dropped_over_budget, dropped_client_aborted, dropped_primary_failed, dropped_no_answer, error.",
     );
     help(
         recorder,

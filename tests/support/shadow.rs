@@ -14,13 +14,14 @@ use std::time::Instant;
 pub type TestClient = Client<HttpConnector, Body>;
 
 /// Every `outcome` label of `shadowtap_mirror_requests_total`.
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 12] = [
     "completed",
     "error",
     "timeout",
     "dropped_queue_full",
     "dropped_body_too_large",
     "dropped_client_aborted",
+    "dropped_primary_failed",
     "dropped_memory_budget",
     "skipped_method",
     "skipped_circuit_open",

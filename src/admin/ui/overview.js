@@ -2,7 +2,8 @@
 import { h, replace, percent, ms, routeHash } from './dom.js';
 import { sparkline } from './charts.js';
 
-const DROPS = ['dropped_queue_full', 'dropped_body_too_large', 'dropped_client_aborted', 'dropped_memory_budget'];
+const DROPS = ['dropped_queue_full', 'dropped_body_too_large', 'dropped_client_aborted', 'dropped_primary_failed',
+  'dropped_memory_budget'];
 const SKIPS = ['skipped_method', 'skipped_circuit_open', 'skipped_paused'];
 
 /** The numbers of one row, from a `/api/v1/routes` entry. */
