@@ -465,7 +465,9 @@ impl<'a> Connection<'a> {
                     return Err(failed(upload_error(upstream, failure)));
                 }
             };
-            if let (false, Some(copy)) = (answered, flight.request_copy.as_mut()) {
+            // A whole request's copy is whole whatever the primary did with it (it is then
+            // completed below, `body_consumed` being set from the start).
+            if let (true, Some(copy)) = (!answered || flight.whole, flight.request_copy.as_mut()) {
                 copy.push_slice(&flight.body_start);
             }
             let sent_at = Instant::now();
