@@ -11,6 +11,7 @@
 
 use crate::telemetry::metrics::MirrorOutcome;
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,7 +148,7 @@ pub struct PairPoint {
 pub struct History {
     minutes: usize,
     max_series: usize,
-    series: HashMap<(Arc<str>, Arc<str>), Series>,
+    series: HashMap<(Arc<str>, Arc<str>), Series, foldhash::fast::RandomState>,
     /// Pairs of series past `max_series`, not tracked.
     untracked_pairs: u64,
 }
@@ -158,7 +159,7 @@ impl History {
         History {
             minutes: minutes.max(1),
             max_series,
-            series: HashMap::new(),
+            series: HashMap::default(),
             untracked_pairs: 0,
         }
     }
@@ -168,17 +169,16 @@ impl History {
         minutes.max(1) * max_series * std::mem::size_of::<Bucket>()
     }
 
+    /// One lookup per pair: the entry is found, or made while under `max_series`.
     fn series(&mut self, route: &Arc<str>, shadow: &Arc<str>) -> Option<&mut Series> {
-        let key = (route.clone(), shadow.clone());
-        if !self.series.contains_key(&key) && self.series.len() >= self.max_series {
-            return None;
+        let held = self.series.len();
+        match self.series.entry((route.clone(), shadow.clone())) {
+            Entry::Occupied(found) => Some(found.into_mut()),
+            Entry::Vacant(room) if held < self.max_series => {
+                Some(room.insert(Series::new(self.minutes)))
+            }
+            Entry::Vacant(_) => None,
         }
-        let minutes = self.minutes;
-        Some(
-            self.series
-                .entry(key)
-                .or_insert_with(|| Series::new(minutes)),
-        )
     }
 
     /// Adds a compared pair to `minute` (minutes since the Unix epoch).

@@ -100,7 +100,9 @@ struct State {
     /// Each route's pins, by route name: kept across reloads (runtime pins survive, config
     /// pins are replaced), shared with the route's noise models.
     pins: Mutex<HashMap<String, Arc<Pins>>>,
-    stats: Mutex<HashMap<PairKey, PairStats>>,
+    /// Looked up once per compared pair: foldhash, not SipHash (the keys are the config's
+    /// route and shadow names, not a client's).
+    stats: Mutex<HashMap<PairKey, PairStats, foldhash::fast::RandomState>>,
     /// Endpoint names, results per endpoint, and each route label's noise model.
     endpoints: endpoints::EndpointBook,
     samples: Mutex<SampleStore>,
@@ -181,7 +183,7 @@ impl Reporter {
             config: compare,
             metrics: metrics.clone(),
             pins: Mutex::new(HashMap::new()),
-            stats: Mutex::new(HashMap::new()),
+            stats: Mutex::new(HashMap::default()),
             diff_log: Mutex::new(diff_log),
         });
         let queue = Arc::new(PairQueue::new(state.config.queue_capacity, WORKER_TICK));
