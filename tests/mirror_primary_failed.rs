@@ -184,6 +184,25 @@ async fn h2_upload(proxy: &Shadowtap, path: &str) -> Option<u16> {
     answer.ok().map(|response| response.status().as_u16())
 }
 
+/// Uploads through `proxy` (h2c or HTTP/1.1) to a primary that fails mid-body; the client's
+/// answer is `status` when one is expected, and the copy is counted once as the primary's.
+async fn upload_lost_to_the_primary(
+    proxy: &Shadowtap,
+    shadow: &Upstream,
+    h2c: bool,
+    status: Option<u16>,
+    case: &str,
+) {
+    let answered = match h2c {
+        true => h2_upload(proxy, "/upload").await,
+        false => http1_upload(proxy, "/upload").await,
+    };
+    if let Some(status) = status {
+        assert_eq!(answered, Some(status), "{case}");
+    }
+    counted_once_as(proxy, shadow, "dropped_primary_failed", case).await;
+}
+
 /// Waits for the one sampled copy to be counted, and checks it was counted once, as
 /// `expected`, with nothing sent to the shadow.
 async fn counted_once_as(proxy: &Shadowtap, shadow: &Upstream, expected: &str, case: &str) {
@@ -206,14 +225,7 @@ async fn primary_fails_mid_body(how: Misbehaves, status: Option<u16>, what: &str
         let shadow = healthy_shadow(Duration::ZERO).await;
         let proxy = proxy_for(primary.addr, shadow.addr, engine, false, "").await;
         let case = format!("{what}, {engine} engine, h2c client: {h2c}");
-        let answered = match h2c {
-            true => h2_upload(&proxy, "/upload").await,
-            false => http1_upload(&proxy, "/upload").await,
-        };
-        if let Some(status) = status {
-            assert_eq!(answered, Some(status), "{case}");
-        }
-        counted_once_as(&proxy, &shadow, "dropped_primary_failed", &case).await;
+        upload_lost_to_the_primary(&proxy, &shadow, h2c, status, &case).await;
     }
 }
 
@@ -293,14 +305,7 @@ async fn an_http2_primary_that_resets_or_answers_early_is_not_a_client_abort() {
             let shadow = healthy_shadow(Duration::ZERO).await;
             let proxy = proxy_for(primary.addr, shadow.addr, "native", true, "").await;
             let case = format!("{what}, h2c client: {h2c}");
-            let answered = match h2c {
-                true => h2_upload(&proxy, "/upload").await,
-                false => http1_upload(&proxy, "/upload").await,
-            };
-            if let Some(status) = status {
-                assert_eq!(answered, Some(status), "{case}");
-            }
-            counted_once_as(&proxy, &shadow, "dropped_primary_failed", &case).await;
+            upload_lost_to_the_primary(&proxy, &shadow, h2c, status, &case).await;
         }
     }
 }

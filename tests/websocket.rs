@@ -352,6 +352,47 @@ async fn an_upgraded_connection_keeps_its_slot_under_max_connections() {
     }
 }
 
+/// An RFC 8441 WebSocket opened to `/chat` over a new h2 connection to `proxy`, once the
+/// server's SETTINGS allow extended CONNECT: its answer, and the stream to send on.
+async fn extended_connect(
+    proxy: SocketAddr,
+) -> (http::Response<h2::RecvStream>, h2::SendStream<bytes::Bytes>) {
+    let tcp = TcpStream::connect(proxy).await.unwrap();
+    let (client, connection) = within("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = within("h2 ready", client.ready()).await.unwrap();
+    // The server's first SETTINGS says it takes extended CONNECT.
+    until("SETTINGS_ENABLE_CONNECT_PROTOCOL", || {
+        client.is_extended_connect_protocol_enabled()
+    })
+    .await;
+    let request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://localhost:{}/chat", proxy.port()))
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (response, send) = client.send_request(request, false).unwrap();
+    let response = within("200 to the CONNECT", response).await.unwrap();
+    (response, send)
+}
+
+/// At least `len` bytes read from an h2 stream, its flow-control window given back.
+async fn read_over_h2(recv: &mut h2::RecvStream, len: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < len {
+        let chunk = within("echo over h2", recv.data()).await.unwrap().unwrap();
+        recv.flow_control().release_capacity(chunk.len()).unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    got
+}
+
 /// An upstream that records requests and answers 200.
 async fn upstream_recording() -> Upstream {
     upstream().always(http::StatusCode::OK, "ok").start().await
@@ -541,40 +582,14 @@ async fn an_h2_client_by_extended_connect() {
     let upstream = echo_server().await;
     for engine in ENGINES {
         let proxy = Shadowtap::start(config(&ws_toml(upstream, engine, ""))).await;
-        let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-        let (client, connection) = within("h2 handshake", h2::client::handshake(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut client = within("h2 ready", client.ready()).await.unwrap();
-        // The server's first SETTINGS says it takes extended CONNECT.
-        until("SETTINGS_ENABLE_CONNECT_PROTOCOL", || {
-            client.is_extended_connect_protocol_enabled()
-        })
-        .await;
-        let request = http::Request::builder()
-            .method(http::Method::CONNECT)
-            .uri(format!("http://localhost:{}/chat", proxy.addr.port()))
-            .extension(h2::ext::Protocol::from_static("websocket"))
-            .header("sec-websocket-version", "13")
-            .body(())
-            .unwrap();
-        let (response, mut send) = client.send_request(request, false).unwrap();
-        let response = within("200 to the CONNECT", response).await.unwrap();
+        let (response, mut send) = extended_connect(proxy.addr).await;
         assert_eq!(response.status(), 200, "{engine}");
         assert!(response.headers().get("sec-websocket-accept").is_none());
         let mut recv = response.into_body();
 
         send.send_data(client_frame(0x1, b"over h2").into(), false)
             .unwrap();
-        let mut got = Vec::new();
-        while got.len() < 2 + 7 {
-            let chunk = within("echo over h2", recv.data()).await.unwrap().unwrap();
-            recv.flow_control().release_capacity(chunk.len()).unwrap();
-            got.extend_from_slice(&chunk);
-        }
+        let got = read_over_h2(&mut recv, 2 + 7).await;
         assert_eq!(got, [&[0x81, 7][..], b"over h2"].concat(), "{engine}");
 
         // The client's close, answered by the server's; then both ends.
@@ -796,27 +811,7 @@ async fn a_websocket_that_ends_within_the_grace_period_ends_the_drain_early() {
 async fn an_h2_extended_connect_stream_carries_on_through_the_grace_period() {
     let upstream = echo_server().await;
     let mut proxy = InProcess::start(&ws_toml_with_grace(upstream, "hyper")).await;
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let (client, connection) = within("h2 handshake", h2::client::handshake(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = within("h2 ready", client.ready()).await.unwrap();
-    until("SETTINGS_ENABLE_CONNECT_PROTOCOL", || {
-        client.is_extended_connect_protocol_enabled()
-    })
-    .await;
-    let request = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .uri(format!("http://localhost:{}/chat", proxy.addr.port()))
-        .extension(h2::ext::Protocol::from_static("websocket"))
-        .header("sec-websocket-version", "13")
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
-    let response = within("200 to the CONNECT", response).await.unwrap();
+    let (response, mut send) = extended_connect(proxy.addr).await;
     assert_eq!(response.status(), 200);
     let mut recv = response.into_body();
 
@@ -824,12 +819,7 @@ async fn an_h2_extended_connect_stream_carries_on_through_the_grace_period() {
     tokio::time::sleep(GRACE / 4).await;
     send.send_data(client_frame(0x1, b"in the grace").into(), false)
         .unwrap();
-    let mut got = Vec::new();
-    while got.len() < 2 + 12 {
-        let chunk = within("echo over h2", recv.data()).await.unwrap().unwrap();
-        recv.flow_control().release_capacity(chunk.len()).unwrap();
-        got.extend_from_slice(&chunk);
-    }
+    let got = read_over_h2(&mut recv, 2 + 12).await;
     assert_eq!(got, [&[0x81, 12][..], b"in the grace"].concat());
     // The stream (or the whole connection) ends at the deadline.
     if let Some(Ok(chunk)) = within("the stream to end", recv.data()).await {
